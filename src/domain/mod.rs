@@ -1,0 +1,25 @@
+//! Pure domain rules: money, identifiers, parties and lifecycles.
+//!
+//! No I/O here: no database, no HTTP, no clock reads. Each concept has its own error
+//! enum; the web layer attaches field names when it reports them.
+
+pub mod guarantee_number;
+pub mod lifecycle;
+pub mod money;
+pub mod party;
+pub mod resident_id;
+mod string_enum;
+pub mod uscc;
+pub mod verification_code;
+
+pub use guarantee_number::{GuaranteeNumber, GuaranteeNumberError};
+pub use lifecycle::{
+    ApplicationAction, ApplicationState, GuaranteeAction, GuaranteeState, PreClaimState,
+    TransitionError,
+};
+pub use money::{Amount, MoneyError};
+pub use party::{IssuerKind, OrgKind, ProviderKind, Role};
+pub use resident_id::{ResidentId, ResidentIdError};
+pub use string_enum::ParseEnumError;
+pub use uscc::{Uscc, UsccError};
+pub use verification_code::{VerificationCode, VerificationCodeError};
