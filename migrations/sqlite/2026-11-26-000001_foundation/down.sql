@@ -1,0 +1,17 @@
+DROP TABLE idempotency_keys;
+DROP TABLE mail_outbox;
+DROP TABLE audit_head;
+DROP TABLE audit_log;
+DROP TABLE claims;
+DROP TABLE guarantee_versions;
+DROP TABLE guarantees;
+DROP TABLE crls;
+DROP TABLE trust_anchors;
+DROP TABLE issuer_certificates;
+DROP TABLE applications;
+DROP TABLE sections;
+DROP TABLE projects;
+DROP TABLE sessions;
+DROP TABLE api_tokens;
+DROP TABLE users;
+DROP TABLE organizations;

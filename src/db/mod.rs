@@ -1,0 +1,236 @@
+//! Persistence: one diesel `MultiConnection` over SQLite and PostgreSQL, an r2d2 pool,
+//! embedded migrations per backend, and the few places where the dialects differ.
+
+pub mod audit;
+pub mod models;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection as _;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A key no other program on a shared PostgreSQL should use: several `baohan serve`
+/// instances starting together take it so only one of them runs the migrations.
+const MIGRATION_LOCK_KEY: i64 = 0x6261_6f68_616e_0001;
+
+/// A connection to either backend. Queries written once against [`schema`] run on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Sqlite(SqliteConnection),
+    Pg(PgConnection),
+}
+
+pub type DbPool = Pool<ConnectionManager>;
+pub type PooledConn = PooledConnection<ConnectionManager>;
+
+/// Which backend a database URL names. Chosen from the scheme alone: a PostgreSQL URL
+/// that fails to connect is an error, never a silent fall-back to SQLite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database URL must start with sqlite:// or postgres:// (got scheme {0:?})")]
+    UnknownScheme(String),
+    #[error("could not open the database pool: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("could not connect to the database: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("migrations failed: {0}")]
+    Migration(String),
+    #[error("could not create the database directory {path}: {source}")]
+    Directory {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl Backend {
+    /// Splits `sqlite://path` or `postgres://...` into the backend and the URL diesel wants.
+    pub fn from_url(url: &str) -> Result<(Backend, String), DbError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            Ok((Backend::Sqlite, path.to_owned()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok((Backend::Postgres, url.to_owned()))
+        } else {
+            let scheme = url.split(':').next().unwrap_or_default().to_owned();
+            Err(DbError::UnknownScheme(scheme))
+        }
+    }
+}
+
+impl DbConnection {
+    /// Connects to the backend the URL's scheme names. (The derived
+    /// `MultiConnection::establish` tries each backend in turn, which could open a
+    /// PostgreSQL URL as a SQLite file; we never call it.)
+    pub fn open(
+        backend: Backend,
+        diesel_url: &str,
+    ) -> Result<DbConnection, diesel::ConnectionError> {
+        Ok(match backend {
+            Backend::Sqlite => DbConnection::Sqlite(SqliteConnection::establish(diesel_url)?),
+            Backend::Postgres => DbConnection::Pg(PgConnection::establish(diesel_url)?),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbConnection::Sqlite(_) => Backend::Sqlite,
+            DbConnection::Pg(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// The r2d2 manager: like diesel's, but it opens the backend chosen from the scheme.
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    backend: Backend,
+    diesel_url: String,
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        DbConnection::open(self.backend, &self.diesel_url)
+            .map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// Per-connection SQLite settings. `busy_timeout` comes first so that the others wait
+/// for a lock instead of failing while another connection holds it.
+#[derive(Debug, Clone, Copy)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        if let DbConnection::Sqlite(c) = conn {
+            c.batch_execute(
+                "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens the pool and brings the schema up to date before anyone uses it.
+pub fn connect(url: &str, max_size: u32) -> Result<DbPool, DbError> {
+    let (backend, diesel_url) = prepare(url)?;
+    // One connection first: migrations (and WAL for SQLite, which is a property of the
+    // file and is set once) run before the pool hands out connections.
+    let mut first = DbConnection::open(backend, &diesel_url)?;
+    if let DbConnection::Sqlite(c) = &mut first {
+        c.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")?;
+    }
+    run_migrations(&mut first)?;
+    drop(first);
+
+    let manager = ConnectionManager {
+        backend,
+        diesel_url,
+    };
+    let builder = Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(Duration::from_secs(10));
+    let builder = match backend {
+        Backend::Sqlite => builder.connection_customizer(Box::new(SqlitePragmas)),
+        Backend::Postgres => builder,
+    };
+    Ok(builder.build(manager)?)
+}
+
+/// Turns our URL into diesel's, creating the SQLite file's directory when needed.
+fn prepare(url: &str) -> Result<(Backend, String), DbError> {
+    let (backend, diesel_url) = Backend::from_url(url)?;
+    if backend == Backend::Sqlite {
+        if let Some(parent) = std::path::Path::new(&diesel_url).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|source| DbError::Directory {
+                    path: parent.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+    }
+    Ok((backend, diesel_url))
+}
+
+/// Runs pending migrations for the connection's backend. On PostgreSQL an advisory
+/// lock makes concurrent starters wait for one another instead of racing.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<(), DbError> {
+    let migrate = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
+    match conn {
+        DbConnection::Sqlite(c) => {
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map_err(migrate)?;
+        }
+        DbConnection::Pg(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
+            let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
+            result.map_err(migrate)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` in one write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write
+/// lock is taken up front and a later lock upgrade cannot fail with SQLITE_BUSY.
+pub fn write_tx<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        DbConnection::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match f(conn) {
+        Ok(value) => match DbConnection::commit_transaction(conn) {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                // A failed COMMIT may leave the transaction open; roll it back so the
+                // pooled connection is clean for its next user.
+                let _ = DbConnection::rollback_transaction(conn);
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            DbConnection::rollback_transaction(conn)?;
+            Err(e)
+        }
+    }
+}
+
+/// Is the database answering? Used by `/readyz`.
+pub fn ping(conn: &mut DbConnection) -> Result<(), DbError> {
+    conn.batch_execute("SELECT 1")?;
+    Ok(())
+}

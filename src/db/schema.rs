@@ -1,0 +1,271 @@
+//! The diesel schema, shared by both backends. Only types common to SQLite and
+//! PostgreSQL appear here (text ids, `BigInt` fen, `Timestamp` in UTC, `Binary`).
+
+diesel::table! {
+    organizations (id) {
+        id -> Text,
+        kind -> Text,
+        issuer_kind -> Nullable<Text>,
+        provider_kind -> Nullable<Text>,
+        name -> Text,
+        uscc -> Text,
+        uscc_whitelisted -> Bool,
+        short_code -> Nullable<Text>,
+        email -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        organization_id -> Text,
+        username -> Text,
+        display_name -> Text,
+        email -> Nullable<Text>,
+        role -> Text,
+        password_hash -> Text,
+        resident_id_hmac -> Nullable<Text>,
+        resident_id_masked -> Nullable<Text>,
+        active -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        token_hash -> Text,
+        user_id -> Text,
+        csrf_token -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    projects (id) {
+        id -> Text,
+        code -> Text,
+        name -> Text,
+        tenderee_id -> Text,
+        agency_id -> Text,
+        bid_deadline -> Timestamp,
+        bid_opening_at -> Timestamp,
+        bid_validity_days -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sections (id) {
+        id -> Text,
+        project_id -> Text,
+        code -> Text,
+        name -> Text,
+        bond_amount_fen -> BigInt,
+        estimated_price_fen -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    applications (id) {
+        id -> Text,
+        enterprise_id -> Text,
+        section_id -> Text,
+        issuer_id -> Text,
+        kind -> Text,
+        amount_fen -> BigInt,
+        valid_from -> Timestamp,
+        valid_until -> Timestamp,
+        status -> Text,
+        premium_fen -> Nullable<BigInt>,
+        decline_reason -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    issuer_certificates (id) {
+        id -> Text,
+        organization_id -> Text,
+        fingerprint_sha256 -> Text,
+        subject -> Text,
+        serial -> Text,
+        not_before -> Timestamp,
+        not_after -> Timestamp,
+        certificate_der -> Binary,
+        encrypted_private_key -> Nullable<Binary>,
+        created_at -> Timestamp,
+        deactivated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    trust_anchors (id) {
+        id -> Text,
+        name -> Text,
+        fingerprint_sha256 -> Text,
+        certificate_der -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    crls (id) {
+        id -> Text,
+        issuer_name -> Text,
+        crl_der -> Binary,
+        this_update -> Timestamp,
+        next_update -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    guarantees (id) {
+        id -> Text,
+        number -> Text,
+        application_id -> Text,
+        issuer_id -> Text,
+        enterprise_id -> Text,
+        section_id -> Text,
+        status -> Text,
+        claimed_from -> Nullable<Text>,
+        amount_fen -> BigInt,
+        valid_from -> Timestamp,
+        valid_until -> Timestamp,
+        current_version -> Integer,
+        verification_code_hash -> Text,
+        issued_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    guarantee_versions (id) {
+        id -> Text,
+        guarantee_id -> Text,
+        version -> Integer,
+        document -> Binary,
+        document_sha256 -> Text,
+        signature -> Nullable<Binary>,
+        signer_certificate_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    claims (id) {
+        id -> Text,
+        guarantee_id -> Text,
+        reason_code -> Text,
+        statement -> Text,
+        amount_fen -> BigInt,
+        status -> Text,
+        filed_by -> Text,
+        filed_at -> Timestamp,
+        decide_by -> Timestamp,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        decision_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_log (seq) {
+        seq -> BigInt,
+        occurred_at -> Timestamp,
+        actor_user_id -> Nullable<Text>,
+        actor_organization_id -> Nullable<Text>,
+        action -> Text,
+        entity_kind -> Text,
+        entity_id -> Text,
+        from_state -> Nullable<Text>,
+        to_state -> Nullable<Text>,
+        details -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_head (id) {
+        id -> Integer,
+        last_seq -> BigInt,
+        last_hash -> Text,
+    }
+}
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> Text,
+        to_address -> Text,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (user_id, idempotency_key) {
+        user_id -> Text,
+        idempotency_key -> Text,
+        request_hash -> Text,
+        response_status -> Integer,
+        response_body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(users -> organizations (organization_id));
+diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(sections -> projects (project_id));
+diesel::joinable!(applications -> sections (section_id));
+diesel::joinable!(guarantees -> sections (section_id));
+diesel::joinable!(guarantee_versions -> guarantees (guarantee_id));
+diesel::joinable!(claims -> guarantees (guarantee_id));
+diesel::joinable!(issuer_certificates -> organizations (organization_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    organizations,
+    users,
+    api_tokens,
+    sessions,
+    projects,
+    sections,
+    applications,
+    issuer_certificates,
+    trust_anchors,
+    crls,
+    guarantees,
+    guarantee_versions,
+    claims,
+    audit_log,
+    audit_head,
+    mail_outbox,
+    idempotency_keys,
+);
