@@ -1,0 +1,379 @@
+//! Configuration: safe defaults for the demo, an optional TOML file, then `BAOHAN_*`
+//! environment variables, in that order of precedence. A bad value stops start-up with
+//! a message naming the setting; secrets are wrapped so they never print.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// How outgoing mail leaves the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailTransport {
+    /// Write each mail as an `.eml` file under `<data_dir>/mail` (the demo default).
+    File,
+    /// Send over SMTP.
+    Smtp,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    Starttls,
+    Tls,
+    /// Plain TCP, for a relay on the same host (and for tests).
+    None,
+}
+
+/// Every setting, as read. See the README's configuration table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `sqlite://path` or `postgres://...`; default: SQLite in the data directory.
+    pub database_url: Option<String>,
+    pub database_pool_size: u32,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub certs_dir: PathBuf,
+    /// The address users reach the exchange at; printed into letters and mails.
+    pub public_base_url: String,
+    /// 32 bytes in hex. Encrypts hosted issuer keys and keys the HMAC of ID numbers.
+    /// Default: a random key made once and kept in `<data_dir>/master.key`.
+    pub master_key: Option<SecretString>,
+    pub max_body_bytes: usize,
+    pub mail_transport: MailTransport,
+    pub mail_from: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_security: SmtpSecurity,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<SecretString>,
+    pub log: String,
+}
+
+/// The defaults, as figment's first layer.
+#[derive(Serialize)]
+struct Defaults {
+    database_pool_size: u32,
+    listen: &'static str,
+    data_dir: &'static str,
+    certs_dir: &'static str,
+    public_base_url: &'static str,
+    max_body_bytes: usize,
+    mail_transport: MailTransport,
+    mail_from: &'static str,
+    smtp_host: &'static str,
+    smtp_port: u16,
+    smtp_security: SmtpSecurity,
+    log: &'static str,
+}
+
+const DEFAULTS: Defaults = Defaults {
+    database_pool_size: 8,
+    listen: "127.0.0.1:8080",
+    data_dir: "data",
+    certs_dir: "certs",
+    public_base_url: "http://127.0.0.1:8080",
+    max_body_bytes: 256 * 1024,
+    mail_transport: MailTransport::File,
+    mail_from: "Baohan <noreply@baohan.localhost>",
+    smtp_host: "127.0.0.1",
+    smtp_port: 25,
+    smtp_security: SmtpSecurity::Starttls,
+    log: "info",
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("configuration: setting {setting}: {message}")]
+    Setting {
+        setting: &'static str,
+        message: String,
+    },
+    #[error("configuration: could not use the master key file {path}: {source}")]
+    MasterKeyFile {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl Settings {
+    /// Reads the layers: defaults, then `file` (if given and present), then the
+    /// environment (`BAOHAN_DATABASE_URL`, `BAOHAN_LISTEN`, ...).
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(DEFAULTS));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "the configuration file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        // BAOHAN_CONFIG names the file (read by the command line) and BAOHAN_TEST_* are
+        // the test harness's; any other unknown BAOHAN_ variable is a typo worth an error.
+        let env = Env::prefixed("BAOHAN_").filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            key != "config" && !key.starts_with("test_")
+        });
+        let figment = figment.merge(env);
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Settings for tests and tools: the defaults with the given overrides applied.
+    pub fn defaults() -> Settings {
+        Figment::from(Serialized::defaults(DEFAULTS))
+            .extract()
+            .unwrap_or_else(|e| unreachable!("built-in defaults are valid: {e}"))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.database_url {
+            crate::db::Backend::from_url(url).map_err(|e| ConfigError::Setting {
+                setting: "BAOHAN_DATABASE_URL",
+                message: e.to_string(),
+            })?;
+        }
+        if self.database_pool_size == 0 {
+            return Err(ConfigError::Setting {
+                setting: "BAOHAN_DATABASE_POOL_SIZE",
+                message: "must be at least 1".into(),
+            });
+        }
+        if !(self.public_base_url.starts_with("http://")
+            || self.public_base_url.starts_with("https://"))
+        {
+            return Err(ConfigError::Setting {
+                setting: "BAOHAN_PUBLIC_BASE_URL",
+                message: "must start with http:// or https://".into(),
+            });
+        }
+        if let Some(key) = &self.master_key {
+            parse_master_key(key.expose_secret()).map_err(|message| ConfigError::Setting {
+                setting: "BAOHAN_MASTER_KEY",
+                message,
+            })?;
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Setting {
+                setting: "BAOHAN_MAX_BODY_BYTES",
+                message: "must be at least 1024".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the setting, or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("baohan.db").display()),
+        }
+    }
+
+    /// The public base URL without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        self.public_base_url.trim_end_matches('/')
+    }
+
+    /// The master key: the setting, else the key file in the data directory, made with
+    /// a random key (readable by the owner only) the first time.
+    pub fn master_key(&self) -> Result<MasterKey, ConfigError> {
+        if let Some(key) = &self.master_key {
+            return parse_master_key(key.expose_secret())
+                .map(MasterKey)
+                .map_err(|message| ConfigError::Setting {
+                    setting: "BAOHAN_MASTER_KEY",
+                    message,
+                });
+        }
+        let path = self.data_dir.join("master.key");
+        let io = |source| ConfigError::MasterKeyFile {
+            path: path.display().to_string(),
+            source,
+        };
+        if path.exists() {
+            let text = std::fs::read_to_string(&path).map_err(io)?;
+            return parse_master_key(text.trim())
+                .map(MasterKey)
+                .map_err(|message| ConfigError::Setting {
+                    setting: "master.key file",
+                    message,
+                });
+        }
+        std::fs::create_dir_all(&self.data_dir).map_err(io)?;
+        let mut key = [0u8; 32];
+        rand::Rng::fill(&mut rand::rngs::OsRng, &mut key[..]);
+        write_private_file(&path, hex::encode(key).as_bytes()).map_err(io)?;
+        Ok(MasterKey(key))
+    }
+}
+
+fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents)
+}
+
+fn parse_master_key(text: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(text)
+        .map_err(|_| "must be 64 hexadecimal characters (32 bytes)".to_string())?;
+    bytes
+        .try_into()
+        .map_err(|_| "must be 64 hexadecimal characters (32 bytes)".to_string())
+}
+
+/// Names the setting the way an operator wrote it: `BAOHAN_X` for the environment.
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let from_env = e
+                .metadata
+                .as_ref()
+                .map(|m| m.name.contains("environment"))
+                .unwrap_or(false);
+            let setting = if from_env {
+                format!("BAOHAN_{}", key.to_uppercase())
+            } else {
+                key
+            };
+            let kind = e.kind.to_string();
+            if setting.is_empty() {
+                kind
+            } else {
+                format!("setting {setting}: {kind}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The 32-byte master key. Its `Debug` does not print it.
+#[derive(Clone)]
+pub struct MasterKey(pub(crate) [u8; 32]);
+
+impl MasterKey {
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A key for one purpose, derived so that no two uses share key material.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey([redacted])")
+    }
+}
+
+#[cfg(test)]
+// figment's `Jail` closures must return its (large) error type.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_point_at_sqlite_in_the_data_dir() {
+        let s = Settings::defaults();
+        assert!(s.validate().is_ok());
+        assert_eq!(s.database_url(), "sqlite://data/baohan.db");
+        assert_eq!(s.listen.port(), 8080);
+    }
+
+    #[test]
+    fn a_bad_environment_value_names_the_setting() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BAOHAN_DATABASE_POOL_SIZE", "lots");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("BAOHAN_DATABASE_POOL_SIZE"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_variable_is_refused_but_the_harness_variables_are_not() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BAOHAN_TEST_POSTGRES_URL", "postgres://x");
+            jail.set_env("BAOHAN_CONFIG", "elsewhere.toml");
+            assert!(Settings::load(None).is_ok());
+            jail.set_env("BAOHAN_LISTN", "127.0.0.1:1");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("listn"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_database_scheme_names_the_setting() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BAOHAN_DATABASE_URL", "mysql://localhost/x");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("BAOHAN_DATABASE_URL"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_file_is_overridden_by_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "baohan.toml",
+                "listen = \"127.0.0.1:9000\"\nlog = \"debug\"\n",
+            )?;
+            jail.set_env("BAOHAN_LOG", "warn");
+            let s = Settings::load(Some(Path::new("baohan.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.listen.port(), 9000);
+            assert_eq!(s.log, "warn");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_short_master_key_is_refused_and_never_echoed() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BAOHAN_MASTER_KEY", "abcdef-secret");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("BAOHAN_MASTER_KEY"), "{err}");
+            assert!(!err.contains("abcdef-secret"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_master_key_file_is_made_once_and_reused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = Settings::defaults();
+        s.data_dir = dir.path().to_path_buf();
+        let first = s.master_key().expect("made");
+        let second = s.master_key().expect("read");
+        assert_eq!(first.bytes(), second.bytes());
+        assert_eq!(format!("{first:?}"), "MasterKey([redacted])");
+    }
+}
