@@ -1,1 +1,12 @@
+//! Baohan (保函): an electronic-guarantee exchange and deposit-free credit platform.
+//!
+//! Layers, dependencies pointing downwards only: [`web`] → [`services`] →
+//! [`domain`], [`db`], [`pki`]; [`mail`] uses [`db`]. See the README.
 
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod services;
+pub mod startup;
+pub mod web;

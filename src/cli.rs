@@ -1,0 +1,173 @@
+//! The command line: `serve`, `demo`, `migrate`, `audit verify`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::db;
+use crate::services::demo::{self, DEMO_ACCOUNTS, DEMO_PASSWORD, DEMO_PROJECT_CODE};
+use crate::startup::{init_tracing, Application};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "baohan",
+    version,
+    about = "Electronic-guarantee exchange and deposit-free credit platform"
+)]
+pub struct Cli {
+    /// A TOML configuration file; `BAOHAN_*` environment variables override it.
+    #[arg(long, global = true, env = "BAOHAN_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the exchange (migrates the database first).
+    Serve,
+    /// Serve with demo data on SQLite in the data directory, printing what to open.
+    Demo,
+    /// Bring the database schema up to date and exit.
+    Migrate,
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the whole hash chain; exits 1 and names the first broken entry if any.
+    Verify,
+}
+
+/// Runs the command and returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    init_tracing(&settings.log);
+    match cli.command {
+        Command::Serve => {
+            serve(settings)?;
+            Ok(0)
+        }
+        Command::Demo => {
+            demo(settings)?;
+            Ok(0)
+        }
+        Command::Migrate => {
+            db::connect(&settings.database_url(), 1)?;
+            println!(
+                "database is up to date: {}",
+                redact_url(&settings.database_url())
+            );
+            Ok(0)
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let pool = db::connect(&settings.database_url(), 1)?;
+            let mut conn = pool.get()?;
+            match db::audit::verify_chain(&mut conn)? {
+                db::audit::ChainCheck::Intact { entries } => {
+                    println!("audit log intact: {entries} entries");
+                    Ok(0)
+                }
+                db::audit::ChainCheck::Broken { seq, reason } => {
+                    println!("audit log BROKEN at entry {seq}: {reason}");
+                    Ok(1)
+                }
+            }
+        }
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let listen = settings.listen;
+        let app = Application::build(settings)?;
+        tracing::info!(%listen, "baohan serving");
+        app.run_until_stopped().await?;
+        Ok(())
+    })
+}
+
+/// The demo always runs on the embedded default: SQLite in the data directory.
+fn demo(mut settings: Settings) -> anyhow::Result<()> {
+    if settings
+        .database_url
+        .as_deref()
+        .is_some_and(|u| !u.starts_with("sqlite://"))
+    {
+        anyhow::bail!(
+            "the demo runs on SQLite only: unset BAOHAN_DATABASE_URL or point it at sqlite://"
+        );
+    }
+    settings.database_url = Some(settings.database_url());
+    let pool = db::connect(&settings.database_url(), settings.database_pool_size)?;
+    let mut conn = pool.get()?;
+    let seeded = demo::seed(&mut conn)?;
+    drop(conn);
+    let base = settings.base_url().to_owned();
+    let listen = settings.listen;
+    println!("Baohan demo");
+    println!(
+        "  database: {} ({} organizations, {} users, {} projects added)",
+        redact_url(&settings.database_url()),
+        seeded.organizations,
+        seeded.users,
+        seeded.projects
+    );
+    println!("  open:     {base}/healthz   (API under {base}/api/v1)");
+    println!("  project:  {DEMO_PROJECT_CODE}");
+    println!("  logins (password for all: {DEMO_PASSWORD}):");
+    for a in DEMO_ACCOUNTS {
+        println!("    {:<12} {:<10} {}", a.username, a.role, a.name);
+    }
+    println!("  sign in:  curl -s -X POST {base}/api/v1/auth/login -H 'content-type: application/json' \\");
+    println!("              -d '{{\"username\":\"agency\",\"password\":\"{DEMO_PASSWORD}\"}}'");
+    println!("  listening on {listen}; stop with Ctrl-C");
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let listener = std::net::TcpListener::bind(listen)
+            .map_err(|e| anyhow::anyhow!("could not listen on {listen} (BAOHAN_LISTEN): {e}"))?;
+        let app = Application::with_listener(settings, pool, listener)?;
+        app.run_until_stopped().await?;
+        Ok(())
+    })
+}
+
+/// A database URL without its password, for printing.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_in_database_urls_are_not_printed() {
+        assert_eq!(
+            redact_url("postgres://bh:s3cret@db:5432/bh"),
+            "postgres://bh:***@db:5432/bh"
+        );
+        assert_eq!(redact_url("postgres://bh@db/bh"), "postgres://bh@db/bh");
+        assert_eq!(
+            redact_url("sqlite://data/baohan.db"),
+            "sqlite://data/baohan.db"
+        );
+    }
+}

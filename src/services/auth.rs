@@ -1,0 +1,257 @@
+//! Sign-in: argon2id passwords, browser sessions with a CSRF token, and API tokens for
+//! machine clients. Tokens are random and only their SHA-256 is stored.
+
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use base64::Engine as _;
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::{conn, new_id, now, Actor, ServiceError};
+use crate::db::audit::{self, AuditEvent};
+use crate::db::models::{ApiToken, Organization, Session, User};
+use crate::db::schema::{api_tokens, organizations, sessions, users};
+use crate::db::{write_tx, DbConnection, DbPool};
+use crate::domain::party::{OrgKind, Role};
+
+/// How long a browser session lasts without signing in again.
+pub const SESSION_LIFETIME_HOURS: i64 = 12;
+const SESSION_PREFIX: &str = "bhs_";
+const API_TOKEN_PREFIX: &str = "bht_";
+
+/// Hashes a password with argon2id and a random salt (PHC string).
+pub fn hash_password(password: &str) -> Result<String, ServiceError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ServiceError::Internal(format!("password hashing failed: {e}")))
+}
+
+fn password_matches(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A hash with the same cost as a real one, checked when the user does not exist so
+/// that the answer time does not reveal which usernames exist.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("not a real password").unwrap_or_default())
+}
+
+fn random_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::Rng::fill(&mut rand::rngs::OsRng, &mut bytes[..]);
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// SHA-256 of a token, as stored.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// What a successful sign-in hands back. The token is shown once and never stored.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub session_token: String,
+    pub csrf_token: String,
+    pub expires_at: NaiveDateTime,
+    pub actor: Actor,
+    pub username: String,
+    pub display_name: String,
+}
+
+/// Checks a username and password and opens a session.
+pub fn login(pool: &DbPool, username: &str, password: &str) -> Result<SignedIn, ServiceError> {
+    let mut conn = conn(pool)?;
+    let found: Option<(User, Organization)> = users::table
+        .inner_join(organizations::table)
+        .filter(users::username.eq(username))
+        .select((User::as_select(), Organization::as_select()))
+        .first(&mut conn)
+        .optional()?;
+    let refused = || ServiceError::Invalid {
+        field: "password".into(),
+        message: "unknown username or wrong password".into(),
+    };
+    let Some((user, org)) = found else {
+        let _ = password_matches(password, dummy_hash());
+        return Err(refused());
+    };
+    if !password_matches(password, &user.password_hash) || !user.active {
+        return Err(refused());
+    }
+    let actor = actor_of(&user, &org)?;
+    let session_token = random_token(SESSION_PREFIX);
+    let csrf_token = random_token("");
+    let created_at = now();
+    let session = Session {
+        id: new_id(),
+        token_hash: token_hash(&session_token),
+        user_id: user.id.clone(),
+        csrf_token: csrf_token.clone(),
+        created_at,
+        expires_at: created_at + Duration::hours(SESSION_LIFETIME_HOURS),
+    };
+    write_tx(&mut conn, |c| -> Result<(), ServiceError> {
+        diesel::insert_into(sessions::table)
+            .values(&session)
+            .execute(c)?;
+        audit::append(
+            c,
+            &AuditEvent {
+                actor_user_id: Some(&user.id),
+                actor_organization_id: Some(&org.id),
+                action: "login",
+                entity_kind: "user",
+                entity_id: &user.id,
+                ..Default::default()
+            },
+            created_at,
+        )?;
+        Ok(())
+    })?;
+    Ok(SignedIn {
+        session_token,
+        csrf_token,
+        expires_at: session.expires_at,
+        actor,
+        username: user.username,
+        display_name: user.display_name,
+    })
+}
+
+/// Ends the session a token belongs to (signing out twice is not an error).
+pub fn logout(pool: &DbPool, session_token: &str) -> Result<(), ServiceError> {
+    let mut conn = conn(pool)?;
+    diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash(session_token))))
+        .execute(&mut conn)?;
+    Ok(())
+}
+
+/// How a request proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A browser session; state-changing requests must echo this CSRF token.
+    Session { csrf_token: String },
+    /// An API token (machine client): no cookie, so no CSRF exposure.
+    ApiToken,
+}
+
+/// Resolves a bearer token or session cookie value to the actor behind it.
+pub fn authenticate(pool: &DbPool, token: &str) -> Result<(Actor, Credential), ServiceError> {
+    let mut conn = conn(pool)?;
+    let hash = token_hash(token);
+    let at = now();
+    let (user_id, credential) = if token.starts_with(SESSION_PREFIX) {
+        let session: Session = sessions::table
+            .filter(sessions::token_hash.eq(&hash))
+            .select(Session::as_select())
+            .first(&mut conn)
+            .optional()?
+            .filter(|s| s.expires_at > at)
+            .ok_or(ServiceError::Unauthenticated)?;
+        (
+            session.user_id,
+            Credential::Session {
+                csrf_token: session.csrf_token,
+            },
+        )
+    } else if token.starts_with(API_TOKEN_PREFIX) {
+        let api: ApiToken = api_tokens::table
+            .filter(api_tokens::token_hash.eq(&hash))
+            .filter(api_tokens::revoked_at.is_null())
+            .select(ApiToken::as_select())
+            .first(&mut conn)
+            .optional()?
+            .ok_or(ServiceError::Unauthenticated)?;
+        (api.user_id, Credential::ApiToken)
+    } else {
+        return Err(ServiceError::Unauthenticated);
+    };
+    let (user, org): (User, Organization) = users::table
+        .inner_join(organizations::table)
+        .filter(users::id.eq(&user_id))
+        .filter(users::active.eq(true))
+        .select((User::as_select(), Organization::as_select()))
+        .first(&mut conn)
+        .optional()?
+        .ok_or(ServiceError::Unauthenticated)?;
+    Ok((actor_of(&user, &org)?, credential))
+}
+
+fn actor_of(user: &User, org: &Organization) -> Result<Actor, ServiceError> {
+    let role: Role = user
+        .role
+        .parse()
+        .map_err(|_| ServiceError::Internal(format!("user {} has an unknown role", user.id)))?;
+    let organization_kind: OrgKind = org.kind.parse().map_err(|_| {
+        ServiceError::Internal(format!("organization {} has an unknown kind", org.id))
+    })?;
+    Ok(Actor {
+        user_id: user.id.clone(),
+        organization_id: org.id.clone(),
+        organization_kind,
+        role,
+    })
+}
+
+/// A new API token for the actor's own user, for a machine client. The token is in the
+/// answer once; only its hash is kept.
+pub fn create_api_token(
+    pool: &DbPool,
+    actor: &Actor,
+    name: &str,
+) -> Result<(ApiToken, String), ServiceError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ServiceError::invalid("name", "must be 1 to 100 characters"));
+    }
+    let token = random_token(API_TOKEN_PREFIX);
+    let at = now();
+    let row = ApiToken {
+        id: new_id(),
+        user_id: actor.user_id.clone(),
+        name: name.to_owned(),
+        token_hash: token_hash(&token),
+        created_at: at,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    let mut conn = conn(pool)?;
+    write_tx(
+        &mut conn,
+        |c: &mut DbConnection| -> Result<(), ServiceError> {
+            diesel::insert_into(api_tokens::table)
+                .values(&row)
+                .execute(c)?;
+            audit::append(
+                c,
+                &AuditEvent {
+                    actor_user_id: Some(&actor.user_id),
+                    actor_organization_id: Some(&actor.organization_id),
+                    action: "create_api_token",
+                    entity_kind: "api_token",
+                    entity_id: &row.id,
+                    details: serde_json::json!({ "name": row.name }),
+                    ..Default::default()
+                },
+                at,
+            )?;
+            Ok(())
+        },
+    )?;
+    Ok((row, token))
+}

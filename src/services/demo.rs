@@ -1,0 +1,260 @@
+//! Demo data: a small city's worth of organizations, users and one open tender, so a
+//! new user can sign in and try every role. Seeding twice changes nothing.
+
+use chrono::{Duration, NaiveTime, TimeZone};
+use diesel::prelude::*;
+
+use super::organizations::{validate_organization, NewOrganization};
+use super::{auth::hash_password, new_id, now, ServiceError};
+use crate::db::audit::{self, AuditEvent};
+use crate::db::models::{Project, Section, User};
+use crate::db::schema::{organizations, projects, sections, users};
+use crate::db::{write_tx, DbConnection};
+use crate::domain::uscc::Uscc;
+
+/// The password of every demo account. Printed by `baohan demo`; demo only.
+pub const DEMO_PASSWORD: &str = "baohan-demo-2026";
+
+/// One demo organization and its one user.
+pub struct DemoAccount {
+    pub kind: &'static str,
+    pub issuer_kind: Option<&'static str>,
+    pub name: &'static str,
+    /// The first 17 characters of the USCC; the check character is computed.
+    pub uscc_body: &'static str,
+    pub username: &'static str,
+    pub display_name: &'static str,
+    pub role: &'static str,
+}
+
+pub const DEMO_ACCOUNTS: &[DemoAccount] = &[
+    DemoAccount {
+        kind: "operator",
+        issuer_kind: None,
+        name: "滨州市社会信用体系建设服务中心",
+        uscc_body: "12371600MB2850001",
+        username: "operator",
+        display_name: "信用办 管理员",
+        role: "operator",
+    },
+    DemoAccount {
+        kind: "enterprise",
+        issuer_kind: None,
+        name: "滨州鲁北路桥建设有限公司",
+        uscc_body: "91371600MA3C20001",
+        username: "enterprise1",
+        display_name: "鲁北路桥 投标专员",
+        role: "enterprise",
+    },
+    DemoAccount {
+        kind: "enterprise",
+        issuer_kind: None,
+        name: "滨州黄河水利工程有限公司",
+        uscc_body: "91371602MA3C20002",
+        username: "enterprise2",
+        display_name: "黄河水利 投标专员",
+        role: "enterprise",
+    },
+    DemoAccount {
+        kind: "issuer",
+        issuer_kind: Some("bank"),
+        name: "滨州城市商业银行",
+        uscc_body: "91371600BK0000003",
+        username: "bank",
+        display_name: "城商行 保函业务部",
+        role: "issuer",
+    },
+    DemoAccount {
+        kind: "issuer",
+        issuer_kind: Some("insurer"),
+        name: "黄河财产保险股份有限公司滨州中心支公司",
+        uscc_body: "91371600BX0000004",
+        username: "insurer",
+        display_name: "黄河财险 保证保险部",
+        role: "issuer",
+    },
+    DemoAccount {
+        kind: "issuer",
+        issuer_kind: Some("guarantor"),
+        name: "滨州市融资担保有限公司",
+        uscc_body: "91371600GU0000005",
+        username: "guarantor",
+        display_name: "融资担保 业务部",
+        role: "issuer",
+    },
+    DemoAccount {
+        kind: "agency",
+        issuer_kind: None,
+        name: "滨州公共资源招标代理有限公司",
+        uscc_body: "91371600AG0000006",
+        username: "agency",
+        display_name: "招标代理 项目经理",
+        role: "agency",
+    },
+    DemoAccount {
+        kind: "tenderee",
+        issuer_kind: None,
+        name: "滨州市城市建设投资发展有限公司",
+        uscc_body: "91371600TE0000007",
+        username: "tenderee",
+        display_name: "城投公司 采购部",
+        role: "tenderee",
+    },
+];
+
+/// The demo tender's code.
+pub const DEMO_PROJECT_CODE: &str = "BZGC-2026-0188";
+
+/// What seeding did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Seeded {
+    pub organizations: usize,
+    pub users: usize,
+    pub projects: usize,
+}
+
+/// Inserts whatever of the demo data is missing, in one transaction.
+pub fn seed(conn: &mut DbConnection) -> Result<Seeded, ServiceError> {
+    let at = now();
+    // Hash before the transaction: argon2 is deliberately slow.
+    let password_hash = hash_password(DEMO_PASSWORD)?;
+    write_tx(conn, |c| {
+        let mut seeded = Seeded::default();
+        let mut org_ids = Vec::with_capacity(DEMO_ACCOUNTS.len());
+        for account in DEMO_ACCOUNTS {
+            let uscc = Uscc::from_body(account.uscc_body).map_err(|e| {
+                ServiceError::Internal(format!("demo USCC {}: {e}", account.uscc_body))
+            })?;
+            let existing: Option<String> = organizations::table
+                .filter(organizations::uscc.eq(uscc.as_str()))
+                .select(organizations::id)
+                .first(c)
+                .optional()?;
+            let org_id = match existing {
+                Some(id) => id,
+                None => {
+                    let org = validate_organization(
+                        NewOrganization {
+                            kind: account.kind.into(),
+                            name: account.name.into(),
+                            uscc: uscc.as_str().into(),
+                            issuer_kind: account.issuer_kind.map(Into::into),
+                            email: Some(format!("{}@demo.baohan.localhost", account.username)),
+                            ..Default::default()
+                        },
+                        at,
+                    )?;
+                    diesel::insert_into(organizations::table)
+                        .values(&org)
+                        .execute(c)?;
+                    record(c, "create_organization", "organization", &org.id, at)?;
+                    seeded.organizations += 1;
+                    org.id
+                }
+            };
+            let has_user: i64 = users::table
+                .filter(users::username.eq(account.username))
+                .count()
+                .get_result(c)?;
+            if has_user == 0 {
+                let user = User {
+                    id: new_id(),
+                    organization_id: org_id.clone(),
+                    username: account.username.into(),
+                    display_name: account.display_name.into(),
+                    email: Some(format!("{}@demo.baohan.localhost", account.username)),
+                    role: account.role.into(),
+                    password_hash: password_hash.clone(),
+                    resident_id_hmac: None,
+                    resident_id_masked: None,
+                    active: true,
+                    created_at: at,
+                };
+                diesel::insert_into(users::table).values(&user).execute(c)?;
+                record(c, "create_user", "user", &user.id, at)?;
+                seeded.users += 1;
+            }
+            org_ids.push((account.kind, org_id));
+        }
+        let has_project: i64 = projects::table
+            .filter(projects::code.eq(DEMO_PROJECT_CODE))
+            .count()
+            .get_result(c)?;
+        if has_project == 0 {
+            let org = |kind: &str| {
+                org_ids
+                    .iter()
+                    .find(|(k, _)| *k == kind)
+                    .map(|(_, id)| id.clone())
+                    .ok_or_else(|| ServiceError::Internal(format!("demo {kind} missing")))
+            };
+            // Bids close at 09:00 China time two weeks from today and open at once.
+            let china = chrono::FixedOffset::east_opt(8 * 3600)
+                .ok_or_else(|| ServiceError::Internal("offset".into()))?;
+            let day = (chrono::Utc::now().with_timezone(&china) + Duration::days(14)).date_naive();
+            let deadline = china
+                .from_local_datetime(
+                    &day.and_time(NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default()),
+                )
+                .single()
+                .ok_or_else(|| ServiceError::Internal("deadline".into()))?
+                .naive_utc();
+            let project = Project {
+                id: new_id(),
+                code: DEMO_PROJECT_CODE.into(),
+                name: "滨州市黄河十二路市政道路及排水工程".into(),
+                tenderee_id: org("tenderee")?,
+                agency_id: org("agency")?,
+                bid_deadline: deadline,
+                bid_opening_at: deadline,
+                bid_validity_days: 90,
+                created_at: at,
+                updated_at: at,
+            };
+            let sections = [
+                ("01", "道路工程", 20_000_000, 1_200_000_000),
+                ("02", "排水工程", 8_000_000, 400_000_000),
+            ]
+            .map(|(code, name, bond, price)| Section {
+                id: new_id(),
+                project_id: project.id.clone(),
+                code: code.into(),
+                name: name.into(),
+                bond_amount_fen: bond,
+                estimated_price_fen: Some(price),
+            });
+            diesel::insert_into(projects::table)
+                .values(&project)
+                .execute(c)?;
+            for section in &sections {
+                diesel::insert_into(sections::table)
+                    .values(section)
+                    .execute(c)?;
+            }
+            record(c, "create_project", "project", &project.id, at)?;
+            seeded.projects += 1;
+        }
+        Ok(seeded)
+    })
+}
+
+fn record(
+    c: &mut DbConnection,
+    action: &str,
+    entity_kind: &str,
+    entity_id: &str,
+    at: chrono::NaiveDateTime,
+) -> Result<(), ServiceError> {
+    audit::append(
+        c,
+        &AuditEvent {
+            action,
+            entity_kind,
+            entity_id,
+            details: serde_json::json!({ "source": "demo seed" }),
+            ..Default::default()
+        },
+        at,
+    )?;
+    Ok(())
+}

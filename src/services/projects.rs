@@ -1,0 +1,313 @@
+//! Tender projects (招标项目) and their sections (标段), created and kept by the agency
+//! that runs the tender.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use super::organizations::required_text;
+use super::{conn, new_id, now, require_role, Actor, ServiceError};
+use crate::db::audit::{self, AuditEvent};
+use crate::db::models::{Organization, Project, Section};
+use crate::db::schema::{organizations, projects, sections};
+use crate::db::{write_tx, DbPool};
+use crate::domain::money::Amount;
+use crate::domain::party::{OrgKind, Role};
+use crate::domain::uscc::Uscc;
+
+/// The legal cap on a bid bond: 2% of the section's estimated price.
+pub const BID_BOND_CAP_PERCENT: u32 = 2;
+/// The longest bid validity period we accept, in days.
+pub const MAX_BID_VALIDITY_DAYS: i32 = 365;
+
+/// A section as the caller typed it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSection {
+    pub code: String,
+    pub name: String,
+    /// Decimal yuan, e.g. "100000.00".
+    pub bond_amount: String,
+    pub estimated_price: Option<String>,
+}
+
+/// A project as the caller typed it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    pub code: String,
+    pub name: String,
+    pub tenderee_uscc: String,
+    /// RFC 3339 with an offset, e.g. "2026-12-20T09:00:00+08:00".
+    pub bid_deadline: String,
+    pub bid_opening_at: String,
+    pub bid_validity_days: i32,
+    pub sections: Vec<NewSection>,
+}
+
+/// A project with its sections and parties, as services hand it out.
+#[derive(Debug, Clone)]
+pub struct ProjectView {
+    pub project: Project,
+    pub tenderee: Organization,
+    pub agency: Organization,
+    pub sections: Vec<Section>,
+}
+
+/// Parses an RFC 3339 time (an offset is required) into stored UTC.
+pub fn parse_time(field: &str, value: &str) -> Result<NaiveDateTime, ServiceError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc).naive_utc())
+        .map_err(|_| {
+            ServiceError::invalid(
+                field,
+                "must be an RFC 3339 time with an offset, e.g. 2026-12-20T09:00:00+08:00",
+            )
+        })
+}
+
+/// Creates a project with its sections (agency only; the agency is the actor's own).
+pub fn create_project(
+    pool: &DbPool,
+    actor: &Actor,
+    input: NewProject,
+) -> Result<ProjectView, ServiceError> {
+    require_role(actor, &[Role::Agency])?;
+    let at = now();
+    let code = project_code("code", &input.code)?;
+    let name = required_text("name", &input.name, 200)?;
+    let tenderee_uscc =
+        Uscc::parse(&input.tenderee_uscc).map_err(|e| ServiceError::invalid("tenderee_uscc", e))?;
+    let bid_deadline = parse_time("bid_deadline", &input.bid_deadline)?;
+    let bid_opening_at = parse_time("bid_opening_at", &input.bid_opening_at)?;
+    if bid_deadline <= at {
+        return Err(ServiceError::invalid(
+            "bid_deadline",
+            "must be in the future",
+        ));
+    }
+    if bid_opening_at < bid_deadline {
+        return Err(ServiceError::invalid(
+            "bid_opening_at",
+            "must not be before the bid deadline",
+        ));
+    }
+    if !(1..=MAX_BID_VALIDITY_DAYS).contains(&input.bid_validity_days) {
+        return Err(ServiceError::invalid(
+            "bid_validity_days",
+            format!("must be from 1 to {MAX_BID_VALIDITY_DAYS}"),
+        ));
+    }
+    if input.sections.is_empty() {
+        return Err(ServiceError::invalid(
+            "sections",
+            "a project needs at least one section",
+        ));
+    }
+    if input.sections.len() > 200 {
+        return Err(ServiceError::invalid("sections", "at most 200 sections"));
+    }
+    let project_id = new_id();
+    let mut seen = HashSet::new();
+    let mut section_rows = Vec::with_capacity(input.sections.len());
+    for (i, s) in input.sections.iter().enumerate() {
+        let field = |name: &str| format!("sections[{i}].{name}");
+        let code = project_code(&field("code"), &s.code)?;
+        if !seen.insert(code.clone()) {
+            return Err(ServiceError::invalid(
+                field("code"),
+                format!("{code} appears twice"),
+            ));
+        }
+        let bond = Amount::parse(&s.bond_amount)
+            .map_err(|e| ServiceError::invalid(field("bond_amount"), e))?;
+        if bond.fen() <= 0 {
+            return Err(ServiceError::invalid(
+                field("bond_amount"),
+                "must be more than zero",
+            ));
+        }
+        let estimated = s
+            .estimated_price
+            .as_deref()
+            .map(|p| {
+                Amount::parse(p).map_err(|e| ServiceError::invalid(field("estimated_price"), e))
+            })
+            .transpose()?;
+        if let Some(price) = estimated {
+            if !bond.is_within_percent_of(price, BID_BOND_CAP_PERCENT) {
+                return Err(ServiceError::invalid(
+                    field("bond_amount"),
+                    format!("a bid bond may be at most {BID_BOND_CAP_PERCENT}% of the estimated price {price}"),
+                ));
+            }
+        }
+        section_rows.push(Section {
+            id: new_id(),
+            project_id: project_id.clone(),
+            code,
+            name: required_text(&field("name"), &s.name, 200)?,
+            bond_amount_fen: bond.fen(),
+            estimated_price_fen: estimated.map(|p| p.fen()),
+        });
+    }
+
+    let mut conn = conn(pool)?;
+    let view = write_tx(&mut conn, |c| -> Result<ProjectView, ServiceError> {
+        let tenderee: Organization = organizations::table
+            .filter(organizations::uscc.eq(tenderee_uscc.as_str()))
+            .select(Organization::as_select())
+            .first(c)
+            .optional()?
+            .ok_or_else(|| {
+                ServiceError::invalid(
+                    "tenderee_uscc",
+                    "no organization with this code is registered",
+                )
+            })?;
+        if tenderee.kind != OrgKind::Tenderee.as_str() {
+            return Err(ServiceError::invalid(
+                "tenderee_uscc",
+                format!(
+                    "{} is registered as a {}, not a tenderee",
+                    tenderee.name, tenderee.kind
+                ),
+            ));
+        }
+        let taken: i64 = projects::table
+            .filter(projects::code.eq(&code))
+            .count()
+            .get_result(c)?;
+        if taken > 0 {
+            return Err(ServiceError::Conflict(format!(
+                "code: project {code} already exists"
+            )));
+        }
+        let agency: Organization = organizations::table
+            .find(&actor.organization_id)
+            .select(Organization::as_select())
+            .first(c)?;
+        let project = Project {
+            id: project_id.clone(),
+            code: code.clone(),
+            name: name.clone(),
+            tenderee_id: tenderee.id.clone(),
+            agency_id: agency.id.clone(),
+            bid_deadline,
+            bid_opening_at,
+            bid_validity_days: input.bid_validity_days,
+            created_at: at,
+            updated_at: at,
+        };
+        diesel::insert_into(projects::table)
+            .values(&project)
+            .execute(c)?;
+        // One row at a time: the multi-backend connection has no batch insert.
+        for section in &section_rows {
+            diesel::insert_into(sections::table)
+                .values(section)
+                .execute(c)?;
+        }
+        audit::append(
+            c,
+            &AuditEvent {
+                actor_user_id: Some(&actor.user_id),
+                actor_organization_id: Some(&actor.organization_id),
+                action: "create_project",
+                entity_kind: "project",
+                entity_id: &project.id,
+                details: serde_json::json!({
+                    "code": project.code,
+                    "sections": section_rows.iter().map(|s| &s.code).collect::<Vec<_>>(),
+                }),
+                ..Default::default()
+            },
+            at,
+        )?;
+        Ok(ProjectView {
+            project,
+            tenderee,
+            agency,
+            sections: section_rows,
+        })
+    })?;
+    Ok(view)
+}
+
+/// A project or section code: 1-64 printable ASCII characters without spaces.
+fn project_code(field: &str, value: &str) -> Result<String, ServiceError> {
+    let value = value.trim();
+    if value.is_empty() || value.len() > 64 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ServiceError::invalid(
+            field,
+            "must be 1 to 64 printable ASCII characters without spaces",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// The projects the actor may see: an agency its own, the operator all. Others see
+/// projects through their applications (a later use case), not this list.
+pub fn list_projects(pool: &DbPool, actor: &Actor) -> Result<Vec<ProjectView>, ServiceError> {
+    require_role(actor, &[Role::Agency, Role::Operator])?;
+    let mut conn = conn(pool)?;
+    let mut query = projects::table.into_boxed();
+    if actor.role == Role::Agency {
+        query = query.filter(projects::agency_id.eq(&actor.organization_id));
+    }
+    let rows: Vec<Project> = query
+        .order(projects::bid_deadline.asc())
+        .select(Project::as_select())
+        .load(&mut conn)?;
+    rows.into_iter().map(|p| load_view(&mut conn, p)).collect()
+}
+
+/// One project, if the actor may see it (otherwise it does not exist for them).
+pub fn get_project(pool: &DbPool, actor: &Actor, id: &str) -> Result<ProjectView, ServiceError> {
+    let mut conn = conn(pool)?;
+    let project: Project = projects::table
+        .find(id)
+        .select(Project::as_select())
+        .first(&mut conn)
+        .optional()?
+        .ok_or_else(|| ServiceError::NotFound("project".into()))?;
+    let visible = match actor.role {
+        Role::Operator => true,
+        Role::Agency => project.agency_id == actor.organization_id,
+        Role::Tenderee => project.tenderee_id == actor.organization_id,
+        // Enterprises and issuers pick sections to apply for: the tender itself is
+        // public, only who bids on it is secret before opening.
+        Role::Enterprise | Role::Issuer => true,
+        _ => false,
+    };
+    if !visible {
+        return Err(ServiceError::NotFound("project".into()));
+    }
+    load_view(&mut conn, project)
+}
+
+fn load_view(
+    conn: &mut crate::db::DbConnection,
+    project: Project,
+) -> Result<ProjectView, ServiceError> {
+    let tenderee = organizations::table
+        .find(&project.tenderee_id)
+        .select(Organization::as_select())
+        .first(conn)?;
+    let agency = organizations::table
+        .find(&project.agency_id)
+        .select(Organization::as_select())
+        .first(conn)?;
+    let sections = sections::table
+        .filter(sections::project_id.eq(&project.id))
+        .order(sections::code.asc())
+        .select(Section::as_select())
+        .load(conn)?;
+    Ok(ProjectView {
+        project,
+        tenderee,
+        agency,
+        sections,
+    })
+}

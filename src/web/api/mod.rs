@@ -1,0 +1,22 @@
+//! The JSON API under `/api/v1`. Handlers parse and shape; the services decide.
+
+pub mod auth;
+pub mod organizations;
+pub mod projects;
+
+use actix_web::web;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(auth::routes)
+        .configure(organizations::routes)
+        .configure(projects::routes);
+}
+
+/// Times in answers: RFC 3339 in China time, as users read them.
+pub fn china_time(t: chrono::NaiveDateTime) -> String {
+    let offset = chrono::FixedOffset::east_opt(8 * 3600)
+        .unwrap_or_else(|| unreachable!("+08:00 is a valid offset"));
+    t.and_utc()
+        .with_timezone(&offset)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}

@@ -1,0 +1,127 @@
+//! Administration of organizations and users (the operator).
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+
+use super::china_time;
+use crate::db::models::{Organization, User};
+use crate::services::organizations::{self, NewOrganization, NewUser};
+use crate::web::auth::Authenticated;
+use crate::web::error::ApiError;
+use crate::web::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/organizations", web::post().to(create_organization))
+        .route("/organizations", web::get().to(list_organizations))
+        .route("/organizations/{id}", web::get().to(get_organization))
+        .route("/users", web::post().to(create_user));
+}
+
+/// An organization as the API shows it.
+#[derive(Serialize)]
+pub struct OrganizationView {
+    pub id: String,
+    pub kind: String,
+    pub issuer_kind: Option<String>,
+    pub provider_kind: Option<String>,
+    pub name: String,
+    pub uscc: String,
+    pub uscc_whitelisted: bool,
+    pub short_code: Option<String>,
+    pub email: Option<String>,
+    pub created_at: String,
+}
+
+impl From<Organization> for OrganizationView {
+    fn from(o: Organization) -> Self {
+        OrganizationView {
+            id: o.id,
+            kind: o.kind,
+            issuer_kind: o.issuer_kind,
+            provider_kind: o.provider_kind,
+            name: o.name,
+            uscc: o.uscc,
+            uscc_whitelisted: o.uscc_whitelisted,
+            short_code: o.short_code,
+            email: o.email,
+            created_at: china_time(o.created_at),
+        }
+    }
+}
+
+async fn create_organization(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    body: web::Json<NewOrganization>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner();
+    let pool = state.pool.clone();
+    let org =
+        web::block(move || organizations::create_organization(&pool, &who.0, input)).await??;
+    Ok(HttpResponse::Created().json(OrganizationView::from(org)))
+}
+
+async fn list_organizations(
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let pool = state.pool.clone();
+    let orgs = web::block(move || organizations::list_organizations(&pool, &who.0)).await??;
+    Ok(HttpResponse::Ok().json(
+        orgs.into_iter()
+            .map(OrganizationView::from)
+            .collect::<Vec<_>>(),
+    ))
+}
+
+async fn get_organization(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let pool = state.pool.clone();
+    let org = web::block(move || organizations::get_organization(&pool, &who.0, &id)).await??;
+    Ok(HttpResponse::Ok().json(OrganizationView::from(org)))
+}
+
+/// A user as the API shows it: never the password hash, only the masked ID number.
+#[derive(Serialize)]
+struct UserView {
+    id: String,
+    organization_id: String,
+    username: String,
+    display_name: String,
+    email: Option<String>,
+    role: String,
+    resident_id: Option<String>,
+    active: bool,
+    created_at: String,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        UserView {
+            id: u.id,
+            organization_id: u.organization_id,
+            username: u.username,
+            display_name: u.display_name,
+            email: u.email,
+            role: u.role,
+            resident_id: u.resident_id_masked,
+            active: u.active,
+            created_at: china_time(u.created_at),
+        }
+    }
+}
+
+async fn create_user(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    body: web::Json<NewUser>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner();
+    let pool = state.pool.clone();
+    let key = state.id_hmac_key;
+    let user = web::block(move || organizations::create_user(&pool, &who.0, input, &key)).await??;
+    Ok(HttpResponse::Created().json(UserView::from(user)))
+}

@@ -1,0 +1,114 @@
+//! Tender projects and their sections (the agency).
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+
+use super::china_time;
+use crate::domain::money::Amount;
+use crate::services::projects::{self, NewProject, ProjectView};
+use crate::web::auth::Authenticated;
+use crate::web::error::ApiError;
+use crate::web::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/projects", web::post().to(create_project))
+        .route("/projects", web::get().to(list_projects))
+        .route("/projects/{id}", web::get().to(get_project));
+}
+
+#[derive(Serialize)]
+struct PartyView {
+    id: String,
+    name: String,
+    uscc: String,
+}
+
+#[derive(Serialize)]
+struct SectionView {
+    id: String,
+    code: String,
+    name: String,
+    bond_amount: String,
+    bond_amount_in_words: String,
+    estimated_price: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ProjectOut {
+    id: String,
+    code: String,
+    name: String,
+    tenderee: PartyView,
+    agency: PartyView,
+    bid_deadline: String,
+    bid_opening_at: String,
+    bid_validity_days: i32,
+    sections: Vec<SectionView>,
+}
+
+impl From<ProjectView> for ProjectOut {
+    fn from(v: ProjectView) -> Self {
+        let party = |o: crate::db::models::Organization| PartyView {
+            id: o.id,
+            name: o.name,
+            uscc: o.uscc,
+        };
+        ProjectOut {
+            id: v.project.id,
+            code: v.project.code,
+            name: v.project.name,
+            tenderee: party(v.tenderee),
+            agency: party(v.agency),
+            bid_deadline: china_time(v.project.bid_deadline),
+            bid_opening_at: china_time(v.project.bid_opening_at),
+            bid_validity_days: v.project.bid_validity_days,
+            sections: v
+                .sections
+                .into_iter()
+                .map(|s| {
+                    let bond = Amount::from_fen(s.bond_amount_fen);
+                    SectionView {
+                        id: s.id,
+                        code: s.code,
+                        name: s.name,
+                        bond_amount: bond.to_string(),
+                        bond_amount_in_words: bond.to_chinese_capital(),
+                        estimated_price: s
+                            .estimated_price_fen
+                            .map(|p| Amount::from_fen(p).to_string()),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+async fn create_project(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    body: web::Json<NewProject>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner();
+    let pool = state.pool.clone();
+    let view = web::block(move || projects::create_project(&pool, &who.0, input)).await??;
+    Ok(HttpResponse::Created().json(ProjectOut::from(view)))
+}
+
+async fn list_projects(
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let pool = state.pool.clone();
+    let views = web::block(move || projects::list_projects(&pool, &who.0)).await??;
+    Ok(HttpResponse::Ok().json(views.into_iter().map(ProjectOut::from).collect::<Vec<_>>()))
+}
+
+async fn get_project(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let pool = state.pool.clone();
+    let view = web::block(move || projects::get_project(&pool, &who.0, &id)).await??;
+    Ok(HttpResponse::Ok().json(ProjectOut::from(view)))
+}

@@ -1,0 +1,83 @@
+//! Who is calling: the `Authenticated` extractor reads an `Authorization: Bearer` token
+//! (API token or session token) or the session cookie. Cookie-authenticated requests
+//! that change state must echo the session's CSRF token in `X-CSRF-Token`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::services::auth::{authenticate, Credential};
+use crate::services::Actor;
+
+pub const SESSION_COOKIE: &str = "baohan_session";
+pub const CSRF_HEADER: &str = "X-CSRF-Token";
+
+/// The signed-in actor of a request.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Actor);
+
+/// Where the token came from: a cookie needs CSRF protection, a header does not (a
+/// browser never adds it to a cross-site request on its own).
+fn token_of(req: &HttpRequest) -> Option<(String, bool)> {
+    if let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let token = value.strip_prefix("Bearer ")?.trim();
+        return Some((token.to_owned(), false));
+    }
+    req.cookie(SESSION_COOKIE)
+        .map(|c| (c.value().to_owned(), true))
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no state")
+                })?;
+            let (token, from_cookie) = token_of(&req).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "sign in or send a valid API token",
+                )
+            })?;
+            let pool = state.pool.clone();
+            let (actor, credential) = web::block(move || authenticate(&pool, &token)).await??;
+            if from_cookie && !is_safe(req.method()) {
+                let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+                let expected = match &credential {
+                    Credential::Session { csrf_token } => Some(csrf_token.as_str()),
+                    Credential::ApiToken => None,
+                };
+                let ok = matches!((sent, expected), (Some(a), Some(b)) if constant_time_eq(a.as_bytes(), b.as_bytes()));
+                if !ok {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "csrf_failed",
+                        format!("send the session's CSRF token in the {CSRF_HEADER} header"),
+                    ));
+                }
+            }
+            Ok(Authenticated(actor))
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
