@@ -1,0 +1,124 @@
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, TestApp};
+
+async fn login_gives_a_token_that_identifies_the_actor(app: TestApp) {
+    let token = app.login("agency").await;
+    let res = app.get(&token, "/api/v1/auth/me").await;
+    assert_eq!(res.status(), 200);
+    let me: Value = res.json().await.expect("json");
+    assert_eq!(me["role"], "agency");
+    assert_eq!(me["organization_kind"], "agency");
+}
+
+async fn wrong_password_and_unknown_user_are_refused_alike(app: TestApp) {
+    for (username, password) in [
+        ("agency", "wrong-password-123"),
+        ("nobody", "whatever-password"),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .expect("request");
+        let error = assert_error(res, 422, "validation_failed").await;
+        assert_eq!(
+            error["message"],
+            "password: unknown username or wrong password"
+        );
+    }
+}
+
+async fn requests_without_credentials_are_refused(app: TestApp) {
+    let res = app
+        .client
+        .get(app.url("/api/v1/auth/me"))
+        .send()
+        .await
+        .expect("request");
+    assert_error(res, 401, "unauthenticated").await;
+    let res = app.get("bhs_not-a-real-token", "/api/v1/auth/me").await;
+    assert_error(res, 401, "unauthenticated").await;
+}
+
+async fn cookie_sessions_need_the_csrf_token_to_change_state(app: TestApp) {
+    // The client keeps the session cookie from the login answer.
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({ "username": "operator", "password": baohan::services::demo::DEMO_PASSWORD }))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(res.status(), 200);
+    let set_cookie = res.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    let body: Value = res.json().await.expect("json");
+    let csrf = body["csrf_token"].as_str().expect("csrf").to_owned();
+
+    // Reading with the cookie alone works.
+    let res = app
+        .client
+        .get(app.url("/api/v1/auth/me"))
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(res.status(), 200);
+
+    // Changing state with the cookie but no CSRF header is refused, and nothing is made.
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/tokens"))
+        .json(&json!({ "name": "robot" }))
+        .send()
+        .await
+        .expect("post");
+    assert_error(res, 403, "csrf_failed").await;
+
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/tokens"))
+        .header("X-CSRF-Token", &csrf)
+        .json(&json!({ "name": "robot" }))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.expect("json");
+    let api_token = created["token"].as_str().expect("token").to_owned();
+    assert!(api_token.starts_with("bht_"));
+
+    // The API token works as a bearer token for a machine client, without CSRF.
+    let fresh = reqwest::Client::new();
+    let res = fresh
+        .get(app.url("/api/v1/auth/me"))
+        .bearer_auth(&api_token)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(res.status(), 200);
+    let me: Value = res.json().await.expect("json");
+    assert_eq!(me["role"], "operator");
+}
+
+async fn logout_ends_the_session(app: TestApp) {
+    let token = app.login("bank").await;
+    let res = app.post(&token, "/api/v1/auth/logout", &json!({})).await;
+    assert_eq!(res.status(), 204);
+    let res = app.get(&token, "/api/v1/auth/me").await;
+    assert_error(res, 401, "unauthenticated").await;
+}
+
+crate::on_both_backends!(
+    login_gives_a_token_that_identifies_the_actor,
+    wrong_password_and_unknown_user_are_refused_alike,
+    requests_without_credentials_are_refused,
+    cookie_sessions_need_the_csrf_token_to_change_state,
+    logout_ends_the_session,
+);

@@ -1,0 +1,286 @@
+use std::sync::Once;
+
+use baohan::config::Settings;
+use baohan::db::{self, DbPool};
+use baohan::services::demo::{self, DEMO_PASSWORD};
+use baohan::startup::Application;
+use serde_json::Value;
+
+/// The admin URL of a PostgreSQL server to make per-test databases on.
+pub const POSTGRES_ENV: &str = "BAOHAN_TEST_POSTGRES_URL";
+/// When set, a missing PostgreSQL URL fails the PostgreSQL half instead of skipping it.
+pub const REQUIRE_POSTGRES_ENV: &str = "BAOHAN_TEST_REQUIRE_POSTGRES";
+
+/// Runs each named test case (an `async fn(TestApp)`) once per backend, as
+/// `<module>::sqlite::<name>` and `<module>::postgres::<name>`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::helpers::spawn_sqlite().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    if let Some(app) = $crate::helpers::spawn_postgres().await {
+                        super::$case(app).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// A PostgreSQL database made for one test, dropped when the test ends.
+struct PostgresDb {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PostgresDb {
+    fn drop(&mut self) {
+        {
+            let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+            // Drop runs inside the async test: do the blocking work on a plain thread.
+            let _ = std::thread::spawn(move || {
+                use diesel::{Connection, RunQueryDsl};
+                if let Ok(mut c) = diesel::PgConnection::establish(&admin_url) {
+                    let _ = diesel::sql_query(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    ))
+                    .execute(&mut c);
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// A running server with demo data, and a client for it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub pool: DbPool,
+    // Field order is drop order: the pool closes before the database is dropped.
+    _postgres: Option<PostgresDb>,
+    _data_dir: tempfile::TempDir,
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            baohan::startup::init_tracing("debug");
+        }
+    });
+}
+
+pub async fn spawn_sqlite() -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    spawn(url, dir, None).await
+}
+
+/// `None` (after saying so) when no PostgreSQL is configured and none is required.
+pub async fn spawn_postgres() -> Option<TestApp> {
+    let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
+        if std::env::var(REQUIRE_POSTGRES_ENV).is_ok() {
+            panic!("{REQUIRE_POSTGRES_ENV} is set but {POSTGRES_ENV} is not");
+        }
+        eprintln!("skipped: set {POSTGRES_ENV} to run this test on PostgreSQL");
+        return None;
+    };
+    let name = format!("baohan_test_{}", uuid::Uuid::new_v4().simple());
+    let url = {
+        let admin_url = admin_url.clone();
+        let name = name.clone();
+        tokio::task::spawn_blocking(move || {
+            use diesel::{Connection, RunQueryDsl};
+            let mut c = diesel::PgConnection::establish(&admin_url)
+                .unwrap_or_else(|e| panic!("PostgreSQL at {POSTGRES_ENV} is not reachable: {e}"));
+            diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+                .execute(&mut c)
+                .expect("create test database");
+            database_url_with_name(&admin_url, &name)
+        })
+        .await
+        .expect("create database task")
+    };
+    // A data directory still holds the master key file.
+    let dir = tempfile::tempdir().expect("temp dir");
+    Some(spawn(url, dir, Some(PostgresDb { admin_url, name })).await)
+}
+
+/// Replaces the database name (the URL path) of a PostgreSQL URL.
+fn database_url_with_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[after_scheme..].find('/') {
+        Some(slash) => &base[..after_scheme + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+async fn spawn(
+    database_url: String,
+    data_dir: tempfile::TempDir,
+    postgres: Option<PostgresDb>,
+) -> TestApp {
+    init_logs();
+    let mut settings = Settings::defaults();
+    settings.database_url = Some(database_url.clone());
+    settings.database_pool_size = 4;
+    settings.listen = "127.0.0.1:0".parse().expect("address");
+    settings.data_dir = data_dir.path().to_path_buf();
+    settings.max_body_bytes = 64 * 1024;
+    let (app, pool) = tokio::task::spawn_blocking(move || {
+        let app = Application::build(settings).expect("application starts");
+        let pool = app.pool().clone();
+        demo::seed(&mut pool.get().expect("connection")).expect("demo data");
+        (app, pool)
+    })
+    .await
+    .expect("build task");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    TestApp {
+        address,
+        client,
+        pool,
+        _postgres: postgres,
+        _data_dir: data_dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Signs in a demo user and returns a bearer token.
+    pub async fn login(&self, username: &str) -> String {
+        let res = self
+            .client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({ "username": username, "password": DEMO_PASSWORD }))
+            .send()
+            .await
+            .expect("login request");
+        assert_eq!(res.status(), 200, "login as {username}");
+        let body: Value = res.json().await.expect("login body");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Looks up an organization id by USCC through the operator API.
+    pub async fn organization_id(&self, operator_token: &str, uscc: &str) -> String {
+        let orgs: Value = self
+            .get(operator_token, "/api/v1/organizations")
+            .await
+            .json()
+            .await
+            .expect("json");
+        orgs.as_array()
+            .expect("array")
+            .iter()
+            .find(|o| o["uscc"] == uscc)
+            .and_then(|o| o["id"].as_str())
+            .expect("organization present")
+            .to_owned()
+    }
+
+    /// Checks the audit chain directly in the database.
+    pub fn audit_chain(&self) -> db::audit::ChainCheck {
+        let mut conn = self.pool.get().expect("connection");
+        db::audit::verify_chain(&mut conn).expect("chain readable")
+    }
+}
+
+/// Asserts the JSON error shape and returns the error object.
+pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(res.status().as_u16(), status, "status");
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(ct.starts_with("application/json"), "content type {ct}");
+    let body: Value = res.json().await.expect("json error body");
+    let error = body["error"].clone();
+    assert_eq!(error["code"], code, "error code in {body}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message in {body}"
+    );
+    error
+}
+
+/// A valid USCC built from a 17-character body.
+pub fn uscc(body: &str) -> String {
+    baohan::domain::uscc::Uscc::from_body(body)
+        .expect("valid body")
+        .as_str()
+        .to_owned()
+}
+
+/// The USCC of a demo account.
+pub fn demo_uscc(username: &str) -> String {
+    let account = demo::DEMO_ACCOUNTS
+        .iter()
+        .find(|a| a.username == username)
+        .expect("demo account");
+    uscc(account.uscc_body)
+}
+
+#[test]
+fn postgres_urls_get_the_test_database_name() {
+    assert_eq!(
+        database_url_with_name("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+        "postgres://postgres@127.0.0.1:5432/t1"
+    );
+    assert_eq!(
+        database_url_with_name("postgres://postgres@127.0.0.1:5432", "t1"),
+        "postgres://postgres@127.0.0.1:5432/t1"
+    );
+    assert_eq!(
+        database_url_with_name("postgres://u@h/db?sslmode=disable", "t1"),
+        "postgres://u@h/t1?sslmode=disable"
+    );
+}

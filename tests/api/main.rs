@@ -1,0 +1,11 @@
+//! Integration tests: the real server on port 0 with a fresh database. Every test runs
+//! twice, on SQLite (a temp file) and on PostgreSQL (a database made for the test and
+//! dropped after it) when `BAOHAN_TEST_POSTGRES_URL` is set.
+
+mod helpers;
+
+mod auth;
+mod errors;
+mod health;
+mod organizations;
+mod projects;
