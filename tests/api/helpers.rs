@@ -38,9 +38,10 @@ macro_rules! on_both_backends {
 }
 
 /// A PostgreSQL database made for one test, dropped when the test ends.
-struct PostgresDb {
+pub struct PostgresDb {
     admin_url: String,
     name: String,
+    pub url: String,
 }
 
 impl Drop for PostgresDb {
@@ -89,6 +90,14 @@ pub async fn spawn_sqlite() -> TestApp {
 
 /// `None` (after saying so) when no PostgreSQL is configured and none is required.
 pub async fn spawn_postgres() -> Option<TestApp> {
+    let db = create_postgres_database().await?;
+    // A data directory still holds the master key file.
+    let dir = tempfile::tempdir().expect("temp dir");
+    Some(spawn(db.url.clone(), dir, Some(db)).await)
+}
+
+/// A fresh, empty PostgreSQL database for one test, or `None` when not configured.
+pub async fn create_postgres_database() -> Option<PostgresDb> {
     let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
         if std::env::var(REQUIRE_POSTGRES_ENV).is_ok() {
             panic!("{REQUIRE_POSTGRES_ENV} is set but {POSTGRES_ENV} is not");
@@ -97,9 +106,8 @@ pub async fn spawn_postgres() -> Option<TestApp> {
         return None;
     };
     let name = format!("baohan_test_{}", uuid::Uuid::new_v4().simple());
-    let url = {
-        let admin_url = admin_url.clone();
-        let name = name.clone();
+    let created = {
+        let (admin_url, name) = (admin_url.clone(), name.clone());
         tokio::task::spawn_blocking(move || {
             use diesel::{Connection, RunQueryDsl};
             let mut c = diesel::PgConnection::establish(&admin_url)
@@ -107,14 +115,15 @@ pub async fn spawn_postgres() -> Option<TestApp> {
             diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
                 .execute(&mut c)
                 .expect("create test database");
-            database_url_with_name(&admin_url, &name)
         })
-        .await
-        .expect("create database task")
     };
-    // A data directory still holds the master key file.
-    let dir = tempfile::tempdir().expect("temp dir");
-    Some(spawn(url, dir, Some(PostgresDb { admin_url, name })).await)
+    created.await.expect("create database task");
+    let url = database_url_with_name(&admin_url, &name);
+    Some(PostgresDb {
+        admin_url,
+        name,
+        url,
+    })
 }
 
 /// Replaces the database name (the URL path) of a PostgreSQL URL.

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod database;
 mod errors;
 mod health;
 mod organizations;
