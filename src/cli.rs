@@ -107,6 +107,12 @@ fn demo(mut settings: Settings) -> anyhow::Result<()> {
         );
     }
     settings.database_url = Some(settings.database_url());
+    // Print the address actually served unless the operator named a public one.
+    if std::env::var_os("BAOHAN_PUBLIC_BASE_URL").is_none()
+        && settings.public_base_url == Settings::defaults().public_base_url
+    {
+        settings.public_base_url = format!("http://{}", settings.listen);
+    }
     let pool = db::connect(&settings.database_url(), settings.database_pool_size)?;
     let mut conn = pool.get()?;
     let seeded = demo::seed(&mut conn)?;
