@@ -1,4 +1,4 @@
-//! The command line: `serve`, `demo`, `migrate`, `audit verify`.
+//! The command line: `serve`, `demo`, `migrate`, `verify`, `pki`, `audit verify`.
 
 use std::path::PathBuf;
 
@@ -31,6 +31,13 @@ pub enum Command {
     Demo,
     /// Bring the database schema up to date and exit.
     Migrate,
+    /// Verify a guarantee offline (no database): exits 0 PASSED, 1 FAILED, 2 INDETERMINATE.
+    Verify(crate::pki::VerifyArgs),
+    /// Demo PKI: make a CA, an issuer certificate, a CRL; revoke a certificate.
+    Pki {
+        #[command(subcommand)]
+        command: crate::pki::PkiCommand,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -46,6 +53,16 @@ pub enum AuditCommand {
 
 /// Runs the command and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    // The offline tools need no configuration, database or logs.
+    match cli.command {
+        Command::Verify(args) => {
+            return Ok(crate::pki::run_verify_cli(args, &mut std::io::stdout()))
+        }
+        Command::Pki { command } => {
+            return Ok(crate::pki::run_pki_cli(command, &mut std::io::stdout()))
+        }
+        _ => {}
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     init_tracing(&settings.log);
     match cli.command {
@@ -65,6 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
+        Command::Verify(_) | Command::Pki { .. } => unreachable!("handled above"),
         Command::Audit {
             command: AuditCommand::Verify,
         } => {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod mail;
+pub mod pki;
 pub mod services;
 pub mod startup;
 pub mod web;

@@ -4,7 +4,10 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{api_tokens, organizations, projects, sections, sessions, users};
+use super::schema::{
+    api_tokens, applications, claims, crls, guarantee_drafts, guarantee_versions, guarantees,
+    issuer_certificates, organizations, projects, sections, sessions, trust_anchors, users,
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = organizations)]
@@ -84,4 +87,125 @@ pub struct Section {
     pub name: String,
     pub bond_amount_fen: i64,
     pub estimated_price_fen: Option<i64>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = applications)]
+pub struct Application {
+    pub id: String,
+    pub enterprise_id: String,
+    pub section_id: String,
+    pub issuer_id: String,
+    pub kind: String,
+    pub amount_fen: i64,
+    pub valid_from: NaiveDateTime,
+    pub valid_until: NaiveDateTime,
+    pub status: String,
+    pub premium_fen: Option<i64>,
+    pub decline_reason: Option<String>,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = issuer_certificates)]
+pub struct IssuerCertificate {
+    pub id: String,
+    pub organization_id: String,
+    pub fingerprint_sha256: String,
+    pub subject: String,
+    pub serial: String,
+    pub not_before: NaiveDateTime,
+    pub not_after: NaiveDateTime,
+    pub certificate_der: Vec<u8>,
+    pub encrypted_private_key: Option<Vec<u8>>,
+    pub created_at: NaiveDateTime,
+    pub deactivated_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = trust_anchors)]
+pub struct TrustAnchor {
+    pub id: String,
+    pub name: String,
+    pub fingerprint_sha256: String,
+    pub certificate_der: Vec<u8>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = crls)]
+pub struct Crl {
+    pub id: String,
+    pub issuer_name: String,
+    pub crl_der: Vec<u8>,
+    pub this_update: NaiveDateTime,
+    pub next_update: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = guarantee_drafts)]
+pub struct GuaranteeDraft {
+    pub id: String,
+    pub application_id: String,
+    pub guarantee_number: String,
+    pub version: i32,
+    pub document: Vec<u8>,
+    pub document_sha256: String,
+    pub verification_code_hash: String,
+    pub verification_code_sealed: Vec<u8>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = guarantees)]
+pub struct Guarantee {
+    pub id: String,
+    pub number: String,
+    pub application_id: String,
+    pub issuer_id: String,
+    pub enterprise_id: String,
+    pub section_id: String,
+    pub status: String,
+    pub claimed_from: Option<String>,
+    pub amount_fen: i64,
+    pub valid_from: NaiveDateTime,
+    pub valid_until: NaiveDateTime,
+    pub current_version: i32,
+    pub verification_code_hash: String,
+    pub verification_code_sealed: Vec<u8>,
+    pub issued_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = guarantee_versions)]
+pub struct GuaranteeVersion {
+    pub id: String,
+    pub guarantee_id: String,
+    pub version: i32,
+    pub document: Vec<u8>,
+    pub document_sha256: String,
+    pub signature: Option<Vec<u8>>,
+    pub signer_certificate_id: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = claims)]
+pub struct Claim {
+    pub id: String,
+    pub guarantee_id: String,
+    pub reason_code: String,
+    pub statement: String,
+    pub amount_fen: i64,
+    pub status: String,
+    pub filed_by: String,
+    pub filed_at: NaiveDateTime,
+    pub decide_by: NaiveDateTime,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<NaiveDateTime>,
+    pub decision_reason: Option<String>,
 }

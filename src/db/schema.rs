@@ -152,8 +152,23 @@ diesel::table! {
         valid_until -> Timestamp,
         current_version -> Integer,
         verification_code_hash -> Text,
+        verification_code_sealed -> Binary,
         issued_at -> Timestamp,
         updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    guarantee_drafts (id) {
+        id -> Text,
+        application_id -> Text,
+        guarantee_number -> Text,
+        version -> Integer,
+        document -> Binary,
+        document_sha256 -> Text,
+        verification_code_hash -> Text,
+        verification_code_sealed -> Binary,
+        created_at -> Timestamp,
     }
 }
 
@@ -262,6 +277,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     trust_anchors,
     crls,
     guarantees,
+    guarantee_drafts,
     guarantee_versions,
     claims,
     audit_log,

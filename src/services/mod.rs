@@ -1,6 +1,7 @@
 //! Use cases. Each public function is one operation of one actor: it checks what the
 //! actor may do, runs in one database transaction, and writes its audit entry there.
 
+pub mod applications;
 pub mod auth;
 pub mod demo;
 pub mod organizations;
@@ -34,6 +35,12 @@ pub enum ServiceError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The lifecycle does not allow this from the current state.
+    #[error("{message}")]
+    InvalidTransition {
+        message: String,
+        current: &'static str,
+    },
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -45,6 +52,15 @@ impl ServiceError {
         ServiceError::Invalid {
             field: field.into(),
             message: message.to_string(),
+        }
+    }
+}
+
+impl From<crate::domain::TransitionError> for ServiceError {
+    fn from(e: crate::domain::TransitionError) -> Self {
+        ServiceError::InvalidTransition {
+            message: e.to_string(),
+            current: e.current,
         }
     }
 }

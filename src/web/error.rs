@@ -93,6 +93,12 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
             ServiceError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
             ServiceError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            ServiceError::InvalidTransition { message, current } => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "invalid_transition",
+                message,
+                details: Some(serde_json::json!({ "current_state": current })),
+            },
             ServiceError::Unavailable(m) => {
                 tracing::warn!(error = %m, "database unavailable");
                 ApiError::new(

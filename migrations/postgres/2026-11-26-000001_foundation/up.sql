@@ -142,11 +142,29 @@ CREATE TABLE guarantees (
     valid_until TIMESTAMP NOT NULL,
     current_version INTEGER NOT NULL,
     verification_code_hash TEXT NOT NULL,
+    -- The code again, sealed under the master key, so the letter can be printed again.
+    verification_code_sealed BYTEA NOT NULL,
     issued_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL
 );
 CREATE INDEX guarantees_section ON guarantees(section_id);
 CREATE INDEX guarantees_status_valid_until ON guarantees(status, valid_until);
+
+-- The exact bytes an issuer signs, fixed before signing so that an external signer and
+-- the exchange sign and store the same document. One per application (and amendment).
+CREATE TABLE guarantee_drafts (
+    id TEXT PRIMARY KEY,
+    application_id TEXT NOT NULL REFERENCES applications(id),
+    guarantee_number TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    document BYTEA NOT NULL,
+    document_sha256 TEXT NOT NULL,
+    verification_code_hash TEXT NOT NULL,
+    verification_code_sealed BYTEA NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    UNIQUE (guarantee_number, version),
+    UNIQUE (application_id, version)
+);
 
 CREATE TABLE guarantee_versions (
     id TEXT PRIMARY KEY,

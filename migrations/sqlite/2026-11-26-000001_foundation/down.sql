@@ -4,6 +4,7 @@ DROP TABLE audit_head;
 DROP TABLE audit_log;
 DROP TABLE claims;
 DROP TABLE guarantee_versions;
+DROP TABLE guarantee_drafts;
 DROP TABLE guarantees;
 DROP TABLE crls;
 DROP TABLE trust_anchors;

@@ -1,0 +1,453 @@
+//! Logic behind `baohan verify` (offline verification) and `baohan pki` (demo PKI).
+//! The binary wires these into clap; everything testable lives here.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::pki::demo::{serial_hex, DemoCa, IssuerSpec, KeyType, RevokedSerial};
+use crate::pki::document::{MAX_DOCUMENT_BYTES, MAX_SIGNATURE_BYTES};
+use crate::pki::trust::TrustStoreBuilder;
+use crate::pki::verify::{format_failure_report, Expectations, VerificationEngine, VerifyOptions};
+
+/// Exit code for unusable arguments (sysexits `EX_USAGE`), distinct from the 0/1/2 of
+/// PASSED/FAILED/INDETERMINATE.
+pub const EXIT_USAGE: i32 = 64;
+
+/// Largest CA or CRL file the CLI reads.
+const MAX_TRUST_FILE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Arguments of `baohan verify`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct VerifyArgs {
+    /// The document (`NO.json`).
+    #[arg(long)]
+    pub document: PathBuf,
+    /// The detached signature (`NO.p7s`).
+    #[arg(long)]
+    pub signature: PathBuf,
+    /// Trust anchors: PEM/DER files, or directories of them (CRLs there are loaded too).
+    #[arg(long)]
+    pub ca: Vec<PathBuf>,
+    /// CRL files (PEM or DER).
+    #[arg(long)]
+    pub crl: Vec<PathBuf>,
+    /// Expected project code.
+    #[arg(long = "expect-project")]
+    pub project: Option<String>,
+    /// Expected section code.
+    #[arg(long = "expect-section")]
+    pub section: Option<String>,
+    /// Expected beneficiary USCC.
+    #[arg(long = "expect-beneficiary")]
+    pub beneficiary: Option<String>,
+    /// Expected applicant USCC.
+    #[arg(long = "expect-applicant")]
+    pub applicant: Option<String>,
+    /// Required minimum amount, decimal yuan.
+    #[arg(long = "expect-min-amount")]
+    pub min_amount: Option<String>,
+    /// Validity must have started by this RFC 3339 time (bid deadline).
+    #[arg(long = "expect-valid-from-by")]
+    pub valid_from_by: Option<String>,
+    /// Validity must last through this RFC 3339 time.
+    #[arg(long = "expect-valid-through")]
+    pub valid_through: Option<String>,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn read_capped(path: &Path, limit: usize) -> Result<Vec<u8>, String> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() > limit {
+        return Err(format!("{} is larger than {limit} bytes", path.display()));
+    }
+    Ok(bytes)
+}
+
+fn parse_time_arg(
+    name: &str,
+    value: &Option<String>,
+) -> Result<Option<DateTime<chrono::FixedOffset>>, String> {
+    value
+        .as_deref()
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map_err(|e| format!("--{name} {v:?} is not an RFC 3339 time: {e}"))
+        })
+        .transpose()
+}
+
+/// Runs an offline verification and prints the report. Returns 0 PASSED, 1 FAILED,
+/// 2 INDETERMINATE, or [`EXIT_USAGE`] for malformed expectation arguments. Unreadable or
+/// oversized files give a FAILED / FORMAT_FAILURE report, never a panic.
+pub fn run_verify_cli(args: VerifyArgs, out: &mut dyn Write) -> i32 {
+    let expectations = match (
+        parse_time_arg("valid-from-by", &args.valid_from_by),
+        parse_time_arg("valid-through", &args.valid_through),
+    ) {
+        (Ok(valid_from_by), Ok(valid_through)) => Expectations {
+            project_code: args.project.clone(),
+            section_code: args.section.clone(),
+            beneficiary_uscc: args.beneficiary.clone(),
+            applicant_uscc: args.applicant.clone(),
+            min_amount: args.min_amount.clone(),
+            valid_from_by,
+            valid_through,
+        },
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = writeln!(out, "error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if let Some(min) = &args.min_amount {
+        if let Err(e) = crate::domain::money::Amount::parse(min) {
+            let _ = writeln!(out, "error: --min-amount: {e}");
+            return EXIT_USAGE;
+        }
+    }
+
+    let now = Utc::now();
+    let report = match load_inputs(&args) {
+        Ok((document, signature, trust)) => {
+            let options = VerifyOptions {
+                validation_time: Some(now),
+                expectations,
+                ..VerifyOptions::default()
+            };
+            VerificationEngine::with_capacity(1).verify(&document, &signature, &trust, &options)
+        }
+        Err(reason) => format_failure_report(reason, now),
+    };
+    let printed = if args.json {
+        serde_json::to_string_pretty(&report)
+            .map_err(std::io::Error::other)
+            .and_then(|j| writeln!(out, "{j}"))
+    } else {
+        write!(out, "{}", report.to_text())
+    };
+    if printed.is_err() {
+        tracing::warn!("could not write the verification report");
+    }
+    report.exit_code()
+}
+
+type Inputs = (Vec<u8>, Vec<u8>, crate::pki::trust::TrustStore);
+
+fn load_inputs(args: &VerifyArgs) -> Result<Inputs, String> {
+    let document = read_capped(&args.document, MAX_DOCUMENT_BYTES)
+        .map_err(|e| format!("The document could not be used: {e}."))?;
+    let signature = read_capped(&args.signature, MAX_SIGNATURE_BYTES)
+        .map_err(|e| format!("The signature could not be used: {e}."))?;
+    let mut builder = TrustStoreBuilder::new();
+    for path in &args.ca {
+        if path.is_dir() {
+            builder.add_directory(path).map_err(|e| {
+                format!(
+                    "The trust directory {} could not be used: {e}.",
+                    path.display()
+                )
+            })?;
+        } else {
+            let bytes = read_capped(path, MAX_TRUST_FILE_BYTES)
+                .map_err(|e| format!("The CA file could not be used: {e}."))?;
+            builder
+                .add_certificates(&bytes)
+                .map_err(|e| format!("The CA file {} could not be used: {e}.", path.display()))?;
+        }
+    }
+    for path in &args.crl {
+        let bytes = read_capped(path, MAX_TRUST_FILE_BYTES)
+            .map_err(|e| format!("The CRL file could not be used: {e}."))?;
+        builder
+            .add_crls(&bytes)
+            .map_err(|e| format!("The CRL file {} could not be used: {e}.", path.display()))?;
+    }
+    let trust = builder
+        .build()
+        .map_err(|e| format!("The trust store could not be built: {e}."))?;
+    Ok((document, signature, trust))
+}
+
+/// `baohan pki ca`: make a demo CA in `dir` (`ca.pem`, `ca.key.pem`, and a first CRL
+/// `crl.pem` valid for 7 days).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CaArgs {
+    /// Directory to create the CA in (created if missing).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// CA name (O and CN).
+    #[arg(long, default_value = "Baohan Demo CA")]
+    pub name: String,
+    /// Key algorithm.
+    #[arg(long, default_value = "p256")]
+    pub key_type: KeyType,
+}
+
+/// `baohan pki issuer`: issue an issuer signing key and certificate from the CA in
+/// `ca_dir` into `out_dir` (`issuer.pem`, `issuer.key.pem`, `chain.pem`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct IssuerArgs {
+    /// Directory of the CA made by `ca`.
+    #[arg(long)]
+    pub ca_dir: PathBuf,
+    /// Where to write the issuer's files.
+    #[arg(long)]
+    pub out_dir: PathBuf,
+    /// Issuer organization name.
+    #[arg(long)]
+    pub name: String,
+    /// Issuer USCC (goes into organizationIdentifier as `NTRCN-<USCC>`).
+    #[arg(long)]
+    pub uscc: String,
+    /// Key algorithm.
+    #[arg(long, default_value = "p256")]
+    pub key_type: KeyType,
+    /// Days of validity from now.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+}
+
+/// `baohan pki crl`: issue a fresh CRL (`crl.pem`) listing every revoked serial.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CrlArgs {
+    /// Directory of the CA.
+    #[arg(long)]
+    pub ca_dir: PathBuf,
+    /// Days until nextUpdate.
+    #[arg(long, default_value_t = 7)]
+    pub days: u32,
+}
+
+/// `baohan pki revoke`: record `serial` as revoked and issue a new CRL.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RevokeArgs {
+    /// Directory of the CA.
+    #[arg(long)]
+    pub ca_dir: PathBuf,
+    /// Serial number in hex, as shown in reports.
+    #[arg(long)]
+    pub serial: String,
+    /// Days until the new CRL's nextUpdate.
+    #[arg(long, default_value_t = 7)]
+    pub days: u32,
+}
+
+/// The `baohan pki` subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum PkiCommand {
+    /// Make a demo CA.
+    Ca(CaArgs),
+    /// Issue an issuer certificate.
+    Issuer(IssuerArgs),
+    /// Issue a CRL.
+    Crl(CrlArgs),
+    /// Revoke a certificate.
+    Revoke(RevokeArgs),
+}
+
+/// Runs a `baohan pki` subcommand; prints what it wrote. Returns 0 on success, 1 on error.
+pub fn run_pki_cli(command: PkiCommand, out: &mut dyn Write) -> i32 {
+    match run_pki(command) {
+        Ok(message) => {
+            let _ = writeln!(out, "{message}");
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            1
+        }
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(err)
+}
+
+fn read_text(path: &Path) -> Result<Vec<u8>, String> {
+    read_capped(path, MAX_TRUST_FILE_BYTES)
+}
+
+fn load_ca(dir: &Path) -> Result<DemoCa, String> {
+    let cert = read_text(&dir.join("ca.pem"))?;
+    let key = read_text(&dir.join("ca.key.pem"))?;
+    DemoCa::from_pem(&cert, &key)
+        .map_err(|e| format!("cannot load the CA in {}: {e}", dir.display()))
+}
+
+/// `revoked.txt`: one `serial_hex unix_seconds` per line.
+fn load_revoked(dir: &Path) -> Result<Vec<RevokedSerial>, String> {
+    let path = dir.join("revoked.txt");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text =
+        String::from_utf8(read_text(&path)?).map_err(|_| "revoked.txt is not UTF-8".to_owned())?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let (serial, secs) = line
+                .split_once(' ')
+                .ok_or_else(|| format!("bad line in revoked.txt: {line:?}"))?;
+            let revoked_at = secs
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
+                .ok_or_else(|| format!("bad time in revoked.txt: {line:?}"))?;
+            Ok(RevokedSerial {
+                serial_hex: serial.to_owned(),
+                revoked_at,
+            })
+        })
+        .collect()
+}
+
+fn next_crl_number(dir: &Path) -> Result<u64, String> {
+    let path = dir.join("crlnumber");
+    let current = match std::fs::read_to_string(&path) {
+        Ok(s) => s
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| "crlnumber is not a number".to_owned())?,
+        Err(_) => 0,
+    };
+    let next = current + 1;
+    write_file(&path, next.to_string().as_bytes(), false)?;
+    Ok(next)
+}
+
+fn issue_crl(dir: &Path, ca: &DemoCa, days: u32) -> Result<PathBuf, String> {
+    let revoked = load_revoked(dir)?;
+    let number = next_crl_number(dir)?;
+    let now = Utc::now();
+    let crl = ca
+        .crl(
+            &revoked,
+            now - Duration::minutes(5),
+            now + Duration::days(i64::from(days)),
+            number,
+        )
+        .map_err(|e| format!("cannot issue the CRL: {e}"))?;
+    let path = dir.join("crl.pem");
+    write_file(&path, &crl.to_pem().map_err(|e| e.to_string())?, false)?;
+    Ok(path)
+}
+
+fn run_pki(command: PkiCommand) -> Result<String, String> {
+    let pem_err = |e: openssl::error::ErrorStack| e.to_string();
+    match command {
+        PkiCommand::Ca(a) => {
+            std::fs::create_dir_all(&a.dir)
+                .map_err(|e| format!("cannot create {}: {e}", a.dir.display()))?;
+            if a.dir.join("ca.key.pem").exists() {
+                return Err(format!("{} already holds a CA", a.dir.display()));
+            }
+            let ca = DemoCa::new(&a.name, a.key_type).map_err(pem_err)?;
+            write_file(
+                &a.dir.join("ca.key.pem"),
+                &ca.key.private_key_to_pem_pkcs8().map_err(pem_err)?,
+                true,
+            )?;
+            write_file(
+                &a.dir.join("ca.pem"),
+                &ca.cert.to_pem().map_err(pem_err)?,
+                false,
+            )?;
+            let crl = issue_crl(&a.dir, &ca, 7)?;
+            Ok(format!(
+                "CA {} written to {} (ca.pem, ca.key.pem); CRL {}",
+                a.name,
+                a.dir.display(),
+                crl.display()
+            ))
+        }
+        PkiCommand::Issuer(a) => {
+            crate::domain::uscc::Uscc::parse(&a.uscc).map_err(|e| format!("--uscc: {e}"))?;
+            let ca = load_ca(&a.ca_dir)?;
+            let mut spec = IssuerSpec::new(&a.name, &a.uscc);
+            spec.key_type = a.key_type;
+            spec.not_before = Utc::now() - Duration::minutes(5);
+            spec.not_after = Utc::now() + Duration::days(i64::from(a.days));
+            let issued = ca.issue(&spec).map_err(pem_err)?;
+            std::fs::create_dir_all(&a.out_dir)
+                .map_err(|e| format!("cannot create {}: {e}", a.out_dir.display()))?;
+            write_file(
+                &a.out_dir.join("issuer.key.pem"),
+                &issued.key.private_key_to_pem_pkcs8().map_err(pem_err)?,
+                true,
+            )?;
+            write_file(
+                &a.out_dir.join("issuer.pem"),
+                &issued.cert.to_pem().map_err(pem_err)?,
+                false,
+            )?;
+            let mut chain = issued.cert.to_pem().map_err(pem_err)?;
+            chain.extend(ca.cert.to_pem().map_err(pem_err)?);
+            write_file(&a.out_dir.join("chain.pem"), &chain, false)?;
+            Ok(format!(
+                "issuer certificate for {} ({}) serial {} written to {}",
+                a.name,
+                a.uscc,
+                serial_hex(&issued.cert).map_err(pem_err)?,
+                a.out_dir.display()
+            ))
+        }
+        PkiCommand::Crl(a) => {
+            let ca = load_ca(&a.ca_dir)?;
+            let path = issue_crl(&a.ca_dir, &ca, a.days)?;
+            Ok(format!("CRL written to {}", path.display()))
+        }
+        PkiCommand::Revoke(a) => {
+            let serial = a
+                .serial
+                .trim()
+                .trim_start_matches("0x")
+                .to_ascii_lowercase();
+            if serial.is_empty() || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("{:?} is not a hex serial number", a.serial));
+            }
+            let ca = load_ca(&a.ca_dir)?;
+            let mut revoked = load_revoked(&a.ca_dir)?;
+            if !revoked
+                .iter()
+                .any(|r| r.serial_hex.eq_ignore_ascii_case(&serial))
+            {
+                revoked.push(RevokedSerial {
+                    serial_hex: serial.clone(),
+                    revoked_at: Utc::now(),
+                });
+            }
+            let lines: String = revoked
+                .iter()
+                .map(|r| format!("{} {}\n", r.serial_hex, r.revoked_at.timestamp()))
+                .collect();
+            write_file(&a.ca_dir.join("revoked.txt"), lines.as_bytes(), false)?;
+            let path = issue_crl(&a.ca_dir, &ca, a.days)?;
+            Ok(format!(
+                "serial {serial} revoked; CRL written to {}",
+                path.display()
+            ))
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! PKI layer: the signed guarantee document, CAdES-BES signing, hosted issuer keys,
+//! trust anchors and CRLs, and the verification engine whose report follows the
+//! ETSI EN 319 102-1 vocabulary (DESIGN.md §4–§5).
+//!
+//! This layer knows nothing about the database or HTTP; of the domain it uses only the
+//! money parser (amounts in documents are decimal strings).
+
+pub mod cli;
+pub mod cms_parse;
+pub mod demo;
+pub mod document;
+pub mod keys;
+pub mod report;
+pub mod sign;
+pub mod trust;
+pub mod verify;
+
+#[cfg(test)]
+mod tests;
+
+pub use cli::{
+    run_pki_cli, run_verify_cli, CaArgs, CrlArgs, IssuerArgs, PkiCommand, RevokeArgs, VerifyArgs,
+    EXIT_USAGE,
+};
+pub use document::{DocumentError, GuaranteeDocument, MAX_DOCUMENT_BYTES, MAX_SIGNATURE_BYTES};
+pub use keys::{
+    decrypt_private_key, encrypt_private_key, import_pem, import_pkcs12, HostedKeyError,
+    ImportedKey, MasterKey,
+};
+pub use report::{
+    Check, CheckId, CheckResult, Indication, SignerDetails, SubIndication, VerificationReport,
+};
+pub use sign::{sign_detached, SignError};
+pub use trust::{CaCrlStatus, TrustStore, TrustStoreBuilder, TrustStoreError};
+pub use verify::{
+    format_failure_report, Expectations, Registration, RegistryCheck, VerificationEngine,
+    VerifyOptions,
+};
+
+/// Lowercase hex SHA-256 of `bytes`: the form used for document hashes and certificate
+/// fingerprints throughout reports and caches.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}

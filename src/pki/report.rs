@@ -1,0 +1,241 @@
+//! The verification report, in the ETSI EN 319 102-1 vocabulary (DESIGN.md §5).
+
+use serde::{Deserialize, Serialize};
+
+/// Overall outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Indication {
+    /// Every check passed.
+    Passed,
+    /// A check proved the signature or document unacceptable.
+    Failed,
+    /// Acceptability could not be established (e.g. no chain, no current CRL).
+    Indeterminate,
+}
+
+/// Why the indication is not PASSED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SubIndication {
+    /// Document or signature cannot be read.
+    FormatFailure,
+    /// The signed message digest differs from the document's hash.
+    HashFailure,
+    /// The signature value does not verify over the signed attributes.
+    SigCryptoFailure,
+    /// No certificate matching the signer identifier.
+    NoSigningCertificateFound,
+    /// The signer certificate does not chain to a trust anchor.
+    NoCertificateChainFound,
+    /// The certificate may not be used for signing.
+    ChainConstraintsFailure,
+    /// A certificate had expired at the signing time.
+    Expired,
+    /// A certificate was not yet valid at the signing time.
+    NotYetValid,
+    /// A certificate is revoked.
+    Revoked,
+    /// Revocation status unknown now (no current CRL); retry later.
+    TryLater,
+    /// The signer is not the issuer named in the document.
+    SignerNotIssuer,
+    /// The exchange has no guarantee with this number and hash.
+    NotRegistered,
+    /// The guarantee is no longer in force.
+    NotActive,
+    /// The guarantee does not meet what the verifier expects.
+    ExpectationMismatch,
+}
+
+/// Identifies a check; the order of the variants is the order checks run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckId {
+    /// Document and signature parse.
+    Format,
+    /// messageDigest equals SHA-256 of the document.
+    Integrity,
+    /// Signature value over the signed attributes.
+    SignatureValue,
+    /// Signer certificate present and chained to a trust anchor.
+    CertificateChain,
+    /// keyUsage allows signing.
+    KeyUsage,
+    /// Certificates valid at the signing time.
+    CertificateValidity,
+    /// Not revoked according to a current CRL.
+    Revocation,
+    /// Signer bound to the issuer named in the document.
+    IssuerBinding,
+    /// Registered at this exchange with the same hash.
+    Registration,
+    /// Guarantee status is active.
+    Status,
+    /// Verifier's expectations are met.
+    Expectations,
+}
+
+/// Result of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckResult {
+    /// The check passed.
+    Passed,
+    /// The check failed.
+    Failed,
+    /// The check could not reach a conclusion.
+    Indeterminate,
+    /// The check was not run (offline mode, or an earlier check made it meaningless).
+    Skipped,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// Which check.
+    pub id: CheckId,
+    /// Short human title.
+    pub title: String,
+    /// Outcome.
+    pub result: CheckResult,
+    /// Sub-indication when the result is failed or indeterminate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_indication: Option<SubIndication>,
+    /// Plain-English explanation of the outcome.
+    pub explanation: String,
+}
+
+/// Who signed, from the signer certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignerDetails {
+    /// Subject distinguished name (RFC 4514 style).
+    pub subject: String,
+    /// Issuer distinguished name.
+    pub issuer: String,
+    /// Serial number, hex.
+    pub serial: String,
+    /// SHA-256 of the certificate DER, lowercase hex.
+    pub sha256_fingerprint: String,
+    /// USCC from organizationIdentifier or serialNumber in the subject.
+    pub uscc: Option<String>,
+    /// Start of validity, RFC 3339.
+    pub not_before: String,
+    /// End of validity, RFC 3339.
+    pub not_after: String,
+}
+
+/// The whole report: serialized as the API's and CLI's JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationReport {
+    /// Overall indication.
+    pub indication: Indication,
+    /// Sub-indication of the deciding check.
+    pub sub_indication: Option<SubIndication>,
+    /// Guarantee number, when the document parsed.
+    pub guarantee_number: Option<String>,
+    /// Lowercase hex SHA-256 of the document bytes as received.
+    pub document_sha256: Option<String>,
+    /// Claimed signing time (signingTime attribute), RFC 3339.
+    pub signing_time: Option<String>,
+    /// Time the validation was made for, RFC 3339.
+    pub validation_time: String,
+    /// Signer certificate details, when found.
+    pub signer: Option<SignerDetails>,
+    /// All checks, in order.
+    pub checks: Vec<Check>,
+}
+
+impl VerificationReport {
+    /// Derives the overall indication from the checks: the first failed check decides
+    /// (a proven defect outweighs a missing proof); otherwise the first indeterminate one;
+    /// otherwise PASSED.
+    pub(crate) fn from_checks(
+        checks: Vec<Check>,
+        validation_time: String,
+        document_sha256: Option<String>,
+    ) -> Self {
+        let decide = |wanted: CheckResult| {
+            checks
+                .iter()
+                .find(|c| c.result == wanted)
+                .map(|c| c.sub_indication)
+        };
+        let (indication, sub_indication) = if let Some(sub) = decide(CheckResult::Failed) {
+            (Indication::Failed, sub)
+        } else if let Some(sub) = decide(CheckResult::Indeterminate) {
+            (Indication::Indeterminate, sub)
+        } else {
+            (Indication::Passed, None)
+        };
+        VerificationReport {
+            indication,
+            sub_indication,
+            guarantee_number: None,
+            document_sha256,
+            signing_time: None,
+            validation_time,
+            signer: None,
+            checks,
+        }
+    }
+
+    /// The CLI exit code: 0 PASSED, 1 FAILED, 2 INDETERMINATE.
+    pub fn exit_code(&self) -> i32 {
+        match self.indication {
+            Indication::Passed => 0,
+            Indication::Failed => 1,
+            Indication::Indeterminate => 2,
+        }
+    }
+
+    /// The check with `id`, if present.
+    pub fn check(&self, id: CheckId) -> Option<&Check> {
+        self.checks.iter().find(|c| c.id == id)
+    }
+
+    /// A plain-text rendering for terminals and logs.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let sub = self
+            .sub_indication
+            .map(|s| format!(" / {}", screaming(&s)))
+            .unwrap_or_default();
+        let _ = writeln!(out, "Result: {}{}", screaming(&self.indication), sub);
+        if let Some(n) = &self.guarantee_number {
+            let _ = writeln!(out, "Guarantee: {n}");
+        }
+        if let Some(h) = &self.document_sha256 {
+            let _ = writeln!(out, "Document SHA-256: {h}");
+        }
+        if let Some(s) = &self.signer {
+            let _ = writeln!(out, "Signer: {}", s.subject);
+            let _ = writeln!(out, "  issued by {}, serial {}", s.issuer, s.serial);
+            let _ = writeln!(out, "  valid {} .. {}", s.not_before, s.not_after);
+            let _ = writeln!(out, "  SHA-256 {}", s.sha256_fingerprint);
+        }
+        if let Some(t) = &self.signing_time {
+            let _ = writeln!(out, "Signing time: {t}");
+        }
+        let _ = writeln!(out, "Validation time: {}", self.validation_time);
+        for c in &self.checks {
+            let mark = match c.result {
+                CheckResult::Passed => "ok  ",
+                CheckResult::Failed => "FAIL",
+                CheckResult::Indeterminate => "??  ",
+                CheckResult::Skipped => "skip",
+            };
+            let _ = writeln!(out, "[{mark}] {}: {}", c.title, c.explanation);
+        }
+        out
+    }
+}
+
+/// The serde name of an enum value (e.g. `SIG_CRYPTO_FAILURE`).
+fn screaming<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

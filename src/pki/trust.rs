@@ -1,0 +1,354 @@
+//! Trust anchors and CRLs (DESIGN.md §5, §11).
+//!
+//! A [`TrustStore`] is immutable once built; operators reload by building a new one
+//! (an OpenSSL store cannot replace a CRL). Its [`TrustStore::version`] is a hash of
+//! its contents, so verification caches key on it and a reload invalidates them.
+//!
+//! CRLs are kept beside the OpenSSL store rather than inside it: the engine evaluates
+//! revocation itself so that "no current CRL" becomes INDETERMINATE / TRY_LATER (not a
+//! chain failure) and so that the time-dependent part (is the CRL current *now*) can be
+//! re-evaluated per call while the expensive part (CRL signature, serial lookup) is
+//! cached.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use openssl::asn1::{Asn1Time, Asn1TimeRef};
+use openssl::hash::MessageDigest;
+use openssl::stack::Stack;
+use openssl::x509::store::{X509Store, X509StoreBuilder};
+use openssl::x509::verify::X509VerifyFlags;
+use openssl::x509::{X509Crl, X509NameRef, X509PurposeId, X509StoreContext, X509};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// Largest trust file read from a directory.
+const MAX_TRUST_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Why a trust store could not be built.
+#[derive(Debug, Error)]
+pub enum TrustStoreError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// Bytes that are not a PEM or DER certificate.
+    #[error("not a certificate: {0}")]
+    BadCertificate(String),
+    /// Bytes that are not a PEM or DER CRL.
+    #[error("not a CRL: {0}")]
+    BadCrl(String),
+    /// OpenSSL refused to build the store.
+    #[error("openssl: {0}")]
+    OpenSsl(#[from] openssl::error::ErrorStack),
+}
+
+/// A CRL with the fields the engine needs pre-extracted.
+pub(crate) struct StoredCrl {
+    pub(crate) crl: X509Crl,
+    pub(crate) issuer_der: Vec<u8>,
+    pub(crate) this_update: i64,
+    pub(crate) next_update: Option<i64>,
+}
+
+/// Whether a trust anchor has a current CRL (for operator dashboards).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaCrlStatus {
+    /// Anchor subject.
+    pub subject: String,
+    /// Anchor SHA-256 fingerprint.
+    pub sha256_fingerprint: String,
+    /// A CRL signed by this anchor is current at the time asked.
+    pub has_current_crl: bool,
+    /// Latest nextUpdate among this anchor's CRLs, RFC 3339.
+    pub next_update: Option<String>,
+}
+
+/// Immutable set of trust anchors and CRLs.
+pub struct TrustStore {
+    store: X509Store,
+    anchors: Vec<X509>,
+    crls: Vec<StoredCrl>,
+    version: String,
+}
+
+impl std::fmt::Debug for TrustStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustStore")
+            .field("anchors", &self.anchors.len())
+            .field("crls", &self.crls.len())
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// Collects anchors and CRLs, then [`TrustStoreBuilder::build`]s a [`TrustStore`].
+#[derive(Default)]
+pub struct TrustStoreBuilder {
+    anchors: Vec<X509>,
+    crls: Vec<X509Crl>,
+}
+
+fn is_pem(bytes: &[u8]) -> bool {
+    bytes.windows(11).any(|w| w == b"-----BEGIN ")
+}
+
+impl TrustStoreBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds trust anchors from PEM (one or more certificates) or DER bytes.
+    pub fn add_certificates(&mut self, bytes: &[u8]) -> Result<&mut Self, TrustStoreError> {
+        let certs = if is_pem(bytes) {
+            X509::stack_from_pem(bytes)
+                .map_err(|e| TrustStoreError::BadCertificate(e.to_string()))?
+        } else {
+            vec![X509::from_der(bytes)
+                .map_err(|e| TrustStoreError::BadCertificate(e.to_string()))?]
+        };
+        if certs.is_empty() {
+            return Err(TrustStoreError::BadCertificate(
+                "no certificate in PEM".into(),
+            ));
+        }
+        self.anchors.extend(certs);
+        Ok(self)
+    }
+
+    /// Adds CRLs from PEM (one or more) or DER bytes.
+    pub fn add_crls(&mut self, bytes: &[u8]) -> Result<&mut Self, TrustStoreError> {
+        const BEGIN: &str = "-----BEGIN X509 CRL-----";
+        if is_pem(bytes) {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| TrustStoreError::BadCrl("PEM is not ASCII".into()))?;
+            let mut found = 0;
+            for (start, _) in text.match_indices(BEGIN) {
+                let crl = X509Crl::from_pem(&bytes[start..])
+                    .map_err(|e| TrustStoreError::BadCrl(e.to_string()))?;
+                self.crls.push(crl);
+                found += 1;
+            }
+            if found == 0 {
+                return Err(TrustStoreError::BadCrl("no CRL in PEM".into()));
+            }
+        } else {
+            self.crls.push(
+                X509Crl::from_der(bytes).map_err(|e| TrustStoreError::BadCrl(e.to_string()))?,
+            );
+        }
+        Ok(self)
+    }
+
+    /// Loads every `*.pem`, `*.crt`, `*.cer`, `*.der` (certificates) and `*.crl` file of a
+    /// directory (not recursive). PEM files may hold certificates and CRLs together.
+    pub fn add_directory(&mut self, dir: &Path) -> Result<&mut Self, TrustStoreError> {
+        let io = |path: &Path, source| TrustStoreError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| io(dir, e))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        paths.sort();
+        for path in paths {
+            let ext = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase)
+                .unwrap_or_default();
+            if !["pem", "crt", "cer", "der", "crl"].contains(&ext.as_str()) {
+                continue;
+            }
+            let bytes = read_capped(&path).map_err(|e| io(&path, e))?;
+            if is_pem(&bytes) {
+                let text = String::from_utf8_lossy(&bytes);
+                if text.contains("-----BEGIN CERTIFICATE-----") {
+                    self.add_certificates(&bytes)?;
+                }
+                if text.contains("-----BEGIN X509 CRL-----") {
+                    self.add_crls(&bytes)?;
+                }
+            } else if ext == "crl" {
+                self.add_crls(&bytes)?;
+            } else {
+                self.add_certificates(&bytes)?;
+            }
+        }
+        Ok(self)
+    }
+
+    /// Builds the immutable store.
+    pub fn build(self) -> Result<TrustStore, TrustStoreError> {
+        let mut builder = X509StoreBuilder::new()?;
+        // Time is checked by the engine at the *signing* time, not here; PARTIAL_CHAIN
+        // lets an operator trust an intermediate directly; purpose ANY because the S/MIME
+        // purpose rejects documentSigning EKUs (DESIGN.md §11).
+        builder.set_flags(X509VerifyFlags::NO_CHECK_TIME | X509VerifyFlags::PARTIAL_CHAIN)?;
+        builder.set_purpose(X509PurposeId::ANY)?;
+
+        let mut items: Vec<Vec<u8>> = Vec::new();
+        let mut anchors = Vec::new();
+        for cert in self.anchors {
+            let der = cert.to_der()?;
+            let mut item = b"C".to_vec();
+            item.extend_from_slice(&der);
+            if items.contains(&item) {
+                continue;
+            }
+            items.push(item);
+            builder.add_cert(cert.clone())?;
+            anchors.push(cert);
+        }
+        let mut crls = Vec::new();
+        for crl in self.crls {
+            let mut item = b"R".to_vec();
+            item.extend_from_slice(&crl.to_der()?);
+            if items.contains(&item) {
+                continue;
+            }
+            items.push(item);
+            crls.push(StoredCrl {
+                issuer_der: crl.issuer_name().to_der()?,
+                this_update: asn1_to_unix(crl.last_update())?,
+                next_update: crl.next_update().map(asn1_to_unix).transpose()?,
+                crl,
+            });
+        }
+        // Order-independent: the same files in any order give the same version.
+        items.sort();
+        let mut hasher = Sha256::new();
+        for item in &items {
+            hasher.update((item.len() as u64).to_be_bytes());
+            hasher.update(item);
+        }
+        let version = hex::encode(&hasher.finalize()[..16]);
+        Ok(TrustStore {
+            store: builder.build(),
+            anchors,
+            crls,
+            version,
+        })
+    }
+}
+
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_TRUST_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_TRUST_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "file too large",
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Converts an ASN.1 time to Unix seconds.
+pub(crate) fn asn1_to_unix(time: &Asn1TimeRef) -> Result<i64, openssl::error::ErrorStack> {
+    let epoch = Asn1Time::from_unix(0)?;
+    let diff = epoch.diff(time)?;
+    Ok(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
+}
+
+/// RFC 3339 form of Unix seconds (UTC).
+pub(crate) fn unix_to_rfc3339(secs: i64) -> String {
+    DateTime::<Utc>::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| secs.to_string())
+}
+
+impl TrustStore {
+    /// Loads a store from a directory (see [`TrustStoreBuilder::add_directory`]).
+    pub fn from_directory(dir: &Path) -> Result<Self, TrustStoreError> {
+        let mut builder = TrustStoreBuilder::new();
+        builder.add_directory(dir)?;
+        builder.build()
+    }
+
+    /// Hash of the anchors and CRLs; changes whenever the contents change.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The trust anchors.
+    pub fn anchors(&self) -> &[X509] {
+        &self.anchors
+    }
+
+    /// Builds the chain from `cert` to an anchor, using `untrusted` intermediates.
+    /// Time is not checked here (see the module docs). Returns the chain, leaf first,
+    /// or OpenSSL's reason.
+    pub(crate) fn build_chain(
+        &self,
+        cert: &X509,
+        untrusted: &Stack<X509>,
+    ) -> Result<Result<Vec<X509>, String>, openssl::error::ErrorStack> {
+        let mut ctx = X509StoreContext::new()?;
+        ctx.init(&self.store, cert, untrusted, |ctx| {
+            if ctx.verify_cert()? {
+                let chain = ctx
+                    .chain()
+                    .map(|c| c.iter().map(|x| x.to_owned()).collect())
+                    .unwrap_or_default();
+                Ok(Ok(chain))
+            } else {
+                Ok(Err(ctx.error().error_string().to_owned()))
+            }
+        })
+    }
+
+    /// CRLs naming `issuer` as their issuer (signatures not yet checked).
+    pub(crate) fn crls_named(&self, issuer: &X509NameRef) -> Vec<&StoredCrl> {
+        let Ok(der) = issuer.to_der() else {
+            return Vec::new();
+        };
+        self.crls.iter().filter(|c| c.issuer_der == der).collect()
+    }
+
+    /// For each anchor, whether one of its (validly signed) CRLs is current at `at`.
+    pub fn crl_status(&self, at: DateTime<Utc>) -> Vec<CaCrlStatus> {
+        let now = at.timestamp();
+        self.anchors
+            .iter()
+            .map(|anchor| {
+                let key = anchor.public_key().ok();
+                let own: Vec<&StoredCrl> = self
+                    .crls_named(anchor.subject_name())
+                    .into_iter()
+                    .filter(|c| {
+                        key.as_ref()
+                            .is_some_and(|k| c.crl.verify(k).unwrap_or(false))
+                    })
+                    .collect();
+                let has_current_crl = own
+                    .iter()
+                    .any(|c| c.this_update <= now && c.next_update.is_some_and(|n| now < n));
+                CaCrlStatus {
+                    subject: crate::pki::verify::name_to_string(anchor.subject_name()),
+                    sha256_fingerprint: anchor
+                        .digest(MessageDigest::sha256())
+                        .map(|d| hex::encode(&*d))
+                        .unwrap_or_default(),
+                    has_current_crl,
+                    next_update: own
+                        .iter()
+                        .filter_map(|c| c.next_update)
+                        .max()
+                        .map(unix_to_rfc3339),
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,392 @@
+//! Guarantee applications (保函申请): an enterprise applies for a bid bond for one
+//! section from one issuer; the issuer approves with a premium quote or declines, and
+//! confirms payment; the enterprise may withdraw before payment. Issuing is in
+//! [`super::guarantees`].
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use super::organizations::required_text;
+use super::{conn, new_id, now, require_role, Actor, ServiceError};
+use crate::db::audit::{self, AuditEvent};
+use crate::db::models::{Application, Organization, Project, Section};
+use crate::db::schema::{applications, organizations, projects, sections};
+use crate::db::{write_tx, DbConnection, DbPool};
+use crate::domain::lifecycle::{ApplicationAction, ApplicationState};
+use crate::domain::money::Amount;
+use crate::domain::party::{IssuerKind, OrgKind, Role};
+
+/// An application as the enterprise sends it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewApplication {
+    pub section_id: String,
+    pub issuer_id: String,
+    /// bank, insurer or guarantor; must match the issuer when given.
+    pub kind: Option<String>,
+}
+
+/// An application with what a reader needs around it.
+#[derive(Debug, Clone)]
+pub struct ApplicationView {
+    pub application: Application,
+    pub section: Section,
+    pub project: Project,
+    pub enterprise: Organization,
+    pub issuer: Organization,
+}
+
+/// The validity a bid bond must have: from the bid deadline to the end of the bid
+/// validity period (投标有效期), which starts at the deadline.
+pub fn required_validity(project: &Project) -> (NaiveDateTime, NaiveDateTime) {
+    let until = project.bid_deadline + Duration::days(i64::from(project.bid_validity_days));
+    (project.bid_deadline, until)
+}
+
+/// Applies for a guarantee (enterprise).
+pub fn apply(
+    pool: &DbPool,
+    actor: &Actor,
+    input: NewApplication,
+) -> Result<ApplicationView, ServiceError> {
+    require_role(actor, &[Role::Enterprise])?;
+    let at = now();
+    let mut conn = conn(pool)?;
+    write_tx(&mut conn, |c| {
+        let (section, project) = sections::table
+            .inner_join(projects::table)
+            .filter(sections::id.eq(&input.section_id))
+            .select((Section::as_select(), Project::as_select()))
+            .first::<(Section, Project)>(c)
+            .optional()?
+            .ok_or_else(|| ServiceError::invalid("section_id", "no such section"))?;
+        if project.bid_deadline <= at {
+            return Err(ServiceError::invalid(
+                "section_id",
+                "the bid deadline of this project has passed",
+            ));
+        }
+        let issuer: Organization = organizations::table
+            .find(&input.issuer_id)
+            .select(Organization::as_select())
+            .first(c)
+            .optional()?
+            .filter(|o| o.kind == OrgKind::Issuer.as_str())
+            .ok_or_else(|| ServiceError::invalid("issuer_id", "no such issuer"))?;
+        let issuer_kind = issuer
+            .issuer_kind
+            .clone()
+            .ok_or_else(|| ServiceError::Internal("issuer without a kind".into()))?;
+        if let Some(kind) = &input.kind {
+            let kind: IssuerKind = kind
+                .parse()
+                .map_err(|_| ServiceError::invalid("kind", "must be bank, insurer or guarantor"))?;
+            if kind.as_str() != issuer_kind {
+                return Err(ServiceError::invalid(
+                    "kind",
+                    format!(
+                        "{} issues {issuer_kind} guarantees, not {}",
+                        issuer.name,
+                        kind.as_str()
+                    ),
+                ));
+            }
+        }
+        // One live application per enterprise and section: a second one would only
+        // buy a second bond for the same bid.
+        let live: i64 = applications::table
+            .filter(applications::enterprise_id.eq(&actor.organization_id))
+            .filter(applications::section_id.eq(&section.id))
+            .filter(applications::status.eq_any([
+                ApplicationState::Submitted.as_str(),
+                ApplicationState::Approved.as_str(),
+                ApplicationState::Paid.as_str(),
+                ApplicationState::Issued.as_str(),
+            ]))
+            .count()
+            .get_result(c)?;
+        if live > 0 {
+            return Err(ServiceError::Conflict(
+                "section_id: you already have an application for this section; withdraw it first"
+                    .into(),
+            ));
+        }
+        let (valid_from, valid_until) = required_validity(&project);
+        let application = Application {
+            id: new_id(),
+            enterprise_id: actor.organization_id.clone(),
+            section_id: section.id.clone(),
+            issuer_id: issuer.id.clone(),
+            kind: issuer_kind,
+            amount_fen: section.bond_amount_fen,
+            valid_from,
+            valid_until,
+            status: ApplicationState::Submitted.as_str().into(),
+            premium_fen: None,
+            decline_reason: None,
+            created_by: actor.user_id.clone(),
+            created_at: at,
+            updated_at: at,
+        };
+        diesel::insert_into(applications::table)
+            .values(&application)
+            .execute(c)?;
+        audit::append(
+            c,
+            &AuditEvent {
+                actor_user_id: Some(&actor.user_id),
+                actor_organization_id: Some(&actor.organization_id),
+                action: "apply",
+                entity_kind: "application",
+                entity_id: &application.id,
+                to_state: Some(ApplicationState::Submitted.as_str()),
+                details: serde_json::json!({ "section_id": section.id, "issuer_id": issuer.id }),
+                ..Default::default()
+            },
+            at,
+        )?;
+        let enterprise = organizations::table
+            .find(&actor.organization_id)
+            .select(Organization::as_select())
+            .first(c)?;
+        Ok(ApplicationView {
+            application,
+            section,
+            project,
+            enterprise,
+            issuer,
+        })
+    })
+}
+
+/// Loads an application the actor may see: its enterprise, its issuer, the operator.
+/// Anyone else gets "not found", so existence does not leak.
+pub fn load_visible(
+    c: &mut DbConnection,
+    actor: &Actor,
+    id: &str,
+) -> Result<ApplicationView, ServiceError> {
+    let application: Application = applications::table
+        .find(id)
+        .select(Application::as_select())
+        .first(c)
+        .optional()?
+        .ok_or_else(|| ServiceError::NotFound("application".into()))?;
+    let visible = match actor.role {
+        Role::Operator => true,
+        Role::Enterprise => application.enterprise_id == actor.organization_id,
+        Role::Issuer => application.issuer_id == actor.organization_id,
+        _ => false,
+    };
+    if !visible {
+        return Err(ServiceError::NotFound("application".into()));
+    }
+    view_of(c, application)
+}
+
+fn view_of(
+    c: &mut DbConnection,
+    application: Application,
+) -> Result<ApplicationView, ServiceError> {
+    let (section, project) = sections::table
+        .inner_join(projects::table)
+        .filter(sections::id.eq(&application.section_id))
+        .select((Section::as_select(), Project::as_select()))
+        .first::<(Section, Project)>(c)?;
+    let enterprise = organizations::table
+        .find(&application.enterprise_id)
+        .select(Organization::as_select())
+        .first(c)?;
+    let issuer = organizations::table
+        .find(&application.issuer_id)
+        .select(Organization::as_select())
+        .first(c)?;
+    Ok(ApplicationView {
+        application,
+        section,
+        project,
+        enterprise,
+        issuer,
+    })
+}
+
+/// One application, if visible to the actor.
+pub fn get(pool: &DbPool, actor: &Actor, id: &str) -> Result<ApplicationView, ServiceError> {
+    let mut conn = conn(pool)?;
+    load_visible(&mut conn, actor, id)
+}
+
+/// The actor's applications: an enterprise's own, an issuer's queue, or all for the
+/// operator; optionally only those in one state.
+pub fn list(
+    pool: &DbPool,
+    actor: &Actor,
+    status: Option<&str>,
+) -> Result<Vec<ApplicationView>, ServiceError> {
+    require_role(actor, &[Role::Enterprise, Role::Issuer, Role::Operator])?;
+    let mut conn = conn(pool)?;
+    let mut query = applications::table.into_boxed();
+    match actor.role {
+        Role::Enterprise => {
+            query = query.filter(applications::enterprise_id.eq(&actor.organization_id))
+        }
+        Role::Issuer => query = query.filter(applications::issuer_id.eq(&actor.organization_id)),
+        _ => {}
+    }
+    if let Some(status) = status {
+        let state: ApplicationState = status
+            .parse()
+            .map_err(|e: crate::domain::ParseEnumError| ServiceError::invalid("status", e))?;
+        query = query.filter(applications::status.eq(state.as_str()));
+    }
+    let rows: Vec<Application> = query
+        .order(applications::created_at.desc())
+        .limit(500)
+        .select(Application::as_select())
+        .load(&mut conn)?;
+    rows.into_iter().map(|a| view_of(&mut conn, a)).collect()
+}
+
+/// Moves an application along its lifecycle in one conditional update: it fails if the
+/// state moved meanwhile, and names the state it found. Returns the new state.
+pub fn transition(
+    c: &mut DbConnection,
+    actor: &Actor,
+    view: &ApplicationView,
+    action: ApplicationAction,
+    at: NaiveDateTime,
+) -> Result<ApplicationState, ServiceError> {
+    let current: ApplicationState = view
+        .application
+        .status
+        .parse()
+        .map_err(|_| ServiceError::Internal("stored application state".into()))?;
+    let next = current.transition(action)?;
+    let changed = diesel::update(
+        applications::table
+            .filter(applications::id.eq(&view.application.id))
+            .filter(applications::status.eq(current.as_str())),
+    )
+    .set((
+        applications::status.eq(next.as_str()),
+        applications::updated_at.eq(at),
+    ))
+    .execute(c)?;
+    if changed != 1 {
+        // Someone else moved it first: report the state it is in now.
+        let now_state: String = applications::table
+            .find(&view.application.id)
+            .select(applications::status)
+            .first(c)?;
+        let now_state: ApplicationState = now_state
+            .parse()
+            .map_err(|_| ServiceError::Internal("stored application state".into()))?;
+        return Err(now_state
+            .transition(action)
+            .err()
+            .map(Into::into)
+            .unwrap_or_else(|| {
+                ServiceError::Conflict("the application changed meanwhile; try again".into())
+            }));
+    }
+    audit::append(
+        c,
+        &AuditEvent {
+            actor_user_id: Some(&actor.user_id),
+            actor_organization_id: Some(&actor.organization_id),
+            action: action.as_str(),
+            entity_kind: "application",
+            entity_id: &view.application.id,
+            from_state: Some(current.as_str()),
+            to_state: Some(next.as_str()),
+            details: serde_json::Value::Null,
+        },
+        at,
+    )?;
+    Ok(next)
+}
+
+/// Runs one issuer or enterprise action on a visible application.
+fn act(
+    pool: &DbPool,
+    actor: &Actor,
+    id: &str,
+    action: ApplicationAction,
+    also: impl FnOnce(&mut DbConnection, &ApplicationView) -> Result<(), ServiceError>,
+) -> Result<ApplicationView, ServiceError> {
+    let allowed_role = match action {
+        ApplicationAction::Withdraw => Role::Enterprise,
+        _ => Role::Issuer,
+    };
+    require_role(actor, &[allowed_role])?;
+    let at = now();
+    let mut conn = conn(pool)?;
+    write_tx(&mut conn, |c| {
+        let view = load_visible(c, actor, id)?;
+        transition(c, actor, &view, action, at)?;
+        also(c, &view)?;
+        let fresh = applications::table
+            .find(id)
+            .select(Application::as_select())
+            .first(c)?;
+        Ok(ApplicationView {
+            application: fresh,
+            ..view
+        })
+    })
+}
+
+/// The issuer approves and quotes a premium (保费).
+pub fn approve(
+    pool: &DbPool,
+    actor: &Actor,
+    id: &str,
+    premium: &str,
+) -> Result<ApplicationView, ServiceError> {
+    let premium = Amount::parse(premium).map_err(|e| ServiceError::invalid("premium", e))?;
+    if premium.fen() <= 0 {
+        return Err(ServiceError::invalid("premium", "must be more than zero"));
+    }
+    act(pool, actor, id, ApplicationAction::Approve, |c, view| {
+        diesel::update(applications::table.find(&view.application.id))
+            .set(applications::premium_fen.eq(premium.fen()))
+            .execute(c)?;
+        Ok(())
+    })
+}
+
+/// The issuer declines, with a reason the enterprise sees.
+pub fn decline(
+    pool: &DbPool,
+    actor: &Actor,
+    id: &str,
+    reason: &str,
+) -> Result<ApplicationView, ServiceError> {
+    let reason = required_text("reason", reason, 500)?;
+    act(pool, actor, id, ApplicationAction::Decline, |c, view| {
+        diesel::update(applications::table.find(&view.application.id))
+            .set(applications::decline_reason.eq(reason))
+            .execute(c)?;
+        Ok(())
+    })
+}
+
+/// The issuer confirms the premium arrived (payment happens outside the exchange).
+pub fn confirm_payment(
+    pool: &DbPool,
+    actor: &Actor,
+    id: &str,
+) -> Result<ApplicationView, ServiceError> {
+    act(
+        pool,
+        actor,
+        id,
+        ApplicationAction::ConfirmPayment,
+        |_, _| Ok(()),
+    )
+}
+
+/// The enterprise withdraws its application (before payment).
+pub fn withdraw(pool: &DbPool, actor: &Actor, id: &str) -> Result<ApplicationView, ServiceError> {
+    act(pool, actor, id, ApplicationAction::Withdraw, |_, _| Ok(()))
+}
