@@ -10,6 +10,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::db::{self, DbPool};
+use crate::services::{self, trust::Verifier, Keys};
 use crate::web::{self as http, AppState};
 
 /// A bound, not yet awaited server.
@@ -17,6 +18,7 @@ pub struct Application {
     port: u16,
     server: Server,
     pool: DbPool,
+    ctx: services::Context,
 }
 
 impl Application {
@@ -41,10 +43,17 @@ impl Application {
         let port = listener.local_addr()?.port();
         let master_key = settings.master_key()?;
         let max_body = settings.max_body_bytes;
+        let ctx = services::Context {
+            pool: pool.clone(),
+            clock: services::Clock::default(),
+            verifier: Arc::new(Verifier::load(&pool, &settings.certs_dir)?),
+            keys: Arc::new(Keys::from_master(&master_key)?),
+            public_base_url: Arc::from(settings.base_url()),
+        };
         let state = web::Data::new(AppState {
             pool: pool.clone(),
-            id_hmac_key: master_key.derive("resident-id-hmac"),
             settings: Arc::new(settings),
+            ctx: ctx.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -57,7 +66,12 @@ impl Application {
         })
         .listen(listener)?
         .run();
-        Ok(Application { port, server, pool })
+        Ok(Application {
+            port,
+            server,
+            pool,
+            ctx,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -68,9 +82,43 @@ impl Application {
         &self.pool
     }
 
-    /// Serves until the process is asked to stop.
+    /// The services' context: the clock, keys and verifier the server uses.
+    pub fn context(&self) -> &services::Context {
+        &self.ctx
+    }
+
+    /// Serves until the process is asked to stop; background upkeep runs meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let upkeep = tokio::spawn(upkeep(self.ctx.clone()));
+        let result = self.server.await;
+        upkeep.abort();
+        result
+    }
+}
+
+/// How often expiries and trust-store changes made by other instances are picked up.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Periodic work that any instance may do (every step is safe to repeat or to run on
+/// several instances at once): expire guarantees whose validity ended, reload the trust
+/// store so anchors and CRLs registered elsewhere take effect.
+async fn upkeep(ctx: services::Context) {
+    let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        let c = ctx.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let expired = services::guarantees::expire_due(&c)?;
+            c.verifier.reload(&c.pool)?;
+            Ok::<usize, services::ServiceError>(expired)
+        })
+        .await;
+        match done {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(expired = n, "guarantees expired"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "upkeep failed"),
+            Err(e) => tracing::warn!(error = %e, "upkeep task failed"),
+        }
     }
 }
 

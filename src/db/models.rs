@@ -5,8 +5,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{
-    api_tokens, applications, claims, crls, guarantee_drafts, guarantee_versions, guarantees,
-    issuer_certificates, organizations, projects, sections, sessions, trust_anchors, users,
+    api_tokens, applications, claims, credit_events, crls, guarantee_drafts, guarantee_versions,
+    guarantees, issuer_certificates, organizations, projects, sections, sessions, trust_anchors,
+    users,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -87,6 +88,9 @@ pub struct Section {
     pub name: String,
     pub bond_amount_fen: i64,
     pub estimated_price_fen: Option<i64>,
+    pub awarded_enterprise_id: Option<String>,
+    pub awarded_at: Option<NaiveDateTime>,
+    pub contract_signed_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -208,4 +212,17 @@ pub struct Claim {
     pub decided_by: Option<String>,
     pub decided_at: Option<NaiveDateTime>,
     pub decision_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = credit_events)]
+pub struct CreditEvent {
+    pub id: String,
+    pub subject_uscc: String,
+    pub kind: String,
+    pub positive: bool,
+    pub amount_fen: Option<i64>,
+    pub reference: String,
+    pub source: String,
+    pub occurred_at: NaiveDateTime,
 }

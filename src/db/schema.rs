@@ -78,6 +78,9 @@ diesel::table! {
         name -> Text,
         bond_amount_fen -> BigInt,
         estimated_price_fen -> Nullable<BigInt>,
+        awarded_enterprise_id -> Nullable<Text>,
+        awarded_at -> Nullable<Timestamp>,
+        contract_signed_at -> Nullable<Timestamp>,
     }
 }
 
@@ -203,6 +206,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    credit_events (id) {
+        id -> Text,
+        subject_uscc -> Text,
+        kind -> Text,
+        positive -> Bool,
+        amount_fen -> Nullable<BigInt>,
+        reference -> Text,
+        source -> Text,
+        occurred_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     audit_log (seq) {
         seq -> BigInt,
         occurred_at -> Timestamp,
@@ -280,6 +296,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     guarantee_drafts,
     guarantee_versions,
     claims,
+    credit_events,
     audit_log,
     audit_head,
     mail_outbox,

@@ -39,17 +39,8 @@ pub enum DocumentError {
     },
 }
 
-/// Kind of institution issuing the guarantee.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IssuerKind {
-    /// Bank letter of guarantee (银行保函).
-    Bank,
-    /// Guarantee insurance policy (保证保险).
-    Insurer,
-    /// Guarantee company letter (担保保函).
-    Guarantor,
-}
+/// Kind of institution issuing the guarantee (the domain's own type).
+pub use crate::domain::party::IssuerKind;
 
 /// The issuing institution.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -75,27 +75,21 @@ fn aad(context: &str) -> Vec<u8> {
     aad
 }
 
-/// Encrypts `key` for storage. `context` names the owner (e.g. the issuer id) and must be
-/// given again to decrypt.
-pub fn encrypt_private_key(
-    master: &MasterKey,
-    key: &PKeyRef<Private>,
-    context: &str,
-) -> Result<Vec<u8>, HostedKeyError> {
-    let mut plain = key.private_key_to_pkcs8()?;
+/// Seals `plain` under the master key (AES-256-GCM, random nonce, versioned blob).
+/// `context` binds the blob to its owner and use; it must be given again to open it, so a
+/// blob copied to another row does not open there.
+pub fn seal(master: &MasterKey, plain: &[u8], context: &str) -> Result<Vec<u8>, HostedKeyError> {
     let mut nonce = [0u8; NONCE_LEN];
     openssl::rand::rand_bytes(&mut nonce)?;
     let mut tag = [0u8; TAG_LEN];
-    let sealed = encrypt_aead(
+    let ciphertext = encrypt_aead(
         Cipher::aes_256_gcm(),
         &master.0,
         Some(&nonce),
         &aad(context),
-        &plain,
+        plain,
         &mut tag,
-    );
-    plain.fill(0);
-    let ciphertext = sealed?;
+    )?;
     let mut blob = Vec::with_capacity(4 + NONCE_LEN + ciphertext.len() + TAG_LEN);
     blob.extend_from_slice(&MAGIC_V1);
     blob.extend_from_slice(&nonce);
@@ -104,18 +98,14 @@ pub fn encrypt_private_key(
     Ok(blob)
 }
 
-/// Decrypts a blob made by [`encrypt_private_key`] with the same master key and context.
-pub fn decrypt_private_key(
-    master: &MasterKey,
-    blob: &[u8],
-    context: &str,
-) -> Result<PKey<Private>, HostedKeyError> {
+/// Opens a blob made by [`seal`] with the same master key and context.
+pub fn open(master: &MasterKey, blob: &[u8], context: &str) -> Result<Vec<u8>, HostedKeyError> {
     if blob.len() < 4 + NONCE_LEN + TAG_LEN || blob[..4] != MAGIC_V1 {
         return Err(HostedKeyError::UnknownFormat);
     }
     let (nonce, rest) = blob[4..].split_at(NONCE_LEN);
     let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
-    let mut plain = decrypt_aead(
+    decrypt_aead(
         Cipher::aes_256_gcm(),
         &master.0,
         Some(nonce),
@@ -123,7 +113,29 @@ pub fn decrypt_private_key(
         ciphertext,
         tag,
     )
-    .map_err(|_| HostedKeyError::Decrypt)?;
+    .map_err(|_| HostedKeyError::Decrypt)
+}
+
+/// Encrypts `key` for storage. `context` names the owner (e.g. the issuer id) and must be
+/// given again to decrypt.
+pub fn encrypt_private_key(
+    master: &MasterKey,
+    key: &PKeyRef<Private>,
+    context: &str,
+) -> Result<Vec<u8>, HostedKeyError> {
+    let mut plain = key.private_key_to_pkcs8()?;
+    let sealed = seal(master, &plain, context);
+    plain.fill(0);
+    sealed
+}
+
+/// Decrypts a blob made by [`encrypt_private_key`] with the same master key and context.
+pub fn decrypt_private_key(
+    master: &MasterKey,
+    blob: &[u8],
+    context: &str,
+) -> Result<PKey<Private>, HostedKeyError> {
+    let mut plain = open(master, blob, context)?;
     let key = PKey::private_key_from_pkcs8(&plain).map_err(|_| HostedKeyError::Decrypt);
     plain.fill(0);
     key

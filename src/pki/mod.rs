@@ -24,8 +24,8 @@ pub use cli::{
 };
 pub use document::{DocumentError, GuaranteeDocument, MAX_DOCUMENT_BYTES, MAX_SIGNATURE_BYTES};
 pub use keys::{
-    decrypt_private_key, encrypt_private_key, import_pem, import_pkcs12, HostedKeyError,
-    ImportedKey, MasterKey,
+    decrypt_private_key, encrypt_private_key, import_pem, import_pkcs12, open, seal,
+    HostedKeyError, ImportedKey, MasterKey,
 };
 pub use report::{
     Check, CheckId, CheckResult, Indication, SignerDetails, SubIndication, VerificationReport,
@@ -33,8 +33,8 @@ pub use report::{
 pub use sign::{sign_detached, SignError};
 pub use trust::{CaCrlStatus, TrustStore, TrustStoreBuilder, TrustStoreError};
 pub use verify::{
-    format_failure_report, Expectations, Registration, RegistryCheck, VerificationEngine,
-    VerifyOptions,
+    certificate_details, format_failure_report, Expectations, Registration, RegistryCheck,
+    VerificationEngine, VerifyOptions,
 };
 
 /// Lowercase hex SHA-256 of `bytes`: the form used for document hashes and certificate

@@ -452,6 +452,26 @@ fn key_usage_of(der: &[u8]) -> Result<String, String> {
 }
 
 /// The expensive, time-independent part: runs once per certificates + store version.
+/// What a report says about a certificate: names, serial, fingerprint, the USCC in its
+/// subject, validity. Also used when an operator registers an issuer certificate.
+pub fn certificate_details(cert: &X509) -> Option<SignerDetails> {
+    let der = cert.to_der().ok()?;
+    Some(SignerDetails {
+        subject: name_to_string(cert.subject_name()),
+        issuer: name_to_string(cert.issuer_name()),
+        serial: cert
+            .serial_number()
+            .to_bn()
+            .ok()
+            .and_then(|b| b.to_hex_str().ok().map(|h| h.to_ascii_lowercase()))
+            .unwrap_or_default(),
+        sha256_fingerprint: hex::encode(Sha256::digest(&der)),
+        uscc: uscc_of(cert.subject_name()),
+        not_before: unix_to_rfc3339(asn1_to_unix(cert.not_before()).ok()?),
+        not_after: unix_to_rfc3339(asn1_to_unix(cert.not_after()).ok()?),
+    })
+}
+
 fn compute_signer_facts(sd: &SignedData<'_>, trust: &TrustStore) -> Option<SignerFacts> {
     let certs: Vec<X509> = sd
         .certificates
@@ -464,20 +484,7 @@ fn compute_signer_facts(sd: &SignedData<'_>, trust: &TrustStore) -> Option<Signe
     let public_key = cert.public_key().ok()?;
     let not_before = asn1_to_unix(cert.not_before()).ok()?;
     let not_after = asn1_to_unix(cert.not_after()).ok()?;
-    let details = SignerDetails {
-        subject: name_to_string(cert.subject_name()),
-        issuer: name_to_string(cert.issuer_name()),
-        serial: cert
-            .serial_number()
-            .to_bn()
-            .ok()
-            .and_then(|b| b.to_hex_str().ok().map(|h| h.to_ascii_lowercase()))
-            .unwrap_or_default(),
-        sha256_fingerprint: hex::encode(fingerprint),
-        uscc: uscc_of(cert.subject_name()),
-        not_before: unix_to_rfc3339(not_before),
-        not_after: unix_to_rfc3339(not_after),
-    };
+    let details = certificate_details(cert)?;
     let key_usage = key_usage_of(&der);
 
     let chain = match untrusted_stack(&certs).map(|s| trust.build_chain(cert, &s)) {

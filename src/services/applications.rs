@@ -7,11 +7,11 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::organizations::required_text;
-use super::{conn, new_id, now, require_role, Actor, ServiceError};
+use super::{new_id, require_role, Actor, Context, ServiceError};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Application, Organization, Project, Section};
 use crate::db::schema::{applications, organizations, projects, sections};
-use crate::db::{write_tx, DbConnection, DbPool};
+use crate::db::{write_tx, DbConnection};
 use crate::domain::lifecycle::{ApplicationAction, ApplicationState};
 use crate::domain::money::Amount;
 use crate::domain::party::{IssuerKind, OrgKind, Role};
@@ -45,13 +45,13 @@ pub fn required_validity(project: &Project) -> (NaiveDateTime, NaiveDateTime) {
 
 /// Applies for a guarantee (enterprise).
 pub fn apply(
-    pool: &DbPool,
+    ctx: &Context,
     actor: &Actor,
     input: NewApplication,
 ) -> Result<ApplicationView, ServiceError> {
     require_role(actor, &[Role::Enterprise])?;
-    let at = now();
-    let mut conn = conn(pool)?;
+    let at = ctx.now();
+    let mut conn = ctx.conn()?;
     write_tx(&mut conn, |c| {
         let (section, project) = sections::table
             .inner_join(projects::table)
@@ -211,20 +211,20 @@ fn view_of(
 }
 
 /// One application, if visible to the actor.
-pub fn get(pool: &DbPool, actor: &Actor, id: &str) -> Result<ApplicationView, ServiceError> {
-    let mut conn = conn(pool)?;
+pub fn get(ctx: &Context, actor: &Actor, id: &str) -> Result<ApplicationView, ServiceError> {
+    let mut conn = ctx.conn()?;
     load_visible(&mut conn, actor, id)
 }
 
 /// The actor's applications: an enterprise's own, an issuer's queue, or all for the
 /// operator; optionally only those in one state.
 pub fn list(
-    pool: &DbPool,
+    ctx: &Context,
     actor: &Actor,
     status: Option<&str>,
 ) -> Result<Vec<ApplicationView>, ServiceError> {
     require_role(actor, &[Role::Enterprise, Role::Issuer, Role::Operator])?;
-    let mut conn = conn(pool)?;
+    let mut conn = ctx.conn()?;
     let mut query = applications::table.into_boxed();
     match actor.role {
         Role::Enterprise => {
@@ -308,7 +308,7 @@ pub fn transition(
 
 /// Runs one issuer or enterprise action on a visible application.
 fn act(
-    pool: &DbPool,
+    ctx: &Context,
     actor: &Actor,
     id: &str,
     action: ApplicationAction,
@@ -319,8 +319,8 @@ fn act(
         _ => Role::Issuer,
     };
     require_role(actor, &[allowed_role])?;
-    let at = now();
-    let mut conn = conn(pool)?;
+    let at = ctx.now();
+    let mut conn = ctx.conn()?;
     write_tx(&mut conn, |c| {
         let view = load_visible(c, actor, id)?;
         transition(c, actor, &view, action, at)?;
@@ -338,7 +338,7 @@ fn act(
 
 /// The issuer approves and quotes a premium (保费).
 pub fn approve(
-    pool: &DbPool,
+    ctx: &Context,
     actor: &Actor,
     id: &str,
     premium: &str,
@@ -347,7 +347,7 @@ pub fn approve(
     if premium.fen() <= 0 {
         return Err(ServiceError::invalid("premium", "must be more than zero"));
     }
-    act(pool, actor, id, ApplicationAction::Approve, |c, view| {
+    act(ctx, actor, id, ApplicationAction::Approve, |c, view| {
         diesel::update(applications::table.find(&view.application.id))
             .set(applications::premium_fen.eq(premium.fen()))
             .execute(c)?;
@@ -357,13 +357,13 @@ pub fn approve(
 
 /// The issuer declines, with a reason the enterprise sees.
 pub fn decline(
-    pool: &DbPool,
+    ctx: &Context,
     actor: &Actor,
     id: &str,
     reason: &str,
 ) -> Result<ApplicationView, ServiceError> {
     let reason = required_text("reason", reason, 500)?;
-    act(pool, actor, id, ApplicationAction::Decline, |c, view| {
+    act(ctx, actor, id, ApplicationAction::Decline, |c, view| {
         diesel::update(applications::table.find(&view.application.id))
             .set(applications::decline_reason.eq(reason))
             .execute(c)?;
@@ -373,20 +373,16 @@ pub fn decline(
 
 /// The issuer confirms the premium arrived (payment happens outside the exchange).
 pub fn confirm_payment(
-    pool: &DbPool,
+    ctx: &Context,
     actor: &Actor,
     id: &str,
 ) -> Result<ApplicationView, ServiceError> {
-    act(
-        pool,
-        actor,
-        id,
-        ApplicationAction::ConfirmPayment,
-        |_, _| Ok(()),
-    )
+    act(ctx, actor, id, ApplicationAction::ConfirmPayment, |_, _| {
+        Ok(())
+    })
 }
 
 /// The enterprise withdraws its application (before payment).
-pub fn withdraw(pool: &DbPool, actor: &Actor, id: &str) -> Result<ApplicationView, ServiceError> {
-    act(pool, actor, id, ApplicationAction::Withdraw, |_, _| Ok(()))
+pub fn withdraw(ctx: &Context, actor: &Actor, id: &str) -> Result<ApplicationView, ServiceError> {
+    act(ctx, actor, id, ApplicationAction::Withdraw, |_, _| Ok(()))
 }

@@ -10,11 +10,11 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::{conn, new_id, now, Actor, ServiceError};
+use super::{new_id, Actor, Context, ServiceError};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{ApiToken, Organization, Session, User};
 use crate::db::schema::{api_tokens, organizations, sessions, users};
-use crate::db::{write_tx, DbConnection, DbPool};
+use crate::db::{write_tx, DbConnection};
 use crate::domain::party::{OrgKind, Role};
 
 /// How long a browser session lasts without signing in again.
@@ -74,8 +74,8 @@ pub struct SignedIn {
 }
 
 /// Checks a username and password and opens a session.
-pub fn login(pool: &DbPool, username: &str, password: &str) -> Result<SignedIn, ServiceError> {
-    let mut conn = conn(pool)?;
+pub fn login(ctx: &Context, username: &str, password: &str) -> Result<SignedIn, ServiceError> {
+    let mut conn = ctx.conn()?;
     let found: Option<(User, Organization)> = users::table
         .inner_join(organizations::table)
         .filter(users::username.eq(username))
@@ -96,7 +96,7 @@ pub fn login(pool: &DbPool, username: &str, password: &str) -> Result<SignedIn, 
     let actor = actor_of(&user, &org)?;
     let session_token = random_token(SESSION_PREFIX);
     let csrf_token = random_token("");
-    let created_at = now();
+    let created_at = ctx.now();
     let session = Session {
         id: new_id(),
         token_hash: token_hash(&session_token),
@@ -134,8 +134,8 @@ pub fn login(pool: &DbPool, username: &str, password: &str) -> Result<SignedIn, 
 }
 
 /// Ends the session a token belongs to (signing out twice is not an error).
-pub fn logout(pool: &DbPool, session_token: &str) -> Result<(), ServiceError> {
-    let mut conn = conn(pool)?;
+pub fn logout(ctx: &Context, session_token: &str) -> Result<(), ServiceError> {
+    let mut conn = ctx.conn()?;
     diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash(session_token))))
         .execute(&mut conn)?;
     Ok(())
@@ -151,10 +151,10 @@ pub enum Credential {
 }
 
 /// Resolves a bearer token or session cookie value to the actor behind it.
-pub fn authenticate(pool: &DbPool, token: &str) -> Result<(Actor, Credential), ServiceError> {
-    let mut conn = conn(pool)?;
+pub fn authenticate(ctx: &Context, token: &str) -> Result<(Actor, Credential), ServiceError> {
+    let mut conn = ctx.conn()?;
     let hash = token_hash(token);
-    let at = now();
+    let at = ctx.now();
     let (user_id, credential) = if token.starts_with(SESSION_PREFIX) {
         let session: Session = sessions::table
             .filter(sessions::token_hash.eq(&hash))
@@ -211,7 +211,7 @@ fn actor_of(user: &User, org: &Organization) -> Result<Actor, ServiceError> {
 /// A new API token for the actor's own user, for a machine client. The token is in the
 /// answer once; only its hash is kept.
 pub fn create_api_token(
-    pool: &DbPool,
+    ctx: &Context,
     actor: &Actor,
     name: &str,
 ) -> Result<(ApiToken, String), ServiceError> {
@@ -220,7 +220,7 @@ pub fn create_api_token(
         return Err(ServiceError::invalid("name", "must be 1 to 100 characters"));
     }
     let token = random_token(API_TOKEN_PREFIX);
-    let at = now();
+    let at = ctx.now();
     let row = ApiToken {
         id: new_id(),
         user_id: actor.user_id.clone(),
@@ -230,7 +230,7 @@ pub fn create_api_token(
         last_used_at: None,
         revoked_at: None,
     };
-    let mut conn = conn(pool)?;
+    let mut conn = ctx.conn()?;
     write_tx(
         &mut conn,
         |c: &mut DbConnection| -> Result<(), ServiceError> {

@@ -222,6 +222,9 @@ pub fn seed(conn: &mut DbConnection) -> Result<Seeded, ServiceError> {
                 name: name.into(),
                 bond_amount_fen: bond,
                 estimated_price_fen: Some(price),
+                awarded_enterprise_id: None,
+                awarded_at: None,
+                contract_signed_at: None,
             });
             diesel::insert_into(projects::table)
                 .values(&project)

@@ -4,11 +4,74 @@
 pub mod applications;
 pub mod auth;
 pub mod demo;
+pub mod guarantees;
 pub mod organizations;
 pub mod projects;
+pub mod trust;
+
+use std::sync::Arc;
 
 use crate::db::{DbError, DbPool, PooledConn};
 use crate::domain::party::{OrgKind, Role};
+use crate::pki::{self, VerificationReport};
+
+/// Keys derived from the master key, one per purpose.
+pub struct Keys {
+    /// HMAC key under which resident ID numbers are looked up.
+    pub id_hmac: [u8; 32],
+    /// Encrypts hosted issuer private keys.
+    pub hosted: pki::MasterKey,
+    /// Seals small secrets kept for printing again (verification codes).
+    pub sealing: pki::MasterKey,
+}
+
+impl Keys {
+    pub fn from_master(master: &crate::config::MasterKey) -> Result<Keys, ServiceError> {
+        let key = |purpose: &str| {
+            pki::MasterKey::from_bytes(&master.derive(purpose))
+                .map_err(|e| ServiceError::Internal(format!("key derivation: {e}")))
+        };
+        Ok(Keys {
+            id_hmac: master.derive("resident-id-hmac"),
+            hosted: key("hosted-issuer-keys")?,
+            sealing: key("sealed-secrets")?,
+        })
+    }
+}
+
+/// The exchange's clock. Production reads the system time; tests move it forward to
+/// reach a bid opening or a guarantee's expiry without waiting.
+#[derive(Clone, Default)]
+pub struct Clock {
+    offset_seconds: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Clock {
+    /// Now, in UTC at microsecond precision (what both backends store).
+    pub fn now(&self) -> chrono::NaiveDateTime {
+        let offset = self
+            .offset_seconds
+            .load(std::sync::atomic::Ordering::Relaxed);
+        now() + chrono::Duration::seconds(offset)
+    }
+
+    /// Moves this clock (and every service sharing it) forward.
+    pub fn advance(&self, by: chrono::Duration) {
+        self.offset_seconds
+            .fetch_add(by.num_seconds(), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// What every use case needs: the pool, the clock, the keys and the verifier.
+#[derive(Clone)]
+pub struct Context {
+    pub pool: DbPool,
+    pub clock: Clock,
+    pub verifier: Arc<trust::Verifier>,
+    pub keys: Arc<Keys>,
+    /// Public base URL without a trailing slash, for verification links.
+    pub public_base_url: Arc<str>,
+}
 
 /// Who is acting: a signed-in user of one organization.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +104,9 @@ pub enum ServiceError {
         message: String,
         current: &'static str,
     },
+    /// A signature or document that verification did not pass; the report says why.
+    #[error("the signature was not accepted: {}", .0.sub_indication.map(|s| format!("{s:?}")).unwrap_or_default())]
+    SignatureRejected(Box<VerificationReport>),
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -88,6 +154,18 @@ impl From<DbError> for ServiceError {
     }
 }
 
+impl Context {
+    /// A pooled connection, or `Unavailable` when the pool has none in time.
+    pub fn conn(&self) -> Result<PooledConn, ServiceError> {
+        conn(&self.pool)
+    }
+
+    /// The current time by the exchange's clock.
+    pub fn now(&self) -> chrono::NaiveDateTime {
+        self.clock.now()
+    }
+}
+
 /// A pooled connection, or `Unavailable` when the pool has none in time.
 pub fn conn(pool: &DbPool) -> Result<PooledConn, ServiceError> {
     pool.get()
@@ -116,7 +194,8 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// The current time as stored: UTC, microsecond precision (what both backends keep).
+/// The system time as stored: UTC, microsecond precision (what both backends keep).
+/// Use cases read [`Context::now`] instead, which tests can move.
 pub fn now() -> chrono::NaiveDateTime {
     use chrono::SubsecRound;
     chrono::Utc::now().naive_utc().trunc_subsecs(6)

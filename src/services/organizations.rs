@@ -3,11 +3,11 @@
 
 use diesel::prelude::*;
 
-use super::{conn, new_id, now, require_role, Actor, ServiceError};
+use super::{new_id, require_role, Actor, Context, ServiceError};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Organization, User};
 use crate::db::schema::{organizations, users};
-use crate::db::{write_tx, DbPool};
+use crate::db::write_tx;
 use crate::domain::party::{IssuerKind, OrgKind, ProviderKind, Role};
 use crate::domain::resident_id::ResidentId;
 use crate::domain::uscc::Uscc;
@@ -32,14 +32,14 @@ pub struct NewOrganization {
 
 /// Registers an organization (operator only).
 pub fn create_organization(
-    pool: &DbPool,
+    ctx: &Context,
     actor: &Actor,
     input: NewOrganization,
 ) -> Result<Organization, ServiceError> {
     require_role(actor, &[Role::Operator])?;
-    let at = now();
+    let at = ctx.now();
     let org = validate_organization(input, at)?;
-    let mut conn = conn(pool)?;
+    let mut conn = ctx.conn()?;
     write_tx(&mut conn, |c| -> Result<(), ServiceError> {
         let taken: i64 = organizations::table
             .filter(organizations::uscc.eq(&org.uscc))
@@ -239,9 +239,9 @@ pub fn validate_email(field: &str, value: &str) -> Result<String, ServiceError> 
 }
 
 /// Every organization, by name (operator only).
-pub fn list_organizations(pool: &DbPool, actor: &Actor) -> Result<Vec<Organization>, ServiceError> {
+pub fn list_organizations(ctx: &Context, actor: &Actor) -> Result<Vec<Organization>, ServiceError> {
     require_role(actor, &[Role::Operator])?;
-    let mut conn = conn(pool)?;
+    let mut conn = ctx.conn()?;
     Ok(organizations::table
         .order(organizations::name.asc())
         .select(Organization::as_select())
@@ -250,14 +250,14 @@ pub fn list_organizations(pool: &DbPool, actor: &Actor) -> Result<Vec<Organizati
 
 /// One organization: the operator sees any, others only their own.
 pub fn get_organization(
-    pool: &DbPool,
+    ctx: &Context,
     actor: &Actor,
     id: &str,
 ) -> Result<Organization, ServiceError> {
     if actor.role != Role::Operator && actor.organization_id != id {
         return Err(ServiceError::NotFound("organization".into()));
     }
-    let mut conn = conn(pool)?;
+    let mut conn = ctx.conn()?;
     organizations::table
         .find(id)
         .select(Organization::as_select())
@@ -282,12 +282,7 @@ pub struct NewUser {
 }
 
 /// Adds a user (operator only). The role must suit the organization's kind.
-pub fn create_user(
-    pool: &DbPool,
-    actor: &Actor,
-    input: NewUser,
-    id_hmac_key: &[u8],
-) -> Result<User, ServiceError> {
+pub fn create_user(ctx: &Context, actor: &Actor, input: NewUser) -> Result<User, ServiceError> {
     require_role(actor, &[Role::Operator])?;
     let username = input.username.trim().to_owned();
     if !(3..=64).contains(&username.len())
@@ -325,7 +320,7 @@ pub fn create_user(
         .resident_id
         .map(|s| ResidentId::parse(&s).map_err(|e| ServiceError::invalid("resident_id", e)))
         .transpose()?;
-    let org = get_organization(pool, actor, &input.organization_id)
+    let org = get_organization(ctx, actor, &input.organization_id)
         .map_err(|_| ServiceError::invalid("organization_id", "no such organization"))?;
     let org_kind: OrgKind = org
         .kind
@@ -341,7 +336,7 @@ pub fn create_user(
             ),
         ));
     }
-    let at = now();
+    let at = ctx.now();
     let user = User {
         id: new_id(),
         organization_id: org.id.clone(),
@@ -350,12 +345,12 @@ pub fn create_user(
         email,
         role: role.as_str().to_owned(),
         password_hash: super::auth::hash_password(&input.password)?,
-        resident_id_hmac: resident.as_ref().map(|r| r.hmac_hex(id_hmac_key)),
+        resident_id_hmac: resident.as_ref().map(|r| r.hmac_hex(&ctx.keys.id_hmac)),
         resident_id_masked: resident.as_ref().map(|r| r.masked()),
         active: true,
         created_at: at,
     };
-    let mut conn = conn(pool)?;
+    let mut conn = ctx.conn()?;
     write_tx(&mut conn, |c| -> Result<(), ServiceError> {
         let taken: i64 = users::table
             .filter(users::username.eq(&user.username))

@@ -7,11 +7,11 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::organizations::required_text;
-use super::{conn, new_id, now, require_role, Actor, ServiceError};
+use super::{new_id, require_role, Actor, Context, ServiceError};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Organization, Project, Section};
 use crate::db::schema::{organizations, projects, sections};
-use crate::db::{write_tx, DbPool};
+use crate::db::write_tx;
 use crate::domain::money::Amount;
 use crate::domain::party::{OrgKind, Role};
 use crate::domain::uscc::Uscc;
@@ -69,12 +69,12 @@ pub fn parse_time(field: &str, value: &str) -> Result<NaiveDateTime, ServiceErro
 
 /// Creates a project with its sections (agency only; the agency is the actor's own).
 pub fn create_project(
-    pool: &DbPool,
+    ctx: &Context,
     actor: &Actor,
     input: NewProject,
 ) -> Result<ProjectView, ServiceError> {
     require_role(actor, &[Role::Agency])?;
-    let at = now();
+    let at = ctx.now();
     let code = project_code("code", &input.code)?;
     let name = required_text("name", &input.name, 200)?;
     let tenderee_uscc =
@@ -150,10 +150,13 @@ pub fn create_project(
             name: required_text(&field("name"), &s.name, 200)?,
             bond_amount_fen: bond.fen(),
             estimated_price_fen: estimated.map(|p| p.fen()),
+            awarded_enterprise_id: None,
+            awarded_at: None,
+            contract_signed_at: None,
         });
     }
 
-    let mut conn = conn(pool)?;
+    let mut conn = ctx.conn()?;
     let view = write_tx(&mut conn, |c| -> Result<ProjectView, ServiceError> {
         let tenderee: Organization = organizations::table
             .filter(organizations::uscc.eq(tenderee_uscc.as_str()))
@@ -249,9 +252,9 @@ fn project_code(field: &str, value: &str) -> Result<String, ServiceError> {
 
 /// The projects the actor may see: an agency its own, the operator all. Others see
 /// projects through their applications (a later use case), not this list.
-pub fn list_projects(pool: &DbPool, actor: &Actor) -> Result<Vec<ProjectView>, ServiceError> {
+pub fn list_projects(ctx: &Context, actor: &Actor) -> Result<Vec<ProjectView>, ServiceError> {
     require_role(actor, &[Role::Agency, Role::Operator])?;
-    let mut conn = conn(pool)?;
+    let mut conn = ctx.conn()?;
     let mut query = projects::table.into_boxed();
     if actor.role == Role::Agency {
         query = query.filter(projects::agency_id.eq(&actor.organization_id));
@@ -264,8 +267,8 @@ pub fn list_projects(pool: &DbPool, actor: &Actor) -> Result<Vec<ProjectView>, S
 }
 
 /// One project, if the actor may see it (otherwise it does not exist for them).
-pub fn get_project(pool: &DbPool, actor: &Actor, id: &str) -> Result<ProjectView, ServiceError> {
-    let mut conn = conn(pool)?;
+pub fn get_project(ctx: &Context, actor: &Actor, id: &str) -> Result<ProjectView, ServiceError> {
+    let mut conn = ctx.conn()?;
     let project: Project = projects::table
         .find(id)
         .select(Project::as_select())

@@ -56,8 +56,8 @@ impl FromRequest for Authenticated {
                     "sign in or send a valid API token",
                 )
             })?;
-            let pool = state.pool.clone();
-            let (actor, credential) = web::block(move || authenticate(&pool, &token)).await??;
+            let ctx = state.ctx.clone();
+            let (actor, credential) = web::block(move || authenticate(&ctx, &token)).await??;
             if from_cookie && !is_safe(req.method()) {
                 let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
                 let expected = match &credential {

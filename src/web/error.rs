@@ -99,6 +99,19 @@ impl From<ServiceError> for ApiError {
                 message,
                 details: Some(serde_json::json!({ "current_state": current })),
             },
+            ServiceError::SignatureRejected(report) => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "signature_rejected",
+                message: format!(
+                    "the signature did not pass verification ({:?} / {})",
+                    report.indication,
+                    report
+                        .sub_indication
+                        .map(|s| format!("{s:?}"))
+                        .unwrap_or_default()
+                ),
+                details: serde_json::to_value(&*report).ok(),
+            },
             ServiceError::Unavailable(m) => {
                 tracing::warn!(error = %m, "database unavailable");
                 ApiError::new(

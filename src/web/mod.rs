@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod letter;
 
 use std::sync::Arc;
 
@@ -18,8 +19,8 @@ use crate::db::DbPool;
 pub struct AppState {
     pub pool: DbPool,
     pub settings: Arc<Settings>,
-    /// Keys the HMAC under which resident ID numbers are looked up.
-    pub id_hmac_key: [u8; 32],
+    /// Keys, the verifier and the pool, as the services want them.
+    pub ctx: crate::services::Context,
 }
 
 /// Registers every route and the extractor settings (body limits, error shapes).

@@ -73,6 +73,10 @@ CREATE TABLE sections (
     name TEXT NOT NULL,
     bond_amount_fen BIGINT NOT NULL CHECK (bond_amount_fen > 0),
     estimated_price_fen BIGINT CHECK (estimated_price_fen > 0),
+    -- The winning bidder once the section is awarded (中标).
+    awarded_enterprise_id TEXT REFERENCES organizations(id),
+    awarded_at TIMESTAMP,
+    contract_signed_at TIMESTAMP,
     UNIQUE (project_id, code)
 );
 
@@ -193,6 +197,19 @@ CREATE TABLE claims (
     decision_reason TEXT
 );
 CREATE INDEX claims_guarantee ON claims(guarantee_id);
+
+-- Facts the credit archive scores: e.g. a paid claim against a bidder's guarantee.
+CREATE TABLE credit_events (
+    id TEXT PRIMARY KEY,
+    subject_uscc TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    positive BOOLEAN NOT NULL,
+    amount_fen BIGINT,
+    reference TEXT NOT NULL,
+    source TEXT NOT NULL,
+    occurred_at TIMESTAMP NOT NULL
+);
+CREATE INDEX credit_events_subject ON credit_events(subject_uscc);
 
 CREATE TABLE audit_log (
     seq BIGINT PRIMARY KEY,

@@ -2,6 +2,7 @@ DROP TABLE idempotency_keys;
 DROP TABLE mail_outbox;
 DROP TABLE audit_head;
 DROP TABLE audit_log;
+DROP TABLE credit_events;
 DROP TABLE claims;
 DROP TABLE guarantee_versions;
 DROP TABLE guarantee_drafts;

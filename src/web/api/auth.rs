@@ -51,9 +51,8 @@ async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { username, password } = body.into_inner();
-    let pool = state.pool.clone();
-    let signed_in =
-        web::block(move || services::auth::login(&pool, &username, &password)).await??;
+    let ctx = state.ctx.clone();
+    let signed_in = web::block(move || services::auth::login(&ctx, &username, &password)).await??;
     let secure = req.connection_info().scheme() == "https"
         || state.settings.public_base_url.starts_with("https://");
     let cookie = Cookie::build(SESSION_COOKIE, signed_in.session_token.clone())
@@ -85,8 +84,8 @@ async fn logout(
         .map(str::to_owned)
         .or_else(|| req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()));
     if let Some(token) = token {
-        let pool = state.pool.clone();
-        web::block(move || services::auth::logout(&pool, &token)).await??;
+        let ctx = state.ctx.clone();
+        web::block(move || services::auth::logout(&ctx, &token)).await??;
     }
     let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
     gone.make_removal();
@@ -108,11 +107,10 @@ async fn create_token(
     who: Authenticated,
     body: web::Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let pool = state.pool.clone();
-    let (row, token) = web::block(move || {
-        services::auth::create_api_token(&pool, &who.0, &body.into_inner().name)
-    })
-    .await??;
+    let ctx = state.ctx.clone();
+    let (row, token) =
+        web::block(move || services::auth::create_api_token(&ctx, &who.0, &body.into_inner().name))
+            .await??;
     Ok(HttpResponse::Created().json(serde_json::json!({
         "id": row.id,
         "name": row.name,

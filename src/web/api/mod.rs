@@ -1,15 +1,23 @@
 //! The JSON API under `/api/v1`. Handlers parse and shape; the services decide.
 
+pub mod admin;
+pub mod applications;
 pub mod auth;
+pub mod guarantees;
 pub mod organizations;
 pub mod projects;
+pub mod verify;
 
 use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(auth::routes)
+        .configure(admin::routes)
         .configure(organizations::routes)
-        .configure(projects::routes);
+        .configure(projects::routes)
+        .configure(applications::routes)
+        .configure(guarantees::routes)
+        .configure(verify::routes);
 }
 
 /// Times in answers: RFC 3339 in China time, as users read them.

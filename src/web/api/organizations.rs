@@ -55,9 +55,8 @@ async fn create_organization(
     body: web::Json<NewOrganization>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
-    let pool = state.pool.clone();
-    let org =
-        web::block(move || organizations::create_organization(&pool, &who.0, input)).await??;
+    let ctx = state.ctx.clone();
+    let org = web::block(move || organizations::create_organization(&ctx, &who.0, input)).await??;
     Ok(HttpResponse::Created().json(OrganizationView::from(org)))
 }
 
@@ -65,8 +64,8 @@ async fn list_organizations(
     state: web::Data<AppState>,
     who: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let pool = state.pool.clone();
-    let orgs = web::block(move || organizations::list_organizations(&pool, &who.0)).await??;
+    let ctx = state.ctx.clone();
+    let orgs = web::block(move || organizations::list_organizations(&ctx, &who.0)).await??;
     Ok(HttpResponse::Ok().json(
         orgs.into_iter()
             .map(OrganizationView::from)
@@ -79,8 +78,8 @@ async fn get_organization(
     who: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let pool = state.pool.clone();
-    let org = web::block(move || organizations::get_organization(&pool, &who.0, &id)).await??;
+    let ctx = state.ctx.clone();
+    let org = web::block(move || organizations::get_organization(&ctx, &who.0, &id)).await??;
     Ok(HttpResponse::Ok().json(OrganizationView::from(org)))
 }
 
@@ -120,8 +119,7 @@ async fn create_user(
     body: web::Json<NewUser>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
-    let pool = state.pool.clone();
-    let key = state.id_hmac_key;
-    let user = web::block(move || organizations::create_user(&pool, &who.0, input, &key)).await??;
+    let ctx = state.ctx.clone();
+    let user = web::block(move || organizations::create_user(&ctx, &who.0, input)).await??;
     Ok(HttpResponse::Created().json(UserView::from(user)))
 }

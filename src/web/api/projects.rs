@@ -89,8 +89,8 @@ async fn create_project(
     body: web::Json<NewProject>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
-    let pool = state.pool.clone();
-    let view = web::block(move || projects::create_project(&pool, &who.0, input)).await??;
+    let ctx = state.ctx.clone();
+    let view = web::block(move || projects::create_project(&ctx, &who.0, input)).await??;
     Ok(HttpResponse::Created().json(ProjectOut::from(view)))
 }
 
@@ -98,8 +98,8 @@ async fn list_projects(
     state: web::Data<AppState>,
     who: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let pool = state.pool.clone();
-    let views = web::block(move || projects::list_projects(&pool, &who.0)).await??;
+    let ctx = state.ctx.clone();
+    let views = web::block(move || projects::list_projects(&ctx, &who.0)).await??;
     Ok(HttpResponse::Ok().json(views.into_iter().map(ProjectOut::from).collect::<Vec<_>>()))
 }
 
@@ -108,7 +108,7 @@ async fn get_project(
     who: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let pool = state.pool.clone();
-    let view = web::block(move || projects::get_project(&pool, &who.0, &id)).await??;
+    let ctx = state.ctx.clone();
+    let view = web::block(move || projects::get_project(&ctx, &who.0, &id)).await??;
     Ok(HttpResponse::Ok().json(ProjectOut::from(view)))
 }

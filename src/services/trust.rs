@@ -1,0 +1,369 @@
+//! What the exchange trusts: CA certificates and CRLs (from `certs/` and registered by
+//! the operator), and the issuer certificates bound to each issuer. The verifier holds
+//! the current trust store and the verification engine with its cache; registering an
+//! anchor or a CRL rebuilds the store without a restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use diesel::prelude::*;
+use openssl::x509::X509;
+
+use super::{new_id, require_role, Actor, Context, ServiceError};
+use crate::db::audit::{self, AuditEvent};
+use crate::db::models::{Crl, IssuerCertificate, Organization, TrustAnchor};
+use crate::db::schema::{crls, issuer_certificates, organizations, trust_anchors};
+use crate::db::{write_tx, DbConnection, DbPool};
+use crate::domain::party::{OrgKind, Role};
+use crate::pki::{self, TrustStore, TrustStoreBuilder, VerificationEngine};
+
+/// The trust store in force and the engine that verifies against it.
+pub struct Verifier {
+    engine: VerificationEngine,
+    store: RwLock<Arc<TrustStore>>,
+    certs_dir: PathBuf,
+}
+
+impl Verifier {
+    /// Builds the store from the certificates directory and the database.
+    pub fn load(pool: &DbPool, certs_dir: &Path) -> Result<Verifier, ServiceError> {
+        let store = build_store(pool, certs_dir)?;
+        Ok(Verifier {
+            engine: VerificationEngine::new(),
+            store: RwLock::new(Arc::new(store)),
+            certs_dir: certs_dir.to_path_buf(),
+        })
+    }
+
+    /// Rebuilds the store (after an anchor or CRL was registered, or periodically so
+    /// that several instances pick up each other's registrations).
+    pub fn reload(&self, pool: &DbPool) -> Result<(), ServiceError> {
+        let store = Arc::new(build_store(pool, &self.certs_dir)?);
+        let mut current = self
+            .store
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *current = store;
+        Ok(())
+    }
+
+    /// The store in force now; cheap to clone, immutable.
+    pub fn store(&self) -> Arc<TrustStore> {
+        self.store
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn engine(&self) -> &VerificationEngine {
+        &self.engine
+    }
+}
+
+fn build_store(pool: &DbPool, certs_dir: &Path) -> Result<TrustStore, ServiceError> {
+    let mut builder = TrustStoreBuilder::new();
+    if certs_dir.is_dir() {
+        builder.add_directory(certs_dir).map_err(|e| {
+            ServiceError::Internal(format!(
+                "certificates directory {}: {e}",
+                certs_dir.display()
+            ))
+        })?;
+    }
+    let mut conn = super::conn(pool)?;
+    let anchors: Vec<Vec<u8>> = trust_anchors::table
+        .select(trust_anchors::certificate_der)
+        .load(&mut conn)?;
+    for der in anchors {
+        builder
+            .add_certificates(&der)
+            .map_err(|e| ServiceError::Internal(format!("stored trust anchor: {e}")))?;
+    }
+    let lists: Vec<Vec<u8>> = crls::table.select(crls::crl_der).load(&mut conn)?;
+    for der in lists {
+        builder
+            .add_crls(&der)
+            .map_err(|e| ServiceError::Internal(format!("stored CRL: {e}")))?;
+    }
+    builder
+        .build()
+        .map_err(|e| ServiceError::Internal(format!("trust store: {e}")))
+}
+
+/// Reads one certificate from PEM or DER.
+fn parse_certificate(field: &str, bytes: &[u8]) -> Result<X509, ServiceError> {
+    X509::from_pem(bytes)
+        .or_else(|_| X509::from_der(bytes))
+        .map_err(|_| ServiceError::invalid(field, "is not a PEM or DER X.509 certificate"))
+}
+
+fn china_naive(rfc3339: &str) -> Result<chrono::NaiveDateTime, ServiceError> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.naive_utc())
+        .map_err(|_| ServiceError::Internal("certificate time".into()))
+}
+
+/// Registers a CA certificate as a trust anchor (operator).
+pub fn register_trust_anchor(
+    ctx: &Context,
+    actor: &Actor,
+    name: &str,
+    certificate_pem: &str,
+) -> Result<TrustAnchor, ServiceError> {
+    require_role(actor, &[Role::Operator])?;
+    let name = super::organizations::required_text("name", name, 200)?;
+    let cert = parse_certificate("certificate_pem", certificate_pem.as_bytes())?;
+    let der = cert
+        .to_der()
+        .map_err(|_| ServiceError::invalid("certificate_pem", "cannot be encoded"))?;
+    // Refuse what the store itself would refuse, before it is stored.
+    TrustStoreBuilder::new()
+        .add_certificates(&der)
+        .map_err(|e| ServiceError::invalid("certificate_pem", e))?;
+    let at = ctx.now();
+    let anchor = TrustAnchor {
+        id: new_id(),
+        name,
+        fingerprint_sha256: pki::sha256_hex(&der),
+        certificate_der: der,
+        created_at: at,
+    };
+    let mut conn = ctx.conn()?;
+    write_tx(&mut conn, |c| -> Result<(), ServiceError> {
+        diesel::insert_into(trust_anchors::table)
+            .values(&anchor)
+            .execute(c)?;
+        record(
+            c,
+            actor,
+            "register_trust_anchor",
+            "trust_anchor",
+            &anchor.id,
+            &anchor.fingerprint_sha256,
+            at,
+        )
+    })?;
+    ctx.verifier.reload(&ctx.pool)?;
+    Ok(anchor)
+}
+
+/// Registers a CRL (PEM or DER, the latter as base64 in the API) (operator).
+pub fn register_crl(ctx: &Context, actor: &Actor, crl_bytes: &[u8]) -> Result<Crl, ServiceError> {
+    require_role(actor, &[Role::Operator])?;
+    let crl = openssl::x509::X509Crl::from_pem(crl_bytes)
+        .or_else(|_| openssl::x509::X509Crl::from_der(crl_bytes))
+        .map_err(|_| {
+            ServiceError::invalid("crl", "is not a PEM or DER certificate revocation list")
+        })?;
+    let der = crl
+        .to_der()
+        .map_err(|_| ServiceError::invalid("crl", "cannot be encoded"))?;
+    TrustStoreBuilder::new()
+        .add_crls(&der)
+        .map_err(|e| ServiceError::invalid("crl", e))?;
+    let time = |t: &openssl::asn1::Asn1TimeRef| -> Result<chrono::NaiveDateTime, ServiceError> {
+        let epoch = openssl::asn1::Asn1Time::from_unix(0)
+            .map_err(|_| ServiceError::Internal("time".into()))?;
+        let diff = epoch
+            .diff(t)
+            .map_err(|_| ServiceError::invalid("crl", "has an unreadable time"))?;
+        chrono::DateTime::from_timestamp(i64::from(diff.days) * 86_400 + i64::from(diff.secs), 0)
+            .map(|t| t.naive_utc())
+            .ok_or_else(|| ServiceError::invalid("crl", "has a time out of range"))
+    };
+    let at = ctx.now();
+    let row = Crl {
+        id: new_id(),
+        issuer_name: crate::pki::verify::name_to_string(crl.issuer_name()),
+        this_update: time(crl.last_update())?,
+        next_update: crl.next_update().map(time).transpose()?,
+        crl_der: der,
+        created_at: at,
+    };
+    let mut conn = ctx.conn()?;
+    write_tx(&mut conn, |c| -> Result<(), ServiceError> {
+        diesel::insert_into(crls::table).values(&row).execute(c)?;
+        record(
+            c,
+            actor,
+            "register_crl",
+            "crl",
+            &row.id,
+            &row.issuer_name,
+            at,
+        )
+    })?;
+    ctx.verifier.reload(&ctx.pool)?;
+    Ok(row)
+}
+
+/// An issuer certificate to register, with the private key when the exchange is to
+/// sign for the issuer (hosted signing).
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewIssuerCertificate {
+    pub organization_id: String,
+    pub certificate_pem: String,
+    /// Hosted signing: the private key in PEM (PKCS#8 or traditional).
+    pub private_key_pem: Option<String>,
+    /// Hosted signing: a PKCS#12 bundle, base64, instead of PEM.
+    pub pkcs12_base64: Option<String>,
+    /// Passphrase of an encrypted PEM key or of the PKCS#12 bundle.
+    pub key_password: Option<String>,
+}
+
+/// Binds a certificate to an issuer (operator). The USCC in the certificate's subject
+/// must be the issuer's; a hosted key must match the certificate and is stored only
+/// encrypted under the master key.
+pub fn register_issuer_certificate(
+    ctx: &Context,
+    actor: &Actor,
+    input: NewIssuerCertificate,
+) -> Result<IssuerCertificate, ServiceError> {
+    require_role(actor, &[Role::Operator])?;
+    let cert = parse_certificate("certificate_pem", input.certificate_pem.as_bytes())?;
+    let details = pki::certificate_details(&cert)
+        .ok_or_else(|| ServiceError::invalid("certificate_pem", "cannot be read"))?;
+    let mut conn = ctx.conn()?;
+    let org: Organization = organizations::table
+        .find(&input.organization_id)
+        .select(Organization::as_select())
+        .first(&mut conn)
+        .optional()?
+        .filter(|o| o.kind == OrgKind::Issuer.as_str())
+        .ok_or_else(|| ServiceError::invalid("organization_id", "no such issuer"))?;
+    match details.uscc.as_deref() {
+        Some(uscc) if uscc == org.uscc => {}
+        Some(other) => {
+            return Err(ServiceError::invalid(
+                "certificate_pem",
+                format!(
+                    "the certificate names USCC {other}, but {} is {}",
+                    org.name, org.uscc
+                ),
+            ))
+        }
+        None => return Err(ServiceError::invalid(
+            "certificate_pem",
+            "the certificate's subject carries no USCC (organizationIdentifier or serialNumber)",
+        )),
+    }
+    let key = match (&input.private_key_pem, &input.pkcs12_base64) {
+        (Some(_), Some(_)) => {
+            return Err(ServiceError::invalid(
+                "private_key_pem",
+                "give either a PEM key or a PKCS#12 bundle, not both",
+            ))
+        }
+        (Some(pem), None) => Some(
+            pki::import_pem(
+                pem.as_bytes(),
+                input.key_password.as_deref().map(str::as_bytes),
+            )
+            .map_err(|e| ServiceError::invalid("private_key_pem", e))?
+            .key,
+        ),
+        (None, Some(b64)) => {
+            use base64::Engine as _;
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|_| ServiceError::invalid("pkcs12_base64", "is not base64"))?;
+            Some(
+                pki::import_pkcs12(&der, input.key_password.as_deref().unwrap_or(""))
+                    .map_err(|e| ServiceError::invalid("pkcs12_base64", e))?
+                    .key,
+            )
+        }
+        (None, None) => None,
+    };
+    let encrypted = match &key {
+        Some(key) => {
+            let matches = cert.public_key().map(|p| p.public_eq(key)).unwrap_or(false);
+            if !matches {
+                return Err(ServiceError::invalid(
+                    "private_key_pem",
+                    "the private key does not belong to this certificate",
+                ));
+            }
+            Some(
+                pki::encrypt_private_key(&ctx.keys.hosted, key, &details.sha256_fingerprint)
+                    .map_err(|e| ServiceError::Internal(format!("sealing the key: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    let at = ctx.now();
+    let row = IssuerCertificate {
+        id: new_id(),
+        organization_id: org.id.clone(),
+        fingerprint_sha256: details.sha256_fingerprint.clone(),
+        subject: details.subject.clone(),
+        serial: details.serial.clone(),
+        not_before: china_naive(&details.not_before)?,
+        not_after: china_naive(&details.not_after)?,
+        certificate_der: cert
+            .to_der()
+            .map_err(|_| ServiceError::invalid("certificate_pem", "cannot be encoded"))?,
+        encrypted_private_key: encrypted,
+        created_at: at,
+        deactivated_at: None,
+    };
+    write_tx(&mut conn, |c| -> Result<(), ServiceError> {
+        let taken: i64 = issuer_certificates::table
+            .filter(issuer_certificates::fingerprint_sha256.eq(&row.fingerprint_sha256))
+            .count()
+            .get_result(c)?;
+        if taken > 0 {
+            return Err(ServiceError::Conflict(
+                "certificate_pem: this certificate is already registered".into(),
+            ));
+        }
+        diesel::insert_into(issuer_certificates::table)
+            .values(&row)
+            .execute(c)?;
+        record(
+            c,
+            actor,
+            "register_issuer_certificate",
+            "issuer_certificate",
+            &row.id,
+            &row.fingerprint_sha256,
+            at,
+        )
+    })?;
+    Ok(row)
+}
+
+/// Fingerprints of the active certificates registered to an issuer.
+pub fn issuer_fingerprints(c: &mut DbConnection, issuer_id: &str) -> QueryResult<Vec<String>> {
+    issuer_certificates::table
+        .filter(issuer_certificates::organization_id.eq(issuer_id))
+        .filter(issuer_certificates::deactivated_at.is_null())
+        .select(issuer_certificates::fingerprint_sha256)
+        .load(c)
+}
+
+fn record(
+    c: &mut DbConnection,
+    actor: &Actor,
+    action: &str,
+    kind: &str,
+    id: &str,
+    what: &str,
+    at: chrono::NaiveDateTime,
+) -> Result<(), ServiceError> {
+    audit::append(
+        c,
+        &AuditEvent {
+            actor_user_id: Some(&actor.user_id),
+            actor_organization_id: Some(&actor.organization_id),
+            action,
+            entity_kind: kind,
+            entity_id: id,
+            details: serde_json::json!({ "what": what }),
+            ..Default::default()
+        },
+        at,
+    )?;
+    Ok(())
+}
