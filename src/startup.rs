@@ -1,5 +1,6 @@
-//! Building the running application from settings: the pool (migrated), the state, and
-//! an actix server bound to a listener. Port 0 works: tests read the bound port.
+//! Building the running application from settings: the pool (migrated), the state, an
+//! actix server bound to a listener, and the mail worker that runs beside it. Port 0
+//! works: tests read the bound port.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -10,13 +11,15 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::db::{self, DbPool};
+use crate::mail::worker::Worker;
 use crate::web::{self as http, AppState};
 
-/// A bound, not yet awaited server.
+/// A bound, not yet awaited server, and its mail worker.
 pub struct Application {
     port: u16,
     server: Server,
     pool: DbPool,
+    mail_worker: Worker,
 }
 
 impl Application {
@@ -32,7 +35,8 @@ impl Application {
         Application::with_listener(settings, pool, listener)
     }
 
-    /// Serves on an existing listener with an existing pool.
+    /// Serves on an existing listener with an existing pool. Call inside a Tokio
+    /// runtime: the SMTP transport's connection pool starts a task.
     pub fn with_listener(
         settings: Settings,
         pool: DbPool,
@@ -41,6 +45,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let master_key = settings.master_key()?;
         let max_body = settings.max_body_bytes;
+        let mail_worker = Worker::from_settings(pool.clone(), &settings)?;
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             id_hmac_key: master_key.derive("resident-id-hmac"),
@@ -57,7 +62,12 @@ impl Application {
         })
         .listen(listener)?
         .run();
-        Ok(Application { port, server, pool })
+        Ok(Application {
+            port,
+            server,
+            pool,
+            mail_worker,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -68,9 +78,17 @@ impl Application {
         &self.pool
     }
 
-    /// Serves until the process is asked to stop.
+    /// Serves, and sends mail, until the process is asked to stop. The worker stops
+    /// after the server, finishing the mail it is sending.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(self.mail_worker.run(stopped));
+        let served = self.server.await;
+        let _ = stop.send(true);
+        if let Err(e) = worker.await {
+            tracing::error!(error = %e, "mail worker ended abnormally");
+        }
+        served
     }
 }
 
