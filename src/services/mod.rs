@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod demo;
+pub mod mail;
 pub mod organizations;
 pub mod projects;
 

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`. Handlers parse and shape; the services decide.
 
 pub mod auth;
+pub mod mail;
 pub mod organizations;
 pub mod projects;
 
@@ -9,7 +10,8 @@ use actix_web::web;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(auth::routes)
         .configure(organizations::routes)
-        .configure(projects::routes);
+        .configure(projects::routes)
+        .configure(mail::routes);
 }
 
 /// Times in answers: RFC 3339 in China time, as users read them.
