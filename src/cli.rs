@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Settings;
+use crate::config::{MailTransport, Settings};
 use crate::db;
 use crate::services::demo::{self, DEMO_ACCOUNTS, DEMO_PASSWORD, DEMO_PROJECT_CODE};
 use crate::startup::{init_tracing, Application};
@@ -147,6 +147,16 @@ fn demo(mut settings: Settings) -> anyhow::Result<()> {
     );
     println!("  open:     {base}/healthz   (API under {base}/api/v1)");
     println!("  project:  {DEMO_PROJECT_CODE}");
+    match settings.mail_transport {
+        MailTransport::File => println!(
+            "  mail:     written as .eml files to {}",
+            settings.data_dir.join("mail").display()
+        ),
+        MailTransport::Smtp => println!(
+            "  mail:     sent through {}:{}",
+            settings.smtp_host, settings.smtp_port
+        ),
+    }
     println!("  logins (password for all: {DEMO_PASSWORD}):");
     for a in DEMO_ACCOUNTS {
         println!("    {:<12} {:<10} {}", a.username, a.role, a.name);

@@ -53,6 +53,12 @@ pub struct Settings {
     pub smtp_security: SmtpSecurity,
     pub smtp_username: Option<String>,
     pub smtp_password: Option<SecretString>,
+    /// How often the mail worker looks for due mail when the outbox is idle.
+    pub mail_poll_interval_ms: u64,
+    /// Wait before the first retry of a failed send; doubles on each further failure.
+    pub mail_retry_base_ms: u64,
+    /// Tries before a mail is marked failed for the operator.
+    pub mail_max_attempts: u32,
     pub log: String,
 }
 
@@ -70,6 +76,9 @@ struct Defaults {
     smtp_host: &'static str,
     smtp_port: u16,
     smtp_security: SmtpSecurity,
+    mail_poll_interval_ms: u64,
+    mail_retry_base_ms: u64,
+    mail_max_attempts: u32,
     log: &'static str,
 }
 
@@ -85,6 +94,9 @@ const DEFAULTS: Defaults = Defaults {
     smtp_host: "127.0.0.1",
     smtp_port: 25,
     smtp_security: SmtpSecurity::Starttls,
+    mail_poll_interval_ms: 5_000,
+    mail_retry_base_ms: 60_000,
+    mail_max_attempts: 8,
     log: "info",
 };
 
@@ -170,6 +182,40 @@ impl Settings {
             return Err(ConfigError::Setting {
                 setting: "BAOHAN_MAX_BODY_BYTES",
                 message: "must be at least 1024".into(),
+            });
+        }
+        self.mail_from
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| ConfigError::Setting {
+                setting: "BAOHAN_MAIL_FROM",
+                message: format!("is not a mail address: {e}"),
+            })?;
+        // Credentials come as a pair; half of one is a typo, not "no authentication".
+        match (&self.smtp_username, &self.smtp_password) {
+            (Some(_), None) => {
+                return Err(ConfigError::Setting {
+                    setting: "BAOHAN_SMTP_PASSWORD",
+                    message: "is required when BAOHAN_SMTP_USERNAME is set".into(),
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Setting {
+                    setting: "BAOHAN_SMTP_USERNAME",
+                    message: "is required when BAOHAN_SMTP_PASSWORD is set".into(),
+                })
+            }
+            _ => {}
+        }
+        if self.mail_poll_interval_ms == 0 {
+            return Err(ConfigError::Setting {
+                setting: "BAOHAN_MAIL_POLL_INTERVAL_MS",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.mail_max_attempts == 0 {
+            return Err(ConfigError::Setting {
+                setting: "BAOHAN_MAIL_MAX_ATTEMPTS",
+                message: "must be at least 1".into(),
             });
         }
         Ok(())
@@ -362,6 +408,29 @@ mod tests {
             let err = Settings::load(None).unwrap_err().to_string();
             assert!(err.contains("BAOHAN_MASTER_KEY"), "{err}");
             assert!(!err.contains("abcdef-secret"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_mail_settings_name_the_setting() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BAOHAN_MAIL_FROM", "not a mailbox");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("BAOHAN_MAIL_FROM"), "{err}");
+            jail.set_env("BAOHAN_MAIL_FROM", "Baohan <noreply@example.com>");
+            jail.set_env("BAOHAN_SMTP_USERNAME", "relay-user");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("BAOHAN_SMTP_PASSWORD"), "{err}");
+            jail.set_env("BAOHAN_SMTP_PASSWORD", "relay-secret");
+            jail.set_env("BAOHAN_MAIL_MAX_ATTEMPTS", "0");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("BAOHAN_MAIL_MAX_ATTEMPTS"), "{err}");
+            assert!(!err.contains("relay-secret"), "{err}");
+            jail.set_env("BAOHAN_MAIL_MAX_ATTEMPTS", "3");
+            jail.set_env("BAOHAN_MAIL_RETRY_BASE_MS", "250");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!((s.mail_max_attempts, s.mail_retry_base_ms), (3, 250));
             Ok(())
         });
     }

@@ -1,5 +1,6 @@
-//! Building the running application from settings: the pool (migrated), the state, and
-//! an actix server bound to a listener. Port 0 works: tests read the bound port.
+//! Building the running application from settings: the pool (migrated), the state, an
+//! actix server bound to a listener, and the mail worker that runs beside it. Port 0
+//! works: tests read the bound port.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -10,15 +11,17 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::db::{self, DbPool};
+use crate::mail::worker::Worker;
 use crate::services::{self, trust::Verifier, Keys};
 use crate::web::{self as http, AppState};
 
-/// A bound, not yet awaited server.
+/// A bound, not yet awaited server, and its mail worker.
 pub struct Application {
     port: u16,
     server: Server,
     pool: DbPool,
     ctx: services::Context,
+    mail_worker: Worker,
 }
 
 impl Application {
@@ -34,7 +37,8 @@ impl Application {
         Application::with_listener(settings, pool, listener)
     }
 
-    /// Serves on an existing listener with an existing pool.
+    /// Serves on an existing listener with an existing pool. Call inside a Tokio
+    /// runtime: the SMTP transport's connection pool starts a task.
     pub fn with_listener(
         settings: Settings,
         pool: DbPool,
@@ -50,6 +54,7 @@ impl Application {
             keys: Arc::new(Keys::from_master(&master_key)?),
             public_base_url: Arc::from(settings.base_url()),
         };
+        let mail_worker = Worker::from_settings(pool.clone(), &settings)?;
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             settings: Arc::new(settings),
@@ -71,6 +76,7 @@ impl Application {
             server,
             pool,
             ctx,
+            mail_worker,
         })
     }
 
@@ -87,12 +93,19 @@ impl Application {
         &self.ctx
     }
 
-    /// Serves until the process is asked to stop; background upkeep runs meanwhile.
+    /// Serves, sends mail and does upkeep until the process is asked to stop. The mail
+    /// worker stops after the server, finishing the mail it is sending.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(self.mail_worker.run(stopped));
         let upkeep = tokio::spawn(upkeep(self.ctx.clone()));
-        let result = self.server.await;
+        let served = self.server.await;
         upkeep.abort();
-        result
+        let _ = stop.send(true);
+        if let Err(e) = worker.await {
+            tracing::error!(error = %e, "mail worker ended abnormally");
+        }
+        served
     }
 }
 

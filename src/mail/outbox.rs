@@ -16,11 +16,22 @@ pub enum MailStatus {
 }
 
 impl MailStatus {
+    /// The stored form.
     pub const fn as_str(self) -> &'static str {
         match self {
             MailStatus::Pending => "pending",
             MailStatus::Sent => "sent",
             MailStatus::Failed => "failed",
+        }
+    }
+
+    /// The state a stored or typed name stands for.
+    pub fn parse(text: &str) -> Option<MailStatus> {
+        match text {
+            "pending" => Some(MailStatus::Pending),
+            "sent" => Some(MailStatus::Sent),
+            "failed" => Some(MailStatus::Failed),
+            _ => None,
         }
     }
 }
@@ -82,4 +93,158 @@ pub fn list(conn: &mut DbConnection, status: MailStatus) -> QueryResult<Vec<Outb
         .order(mail_outbox::created_at.asc())
         .select(OutboxMail::as_select())
         .load(conn)
+}
+
+/// Mails in any state or in one, newest first, at most `limit` (the operator's view).
+pub fn list_recent(
+    conn: &mut DbConnection,
+    status: Option<MailStatus>,
+    limit: i64,
+) -> QueryResult<Vec<OutboxMail>> {
+    let mut query = mail_outbox::table
+        .select(OutboxMail::as_select())
+        .order(mail_outbox::created_at.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(status) = status {
+        query = query.filter(mail_outbox::status.eq(status.as_str()));
+    }
+    query.load(conn)
+}
+
+/// One mail by id.
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<OutboxMail>> {
+    mail_outbox::table
+        .find(id)
+        .select(OutboxMail::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Ids of pending mails due at `now` and not held by a live claim, oldest due first.
+/// Only candidates: another worker may claim any of them first (see [`claim`]).
+pub fn due_ids(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    mail_outbox::table
+        .filter(mail_outbox::status.eq(MailStatus::Pending.as_str()))
+        .filter(mail_outbox::next_attempt_at.le(now))
+        .filter(
+            mail_outbox::locked_until
+                .is_null()
+                .or(mail_outbox::locked_until.lt(now)),
+        )
+        .order(mail_outbox::next_attempt_at.asc())
+        .limit(limit)
+        .select(mail_outbox::id)
+        .load(conn)
+}
+
+/// Claims one mail for sending until `lease_until`, or `None` if someone else has it,
+/// it was sent meanwhile, or it is not due.
+///
+/// The claim is one conditional UPDATE that repeats the "due and not held" test, and
+/// the mail is ours iff it changed exactly one row. That is race-free on every backend
+/// without dialect-specific locking (`FOR UPDATE SKIP LOCKED` is PostgreSQL and MySQL
+/// only, and SQLite has no row locks at all): on PostgreSQL a second UPDATE of the same
+/// row waits for the first to commit and then re-checks the WHERE clause against the
+/// new row, where `locked_until` is now in the future, so it changes nothing; SQLite
+/// runs writers one at a time. Several `baohan serve` processes on one database can
+/// therefore run workers side by side.
+pub fn claim(
+    conn: &mut DbConnection,
+    id: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+) -> QueryResult<Option<OutboxMail>> {
+    let changed = diesel::update(
+        mail_outbox::table
+            .filter(mail_outbox::id.eq(id))
+            .filter(mail_outbox::status.eq(MailStatus::Pending.as_str()))
+            .filter(mail_outbox::next_attempt_at.le(now))
+            .filter(
+                mail_outbox::locked_until
+                    .is_null()
+                    .or(mail_outbox::locked_until.lt(now)),
+            ),
+    )
+    .set(mail_outbox::locked_until.eq(Some(lease_until)))
+    .execute(conn)?;
+    if changed == 1 {
+        find(conn, id)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Records a delivery.
+pub fn mark_sent(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(
+        mail_outbox::table
+            .filter(mail_outbox::id.eq(id))
+            .filter(mail_outbox::status.eq(MailStatus::Pending.as_str())),
+    )
+    .set((
+        mail_outbox::status.eq(MailStatus::Sent.as_str()),
+        mail_outbox::sent_at.eq(Some(now)),
+        mail_outbox::locked_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// What to do after a failed try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Try again at this time.
+    RetryAt(NaiveDateTime),
+    /// That was the last try: the mail is failed and waits for the operator.
+    GiveUp,
+}
+
+/// Records a failed try: one more attempt, the error, and either the next try's time
+/// or the failed state. The claim is released either way.
+pub fn mark_attempt_failed(
+    conn: &mut DbConnection,
+    id: &str,
+    error: &str,
+    after: AfterFailure,
+) -> QueryResult<()> {
+    let target = mail_outbox::table
+        .filter(mail_outbox::id.eq(id))
+        .filter(mail_outbox::status.eq(MailStatus::Pending.as_str()));
+    let common = (
+        mail_outbox::attempts.eq(mail_outbox::attempts + 1),
+        mail_outbox::last_error.eq(Some(error)),
+        mail_outbox::locked_until.eq(None::<NaiveDateTime>),
+    );
+    match after {
+        AfterFailure::RetryAt(at) => diesel::update(target)
+            .set((common, mail_outbox::next_attempt_at.eq(at)))
+            .execute(conn)?,
+        AfterFailure::GiveUp => diesel::update(target)
+            .set((common, mail_outbox::status.eq(MailStatus::Failed.as_str())))
+            .execute(conn)?,
+    };
+    Ok(())
+}
+
+/// Puts a failed mail back in the queue with a fresh set of tries. Returns whether it
+/// was failed (a pending or sent mail is left alone).
+pub fn requeue_failed(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<bool> {
+    let changed = diesel::update(
+        mail_outbox::table
+            .filter(mail_outbox::id.eq(id))
+            .filter(mail_outbox::status.eq(MailStatus::Failed.as_str())),
+    )
+    .set((
+        mail_outbox::status.eq(MailStatus::Pending.as_str()),
+        mail_outbox::attempts.eq(0),
+        mail_outbox::next_attempt_at.eq(now),
+        mail_outbox::locked_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
 }

@@ -5,6 +5,7 @@ pub mod applications;
 pub mod auth;
 pub mod demo;
 pub mod guarantees;
+pub mod mail;
 pub mod organizations;
 pub mod projects;
 pub mod trust;

@@ -1,3 +1,4 @@
+use std::path::Path;
 use std::sync::Once;
 
 use baohan::config::Settings;
@@ -35,6 +36,62 @@ macro_rules! on_both_backends {
             )*
         }
     };
+    // Cases that start the app themselves (with settings of their own) take the
+    // backend instead: `async fn(TestBackend)`.
+    (configured: $($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::helpers::TestBackend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    if $crate::helpers::postgres_configured() {
+                        super::$case($crate::helpers::TestBackend::Postgres).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// The database a configured case runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBackend {
+    Sqlite,
+    Postgres,
+}
+
+impl TestBackend {
+    /// Starts the app on this backend with the harness settings, then `configure`'s.
+    pub async fn spawn_with(
+        self,
+        configure: impl FnOnce(&mut Settings) + Send + 'static,
+    ) -> TestApp {
+        match self {
+            TestBackend::Sqlite => spawn_sqlite_with(configure).await,
+            TestBackend::Postgres => spawn_postgres_with(configure)
+                .await
+                .expect("PostgreSQL is configured (checked before the case ran)"),
+        }
+    }
+}
+
+/// Whether the PostgreSQL half can run; says so when it is skipped.
+pub fn postgres_configured() -> bool {
+    if std::env::var(POSTGRES_ENV).is_ok() {
+        return true;
+    }
+    if std::env::var(REQUIRE_POSTGRES_ENV).is_ok() {
+        panic!("{REQUIRE_POSTGRES_ENV} is set but {POSTGRES_ENV} is not");
+    }
+    eprintln!("skipped: set {POSTGRES_ENV} to run this test on PostgreSQL");
+    false
 }
 
 /// A PostgreSQL database made for one test, dropped when the test ends.
@@ -68,6 +125,8 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub pool: DbPool,
+    /// The settings the app runs with.
+    pub settings: Settings,
     // Field order is drop order: the pool closes before the database is dropped.
     _postgres: Option<PostgresDb>,
     _data_dir: tempfile::TempDir,
@@ -83,17 +142,29 @@ fn init_logs() {
 }
 
 pub async fn spawn_sqlite() -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("test.db").display());
-    spawn(url, dir, None).await
+    spawn_sqlite_with(|_| {}).await
 }
 
 /// `None` (after saying so) when no PostgreSQL is configured and none is required.
 pub async fn spawn_postgres() -> Option<TestApp> {
+    spawn_postgres_with(|_| {}).await
+}
+
+/// Like [`spawn_sqlite`], with `configure` applied to the settings last.
+pub async fn spawn_sqlite_with(configure: impl FnOnce(&mut Settings) + Send + 'static) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    spawn(url, dir, None, configure).await
+}
+
+/// Like [`spawn_postgres`], with `configure` applied to the settings last.
+pub async fn spawn_postgres_with(
+    configure: impl FnOnce(&mut Settings) + Send + 'static,
+) -> Option<TestApp> {
     let db = create_postgres_database().await?;
     // A data directory still holds the master key file.
     let dir = tempfile::tempdir().expect("temp dir");
-    Some(spawn(db.url.clone(), dir, Some(db)).await)
+    Some(spawn(db.url.clone(), dir, Some(db), configure).await)
 }
 
 /// A fresh, empty PostgreSQL database for one test, or `None` when not configured.
@@ -147,6 +218,7 @@ async fn spawn(
     database_url: String,
     data_dir: tempfile::TempDir,
     postgres: Option<PostgresDb>,
+    configure: impl FnOnce(&mut Settings) + Send + 'static,
 ) -> TestApp {
     init_logs();
     let mut settings = Settings::defaults();
@@ -155,6 +227,11 @@ async fn spawn(
     settings.listen = "127.0.0.1:0".parse().expect("address");
     settings.data_dir = data_dir.path().to_path_buf();
     settings.max_body_bytes = 64 * 1024;
+    // The worker looks once at start and then rarely, so that tests reading the outbox
+    // directly do not race it; mail tests set a short interval.
+    settings.mail_poll_interval_ms = 3_600_000;
+    configure(&mut settings);
+    let app_settings = settings.clone();
     let (app, pool) = tokio::task::spawn_blocking(move || {
         let app = Application::build(settings).expect("application starts");
         let pool = app.pool().clone();
@@ -174,6 +251,7 @@ async fn spawn(
         address,
         client,
         pool,
+        settings: app_settings,
         _postgres: postgres,
         _data_dir: data_dir,
     }
@@ -182,6 +260,11 @@ async fn spawn(
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// The app's data directory (a temp dir dropped with the app).
+    pub fn data_dir(&self) -> &Path {
+        self._data_dir.path()
     }
 
     /// Signs in a demo user and returns a bearer token.

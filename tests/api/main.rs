@@ -8,5 +8,7 @@ mod auth;
 mod database;
 mod errors;
 mod health;
+mod mail;
 mod organizations;
 mod projects;
+mod smtp_server;

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod applications;
 pub mod auth;
 pub mod guarantees;
+pub mod mail;
 pub mod organizations;
 pub mod projects;
 pub mod verify;
@@ -17,7 +18,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(projects::routes)
         .configure(applications::routes)
         .configure(guarantees::routes)
-        .configure(verify::routes);
+        .configure(verify::routes)
+        .configure(mail::routes);
 }
 
 /// Times in answers: RFC 3339 in China time, as users read them.

@@ -1,0 +1,438 @@
+//! The mails the exchange sends, one typed context and one function per kind. Each
+//! renders `templates/mail/<kind>.txt` and `.html` (askama; the HTML part is escaped)
+//! into an [`outbox::Mail`](super::outbox::Mail) ready for
+//! [`outbox::enqueue`](super::outbox::enqueue).
+//!
+//! Callers pass every value already formatted for people (amounts such as
+//! `"¥50,000.00"`, dates such as `"2027-03-31"`) and full links built from the public
+//! base URL: the templates only place them. Subjects are bilingual, Chinese first, and
+//! carry no names or free text, so nothing a user typed ends up in a mail header.
+
+use askama::Template;
+
+use super::outbox::Mail;
+
+/// A new application for an issuer to review (收到保函申请).
+#[derive(Debug, Clone)]
+pub struct ApplicationReceived {
+    /// The issuer (or its staff member) being written to.
+    pub recipient_name: String,
+    pub application_ref: String,
+    pub enterprise_name: String,
+    pub project_name: String,
+    pub section_name: String,
+    pub bond_amount: String,
+    pub bid_deadline: String,
+    /// Where the issuer reviews the application.
+    pub link: String,
+}
+
+/// A guarantee was issued (保函已出具); sent to the enterprise and to the agency.
+#[derive(Debug, Clone)]
+pub struct GuaranteeIssued {
+    pub recipient_name: String,
+    pub guarantee_number: String,
+    pub issuer_name: String,
+    pub enterprise_name: String,
+    pub project_name: String,
+    pub section_name: String,
+    pub amount: String,
+    pub valid_until: String,
+    /// The public verification page of the guarantee.
+    pub verify_link: String,
+}
+
+/// A claim was filed against a guarantee (保函索赔); sent to the issuer and the
+/// enterprise.
+#[derive(Debug, Clone)]
+pub struct ClaimFiled {
+    pub recipient_name: String,
+    pub guarantee_number: String,
+    /// The agency or tenderee that claims.
+    pub claimant_name: String,
+    pub enterprise_name: String,
+    pub project_name: String,
+    pub claim_amount: String,
+    pub reason: String,
+    pub link: String,
+}
+
+/// How the issuer decided a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    Paid,
+    Rejected,
+}
+
+impl ClaimOutcome {
+    /// The outcome in Chinese, for the text.
+    pub fn zh(&self) -> &'static str {
+        match self {
+            ClaimOutcome::Paid => "已赔付",
+            ClaimOutcome::Rejected => "已拒绝",
+        }
+    }
+
+    /// The outcome in English.
+    pub fn en(&self) -> &'static str {
+        match self {
+            ClaimOutcome::Paid => "paid",
+            ClaimOutcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// The issuer decided a claim (索赔已处理).
+#[derive(Debug, Clone)]
+pub struct ClaimDecided {
+    pub recipient_name: String,
+    pub guarantee_number: String,
+    pub outcome: ClaimOutcome,
+    pub claim_amount: String,
+    /// What was paid, when it was.
+    pub paid_amount: Option<String>,
+    /// The issuer's explanation, if it gave one.
+    pub note: Option<String>,
+    pub link: String,
+}
+
+/// A guarantee was released after the award (保函已释放).
+#[derive(Debug, Clone)]
+pub struct GuaranteeReleased {
+    pub recipient_name: String,
+    pub guarantee_number: String,
+    pub project_name: String,
+    pub released_by: String,
+    pub released_on: String,
+    pub link: String,
+}
+
+/// A guarantee is about to expire (保函即将到期).
+#[derive(Debug, Clone)]
+pub struct GuaranteeExpiring {
+    pub recipient_name: String,
+    pub guarantee_number: String,
+    pub project_name: String,
+    pub valid_until: String,
+    pub days_left: u32,
+    pub link: String,
+}
+
+/// A person's or enterprise's credit level changed (信用等级变更).
+#[derive(Debug, Clone)]
+pub struct CreditLevelChanged {
+    pub recipient_name: String,
+    pub old_level: String,
+    pub new_level: String,
+    pub score: String,
+    pub reason: Option<String>,
+    pub link: String,
+}
+
+/// Defines `pub fn $name(to, &Context) -> Result<Mail, askama::Error>` rendering the
+/// text and HTML templates of one kind with the context as `m`.
+macro_rules! mail_kind {
+    ($(#[$doc:meta])* $name:ident($ctx:ty), $text:tt, $html:tt, |$m:ident| $subject:expr) => {
+        $(#[$doc])*
+        pub fn $name(to: &str, $m: &$ctx) -> Result<Mail, askama::Error> {
+            #[derive(Template)]
+            #[template(path = $text)]
+            struct Text<'a> {
+                m: &'a $ctx,
+            }
+            #[derive(Template)]
+            #[template(path = $html)]
+            struct Html<'a> {
+                m: &'a $ctx,
+            }
+            Ok(Mail {
+                to_address: to.to_owned(),
+                subject: one_line(&$subject),
+                text_body: Text { m: $m }.render()?,
+                html_body: Html { m: $m }.render()?,
+            })
+        }
+    };
+}
+
+mail_kind!(
+    /// To the issuer: an application waits for its review.
+    application_received(ApplicationReceived),
+    "mail/application_received.txt",
+    "mail/application_received.html",
+    |m| format!("收到保函申请 Application received: {}", m.application_ref)
+);
+
+mail_kind!(
+    /// To the enterprise and to the agency: the guarantee is issued.
+    guarantee_issued(GuaranteeIssued),
+    "mail/guarantee_issued.txt",
+    "mail/guarantee_issued.html",
+    |m| format!("保函已出具 Guarantee issued: {}", m.guarantee_number)
+);
+
+mail_kind!(
+    /// To the issuer and to the enterprise: a claim was filed.
+    claim_filed(ClaimFiled),
+    "mail/claim_filed.txt",
+    "mail/claim_filed.html",
+    |m| format!("保函索赔 Claim filed: {}", m.guarantee_number)
+);
+
+mail_kind!(
+    /// To the claimant and the enterprise: the issuer decided the claim.
+    claim_decided(ClaimDecided),
+    "mail/claim_decided.txt",
+    "mail/claim_decided.html",
+    |m| format!(
+        "索赔{} Claim {}: {}",
+        m.outcome.zh(),
+        m.outcome.en(),
+        m.guarantee_number
+    )
+);
+
+mail_kind!(
+    /// To the enterprise and the issuer: the guarantee was released.
+    guarantee_released(GuaranteeReleased),
+    "mail/guarantee_released.txt",
+    "mail/guarantee_released.html",
+    |m| format!("保函已释放 Guarantee released: {}", m.guarantee_number)
+);
+
+mail_kind!(
+    /// To the enterprise: the guarantee expires soon.
+    guarantee_expiring(GuaranteeExpiring),
+    "mail/guarantee_expiring.txt",
+    "mail/guarantee_expiring.html",
+    |m| format!(
+        "保函即将到期 Guarantee expiring in {} day(s): {}",
+        m.days_left, m.guarantee_number
+    )
+);
+
+mail_kind!(
+    /// To the person or enterprise whose credit level changed.
+    credit_level_changed(CreditLevelChanged),
+    "mail/credit_level_changed.txt",
+    "mail/credit_level_changed.html",
+    |m| format!(
+        "信用等级变更 Credit level changed: {} → {}",
+        m.old_level, m.new_level
+    )
+);
+
+/// A subject is one header line: control characters (a stray newline in a value)
+/// become spaces.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVIL: &str = "<script>alert('x')</script> & Co";
+    const ESCAPED: &str = "&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62; &#38; Co";
+
+    /// Every kind's HTML part escapes the recipient's name, and the text part keeps it
+    /// as typed.
+    fn assert_name_handled(mail: &Mail) {
+        assert!(!mail.html_body.contains("<script>"), "{}", mail.html_body);
+        assert!(mail.html_body.contains(ESCAPED), "{}", mail.html_body);
+        assert!(mail.text_body.contains(EVIL), "{}", mail.text_body);
+        assert!(!mail.subject.contains('\n'));
+    }
+
+    fn issued() -> GuaranteeIssued {
+        GuaranteeIssued {
+            recipient_name: EVIL.into(),
+            guarantee_number: "BH-ICBC-2026-000123".into(),
+            issuer_name: "中国工商银行某某支行".into(),
+            enterprise_name: "某某建设有限公司".into(),
+            project_name: "市第一中学新建工程".into(),
+            section_name: "一标段 Section 1".into(),
+            amount: "¥50,000.00".into(),
+            valid_until: "2027-03-31".into(),
+            verify_link: "https://baohan.example/verify/BH-ICBC-2026-000123?code=a&b".into(),
+        }
+    }
+
+    #[test]
+    fn guarantee_issued_has_subject_text_and_html() {
+        let mail = guarantee_issued("e@example.com", &issued()).expect("rendered");
+        assert_eq!(mail.to_address, "e@example.com");
+        assert_eq!(
+            mail.subject,
+            "保函已出具 Guarantee issued: BH-ICBC-2026-000123"
+        );
+        for part in [&mail.text_body, &mail.html_body] {
+            assert!(part.contains("BH-ICBC-2026-000123"));
+            assert!(part.contains("¥50,000.00"));
+            assert!(part.contains("2027-03-31"));
+            assert!(part.contains("市第一中学新建工程"));
+        }
+        assert!(mail
+            .text_body
+            .contains("https://baohan.example/verify/BH-ICBC-2026-000123?code=a&b"));
+        // In HTML the link is an attribute: its `&` is escaped too.
+        assert!(mail
+            .html_body
+            .contains("href=\"https://baohan.example/verify/BH-ICBC-2026-000123?code=a&#38;b\""));
+        assert!(mail.html_body.starts_with("<!DOCTYPE html>"));
+        assert_name_handled(&mail);
+    }
+
+    #[test]
+    fn application_received_names_the_application() {
+        let mail = application_received(
+            "issuer@example.com",
+            &ApplicationReceived {
+                recipient_name: EVIL.into(),
+                application_ref: "AP-2026-0042".into(),
+                enterprise_name: "某某建设有限公司".into(),
+                project_name: "市第一中学新建工程".into(),
+                section_name: "一标段".into(),
+                bond_amount: "¥80,000.00".into(),
+                bid_deadline: "2026-12-20 09:30".into(),
+                link: "https://baohan.example/applications/1".into(),
+            },
+        )
+        .expect("rendered");
+        assert_eq!(
+            mail.subject,
+            "收到保函申请 Application received: AP-2026-0042"
+        );
+        assert!(mail.text_body.contains("¥80,000.00"));
+        assert!(mail.html_body.contains("2026-12-20 09:30"));
+        assert_name_handled(&mail);
+    }
+
+    #[test]
+    fn claim_filed_escapes_the_reason_too() {
+        let mail = claim_filed(
+            "issuer@example.com",
+            &ClaimFiled {
+                recipient_name: EVIL.into(),
+                guarantee_number: "BH-ICBC-2026-000123".into(),
+                claimant_name: "某某招标代理".into(),
+                enterprise_name: "某某建设有限公司".into(),
+                project_name: "市第一中学新建工程".into(),
+                claim_amount: "¥50,000.00".into(),
+                reason: "中标后放弃 <b>withdrew</b>".into(),
+                link: "https://baohan.example/claims/7".into(),
+            },
+        )
+        .expect("rendered");
+        assert_eq!(mail.subject, "保函索赔 Claim filed: BH-ICBC-2026-000123");
+        assert!(mail.html_body.contains("&#60;b&#62;withdrew"));
+        assert!(mail.text_body.contains("<b>withdrew</b>"));
+        assert_name_handled(&mail);
+    }
+
+    #[test]
+    fn claim_decided_shows_the_outcome_and_only_the_optional_lines_given() {
+        let paid = ClaimDecided {
+            recipient_name: EVIL.into(),
+            guarantee_number: "BH-ICBC-2026-000123".into(),
+            outcome: ClaimOutcome::Paid,
+            claim_amount: "¥50,000.00".into(),
+            paid_amount: Some("¥50,000.00".into()),
+            note: None,
+            link: "https://baohan.example/claims/7".into(),
+        };
+        let mail = claim_decided("agency@example.com", &paid).expect("rendered");
+        assert_eq!(mail.subject, "索赔已赔付 Claim paid: BH-ICBC-2026-000123");
+        assert!(mail.text_body.contains("赔付金额 Paid"));
+        assert!(!mail.text_body.contains("Note"));
+        assert_name_handled(&mail);
+
+        let rejected = ClaimDecided {
+            outcome: ClaimOutcome::Rejected,
+            paid_amount: None,
+            note: Some("材料不全 documents missing".into()),
+            ..paid
+        };
+        let mail = claim_decided("agency@example.com", &rejected).expect("rendered");
+        assert!(mail.subject.contains("已拒绝"));
+        assert!(mail.html_body.contains("rejected"));
+        assert!(mail.html_body.contains("材料不全 documents missing"));
+        assert!(!mail.text_body.contains("赔付金额"));
+        assert_name_handled(&mail);
+    }
+
+    #[test]
+    fn guarantee_released_says_who_released_it() {
+        let mail = guarantee_released(
+            "e@example.com",
+            &GuaranteeReleased {
+                recipient_name: EVIL.into(),
+                guarantee_number: "BH-ICBC-2026-000123".into(),
+                project_name: "市第一中学新建工程".into(),
+                released_by: "某某招标代理".into(),
+                released_on: "2027-01-15".into(),
+                link: "https://baohan.example/guarantees/1".into(),
+            },
+        )
+        .expect("rendered");
+        assert_eq!(
+            mail.subject,
+            "保函已释放 Guarantee released: BH-ICBC-2026-000123"
+        );
+        assert!(mail.text_body.contains("2027-01-15"));
+        assert!(mail.html_body.contains("某某招标代理"));
+        assert_name_handled(&mail);
+    }
+
+    #[test]
+    fn guarantee_expiring_counts_the_days() {
+        let mail = guarantee_expiring(
+            "e@example.com",
+            &GuaranteeExpiring {
+                recipient_name: EVIL.into(),
+                guarantee_number: "BH-ICBC-2026-000123".into(),
+                project_name: "市第一中学新建工程".into(),
+                valid_until: "2027-03-31".into(),
+                days_left: 7,
+                link: "https://baohan.example/guarantees/1".into(),
+            },
+        )
+        .expect("rendered");
+        assert_eq!(
+            mail.subject,
+            "保函即将到期 Guarantee expiring in 7 day(s): BH-ICBC-2026-000123"
+        );
+        assert!(mail.text_body.contains("expires in 7 day(s)"));
+        assert_name_handled(&mail);
+    }
+
+    #[test]
+    fn credit_level_changed_shows_both_levels() {
+        let mail = credit_level_changed(
+            "p@example.com",
+            &CreditLevelChanged {
+                recipient_name: EVIL.into(),
+                old_level: "B".into(),
+                new_level: "A".into(),
+                score: "812".into(),
+                reason: Some("按时还款 repaid on time".into()),
+                link: "https://baohan.example/credit".into(),
+            },
+        )
+        .expect("rendered");
+        assert_eq!(mail.subject, "信用等级变更 Credit level changed: B → A");
+        assert!(mail.text_body.contains("from B to A (score 812)"));
+        assert!(mail.html_body.contains("按时还款 repaid on time"));
+        assert_name_handled(&mail);
+    }
+
+    #[test]
+    fn a_newline_in_a_subject_value_does_not_split_the_header() {
+        let mut ctx = issued();
+        ctx.guarantee_number = "BH-1\r\nBcc: victim@example.com".into();
+        let mail = guarantee_issued("e@example.com", &ctx).expect("rendered");
+        assert!(!mail.subject.contains('\n') && !mail.subject.contains('\r'));
+    }
+}
