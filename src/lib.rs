@@ -4,6 +4,7 @@
 //! [`domain`], [`db`], [`pki`]; [`mail`] uses [`db`]. See the README.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;

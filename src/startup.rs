@@ -47,14 +47,16 @@ impl Application {
         let port = listener.local_addr()?.port();
         let master_key = settings.master_key()?;
         let max_body = settings.max_body_bytes;
+        let clock = services::Clock::default();
+        let mail_worker = Worker::from_settings(pool.clone(), &settings)?.with_clock(clock.clone());
         let ctx = services::Context {
             pool: pool.clone(),
-            clock: services::Clock::default(),
+            clock,
             verifier: Arc::new(Verifier::load(&pool, &settings.certs_dir)?),
             keys: Arc::new(Keys::from_master(&master_key)?),
             public_base_url: Arc::from(settings.base_url()),
         };
-        let mail_worker = Worker::from_settings(pool.clone(), &settings)?;
+
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             settings: Arc::new(settings),

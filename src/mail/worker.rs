@@ -11,13 +11,14 @@
 
 use std::time::Duration;
 
-use chrono::{NaiveDateTime, SubsecRound, TimeDelta};
+use chrono::{NaiveDateTime, TimeDelta};
 use lettre::message::Mailbox;
 use secrecy::SecretString;
 use tokio::sync::watch;
 
 use super::outbox::{self, AfterFailure, OutboxMail};
 use super::transport::{self, Transport, TransportError, SMTP_TIMEOUT};
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::DbPool;
 
@@ -97,6 +98,8 @@ pub struct Worker {
     config: WorkerConfig,
     /// Scrubbed out of stored errors, should a server ever echo it.
     smtp_password: Option<SecretString>,
+    /// The exchange's clock: mail is due by the same "now" that queued it.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Worker {
@@ -135,7 +138,14 @@ impl Worker {
             from,
             config,
             smtp_password: None,
+            clock: Clock::default(),
         }
+    }
+
+    /// Runs the worker on the exchange's clock (the one the services use).
+    pub fn with_clock(mut self, clock: Clock) -> Worker {
+        self.clock = clock;
+        self
     }
 
     /// Works until `stop` turns true (or its sender is dropped). A send in progress is
@@ -177,7 +187,8 @@ impl Worker {
     ) -> Result<RoundReport, WorkerError> {
         let mut report = RoundReport::default();
         loop {
-            let candidates = self.db(|c| outbox::due_ids(c, now(), BATCH)).await?;
+            let at = self.clock.now();
+            let candidates = self.db(move |c| outbox::due_ids(c, at, BATCH)).await?;
             if candidates.is_empty() {
                 return Ok(report);
             }
@@ -186,11 +197,9 @@ impl Worker {
                     return Ok(report);
                 }
                 let lease = self.config.lease;
+                let at = self.clock.now();
                 let claimed = self
-                    .db(move |c| {
-                        let at = now();
-                        outbox::claim(c, &id, at, later(at, lease))
-                    })
+                    .db(move |c| outbox::claim(c, &id, at, later(at, lease)))
                     .await?;
                 // Someone else claimed it first, or it changed state: not ours.
                 if let Some(mail) = claimed {
@@ -226,7 +235,7 @@ impl Worker {
                 let after = if e.permanent || failures >= self.config.max_attempts {
                     AfterFailure::GiveUp
                 } else {
-                    AfterFailure::RetryAt(later(now(), self.config.backoff(failures)))
+                    AfterFailure::RetryAt(later(self.clock.now(), self.config.backoff(failures)))
                 };
                 let error = transport::redact(&e.message, self.smtp_password.as_ref());
                 match after {
@@ -253,7 +262,8 @@ impl Worker {
         let mut tries = 0;
         loop {
             let id = id.clone();
-            match self.db(move |c| outbox::mark_sent(c, &id, now())).await {
+            let at = self.clock.now();
+            match self.db(move |c| outbox::mark_sent(c, &id, at)).await {
                 Ok(()) => return Ok(()),
                 Err(e) if tries < 4 => {
                     tracing::warn!(error = %e, "could not mark a sent mail; trying again");
@@ -281,11 +291,6 @@ impl Worker {
         .await
         .map_err(|e| WorkerError::Database(format!("task: {e}")))?
     }
-}
-
-/// The current time as stored: UTC to the microsecond, which both backends keep.
-fn now() -> NaiveDateTime {
-    chrono::Utc::now().naive_utc().trunc_subsecs(6)
 }
 
 fn later(at: NaiveDateTime, wait: Duration) -> NaiveDateTime {

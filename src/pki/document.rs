@@ -252,7 +252,7 @@ mod tests {
 
     #[test]
     fn canonical_round_trip() {
-        let doc = sample_document("91110000100000000A");
+        let doc = sample_document("91110000100000000R");
         let bytes = doc.to_canonical_bytes().expect("serialize");
         let parsed = GuaranteeDocument::parse(&bytes).expect("parse");
         assert_eq!(parsed, doc);
@@ -268,7 +268,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_input() {
-        let doc = sample_document("91110000100000000A");
+        let doc = sample_document("91110000100000000R");
         let mut value = serde_json::to_value(&doc).expect("value");
         value["extra"] = serde_json::json!(1);
         let extra = serde_json::to_vec(&value).expect("bytes");

@@ -264,7 +264,7 @@ mod tests {
     fn imports_pem_and_pkcs12() {
         let ca = DemoCa::new("Import Test CA", KeyType::EcP256).expect("ca");
         let issued = ca
-            .issue(&IssuerSpec::new("示例银行", "91110000100000000A"))
+            .issue(&IssuerSpec::new("示例银行", "91110000100000000R"))
             .expect("issue");
 
         // Encrypted PKCS#8 PEM with the certificate and CA appended.

@@ -17,7 +17,7 @@ use crate::pki::verify::{
 };
 use crate::pki::{sha256_hex, GuaranteeDocument};
 
-const ISSUER_USCC: &str = "91110000100000000A";
+const ISSUER_USCC: &str = "91110000100000000R";
 
 struct Fixture {
     ca: DemoCa,

@@ -149,13 +149,15 @@ pub fn apply(
             .find(&actor.organization_id)
             .select(Organization::as_select())
             .first(c)?;
-        Ok(ApplicationView {
+        let view = ApplicationView {
             application,
             section,
             project,
             enterprise,
             issuer,
-        })
+        };
+        super::notify::application_received(c, ctx, &view, at)?;
+        Ok(view)
     })
 }
 

@@ -393,6 +393,7 @@ fn record_signature(
         .select(Guarantee::as_select())
         .first(c)
         .optional()?;
+    let mut first_issue = false;
     let guarantee_id = match existing {
         None => {
             applications::transition(c, actor, view, ApplicationAction::Issue, at)?;
@@ -427,6 +428,7 @@ fn record_signature(
                 &g.number,
                 at,
             )?;
+            first_issue = true;
             g.id
         }
         Some(g) => {
@@ -471,6 +473,9 @@ fn record_signature(
         })
         .execute(c)?;
     let view = load_view_by_id(c, &guarantee_id)?;
+    if first_issue {
+        super::notify::guarantee_issued(c, ctx, &view, at)?;
+    }
     let code = open_code(ctx, &view.guarantee)?;
     Ok(Issued {
         view,
@@ -940,11 +945,28 @@ pub fn accept(ctx: &Context, actor: &Actor, number: &str) -> Result<GuaranteeVie
     })
 }
 
+/// Releases one guarantee and tells its bidder.
+fn release_one(
+    c: &mut DbConnection,
+    ctx: &Context,
+    actor: &Actor,
+    g: &Guarantee,
+    at: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    transition(c, actor, g, GuaranteeAction::Release, at)?;
+    let view = load_view_by_id(c, &g.id)?;
+    let agency: Organization = organizations::table
+        .find(&view.project.agency_id)
+        .select(Organization::as_select())
+        .first(c)?;
+    super::notify::guarantee_released(c, ctx, &view, &agency.name, at)
+}
+
 /// The agency releases a bond (bid lost, or contract signed).
 pub fn release(ctx: &Context, actor: &Actor, number: &str) -> Result<GuaranteeView, ServiceError> {
     with_guarantee(ctx, actor, number, |c, view, at| {
         require_project_agency(actor, view)?;
-        transition(c, actor, &view.guarantee, GuaranteeAction::Release, at)?;
+        release_one(c, ctx, actor, &view.guarantee, at)?;
         load_view_by_id(c, &view.guarantee.id)
     })
 }
@@ -1083,7 +1105,7 @@ pub fn award(
             .iter()
             .filter(|g| g.enterprise_id != winner_enterprise_id)
         {
-            transition(c, actor, g, GuaranteeAction::Release, at)?;
+            release_one(c, ctx, actor, g, at)?;
             released.push(g.number.clone());
         }
         audit::append(
@@ -1134,7 +1156,7 @@ pub fn contract_signed(
             .iter()
             .filter(|g| g.enterprise_id == winner)
         {
-            transition(c, actor, g, GuaranteeAction::Release, at)?;
+            release_one(c, ctx, actor, g, at)?;
             released.push(g.number.clone());
         }
         Ok(released)
@@ -1300,6 +1322,11 @@ pub fn file_claim(
         diesel::insert_into(claims::table)
             .values(&claim)
             .execute(c)?;
+        let agency: Organization = organizations::table
+            .find(&actor.organization_id)
+            .select(Organization::as_select())
+            .first(c)?;
+        super::notify::claim_filed(c, ctx, view, &claim, &agency, at)?;
         claim_view(c, claim, at)
     })
 }
@@ -1399,6 +1426,12 @@ pub fn decide_claim(
             .find(&claim.id)
             .select(Claim::as_select())
             .first(c)?;
+        let view = load_view_by_id(c, &g.id)?;
+        let agency: Organization = organizations::table
+            .find(&view.project.agency_id)
+            .select(Organization::as_select())
+            .first(c)?;
+        super::notify::claim_decided(c, ctx, &view, &fresh, &agency, at)?;
         claim_view(c, fresh, at)
     })
 }

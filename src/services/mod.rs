@@ -6,6 +6,7 @@ pub mod auth;
 pub mod demo;
 pub mod guarantees;
 pub mod mail;
+pub mod notify;
 pub mod organizations;
 pub mod projects;
 pub mod trust;
@@ -40,28 +41,7 @@ impl Keys {
     }
 }
 
-/// The exchange's clock. Production reads the system time; tests move it forward to
-/// reach a bid opening or a guarantee's expiry without waiting.
-#[derive(Clone, Default)]
-pub struct Clock {
-    offset_seconds: Arc<std::sync::atomic::AtomicI64>,
-}
-
-impl Clock {
-    /// Now, in UTC at microsecond precision (what both backends store).
-    pub fn now(&self) -> chrono::NaiveDateTime {
-        let offset = self
-            .offset_seconds
-            .load(std::sync::atomic::Ordering::Relaxed);
-        now() + chrono::Duration::seconds(offset)
-    }
-
-    /// Moves this clock (and every service sharing it) forward.
-    pub fn advance(&self, by: chrono::Duration) {
-        self.offset_seconds
-            .fetch_add(by.num_seconds(), std::sync::atomic::Ordering::Relaxed);
-    }
-}
+pub use crate::clock::Clock;
 
 /// What every use case needs: the pool, the clock, the keys and the verifier.
 #[derive(Clone)]

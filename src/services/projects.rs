@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 
 use super::organizations::required_text;
@@ -58,7 +58,9 @@ pub struct ProjectView {
 /// Parses an RFC 3339 time (an offset is required) into stored UTC.
 pub fn parse_time(field: &str, value: &str) -> Result<NaiveDateTime, ServiceError> {
     DateTime::parse_from_rfc3339(value)
-        .map(|t| t.with_timezone(&Utc).naive_utc())
+        // Whole seconds: documents state times to the second, and a bond's validity
+        // must cover the deadline exactly as the verifier computes it.
+        .map(|t| t.with_timezone(&Utc).naive_utc().trunc_subsecs(0))
         .map_err(|_| {
             ServiceError::invalid(
                 field,

@@ -127,6 +127,8 @@ pub struct TestApp {
     pub pool: DbPool,
     /// The settings the app runs with.
     pub settings: Settings,
+    /// The server's services context: its clock can be moved forward.
+    pub ctx: baohan::services::Context,
     // Field order is drop order: the pool closes before the database is dropped.
     _postgres: Option<PostgresDb>,
     _data_dir: tempfile::TempDir,
@@ -241,6 +243,7 @@ async fn spawn(
     .await
     .expect("build task");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let ctx = app.context().clone();
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -252,6 +255,7 @@ async fn spawn(
         client,
         pool,
         settings: app_settings,
+        ctx,
         _postgres: postgres,
         _data_dir: data_dir,
     }

@@ -7,6 +7,7 @@ mod helpers;
 mod auth;
 mod database;
 mod errors;
+mod exchange;
 mod health;
 mod mail;
 mod organizations;
