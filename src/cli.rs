@@ -163,12 +163,19 @@ fn demo(mut settings: Settings) -> anyhow::Result<()> {
     }
     println!("  sign in:  curl -s -X POST {base}/api/v1/auth/login -H 'content-type: application/json' \\");
     println!("              -d '{{\"username\":\"agency\",\"password\":\"{DEMO_PASSWORD}\"}}'");
-    println!("  listening on {listen}; stop with Ctrl-C");
+    let data_dir = settings.data_dir.clone();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let listener = std::net::TcpListener::bind(listen)
             .map_err(|e| anyhow::anyhow!("could not listen on {listen} (BAOHAN_LISTEN): {e}"))?;
         let app = Application::with_listener(settings, pool, listener)?;
+        let ctx = app.context().clone();
+        let pki = tokio::task::spawn_blocking(move || demo::seed_pki(&ctx, &data_dir)).await??;
+        println!("  signing:");
+        for line in pki {
+            println!("    {line}");
+        }
+        println!("  listening on {listen}; stop with Ctrl-C");
         app.run_until_stopped().await?;
         Ok(())
     })

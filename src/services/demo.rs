@@ -261,3 +261,151 @@ fn record(
     )?;
     Ok(())
 }
+
+/// Where `baohan demo` keeps its PKI, under the data directory.
+pub const DEMO_PKI_DIR: &str = "pki";
+
+/// Demo issuers and whether the exchange holds their key (hosted signing) or the
+/// issuer signs in its own system (external signing, e.g. with `openssl cms -sign`).
+const DEMO_SIGNERS: &[(&str, bool)] = &[("bank", true), ("guarantor", true), ("insurer", false)];
+
+fn run_pki(command: crate::pki::PkiCommand) -> Result<(), ServiceError> {
+    let mut out = Vec::new();
+    if crate::pki::run_pki_cli(command, &mut out) == 0 {
+        Ok(())
+    } else {
+        Err(ServiceError::Internal(
+            String::from_utf8_lossy(&out).trim().to_owned(),
+        ))
+    }
+}
+
+fn read(path: &std::path::Path) -> Result<String, ServiceError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ServiceError::Internal(format!("{}: {e}", path.display())))
+}
+
+/// Gives the demo a working PKI: a demo CA (made once, in `<data_dir>/pki/ca`), trusted
+/// with a current CRL; a signing certificate per demo issuer, registered to it (hosted
+/// keys sealed under the master key). Safe to run at every start. Returns lines to print.
+pub fn seed_pki(
+    ctx: &super::Context,
+    data_dir: &std::path::Path,
+) -> Result<Vec<String>, ServiceError> {
+    use crate::db::schema::{crls, issuer_certificates, trust_anchors};
+    use crate::pki::demo::KeyType;
+    use crate::pki::{CaArgs, CrlArgs, IssuerArgs, PkiCommand};
+
+    let pki_dir = data_dir.join(DEMO_PKI_DIR);
+    let ca_dir = pki_dir.join("ca");
+    if !ca_dir.join("ca.pem").exists() {
+        run_pki(PkiCommand::Ca(CaArgs {
+            dir: ca_dir.clone(),
+            name: "Baohan Demo CA".into(),
+            key_type: KeyType::EcP256,
+        }))?;
+    }
+    let mut conn = ctx.conn()?;
+    let operator = operator_actor(&mut conn)?;
+    let at = ctx.now();
+    let anchors: i64 = trust_anchors::table.count().get_result(&mut conn)?;
+    if anchors == 0 {
+        super::trust::register_trust_anchor(
+            ctx,
+            &operator,
+            "Baohan Demo CA",
+            &read(&ca_dir.join("ca.pem"))?,
+        )?;
+    }
+    // A fresh CRL whenever the newest one runs out within a week.
+    let newest: Option<Option<chrono::NaiveDateTime>> = crls::table
+        .order(crls::next_update.desc())
+        .select(crls::next_update)
+        .first(&mut conn)
+        .optional()?;
+    if newest
+        .flatten()
+        .is_none_or(|next| next < at + Duration::days(7))
+    {
+        run_pki(PkiCommand::Crl(CrlArgs {
+            ca_dir: ca_dir.clone(),
+            days: 30,
+        }))?;
+        let crl = read(&ca_dir.join("crl.pem"))?;
+        super::trust::register_crl(ctx, &operator, crl.as_bytes())?;
+    }
+    let mut lines = vec![format!("demo CA and CRL: {}", ca_dir.display())];
+    for (username, hosted) in DEMO_SIGNERS {
+        let account = DEMO_ACCOUNTS
+            .iter()
+            .find(|a| a.username == *username)
+            .ok_or_else(|| ServiceError::Internal(format!("demo account {username}")))?;
+        let uscc = Uscc::from_body(account.uscc_body)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let dir = pki_dir.join(username);
+        if !dir.join("issuer.pem").exists() {
+            run_pki(PkiCommand::Issuer(IssuerArgs {
+                ca_dir: ca_dir.clone(),
+                out_dir: dir.clone(),
+                name: account.name.into(),
+                uscc: uscc.as_str().into(),
+                key_type: KeyType::EcP256,
+                days: 365,
+            }))?;
+        }
+        let cert_pem = read(&dir.join("issuer.pem"))?;
+        let cert = openssl::x509::X509::from_pem(cert_pem.as_bytes())
+            .map_err(|e| ServiceError::Internal(format!("demo certificate: {e}")))?;
+        let der = cert
+            .to_der()
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let registered: i64 = issuer_certificates::table
+            .filter(issuer_certificates::fingerprint_sha256.eq(crate::pki::sha256_hex(&der)))
+            .count()
+            .get_result(&mut conn)?;
+        if registered == 0 {
+            let organization_id: String = organizations::table
+                .filter(organizations::uscc.eq(uscc.as_str()))
+                .select(organizations::id)
+                .first(&mut conn)?;
+            super::trust::register_issuer_certificate(
+                ctx,
+                &operator,
+                super::trust::NewIssuerCertificate {
+                    organization_id,
+                    certificate_pem: cert_pem,
+                    private_key_pem: if *hosted {
+                        Some(read(&dir.join("issuer.key.pem"))?)
+                    } else {
+                        None
+                    },
+                    ..Default::default()
+                },
+            )?;
+        }
+        lines.push(if *hosted {
+            format!("{username:<10} signs with a hosted key (POST /api/v1/applications/{{id}}/issue)")
+        } else {
+            format!(
+                "{username:<10} signs externally: openssl cms -sign -binary -outform DER -md sha256 -cades \
+                 -signer {0}/issuer.pem -inkey {0}/issuer.key.pem -in DRAFT.json -out DRAFT.p7s",
+                dir.display()
+            )
+        });
+    }
+    Ok(lines)
+}
+
+/// The demo operator, acting for the seed.
+fn operator_actor(conn: &mut DbConnection) -> Result<super::Actor, ServiceError> {
+    let (user_id, organization_id): (String, String) = users::table
+        .filter(users::username.eq("operator"))
+        .select((users::id, users::organization_id))
+        .first(conn)?;
+    Ok(super::Actor {
+        user_id,
+        organization_id,
+        organization_kind: crate::domain::party::OrgKind::Operator,
+        role: crate::domain::party::Role::Operator,
+    })
+}

@@ -49,7 +49,41 @@ async fn demo_seed_is_idempotent_and_audited(app: TestApp) {
     }
 }
 
+/// What `baohan demo` does at start: a demo CA, a CRL, registered issuer certificates.
+/// Twice is the same as once, and the demo bank can then issue with its hosted key.
+async fn the_demo_pki_lets_demo_issuers_sign(app: TestApp) {
+    let (ctx, dir) = (app.ctx.clone(), app.data_dir().to_path_buf());
+    let first = tokio::task::spawn_blocking(move || {
+        baohan::services::demo::seed_pki(&ctx, &dir).expect("seed pki");
+        baohan::services::demo::seed_pki(&ctx, &dir).expect("seed pki again")
+    })
+    .await
+    .expect("task");
+    assert!(
+        first.iter().any(|l| l.contains("openssl cms -sign")),
+        "{first:?}"
+    );
+    let project = crate::exchange::create_project(&app, "BZ-DEMO-PKI", 2).await;
+    let section = project["sections"][0]["id"]
+        .as_str()
+        .expect("section")
+        .to_owned();
+    let application =
+        crate::exchange::paid_application(&app, "enterprise1", "bank", &section).await;
+    let (number, code) = crate::exchange::issue_hosted(&app, &application).await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/verify"))
+        .json(&serde_json::json!({ "number": number, "code": code }))
+        .send()
+        .await
+        .expect("verify");
+    let report: serde_json::Value = res.json().await.expect("report");
+    assert_eq!(report["indication"], "PASSED", "{report}");
+}
+
 crate::on_both_backends!(
     health_and_readiness_answer,
-    demo_seed_is_idempotent_and_audited
+    demo_seed_is_idempotent_and_audited,
+    the_demo_pki_lets_demo_issuers_sign,
 );
