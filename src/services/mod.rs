@@ -5,6 +5,7 @@ pub mod applications;
 pub mod auth;
 pub mod demo;
 pub mod guarantees;
+pub mod idempotency;
 pub mod mail;
 pub mod notify;
 pub mod organizations;

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod idempotency;
 pub mod letter;
 
 use std::sync::Arc;
@@ -35,7 +36,11 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .app_data(web::QueryConfig::default().error_handler(error::query_error))
         .configure(health::routes)
-        .service(web::scope("/api/v1").configure(api::routes))
+        .service(
+            web::scope("/api/v1")
+                .wrap(actix_web::middleware::from_fn(idempotency::middleware))
+                .configure(api::routes),
+        )
         .default_service(web::to(error::not_found));
     }
 }

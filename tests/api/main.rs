@@ -12,4 +12,5 @@ mod health;
 mod mail;
 mod organizations;
 mod projects;
+mod security;
 mod smtp_server;
