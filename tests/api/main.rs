@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod concurrency;
 mod database;
 mod errors;
 mod exchange;
