@@ -255,3 +255,44 @@ pub fn create_api_token(
     )?;
     Ok((row, token))
 }
+
+/// Revokes an API token of the actor's own organization: a machine client's key can be
+/// withdrawn by any user of the organization it acts for.
+pub fn revoke_api_token(ctx: &Context, actor: &Actor, token_id: &str) -> Result<(), ServiceError> {
+    let at = ctx.now();
+    let mut conn = ctx.conn()?;
+    write_tx(
+        &mut conn,
+        |c: &mut DbConnection| -> Result<(), ServiceError> {
+            let owner_org: Option<String> = api_tokens::table
+                .inner_join(users::table)
+                .filter(api_tokens::id.eq(token_id))
+                .select(users::organization_id)
+                .first(c)
+                .optional()?;
+            if owner_org.as_deref() != Some(actor.organization_id.as_str()) {
+                return Err(ServiceError::NotFound("API token".into()));
+            }
+            diesel::update(
+                api_tokens::table
+                    .filter(api_tokens::id.eq(token_id))
+                    .filter(api_tokens::revoked_at.is_null()),
+            )
+            .set(api_tokens::revoked_at.eq(at))
+            .execute(c)?;
+            audit::append(
+                c,
+                &AuditEvent {
+                    actor_user_id: Some(&actor.user_id),
+                    actor_organization_id: Some(&actor.organization_id),
+                    action: "revoke_api_token",
+                    entity_kind: "api_token",
+                    entity_id: token_id,
+                    ..Default::default()
+                },
+                at,
+            )?;
+            Ok(())
+        },
+    )
+}

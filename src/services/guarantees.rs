@@ -1517,3 +1517,87 @@ pub fn chain_pem(ctx: &Context, view: &GuaranteeView) -> Result<String, ServiceE
     }
     String::from_utf8(pem).map_err(|_| ServiceError::Internal("PEM is text".into()))
 }
+
+/// After a project's deadline moved (延标), every bond on it must cover the new bid
+/// validity period: unsigned drafts are dropped (remade on demand with the new times),
+/// and each guarantee in force gets an amendment draft for its issuer to sign.
+/// Returns the numbers of the guarantees awaiting an amendment.
+pub fn offer_amendments(
+    c: &mut DbConnection,
+    ctx: &Context,
+    project: &Project,
+    at: NaiveDateTime,
+) -> Result<Vec<String>, ServiceError> {
+    use crate::db::schema::applications as rows;
+    let (valid_from, valid_until) = applications::required_validity(project);
+    let section_ids: Vec<String> = sections::table
+        .filter(sections::project_id.eq(&project.id))
+        .select(sections::id)
+        .load(c)?;
+    // Applications not yet issued simply take the new validity.
+    let open_states = [
+        ApplicationState::Submitted.as_str(),
+        ApplicationState::Approved.as_str(),
+        ApplicationState::Paid.as_str(),
+    ];
+    let open: Vec<String> = rows::table
+        .filter(rows::section_id.eq_any(&section_ids))
+        .filter(rows::status.eq_any(open_states))
+        .select(rows::id)
+        .load(c)?;
+    diesel::update(rows::table.filter(rows::id.eq_any(&open)))
+        .set((
+            rows::valid_from.eq(valid_from),
+            rows::valid_until.eq(valid_until),
+            rows::updated_at.eq(at),
+        ))
+        .execute(c)?;
+    diesel::delete(guarantee_drafts::table.filter(guarantee_drafts::application_id.eq_any(&open)))
+        .execute(c)?;
+    diesel::update(
+        rows::table
+            .filter(rows::section_id.eq_any(&section_ids))
+            .filter(rows::status.eq(ApplicationState::Issued.as_str())),
+    )
+    .set((rows::valid_until.eq(valid_until), rows::updated_at.eq(at)))
+    .execute(c)?;
+
+    let live: Vec<Guarantee> = guarantees::table
+        .filter(guarantees::section_id.eq_any(&section_ids))
+        .filter(guarantees::status.eq_any([
+            GuaranteeState::Issued.as_str(),
+            GuaranteeState::Accepted.as_str(),
+        ]))
+        .select(Guarantee::as_select())
+        .load(c)?;
+    let mut offered = Vec::with_capacity(live.len());
+    for g in live {
+        if g.valid_until >= valid_until {
+            continue;
+        }
+        // A pending amendment from an earlier postponement is replaced by this one.
+        diesel::delete(
+            guarantee_drafts::table
+                .filter(guarantee_drafts::application_id.eq(&g.application_id))
+                .filter(guarantee_drafts::version.gt(g.current_version)),
+        )
+        .execute(c)?;
+        let system = Actor {
+            user_id: "system".into(),
+            organization_id: g.issuer_id.clone(),
+            organization_kind: crate::domain::party::OrgKind::Issuer,
+            role: Role::Issuer,
+        };
+        let view = applications::load_visible(c, &system, &g.application_id)?;
+        make_draft(
+            c,
+            ctx,
+            &view,
+            g.current_version + 1,
+            Some((&g, valid_until)),
+            at,
+        )?;
+        offered.push(g.number.clone());
+    }
+    Ok(offered)
+}

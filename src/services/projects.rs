@@ -316,3 +316,189 @@ fn load_view(
         sections,
     })
 }
+
+/// Changes to a project before its bid deadline. Bond amounts may change only while no
+/// one has applied for the section (a bond already bought would no longer fit).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectChanges {
+    pub name: Option<String>,
+    /// Section code → new bond amount (decimal yuan).
+    #[serde(default)]
+    pub bond_amounts: std::collections::BTreeMap<String, String>,
+}
+
+fn owned_project(
+    c: &mut crate::db::DbConnection,
+    actor: &Actor,
+    id: &str,
+) -> Result<Project, ServiceError> {
+    require_role(actor, &[Role::Agency])?;
+    projects::table
+        .find(id)
+        .select(Project::as_select())
+        .first(c)
+        .optional()?
+        .filter(|p| p.agency_id == actor.organization_id)
+        .ok_or_else(|| ServiceError::NotFound("project".into()))
+}
+
+/// Edits a project before its deadline (the agency that runs it).
+pub fn update_project(
+    ctx: &Context,
+    actor: &Actor,
+    id: &str,
+    changes: ProjectChanges,
+) -> Result<ProjectView, ServiceError> {
+    use crate::db::schema::applications;
+    let at = ctx.now();
+    let mut conn = ctx.conn()?;
+    write_tx(&mut conn, |c| {
+        let project = owned_project(c, actor, id)?;
+        if project.bid_deadline <= at {
+            return Err(ServiceError::Conflict(
+                "the bid deadline has passed; the project can no longer change".into(),
+            ));
+        }
+        if let Some(name) = &changes.name {
+            let name = required_text("name", name, 200)?;
+            diesel::update(projects::table.find(&project.id))
+                .set((projects::name.eq(name), projects::updated_at.eq(at)))
+                .execute(c)?;
+        }
+        for (code, amount) in &changes.bond_amounts {
+            let field = format!("bond_amounts.{code}");
+            let bond = Amount::parse(amount).map_err(|e| ServiceError::invalid(&field, e))?;
+            if bond.fen() <= 0 {
+                return Err(ServiceError::invalid(&field, "must be more than zero"));
+            }
+            let section: Section = sections::table
+                .filter(sections::project_id.eq(&project.id))
+                .filter(sections::code.eq(code))
+                .select(Section::as_select())
+                .first(c)
+                .optional()?
+                .ok_or_else(|| ServiceError::invalid(&field, "no such section"))?;
+            if let Some(price) = section.estimated_price_fen {
+                if !bond.is_within_percent_of(Amount::from_fen(price), BID_BOND_CAP_PERCENT) {
+                    return Err(ServiceError::invalid(
+                        &field,
+                        format!("a bid bond may be at most {BID_BOND_CAP_PERCENT}% of the estimated price"),
+                    ));
+                }
+            }
+            let applied: i64 = applications::table
+                .filter(applications::section_id.eq(&section.id))
+                .count()
+                .get_result(c)?;
+            if applied > 0 {
+                return Err(ServiceError::Conflict(format!(
+                    "{field}: bidders have applied for section {code}; its bond can no longer change"
+                )));
+            }
+            diesel::update(sections::table.find(&section.id))
+                .set(sections::bond_amount_fen.eq(bond.fen()))
+                .execute(c)?;
+        }
+        audit::append(
+            c,
+            &AuditEvent {
+                actor_user_id: Some(&actor.user_id),
+                actor_organization_id: Some(&actor.organization_id),
+                action: "update_project",
+                entity_kind: "project",
+                entity_id: &project.id,
+                details: serde_json::json!({ "name": changes.name, "bond_amounts": changes.bond_amounts }),
+                ..Default::default()
+            },
+            at,
+        )?;
+        let fresh = projects::table
+            .find(&project.id)
+            .select(Project::as_select())
+            .first(c)?;
+        load_view(c, fresh)
+    })
+}
+
+/// A new bid deadline (延标), as the agency sends it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Postponement {
+    pub bid_deadline: String,
+    pub bid_opening_at: String,
+}
+
+/// Postpones the bid deadline (and opening). Bonds must then cover the new bid
+/// validity period: each guarantee in force is offered an amendment for its issuer to
+/// sign. Returns the project and the guarantees awaiting an amendment.
+pub fn postpone(
+    ctx: &Context,
+    actor: &Actor,
+    id: &str,
+    input: Postponement,
+) -> Result<(ProjectView, Vec<String>), ServiceError> {
+    let at = ctx.now();
+    let deadline = parse_time("bid_deadline", &input.bid_deadline)?;
+    let opening = parse_time("bid_opening_at", &input.bid_opening_at)?;
+    if opening < deadline {
+        return Err(ServiceError::invalid(
+            "bid_opening_at",
+            "must not be before the bid deadline",
+        ));
+    }
+    let mut conn = ctx.conn()?;
+    write_tx(&mut conn, |c| {
+        let project = owned_project(c, actor, id)?;
+        if project.bid_deadline <= at {
+            return Err(ServiceError::Conflict(
+                "the bid deadline has passed; it can no longer be postponed".into(),
+            ));
+        }
+        if deadline <= project.bid_deadline {
+            return Err(ServiceError::invalid(
+                "bid_deadline",
+                "must be later than the current deadline",
+            ));
+        }
+        let changed = diesel::update(
+            projects::table
+                .filter(projects::id.eq(&project.id))
+                .filter(projects::bid_deadline.eq(project.bid_deadline)),
+        )
+        .set((
+            projects::bid_deadline.eq(deadline),
+            projects::bid_opening_at.eq(opening),
+            projects::updated_at.eq(at),
+        ))
+        .execute(c)?;
+        if changed != 1 {
+            return Err(ServiceError::Conflict(
+                "the project changed meanwhile; try again".into(),
+            ));
+        }
+        let fresh: Project = projects::table
+            .find(&project.id)
+            .select(Project::as_select())
+            .first(c)?;
+        let offered = super::guarantees::offer_amendments(c, ctx, &fresh, at)?;
+        audit::append(
+            c,
+            &AuditEvent {
+                actor_user_id: Some(&actor.user_id),
+                actor_organization_id: Some(&actor.organization_id),
+                action: "postpone",
+                entity_kind: "project",
+                entity_id: &project.id,
+                details: serde_json::json!({
+                    "from": project.bid_deadline.to_string(),
+                    "to": deadline.to_string(),
+                    "amendments": offered,
+                }),
+                ..Default::default()
+            },
+            at,
+        )?;
+        Ok((load_view(c, fresh)?, offered))
+    })
+}

@@ -105,6 +105,43 @@ async fn cookie_sessions_need_the_csrf_token_to_change_state(app: TestApp) {
     assert_eq!(res.status(), 200);
     let me: Value = res.json().await.expect("json");
     assert_eq!(me["role"], "operator");
+
+    // Another organization cannot revoke it; its own organization can, and then it
+    // stops working.
+    let token_id = created["id"].as_str().expect("id").to_owned();
+    // (Signed in with a client of its own: the shared one holds the operator's cookie.)
+    let bank: Value = fresh
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({ "username": "bank", "password": baohan::services::demo::DEMO_PASSWORD }))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let bank = bank["token"].as_str().expect("token").to_owned();
+    let res = fresh
+        .delete(app.url(&format!("/api/v1/auth/tokens/{token_id}")))
+        .bearer_auth(&bank)
+        .send()
+        .await
+        .expect("delete");
+    assert_error(res, 404, "not_found").await;
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/auth/tokens/{token_id}")))
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status(), 204);
+    let res = fresh
+        .get(app.url("/api/v1/auth/me"))
+        .bearer_auth(&api_token)
+        .send()
+        .await
+        .expect("me");
+    assert_error(res, 401, "unauthenticated").await;
 }
 
 async fn logout_ends_the_session(app: TestApp) {

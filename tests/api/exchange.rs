@@ -216,7 +216,7 @@ fn openssl(args: &[&str], dir: &Path) -> std::process::Output {
 }
 
 /// Signs the draft with the `openssl` tool, as an issuer's own system would.
-fn sign_with_openssl(dir: &Path, draft: &[u8], cert: &str, key: &str) -> Vec<u8> {
+pub fn sign_with_openssl(dir: &Path, draft: &[u8], cert: &str, key: &str) -> Vec<u8> {
     std::fs::write(dir.join("draft.json"), draft).expect("write");
     let out = openssl(
         &[

@@ -14,7 +14,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/auth/login", web::post().to(login))
         .route("/auth/logout", web::post().to(logout))
         .route("/auth/me", web::get().to(me))
-        .route("/auth/tokens", web::post().to(create_token));
+        .route("/auth/tokens", web::post().to(create_token))
+        .route("/auth/tokens/{id}", web::delete().to(revoke_token));
 }
 
 #[derive(Deserialize)]
@@ -117,4 +118,14 @@ async fn create_token(
         "token": token,
         "created_at": china_time(row.created_at),
     })))
+}
+
+async fn revoke_token(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let ctx = state.ctx.clone();
+    web::block(move || services::auth::revoke_api_token(&ctx, &who.0, &id)).await??;
+    Ok(HttpResponse::NoContent().finish())
 }

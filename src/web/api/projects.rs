@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::china_time;
 use crate::domain::money::Amount;
-use crate::services::projects::{self, NewProject, ProjectView};
+use crate::services::projects::{self, NewProject, Postponement, ProjectChanges, ProjectView};
 use crate::web::auth::Authenticated;
 use crate::web::error::ApiError;
 use crate::web::AppState;
@@ -13,7 +13,9 @@ use crate::web::AppState;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/projects", web::post().to(create_project))
         .route("/projects", web::get().to(list_projects))
-        .route("/projects/{id}", web::get().to(get_project));
+        .route("/projects/{id}", web::get().to(get_project))
+        .route("/projects/{id}", web::patch().to(update_project))
+        .route("/projects/{id}/postpone", web::post().to(postpone));
 }
 
 #[derive(Serialize)]
@@ -111,4 +113,38 @@ async fn get_project(
     let ctx = state.ctx.clone();
     let view = web::block(move || projects::get_project(&ctx, &who.0, &id)).await??;
     Ok(HttpResponse::Ok().json(ProjectOut::from(view)))
+}
+
+async fn update_project(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+    body: web::Json<ProjectChanges>,
+) -> Result<HttpResponse, ApiError> {
+    let ctx = state.ctx.clone();
+    let view = web::block(move || projects::update_project(&ctx, &who.0, &id, body.into_inner()))
+        .await??;
+    Ok(HttpResponse::Ok().json(ProjectOut::from(view)))
+}
+
+#[derive(Serialize)]
+struct PostponedOut {
+    project: ProjectOut,
+    /// Guarantees whose issuers must now sign an amendment covering the new period.
+    amendments_offered: Vec<String>,
+}
+
+async fn postpone(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+    body: web::Json<Postponement>,
+) -> Result<HttpResponse, ApiError> {
+    let ctx = state.ctx.clone();
+    let (view, offered) =
+        web::block(move || projects::postpone(&ctx, &who.0, &id, body.into_inner())).await??;
+    Ok(HttpResponse::Ok().json(PostponedOut {
+        project: ProjectOut::from(view),
+        amendments_offered: offered,
+    }))
 }
