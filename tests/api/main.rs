@@ -11,6 +11,7 @@ mod database;
 mod errors;
 mod exchange;
 mod health;
+mod lifecycle;
 mod mail;
 mod organizations;
 mod projects;
