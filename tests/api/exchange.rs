@@ -247,18 +247,6 @@ pub fn sign_with_openssl(dir: &Path, draft: &[u8], cert: &str, key: &str) -> Vec
     std::fs::read(dir.join("draft.p7s")).expect("signature")
 }
 
-async fn verify_public(app: &TestApp, number: &str, code: &str) -> Value {
-    let res = app
-        .client
-        .post(app.url("/api/v1/verify"))
-        .json(&json!({ "number": number, "code": code }))
-        .send()
-        .await
-        .expect("verify");
-    assert_eq!(res.status(), 200);
-    res.json().await.expect("report")
-}
-
 async fn the_guarantee_lifecycle_end_to_end(backend: TestBackend) {
     let smtp = SmtpServer::start(Mode::Accept).await;
     let port = smtp.port;
@@ -458,7 +446,7 @@ async fn the_guarantee_lifecycle_end_to_end(backend: TestBackend) {
         .await;
     assert_error(res, 404, "not_found").await;
     // The bidder can prove its bond with the number and code.
-    let report = verify_public(&app, &number1, &code1).await;
+    let report = app.verify(&number1, &code1).await;
     assert_eq!(report["indication"], "PASSED", "{report}");
     // A wrong code looks like an unknown number.
     let res = app
@@ -541,7 +529,7 @@ async fn the_guarantee_lifecycle_end_to_end(backend: TestBackend) {
         res.json::<Value>().await.expect("json")["released"],
         json!([number1])
     );
-    let report = verify_public(&app, &number2, &code2).await;
+    let report = app.verify(&number2, &code2).await;
     assert_eq!(report["indication"], "FAILED");
     assert_eq!(report["sub_indication"], "NOT_ACTIVE");
 

@@ -71,14 +71,7 @@ async fn the_demo_pki_lets_demo_issuers_sign(app: TestApp) {
     let application =
         crate::exchange::paid_application(&app, "enterprise1", "bank", &section).await;
     let (number, code) = crate::exchange::issue_hosted(&app, &application).await;
-    let res = app
-        .client
-        .post(app.url("/api/v1/verify"))
-        .json(&serde_json::json!({ "number": number, "code": code }))
-        .send()
-        .await
-        .expect("verify");
-    let report: serde_json::Value = res.json().await.expect("report");
+    let report = app.verify(&number, &code).await;
     assert_eq!(report["indication"], "PASSED", "{report}");
 }
 

@@ -273,16 +273,34 @@ impl TestApp {
 
     /// Signs in a demo user and returns a bearer token.
     pub async fn login(&self, username: &str) -> String {
+        self.login_with(username, DEMO_PASSWORD).await
+    }
+
+    /// Signs in any user and returns a bearer token.
+    pub async fn login_with(&self, username: &str, password: &str) -> String {
         let res = self
             .client
             .post(self.url("/api/v1/auth/login"))
-            .json(&serde_json::json!({ "username": username, "password": DEMO_PASSWORD }))
+            .json(&serde_json::json!({ "username": username, "password": password }))
             .send()
             .await
             .expect("login request");
         assert_eq!(res.status(), 200, "login as {username}");
         let body: Value = res.json().await.expect("login body");
         body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Public verification by number and code; expects a report (200).
+    pub async fn verify(&self, number: &str, code: &str) -> Value {
+        let res = self
+            .client
+            .post(self.url("/api/v1/verify"))
+            .json(&serde_json::json!({ "number": number, "code": code }))
+            .send()
+            .await
+            .expect("verify");
+        assert_eq!(res.status(), 200);
+        res.json().await.expect("report")
     }
 
     pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {

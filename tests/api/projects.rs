@@ -70,17 +70,9 @@ async fn the_agency_creates_a_project_with_sections(app: TestApp) {
         )
         .await;
     assert_eq!(res.status(), 201);
-    let login: Value = app
-        .client
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({ "username": "other.agency", "password": "another long password" }))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let other = login["token"].as_str().expect("token");
+    let other = &app
+        .login_with("other.agency", "another long password")
+        .await;
     let res = app.get(other, &format!("/api/v1/projects/{id}")).await;
     assert_error(res, 404, "not_found").await;
     let listed: Value = app

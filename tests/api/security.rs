@@ -31,17 +31,7 @@ async fn other_agency(app: &TestApp) -> String {
         )
         .await;
     assert_eq!(res.status(), 201);
-    let res = app
-        .client
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({ "username": "stranger.agency", "password": "a stranger's password" }))
-        .send()
-        .await
-        .expect("login");
-    res.json::<Value>().await.expect("json")["token"]
-        .as_str()
-        .expect("token")
-        .to_owned()
+    relogin_stranger(app).await
 }
 
 const ACTORS: [&str; 9] = [
@@ -342,17 +332,8 @@ async fn the_authorization_matrix_holds(app: TestApp) {
 }
 
 async fn relogin_stranger(app: &TestApp) -> String {
-    let res = app
-        .client
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({ "username": "stranger.agency", "password": "a stranger's password" }))
-        .send()
+    app.login_with("stranger.agency", "a stranger's password")
         .await
-        .expect("login");
-    res.json::<Value>().await.expect("json")["token"]
-        .as_str()
-        .expect("token")
-        .to_owned()
 }
 
 async fn a_retried_request_with_the_same_key_changes_nothing_twice(app: TestApp) {
