@@ -180,6 +180,21 @@ impl VerificationReport {
         }
     }
 
+    /// `INDICATION / SUB_INDICATION` in the report's own vocabulary, e.g.
+    /// `FAILED / HASH_FAILURE`, for messages.
+    pub fn summary(&self) -> String {
+        let name = |v: serde_json::Result<serde_json::Value>| {
+            v.ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        };
+        let indication = name(serde_json::to_value(self.indication));
+        match self.sub_indication {
+            Some(sub) => format!("{indication} / {}", name(serde_json::to_value(sub))),
+            None => indication,
+        }
+    }
+
     /// The CLI exit code: 0 PASSED, 1 FAILED, 2 INDETERMINATE.
     pub fn exit_code(&self) -> i32 {
         match self.indication {

@@ -87,7 +87,7 @@ pub enum ServiceError {
         current: &'static str,
     },
     /// A signature or document that verification did not pass; the report says why.
-    #[error("the signature was not accepted: {}", .0.sub_indication.map(|s| format!("{s:?}")).unwrap_or_default())]
+    #[error("the signature was not accepted: {}", .0.summary())]
     SignatureRejected(Box<VerificationReport>),
     #[error("database unavailable: {0}")]
     Unavailable(String),

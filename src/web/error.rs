@@ -103,12 +103,8 @@ impl From<ServiceError> for ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 code: "signature_rejected",
                 message: format!(
-                    "the signature did not pass verification ({:?} / {})",
-                    report.indication,
-                    report
-                        .sub_indication
-                        .map(|s| format!("{s:?}"))
-                        .unwrap_or_default()
+                    "the signature did not pass verification: {}",
+                    report.summary()
                 ),
                 details: serde_json::to_value(&*report).ok(),
             },
