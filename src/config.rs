@@ -46,6 +46,10 @@ pub struct Settings {
     /// Default: a random key made once and kept in `<data_dir>/master.key`.
     pub master_key: Option<SecretString>,
     pub max_body_bytes: usize,
+    /// Sign-in attempts per client address and minute.
+    pub rate_limit_login_per_minute: u32,
+    /// Public verifications per client address and minute.
+    pub rate_limit_verify_per_minute: u32,
     pub mail_transport: MailTransport,
     pub mail_from: String,
     pub smtp_host: String,
@@ -71,6 +75,8 @@ struct Defaults {
     certs_dir: &'static str,
     public_base_url: &'static str,
     max_body_bytes: usize,
+    rate_limit_login_per_minute: u32,
+    rate_limit_verify_per_minute: u32,
     mail_transport: MailTransport,
     mail_from: &'static str,
     smtp_host: &'static str,
@@ -89,6 +95,8 @@ const DEFAULTS: Defaults = Defaults {
     certs_dir: "certs",
     public_base_url: "http://127.0.0.1:8080",
     max_body_bytes: 256 * 1024,
+    rate_limit_login_per_minute: 20,
+    rate_limit_verify_per_minute: 300,
     mail_transport: MailTransport::File,
     mail_from: "Baohan <noreply@baohan.localhost>",
     smtp_host: "127.0.0.1",
@@ -177,6 +185,23 @@ impl Settings {
                 setting: "BAOHAN_MASTER_KEY",
                 message,
             })?;
+        }
+        for (setting, value) in [
+            (
+                "BAOHAN_RATE_LIMIT_LOGIN_PER_MINUTE",
+                self.rate_limit_login_per_minute,
+            ),
+            (
+                "BAOHAN_RATE_LIMIT_VERIFY_PER_MINUTE",
+                self.rate_limit_verify_per_minute,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Setting {
+                    setting,
+                    message: "must be at least 1".into(),
+                });
+            }
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Setting {

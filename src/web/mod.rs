@@ -7,6 +7,7 @@ pub mod error;
 pub mod health;
 pub mod idempotency;
 pub mod letter;
+pub mod rate_limit;
 
 use std::sync::Arc;
 

@@ -159,3 +159,49 @@ crate::on_both_backends!(
     cookie_sessions_need_the_csrf_token_to_change_state,
     logout_ends_the_session,
 );
+
+/// Guessing passwords or verification codes is slowed down per client address.
+#[tokio::test]
+async fn sign_in_and_public_verification_are_rate_limited() {
+    let app = crate::helpers::spawn_sqlite_with(|s| {
+        s.rate_limit_login_per_minute = 3;
+        s.rate_limit_verify_per_minute = 2;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let res = app
+            .client
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({ "username": "agency", "password": "a wrong guess" }))
+            .send()
+            .await
+            .expect("login");
+        statuses.push(res.status().as_u16());
+        if res.status() == 429 {
+            assert!(res.headers().contains_key("retry-after"));
+            assert_error(res, 429, "rate_limited").await;
+        }
+    }
+    assert_eq!(statuses, vec![422, 422, 422, 429, 429]);
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let res = app
+            .client
+            .post(app.url("/api/v1/verify"))
+            .json(&json!({ "number": "BH20260101ZZZZ0000019", "code": "ABCDEFGH" }))
+            .send()
+            .await
+            .expect("verify");
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses[2], 429, "{statuses:?}");
+    // Other endpoints are not limited.
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(res.status(), 200);
+}

@@ -232,6 +232,10 @@ async fn spawn(
     // The worker looks once at start and then rarely, so that tests reading the outbox
     // directly do not race it; mail tests set a short interval.
     settings.mail_poll_interval_ms = 3_600_000;
+    // Tests sign in and verify far more often than a person; the limits have a test
+    // of their own.
+    settings.rate_limit_login_per_minute = 1_000_000;
+    settings.rate_limit_verify_per_minute = 1_000_000;
     configure(&mut settings);
     let app_settings = settings.clone();
     let (app, pool) = tokio::task::spawn_blocking(move || {
