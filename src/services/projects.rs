@@ -22,7 +22,7 @@ pub const BID_BOND_CAP_PERCENT: u32 = 2;
 pub const MAX_BID_VALIDITY_DAYS: i32 = 365;
 
 /// A section as the caller typed it.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSection {
     pub code: String,
@@ -33,7 +33,7 @@ pub struct NewSection {
 }
 
 /// A project as the caller typed it.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
     pub code: String,
