@@ -8,23 +8,27 @@ use crate::domain::money::Amount;
 use crate::services::projects::{self, NewProject, ProjectView};
 use crate::web::auth::Authenticated;
 use crate::web::error::ApiError;
+use crate::web::openapi::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::AppState;
+use crate::web::Routes;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/projects", web::post().to(create_project))
-        .route("/projects", web::get().to(list_projects))
-        .route("/projects/{id}", web::get().to(get_project));
+pub fn routes<R: Routes>(r: &mut R) {
+    r.post("/projects", create_project)
+        .get("/projects", list_projects)
+        .get("/projects/{id}", get_project);
 }
 
-#[derive(Serialize)]
-struct PartyView {
+/// An organization named in a project.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PartyView {
     id: String,
     name: String,
     uscc: String,
 }
 
-#[derive(Serialize)]
-struct SectionView {
+/// A section (标段) of a project and the bond it requires.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SectionView {
     id: String,
     code: String,
     name: String,
@@ -33,8 +37,9 @@ struct SectionView {
     estimated_price: Option<String>,
 }
 
-#[derive(Serialize)]
-struct ProjectOut {
+/// A tender project with its parties and sections.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProjectOut {
     id: String,
     code: String,
     name: String,
@@ -83,6 +88,21 @@ impl From<ProjectView> for ProjectOut {
     }
 }
 
+/// Creates a project with its sections (agency).
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects",
+    tag = "projects",
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = NewProject,
+    responses(
+        (status = 201, description = "Created", body = ProjectOut),
+        SignedIn,
+        JsonBody,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn create_project(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -94,6 +114,14 @@ async fn create_project(
     Ok(HttpResponse::Created().json(ProjectOut::from(view)))
 }
 
+/// The projects the caller may see.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects",
+    tag = "projects",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "Projects", body = Vec<ProjectOut>), SignedIn)
+)]
 async fn list_projects(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -103,6 +131,19 @@ async fn list_projects(
     Ok(HttpResponse::Ok().json(views.into_iter().map(ProjectOut::from).collect::<Vec<_>>()))
 }
 
+/// One project.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}",
+    tag = "projects",
+    params(("id" = String, Path, description = "Project id")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The project", body = ProjectOut),
+        SignedIn,
+        NotFound,
+    )
+)]
 async fn get_project(
     state: web::Data<AppState>,
     who: Authenticated,
