@@ -10,6 +10,7 @@ mod errors;
 mod exchange;
 mod health;
 mod mail;
+mod openapi;
 mod organizations;
 mod projects;
 mod smtp_server;
