@@ -71,6 +71,9 @@ impl Application {
             App::new()
                 .wrap(http::json_errors())
                 .wrap(http::security_headers())
+                .wrap(actix_web::middleware::from_fn(
+                    http::idempotency::middleware,
+                ))
                 .wrap(actix_web::middleware::from_fn(move |req, next| {
                     http::rate_limit::middleware(limits.clone(), req, next)
                 }))

@@ -1,9 +1,10 @@
 //! The verification report, in the ETSI EN 319 102-1 vocabulary (DESIGN.md §5).
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Overall outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Indication {
     /// Every check passed.
@@ -15,7 +16,7 @@ pub enum Indication {
 }
 
 /// Why the indication is not PASSED.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SubIndication {
     /// Document or signature cannot be read.
@@ -49,7 +50,7 @@ pub enum SubIndication {
 }
 
 /// Identifies a check; the order of the variants is the order checks run in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckId {
     /// Document and signature parse.
@@ -77,7 +78,7 @@ pub enum CheckId {
 }
 
 /// Result of one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckResult {
     /// The check passed.
@@ -91,7 +92,7 @@ pub enum CheckResult {
 }
 
 /// One line of the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Check {
     /// Which check.
     pub id: CheckId,
@@ -107,7 +108,7 @@ pub struct Check {
 }
 
 /// Who signed, from the signer certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SignerDetails {
     /// Subject distinguished name (RFC 4514 style).
     pub subject: String,
@@ -126,7 +127,7 @@ pub struct SignerDetails {
 }
 
 /// The whole report: serialized as the API's and CLI's JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VerificationReport {
     /// Overall indication.
     pub indication: Indication,

@@ -17,7 +17,7 @@ use crate::domain::money::Amount;
 use crate::domain::party::{IssuerKind, OrgKind, Role};
 
 /// An application as the enterprise sends it.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApplication {
     pub section_id: String,

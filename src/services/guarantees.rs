@@ -605,7 +605,7 @@ pub fn list(ctx: &Context, actor: &Actor) -> Result<Vec<GuaranteeView>, ServiceE
 // ---------------------------------------------------------------------------
 
 /// What a verifier may expect of a guarantee, as typed in a request.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectationsInput {
     pub project_code: Option<String>,
@@ -1216,7 +1216,7 @@ pub const CLAIM_REASONS: &[&str] = &[
 pub const CLAIM_DECISION_BUSINESS_DAYS: u32 = 5;
 
 /// A demand as the agency files it for the tenderee.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClaim {
     pub reason_code: String,
@@ -1332,7 +1332,7 @@ pub fn file_claim(
 }
 
 /// The issuer's decision on a claim.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimDecision {
     /// `pay` or `reject`.

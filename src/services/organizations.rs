@@ -13,7 +13,7 @@ use crate::domain::resident_id::ResidentId;
 use crate::domain::uscc::Uscc;
 
 /// A request to register an organization, as the caller typed it.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrganization {
     pub kind: String,
@@ -267,7 +267,7 @@ pub fn get_organization(
 }
 
 /// A request to add a user to an organization.
-#[derive(Clone, Default, serde::Deserialize)]
+#[derive(Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub organization_id: String,

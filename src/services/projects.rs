@@ -22,7 +22,7 @@ pub const BID_BOND_CAP_PERCENT: u32 = 2;
 pub const MAX_BID_VALIDITY_DAYS: i32 = 365;
 
 /// A section as the caller typed it.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSection {
     pub code: String,
@@ -33,7 +33,7 @@ pub struct NewSection {
 }
 
 /// A project as the caller typed it.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
     pub code: String,
@@ -319,7 +319,7 @@ fn load_view(
 
 /// Changes to a project before its bid deadline. Bond amounts may change only while no
 /// one has applied for the section (a bond already bought would no longer fit).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectChanges {
     pub name: Option<String>,
@@ -422,7 +422,7 @@ pub fn update_project(
 }
 
 /// A new bid deadline (延标), as the agency sends it.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Postponement {
     pub bid_deadline: String,

@@ -199,7 +199,7 @@ pub fn register_crl(ctx: &Context, actor: &Actor, crl_bytes: &[u8]) -> Result<Cr
 
 /// An issuer certificate to register, with the private key when the exchange is to
 /// sign for the issuer (hosted signing).
-#[derive(Default, serde::Deserialize)]
+#[derive(Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewIssuerCertificate {
     pub organization_id: String,

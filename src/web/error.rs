@@ -16,16 +16,26 @@ pub struct ApiError {
     pub details: Option<serde_json::Value>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The body of every error answer (its schema in the API description is this type).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
+/// What went wrong.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Stable machine-readable code, e.g. `validation_failed`, `not_found`, `conflict`.
+    #[schema(value_type = String)]
     code: &'a str,
+    /// A sentence for people.
+    #[schema(value_type = String)]
     message: &'a str,
+    /// More about the error when there is more: the failing `field` of a validation
+    /// error, the `current_state` of a refused transition, the verification report of a
+    /// rejected signature.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     details: Option<&'a serde_json::Value>,
 }
 
@@ -66,8 +76,8 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(Body {
-            error: Inner {
+        HttpResponse::build(self.status).json(ErrorBody {
+            error: ErrorDetail {
                 code: self.code,
                 message: &self.message,
                 details: self.details.as_ref(),

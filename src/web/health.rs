@@ -1,20 +1,54 @@
 //! Probes for the load balancer: `/healthz` (the process answers) and `/readyz` (the
 //! database answers too).
 
-use actix_web::{web, HttpResponse};
-use serde_json::json;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse, ResponseError};
+use serde::Serialize;
 
-use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::{AppState, Routes};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+pub fn routes<R: Routes>(r: &mut R) {
+    r.get("/healthz", healthz).get("/readyz", readyz);
 }
 
+/// The process answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Liveness {
+    /// Always `ok`.
+    status: &'static str,
+}
+
+/// The process and the database answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// Always `ready`.
+    status: &'static str,
+    /// Always `ok`.
+    database: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "Alive", body = Liveness))
+)]
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Liveness { status: "ok" })
 }
 
+/// Readiness: the database answers too.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "The database is not reachable", body = ErrorBody),
+    )
+)]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.clone();
     let ready = web::block(move || -> Result<(), String> {
@@ -23,15 +57,18 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     })
     .await;
     match ready {
-        Ok(Ok(())) => HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok" })),
+        Ok(Ok(())) => HttpResponse::Ok().json(Readiness {
+            status: "ready",
+            database: "ok",
+        }),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
-            HttpResponse::ServiceUnavailable().json(json!({
-                "error": { "code": "unavailable", "message": "the database is not reachable" }
-            }))
+            unavailable("the database is not reachable")
         }
-        Err(_) => HttpResponse::ServiceUnavailable().json(json!({
-            "error": { "code": "unavailable", "message": "the service is busy" }
-        })),
+        Err(_) => unavailable("the service is busy"),
     }
+}
+
+fn unavailable(message: &str) -> HttpResponse {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message).error_response()
 }

@@ -20,14 +20,14 @@ fn valid_key(key: &str) -> bool {
     (1..=200).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// Middleware for the API scope. Requests without the header, and non-POST requests,
-/// pass straight through.
+/// Middleware for the API. Requests without the header, and anything but a POST to the
+/// API, pass straight through.
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let key = match req.headers().get(HEADER) {
-        Some(value) if req.method() == Method::POST => {
+        Some(value) if req.method() == Method::POST && req.path().starts_with("/api/") => {
             value.to_str().unwrap_or_default().to_owned()
         }
         _ => {

@@ -7,7 +7,9 @@ pub mod error;
 pub mod health;
 pub mod idempotency;
 pub mod letter;
+pub mod openapi;
 pub mod rate_limit;
+pub mod routes;
 
 use std::sync::Arc;
 
@@ -16,6 +18,10 @@ use actix_web::web;
 
 use crate::config::Settings;
 use crate::db::DbPool;
+pub use routes::Routes;
+
+/// Where the JSON API lives.
+pub const API_PREFIX: &str = "/api/v1";
 
 /// What every handler can reach.
 pub struct AppState {
@@ -35,15 +41,25 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
         )
         .app_data(web::PayloadConfig::new(max_body_bytes))
         .app_data(web::PathConfig::default().error_handler(error::path_error))
-        .app_data(web::QueryConfig::default().error_handler(error::query_error))
-        .configure(health::routes)
-        .service(
-            web::scope("/api/v1")
-                .wrap(actix_web::middleware::from_fn(idempotency::middleware))
-                .configure(api::routes),
-        )
-        .default_service(web::to(error::not_found));
+        .app_data(web::QueryConfig::default().error_handler(error::query_error));
+        routes(cfg);
+        cfg.default_service(web::to(error::not_found));
     }
+}
+
+/// Every route of the app: the probes, the API description and the API.
+pub fn routes<R: Routes>(r: &mut R) {
+    health::routes(r);
+    openapi::routes(r);
+    r.scope(API_PREFIX, api::routes);
+}
+
+/// The `(method, path)` pairs the app registers (method in lowercase, the full path),
+/// found by running [`routes`] against a recorder rather than read from a list.
+pub fn registered_operations() -> Vec<(String, String)> {
+    let mut list = routes::RouteList::default();
+    routes(&mut list);
+    list.into_operations()
 }
 
 /// Headers on every answer: no sniffing, no framing, no referrer leaks, and pages may

@@ -13,6 +13,7 @@ mod exchange;
 mod health;
 mod lifecycle;
 mod mail;
+mod openapi;
 mod organizations;
 mod projects;
 mod security;

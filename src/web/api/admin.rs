@@ -2,31 +2,54 @@
 
 use actix_web::{web, HttpResponse};
 use base64::Engine as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::china_time;
 use crate::services::trust::{self, NewIssuerCertificate};
 use crate::services::ServiceError;
 use crate::web::auth::Authenticated;
 use crate::web::error::ApiError;
+use crate::web::openapi::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::AppState;
+use crate::web::Routes;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/trust-anchors", web::post().to(trust_anchor))
-        .route("/admin/crls", web::post().to(crl))
-        .route(
-            "/admin/issuer-certificates",
-            web::post().to(issuer_certificate),
-        );
+pub fn routes<R: Routes>(r: &mut R) {
+    r.post("/admin/trust-anchors", trust_anchor)
+        .post("/admin/crls", crl)
+        .post("/admin/issuer-certificates", issuer_certificate);
 }
 
-#[derive(Deserialize)]
+/// A CA certificate to trust.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AnchorRequest {
+pub struct AnchorRequest {
     name: String,
     certificate_pem: String,
 }
 
+/// A trust anchor as registered.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TrustAnchorOut {
+    id: String,
+    name: String,
+    fingerprint_sha256: String,
+    created_at: String,
+}
+
+/// Registers a trust anchor (operator).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/trust-anchors",
+    tag = "admin",
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = AnchorRequest,
+    responses(
+        (status = 201, description = "Registered", body = TrustAnchorOut),
+        SignedIn,
+        JsonBody,
+        Conflict,
+    )
+)]
 async fn trust_anchor(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -37,20 +60,45 @@ async fn trust_anchor(
         trust::register_trust_anchor(&ctx, &who.0, &body.name, &body.certificate_pem)
     })
     .await??;
-    Ok(HttpResponse::Created().json(serde_json::json!({
-        "id": anchor.id, "name": anchor.name, "fingerprint_sha256": anchor.fingerprint_sha256,
-        "created_at": china_time(anchor.created_at),
-    })))
+    Ok(HttpResponse::Created().json(TrustAnchorOut {
+        id: anchor.id,
+        name: anchor.name,
+        fingerprint_sha256: anchor.fingerprint_sha256,
+        created_at: china_time(anchor.created_at),
+    }))
 }
 
-/// A CRL as PEM text or as base64 DER.
-#[derive(Deserialize)]
+/// A CRL as PEM text or as base64 DER (exactly one of the two).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CrlRequest {
+pub struct CrlRequest {
     crl_pem: Option<String>,
     crl_base64: Option<String>,
 }
 
+/// A CRL as registered.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CrlOut {
+    id: String,
+    issuer: String,
+    this_update: String,
+    next_update: Option<String>,
+}
+
+/// Registers a CRL of a trusted CA (operator).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/crls",
+    tag = "admin",
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = CrlRequest,
+    responses(
+        (status = 201, description = "Registered", body = CrlOut),
+        SignedIn,
+        JsonBody,
+        Conflict,
+    )
+)]
 async fn crl(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -71,12 +119,44 @@ async fn crl(
     };
     let ctx = state.ctx.clone();
     let row = web::block(move || trust::register_crl(&ctx, &who.0, &bytes)).await??;
-    Ok(HttpResponse::Created().json(serde_json::json!({
-        "id": row.id, "issuer": row.issuer_name,
-        "this_update": china_time(row.this_update), "next_update": row.next_update.map(china_time),
-    })))
+    Ok(HttpResponse::Created().json(CrlOut {
+        id: row.id,
+        issuer: row.issuer_name,
+        this_update: china_time(row.this_update),
+        next_update: row.next_update.map(china_time),
+    }))
 }
 
+/// An issuer certificate as registered.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct IssuerCertificateOut {
+    id: String,
+    organization_id: String,
+    fingerprint_sha256: String,
+    subject: String,
+    serial: String,
+    /// Whether the exchange holds the key and signs for the issuer.
+    hosted: bool,
+    not_before: String,
+    not_after: String,
+}
+
+/// Binds a signing certificate (and, for hosted signing, its key) to an issuer
+/// (operator).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/issuer-certificates",
+    tag = "admin",
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = NewIssuerCertificate,
+    responses(
+        (status = 201, description = "Registered", body = IssuerCertificateOut),
+        SignedIn,
+        JsonBody,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn issuer_certificate(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -86,9 +166,14 @@ async fn issuer_certificate(
     let row =
         web::block(move || trust::register_issuer_certificate(&ctx, &who.0, body.into_inner()))
             .await??;
-    Ok(HttpResponse::Created().json(serde_json::json!({
-        "id": row.id, "organization_id": row.organization_id, "fingerprint_sha256": row.fingerprint_sha256,
-        "subject": row.subject, "serial": row.serial, "hosted": row.encrypted_private_key.is_some(),
-        "not_before": china_time(row.not_before), "not_after": china_time(row.not_after),
-    })))
+    Ok(HttpResponse::Created().json(IssuerCertificateOut {
+        hosted: row.encrypted_private_key.is_some(),
+        id: row.id,
+        organization_id: row.organization_id,
+        fingerprint_sha256: row.fingerprint_sha256,
+        subject: row.subject,
+        serial: row.serial,
+        not_before: china_time(row.not_before),
+        not_after: china_time(row.not_after),
+    }))
 }

@@ -13,28 +13,27 @@ use crate::services::applications::{self, ApplicationView, NewApplication};
 use crate::services::guarantees;
 use crate::web::auth::Authenticated;
 use crate::web::error::ApiError;
+use crate::web::openapi::{
+    BadRequest, Binary, Conflict, JsonBody, NotFound, SignedIn, Unprocessable,
+};
 use crate::web::AppState;
+use crate::web::Routes;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/applications", web::post().to(apply))
-        .route("/applications", web::get().to(list))
-        .route("/applications/{id}", web::get().to(get))
-        .route("/applications/{id}/withdraw", web::post().to(withdraw))
-        .route("/applications/{id}/approve", web::post().to(approve))
-        .route("/applications/{id}/decline", web::post().to(decline))
-        .route(
-            "/applications/{id}/confirm-payment",
-            web::post().to(confirm_payment),
-        )
-        .route("/applications/{id}/draft", web::get().to(draft))
-        .route("/applications/{id}/issue", web::post().to(issue_hosted))
-        .route(
-            "/applications/{id}/signature",
-            web::post().to(upload_signature),
-        );
+pub fn routes<R: Routes>(r: &mut R) {
+    r.post("/applications", apply)
+        .get("/applications", list)
+        .get("/applications/{id}", get)
+        .post("/applications/{id}/withdraw", withdraw)
+        .post("/applications/{id}/approve", approve)
+        .post("/applications/{id}/decline", decline)
+        .post("/applications/{id}/confirm-payment", confirm_payment)
+        .get("/applications/{id}/draft", draft)
+        .post("/applications/{id}/issue", issue_hosted)
+        .post("/applications/{id}/signature", upload_signature);
 }
 
-#[derive(Serialize)]
+/// A party to an application or guarantee.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct NamedParty {
     pub id: String,
     pub name: String,
@@ -51,8 +50,36 @@ impl From<&crate::db::models::Organization> for NamedParty {
     }
 }
 
-#[derive(Serialize)]
-struct ApplicationOut {
+/// The project an application is for.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApplicationProject {
+    id: String,
+    code: String,
+    name: String,
+    bid_deadline: String,
+}
+
+/// A section, by id, code and name.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SectionRef {
+    pub id: String,
+    pub code: String,
+    pub name: String,
+}
+
+impl From<&crate::db::models::Section> for SectionRef {
+    fn from(s: &crate::db::models::Section) -> Self {
+        SectionRef {
+            id: s.id.clone(),
+            code: s.code.clone(),
+            name: s.name.clone(),
+        }
+    }
+}
+
+/// An application as the enterprise and the issuer see it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApplicationOut {
     id: String,
     status: String,
     kind: String,
@@ -62,8 +89,8 @@ struct ApplicationOut {
     valid_until: String,
     premium: Option<String>,
     decline_reason: Option<String>,
-    project: serde_json::Value,
-    section: serde_json::Value,
+    project: ApplicationProject,
+    section: SectionRef,
     enterprise: NamedParty,
     issuer: NamedParty,
     created_at: String,
@@ -84,11 +111,13 @@ impl From<ApplicationView> for ApplicationOut {
             valid_until: china_time(a.valid_until),
             premium: a.premium_fen.map(|p| Amount::from_fen(p).to_string()),
             decline_reason: a.decline_reason,
-            project: serde_json::json!({
-                "id": v.project.id, "code": v.project.code, "name": v.project.name,
-                "bid_deadline": china_time(v.project.bid_deadline),
-            }),
-            section: serde_json::json!({ "id": v.section.id, "code": v.section.code, "name": v.section.name }),
+            project: ApplicationProject {
+                id: v.project.id,
+                code: v.project.code,
+                name: v.project.name,
+                bid_deadline: china_time(v.project.bid_deadline),
+            },
+            section: SectionRef::from(&v.section),
             enterprise: NamedParty::from(&v.enterprise),
             issuer: NamedParty::from(&v.issuer),
             created_at: china_time(a.created_at),
@@ -97,6 +126,21 @@ impl From<ApplicationView> for ApplicationOut {
     }
 }
 
+/// Applies for a bid bond for a section (enterprise).
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications",
+    tag = "applications",
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = NewApplication,
+    responses(
+        (status = 201, description = "Received", body = ApplicationOut),
+        SignedIn,
+        JsonBody,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn apply(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -107,12 +151,30 @@ async fn apply(
     Ok(HttpResponse::Created().json(ApplicationOut::from(view)))
 }
 
-#[derive(Deserialize)]
+/// Filters of the application list.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub struct ListQuery {
+    /// Only applications in this state.
     status: Option<String>,
 }
 
+/// The applications the caller may see: its own (enterprise) or addressed to it
+/// (issuer).
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications",
+    tag = "applications",
+    params(ListQuery),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "Applications", body = Vec<ApplicationOut>),
+        SignedIn,
+        BadRequest,
+        Unprocessable,
+    )
+)]
 async fn list(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -129,6 +191,19 @@ async fn list(
     ))
 }
 
+/// One application.
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications/{id}",
+    tag = "applications",
+    params(("id" = String, Path, description = "Application id")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The application", body = ApplicationOut),
+        SignedIn,
+        NotFound,
+    )
+)]
 async fn get(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -139,6 +214,20 @@ async fn get(
     Ok(HttpResponse::Ok().json(ApplicationOut::from(view)))
 }
 
+/// Withdraws an application before issue (enterprise).
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications/{id}/withdraw",
+    tag = "applications",
+    params(("id" = String, Path, description = "Application id")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, description = "The application in its new state", body = ApplicationOut),
+        SignedIn,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn withdraw(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -149,12 +238,30 @@ async fn withdraw(
     Ok(HttpResponse::Ok().json(ApplicationOut::from(view)))
 }
 
-#[derive(Deserialize)]
+/// An approval.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Approval {
+pub struct Approval {
+    /// Decimal yuan, e.g. "300.00".
     premium: String,
 }
 
+/// Approves an application with the premium to pay (issuer).
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications/{id}/approve",
+    tag = "applications",
+    params(("id" = String, Path, description = "Application id")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = Approval,
+    responses(
+        (status = 200, description = "The application in its new state", body = ApplicationOut),
+        SignedIn,
+        JsonBody,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn approve(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -167,12 +274,29 @@ async fn approve(
     Ok(HttpResponse::Ok().json(ApplicationOut::from(view)))
 }
 
-#[derive(Deserialize)]
+/// A refusal.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Refusal {
+pub struct Refusal {
     reason: String,
 }
 
+/// Declines an application with a reason (issuer).
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications/{id}/decline",
+    tag = "applications",
+    params(("id" = String, Path, description = "Application id")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = Refusal,
+    responses(
+        (status = 200, description = "The application in its new state", body = ApplicationOut),
+        SignedIn,
+        JsonBody,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn decline(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -184,6 +308,20 @@ async fn decline(
     Ok(HttpResponse::Ok().json(ApplicationOut::from(view)))
 }
 
+/// Confirms the premium is paid (issuer); the draft document is prepared.
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications/{id}/confirm-payment",
+    tag = "applications",
+    params(("id" = String, Path, description = "Application id")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, description = "The application in its new state", body = ApplicationOut),
+        SignedIn,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn confirm_payment(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -195,6 +333,29 @@ async fn confirm_payment(
 }
 
 /// The exact bytes to sign, served as they are stored.
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications/{id}/draft",
+    tag = "applications",
+    params(("id" = String, Path, description = "Application id")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (
+            status = 200,
+            description = "The draft guarantee document: the bytes to sign, verbatim",
+            content_type = "application/json",
+            body = crate::web::openapi::SignedDocument,
+            headers(
+                ("X-Guarantee-Number" = String, description = "The guarantee number"),
+                ("X-Document-Version" = i32, description = "The document version"),
+                ("X-Document-SHA256" = String, description = "SHA-256 of the bytes, hex"),
+            )
+        ),
+        SignedIn,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn draft(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -214,6 +375,21 @@ async fn draft(
         .body(draft.document))
 }
 
+/// Signs the draft with the issuer's hosted key and issues the guarantee (issuer).
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications/{id}/issue",
+    tag = "applications",
+    params(("id" = String, Path, description = "Application id")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 201, description = "Issued", body = IssuedOut),
+        SignedIn,
+        NotFound,
+        Conflict,
+        Unprocessable,
+    )
+)]
 async fn issue_hosted(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -224,14 +400,40 @@ async fn issue_hosted(
     Ok(HttpResponse::Created().json(IssuedOut::from(issued)))
 }
 
-#[derive(Deserialize)]
+/// A detached CMS signature, base64 of the DER.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SignatureUpload {
+pub struct SignatureUpload {
     signature_base64: String,
 }
 
 /// The signature arrives as raw DER (`application/pkcs7-signature` or
 /// `application/octet-stream`) or as JSON `{ "signature_base64": "..." }`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/applications/{id}/signature",
+    tag = "applications",
+    params(("id" = String, Path, description = "Application id")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body(
+        description = "The issuer's detached CMS signature over the draft bytes",
+        content(
+            (Binary = "application/pkcs7-signature"),
+            (Binary = "application/octet-stream"),
+            (SignatureUpload = "application/json"),
+        )
+    ),
+    responses(
+        (status = 201, description = "Verified and issued", body = IssuedOut),
+        SignedIn,
+        BadRequest,
+        NotFound,
+        Conflict,
+        (status = 413, description = "The body is larger than the configured limit", body = crate::web::error::ErrorBody),
+        (status = 415, description = "Neither a DER signature nor JSON", body = crate::web::error::ErrorBody),
+        (status = 422, description = "Not base64, or the signature failed verification (details holds the report)", body = crate::web::error::ErrorBody),
+    )
+)]
 async fn upload_signature(
     state: web::Data<AppState>,
     who: Authenticated,

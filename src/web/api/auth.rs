@@ -8,44 +8,82 @@ use super::china_time;
 use crate::services::{self, Actor};
 use crate::web::auth::{Authenticated, SESSION_COOKIE};
 use crate::web::error::ApiError;
+use crate::web::openapi::{JsonBody, NotFound, SignedIn, Unauthenticated};
 use crate::web::AppState;
+use crate::web::Routes;
+use actix_web::http::Method;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/login", web::post().to(login))
-        .route("/auth/logout", web::post().to(logout))
-        .route("/auth/me", web::get().to(me))
-        .route("/auth/tokens", web::post().to(create_token))
-        .route("/auth/tokens/{id}", web::delete().to(revoke_token));
+pub fn routes<R: Routes>(r: &mut R) {
+    r.post("/auth/login", login)
+        .post("/auth/logout", logout)
+        .get("/auth/me", me)
+        .post("/auth/tokens", create_token)
+        .route(Method::DELETE, "/auth/tokens/{id}", revoke_token);
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+pub struct LoginRequest {
     username: String,
     password: String,
 }
 
-#[derive(Serialize)]
-struct ActorView<'a> {
-    user_id: &'a str,
-    organization_id: &'a str,
-    organization_kind: &'a str,
-    role: &'a str,
+/// Who the caller is.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ActorView {
+    user_id: String,
+    organization_id: String,
+    /// operator, agency, enterprise, issuer or provider.
+    organization_kind: String,
+    role: String,
 }
 
-impl<'a> From<&'a Actor> for ActorView<'a> {
-    fn from(a: &'a Actor) -> Self {
+impl From<&Actor> for ActorView {
+    fn from(a: &Actor) -> Self {
         ActorView {
-            user_id: &a.user_id,
-            organization_id: &a.organization_id,
-            organization_kind: a.organization_kind.as_str(),
-            role: a.role.as_str(),
+            user_id: a.user_id.clone(),
+            organization_id: a.organization_id.clone(),
+            organization_kind: a.organization_kind.as_str().to_owned(),
+            role: a.role.as_str().to_owned(),
         }
     }
 }
 
+/// A new session.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LoginOut {
+    /// The session token, for `Authorization: Bearer`; also set as the session cookie.
+    token: String,
+    /// Echo in `X-CSRF-Token` on cookie-authenticated requests that change state.
+    csrf_token: String,
+    expires_at: String,
+    username: String,
+    display_name: String,
+    actor: ActorView,
+}
+
+/// A new API token; the token itself is shown only here.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApiTokenOut {
+    id: String,
+    name: String,
+    token: String,
+    created_at: String,
+}
+
 /// Answers with a session token (for `Authorization: Bearer`) and sets the same token
 /// as an HttpOnly cookie for browsers, with the CSRF token they must echo.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in; the session cookie is set too", body = LoginOut),
+        JsonBody,
+        Unauthenticated,
+    )
+)]
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -62,16 +100,24 @@ async fn login(
         .secure(secure)
         .same_site(SameSite::Strict)
         .finish();
-    Ok(HttpResponse::Ok().cookie(cookie).json(serde_json::json!({
-        "token": signed_in.session_token,
-        "csrf_token": signed_in.csrf_token,
-        "expires_at": china_time(signed_in.expires_at),
-        "username": signed_in.username,
-        "display_name": signed_in.display_name,
-        "actor": ActorView::from(&signed_in.actor),
-    })))
+    Ok(HttpResponse::Ok().cookie(cookie).json(LoginOut {
+        actor: ActorView::from(&signed_in.actor),
+        token: signed_in.session_token,
+        csrf_token: signed_in.csrf_token,
+        expires_at: china_time(signed_in.expires_at),
+        username: signed_in.username,
+        display_name: signed_in.display_name,
+    }))
 }
 
+/// Ends the session of the token or cookie sent, and removes the cookie.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    responses((status = 204, description = "Signed out"), SignedIn)
+)]
 async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -93,16 +139,37 @@ async fn logout(
     Ok(HttpResponse::NoContent().cookie(gone).finish())
 }
 
+/// The signed-in actor.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/me",
+    tag = "auth",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "The caller", body = ActorView), Unauthenticated)
+)]
 async fn me(who: Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(ActorView::from(&who.0))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TokenRequest {
+pub struct TokenRequest {
     name: String,
 }
 
+/// Creates an API token for machine clients, acting as the caller.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/tokens",
+    tag = "auth",
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = TokenRequest,
+    responses(
+        (status = 201, description = "The token, shown only now", body = ApiTokenOut),
+        SignedIn,
+        JsonBody,
+    )
+)]
 async fn create_token(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -112,14 +179,27 @@ async fn create_token(
     let (row, token) =
         web::block(move || services::auth::create_api_token(&ctx, &who.0, &body.into_inner().name))
             .await??;
-    Ok(HttpResponse::Created().json(serde_json::json!({
-        "id": row.id,
-        "name": row.name,
-        "token": token,
-        "created_at": china_time(row.created_at),
-    })))
+    Ok(HttpResponse::Created().json(ApiTokenOut {
+        id: row.id,
+        name: row.name,
+        token,
+        created_at: china_time(row.created_at),
+    }))
 }
 
+/// Revokes an API token of the caller's organization.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/auth/tokens/{id}",
+    tag = "auth",
+    params(("id" = String, Path, description = "API token id")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 204, description = "Revoked; the token no longer works"),
+        SignedIn,
+        NotFound,
+    )
+)]
 async fn revoke_token(
     state: web::Data<AppState>,
     who: Authenticated,

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::applications::NamedParty;
+use super::applications::{NamedParty, SectionRef};
 use super::china_time;
 use crate::domain::money::Amount;
 use crate::pki::VerificationReport;
@@ -13,35 +13,49 @@ use crate::services::guarantees::{
 };
 use crate::web::auth::Authenticated;
 use crate::web::error::ApiError;
+use crate::web::openapi::{Binary, Conflict, JsonBody, NotFound, SignedDocument, SignedIn};
 use crate::web::AppState;
+use crate::web::Routes;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/guarantees", web::get().to(list))
-        .route("/guarantees/{number}", web::get().to(get))
-        .route("/guarantees/{number}/document", web::get().to(document))
-        .route("/guarantees/{number}/signature", web::get().to(signature))
-        .route("/guarantees/{number}/chain", web::get().to(chain))
-        .route("/guarantees/{number}/letter", web::get().to(letter))
-        .route("/guarantees/{number}/accept", web::post().to(accept))
-        .route("/guarantees/{number}/release", web::post().to(release))
-        .route("/guarantees/{number}/cancel", web::post().to(cancel))
-        .route("/guarantees/{number}/revoke", web::post().to(revoke))
-        .route("/guarantees/{number}/claims", web::post().to(file_claim))
-        .route("/claims", web::get().to(list_claims))
-        .route("/claims/{id}/decision", web::post().to(decide_claim))
-        .route("/projects/{id}/bonds", web::get().to(bonds))
-        .route(
-            "/projects/{id}/sections/{section}/award",
-            web::post().to(award),
-        )
-        .route(
-            "/projects/{id}/sections/{section}/contract",
-            web::post().to(contract),
-        );
+pub fn routes<R: Routes>(r: &mut R) {
+    r.get("/guarantees", list)
+        .get("/guarantees/{number}", get)
+        .get("/guarantees/{number}/document", document)
+        .get("/guarantees/{number}/signature", signature)
+        .get("/guarantees/{number}/chain", chain)
+        .get("/guarantees/{number}/letter", letter)
+        .post("/guarantees/{number}/accept", accept)
+        .post("/guarantees/{number}/release", release)
+        .post("/guarantees/{number}/cancel", cancel)
+        .post("/guarantees/{number}/revoke", revoke)
+        .post("/guarantees/{number}/claims", file_claim)
+        .get("/claims", list_claims)
+        .post("/claims/{id}/decision", decide_claim)
+        .get("/projects/{id}/bonds", bonds)
+        .post("/projects/{id}/sections/{section}/award", award)
+        .post("/projects/{id}/sections/{section}/contract", contract);
+}
+
+/// A project, by id, code and name.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProjectRef {
+    id: String,
+    code: String,
+    name: String,
+}
+
+impl From<&crate::db::models::Project> for ProjectRef {
+    fn from(p: &crate::db::models::Project) -> Self {
+        ProjectRef {
+            id: p.id.clone(),
+            code: p.code.clone(),
+            name: p.name.clone(),
+        }
+    }
 }
 
 /// A guarantee as its parties see it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct GuaranteeOut {
     number: String,
     version: i32,
@@ -53,8 +67,8 @@ pub struct GuaranteeOut {
     valid_until: String,
     issued_at: String,
     document_sha256: String,
-    project: serde_json::Value,
-    section: serde_json::Value,
+    project: ProjectRef,
+    section: SectionRef,
     issuer: NamedParty,
     applicant: NamedParty,
     beneficiary: NamedParty,
@@ -75,8 +89,8 @@ impl From<&GuaranteeView> for GuaranteeOut {
             valid_until: china_time(g.valid_until),
             issued_at: china_time(g.issued_at),
             document_sha256: v.version.document_sha256.clone(),
-            project: serde_json::json!({ "id": v.project.id, "code": v.project.code, "name": v.project.name }),
-            section: serde_json::json!({ "id": v.section.id, "code": v.section.code, "name": v.section.name }),
+            project: ProjectRef::from(&v.project),
+            section: SectionRef::from(&v.section),
             issuer: NamedParty::from(&v.issuer),
             applicant: NamedParty::from(&v.enterprise),
             beneficiary: NamedParty::from(&v.tenderee),
@@ -85,7 +99,7 @@ impl From<&GuaranteeView> for GuaranteeOut {
 }
 
 /// The answer to an issue: the guarantee and its verification code, shown once here.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct IssuedOut {
     guarantee: GuaranteeOut,
     verification_code: String,
@@ -100,6 +114,14 @@ impl From<Issued> for IssuedOut {
     }
 }
 
+/// The guarantees the caller is a party to.
+#[utoipa::path(
+    get,
+    path = "/api/v1/guarantees",
+    tag = "guarantees",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "Guarantees", body = Vec<GuaranteeOut>), SignedIn)
+)]
 async fn list(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     let views = web::block(move || guarantees::list(&ctx, &who.0)).await??;
@@ -115,6 +137,19 @@ async fn load(
     Ok(web::block(move || guarantees::get(&ctx, &who.0, &number)).await??)
 }
 
+/// One guarantee (parties only).
+#[utoipa::path(
+    get,
+    path = "/api/v1/guarantees/{number}",
+    tag = "guarantees",
+    params(("number" = String, Path, description = "Guarantee number")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The guarantee", body = GuaranteeOut),
+        SignedIn,
+        NotFound,
+    )
+)]
 async fn get(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -132,6 +167,18 @@ fn attachment(name: &str) -> (&'static str, String) {
 }
 
 /// `NO.json`: the signed bytes, exactly as stored.
+#[utoipa::path(
+    get,
+    path = "/api/v1/guarantees/{number}/document",
+    tag = "guarantees",
+    params(("number" = String, Path, description = "Guarantee number")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The signed document, verbatim", content_type = "application/json", body = SignedDocument),
+        SignedIn,
+        NotFound,
+    )
+)]
 async fn document(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -145,6 +192,18 @@ async fn document(
 }
 
 /// `NO.p7s`: the detached CMS signature (DER).
+#[utoipa::path(
+    get,
+    path = "/api/v1/guarantees/{number}/signature",
+    tag = "guarantees",
+    params(("number" = String, Path, description = "Guarantee number")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The detached CMS signature (DER)", content_type = "application/pkcs7-signature", body = Binary),
+        SignedIn,
+        NotFound,
+    )
+)]
 async fn signature(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -159,6 +218,18 @@ async fn signature(
 }
 
 /// `chain.pem`: the signer's certificate and the trusted CA certificates that issued it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/guarantees/{number}/chain",
+    tag = "guarantees",
+    params(("number" = String, Path, description = "Guarantee number")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The signer certificate and the CA certificates above it (PEM)", content_type = "application/x-pem-file", body = String),
+        SignedIn,
+        NotFound,
+    )
+)]
 async fn chain(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -174,6 +245,18 @@ async fn chain(
 }
 
 /// `NO.html`: the printable letter.
+#[utoipa::path(
+    get,
+    path = "/api/v1/guarantees/{number}/letter",
+    tag = "guarantees",
+    params(("number" = String, Path, description = "Guarantee number")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The printable letter (HTML)", content_type = "text/html", body = String),
+        SignedIn,
+        NotFound,
+    )
+)]
 async fn letter(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -188,7 +271,8 @@ async fn letter(
 }
 
 macro_rules! guarantee_action {
-    ($name:ident, $service:path) => {
+    ($(#[$attr:meta])* $name:ident, $service:path) => {
+        $(#[$attr])*
         async fn $name(
             state: web::Data<AppState>,
             who: Authenticated,
@@ -201,16 +285,84 @@ macro_rules! guarantee_action {
     };
 }
 
-guarantee_action!(accept, guarantees::accept);
-guarantee_action!(release, guarantees::release);
-guarantee_action!(cancel, guarantees::cancel);
+guarantee_action!(
+    /// The agency accepts the bond for its project.
+    #[utoipa::path(
+        post,
+        path = "/api/v1/guarantees/{number}/accept",
+        tag = "guarantees",
+        params(("number" = String, Path, description = "Guarantee number")),
+        security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+        responses(
+            (status = 200, description = "The guarantee in its new state", body = GuaranteeOut),
+            SignedIn,
+            NotFound,
+            Conflict,
+        )
+    )]
+    accept,
+    guarantees::accept
+);
+guarantee_action!(
+    /// Releases the guarantee (agency): the obligation ends.
+    #[utoipa::path(
+        post,
+        path = "/api/v1/guarantees/{number}/release",
+        tag = "guarantees",
+        params(("number" = String, Path, description = "Guarantee number")),
+        security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+        responses(
+            (status = 200, description = "The guarantee in its new state", body = GuaranteeOut),
+            SignedIn,
+            NotFound,
+            Conflict,
+        )
+    )]
+    release,
+    guarantees::release
+);
+guarantee_action!(
+    /// Cancels the guarantee before it is accepted.
+    #[utoipa::path(
+        post,
+        path = "/api/v1/guarantees/{number}/cancel",
+        tag = "guarantees",
+        params(("number" = String, Path, description = "Guarantee number")),
+        security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+        responses(
+            (status = 200, description = "The guarantee in its new state", body = GuaranteeOut),
+            SignedIn,
+            NotFound,
+            Conflict,
+        )
+    )]
+    cancel,
+    guarantees::cancel
+);
 
-#[derive(Deserialize)]
+/// Why.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Reason {
+pub struct Reason {
     reason: String,
 }
 
+/// Revokes the guarantee with a reason (issuer).
+#[utoipa::path(
+    post,
+    path = "/api/v1/guarantees/{number}/revoke",
+    tag = "guarantees",
+    params(("number" = String, Path, description = "Guarantee number")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = Reason,
+    responses(
+        (status = 200, description = "The guarantee in its new state", body = GuaranteeOut),
+        SignedIn,
+        JsonBody,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn revoke(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -223,8 +375,9 @@ async fn revoke(
     Ok(HttpResponse::Ok().json(GuaranteeOut::from(&view)))
 }
 
-#[derive(Serialize)]
-struct ClaimOut {
+/// A claim (索赔) on a guarantee.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ClaimOut {
     id: String,
     guarantee: GuaranteeOut,
     reason_code: String,
@@ -257,6 +410,22 @@ impl From<ClaimView> for ClaimOut {
     }
 }
 
+/// Files a claim on a guarantee for the tenderee (agency).
+#[utoipa::path(
+    post,
+    path = "/api/v1/guarantees/{number}/claims",
+    tag = "claims",
+    params(("number" = String, Path, description = "Guarantee number")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = NewClaim,
+    responses(
+        (status = 201, description = "Filed", body = ClaimOut),
+        SignedIn,
+        JsonBody,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn file_claim(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -270,6 +439,14 @@ async fn file_claim(
     Ok(HttpResponse::Created().json(ClaimOut::from(claim)))
 }
 
+/// The claims the caller may see.
+#[utoipa::path(
+    get,
+    path = "/api/v1/claims",
+    tag = "claims",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "Claims", body = Vec<ClaimOut>), SignedIn)
+)]
 async fn list_claims(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -279,6 +456,22 @@ async fn list_claims(
     Ok(HttpResponse::Ok().json(claims.into_iter().map(ClaimOut::from).collect::<Vec<_>>()))
 }
 
+/// Pays or rejects a claim (issuer).
+#[utoipa::path(
+    post,
+    path = "/api/v1/claims/{id}/decision",
+    tag = "claims",
+    params(("id" = String, Path, description = "Claim id")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = ClaimDecision,
+    responses(
+        (status = 200, description = "Decided", body = ClaimOut),
+        SignedIn,
+        JsonBody,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn decide_claim(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -292,10 +485,28 @@ async fn decide_claim(
 }
 
 /// A bond at bid opening: the guarantee and its verification report.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct BondOut {
     guarantee: GuaranteeOut,
     report: VerificationReport,
+}
+
+/// The bonds of a project at bid opening.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BondsOut {
+    project: ProjectRef,
+    /// How many bonds.
+    count: usize,
+    /// How many of them verify as PASSED.
+    passed: usize,
+    bonds: Vec<BondOut>,
+}
+
+/// Guarantees released by an award or a signed contract.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReleasedOut {
+    /// The numbers of the released guarantees.
+    released: Vec<String>,
 }
 
 /// Every bond of a project with its report (after bid opening only).
@@ -311,14 +522,34 @@ pub async fn bonds_of(
         .iter()
         .filter(|(_, r)| r.indication == crate::pki::Indication::Passed)
         .count();
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "project": { "id": project.id, "code": project.code, "name": project.name },
-        "count": bonds.len(),
-        "passed": passed,
-        "bonds": bonds.into_iter().map(|(v, report)| BondOut { guarantee: GuaranteeOut::from(&v), report }).collect::<Vec<_>>(),
-    })))
+    Ok(HttpResponse::Ok().json(BondsOut {
+        project: ProjectRef::from(&project),
+        count: bonds.len(),
+        passed,
+        bonds: bonds
+            .into_iter()
+            .map(|(v, report)| BondOut {
+                guarantee: GuaranteeOut::from(&v),
+                report,
+            })
+            .collect(),
+    }))
 }
 
+/// Every bond of a project with its verification report, after bid opening (agency).
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}/bonds",
+    tag = "projects",
+    params(("id" = String, Path, description = "Project id")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The bonds and their reports", body = BondsOut),
+        SignedIn,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn bonds(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -327,12 +558,32 @@ async fn bonds(
     bonds_of(&state, who, id.into_inner()).await
 }
 
-#[derive(Deserialize)]
+/// The winner of a section.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Award {
+pub struct Award {
     winner_enterprise_id: String,
 }
 
+/// Awards a section; the losers' guarantees are released (agency).
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{id}/sections/{section}/award",
+    tag = "projects",
+    params(
+        ("id" = String, Path, description = "Project id"),
+        ("section" = String, Path, description = "Section id"),
+    ),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = Award,
+    responses(
+        (status = 200, description = "Awarded", body = ReleasedOut),
+        SignedIn,
+        JsonBody,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn award(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -345,9 +596,27 @@ async fn award(
         guarantees::award(&ctx, &who.0, &project, &section, &body.winner_enterprise_id)
     })
     .await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "released": released })))
+    Ok(HttpResponse::Ok().json(ReleasedOut { released }))
 }
 
+/// Records the signed contract of a section; the winner's guarantee is released
+/// (agency).
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{id}/sections/{section}/contract",
+    tag = "projects",
+    params(
+        ("id" = String, Path, description = "Project id"),
+        ("section" = String, Path, description = "Section id"),
+    ),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, description = "Recorded", body = ReleasedOut),
+        SignedIn,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn contract(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -357,5 +626,5 @@ async fn contract(
     let ctx = state.ctx.clone();
     let released =
         web::block(move || guarantees::contract_signed(&ctx, &who.0, &project, &section)).await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "released": released })))
+    Ok(HttpResponse::Ok().json(ReleasedOut { released }))
 }

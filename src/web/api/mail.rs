@@ -8,16 +8,18 @@ use crate::mail::outbox::OutboxMail;
 use crate::services::mail;
 use crate::web::auth::Authenticated;
 use crate::web::error::ApiError;
+use crate::web::openapi::{BadRequest, Conflict, NotFound, SignedIn, Unprocessable};
 use crate::web::AppState;
+use crate::web::Routes;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/mail", web::get().to(list_mail))
-        .route("/admin/mail/{id}/retry", web::post().to(retry_mail));
+pub fn routes<R: Routes>(r: &mut R) {
+    r.get("/admin/mail", list_mail)
+        .post("/admin/mail/{id}/retry", retry_mail);
 }
 
 /// A mail as the operator sees it: the envelope and delivery state, not the bodies.
-#[derive(Serialize)]
-struct MailView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MailView {
     id: String,
     to: String,
     subject: String,
@@ -45,12 +47,29 @@ impl From<OutboxMail> for MailView {
     }
 }
 
-#[derive(Deserialize)]
+/// Filters of the outbox list.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub struct ListQuery {
+    /// Only mails in this state: `pending`, `sent` or `failed`.
     status: Option<String>,
 }
 
+/// The outbox, newest first (operator).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/mail",
+    tag = "mail",
+    params(ListQuery),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "Mails", body = Vec<MailView>),
+        SignedIn,
+        BadRequest,
+        Unprocessable,
+    )
+)]
 async fn list_mail(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -62,6 +81,20 @@ async fn list_mail(
     Ok(HttpResponse::Ok().json(mails.into_iter().map(MailView::from).collect::<Vec<_>>()))
 }
 
+/// Queues a failed mail for another attempt now (operator).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/mail/{id}/retry",
+    tag = "mail",
+    params(("id" = String, Path, description = "Mail id")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, description = "Queued again", body = MailView),
+        SignedIn,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn retry_mail(
     state: web::Data<AppState>,
     who: Authenticated,

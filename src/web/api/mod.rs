@@ -9,17 +9,18 @@ pub mod organizations;
 pub mod projects;
 pub mod verify;
 
-use actix_web::web;
+use crate::web::Routes;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.configure(auth::routes)
-        .configure(admin::routes)
-        .configure(organizations::routes)
-        .configure(projects::routes)
-        .configure(applications::routes)
-        .configure(guarantees::routes)
-        .configure(verify::routes)
-        .configure(mail::routes);
+/// The API's routes, relative to [`crate::web::API_PREFIX`].
+pub fn routes<R: Routes>(r: &mut R) {
+    auth::routes(r);
+    admin::routes(r);
+    organizations::routes(r);
+    projects::routes(r);
+    applications::routes(r);
+    guarantees::routes(r);
+    verify::routes(r);
+    mail::routes(r);
 }
 
 /// Times in answers: RFC 3339 in China time, as users read them.

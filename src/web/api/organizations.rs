@@ -8,17 +8,19 @@ use crate::db::models::{Organization, User};
 use crate::services::organizations::{self, NewOrganization, NewUser};
 use crate::web::auth::Authenticated;
 use crate::web::error::ApiError;
+use crate::web::openapi::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::AppState;
+use crate::web::Routes;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/organizations", web::post().to(create_organization))
-        .route("/organizations", web::get().to(list_organizations))
-        .route("/organizations/{id}", web::get().to(get_organization))
-        .route("/users", web::post().to(create_user));
+pub fn routes<R: Routes>(r: &mut R) {
+    r.post("/organizations", create_organization)
+        .get("/organizations", list_organizations)
+        .get("/organizations/{id}", get_organization)
+        .post("/users", create_user);
 }
 
 /// An organization as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct OrganizationView {
     pub id: String,
     pub kind: String,
@@ -49,6 +51,20 @@ impl From<Organization> for OrganizationView {
     }
 }
 
+/// Registers an organization (operator).
+#[utoipa::path(
+    post,
+    path = "/api/v1/organizations",
+    tag = "organizations",
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = NewOrganization,
+    responses(
+        (status = 201, description = "Registered", body = OrganizationView),
+        SignedIn,
+        JsonBody,
+        Conflict,
+    )
+)]
 async fn create_organization(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -60,6 +76,14 @@ async fn create_organization(
     Ok(HttpResponse::Created().json(OrganizationView::from(org)))
 }
 
+/// The organizations the caller may see.
+#[utoipa::path(
+    get,
+    path = "/api/v1/organizations",
+    tag = "organizations",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "Organizations", body = Vec<OrganizationView>), SignedIn)
+)]
 async fn list_organizations(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -73,6 +97,19 @@ async fn list_organizations(
     ))
 }
 
+/// One organization.
+#[utoipa::path(
+    get,
+    path = "/api/v1/organizations/{id}",
+    tag = "organizations",
+    params(("id" = String, Path, description = "Organization id")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The organization", body = OrganizationView),
+        SignedIn,
+        NotFound,
+    )
+)]
 async fn get_organization(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -84,8 +121,8 @@ async fn get_organization(
 }
 
 /// A user as the API shows it: never the password hash, only the masked ID number.
-#[derive(Serialize)]
-struct UserView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UserView {
     id: String,
     organization_id: String,
     username: String,
@@ -113,6 +150,21 @@ impl From<User> for UserView {
     }
 }
 
+/// Adds a user to an organization (operator).
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    tag = "organizations",
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "Created", body = UserView),
+        SignedIn,
+        JsonBody,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn create_user(
     state: web::Data<AppState>,
     who: Authenticated,

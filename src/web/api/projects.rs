@@ -8,25 +8,30 @@ use crate::domain::money::Amount;
 use crate::services::projects::{self, NewProject, Postponement, ProjectChanges, ProjectView};
 use crate::web::auth::Authenticated;
 use crate::web::error::ApiError;
+use crate::web::openapi::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::AppState;
+use crate::web::Routes;
+use actix_web::http::Method;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/projects", web::post().to(create_project))
-        .route("/projects", web::get().to(list_projects))
-        .route("/projects/{id}", web::get().to(get_project))
-        .route("/projects/{id}", web::patch().to(update_project))
-        .route("/projects/{id}/postpone", web::post().to(postpone));
+pub fn routes<R: Routes>(r: &mut R) {
+    r.post("/projects", create_project)
+        .get("/projects", list_projects)
+        .get("/projects/{id}", get_project)
+        .route(Method::PATCH, "/projects/{id}", update_project)
+        .post("/projects/{id}/postpone", postpone);
 }
 
-#[derive(Serialize)]
-struct PartyView {
+/// An organization named in a project.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PartyView {
     id: String,
     name: String,
     uscc: String,
 }
 
-#[derive(Serialize)]
-struct SectionView {
+/// A section (标段) of a project and the bond it requires.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SectionView {
     id: String,
     code: String,
     name: String,
@@ -35,8 +40,9 @@ struct SectionView {
     estimated_price: Option<String>,
 }
 
-#[derive(Serialize)]
-struct ProjectOut {
+/// A tender project with its parties and sections.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProjectOut {
     id: String,
     code: String,
     name: String,
@@ -85,6 +91,21 @@ impl From<ProjectView> for ProjectOut {
     }
 }
 
+/// Creates a project with its sections (agency).
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects",
+    tag = "projects",
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = NewProject,
+    responses(
+        (status = 201, description = "Created", body = ProjectOut),
+        SignedIn,
+        JsonBody,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn create_project(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -96,6 +117,14 @@ async fn create_project(
     Ok(HttpResponse::Created().json(ProjectOut::from(view)))
 }
 
+/// The projects the caller may see.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects",
+    tag = "projects",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "Projects", body = Vec<ProjectOut>), SignedIn)
+)]
 async fn list_projects(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -105,6 +134,19 @@ async fn list_projects(
     Ok(HttpResponse::Ok().json(views.into_iter().map(ProjectOut::from).collect::<Vec<_>>()))
 }
 
+/// One project.
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{id}",
+    tag = "projects",
+    params(("id" = String, Path, description = "Project id")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The project", body = ProjectOut),
+        SignedIn,
+        NotFound,
+    )
+)]
 async fn get_project(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -115,6 +157,23 @@ async fn get_project(
     Ok(HttpResponse::Ok().json(ProjectOut::from(view)))
 }
 
+/// Edits a project before its bid deadline: its name, and bond amounts of sections no
+/// one has applied for yet.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/projects/{id}",
+    tag = "projects",
+    params(("id" = String, Path, description = "Project id")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = ProjectChanges,
+    responses(
+        (status = 200, description = "The project as changed", body = ProjectOut),
+        SignedIn,
+        NotFound,
+        Conflict,
+        JsonBody,
+    )
+)]
 async fn update_project(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -127,13 +186,29 @@ async fn update_project(
     Ok(HttpResponse::Ok().json(ProjectOut::from(view)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PostponedOut {
     project: ProjectOut,
     /// Guarantees whose issuers must now sign an amendment covering the new period.
     amendments_offered: Vec<String>,
 }
 
+/// Postpones the bid deadline (延标); every bond in force is offered an amendment.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{id}/postpone",
+    tag = "projects",
+    params(("id" = String, Path, description = "Project id")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = Postponement,
+    responses(
+        (status = 200, description = "The project and the guarantees awaiting an amendment", body = PostponedOut),
+        SignedIn,
+        NotFound,
+        Conflict,
+        JsonBody,
+    )
+)]
 async fn postpone(
     state: web::Data<AppState>,
     who: Authenticated,

@@ -5,25 +5,32 @@ use actix_web::{web, HttpResponse};
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::pki::VerificationReport;
 use crate::services::guarantees::{self, ExpectationsInput};
 use crate::services::ServiceError;
 use crate::web::auth::Authenticated;
 use crate::web::error::ApiError;
+use crate::web::openapi::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::AppState;
+use crate::web::Routes;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/verify", web::post().to(verify))
-        .route("/verify/bulk", web::post().to(bulk));
+pub fn routes<R: Routes>(r: &mut R) {
+    r.post("/verify", verify).post("/verify/bulk", bulk);
 }
 
 /// Either `number` + `code`, or `document_base64` + `signature_base64`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct VerifyRequest {
+pub struct VerifyRequest {
+    /// Guarantee number (保函编号), with `code`.
     number: Option<String>,
+    /// The verification code printed on the letter, with `number`.
     code: Option<String>,
+    /// The document bytes, base64, with `signature_base64`.
     document_base64: Option<String>,
+    /// The detached CMS signature (DER), base64, with `document_base64`.
     signature_base64: Option<String>,
+    /// What the guarantee must satisfy besides a valid signature.
     #[serde(default)]
     expectations: ExpectationsInput,
 }
@@ -34,6 +41,19 @@ fn decode(field: &str, value: &str) -> Result<Vec<u8>, ServiceError> {
         .map_err(|_| ServiceError::invalid(field, "is not base64"))
 }
 
+/// Verifies a guarantee by number and code, or a document and signature someone holds
+/// (public). The answer is a report whatever the outcome; only malformed requests are
+/// errors.
+#[utoipa::path(
+    post,
+    path = "/api/v1/verify",
+    tag = "verification",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The verification report", body = VerificationReport),
+        JsonBody,
+    )
+)]
 async fn verify(
     state: web::Data<AppState>,
     body: web::Json<VerifyRequest>,
@@ -68,12 +88,29 @@ async fn verify(
     Ok(HttpResponse::Ok().json(report))
 }
 
-#[derive(Deserialize)]
+/// The project whose bonds to verify.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BulkRequest {
+pub struct BulkRequest {
     project_id: String,
 }
 
+/// Verifies every bond of a project at bid opening (agency); the same answer as
+/// `GET /api/v1/projects/{id}/bonds`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/verify/bulk",
+    tag = "verification",
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = BulkRequest,
+    responses(
+        (status = 200, description = "The bonds and their reports", body = super::guarantees::BondsOut),
+        SignedIn,
+        JsonBody,
+        NotFound,
+        Conflict,
+    )
+)]
 async fn bulk(
     state: web::Data<AppState>,
     who: Authenticated,

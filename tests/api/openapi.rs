@@ -1,0 +1,267 @@
+//! `GET /api/openapi.json`: the generated description covers exactly the routes the app
+//! serves, and says what clients rely on.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::helpers::{spawn_sqlite, TestApp};
+
+/// The description does not depend on the database, so SQLite is enough.
+async fn fetch_description() -> (TestApp, Value) {
+    let app = spawn_sqlite().await;
+    let res = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .expect("header")
+        .starts_with("application/json"));
+    let spec: Value = res.json().await.expect("the description is JSON");
+    (app, spec)
+}
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+fn operations_of(spec: &Value) -> BTreeSet<(String, String)> {
+    let mut ops = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            if METHODS.contains(&method.as_str()) {
+                ops.insert((method.clone(), path.clone()));
+            }
+        }
+    }
+    ops
+}
+
+fn operation<'a>(spec: &'a Value, method: &str, path: &str) -> &'a Value {
+    let op = &spec["paths"][path][method];
+    assert!(op.is_object(), "{method} {path} is documented");
+    op
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_registered_route_is_documented_and_vice_versa() {
+    let (_app, spec) = fetch_description().await;
+    assert!(
+        spec["openapi"].as_str().expect("version").starts_with("3."),
+        "OpenAPI 3.x, got {}",
+        spec["openapi"]
+    );
+    assert_eq!(spec["info"]["title"], "Baohan");
+    assert_eq!(spec["info"]["version"], env!("CARGO_PKG_VERSION"));
+
+    let registered_list = baohan::web::registered_operations();
+    let registered: BTreeSet<_> = registered_list.iter().cloned().collect();
+    assert_eq!(
+        registered.len(),
+        registered_list.len(),
+        "a route is registered twice"
+    );
+    assert!(registered.len() > 40, "the recorder saw the routes");
+    let documented = operations_of(&spec);
+
+    let undocumented: Vec<_> = registered.difference(&documented).collect();
+    let unregistered: Vec<_> = documented.difference(&registered).collect();
+    assert!(
+        undocumented.is_empty(),
+        "registered but not documented: {undocumented:?}"
+    );
+    assert!(
+        unregistered.is_empty(),
+        "documented but not served: {unregistered:?}"
+    );
+
+    // What is served is what the library generates.
+    let generated: BTreeSet<_> = baohan::web::openapi::documented_operations()
+        .into_iter()
+        .collect();
+    assert_eq!(generated, documented);
+}
+
+/// The recorder and actix agree: every documented operation reaches a handler on the
+/// real server (it does not fall to the JSON 404 of unknown routes or a 405).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_operation_reaches_a_handler() {
+    let (app, spec) = fetch_description().await;
+    for (method, path) in operations_of(&spec) {
+        let concrete = path
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method_ =
+            reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).expect("method");
+        let res = app
+            .client
+            .request(method_, app.url(&concrete))
+            .send()
+            .await
+            .expect("request");
+        let status = res.status();
+        assert_ne!(status, 405, "{method} {concrete}");
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        assert!(
+            !(status == 404 && body["error"]["message"] == "no such endpoint"),
+            "{method} {concrete} is not routed"
+        );
+        // Without credentials, an endpoint that declares security must refuse.
+        let op = operation(&spec, &method, &path);
+        if op.get("security").is_some() {
+            assert_eq!(status, 401, "{method} {concrete} needs credentials");
+        }
+    }
+}
+
+/// Every `$ref` points at something that exists.
+fn assert_refs_resolve(spec: &Value, node: &Value) {
+    match node {
+        Value::Object(map) => {
+            if let Some(Value::String(target)) = map.get("$ref") {
+                let pointer = target.strip_prefix('#').expect("local reference");
+                assert!(spec.pointer(pointer).is_some(), "dangling {target}");
+            }
+            map.values().for_each(|v| assert_refs_resolve(spec, v));
+        }
+        Value::Array(items) => items.iter().for_each(|v| assert_refs_resolve(spec, v)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_description_says_what_clients_rely_on() {
+    let (_app, spec) = fetch_description().await;
+    assert_refs_resolve(&spec, &spec);
+
+    // Verification: the request schema, the report, and errors in the one shape.
+    let verify = operation(&spec, "post", "/api/v1/verify");
+    assert_eq!(
+        verify["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/VerifyRequest"
+    );
+    assert_eq!(
+        verify["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/VerificationReport"
+    );
+    assert_eq!(
+        verify["responses"]["422"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ErrorBody"
+    );
+    assert!(verify.get("security").is_none(), "verification is public");
+    let schemas = &spec["components"]["schemas"];
+    for field in [
+        "number",
+        "code",
+        "document_base64",
+        "signature_base64",
+        "expectations",
+    ] {
+        assert!(
+            schemas["VerifyRequest"]["properties"][field].is_object(),
+            "VerifyRequest.{field}"
+        );
+    }
+    assert!(schemas["ErrorBody"]["properties"]["error"].is_object());
+    for name in [
+        "VerificationReport",
+        "Check",
+        "CheckId",
+        "CheckResult",
+        "Indication",
+        "SubIndication",
+        "SignerDetails",
+        "ExpectationsInput",
+        "NewOrganization",
+        "NewProject",
+        "NewSection",
+        "NewApplication",
+        "NewClaim",
+        "ClaimDecision",
+        "NewIssuerCertificate",
+        "OrganizationView",
+        "ProjectOut",
+        "ApplicationOut",
+        "GuaranteeOut",
+        "IssuedOut",
+        "ClaimOut",
+        "BondOut",
+    ] {
+        assert!(schemas[name].is_object(), "schema {name}");
+    }
+
+    // Authentication: bearer, or the cookie with the CSRF header.
+    let schemes = &spec["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!(schemes["session_cookie"]["in"], "cookie");
+    assert_eq!(schemes["csrf_token"]["in"], "header");
+    assert_eq!(schemes["csrf_token"]["name"], "X-CSRF-Token");
+    assert!(operation(&spec, "post", "/api/v1/auth/login")
+        .get("security")
+        .is_none());
+    let apply = operation(&spec, "post", "/api/v1/applications");
+    let alternatives = apply["security"].as_array().expect("security");
+    assert!(alternatives.iter().any(|a| a.get("bearer").is_some()));
+    assert!(alternatives
+        .iter()
+        .any(|a| a.get("session_cookie").is_some() && a.get("csrf_token").is_some()));
+    assert!(apply["responses"]["401"].is_object());
+
+    // Binary downloads and the signature upload, with their content types.
+    let download = |path: &str, content_type: &str| {
+        let op = operation(&spec, "get", path);
+        assert!(
+            op["responses"]["200"]["content"][content_type].is_object(),
+            "{path} answers {content_type}"
+        );
+    };
+    download("/api/v1/guarantees/{number}/document", "application/json");
+    download(
+        "/api/v1/guarantees/{number}/signature",
+        "application/pkcs7-signature",
+    );
+    download(
+        "/api/v1/guarantees/{number}/chain",
+        "application/x-pem-file",
+    );
+    download("/api/v1/guarantees/{number}/letter", "text/html");
+    let upload = operation(&spec, "post", "/api/v1/applications/{id}/signature");
+    let content = &upload["requestBody"]["content"];
+    assert!(content["application/pkcs7-signature"].is_object());
+    assert_eq!(
+        content["application/json"]["schema"]["$ref"],
+        "#/components/schemas/SignatureUpload"
+    );
+
+    // Every operation belongs to an area.
+    let areas = [
+        "auth",
+        "admin",
+        "organizations",
+        "projects",
+        "applications",
+        "guarantees",
+        "claims",
+        "verification",
+        "mail",
+        "health",
+        "openapi",
+    ];
+    for (method, path) in operations_of(&spec) {
+        let tags = operation(&spec, &method, &path)["tags"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            tags.iter()
+                .any(|t| areas.contains(&t.as_str().unwrap_or(""))),
+            "{method} {path} has an area tag: {tags:?}"
+        );
+    }
+}
