@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# Load test of the server (DESIGN.md §10, issue 4). Starts the release binary on
+# 127.0.0.1 with a fresh SQLite database in a temp dir, sets up a tender with issued
+# bonds through the public API only, then runs wrk against
+#   (c) GET  /healthz          the reference: the server's raw request rate
+#   (a) POST /api/v1/verify    public verification by number + code
+#   (b) POST /api/v1/verify/bulk  the agency's bid-opening check of every bond
+# and prints each rate as a ratio to /healthz measured in the same run (before and
+# after the other runs; the mean is the reference). Everything is stopped and removed
+# on exit, whatever happens.
+#
+# Usage: scripts/load.sh
+# Settings (environment):
+#   LOAD_BONDS=10          bonds issued on the project (two enterprises, one per section)
+#   LOAD_DURATION=15s      each wrk run
+#   LOAD_THREADS=2 LOAD_CONNECTIONS=16
+#   LOAD_OPEN_SECS=20      bid deadline and opening, seconds after the project is created
+#   LOAD_PORT=18089        port on 127.0.0.1
+#   LOAD_LOG=warn          server log filter (info logs every request)
+#   BAOHAN_LOAD_POSTGRES_URL  not supported yet: see BENCHMARKS.md (the script refuses)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BONDS=${LOAD_BONDS:-10}
+DURATION=${LOAD_DURATION:-15s}
+THREADS=${LOAD_THREADS:-2}
+CONNECTIONS=${LOAD_CONNECTIONS:-16}
+OPEN_SECS=${LOAD_OPEN_SECS:-20}
+PORT=${LOAD_PORT:-18089}
+LOG=${LOAD_LOG:-warn}
+BASE="http://127.0.0.1:$PORT"
+BIN=target/release/baohan
+
+if [ -n "${BAOHAN_LOAD_POSTGRES_URL:-}" ]; then
+  # `baohan demo` (the only way to get a first operator) runs on SQLite only, and
+  # `baohan serve` seeds nothing, so the public API alone cannot set up PostgreSQL.
+  echo "load.sh: BAOHAN_LOAD_POSTGRES_URL is not supported yet: no public way to create" >&2
+  echo "the first operator on PostgreSQL (baohan demo is SQLite-only)" >&2
+  exit 2
+fi
+case "$BONDS" in '' | *[!0-9]*) echo "LOAD_BONDS must be a number" >&2; exit 2 ;; esac
+if [ "$BONDS" -lt 1 ] || [ "$BONDS" -gt 400 ]; then
+  echo "LOAD_BONDS must be from 1 to 400 (two per section, at most 200 sections)" >&2
+  exit 2
+fi
+
+need() {
+  command -v "$1" >/dev/null && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "load.sh: $1 is missing; install it (Debian: apt-get install -y $2)" >&2
+    exit 2
+  fi
+  echo "== installing $2 =="
+  apt-get update -qq && apt-get install -y -qq "$2" >/dev/null
+}
+need wrk wrk
+need curl curl
+need python3 python3
+
+echo "== cargo build --release =="
+cargo build --release --bin baohan
+
+TMP=$(mktemp -d)
+SERVER_PID=
+cleanup() {
+  local rc=$?
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  if [ "$rc" -ne 0 ] && [ -f "$TMP/server.log" ]; then
+    echo "== last server log lines ==" >&2
+    tail -20 "$TMP/server.log" >&2
+  fi
+  rm -rf "$TMP"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if curl -s --max-time 1 -o /dev/null "$BASE/healthz"; then
+  echo "load.sh: something already listens on 127.0.0.1:$PORT (set LOAD_PORT)" >&2
+  exit 2
+fi
+
+echo "== demo PKI in a temp dir =="
+"$BIN" pki ca --dir "$TMP/ca" --name "Baohan Load CA" >/dev/null
+mkdir -p "$TMP/data" "$TMP/certs"
+
+echo "== server: $BIN demo on 127.0.0.1:$PORT, SQLite in a temp dir, log=$LOG =="
+BAOHAN_DATA_DIR="$TMP/data" BAOHAN_CERTS_DIR="$TMP/certs" BAOHAN_LISTEN="127.0.0.1:$PORT" \
+  BAOHAN_PUBLIC_BASE_URL="$BASE" BAOHAN_LOG="$LOG" RUST_LOG="$LOG" \
+  "$BIN" demo >"$TMP/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 100); do
+  curl -s --max-time 1 -o /dev/null "$BASE/healthz" && break
+  kill -0 "$SERVER_PID" 2>/dev/null || { echo "the server exited" >&2; exit 1; }
+  sleep 0.2
+done
+curl -sf --max-time 2 -o /dev/null "$BASE/healthz"
+
+echo "== setup through the public API: trust, issuer key, project, $BONDS bonds =="
+python3 - "$BASE" "$TMP" "$BONDS" "$OPEN_SECS" "$BIN" >"$TMP/setup.env" <<'EOF'
+import datetime, json, math, subprocess, sys, time, urllib.error, urllib.request
+
+base, tmp, bonds, open_secs, binary = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+PASSWORD = "baohan-demo-2026"
+
+def call(method, path, token=None, body=None, expect=(200, 201)):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method)
+    req.add_header("content-type", "application/json")
+    if token:
+        req.add_header("authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as res:
+            status, text = res.status, res.read().decode()
+    except urllib.error.HTTPError as e:
+        status, text = e.code, e.read().decode()
+    if status not in expect:
+        sys.exit(f"{method} {path}: HTTP {status}: {text}")
+    return json.loads(text) if text else None
+
+tokens = {}
+def login(user):
+    if user not in tokens:
+        tokens[user] = call("POST", "/api/v1/auth/login", body={"username": user, "password": PASSWORD})["token"]
+    return tokens[user]
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+operator = login("operator")
+orgs = call("GET", "/api/v1/organizations", operator)
+def org(uscc_body):
+    return next(o for o in orgs if o["uscc"].startswith(uscc_body))
+bank, tenderee = org("91371600BK0000003"), org("91371600TE0000007")
+
+subprocess.run([binary, "pki", "issuer", "--ca-dir", f"{tmp}/ca", "--out-dir", f"{tmp}/bank",
+                "--name", bank["name"], "--uscc", bank["uscc"]], check=True, stdout=subprocess.DEVNULL)
+call("POST", "/api/v1/admin/trust-anchors", operator,
+     {"name": "load CA", "certificate_pem": read(f"{tmp}/ca/ca.pem")})
+call("POST", "/api/v1/admin/crls", operator, {"crl_pem": read(f"{tmp}/ca/crl.pem")})
+call("POST", "/api/v1/admin/issuer-certificates", operator,
+     {"organization_id": bank["id"], "certificate_pem": read(f"{tmp}/bank/issuer.pem"),
+      "private_key_pem": read(f"{tmp}/bank/issuer.key.pem")})
+
+deadline = (datetime.datetime.now(datetime.timezone.utc)
+            + datetime.timedelta(seconds=open_secs)).replace(microsecond=0)
+sections = math.ceil(bonds / 2)
+project = call("POST", "/api/v1/projects", login("agency"), {
+    "code": "LOAD-" + str(int(time.time())), "name": "负载测试工程", "tenderee_uscc": tenderee["uscc"],
+    "bid_deadline": deadline.isoformat(), "bid_opening_at": deadline.isoformat(),
+    "bid_validity_days": 60,
+    "sections": [{"code": f"S{i:03d}", "name": f"标段{i}", "bond_amount": "50000.00"}
+                 for i in range(1, sections + 1)],
+})
+issued = []
+started = time.monotonic()
+for i in range(bonds):
+    enterprise = ("enterprise1", "enterprise2")[i % 2]
+    section = project["sections"][i // 2]["id"]
+    app = call("POST", "/api/v1/applications", login(enterprise),
+               {"section_id": section, "issuer_id": bank["id"]})
+    call("POST", f"/api/v1/applications/{app['id']}/approve", login("bank"), {"premium": "600.00"})
+    call("POST", f"/api/v1/applications/{app['id']}/confirm-payment", login("bank"), {})
+    out = call("POST", f"/api/v1/applications/{app['id']}/issue", login("bank"), {})
+    issued.append((out["guarantee"]["number"], out["verification_code"]))
+elapsed = time.monotonic() - started
+if datetime.datetime.now(datetime.timezone.utc) >= deadline:
+    sys.exit(f"issuing took {elapsed:.1f}s, past the deadline: raise LOAD_OPEN_SECS")
+
+# One check of each endpoint before loading it: the answers must be what we measure.
+report = call("POST", "/api/v1/verify", body={"number": issued[0][0], "code": issued[0][1]})
+if report["indication"] != "PASSED":
+    sys.exit(f"public verification is not PASSED: {json.dumps(report)[:400]}")
+print(f"PROJECT_ID={project['id']}")
+print(f"AGENCY_TOKEN={login('agency')}")
+print(f"OPENING_EPOCH={int(deadline.timestamp())}")
+print(f"ISSUE_SECS={elapsed:.2f}")
+with open(f"{tmp}/bonds.txt", "w") as f:
+    for number, code in issued:
+        f.write(f"{number} {code}\n")
+EOF
+# shellcheck disable=SC1091
+. "$TMP/setup.env"
+echo "issued $BONDS bonds in ${ISSUE_SECS}s (4 requests each, sequential)"
+
+# wrk scripts. `done` prints one machine-readable line that summarize() reads.
+cat >"$TMP/report.lua" <<'EOF'
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "RESULT requests=%d duration_us=%d p50_us=%d p90_us=%d p99_us=%d max_us=%d errors=%d non2xx=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, e.connect + e.read + e.write + e.timeout, e.status))
+end
+EOF
+{
+  echo 'local bodies = {'
+  while read -r number code; do
+    printf '  [[{"number":"%s","code":"%s"}]],\n' "$number" "$code"
+  done <"$TMP/bonds.txt"
+  echo '}'
+  cat <<'EOF'
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+EOF
+  cat "$TMP/report.lua"
+} >"$TMP/verify.lua"
+{
+  cat <<EOF
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $AGENCY_TOKEN"
+wrk.body = '{"project_id":"$PROJECT_ID"}'
+EOF
+  cat "$TMP/report.lua"
+} >"$TMP/bulk.lua"
+
+# run NAME LUA URL: one bounded wrk run; keeps its RESULT line in $TMP/NAME.result.
+run() {
+  echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s $2 $3 =="
+  timeout 120 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 10s --latency \
+    -s "$TMP/$2" "$3" | tee "$TMP/$1.out"
+  grep '^RESULT ' "$TMP/$1.out" >"$TMP/$1.result"
+}
+
+run healthz_before report.lua "$BASE/healthz"
+run verify verify.lua "$BASE/api/v1/verify"
+
+now=$(date +%s)
+if [ "$now" -le "$OPENING_EPOCH" ]; then
+  echo "== waiting $((OPENING_EPOCH - now + 1))s for bid opening =="
+  sleep $((OPENING_EPOCH - now + 1))
+fi
+bulk_count=$(curl -sS --max-time 30 -X POST "$BASE/api/v1/verify/bulk" \
+  -H "Authorization: Bearer $AGENCY_TOKEN" -H 'content-type: application/json' \
+  -d "{\"project_id\":\"$PROJECT_ID\"}" |
+  python3 -c 'import json,sys; b=json.load(sys.stdin); print(b["count"], b["passed"])')
+read -r count passed <<<"$bulk_count"
+echo "bulk check before load: $count bonds, $passed PASSED"
+if [ "$count" -ne "$BONDS" ] || [ "$passed" -ne "$BONDS" ]; then
+  echo "bulk verification does not report $BONDS PASSED bonds" >&2
+  exit 1
+fi
+run bulk bulk.lua "$BASE/api/v1/verify/bulk"
+run healthz_after report.lua "$BASE/healthz"
+
+echo
+echo "== summary =="
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'),"\
+  "$(openssl version | cut -d' ' -f1-2); wrk and server on the same machine"
+python3 - "$TMP" "$BONDS" "$THREADS" "$CONNECTIONS" "$DURATION" <<'EOF'
+import sys
+tmp, bonds = sys.argv[1], int(sys.argv[2])
+def load(name):
+    with open(f"{tmp}/{name}.result") as f:
+        fields = dict(kv.split("=") for kv in f.read().split()[1:])
+    r = {k: int(v) for k, v in fields.items()}
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+    return r
+runs = {n: load(n) for n in ("healthz_before", "verify", "bulk", "healthz_after")}
+ref = (runs["healthz_before"]["rps"] + runs["healthz_after"]["rps"]) / 2
+ms = lambda us: f"{us / 1000:.2f}"
+print(f"wrk -t{sys.argv[3]} -c{sys.argv[4]} -d{sys.argv[5]}; reference = mean /healthz rate "
+      f"= {ref:.0f} req/s")
+print()
+print("| endpoint | requests/s | ratio to /healthz | p50 ms | p90 ms | p99 ms | max ms | errors | non-2xx |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+labels = {"healthz_before": "GET /healthz (before)", "verify": "POST /api/v1/verify (number + code)",
+          "bulk": f"POST /api/v1/verify/bulk ({bonds} bonds)", "healthz_after": "GET /healthz (after)"}
+for name, r in runs.items():
+    print(f"| {labels[name]} | {r['rps']:.0f} | {r['rps'] / ref:.3f} | {ms(r['p50_us'])} | "
+          f"{ms(r['p90_us'])} | {ms(r['p99_us'])} | {ms(r['max_us'])} | {r['errors']} | {r['non2xx']} |")
+b = runs["bulk"]["rps"] * bonds
+print()
+print(f"bulk: {b:.0f} bonds verified/s = {b / ref:.3f} x the /healthz request rate; "
+      f"public verify: {runs['verify']['rps']:.0f} verifications/s")
+bad = [n for n, r in runs.items() if r["errors"] or r["non2xx"]]
+if bad:
+    sys.exit(f"errors or non-2xx answers in: {', '.join(bad)}")
+EOF
