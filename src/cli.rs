@@ -1,4 +1,5 @@
-//! The command line: `serve`, `demo`, `migrate`, `verify`, `pki`, `audit verify`.
+//! The command line: `serve`, `demo`, `migrate`, `bootstrap`, `verify`, `pki`,
+//! `audit verify`.
 
 use std::path::PathBuf;
 
@@ -31,6 +32,19 @@ pub enum Command {
     Demo,
     /// Bring the database schema up to date and exit.
     Migrate,
+    /// Create the first operator on an empty database (production set-up). The password
+    /// is read from BAOHAN_BOOTSTRAP_PASSWORD, never from the command line.
+    Bootstrap {
+        /// The operator organization's name (e.g. the city's credit office).
+        #[arg(long)]
+        name: String,
+        /// Its unified social credit code.
+        #[arg(long)]
+        uscc: String,
+        /// The operator user's name.
+        #[arg(long, default_value = "operator")]
+        username: String,
+    },
     /// Verify a guarantee offline (no database): exits 0 PASSED, 1 FAILED, 2 INDETERMINATE.
     Verify(crate::pki::VerifyArgs),
     /// Demo PKI: make a CA, an issuer certificate, a CRL; revoke a certificate.
@@ -83,6 +97,26 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Verify(_) | Command::Pki { .. } => unreachable!("handled above"),
+        Command::Bootstrap {
+            name,
+            uscc,
+            username,
+        } => {
+            let password = std::env::var("BAOHAN_BOOTSTRAP_PASSWORD").map_err(|_| {
+                anyhow::anyhow!("set BAOHAN_BOOTSTRAP_PASSWORD to the operator's password")
+            })?;
+            let pool = db::connect(&settings.database_url(), 1)?;
+            let mut conn = pool.get()?;
+            let user = crate::services::organizations::bootstrap_operator(
+                &mut conn, &name, &uscc, &username, &password,
+            )?;
+            println!(
+                "operator {} created; sign in at {}/api/v1/auth/login",
+                user.username,
+                settings.base_url()
+            );
+            Ok(0)
+        }
         Command::Audit {
             command: AuditCommand::Verify,
         } => {

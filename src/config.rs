@@ -138,11 +138,14 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(file));
         }
-        // BAOHAN_CONFIG names the file (read by the command line) and BAOHAN_TEST_* are
-        // the test harness's; any other unknown BAOHAN_ variable is a typo worth an error.
+        // BAOHAN_CONFIG names the file and BAOHAN_BOOTSTRAP_PASSWORD is read by one
+        // command; BAOHAN_TEST_* and BAOHAN_LOAD_* belong to the tests and the load
+        // script. Any other unknown BAOHAN_ variable is a typo worth an error.
         let env = Env::prefixed("BAOHAN_").filter(|key| {
             let key = key.as_str().to_ascii_lowercase();
-            key != "config" && !key.starts_with("test_")
+            !matches!(key.as_str(), "config" | "bootstrap_password")
+                && !key.starts_with("test_")
+                && !key.starts_with("load_")
         });
         let figment = figment.merge(env);
         let settings: Settings = figment

@@ -384,3 +384,72 @@ pub fn create_user(ctx: &Context, actor: &Actor, input: NewUser) -> Result<User,
     })?;
     Ok(user)
 }
+
+/// Creates the first operator organization and its user on an empty exchange, so that
+/// a production database (where `baohan demo` is not used) has someone to administer
+/// it. Refused once any operator exists.
+pub fn bootstrap_operator(
+    conn: &mut crate::db::DbConnection,
+    name: &str,
+    uscc: &str,
+    username: &str,
+    password: &str,
+) -> Result<User, ServiceError> {
+    let at = super::now();
+    let org = validate_organization(
+        NewOrganization {
+            kind: OrgKind::Operator.as_str().into(),
+            name: name.into(),
+            uscc: uscc.into(),
+            ..Default::default()
+        },
+        at,
+    )?;
+    if password.chars().count() < 12 {
+        return Err(ServiceError::invalid(
+            "password",
+            "must be at least 12 characters",
+        ));
+    }
+    let password_hash = super::auth::hash_password(password)?;
+    write_tx(conn, |c| {
+        let operators: i64 = organizations::table
+            .filter(organizations::kind.eq(OrgKind::Operator.as_str()))
+            .count()
+            .get_result(c)?;
+        if operators > 0 {
+            return Err(ServiceError::Conflict(
+                "an operator exists already; further users are added through the API".into(),
+            ));
+        }
+        diesel::insert_into(organizations::table)
+            .values(&org)
+            .execute(c)?;
+        let user = User {
+            id: new_id(),
+            organization_id: org.id.clone(),
+            username: username.trim().to_owned(),
+            display_name: "Operator".into(),
+            email: None,
+            role: Role::Operator.as_str().into(),
+            password_hash,
+            resident_id_hmac: None,
+            resident_id_masked: None,
+            active: true,
+            created_at: at,
+        };
+        diesel::insert_into(users::table).values(&user).execute(c)?;
+        audit::append(
+            c,
+            &AuditEvent {
+                action: "bootstrap_operator",
+                entity_kind: "organization",
+                entity_id: &org.id,
+                details: serde_json::json!({ "uscc": org.uscc, "username": user.username }),
+                ..Default::default()
+            },
+            at,
+        )?;
+        Ok(user)
+    })
+}

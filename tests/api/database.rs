@@ -144,3 +144,48 @@ async fn instances_starting_together_migrate_once() {
         .expect("migrations table");
     assert_eq!(applied.n, 1, "the one migration is recorded once");
 }
+
+/// `baohan bootstrap` on an empty database makes the first operator, once.
+async fn bootstrap_on_an_empty_database(url: String) {
+    let done = tokio::task::spawn_blocking(move || {
+        let pool = baohan::db::connect(&url, 1).expect("connect");
+        let mut conn = pool.get().expect("conn");
+        let uscc = crate::helpers::uscc("12371600MB2850001");
+        let first = baohan::services::organizations::bootstrap_operator(
+            &mut conn,
+            "滨州市社会信用体系建设服务中心",
+            &uscc,
+            "operator",
+            "a long enough password",
+        );
+        let second = baohan::services::organizations::bootstrap_operator(
+            &mut conn,
+            "Another",
+            &crate::helpers::uscc("12371600MB2850002"),
+            "operator2",
+            "a long enough password",
+        );
+        (first.map(|u| u.role), second.map(|u| u.role))
+    })
+    .await
+    .expect("task");
+    assert_eq!(done.0.expect("first bootstrap"), "operator");
+    assert!(
+        matches!(done.1, Err(baohan::services::ServiceError::Conflict(_))),
+        "{:?}",
+        done.1
+    );
+}
+
+#[tokio::test]
+async fn bootstrap_makes_the_first_operator_once_on_sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    bootstrap_on_an_empty_database(format!("sqlite://{}", dir.path().join("b.db").display())).await;
+}
+
+#[tokio::test]
+async fn bootstrap_makes_the_first_operator_once_on_postgres() {
+    if let Some(db) = crate::helpers::create_postgres_database().await {
+        bootstrap_on_an_empty_database(db.url.clone()).await;
+    }
+}
