@@ -126,8 +126,9 @@ impl Application {
 const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Periodic work that any instance may do (every step is safe to repeat or to run on
-/// several instances at once): expire guarantees whose validity ended, reload the trust
-/// store so anchors and CRLs registered elsewhere take effect.
+/// several instances at once): expire guarantees whose validity ended, tell bidders
+/// whose guarantees run out soon, reload the trust store so anchors and CRLs registered
+/// elsewhere take effect.
 async fn upkeep(ctx: services::Context) {
     let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
     loop {
@@ -135,6 +136,7 @@ async fn upkeep(ctx: services::Context) {
         let c = ctx.clone();
         let done = tokio::task::spawn_blocking(move || {
             let expired = services::guarantees::expire_due(&c)?;
+            services::guarantees::send_expiry_notices(&c)?;
             c.verifier.reload(&c.pool)?;
             Ok::<usize, services::ServiceError>(expired)
         })

@@ -182,6 +182,7 @@ pub struct Guarantee {
     pub verification_code_sealed: Vec<u8>,
     pub issued_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub expiry_notice_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

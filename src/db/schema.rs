@@ -158,6 +158,7 @@ diesel::table! {
         verification_code_sealed -> Binary,
         issued_at -> Timestamp,
         updated_at -> Timestamp,
+        expiry_notice_at -> Nullable<Timestamp>,
     }
 }
 

@@ -414,6 +414,7 @@ fn record_signature(
                 verification_code_sealed: draft.verification_code_sealed.clone(),
                 issued_at: at,
                 updated_at: at,
+                expiry_notice_at: None,
             };
             diesel::insert_into(guarantees::table)
                 .values(&g)
@@ -1600,4 +1601,46 @@ pub fn offer_amendments(
         offered.push(g.number.clone());
     }
     Ok(offered)
+}
+
+/// How long before the end of validity the bidder is told its guarantee runs out.
+pub const EXPIRY_NOTICE_DAYS: i64 = 7;
+
+/// Tells each bidder, once, that a guarantee in force runs out within
+/// [`EXPIRY_NOTICE_DAYS`]. Claiming the notice is a conditional update, so several
+/// instances running this together send each mail once.
+pub fn send_expiry_notices(ctx: &Context) -> Result<usize, ServiceError> {
+    let at = ctx.now();
+    let horizon = at + Duration::days(EXPIRY_NOTICE_DAYS);
+    let mut conn = ctx.conn()?;
+    let due: Vec<String> = guarantees::table
+        .filter(guarantees::status.eq_any([
+            GuaranteeState::Issued.as_str(),
+            GuaranteeState::Accepted.as_str(),
+        ]))
+        .filter(guarantees::valid_until.le(horizon))
+        .filter(guarantees::valid_until.gt(at))
+        .filter(guarantees::expiry_notice_at.is_null())
+        .limit(1000)
+        .select(guarantees::id)
+        .load(&mut conn)?;
+    let mut sent = 0;
+    for id in due {
+        sent += write_tx(&mut conn, |c| -> Result<usize, ServiceError> {
+            let claimed = diesel::update(
+                guarantees::table
+                    .filter(guarantees::id.eq(&id))
+                    .filter(guarantees::expiry_notice_at.is_null()),
+            )
+            .set(guarantees::expiry_notice_at.eq(at))
+            .execute(c)?;
+            if claimed != 1 {
+                return Ok(0);
+            }
+            let view = load_view_by_id(c, &id)?;
+            super::notify::guarantee_expiring(c, ctx, &view, at)?;
+            Ok(1)
+        })?;
+    }
+    Ok(sent)
 }

@@ -175,3 +175,29 @@ pub fn guarantee_released(
         )
     })
 }
+
+/// A guarantee in force runs out soon, to the bidder.
+pub fn guarantee_expiring(
+    c: &mut DbConnection,
+    ctx: &Context,
+    v: &GuaranteeView,
+    at: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    let days_left = u32::try_from((v.guarantee.valid_until - at).num_days().max(0)).unwrap_or(0);
+    queue(c, &v.enterprise, at, |to| {
+        templates::guarantee_expiring(
+            to,
+            &templates::GuaranteeExpiring {
+                recipient_name: v.enterprise.name.clone(),
+                guarantee_number: v.guarantee.number.clone(),
+                project_name: v.project.name.clone(),
+                valid_until: china_rfc3339(v.guarantee.valid_until),
+                days_left,
+                link: format!(
+                    "{}/api/v1/guarantees/{}",
+                    ctx.public_base_url, v.guarantee.number
+                ),
+            },
+        )
+    })
+}

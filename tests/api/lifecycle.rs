@@ -58,9 +58,44 @@ async fn overdue_claims_are_flagged_and_lapsed_guarantees_expire(app: TestApp) {
         .expect("json");
     assert_eq!(claims[0]["overdue"], true, "{claims}");
 
+    // A week before the end of validity the bidder is told, once; the claimed bond is
+    // not in force and gets no notice.
+    app.ctx.clock.advance(chrono::Duration::days(45));
+    let notices = |app: &TestApp| {
+        let ctx = app.ctx.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                baohan::services::guarantees::send_expiry_notices(&ctx)
+            })
+            .await
+            .expect("task")
+            .expect("notices")
+        }
+    };
+    assert_eq!(notices(&app).await, 1);
+    assert_eq!(notices(&app).await, 0, "sent once");
+    let pool = app.pool.clone();
+    let queued = tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().expect("conn");
+        baohan::mail::outbox::list(&mut conn, baohan::mail::outbox::MailStatus::Pending)
+            .expect("outbox")
+    })
+    .await
+    .expect("task");
+    let expiring: Vec<_> = queued
+        .iter()
+        .filter(|m| m.subject.starts_with("保函即将到期") && m.subject.ends_with(lapsing.as_str()))
+        .collect();
+    assert_eq!(
+        expiring.len(),
+        1,
+        "{:?}",
+        queued.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+
     // When validity ends the background job expires the bond; the claimed one waits
     // for its decision instead.
-    app.ctx.clock.advance(chrono::Duration::days(60));
+    app.ctx.clock.advance(chrono::Duration::days(15));
     let ctx = app.ctx.clone();
     let expired =
         tokio::task::spawn_blocking(move || baohan::services::guarantees::expire_due(&ctx))

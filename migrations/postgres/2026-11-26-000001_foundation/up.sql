@@ -149,7 +149,9 @@ CREATE TABLE guarantees (
     -- The code again, sealed under the master key, so the letter can be printed again.
     verification_code_sealed BYTEA NOT NULL,
     issued_at TIMESTAMP NOT NULL,
-    updated_at TIMESTAMP NOT NULL
+    updated_at TIMESTAMP NOT NULL,
+    -- When the bidder was told the guarantee runs out soon (sent once).
+    expiry_notice_at TIMESTAMP
 );
 CREATE INDEX guarantees_section ON guarantees(section_id);
 CREATE INDEX guarantees_status_valid_until ON guarantees(status, valid_until);
