@@ -680,6 +680,16 @@ fn verify_view(
     expectations: Expectations,
 ) -> Result<VerificationReport, ServiceError> {
     let fingerprints = super::trust::issuer_fingerprints(c, &view.issuer.id)?;
+    verify_with(ctx, view, fingerprints, expectations)
+}
+
+/// Verifies a registered guarantee's current version against the exchange's record.
+fn verify_with(
+    ctx: &Context,
+    view: &GuaranteeView,
+    fingerprints: Vec<String>,
+    expectations: Expectations,
+) -> Result<VerificationReport, ServiceError> {
     let signature = view.version.signature.as_deref().unwrap_or_default();
     Ok(ctx.verifier.engine().verify(
         &view.version.document,
@@ -793,17 +803,64 @@ pub fn bonds_at_opening(
             china_rfc3339(project.bid_opening_at)
         )));
     }
-    let rows: Vec<Guarantee> = guarantees::table
+    // A few queries for the whole project, not several per bond: the bonds with their
+    // sections and current versions, the organizations named, each issuer's
+    // certificates once.
+    let rows: Vec<(Guarantee, Section, GuaranteeVersion)> = guarantees::table
         .inner_join(sections::table)
+        .inner_join(
+            guarantee_versions::table.on(guarantee_versions::guarantee_id
+                .eq(guarantees::id)
+                .and(guarantee_versions::version.eq(guarantees::current_version))),
+        )
         .filter(sections::project_id.eq(&project.id))
         .order((sections::code.asc(), guarantees::number.asc()))
-        .select(Guarantee::as_select())
+        .select((
+            Guarantee::as_select(),
+            Section::as_select(),
+            GuaranteeVersion::as_select(),
+        ))
         .load(&mut conn)?;
+    let mut org_ids: Vec<&str> = rows
+        .iter()
+        .flat_map(|(g, _, _)| [g.enterprise_id.as_str(), g.issuer_id.as_str()])
+        .collect();
+    org_ids.push(&project.tenderee_id);
+    let orgs: std::collections::HashMap<String, Organization> = organizations::table
+        .filter(organizations::id.eq_any(&org_ids))
+        .select(Organization::as_select())
+        .load(&mut conn)?
+        .into_iter()
+        .map(|o| (o.id.clone(), o))
+        .collect();
+    let org = |id: &str| {
+        orgs.get(id)
+            .cloned()
+            .ok_or_else(|| ServiceError::Internal(format!("organization {id} missing")))
+    };
+    let mut fingerprints: std::collections::HashMap<String, Vec<String>> =
+        std::collections::HashMap::new();
     let mut out = Vec::with_capacity(rows.len());
-    for g in rows {
-        let view = view_of(&mut conn, g)?;
+    for (guarantee, section, version) in rows {
+        if !fingerprints.contains_key(&guarantee.issuer_id) {
+            let found = super::trust::issuer_fingerprints(&mut conn, &guarantee.issuer_id)?;
+            fingerprints.insert(guarantee.issuer_id.clone(), found);
+        }
+        let view = GuaranteeView {
+            enterprise: org(&guarantee.enterprise_id)?,
+            issuer: org(&guarantee.issuer_id)?,
+            tenderee: org(&project.tenderee_id)?,
+            project: project.clone(),
+            section,
+            version,
+            guarantee,
+        };
         let expectations = tender_expectations(&view);
-        let report = verify_view(ctx, &mut conn, &view, expectations)?;
+        let known = fingerprints
+            .get(&view.guarantee.issuer_id)
+            .cloned()
+            .unwrap_or_default();
+        let report = verify_with(ctx, &view, known, expectations)?;
         out.push((view, report));
     }
     Ok((project, out))
