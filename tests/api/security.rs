@@ -102,6 +102,10 @@ async fn the_authorization_matrix_holds(app: TestApp) {
         .organization_id(&operator, &crate::helpers::demo_uscc("enterprise1"))
         .await;
     let deadline = (chrono::Utc::now() + chrono::Duration::days(5)).to_rfc3339();
+    let earlier = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let bank_org = app
+        .organization_id(&operator, &crate::helpers::demo_uscc("bank"))
+        .await;
     let ca_pem = {
         let ca = baohan::pki::demo::DemoCa::new("Matrix CA", baohan::pki::demo::KeyType::EcP256)
             .expect("ca");
@@ -263,6 +267,143 @@ async fn the_authorization_matrix_holds(app: TestApp) {
             "/api/v1/claims".into(),
             None,
             [401, 200, 200, 200, 200, 200, 200, 200, 403],
+        ),
+        (
+            get.clone(),
+            "/api/v1/auth/me".into(),
+            None,
+            [401, 200, 200, 200, 200, 200, 200, 200, 200],
+        ),
+        (
+            get.clone(),
+            format!("/api/v1/organizations/{enterprise_org}"),
+            None,
+            [401, 200, 200, 404, 404, 404, 404, 404, 404],
+        ),
+        (
+            post.clone(),
+            "/api/v1/admin/crls".into(),
+            Some(json!({ "crl_pem": "not a CRL" })),
+            [401, 422, 403, 403, 403, 403, 403, 403, 403],
+        ),
+        (
+            post.clone(),
+            "/api/v1/admin/mail/no-such-mail/retry".into(),
+            Some(json!({})),
+            [401, 404, 403, 403, 403, 403, 403, 403, 403],
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/auth/tokens/no-such-token".into(),
+            None,
+            [401, 404, 404, 404, 404, 404, 404, 404, 404],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/projects/{p}"),
+            Some(json!({ "name": "滨州港疏港路改建工程" })),
+            [401, 403, 403, 403, 403, 403, 200, 404, 403],
+        ),
+        (
+            post.clone(),
+            format!("/api/v1/projects/{p}/postpone"),
+            // Earlier than the current deadline: the agency is refused for the input.
+            Some(json!({ "bid_deadline": earlier, "bid_opening_at": earlier })),
+            [401, 403, 403, 403, 403, 403, 422, 404, 403],
+        ),
+        (
+            post.clone(),
+            format!("/api/v1/applications/{a}/decline"),
+            Some(json!({ "reason": "no" })),
+            [401, 403, 403, 403, 409, 404, 403, 403, 403],
+        ),
+        (
+            get.clone(),
+            format!("/api/v1/applications/{a}/draft"),
+            None,
+            [401, 403, 403, 403, 409, 404, 403, 403, 403],
+        ),
+        (
+            post.clone(),
+            format!("/api/v1/applications/{a}/issue"),
+            Some(json!({})),
+            [401, 403, 403, 403, 409, 404, 403, 403, 403],
+        ),
+        (
+            post.clone(),
+            format!("/api/v1/applications/{a}/signature"),
+            Some(json!({ "signature_base64": "MAA=" })),
+            [401, 403, 403, 403, 409, 404, 403, 403, 403],
+        ),
+        (
+            get.clone(),
+            format!("/api/v1/guarantees/{g}/signature"),
+            None,
+            [401, 200, 200, 404, 200, 404, 404, 404, 404],
+        ),
+        (
+            get.clone(),
+            format!("/api/v1/guarantees/{g}/chain"),
+            None,
+            [401, 200, 200, 404, 200, 404, 404, 404, 404],
+        ),
+        (
+            post.clone(),
+            "/api/v1/claims/no-such-claim/decision".into(),
+            Some(json!({ "decision": "pay" })),
+            [401, 403, 403, 403, 404, 404, 403, 403, 403],
+        ),
+        (
+            post.clone(),
+            format!("/api/v1/projects/{p}/sections/{section}/award"),
+            Some(json!({ "winner_enterprise_id": enterprise_org })),
+            [401, 403, 403, 403, 403, 403, 403, 404, 403],
+        ),
+        (
+            post.clone(),
+            format!("/api/v1/projects/{p}/sections/{section}/contract"),
+            Some(json!({})),
+            [401, 403, 403, 403, 403, 403, 409, 404, 403],
+        ),
+        (
+            post.clone(),
+            "/api/v1/verify/bulk".into(),
+            Some(json!({ "project_id": p })),
+            [401, 403, 403, 403, 403, 403, 403, 404, 403],
+        ),
+        // Last, as they change the guarantee: only its issuer revokes; then nobody can
+        // cancel it any more (its bidder could have, before the deadline).
+        (
+            post.clone(),
+            format!("/api/v1/guarantees/{g}/revoke"),
+            Some(json!({ "reason": "error" })),
+            [401, 403, 403, 404, 200, 404, 404, 404, 404],
+        ),
+        (
+            post.clone(),
+            format!("/api/v1/guarantees/{g}/cancel"),
+            Some(json!({})),
+            [401, 403, 409, 404, 403, 404, 404, 404, 404],
+        ),
+        (
+            post.clone(),
+            "/api/v1/applications".into(),
+            Some(json!({ "section_id": section, "issuer_id": bank_org })),
+            // enterprise1 holds an application for this section already.
+            [401, 403, 409, 201, 403, 403, 403, 403, 403],
+        ),
+        (
+            post.clone(),
+            "/api/v1/auth/tokens".into(),
+            Some(json!({ "name": "robot @@" })),
+            [401, 201, 201, 201, 201, 201, 201, 201, 201],
+        ),
+        // Very last: it ends every session used above.
+        (
+            post.clone(),
+            "/api/v1/auth/logout".into(),
+            Some(json!({})),
+            [401, 204, 204, 204, 204, 204, 204, 204, 204],
         ),
     ];
     let mut failures = Vec::new();
