@@ -4,7 +4,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use crate::exchange::{
-    create_project, issue_hosted, paid_application, setup_pki, sign_with_openssl,
+    create_project, issue_hosted, paid_application, setup_pki, sign_with_openssl, upload_signature,
 };
 use crate::helpers::{assert_error, TestApp};
 
@@ -37,16 +37,7 @@ async fn a_postponed_deadline_is_covered_by_signed_amendments(app: TestApp) {
         .await
         .expect("draft");
     let signature = sign_with_openssl(pki.dir.path(), &draft, "insurer.pem", "insurer.key");
-    let upload = |app_id: String, signature: Vec<u8>| {
-        let req = app
-            .client
-            .post(app.url(&format!("/api/v1/applications/{app_id}/signature")))
-            .bearer_auth(&insurer)
-            .header("content-type", "application/pkcs7-signature")
-            .body(signature);
-        async move { req.send().await.expect("upload") }
-    };
-    let res = upload(external_app.clone(), signature).await;
+    let res = upload_signature(&app, &insurer, &external_app, signature).await;
     assert_eq!(res.status(), 201);
     let external_number = res.json::<Value>().await.expect("json")["guarantee"]["number"]
         .as_str()
@@ -152,7 +143,7 @@ async fn a_postponed_deadline_is_covered_by_signed_amendments(app: TestApp) {
     assert_eq!(res.headers()["x-document-version"], "2");
     let draft2 = res.bytes().await.expect("draft");
     let signature2 = sign_with_openssl(pki.dir.path(), &draft2, "insurer.pem", "insurer.key");
-    let res = upload(external_app.clone(), signature2).await;
+    let res = upload_signature(&app, &insurer, &external_app, signature2).await;
     assert_eq!(res.status(), 201);
     assert_eq!(
         res.json::<Value>().await.expect("json")["guarantee"]["version"],

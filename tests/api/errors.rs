@@ -209,41 +209,19 @@ async fn garbage_documents_and_signatures_get_format_failure_or_4xx(app: TestApp
         vec![0u8; 1000],
         b"-----BEGIN PKCS7-----".to_vec(),
     ] {
-        let res = app
-            .client
-            .post(app.url(&format!("/api/v1/applications/{application}/signature")))
-            .bearer_auth(&insurer)
-            .header("content-type", "application/pkcs7-signature")
-            .body(garbage)
-            .send()
-            .await
-            .expect("upload");
+        let res = crate::exchange::upload_signature(&app, &insurer, &application, garbage).await;
         let error = assert_error(res, 422, "signature_rejected").await;
         assert_eq!(
             error["details"]["sub_indication"], "FORMAT_FAILURE",
             "{error}"
         );
     }
-    let res = app
-        .client
-        .post(app.url(&format!("/api/v1/applications/{application}/signature")))
-        .bearer_auth(&insurer)
-        .header("content-type", "application/pkcs7-signature")
-        .body(Vec::new())
-        .send()
-        .await
-        .expect("upload");
+    let res = crate::exchange::upload_signature(&app, &insurer, &application, Vec::new()).await;
     let error = assert_error(res, 422, "validation_failed").await;
     assert_eq!(error["details"]["field"], "signature");
-    let res = app
-        .client
-        .post(app.url(&format!("/api/v1/applications/{application}/signature")))
-        .bearer_auth(&insurer)
-        .header("content-type", "application/pkcs7-signature")
-        .body(vec![0x30u8; 200 * 1024])
-        .send()
-        .await
-        .expect("upload");
+    let res =
+        crate::exchange::upload_signature(&app, &insurer, &application, vec![0x30u8; 200 * 1024])
+            .await;
     assert_error(res, 413, "payload_too_large").await;
     let status = app
         .get(&insurer, &format!("/api/v1/applications/{application}"))

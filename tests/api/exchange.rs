@@ -178,6 +178,23 @@ pub async fn paid_application(
     id
 }
 
+/// Uploads a DER signature for an application, as an issuer's own system would.
+pub async fn upload_signature(
+    app: &TestApp,
+    token: &str,
+    application_id: &str,
+    signature: Vec<u8>,
+) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/api/v1/applications/{application_id}/signature")))
+        .bearer_auth(token)
+        .header("content-type", "application/pkcs7-signature")
+        .body(signature)
+        .send()
+        .await
+        .expect("upload")
+}
+
 /// Issues with the bank's hosted key; returns (number, verification code).
 pub async fn issue_hosted(app: &TestApp, application_id: &str) -> (String, String) {
     let bank = app.login("bank").await;
@@ -300,15 +317,7 @@ async fn the_guarantee_lifecycle_end_to_end(backend: TestBackend) {
     )
     .expect("w");
     let bad = sign_with_openssl(pki.dir.path(), &draft, "rogue.pem", "rogue.key");
-    let res = app
-        .client
-        .post(app.url(&format!("/api/v1/applications/{app2}/signature")))
-        .bearer_auth(&insurer)
-        .header("content-type", "application/pkcs7-signature")
-        .body(bad)
-        .send()
-        .await
-        .expect("upload");
+    let res = upload_signature(&app, &insurer, &app2, bad).await;
     let error = assert_error(res, 422, "signature_rejected").await;
     assert_eq!(
         error["details"]["sub_indication"], "SIGNER_NOT_ISSUER",
@@ -321,15 +330,7 @@ async fn the_guarantee_lifecycle_end_to_end(backend: TestBackend) {
         "insurer.pem",
         "insurer.key",
     );
-    let res = app
-        .client
-        .post(app.url(&format!("/api/v1/applications/{app2}/signature")))
-        .bearer_auth(&insurer)
-        .header("content-type", "application/pkcs7-signature")
-        .body(other)
-        .send()
-        .await
-        .expect("upload");
+    let res = upload_signature(&app, &insurer, &app2, other).await;
     assert_error(res, 422, "signature_rejected").await;
     // The real one is accepted.
     let good = sign_with_openssl(pki.dir.path(), &draft, "insurer.pem", "insurer.key");
