@@ -173,7 +173,7 @@ fn demo(mut settings: Settings) -> anyhow::Result<()> {
     let listen = settings.listen;
     println!("Baohan demo");
     println!(
-        "  database: {} ({} organizations, {} users, {} projects added)",
+        "  database: {} (added now: {} organizations, {} users, {} projects)",
         redact_url(&settings.database_url()),
         seeded.organizations,
         seeded.users,
