@@ -514,15 +514,25 @@ fn view_of(c: &mut DbConnection, guarantee: Guarantee) -> Result<GuaranteeView, 
         .filter(sections::id.eq(&guarantee.section_id))
         .select((Section::as_select(), Project::as_select()))
         .first::<(Section, Project)>(c)?;
-    let org = |c: &mut DbConnection, id: &str| -> Result<Organization, ServiceError> {
-        Ok(organizations::table
-            .find(id)
-            .select(Organization::as_select())
-            .first(c)?)
+    // The three parties in one query.
+    let ids = [
+        guarantee.enterprise_id.as_str(),
+        guarantee.issuer_id.as_str(),
+        project.tenderee_id.as_str(),
+    ];
+    let orgs: Vec<Organization> = organizations::table
+        .filter(organizations::id.eq_any(ids))
+        .select(Organization::as_select())
+        .load(c)?;
+    let org = |id: &str| {
+        orgs.iter()
+            .find(|o| o.id == id)
+            .cloned()
+            .ok_or_else(|| ServiceError::Internal(format!("organization {id} missing")))
     };
-    let enterprise = org(c, &guarantee.enterprise_id)?;
-    let issuer = org(c, &guarantee.issuer_id)?;
-    let tenderee = org(c, &project.tenderee_id)?;
+    let enterprise = org(&guarantee.enterprise_id)?;
+    let issuer = org(&guarantee.issuer_id)?;
+    let tenderee = org(&project.tenderee_id)?;
     Ok(GuaranteeView {
         guarantee,
         version,
