@@ -9,6 +9,7 @@ pub mod money;
 pub mod party;
 pub mod resident_id;
 mod string_enum;
+pub mod time;
 pub mod uscc;
 pub mod verification_code;
 

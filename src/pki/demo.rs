@@ -221,6 +221,14 @@ impl DemoCa {
                     .build()?,
             )?;
         }
+        Ok(IssuedCert {
+            cert: self.sign(b)?,
+            key,
+        })
+    }
+
+    /// Adds the key identifiers (this CA as the authority) and signs the certificate.
+    fn sign(&self, mut b: X509Builder) -> Result<X509, ErrorStack> {
         let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(&self.cert), None))?;
         b.append_extension(ski)?;
         let aki = AuthorityKeyIdentifier::new()
@@ -228,10 +236,7 @@ impl DemoCa {
             .build(&b.x509v3_context(Some(&self.cert), None))?;
         b.append_extension(aki)?;
         b.sign(&self.key, MessageDigest::sha256())?;
-        Ok(IssuedCert {
-            cert: b.build(),
-            key,
-        })
+        Ok(b.build())
     }
 
     /// Issues a subordinate CA certificate (for chains with an intermediate).
@@ -259,15 +264,8 @@ impl DemoCa {
                 .crl_sign()
                 .build()?,
         )?;
-        let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(&self.cert), None))?;
-        b.append_extension(ski)?;
-        let aki = AuthorityKeyIdentifier::new()
-            .keyid(true)
-            .build(&b.x509v3_context(Some(&self.cert), None))?;
-        b.append_extension(aki)?;
-        b.sign(&self.key, MessageDigest::sha256())?;
         Ok(DemoCa {
-            cert: b.build(),
+            cert: self.sign(b)?,
             key,
         })
     }

@@ -189,8 +189,7 @@ pub fn seed(conn: &mut DbConnection) -> Result<Seeded, ServiceError> {
                     .ok_or_else(|| ServiceError::Internal(format!("demo {kind} missing")))
             };
             // Bids close at 09:00 China time two weeks from today and open at once.
-            let china = chrono::FixedOffset::east_opt(8 * 3600)
-                .ok_or_else(|| ServiceError::Internal("offset".into()))?;
+            let china = crate::domain::time::china();
             let day = (chrono::Utc::now().with_timezone(&china) + Duration::days(14)).date_naive();
             let deadline = china
                 .from_local_datetime(

@@ -3,7 +3,7 @@
 //! transaction with its audit entry; anything the lifecycle does not allow is refused
 //! naming the current state.
 
-use chrono::{Datelike, Duration, FixedOffset, NaiveDateTime, TimeZone, Weekday};
+use chrono::{Datelike, Duration, NaiveDateTime, TimeZone, Weekday};
 use diesel::prelude::*;
 use subtle_eq::constant_time_eq;
 
@@ -40,17 +40,7 @@ mod subtle_eq {
     }
 }
 
-/// China Standard Time, in which documents and letters state times.
-pub fn china() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| unreachable!("+08:00 is a valid offset"))
-}
-
-/// A stored UTC time as RFC 3339 in China time.
-pub fn china_rfc3339(t: NaiveDateTime) -> String {
-    china()
-        .from_utc_datetime(&t)
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-}
+pub use crate::domain::time::{china, china_rfc3339};
 
 /// A guarantee with its current signed version and its parties.
 #[derive(Debug, Clone)]

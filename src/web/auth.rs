@@ -41,6 +41,11 @@ impl FromRequest for Authenticated {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        use actix_web::HttpMessage;
+        // Already resolved earlier in this request (the idempotency middleware does).
+        if let Some(known) = req.extensions().get::<Authenticated>().cloned() {
+            return Box::pin(async move { Ok(known) });
+        }
         let req = req.clone();
         Box::pin(async move {
             let state = req

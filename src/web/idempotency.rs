@@ -47,7 +47,11 @@ pub async fn middleware(
     // Who is asking: keys are per user. An unauthenticated request runs as it would
     // without the header (and is refused by its handler).
     let actor = match Authenticated::from_request(&http_req, &mut Payload::None).await {
-        Ok(who) => who.0,
+        Ok(who) => {
+            // The handler's extractor finds it here instead of asking the database again.
+            actix_web::HttpMessage::extensions_mut(&http_req).insert(who.clone());
+            who.0
+        }
         Err(_) => {
             let req = ServiceRequest::from_parts(http_req, payload);
             return next

@@ -24,10 +24,4 @@ pub fn routes<R: Routes>(r: &mut R) {
 }
 
 /// Times in answers: RFC 3339 in China time, as users read them.
-pub fn china_time(t: chrono::NaiveDateTime) -> String {
-    let offset = chrono::FixedOffset::east_opt(8 * 3600)
-        .unwrap_or_else(|| unreachable!("+08:00 is a valid offset"));
-    t.and_utc()
-        .with_timezone(&offset)
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-}
+pub use crate::domain::time::china_rfc3339 as china_time;
