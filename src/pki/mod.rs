@@ -5,6 +5,7 @@
 //! This layer knows nothing about the database or HTTP; of the domain it uses only the
 //! money parser (amounts in documents are decimal strings).
 
+pub mod certs;
 pub mod cli;
 pub mod cms_parse;
 pub mod demo;

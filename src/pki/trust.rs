@@ -13,7 +13,6 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::hash::MessageDigest;
 use openssl::stack::Stack;
 use openssl::x509::store::{X509Store, X509StoreBuilder};
@@ -22,6 +21,8 @@ use openssl::x509::{X509Crl, X509NameRef, X509PurposeId, X509StoreContext, X509}
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+
+use crate::pki::certs::{asn1_to_unix, name_to_string, unix_to_rfc3339};
 
 /// Largest trust file read from a directory.
 const MAX_TRUST_FILE_BYTES: u64 = 4 * 1024 * 1024;
@@ -255,20 +256,6 @@ fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Converts an ASN.1 time to Unix seconds.
-pub(crate) fn asn1_to_unix(time: &Asn1TimeRef) -> Result<i64, openssl::error::ErrorStack> {
-    let epoch = Asn1Time::from_unix(0)?;
-    let diff = epoch.diff(time)?;
-    Ok(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
-}
-
-/// RFC 3339 form of Unix seconds (UTC).
-pub(crate) fn unix_to_rfc3339(secs: i64) -> String {
-    DateTime::<Utc>::from_timestamp(secs, 0)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_else(|| secs.to_string())
-}
-
 impl TrustStore {
     /// Loads a store from a directory (see [`TrustStoreBuilder::add_directory`]).
     pub fn from_directory(dir: &Path) -> Result<Self, TrustStoreError> {
@@ -336,7 +323,7 @@ impl TrustStore {
                     .iter()
                     .any(|c| c.this_update <= now && c.next_update.is_some_and(|n| now < n));
                 CaCrlStatus {
-                    subject: crate::pki::verify::name_to_string(anchor.subject_name()),
+                    subject: name_to_string(anchor.subject_name()),
                     sha256_fingerprint: anchor
                         .digest(MessageDigest::sha256())
                         .map(|d| hex::encode(&*d))

@@ -39,12 +39,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::domain::money::Amount;
+use crate::pki::certs::{asn1_to_unix, name_to_string, unix_to_rfc3339};
 use crate::pki::cms_parse::{oid, parse_signed_data, SignedData, SignerId};
 use crate::pki::document::{GuaranteeDocument, MAX_SIGNATURE_BYTES};
 use crate::pki::report::{
     Check, CheckId, CheckResult, SignerDetails, SubIndication, VerificationReport,
 };
-use crate::pki::trust::{asn1_to_unix, unix_to_rfc3339, TrustStore};
+use crate::pki::trust::TrustStore;
 
 /// Default bound on cached signer entries (a few hundred issuers, a few certs each).
 const DEFAULT_CACHE_CAPACITY: usize = 4096;
@@ -344,23 +345,6 @@ fn parse_inputs<'a>(
         return Err("The signature uses a digest algorithm other than SHA-256.".into());
     }
     Ok((doc, sd))
-}
-
-/// Formats an OpenSSL name as `C=CN, O=..., CN=...`.
-pub(crate) fn name_to_string(name: &X509NameRef) -> String {
-    name.entries()
-        .map(|e| {
-            let key = e
-                .object()
-                .nid()
-                .short_name()
-                .map(str::to_owned)
-                .unwrap_or_else(|_| e.object().to_string());
-            let value = e.data().to_string().unwrap_or_else(|_| "?".to_owned());
-            format!("{key}={value}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// NID of organizationIdentifier (2.5.4.97), which rust-openssl does not name; looked up
