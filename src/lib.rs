@@ -1,7 +1,7 @@
 //! Baohan (保函): an electronic-guarantee exchange and deposit-free credit platform.
 //!
 //! Layers, dependencies pointing downwards only: [`web`] → [`services`] →
-//! [`domain`], [`db`], [`pki`]; [`mail`] uses [`db`]. See the README.
+//! [`domain`], [`db`], [`pki`]; [`mail`] uses [`db`]. See docs/ARCHITECTURE.md.
 
 pub mod cli;
 pub mod clock;
@@ -13,3 +13,6 @@ pub mod pki;
 pub mod services;
 pub mod startup;
 pub mod web;
+
+#[cfg(test)]
+mod architecture;
