@@ -2,6 +2,7 @@
 //! embedded migrations per backend, and the few places where the dialects differ.
 
 pub mod audit;
+pub(crate) mod columns;
 pub mod models;
 pub mod schema;
 

@@ -4,6 +4,11 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::domain::{
+    ApplicationState, ClaimState, GuaranteeState, IssuerKind, OrgKind, PreClaimState, ProviderKind,
+    Role,
+};
+
 use super::schema::{
     api_tokens, applications, claims, credit_events, crls, guarantee_drafts, guarantee_versions,
     guarantees, issuer_certificates, organizations, projects, sections, sessions, trust_anchors,
@@ -14,9 +19,9 @@ use super::schema::{
 #[diesel(table_name = organizations)]
 pub struct Organization {
     pub id: String,
-    pub kind: String,
-    pub issuer_kind: Option<String>,
-    pub provider_kind: Option<String>,
+    pub kind: OrgKind,
+    pub issuer_kind: Option<IssuerKind>,
+    pub provider_kind: Option<ProviderKind>,
     pub name: String,
     pub uscc: String,
     pub uscc_whitelisted: bool,
@@ -33,7 +38,7 @@ pub struct User {
     pub username: String,
     pub display_name: String,
     pub email: Option<String>,
-    pub role: String,
+    pub role: Role,
     pub password_hash: String,
     pub resident_id_hmac: Option<String>,
     pub resident_id_masked: Option<String>,
@@ -100,11 +105,11 @@ pub struct Application {
     pub enterprise_id: String,
     pub section_id: String,
     pub issuer_id: String,
-    pub kind: String,
+    pub kind: IssuerKind,
     pub amount_fen: i64,
     pub valid_from: NaiveDateTime,
     pub valid_until: NaiveDateTime,
-    pub status: String,
+    pub status: ApplicationState,
     pub premium_fen: Option<i64>,
     pub decline_reason: Option<String>,
     pub created_by: String,
@@ -172,8 +177,8 @@ pub struct Guarantee {
     pub issuer_id: String,
     pub enterprise_id: String,
     pub section_id: String,
-    pub status: String,
-    pub claimed_from: Option<String>,
+    pub status: GuaranteeState,
+    pub claimed_from: Option<PreClaimState>,
     pub amount_fen: i64,
     pub valid_from: NaiveDateTime,
     pub valid_until: NaiveDateTime,
@@ -206,7 +211,7 @@ pub struct Claim {
     pub reason_code: String,
     pub statement: String,
     pub amount_fen: i64,
-    pub status: String,
+    pub status: ClaimState,
     pub filed_by: String,
     pub filed_at: NaiveDateTime,
     pub decide_by: NaiveDateTime,

@@ -163,6 +163,18 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// State of a claim (索赔) on a guarantee.
+    pub enum ClaimState ("claim state") {
+        /// Filed by the beneficiary's agency, waiting for the issuer's decision.
+        Filed => "filed",
+        /// The issuer paid it.
+        Paid => "paid",
+        /// The issuer rejected it; the guarantee returned to its state before the claim.
+        Rejected => "rejected",
+    }
+}
+
 impl From<PreClaimState> for GuaranteeState {
     fn from(state: PreClaimState) -> GuaranteeState {
         match state {

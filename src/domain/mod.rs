@@ -15,12 +15,13 @@ pub mod verification_code;
 
 pub use guarantee_number::{GuaranteeNumber, GuaranteeNumberError};
 pub use lifecycle::{
-    ApplicationAction, ApplicationState, GuaranteeAction, GuaranteeState, PreClaimState,
-    TransitionError,
+    ApplicationAction, ApplicationState, ClaimState, GuaranteeAction, GuaranteeState,
+    PreClaimState, TransitionError,
 };
 pub use money::{Amount, MoneyError};
 pub use party::{IssuerKind, OrgKind, ProviderKind, Role};
 pub use resident_id::{ResidentId, ResidentIdError};
+pub(crate) use string_enum::string_enum;
 pub use string_enum::ParseEnumError;
 pub use uscc::{Uscc, UsccError};
 pub use verification_code::{VerificationCode, VerificationCodeError};

@@ -45,12 +45,12 @@ macro_rules! string_enum {
         }
 
         impl ::std::str::FromStr for $name {
-            type Err = $crate::domain::string_enum::ParseEnumError;
+            type Err = $crate::domain::ParseEnumError;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $( $text => Ok($name::$variant), )+
-                    _ => Err($crate::domain::string_enum::ParseEnumError {
+                    _ => Err($crate::domain::ParseEnumError {
                         kind: $kind,
                         value: s.to_owned(),
                         expected: [$($text),+].join(", "),

@@ -3,38 +3,24 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::db::columns::text_columns;
 use crate::db::schema::mail_outbox;
 use crate::db::DbConnection;
+use crate::domain::string_enum;
 
-/// Delivery state of one mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MailStatus {
-    Pending,
-    Sent,
-    /// Gave up after the last try; shown to the operator.
-    Failed,
-}
-
-impl MailStatus {
-    /// The stored form.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            MailStatus::Pending => "pending",
-            MailStatus::Sent => "sent",
-            MailStatus::Failed => "failed",
-        }
-    }
-
-    /// The state a stored or typed name stands for.
-    pub fn parse(text: &str) -> Option<MailStatus> {
-        match text {
-            "pending" => Some(MailStatus::Pending),
-            "sent" => Some(MailStatus::Sent),
-            "failed" => Some(MailStatus::Failed),
-            _ => None,
-        }
+string_enum! {
+    /// Delivery state of one mail.
+    pub enum MailStatus ("mail status") {
+        /// Waiting for its next attempt.
+        Pending => "pending",
+        /// Delivered to the mail server.
+        Sent => "sent",
+        /// Gave up after the last try; shown to the operator.
+        Failed => "failed",
     }
 }
+
+text_columns!(MailStatus);
 
 /// A mail as it waits in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -45,7 +31,7 @@ pub struct OutboxMail {
     pub subject: String,
     pub text_body: String,
     pub html_body: String,
-    pub status: String,
+    pub status: MailStatus,
     pub attempts: i32,
     pub next_attempt_at: NaiveDateTime,
     pub locked_until: Option<NaiveDateTime>,
@@ -72,7 +58,7 @@ pub fn enqueue(conn: &mut DbConnection, mail: Mail, now: NaiveDateTime) -> Query
         subject: mail.subject,
         text_body: mail.text_body,
         html_body: mail.html_body,
-        status: MailStatus::Pending.as_str().to_owned(),
+        status: MailStatus::Pending,
         attempts: 0,
         next_attempt_at: now,
         locked_until: None,
@@ -89,7 +75,7 @@ pub fn enqueue(conn: &mut DbConnection, mail: Mail, now: NaiveDateTime) -> Query
 /// Mails in a given state, oldest first (for the operator's view and for tests).
 pub fn list(conn: &mut DbConnection, status: MailStatus) -> QueryResult<Vec<OutboxMail>> {
     mail_outbox::table
-        .filter(mail_outbox::status.eq(status.as_str()))
+        .filter(mail_outbox::status.eq(status))
         .order(mail_outbox::created_at.asc())
         .select(OutboxMail::as_select())
         .load(conn)
@@ -107,7 +93,7 @@ pub fn list_recent(
         .limit(limit)
         .into_boxed();
     if let Some(status) = status {
-        query = query.filter(mail_outbox::status.eq(status.as_str()));
+        query = query.filter(mail_outbox::status.eq(status));
     }
     query.load(conn)
 }
@@ -129,7 +115,7 @@ pub fn due_ids(
     limit: i64,
 ) -> QueryResult<Vec<String>> {
     mail_outbox::table
-        .filter(mail_outbox::status.eq(MailStatus::Pending.as_str()))
+        .filter(mail_outbox::status.eq(MailStatus::Pending))
         .filter(mail_outbox::next_attempt_at.le(now))
         .filter(
             mail_outbox::locked_until
@@ -162,7 +148,7 @@ pub fn claim(
     let changed = diesel::update(
         mail_outbox::table
             .filter(mail_outbox::id.eq(id))
-            .filter(mail_outbox::status.eq(MailStatus::Pending.as_str()))
+            .filter(mail_outbox::status.eq(MailStatus::Pending))
             .filter(mail_outbox::next_attempt_at.le(now))
             .filter(
                 mail_outbox::locked_until
@@ -184,10 +170,10 @@ pub fn mark_sent(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Query
     diesel::update(
         mail_outbox::table
             .filter(mail_outbox::id.eq(id))
-            .filter(mail_outbox::status.eq(MailStatus::Pending.as_str())),
+            .filter(mail_outbox::status.eq(MailStatus::Pending)),
     )
     .set((
-        mail_outbox::status.eq(MailStatus::Sent.as_str()),
+        mail_outbox::status.eq(MailStatus::Sent),
         mail_outbox::sent_at.eq(Some(now)),
         mail_outbox::locked_until.eq(None::<NaiveDateTime>),
     ))
@@ -214,7 +200,7 @@ pub fn mark_attempt_failed(
 ) -> QueryResult<()> {
     let target = mail_outbox::table
         .filter(mail_outbox::id.eq(id))
-        .filter(mail_outbox::status.eq(MailStatus::Pending.as_str()));
+        .filter(mail_outbox::status.eq(MailStatus::Pending));
     let common = (
         mail_outbox::attempts.eq(mail_outbox::attempts + 1),
         mail_outbox::last_error.eq(Some(error)),
@@ -225,7 +211,7 @@ pub fn mark_attempt_failed(
             .set((common, mail_outbox::next_attempt_at.eq(at)))
             .execute(conn)?,
         AfterFailure::GiveUp => diesel::update(target)
-            .set((common, mail_outbox::status.eq(MailStatus::Failed.as_str())))
+            .set((common, mail_outbox::status.eq(MailStatus::Failed)))
             .execute(conn)?,
     };
     Ok(())
@@ -237,10 +223,10 @@ pub fn requeue_failed(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> 
     let changed = diesel::update(
         mail_outbox::table
             .filter(mail_outbox::id.eq(id))
-            .filter(mail_outbox::status.eq(MailStatus::Failed.as_str())),
+            .filter(mail_outbox::status.eq(MailStatus::Failed)),
     )
     .set((
-        mail_outbox::status.eq(MailStatus::Pending.as_str()),
+        mail_outbox::status.eq(MailStatus::Pending),
         mail_outbox::attempts.eq(0),
         mail_outbox::next_attempt_at.eq(now),
         mail_outbox::locked_until.eq(None::<NaiveDateTime>),

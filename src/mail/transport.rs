@@ -204,6 +204,7 @@ pub fn redact(message: &str, password: Option<&SecretString>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mail::outbox::MailStatus;
 
     fn row(to: &str) -> OutboxMail {
         let now = chrono::Utc::now().naive_utc();
@@ -213,7 +214,7 @@ mod tests {
             subject: "保函已出具 Guarantee issued".into(),
             text_body: "正文 text".into(),
             html_body: "<p>正文 html</p>".into(),
-            status: "pending".into(),
+            status: MailStatus::Pending,
             attempts: 0,
             next_attempt_at: now,
             locked_until: None,

@@ -1,13 +1,14 @@
 //! Guarantee applications (保函申请): an enterprise applies for a bid bond for one
 //! section from one issuer; the issuer approves with a premium quote or declines, and
-//! confirms payment; the enterprise may withdraw before payment. Issuing is in
-//! [`super::guarantees`].
+//! confirms payment; the enterprise may withdraw before payment. Issuing is with the
+//! guarantees.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::organizations::required_text;
-use super::{new_id, require_role, Actor, Context, ServiceError};
+use super::views::{application_view, ApplicationView};
+use super::{new_id, require_role, Actor, Context, OrInternal, ServiceError};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Application, Organization, Project, Section};
 use crate::db::schema::{applications, organizations, projects, sections};
@@ -24,16 +25,6 @@ pub struct NewApplication {
     pub issuer_id: String,
     /// bank, insurer or guarantor; must match the issuer when given.
     pub kind: Option<String>,
-}
-
-/// An application with what a reader needs around it.
-#[derive(Debug, Clone)]
-pub struct ApplicationView {
-    pub application: Application,
-    pub section: Section,
-    pub project: Project,
-    pub enterprise: Organization,
-    pub issuer: Organization,
 }
 
 /// The validity a bid bond must have: from the bid deadline to the end of the bid
@@ -71,17 +62,14 @@ pub fn apply(
             .select(Organization::as_select())
             .first(c)
             .optional()?
-            .filter(|o| o.kind == OrgKind::Issuer.as_str())
+            .filter(|o| o.kind == OrgKind::Issuer)
             .ok_or_else(|| ServiceError::invalid("issuer_id", "no such issuer"))?;
-        let issuer_kind = issuer
-            .issuer_kind
-            .clone()
-            .ok_or_else(|| ServiceError::Internal("issuer without a kind".into()))?;
+        let issuer_kind = issuer.issuer_kind.or_internal("the issuer's kind")?;
         if let Some(kind) = &input.kind {
             let kind: IssuerKind = kind
                 .parse()
                 .map_err(|_| ServiceError::invalid("kind", "must be bank, insurer or guarantor"))?;
-            if kind.as_str() != issuer_kind {
+            if kind != issuer_kind {
                 return Err(ServiceError::invalid(
                     "kind",
                     format!(
@@ -98,10 +86,10 @@ pub fn apply(
             .filter(applications::enterprise_id.eq(&actor.organization_id))
             .filter(applications::section_id.eq(&section.id))
             .filter(applications::status.eq_any([
-                ApplicationState::Submitted.as_str(),
-                ApplicationState::Approved.as_str(),
-                ApplicationState::Paid.as_str(),
-                ApplicationState::Issued.as_str(),
+                ApplicationState::Submitted,
+                ApplicationState::Approved,
+                ApplicationState::Paid,
+                ApplicationState::Issued,
             ]))
             .count()
             .get_result(c)?;
@@ -121,7 +109,7 @@ pub fn apply(
             amount_fen: section.bond_amount_fen,
             valid_from,
             valid_until,
-            status: ApplicationState::Submitted.as_str().into(),
+            status: ApplicationState::Submitted,
             premium_fen: None,
             decline_reason: None,
             created_by: actor.user_id.clone(),
@@ -183,33 +171,7 @@ pub fn load_visible(
     if !visible {
         return Err(ServiceError::NotFound("application".into()));
     }
-    view_of(c, application)
-}
-
-fn view_of(
-    c: &mut DbConnection,
-    application: Application,
-) -> Result<ApplicationView, ServiceError> {
-    let (section, project) = sections::table
-        .inner_join(projects::table)
-        .filter(sections::id.eq(&application.section_id))
-        .select((Section::as_select(), Project::as_select()))
-        .first::<(Section, Project)>(c)?;
-    let enterprise = organizations::table
-        .find(&application.enterprise_id)
-        .select(Organization::as_select())
-        .first(c)?;
-    let issuer = organizations::table
-        .find(&application.issuer_id)
-        .select(Organization::as_select())
-        .first(c)?;
-    Ok(ApplicationView {
-        application,
-        section,
-        project,
-        enterprise,
-        issuer,
-    })
+    application_view(c, application)
 }
 
 /// One application, if visible to the actor.
@@ -239,14 +201,16 @@ pub fn list(
         let state: ApplicationState = status
             .parse()
             .map_err(|e: crate::domain::ParseEnumError| ServiceError::invalid("status", e))?;
-        query = query.filter(applications::status.eq(state.as_str()));
+        query = query.filter(applications::status.eq(state));
     }
     let rows: Vec<Application> = query
         .order(applications::created_at.desc())
         .limit(500)
         .select(Application::as_select())
         .load(&mut conn)?;
-    rows.into_iter().map(|a| view_of(&mut conn, a)).collect()
+    rows.into_iter()
+        .map(|a| application_view(&mut conn, a))
+        .collect()
 }
 
 /// Moves an application along its lifecycle in one conditional update: it fails if the
@@ -258,31 +222,24 @@ pub fn transition(
     action: ApplicationAction,
     at: NaiveDateTime,
 ) -> Result<ApplicationState, ServiceError> {
-    let current: ApplicationState = view
-        .application
-        .status
-        .parse()
-        .map_err(|_| ServiceError::Internal("stored application state".into()))?;
+    let current = view.application.status;
     let next = current.transition(action)?;
     let changed = diesel::update(
         applications::table
             .filter(applications::id.eq(&view.application.id))
-            .filter(applications::status.eq(current.as_str())),
+            .filter(applications::status.eq(current)),
     )
     .set((
-        applications::status.eq(next.as_str()),
+        applications::status.eq(next),
         applications::updated_at.eq(at),
     ))
     .execute(c)?;
     if changed != 1 {
         // Someone else moved it first: report the state it is in now.
-        let now_state: String = applications::table
+        let now_state: ApplicationState = applications::table
             .find(&view.application.id)
             .select(applications::status)
             .first(c)?;
-        let now_state: ApplicationState = now_state
-            .parse()
-            .map_err(|_| ServiceError::Internal("stored application state".into()))?;
         return Err(now_state
             .transition(action)
             .err()

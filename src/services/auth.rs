@@ -10,12 +10,11 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::{new_id, Actor, Context, ServiceError};
+use super::{new_id, Actor, Context, OrInternal, ServiceError};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{ApiToken, Organization, Session, User};
 use crate::db::schema::{api_tokens, organizations, sessions, users};
 use crate::db::{write_tx, DbConnection};
-use crate::domain::party::{OrgKind, Role};
 
 /// How long a browser session lasts without signing in again.
 pub const SESSION_LIFETIME_HOURS: i64 = 12;
@@ -28,7 +27,7 @@ pub fn hash_password(password: &str) -> Result<String, ServiceError> {
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| ServiceError::Internal(format!("password hashing failed: {e}")))
+        .or_internal("password hashing failed")
 }
 
 fn password_matches(password: &str, phc: &str) -> bool {
@@ -193,18 +192,11 @@ pub fn authenticate(ctx: &Context, token: &str) -> Result<(Actor, Credential), S
 }
 
 fn actor_of(user: &User, org: &Organization) -> Result<Actor, ServiceError> {
-    let role: Role = user
-        .role
-        .parse()
-        .map_err(|_| ServiceError::Internal(format!("user {} has an unknown role", user.id)))?;
-    let organization_kind: OrgKind = org.kind.parse().map_err(|_| {
-        ServiceError::Internal(format!("organization {} has an unknown kind", org.id))
-    })?;
     Ok(Actor {
         user_id: user.id.clone(),
         organization_id: org.id.clone(),
-        organization_kind,
-        role,
+        organization_kind: org.kind,
+        role: user.role,
     })
 }
 

@@ -5,11 +5,12 @@ use chrono::{Duration, NaiveTime, TimeZone};
 use diesel::prelude::*;
 
 use super::organizations::{validate_organization, NewOrganization};
-use super::{auth::hash_password, new_id, now, ServiceError};
+use super::{auth::hash_password, new_id, now, OrInternal, ServiceError};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Project, Section, User};
 use crate::db::schema::{organizations, projects, sections, users};
 use crate::db::{write_tx, DbConnection};
+use crate::domain::party::{IssuerKind, OrgKind, Role};
 use crate::domain::uscc::Uscc;
 
 /// The password of every demo account. Printed by `baohan demo`; demo only.
@@ -17,88 +18,88 @@ pub const DEMO_PASSWORD: &str = "baohan-demo-2026";
 
 /// One demo organization and its one user.
 pub struct DemoAccount {
-    pub kind: &'static str,
-    pub issuer_kind: Option<&'static str>,
+    pub kind: OrgKind,
+    pub issuer_kind: Option<IssuerKind>,
     pub name: &'static str,
     /// The first 17 characters of the USCC; the check character is computed.
     pub uscc_body: &'static str,
     pub username: &'static str,
     pub display_name: &'static str,
-    pub role: &'static str,
+    pub role: Role,
 }
 
 pub const DEMO_ACCOUNTS: &[DemoAccount] = &[
     DemoAccount {
-        kind: "operator",
+        kind: OrgKind::Operator,
         issuer_kind: None,
         name: "滨州市社会信用体系建设服务中心",
         uscc_body: "12371600MB2850001",
         username: "operator",
         display_name: "信用办 管理员",
-        role: "operator",
+        role: Role::Operator,
     },
     DemoAccount {
-        kind: "enterprise",
+        kind: OrgKind::Enterprise,
         issuer_kind: None,
         name: "滨州鲁北路桥建设有限公司",
         uscc_body: "91371600MA3C20001",
         username: "enterprise1",
         display_name: "鲁北路桥 投标专员",
-        role: "enterprise",
+        role: Role::Enterprise,
     },
     DemoAccount {
-        kind: "enterprise",
+        kind: OrgKind::Enterprise,
         issuer_kind: None,
         name: "滨州黄河水利工程有限公司",
         uscc_body: "91371602MA3C20002",
         username: "enterprise2",
         display_name: "黄河水利 投标专员",
-        role: "enterprise",
+        role: Role::Enterprise,
     },
     DemoAccount {
-        kind: "issuer",
-        issuer_kind: Some("bank"),
+        kind: OrgKind::Issuer,
+        issuer_kind: Some(IssuerKind::Bank),
         name: "滨州城市商业银行",
         uscc_body: "91371600BK0000003",
         username: "bank",
         display_name: "城商行 保函业务部",
-        role: "issuer",
+        role: Role::Issuer,
     },
     DemoAccount {
-        kind: "issuer",
-        issuer_kind: Some("insurer"),
+        kind: OrgKind::Issuer,
+        issuer_kind: Some(IssuerKind::Insurer),
         name: "黄河财产保险股份有限公司滨州中心支公司",
         uscc_body: "91371600BX0000004",
         username: "insurer",
         display_name: "黄河财险 保证保险部",
-        role: "issuer",
+        role: Role::Issuer,
     },
     DemoAccount {
-        kind: "issuer",
-        issuer_kind: Some("guarantor"),
+        kind: OrgKind::Issuer,
+        issuer_kind: Some(IssuerKind::Guarantor),
         name: "滨州市融资担保有限公司",
         uscc_body: "91371600GU0000005",
         username: "guarantor",
         display_name: "融资担保 业务部",
-        role: "issuer",
+        role: Role::Issuer,
     },
     DemoAccount {
-        kind: "agency",
+        kind: OrgKind::Agency,
         issuer_kind: None,
         name: "滨州公共资源招标代理有限公司",
         uscc_body: "91371600AG0000006",
         username: "agency",
         display_name: "招标代理 项目经理",
-        role: "agency",
+        role: Role::Agency,
     },
     DemoAccount {
-        kind: "tenderee",
+        kind: OrgKind::Tenderee,
         issuer_kind: None,
         name: "滨州市城市建设投资发展有限公司",
         uscc_body: "91371600TE0000007",
         username: "tenderee",
         display_name: "城投公司 采购部",
-        role: "tenderee",
+        role: Role::Tenderee,
     },
 ];
 
@@ -122,9 +123,7 @@ pub fn seed(conn: &mut DbConnection) -> Result<Seeded, ServiceError> {
         let mut seeded = Seeded::default();
         let mut org_ids = Vec::with_capacity(DEMO_ACCOUNTS.len());
         for account in DEMO_ACCOUNTS {
-            let uscc = Uscc::from_body(account.uscc_body).map_err(|e| {
-                ServiceError::Internal(format!("demo USCC {}: {e}", account.uscc_body))
-            })?;
+            let uscc = Uscc::from_body(account.uscc_body).or_internal("demo USCC")?;
             let existing: Option<String> = organizations::table
                 .filter(organizations::uscc.eq(uscc.as_str()))
                 .select(organizations::id)
@@ -135,10 +134,10 @@ pub fn seed(conn: &mut DbConnection) -> Result<Seeded, ServiceError> {
                 None => {
                     let org = validate_organization(
                         NewOrganization {
-                            kind: account.kind.into(),
+                            kind: account.kind.as_str().into(),
                             name: account.name.into(),
                             uscc: uscc.as_str().into(),
-                            issuer_kind: account.issuer_kind.map(Into::into),
+                            issuer_kind: account.issuer_kind.map(|k| k.as_str().into()),
                             email: Some(format!("{}@demo.baohan.localhost", account.username)),
                             ..Default::default()
                         },
@@ -163,7 +162,7 @@ pub fn seed(conn: &mut DbConnection) -> Result<Seeded, ServiceError> {
                     username: account.username.into(),
                     display_name: account.display_name.into(),
                     email: Some(format!("{}@demo.baohan.localhost", account.username)),
-                    role: account.role.into(),
+                    role: account.role,
                     password_hash: password_hash.clone(),
                     resident_id_hmac: None,
                     resident_id_masked: None,
@@ -181,12 +180,12 @@ pub fn seed(conn: &mut DbConnection) -> Result<Seeded, ServiceError> {
             .count()
             .get_result(c)?;
         if has_project == 0 {
-            let org = |kind: &str| {
+            let org = |kind: OrgKind| {
                 org_ids
                     .iter()
                     .find(|(k, _)| *k == kind)
                     .map(|(_, id)| id.clone())
-                    .ok_or_else(|| ServiceError::Internal(format!("demo {kind} missing")))
+                    .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("demo {kind} missing")))
             };
             // Bids close at 09:00 China time two weeks from today and open at once.
             let china = crate::domain::time::china();
@@ -196,14 +195,14 @@ pub fn seed(conn: &mut DbConnection) -> Result<Seeded, ServiceError> {
                     &day.and_time(NaiveTime::from_hms_opt(9, 0, 0).unwrap_or_default()),
                 )
                 .single()
-                .ok_or_else(|| ServiceError::Internal("deadline".into()))?
+                .or_internal("deadline")?
                 .naive_utc();
             let project = Project {
                 id: new_id(),
                 code: DEMO_PROJECT_CODE.into(),
                 name: "滨州市黄河十二路市政道路及排水工程".into(),
-                tenderee_id: org("tenderee")?,
-                agency_id: org("agency")?,
+                tenderee_id: org(OrgKind::Tenderee)?,
+                agency_id: org(OrgKind::Agency)?,
                 bid_deadline: deadline,
                 bid_opening_at: deadline,
                 bid_validity_days: 90,
@@ -273,15 +272,17 @@ fn run_pki(command: crate::pki::PkiCommand) -> Result<(), ServiceError> {
     if crate::pki::run_pki_cli(command, &mut out) == 0 {
         Ok(())
     } else {
-        Err(ServiceError::Internal(
-            String::from_utf8_lossy(&out).trim().to_owned(),
-        ))
+        Err(ServiceError::Internal(anyhow::anyhow!(
+            "demo PKI: {}",
+            String::from_utf8_lossy(&out).trim()
+        )))
     }
 }
 
 fn read(path: &std::path::Path) -> Result<String, ServiceError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| ServiceError::Internal(format!("{}: {e}", path.display())))
+    std::fs::read_to_string(path).map_err(|e| {
+        ServiceError::Internal(anyhow::Error::new(e).context(path.display().to_string()))
+    })
 }
 
 /// Gives the demo a working PKI: a demo CA (made once, in `<data_dir>/pki/ca`), trusted
@@ -338,9 +339,8 @@ pub fn seed_pki(
         let account = DEMO_ACCOUNTS
             .iter()
             .find(|a| a.username == *username)
-            .ok_or_else(|| ServiceError::Internal(format!("demo account {username}")))?;
-        let uscc = Uscc::from_body(account.uscc_body)
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("demo account {username}")))?;
+        let uscc = Uscc::from_body(account.uscc_body).or_internal("demo USCC")?;
         let dir = pki_dir.join(username);
         if !dir.join("issuer.pem").exists() {
             run_pki(PkiCommand::Issuer(IssuerArgs {
@@ -353,11 +353,9 @@ pub fn seed_pki(
             }))?;
         }
         let cert_pem = read(&dir.join("issuer.pem"))?;
-        let cert = openssl::x509::X509::from_pem(cert_pem.as_bytes())
-            .map_err(|e| ServiceError::Internal(format!("demo certificate: {e}")))?;
-        let der = cert
-            .to_der()
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let cert =
+            openssl::x509::X509::from_pem(cert_pem.as_bytes()).or_internal("demo certificate")?;
+        let der = cert.to_der().or_internal("demo certificate")?;
         let registered: i64 = issuer_certificates::table
             .filter(issuer_certificates::fingerprint_sha256.eq(crate::pki::sha256_hex(&der)))
             .count()

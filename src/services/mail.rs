@@ -5,7 +5,8 @@ use super::{conn, now, require_role, Actor, ServiceError};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::{write_tx, DbPool};
 use crate::domain::party::Role;
-use crate::mail::outbox::{self, MailStatus, OutboxMail};
+use crate::mail::outbox;
+pub use crate::mail::outbox::{MailStatus, OutboxMail};
 
 /// The most mails one listing returns, newest first.
 pub const LIST_LIMIT: i64 = 500;
@@ -17,13 +18,13 @@ pub fn list_mail(
     status: Option<&str>,
 ) -> Result<Vec<OutboxMail>, ServiceError> {
     require_role(actor, &[Role::Operator])?;
-    let status =
-        match status {
-            None => None,
-            Some(s) => Some(MailStatus::parse(s).ok_or_else(|| {
-                ServiceError::invalid("status", "must be pending, sent or failed")
-            })?),
-        };
+    let status = match status {
+        None => None,
+        Some(s) => Some(
+            s.parse::<MailStatus>()
+                .map_err(|_| ServiceError::invalid("status", "must be pending, sent or failed"))?,
+        ),
+    };
     let mut conn = conn(pool)?;
     Ok(outbox::list_recent(&mut conn, status, LIST_LIMIT)?)
 }

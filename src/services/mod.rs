@@ -3,6 +3,7 @@
 
 pub mod applications;
 pub mod auth;
+pub mod claims;
 pub mod demo;
 pub mod guarantees;
 pub mod idempotency;
@@ -11,6 +12,7 @@ pub mod notify;
 pub mod organizations;
 pub mod projects;
 pub mod trust;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -31,8 +33,7 @@ pub struct Keys {
 impl Keys {
     pub fn from_master(master: &crate::config::MasterKey) -> Result<Keys, ServiceError> {
         let key = |purpose: &str| {
-            pki::MasterKey::from_bytes(&master.derive(purpose))
-                .map_err(|e| ServiceError::Internal(format!("key derivation: {e}")))
+            pki::MasterKey::from_bytes(&master.derive(purpose)).or_internal("key derivation")
         };
         Ok(Keys {
             id_hmac: master.derive("resident-id-hmac"),
@@ -89,10 +90,13 @@ pub enum ServiceError {
     /// A signature or document that verification did not pass; the report says why.
     #[error("the signature was not accepted: {}", .0.summary())]
     SignatureRejected(Box<VerificationReport>),
+    /// No database connection in time: the caller may retry.
     #[error("database unavailable: {0}")]
-    Unavailable(String),
-    #[error("internal error: {0}")]
-    Internal(String),
+    Unavailable(#[source] diesel::r2d2::PoolError),
+    /// A failure the caller did not cause. It keeps its cause for the log (`{:#}` prints
+    /// the whole chain); the caller sees only a generic answer.
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
 }
 
 impl ServiceError {
@@ -101,6 +105,27 @@ impl ServiceError {
             field: field.into(),
             message: message.to_string(),
         }
+    }
+}
+
+/// Marks a failure as internal, keeping it as the cause under a short description of
+/// what was being done: `pki::seal(..).or_internal("sealing the code")?`.
+pub trait OrInternal<T> {
+    fn or_internal(self, what: &'static str) -> Result<T, ServiceError>;
+}
+
+impl<T, E> OrInternal<T> for Result<T, E>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    fn or_internal(self, what: &'static str) -> Result<T, ServiceError> {
+        self.map_err(|e| ServiceError::Internal(anyhow::Error::new(e).context(what)))
+    }
+}
+
+impl<T> OrInternal<T> for Option<T> {
+    fn or_internal(self, what: &'static str) -> Result<T, ServiceError> {
+        self.ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("{what}: missing")))
     }
 }
 
@@ -121,7 +146,7 @@ impl From<diesel::result::Error> for ServiceError {
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
                 ServiceError::Conflict(format!("already exists ({})", info.message()))
             }
-            other => ServiceError::Internal(other.to_string()),
+            other => ServiceError::Internal(anyhow::Error::new(other).context("database")),
         }
     }
 }
@@ -129,9 +154,9 @@ impl From<diesel::result::Error> for ServiceError {
 impl From<DbError> for ServiceError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Pool(e) => ServiceError::Unavailable(e.to_string()),
+            DbError::Pool(e) => ServiceError::Unavailable(e),
             DbError::Query(e) => e.into(),
-            other => ServiceError::Internal(other.to_string()),
+            other => ServiceError::Internal(other.into()),
         }
     }
 }
@@ -150,8 +175,7 @@ impl Context {
 
 /// A pooled connection, or `Unavailable` when the pool has none in time.
 pub fn conn(pool: &DbPool) -> Result<PooledConn, ServiceError> {
-    pool.get()
-        .map_err(|e| ServiceError::Unavailable(e.to_string()))
+    pool.get().map_err(ServiceError::Unavailable)
 }
 
 /// Refuses unless the actor has one of `roles`.

@@ -4,12 +4,13 @@
 
 use chrono::NaiveDateTime;
 
-use super::applications::ApplicationView;
-use super::guarantees::{china_rfc3339, GuaranteeView};
-use super::{Context, ServiceError};
+use super::views::{ApplicationView, GuaranteeView};
+use super::{Context, OrInternal, ServiceError};
 use crate::db::models::{Claim, Organization};
 use crate::db::DbConnection;
 use crate::domain::money::Amount;
+use crate::domain::time::china_rfc3339;
+use crate::domain::ClaimState;
 use crate::mail::outbox::{self, Mail};
 use crate::mail::templates::{self, ClaimOutcome};
 
@@ -22,8 +23,7 @@ fn queue(
     let Some(address) = to.email.as_deref() else {
         return Ok(());
     };
-    let mail =
-        render(address).map_err(|e| ServiceError::Internal(format!("mail template: {e}")))?;
+    let mail = render(address).or_internal("mail template")?;
     outbox::enqueue(c, mail, at)?;
     Ok(())
 }
@@ -126,7 +126,7 @@ pub fn claim_decided(
     agency: &Organization,
     at: NaiveDateTime,
 ) -> Result<(), ServiceError> {
-    let paid = claim.status == "paid";
+    let paid = claim.status == ClaimState::Paid;
     for recipient in [&v.enterprise, agency] {
         queue(c, recipient, at, |to| {
             templates::claim_decided(

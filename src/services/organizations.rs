@@ -110,14 +110,9 @@ pub fn validate_organization(
         Err(e) => return Err(ServiceError::invalid("uscc", e)),
     };
     let issuer_kind = match (kind, input.issuer_kind.as_deref()) {
-        (OrgKind::Issuer, Some(k)) => Some(
-            k.parse::<IssuerKind>()
-                .map_err(|_| {
-                    ServiceError::invalid("issuer_kind", "must be bank, insurer or guarantor")
-                })?
-                .as_str()
-                .to_owned(),
-        ),
+        (OrgKind::Issuer, Some(k)) => Some(k.parse::<IssuerKind>().map_err(|_| {
+            ServiceError::invalid("issuer_kind", "must be bank, insurer or guarantor")
+        })?),
         (OrgKind::Issuer, None) => {
             return Err(ServiceError::invalid(
                 "issuer_kind",
@@ -133,17 +128,12 @@ pub fn validate_organization(
         (_, None) => None,
     };
     let provider_kind = match (kind, input.provider_kind.as_deref()) {
-        (OrgKind::Provider, Some(k)) => Some(
-            k.parse::<ProviderKind>()
-                .map_err(|_| {
-                    ServiceError::invalid(
-                        "provider_kind",
-                        "must be hospital, hotel, library, parking or apartment",
-                    )
-                })?
-                .as_str()
-                .to_owned(),
-        ),
+        (OrgKind::Provider, Some(k)) => Some(k.parse::<ProviderKind>().map_err(|_| {
+            ServiceError::invalid(
+                "provider_kind",
+                "must be hospital, hotel, library, parking or apartment",
+            )
+        })?),
         (OrgKind::Provider, None) => {
             return Err(ServiceError::invalid(
                 "provider_kind",
@@ -177,7 +167,7 @@ pub fn validate_organization(
         .transpose()?;
     Ok(Organization {
         id: new_id(),
-        kind: kind.as_str().to_owned(),
+        kind,
         issuer_kind,
         provider_kind,
         name,
@@ -322,10 +312,7 @@ pub fn create_user(ctx: &Context, actor: &Actor, input: NewUser) -> Result<User,
         .transpose()?;
     let org = get_organization(ctx, actor, &input.organization_id)
         .map_err(|_| ServiceError::invalid("organization_id", "no such organization"))?;
-    let org_kind: OrgKind = org
-        .kind
-        .parse()
-        .map_err(|_| ServiceError::Internal("organization kind".into()))?;
+    let org_kind = org.kind;
     if !role.allowed_for(org_kind) {
         return Err(ServiceError::invalid(
             "role",
@@ -343,7 +330,7 @@ pub fn create_user(ctx: &Context, actor: &Actor, input: NewUser) -> Result<User,
         username,
         display_name,
         email,
-        role: role.as_str().to_owned(),
+        role,
         password_hash: super::auth::hash_password(&input.password)?,
         resident_id_hmac: resident.as_ref().map(|r| r.hmac_hex(&ctx.keys.id_hmac)),
         resident_id_masked: resident.as_ref().map(|r| r.masked()),
@@ -414,7 +401,7 @@ pub fn bootstrap_operator(
     let password_hash = super::auth::hash_password(password)?;
     write_tx(conn, |c| {
         let operators: i64 = organizations::table
-            .filter(organizations::kind.eq(OrgKind::Operator.as_str()))
+            .filter(organizations::kind.eq(OrgKind::Operator))
             .count()
             .get_result(c)?;
         if operators > 0 {
@@ -431,7 +418,7 @@ pub fn bootstrap_operator(
             username: username.trim().to_owned(),
             display_name: "Operator".into(),
             email: None,
-            role: Role::Operator.as_str().into(),
+            role: Role::Operator,
             password_hash,
             resident_id_hmac: None,
             resident_id_masked: None,

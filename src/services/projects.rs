@@ -171,7 +171,7 @@ pub fn create_project(
                     "no organization with this code is registered",
                 )
             })?;
-        if tenderee.kind != OrgKind::Tenderee.as_str() {
+        if tenderee.kind != OrgKind::Tenderee {
             return Err(ServiceError::invalid(
                 "tenderee_uscc",
                 format!(

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use diesel::prelude::*;
 use openssl::x509::X509;
 
-use super::{new_id, require_role, Actor, Context, ServiceError};
+use super::{new_id, require_role, Actor, Context, OrInternal, ServiceError};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Crl, IssuerCertificate, Organization, TrustAnchor};
 use crate::db::schema::{crls, issuer_certificates, organizations, trust_anchors};
@@ -64,10 +64,10 @@ fn build_store(pool: &DbPool, certs_dir: &Path) -> Result<TrustStore, ServiceErr
     let mut builder = TrustStoreBuilder::new();
     if certs_dir.is_dir() {
         builder.add_directory(certs_dir).map_err(|e| {
-            ServiceError::Internal(format!(
-                "certificates directory {}: {e}",
-                certs_dir.display()
-            ))
+            ServiceError::Internal(
+                anyhow::Error::new(e)
+                    .context(format!("certificates directory {}", certs_dir.display())),
+            )
         })?;
     }
     let mut conn = super::conn(pool)?;
@@ -77,17 +77,13 @@ fn build_store(pool: &DbPool, certs_dir: &Path) -> Result<TrustStore, ServiceErr
     for der in anchors {
         builder
             .add_certificates(&der)
-            .map_err(|e| ServiceError::Internal(format!("stored trust anchor: {e}")))?;
+            .or_internal("stored trust anchor")?;
     }
     let lists: Vec<Vec<u8>> = crls::table.select(crls::crl_der).load(&mut conn)?;
     for der in lists {
-        builder
-            .add_crls(&der)
-            .map_err(|e| ServiceError::Internal(format!("stored CRL: {e}")))?;
+        builder.add_crls(&der).or_internal("stored CRL")?;
     }
-    builder
-        .build()
-        .map_err(|e| ServiceError::Internal(format!("trust store: {e}")))
+    builder.build().or_internal("trust store")
 }
 
 /// Reads one certificate from PEM or DER.
@@ -100,7 +96,7 @@ fn parse_certificate(field: &str, bytes: &[u8]) -> Result<X509, ServiceError> {
 fn china_naive(rfc3339: &str) -> Result<chrono::NaiveDateTime, ServiceError> {
     chrono::DateTime::parse_from_rfc3339(rfc3339)
         .map(|t| t.naive_utc())
-        .map_err(|_| ServiceError::Internal("certificate time".into()))
+        .or_internal("certificate time")
 }
 
 /// Registers a CA certificate as a trust anchor (operator).
@@ -162,19 +158,16 @@ pub fn register_crl(ctx: &Context, actor: &Actor, crl_bytes: &[u8]) -> Result<Cr
         .add_crls(&der)
         .map_err(|e| ServiceError::invalid("crl", e))?;
     let time = |t: &openssl::asn1::Asn1TimeRef| -> Result<chrono::NaiveDateTime, ServiceError> {
-        let epoch = openssl::asn1::Asn1Time::from_unix(0)
-            .map_err(|_| ServiceError::Internal("time".into()))?;
-        let diff = epoch
-            .diff(t)
+        let secs = crate::pki::certs::asn1_to_unix(t)
             .map_err(|_| ServiceError::invalid("crl", "has an unreadable time"))?;
-        chrono::DateTime::from_timestamp(i64::from(diff.days) * 86_400 + i64::from(diff.secs), 0)
+        chrono::DateTime::from_timestamp(secs, 0)
             .map(|t| t.naive_utc())
             .ok_or_else(|| ServiceError::invalid("crl", "has a time out of range"))
     };
     let at = ctx.now();
     let row = Crl {
         id: new_id(),
-        issuer_name: crate::pki::verify::name_to_string(crl.issuer_name()),
+        issuer_name: crate::pki::certs::name_to_string(crl.issuer_name()),
         this_update: time(crl.last_update())?,
         next_update: crl.next_update().map(time).transpose()?,
         crl_der: der,
@@ -230,7 +223,7 @@ pub fn register_issuer_certificate(
         .select(Organization::as_select())
         .first(&mut conn)
         .optional()?
-        .filter(|o| o.kind == OrgKind::Issuer.as_str())
+        .filter(|o| o.kind == OrgKind::Issuer)
         .ok_or_else(|| ServiceError::invalid("organization_id", "no such issuer"))?;
     match details.uscc.as_deref() {
         Some(uscc) if uscc == org.uscc => {}
@@ -287,7 +280,7 @@ pub fn register_issuer_certificate(
             }
             Some(
                 pki::encrypt_private_key(&ctx.keys.hosted, key, &details.sha256_fingerprint)
-                    .map_err(|e| ServiceError::Internal(format!("sealing the key: {e}")))?,
+                    .or_internal("sealing the key")?,
             )
         }
         None => None,

@@ -118,16 +118,17 @@ impl From<ServiceError> for ApiError {
                 ),
                 details: serde_json::to_value(&*report).ok(),
             },
-            ServiceError::Unavailable(m) => {
-                tracing::warn!(error = %m, "database unavailable");
+            ServiceError::Unavailable(e) => {
+                tracing::warn!(error = %e, "database unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
                     "the service is busy; try again shortly",
                 )
             }
-            ServiceError::Internal(m) => {
-                tracing::error!(error = %m, "internal error");
+            ServiceError::Internal(e) => {
+                // The whole cause chain, once, inside the request's span (its request id).
+                tracing::error!(error = %format_args!("{e:#}"), "internal error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
@@ -138,12 +139,15 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+/// `web::block` fails only when the blocking task panicked (or the pool is shutting
+/// down): a fault of ours, logged and answered as an internal error, never "busy".
 impl From<actix_web::error::BlockingError> for ApiError {
-    fn from(_: actix_web::error::BlockingError) -> ApiError {
+    fn from(e: actix_web::error::BlockingError) -> ApiError {
+        tracing::error!(error = %e, "a blocking task panicked or was cancelled");
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the service is busy; try again shortly",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
         )
     }
 }

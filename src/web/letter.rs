@@ -7,9 +7,10 @@ use qrcode::render::svg;
 use qrcode::QrCode;
 
 use crate::domain::money::Amount;
+use crate::domain::IssuerKind;
 use crate::pki::GuaranteeDocument;
 use crate::services::guarantees::{self, GuaranteeView};
-use crate::services::{Context, ServiceError};
+use crate::services::{Context, OrInternal, ServiceError};
 
 #[derive(Template)]
 #[template(path = "letter.html")]
@@ -25,28 +26,27 @@ struct Letter<'a> {
 
 /// Renders the letter of the guarantee's current version.
 pub fn render(ctx: &Context, view: &GuaranteeView) -> Result<String, ServiceError> {
-    let doc = GuaranteeDocument::parse(&view.version.document)
-        .map_err(|e| ServiceError::Internal(format!("stored document: {e}")))?;
+    let doc = GuaranteeDocument::parse(&view.version.document).or_internal("stored document")?;
     let code = guarantees::open_code(ctx, &view.guarantee)?;
     let qr_svg = QrCode::new(doc.verification_url.as_bytes())
-        .map_err(|e| ServiceError::Internal(format!("QR code: {e}")))?
+        .or_internal("QR code")?
         .render::<svg::Color<'_>>()
         .min_dimensions(160, 160)
         .build();
-    let kind_title = match view.issuer.issuer_kind.as_deref() {
-        Some("insurer") => "投标保证保险保单 Bid bond insurance policy",
-        Some("guarantor") => "投标担保保函 Bid bond guarantee",
-        _ => "投标保函 Bank bid bond guarantee",
+    let kind_title = match view.issuer.issuer_kind {
+        Some(IssuerKind::Insurer) => "投标保证保险保单 Bid bond insurance policy",
+        Some(IssuerKind::Guarantor) => "投标担保保函 Bid bond guarantee",
+        Some(IssuerKind::Bank) | None => "投标保函 Bank bid bond guarantee",
     };
     Letter {
         amount: Amount::from_fen(view.guarantee.amount_fen).to_string(),
         doc: &doc,
         kind_title,
-        status: &view.guarantee.status,
+        status: view.guarantee.status.as_str(),
         document_sha256: &view.version.document_sha256,
         verification_code: code,
         qr_svg,
     }
     .render()
-    .map_err(|e| ServiceError::Internal(format!("letter template: {e}")))
+    .or_internal("letter template")
 }

@@ -169,7 +169,10 @@ async fn bootstrap_on_an_empty_database(url: String) {
     })
     .await
     .expect("task");
-    assert_eq!(done.0.expect("first bootstrap"), "operator");
+    assert_eq!(
+        done.0.expect("first bootstrap"),
+        baohan::domain::Role::Operator
+    );
     assert!(
         matches!(done.1, Err(baohan::services::ServiceError::Conflict(_))),
         "{:?}",

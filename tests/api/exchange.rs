@@ -576,9 +576,8 @@ async fn the_guarantee_lifecycle_end_to_end(backend: TestBackend) {
     let decided: Value = res.json().await.expect("json");
     assert_eq!(decided["status"], "paid");
     assert_eq!(decided["guarantee"]["status"], "paid");
-    let events =
-        baohan::services::guarantees::credit_events_of(&app.ctx, &demo_uscc("enterprise2"))
-            .expect("events");
+    let events = baohan::services::claims::credit_events_of(&app.ctx, &demo_uscc("enterprise2"))
+        .expect("events");
     assert_eq!(events.len(), 1);
     assert!(!events[0].positive);
     assert_eq!(events[0].amount_fen, Some(5_000_000));

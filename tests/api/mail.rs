@@ -204,7 +204,7 @@ async fn a_queued_mail_arrives_with_its_recipient_subject_text_and_html(backend:
         Some(format!("<{}@baohan.localhost>", ids[0]))
     );
 
-    let row = wait_for_row(&app, &ids[0], |r| r.status == "sent").await;
+    let row = wait_for_row(&app, &ids[0], |r| r.status == MailStatus::Sent).await;
     assert_eq!(row.attempts, 0);
     assert!(row.sent_at.is_some());
     assert!(row.locked_until.is_none());
@@ -221,7 +221,7 @@ async fn an_smtp_server_answering_421_then_up_gets_the_mail_exactly_once(backend
     let ids = enqueue(&app, vec![plain_mail("a@example.com", "outage 421")]).await;
 
     let row = wait_for_failures(&app, &ids[0], 2).await;
-    assert_eq!(row.status, "pending");
+    assert_eq!(row.status, MailStatus::Pending);
     let error = row.last_error.expect("an error is kept");
     assert!(error.contains("421"), "{error}");
     assert!(smtp.received().is_empty());
@@ -229,7 +229,7 @@ async fn an_smtp_server_answering_421_then_up_gets_the_mail_exactly_once(backend
 
     smtp.set_mode(Mode::Accept);
     smtp.wait_for(1, WAIT).await;
-    let row = wait_for_row(&app, &ids[0], |r| r.status == "sent").await;
+    let row = wait_for_row(&app, &ids[0], |r| r.status == MailStatus::Sent).await;
     // Several more polls: nothing goes a second time.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(smtp.received().len(), 1);
@@ -245,7 +245,7 @@ async fn a_451_after_data_is_retried_and_delivered_once(backend: TestBackend) {
     assert!(row.last_error.expect("error").contains("451"));
     smtp.set_mode(Mode::Accept);
     smtp.wait_for(1, WAIT).await;
-    wait_for_row(&app, &ids[0], |r| r.status == "sent").await;
+    wait_for_row(&app, &ids[0], |r| r.status == MailStatus::Sent).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let received = smtp.received();
     assert_eq!(received.len(), 1);
@@ -262,12 +262,12 @@ async fn a_mail_waits_while_nothing_listens_and_goes_once_the_server_is_up(backe
     let ids = enqueue(&app, vec![plain_mail("c@example.com", "server down")]).await;
 
     let row = wait_for_failures(&app, &ids[0], 2).await;
-    assert_eq!(row.status, "pending");
+    assert_eq!(row.status, MailStatus::Pending);
     assert!(row.next_attempt_at > row.created_at);
 
     let smtp = SmtpServer::start_on(port, Mode::Accept).await;
     smtp.wait_for(1, WAIT).await;
-    wait_for_row(&app, &ids[0], |r| r.status == "sent").await;
+    wait_for_row(&app, &ids[0], |r| r.status == MailStatus::Sent).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(smtp.received().len(), 1);
 }
@@ -280,7 +280,7 @@ async fn after_the_last_attempt_the_mail_is_failed_listed_for_the_operator_and_r
     let ids = enqueue(&app, vec![plain_mail("d@example.com", "gives up")]).await;
     let id = &ids[0];
 
-    let row = wait_for_row(&app, id, |r| r.status == "failed").await;
+    let row = wait_for_row(&app, id, |r| r.status == MailStatus::Failed).await;
     assert_eq!(row.attempts, 3);
     assert_eq!(smtp.turned_away(), 3);
     // Failed mails stay failed: no further tries.
@@ -350,7 +350,7 @@ async fn after_the_last_attempt_the_mail_is_failed_listed_for_the_operator_and_r
 
     let received = smtp.wait_for(1, WAIT).await;
     assert_eq!(received[0].recipients, ["d@example.com"]);
-    wait_for_row(&app, id, |r| r.status == "sent").await;
+    wait_for_row(&app, id, |r| r.status == MailStatus::Sent).await;
     // A mail that is not failed cannot be retried; an unknown one is not found.
     assert_error(
         app.post(&operator, &path, &serde_json::json!({})).await,
@@ -422,7 +422,7 @@ async fn a_mail_queued_in_a_rolled_back_transaction_is_never_sent(backend: TestB
     // A mail queued afterwards goes; by then the worker has seen everything queued.
     let ids = enqueue(&app, vec![plain_mail("real@example.com", "after")]).await;
     smtp.wait_for(1, WAIT).await;
-    wait_for_row(&app, &ids[0], |r| r.status == "sent").await;
+    wait_for_row(&app, &ids[0], |r| r.status == MailStatus::Sent).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let received = smtp.received();
     assert_eq!(received.len(), 1);
@@ -475,7 +475,7 @@ async fn the_file_transport_writes_an_eml_file_per_mail(backend: TestBackend) {
         })
         .await;
     let ids = enqueue(&app, vec![issued_mail("enterprise1@example.com")]).await;
-    wait_for_row(&app, &ids[0], |r| r.status == "sent").await;
+    wait_for_row(&app, &ids[0], |r| r.status == MailStatus::Sent).await;
     let dir = app.data_dir().join("mail");
     let files: Vec<_> = std::fs::read_dir(&dir)
         .expect("mail directory")

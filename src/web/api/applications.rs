@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::china_time;
 use super::guarantees::IssuedOut;
 use crate::domain::money::Amount;
-use crate::services::applications::{self, ApplicationView, NewApplication};
+use crate::services::applications::{self, NewApplication};
 use crate::services::guarantees;
+use crate::services::views::ApplicationView;
 use crate::web::auth::Authenticated;
 use crate::web::error::ApiError;
 use crate::web::openapi::{
@@ -103,8 +104,8 @@ impl From<ApplicationView> for ApplicationOut {
         let amount = Amount::from_fen(a.amount_fen);
         ApplicationOut {
             id: a.id,
-            status: a.status,
-            kind: a.kind,
+            status: a.status.to_string(),
+            kind: a.kind.to_string(),
             amount: amount.to_string(),
             amount_in_words: amount.to_chinese_capital(),
             valid_from: china_time(a.valid_from),

@@ -8,9 +8,8 @@ use super::applications::{NamedParty, SectionRef};
 use super::china_time;
 use crate::domain::money::Amount;
 use crate::pki::VerificationReport;
-use crate::services::guarantees::{
-    self, ClaimDecision, ClaimView, GuaranteeView, Issued, NewClaim,
-};
+use crate::services::claims::{self, ClaimDecision, ClaimView, NewClaim};
+use crate::services::guarantees::{self, GuaranteeView, Issued};
 use crate::web::auth::Authenticated;
 use crate::web::error::ApiError;
 use crate::web::openapi::{Binary, Conflict, JsonBody, NotFound, SignedDocument, SignedIn};
@@ -81,8 +80,8 @@ impl From<&GuaranteeView> for GuaranteeOut {
         GuaranteeOut {
             number: g.number.clone(),
             version: g.current_version,
-            status: g.status.clone(),
-            claimed_from: g.claimed_from.clone(),
+            status: g.status.to_string(),
+            claimed_from: g.claimed_from.map(|s| s.to_string()),
             amount: amount.to_string(),
             amount_in_words: amount.to_chinese_capital(),
             valid_from: china_time(g.valid_from),
@@ -400,7 +399,7 @@ impl From<ClaimView> for ClaimOut {
             reason_code: c.reason_code,
             statement: c.statement,
             amount: Amount::from_fen(c.amount_fen).to_string(),
-            status: c.status,
+            status: c.status.to_string(),
             filed_at: china_time(c.filed_at),
             decide_by: china_time(c.decide_by),
             overdue: v.overdue,
@@ -434,8 +433,7 @@ async fn file_claim(
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     let claim =
-        web::block(move || guarantees::file_claim(&ctx, &who.0, &number, body.into_inner()))
-            .await??;
+        web::block(move || claims::file_claim(&ctx, &who.0, &number, body.into_inner())).await??;
     Ok(HttpResponse::Created().json(ClaimOut::from(claim)))
 }
 
@@ -452,7 +450,7 @@ async fn list_claims(
     who: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
-    let claims = web::block(move || guarantees::list_claims(&ctx, &who.0)).await??;
+    let claims = web::block(move || claims::list_claims(&ctx, &who.0)).await??;
     Ok(HttpResponse::Ok().json(claims.into_iter().map(ClaimOut::from).collect::<Vec<_>>()))
 }
 
@@ -479,8 +477,8 @@ async fn decide_claim(
     body: web::Json<ClaimDecision>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
-    let claim = web::block(move || guarantees::decide_claim(&ctx, &who.0, &id, body.into_inner()))
-        .await??;
+    let claim =
+        web::block(move || claims::decide_claim(&ctx, &who.0, &id, body.into_inner())).await??;
     Ok(HttpResponse::Ok().json(ClaimOut::from(claim)))
 }
 

@@ -4,8 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::china_time;
-use crate::mail::outbox::OutboxMail;
-use crate::services::mail;
+use crate::services::mail::{self, OutboxMail};
 use crate::web::auth::Authenticated;
 use crate::web::error::ApiError;
 use crate::web::openapi::{BadRequest, Conflict, NotFound, SignedIn, Unprocessable};
@@ -37,7 +36,7 @@ impl From<OutboxMail> for MailView {
             id: m.id,
             to: m.to_address,
             subject: m.subject,
-            status: m.status,
+            status: m.status.to_string(),
             attempts: m.attempts,
             last_error: m.last_error,
             next_attempt_at: china_time(m.next_attempt_at),

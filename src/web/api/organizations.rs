@@ -38,9 +38,9 @@ impl From<Organization> for OrganizationView {
     fn from(o: Organization) -> Self {
         OrganizationView {
             id: o.id,
-            kind: o.kind,
-            issuer_kind: o.issuer_kind,
-            provider_kind: o.provider_kind,
+            kind: o.kind.to_string(),
+            issuer_kind: o.issuer_kind.map(|k| k.to_string()),
+            provider_kind: o.provider_kind.map(|k| k.to_string()),
             name: o.name,
             uscc: o.uscc,
             uscc_whitelisted: o.uscc_whitelisted,
@@ -142,7 +142,7 @@ impl From<User> for UserView {
             username: u.username,
             display_name: u.display_name,
             email: u.email,
-            role: u.role,
+            role: u.role.to_string(),
             resident_id: u.resident_id_masked,
             active: u.active,
             created_at: china_time(u.created_at),

@@ -1,0 +1,296 @@
+//! Claims (索赔) under URDG 758: the agency demands payment for the tenderee, the issuer
+//! pays or rejects within the decision period. A paid claim is a credit event.
+
+use chrono::{Datelike, Duration, NaiveDateTime, TimeZone, Weekday};
+use diesel::prelude::*;
+
+use crate::db::models::{Claim, CreditEvent, Guarantee, Organization};
+use crate::db::schema::{claims, credit_events, guarantees, organizations, projects, sections};
+use crate::db::{write_tx, DbConnection};
+use crate::domain::lifecycle::{ClaimState, GuaranteeAction};
+use crate::domain::money::Amount;
+use crate::domain::party::Role;
+use crate::domain::time::china;
+use crate::services::guarantees::{require_project_agency, transition, with_guarantee};
+use crate::services::notify;
+use crate::services::organizations::required_text;
+use crate::services::views::{guarantee_view_by_id, GuaranteeView};
+use crate::services::{new_id, require_role, Actor, Context, ServiceError};
+
+/// Why a beneficiary demands payment.
+pub const CLAIM_REASONS: &[&str] = &[
+    "withdrew_after_deadline",
+    "refused_to_sign_contract",
+    "refused_performance_bond",
+    "false_materials",
+    "collusion",
+    "other",
+];
+
+/// Business days the issuer has to decide a claim.
+pub const CLAIM_DECISION_BUSINESS_DAYS: u32 = 5;
+
+/// A demand as the agency files it for the tenderee.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClaim {
+    pub reason_code: String,
+    pub statement: String,
+    /// Decimal yuan; at most the amount outstanding.
+    pub amount: String,
+}
+
+/// `at` plus `days` business days (Monday to Friday, China time). Public holidays are
+/// not modelled; an operator may extend a deadline by rejecting and refiling.
+pub fn add_business_days(at: NaiveDateTime, days: u32) -> NaiveDateTime {
+    let mut local = china().from_utc_datetime(&at);
+    let mut left = days;
+    while left > 0 {
+        local += Duration::days(1);
+        if !matches!(local.weekday(), Weekday::Sat | Weekday::Sun) {
+            left -= 1;
+        }
+    }
+    local.naive_utc()
+}
+
+/// A claim with its guarantee.
+#[derive(Debug, Clone)]
+pub struct ClaimView {
+    pub claim: Claim,
+    pub guarantee: GuaranteeView,
+    /// Past the decision deadline and still undecided.
+    pub overdue: bool,
+}
+
+fn claim_view(
+    c: &mut DbConnection,
+    claim: Claim,
+    at: NaiveDateTime,
+) -> Result<ClaimView, ServiceError> {
+    let guarantee = guarantee_view_by_id(c, &claim.guarantee_id)?;
+    let overdue = claim.status == ClaimState::Filed && at > claim.decide_by;
+    Ok(ClaimView {
+        claim,
+        guarantee,
+        overdue,
+    })
+}
+
+/// The agency files a demand on the tenderee's behalf, within validity and up to the
+/// amount outstanding.
+pub fn file_claim(
+    ctx: &Context,
+    actor: &Actor,
+    number: &str,
+    input: NewClaim,
+) -> Result<ClaimView, ServiceError> {
+    if !CLAIM_REASONS.contains(&input.reason_code.as_str()) {
+        return Err(ServiceError::invalid(
+            "reason_code",
+            format!("must be one of {}", CLAIM_REASONS.join(", ")),
+        ));
+    }
+    let statement = required_text("statement", &input.statement, 4000)?;
+    let amount = Amount::parse(&input.amount).map_err(|e| ServiceError::invalid("amount", e))?;
+    if amount.fen() <= 0 {
+        return Err(ServiceError::invalid("amount", "must be more than zero"));
+    }
+    with_guarantee(ctx, actor, number, |c, view, at| {
+        require_project_agency(actor, view)?;
+        if at > view.guarantee.valid_until || at < view.guarantee.valid_from {
+            return Err(ServiceError::invalid(
+                "number",
+                "a demand must be made within the guarantee's validity",
+            ));
+        }
+        let paid: Vec<i64> = claims::table
+            .filter(claims::guarantee_id.eq(&view.guarantee.id))
+            .filter(claims::status.eq(ClaimState::Paid))
+            .select(claims::amount_fen)
+            .load(c)?;
+        let outstanding = view.guarantee.amount_fen - paid.iter().sum::<i64>();
+        if amount.fen() > outstanding {
+            return Err(ServiceError::invalid(
+                "amount",
+                format!(
+                    "exceeds the amount outstanding, {}",
+                    Amount::from_fen(outstanding)
+                ),
+            ));
+        }
+        transition(c, actor, &view.guarantee, GuaranteeAction::Claim, at)?;
+        let claim = Claim {
+            id: new_id(),
+            guarantee_id: view.guarantee.id.clone(),
+            reason_code: input.reason_code.clone(),
+            statement: statement.clone(),
+            amount_fen: amount.fen(),
+            status: ClaimState::Filed,
+            filed_by: actor.user_id.clone(),
+            filed_at: at,
+            decide_by: add_business_days(at, CLAIM_DECISION_BUSINESS_DAYS),
+            decided_by: None,
+            decided_at: None,
+            decision_reason: None,
+        };
+        diesel::insert_into(claims::table)
+            .values(&claim)
+            .execute(c)?;
+        let agency: Organization = organizations::table
+            .find(&actor.organization_id)
+            .select(Organization::as_select())
+            .first(c)?;
+        notify::claim_filed(c, ctx, view, &claim, &agency, at)?;
+        claim_view(c, claim, at)
+    })
+}
+
+/// The issuer's decision on a claim.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimDecision {
+    /// `pay` or `reject`.
+    pub decision: String,
+    pub reason: Option<String>,
+}
+
+/// The issuer pays or rejects a claim. A paid claim is a negative credit event for the
+/// bidder; a rejected one returns the guarantee to its state before the claim.
+pub fn decide_claim(
+    ctx: &Context,
+    actor: &Actor,
+    claim_id: &str,
+    input: ClaimDecision,
+) -> Result<ClaimView, ServiceError> {
+    require_role(actor, &[Role::Issuer])?;
+    let pay = match input.decision.as_str() {
+        "pay" => true,
+        "reject" => false,
+        _ => return Err(ServiceError::invalid("decision", "must be pay or reject")),
+    };
+    let reason = match (&input.reason, pay) {
+        (Some(r), _) => Some(required_text("reason", r, 2000)?),
+        (None, false) => {
+            return Err(ServiceError::invalid(
+                "reason",
+                "a rejection needs a reason",
+            ))
+        }
+        (None, true) => None,
+    };
+    let at = ctx.now();
+    let mut conn = ctx.conn()?;
+    write_tx(&mut conn, |c| {
+        let claim: Claim = claims::table
+            .find(claim_id)
+            .select(Claim::as_select())
+            .first(c)
+            .optional()?
+            .ok_or_else(|| ServiceError::NotFound("claim".into()))?;
+        let g: Guarantee = guarantees::table
+            .find(&claim.guarantee_id)
+            .select(Guarantee::as_select())
+            .first(c)?;
+        if g.issuer_id != actor.organization_id {
+            return Err(ServiceError::NotFound("claim".into()));
+        }
+        let action = if pay {
+            GuaranteeAction::PayClaim
+        } else {
+            GuaranteeAction::RejectClaim
+        };
+        transition(c, actor, &g, action, at)?;
+        let status = if pay {
+            ClaimState::Paid
+        } else {
+            ClaimState::Rejected
+        };
+        let changed = diesel::update(
+            claims::table
+                .filter(claims::id.eq(&claim.id))
+                .filter(claims::status.eq(ClaimState::Filed)),
+        )
+        .set((
+            claims::status.eq(status),
+            claims::decided_by.eq(&actor.user_id),
+            claims::decided_at.eq(at),
+            claims::decision_reason.eq(&reason),
+        ))
+        .execute(c)?;
+        if changed != 1 {
+            return Err(ServiceError::Conflict(
+                "the claim is already decided".into(),
+            ));
+        }
+        if pay {
+            let enterprise: Organization = organizations::table
+                .find(&g.enterprise_id)
+                .select(Organization::as_select())
+                .first(c)?;
+            diesel::insert_into(credit_events::table)
+                .values(&CreditEvent {
+                    id: new_id(),
+                    subject_uscc: enterprise.uscc,
+                    kind: "guarantee_claim_paid".into(),
+                    positive: false,
+                    amount_fen: Some(claim.amount_fen),
+                    reference: g.number.clone(),
+                    source: "baohan exchange".into(),
+                    occurred_at: at,
+                })
+                .execute(c)?;
+        }
+        let fresh: Claim = claims::table
+            .find(&claim.id)
+            .select(Claim::as_select())
+            .first(c)?;
+        let view = guarantee_view_by_id(c, &g.id)?;
+        let agency: Organization = organizations::table
+            .find(&view.project.agency_id)
+            .select(Organization::as_select())
+            .first(c)?;
+        notify::claim_decided(c, ctx, &view, &fresh, &agency, at)?;
+        claim_view(c, fresh, at)
+    })
+}
+
+/// Claims the actor is party to: the agency's projects', the issuer's guarantees', the
+/// bidder's own.
+pub fn list_claims(ctx: &Context, actor: &Actor) -> Result<Vec<ClaimView>, ServiceError> {
+    require_role(
+        actor,
+        &[Role::Agency, Role::Issuer, Role::Enterprise, Role::Operator],
+    )?;
+    let at = ctx.now();
+    let mut conn = ctx.conn()?;
+    let mut query = claims::table
+        .inner_join(guarantees::table.inner_join(sections::table.inner_join(projects::table)))
+        .into_boxed();
+    match actor.role {
+        Role::Agency => query = query.filter(projects::agency_id.eq(&actor.organization_id)),
+        Role::Issuer => query = query.filter(guarantees::issuer_id.eq(&actor.organization_id)),
+        Role::Enterprise => {
+            query = query.filter(guarantees::enterprise_id.eq(&actor.organization_id))
+        }
+        _ => {}
+    }
+    let rows: Vec<Claim> = query
+        .order(claims::filed_at.desc())
+        .limit(500)
+        .select(Claim::as_select())
+        .load(&mut conn)?;
+    rows.into_iter()
+        .map(|cl| claim_view(&mut conn, cl, at))
+        .collect()
+}
+
+/// Credit events recorded against a subject (used by the credit archive and tests).
+pub fn credit_events_of(ctx: &Context, uscc: &str) -> Result<Vec<CreditEvent>, ServiceError> {
+    let mut conn = ctx.conn()?;
+    Ok(credit_events::table
+        .filter(credit_events::subject_uscc.eq(uscc))
+        .order(credit_events::occurred_at.asc())
+        .select(CreditEvent::as_select())
+        .load(&mut conn)?)
+}

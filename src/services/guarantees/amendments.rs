@@ -1,0 +1,95 @@
+//! Amendments after a postponement (延标): every bond in force is offered a new version
+//! with the longer validity, for its issuer to sign.
+
+use super::issuing::make_draft;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::models::{Guarantee, Project};
+use crate::db::schema::{guarantee_drafts, guarantees, sections};
+use crate::db::DbConnection;
+use crate::domain::lifecycle::{ApplicationState, GuaranteeState};
+use crate::domain::party::Role;
+use crate::services::applications;
+use crate::services::{Actor, Context, ServiceError};
+
+/// After a project's deadline moved (延标), every bond on it must cover the new bid
+/// validity period: unsigned drafts are dropped (remade on demand with the new times),
+/// and each guarantee in force gets an amendment draft for its issuer to sign.
+/// Returns the numbers of the guarantees awaiting an amendment.
+pub fn offer_amendments(
+    c: &mut DbConnection,
+    ctx: &Context,
+    project: &Project,
+    at: NaiveDateTime,
+) -> Result<Vec<String>, ServiceError> {
+    use crate::db::schema::applications as rows;
+    let (valid_from, valid_until) = applications::required_validity(project);
+    let section_ids: Vec<String> = sections::table
+        .filter(sections::project_id.eq(&project.id))
+        .select(sections::id)
+        .load(c)?;
+    // Applications not yet issued simply take the new validity.
+    let open_states = [
+        ApplicationState::Submitted,
+        ApplicationState::Approved,
+        ApplicationState::Paid,
+    ];
+    let open: Vec<String> = rows::table
+        .filter(rows::section_id.eq_any(&section_ids))
+        .filter(rows::status.eq_any(open_states))
+        .select(rows::id)
+        .load(c)?;
+    diesel::update(rows::table.filter(rows::id.eq_any(&open)))
+        .set((
+            rows::valid_from.eq(valid_from),
+            rows::valid_until.eq(valid_until),
+            rows::updated_at.eq(at),
+        ))
+        .execute(c)?;
+    diesel::delete(guarantee_drafts::table.filter(guarantee_drafts::application_id.eq_any(&open)))
+        .execute(c)?;
+    diesel::update(
+        rows::table
+            .filter(rows::section_id.eq_any(&section_ids))
+            .filter(rows::status.eq(ApplicationState::Issued)),
+    )
+    .set((rows::valid_until.eq(valid_until), rows::updated_at.eq(at)))
+    .execute(c)?;
+
+    let live: Vec<Guarantee> = guarantees::table
+        .filter(guarantees::section_id.eq_any(&section_ids))
+        .filter(guarantees::status.eq_any([GuaranteeState::Issued, GuaranteeState::Accepted]))
+        .select(Guarantee::as_select())
+        .load(c)?;
+    let mut offered = Vec::with_capacity(live.len());
+    for g in live {
+        if g.valid_until >= valid_until {
+            continue;
+        }
+        // A pending amendment from an earlier postponement is replaced by this one.
+        diesel::delete(
+            guarantee_drafts::table
+                .filter(guarantee_drafts::application_id.eq(&g.application_id))
+                .filter(guarantee_drafts::version.gt(g.current_version)),
+        )
+        .execute(c)?;
+        let system = Actor {
+            user_id: "system".into(),
+            organization_id: g.issuer_id.clone(),
+            organization_kind: crate::domain::party::OrgKind::Issuer,
+            role: Role::Issuer,
+        };
+        let view = applications::load_visible(c, &system, &g.application_id)?;
+        make_draft(
+            c,
+            ctx,
+            &view,
+            g.current_version + 1,
+            Some((&g, valid_until)),
+            at,
+        )?;
+        offered.push(g.number.clone());
+    }
+    Ok(offered)
+}

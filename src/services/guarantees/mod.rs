@@ -1,0 +1,157 @@
+//! Guarantees (保函): the signed document an issuer gives a bidder, from the draft it
+//! signs to release, claim or expiry. Every transition is one conditional update in one
+//! transaction with its audit entry; anything the lifecycle does not allow is refused
+//! naming the current state.
+
+mod amendments;
+mod expiry;
+mod issuing;
+mod lifecycle;
+mod verification;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+pub use amendments::offer_amendments;
+pub use expiry::{expire_due, send_expiry_notices, EXPIRY_NOTICE_DAYS};
+pub use issuing::{draft, issue_hosted, open_code, upload_signature, Issued};
+pub use lifecycle::{accept, award, cancel, contract_signed, release, revoke, transition};
+pub use verification::{bonds_at_opening, verify_by_number, verify_documents, ExpectationsInput};
+
+pub use crate::services::views::GuaranteeView;
+
+use crate::db::models::{Guarantee, Project};
+use crate::db::schema::{guarantees, issuer_certificates};
+use crate::db::{write_tx, DbConnection};
+use crate::domain::guarantee_number::GuaranteeNumber;
+use crate::domain::party::Role;
+use crate::services::views::guarantee_view;
+use crate::services::{require_role, Actor, Context, OrInternal, ServiceError};
+
+/// Is the project's bid opening past? Until then, who bids is secret (围串标).
+pub fn opened(project: &Project, at: NaiveDateTime) -> bool {
+    at >= project.bid_opening_at
+}
+
+/// A guarantee by number, if the actor may see it: its bidder, its issuer and the
+/// operator at any time; the project's agency and tenderee only after bid opening.
+/// Everyone else, and the agency before opening, gets "not found".
+pub fn load_visible(
+    c: &mut DbConnection,
+    actor: &Actor,
+    number: &str,
+    at: NaiveDateTime,
+) -> Result<GuaranteeView, ServiceError> {
+    let number = GuaranteeNumber::parse(number).map_err(|e| ServiceError::invalid("number", e))?;
+    let g: Guarantee = guarantees::table
+        .filter(guarantees::number.eq(number.as_str()))
+        .select(Guarantee::as_select())
+        .first(c)
+        .optional()?
+        .ok_or_else(|| ServiceError::NotFound("guarantee".into()))?;
+    let view = guarantee_view(c, g)?;
+    let visible = match actor.role {
+        Role::Operator => true,
+        Role::Enterprise => view.guarantee.enterprise_id == actor.organization_id,
+        Role::Issuer => view.guarantee.issuer_id == actor.organization_id,
+        Role::Agency => {
+            view.project.agency_id == actor.organization_id && opened(&view.project, at)
+        }
+        Role::Tenderee => {
+            view.project.tenderee_id == actor.organization_id && opened(&view.project, at)
+        }
+        _ => false,
+    };
+    if visible {
+        Ok(view)
+    } else {
+        Err(ServiceError::NotFound("guarantee".into()))
+    }
+}
+
+/// One guarantee for a party.
+pub fn get(ctx: &Context, actor: &Actor, number: &str) -> Result<GuaranteeView, ServiceError> {
+    let mut conn = ctx.conn()?;
+    load_visible(&mut conn, actor, number, ctx.now())
+}
+
+/// The guarantees an enterprise holds or an issuer issued (newest first).
+pub fn list(ctx: &Context, actor: &Actor) -> Result<Vec<GuaranteeView>, ServiceError> {
+    require_role(actor, &[Role::Enterprise, Role::Issuer, Role::Operator])?;
+    let mut conn = ctx.conn()?;
+    let mut query = guarantees::table.into_boxed();
+    match actor.role {
+        Role::Enterprise => {
+            query = query.filter(guarantees::enterprise_id.eq(&actor.organization_id))
+        }
+        Role::Issuer => query = query.filter(guarantees::issuer_id.eq(&actor.organization_id)),
+        _ => {}
+    }
+    let rows: Vec<Guarantee> = query
+        .order(guarantees::issued_at.desc())
+        .limit(500)
+        .select(Guarantee::as_select())
+        .load(&mut conn)?;
+    rows.into_iter()
+        .map(|g| guarantee_view(&mut conn, g))
+        .collect()
+}
+
+/// The signer's certificate followed by the trusted CA certificates that issued it,
+/// as PEM, so a relying party can verify offline.
+pub fn chain_pem(ctx: &Context, view: &GuaranteeView) -> Result<String, ServiceError> {
+    let mut conn = ctx.conn()?;
+    let der: Option<Vec<u8>> = match &view.version.signer_certificate_id {
+        Some(id) => issuer_certificates::table
+            .find(id)
+            .select(issuer_certificates::certificate_der)
+            .first(&mut conn)
+            .optional()?,
+        None => None,
+    };
+    let der = der.ok_or_else(|| ServiceError::NotFound("signer certificate".into()))?;
+    let cert = openssl::x509::X509::from_der(&der).or_internal("stored certificate")?;
+    let mut pem = cert.to_pem().or_internal("certificate PEM")?;
+    let store = ctx.verifier.store();
+    let mut current = cert;
+    // Walk up through the anchors by issuer name (a short chain: a few CAs at most).
+    for _ in 0..8 {
+        let parent = store.anchors().iter().find(|a| {
+            a.subject_name()
+                .try_cmp(current.issuer_name())
+                .map(|o| o.is_eq())
+                .unwrap_or(false)
+        });
+        match parent {
+            Some(p) if p.to_der().ok() != current.to_der().ok() => {
+                pem.extend(p.to_pem().or_internal("CA PEM")?);
+                current = p.clone();
+            }
+            _ => break,
+        }
+    }
+    String::from_utf8(pem).or_internal("PEM is text")
+}
+
+/// Runs `f` on a guarantee the actor may see, in one write transaction.
+pub fn with_guarantee<T>(
+    ctx: &Context,
+    actor: &Actor,
+    number: &str,
+    f: impl FnOnce(&mut DbConnection, &GuaranteeView, NaiveDateTime) -> Result<T, ServiceError>,
+) -> Result<T, ServiceError> {
+    let at = ctx.now();
+    let mut conn = ctx.conn()?;
+    write_tx(&mut conn, |c| {
+        let view = load_visible(c, actor, number, at)?;
+        f(c, &view, at)
+    })
+}
+
+pub fn require_project_agency(actor: &Actor, view: &GuaranteeView) -> Result<(), ServiceError> {
+    require_role(actor, &[Role::Agency])?;
+    if view.project.agency_id != actor.organization_id {
+        return Err(ServiceError::NotFound("guarantee".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! Verification of registered guarantees: public (number and code, or document and
+//! signature) and the agency's check of every bond at bid opening.
+
+use chrono::{Duration, TimeZone};
+use diesel::prelude::*;
+use subtle::ConstantTimeEq;
+
+use crate::db::models::{Guarantee, GuaranteeVersion, Organization, Project, Section};
+use crate::db::schema::{guarantee_versions, guarantees, organizations, projects, sections};
+use crate::db::DbConnection;
+use crate::domain::guarantee_number::GuaranteeNumber;
+use crate::domain::money::Amount;
+use crate::domain::party::Role;
+use crate::domain::time::{china, china_rfc3339};
+use crate::domain::verification_code::VerificationCode;
+use crate::pki::{
+    Expectations, GuaranteeDocument, Registration, RegistryCheck, VerificationReport, VerifyOptions,
+};
+use crate::services::guarantees::opened;
+use crate::services::views::{guarantee_view, GuaranteeView};
+use crate::services::{require_role, Actor, Context, ServiceError};
+
+/// What a verifier may expect of a guarantee, as typed in a request.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectationsInput {
+    pub project_code: Option<String>,
+    pub section_code: Option<String>,
+    pub beneficiary_uscc: Option<String>,
+    pub applicant_uscc: Option<String>,
+    /// Decimal yuan, e.g. "100000.00".
+    pub min_amount: Option<String>,
+    /// RFC 3339; validity must have begun by then (the bid deadline).
+    pub valid_from_by: Option<String>,
+    /// RFC 3339; validity must last through it (end of the bid validity period).
+    pub valid_through: Option<String>,
+}
+
+impl ExpectationsInput {
+    fn parse(self) -> Result<Expectations, ServiceError> {
+        let time = |field: &str, v: Option<String>| {
+            v.map(|v| {
+                chrono::DateTime::parse_from_rfc3339(&v).map_err(|_| {
+                    ServiceError::invalid(
+                        format!("expectations.{field}"),
+                        "must be an RFC 3339 time with an offset",
+                    )
+                })
+            })
+            .transpose()
+        };
+        if let Some(min) = &self.min_amount {
+            Amount::parse(min).map_err(|e| ServiceError::invalid("expectations.min_amount", e))?;
+        }
+        Ok(Expectations {
+            valid_from_by: time("valid_from_by", self.valid_from_by)?,
+            valid_through: time("valid_through", self.valid_through)?,
+            project_code: self.project_code,
+            section_code: self.section_code,
+            beneficiary_uscc: self.beneficiary_uscc,
+            applicant_uscc: self.applicant_uscc,
+            min_amount: self.min_amount,
+        })
+    }
+}
+
+/// The expectations that follow from the tender itself for a bond on a section.
+fn tender_expectations(view: &GuaranteeView) -> Expectations {
+    let deadline = china().from_utc_datetime(&view.project.bid_deadline);
+    Expectations {
+        project_code: Some(view.project.code.clone()),
+        section_code: Some(view.section.code.clone()),
+        beneficiary_uscc: Some(view.tenderee.uscc.clone()),
+        applicant_uscc: Some(view.enterprise.uscc.clone()),
+        min_amount: Some(Amount::from_fen(view.section.bond_amount_fen).to_string()),
+        valid_from_by: Some(deadline),
+        valid_through: Some(deadline + Duration::days(i64::from(view.project.bid_validity_days))),
+    }
+}
+
+fn registration(view: &GuaranteeView) -> Result<Registration, ServiceError> {
+    let state = view.guarantee.status;
+    Ok(Registration {
+        document_sha256: view.version.document_sha256.clone(),
+        // A claimed guarantee is still in force: the claim may be rejected.
+        status_active: state.is_active(),
+        status: state.as_str().into(),
+    })
+}
+
+fn verify_view(
+    ctx: &Context,
+    c: &mut DbConnection,
+    view: &GuaranteeView,
+    expectations: Expectations,
+) -> Result<VerificationReport, ServiceError> {
+    let fingerprints = crate::services::trust::issuer_fingerprints(c, &view.issuer.id)?;
+    verify_with(ctx, view, fingerprints, expectations)
+}
+
+/// Verifies a registered guarantee's current version against the exchange's record.
+fn verify_with(
+    ctx: &Context,
+    view: &GuaranteeView,
+    fingerprints: Vec<String>,
+    expectations: Expectations,
+) -> Result<VerificationReport, ServiceError> {
+    let signature = view.version.signature.as_deref().unwrap_or_default();
+    Ok(ctx.verifier.engine().verify(
+        &view.version.document,
+        signature,
+        &ctx.verifier.store(),
+        &VerifyOptions {
+            registered_fingerprints: Some(fingerprints),
+            registry: RegistryCheck::Online(Some(registration(view)?)),
+            expectations,
+            validation_time: Some(ctx.now().and_utc()),
+        },
+    ))
+}
+
+/// Public verification by guarantee number and verification code. A wrong code and an
+/// unknown number look the same, so numbers cannot be probed.
+pub fn verify_by_number(
+    ctx: &Context,
+    number: &str,
+    code: &str,
+    expectations: ExpectationsInput,
+) -> Result<VerificationReport, ServiceError> {
+    let number = GuaranteeNumber::parse(number).map_err(|e| ServiceError::invalid("number", e))?;
+    let code = VerificationCode::parse(code).map_err(|e| ServiceError::invalid("code", e))?;
+    let expectations = expectations.parse()?;
+    let mut conn = ctx.conn()?;
+    let g: Option<Guarantee> = guarantees::table
+        .filter(guarantees::number.eq(number.as_str()))
+        .select(Guarantee::as_select())
+        .first(&mut conn)
+        .optional()?;
+    let not_found =
+        || ServiceError::NotFound("a guarantee with this number and verification code".into());
+    let g = g.ok_or_else(not_found)?;
+    let code_matches: bool = g
+        .verification_code_hash
+        .as_bytes()
+        .ct_eq(code.sha256_hex().as_bytes())
+        .into();
+    if !code_matches {
+        return Err(not_found());
+    }
+    let view = guarantee_view(&mut conn, g)?;
+    verify_view(ctx, &mut conn, &view, expectations)
+}
+
+/// Verification of a document and signature someone holds: the cryptographic checks,
+/// then the exchange's record of that number.
+pub fn verify_documents(
+    ctx: &Context,
+    document: &[u8],
+    signature: &[u8],
+    expectations: ExpectationsInput,
+) -> Result<VerificationReport, ServiceError> {
+    let expectations = expectations.parse()?;
+    let mut conn = ctx.conn()?;
+    let number = GuaranteeDocument::parse(document)
+        .ok()
+        .map(|d| d.guarantee_number);
+    let found: Option<Guarantee> = match number {
+        Some(n) => guarantees::table
+            .filter(guarantees::number.eq(n))
+            .select(Guarantee::as_select())
+            .first(&mut conn)
+            .optional()?,
+        None => None,
+    };
+    let (registry, fingerprints) = match found {
+        Some(g) => {
+            let view = guarantee_view(&mut conn, g)?;
+            (
+                RegistryCheck::Online(Some(registration(&view)?)),
+                Some(crate::services::trust::issuer_fingerprints(
+                    &mut conn,
+                    &view.issuer.id,
+                )?),
+            )
+        }
+        None => (RegistryCheck::Online(None), None),
+    };
+    Ok(ctx.verifier.engine().verify(
+        document,
+        signature,
+        &ctx.verifier.store(),
+        &VerifyOptions {
+            registered_fingerprints: fingerprints,
+            registry,
+            expectations,
+            validation_time: Some(ctx.now().and_utc()),
+        },
+    ))
+}
+
+/// Every bond of a project with its report, for the agency at bid opening. Refused
+/// before the bid-opening time: until then nobody may learn who bids.
+pub fn bonds_at_opening(
+    ctx: &Context,
+    actor: &Actor,
+    project_id: &str,
+) -> Result<(Project, Vec<(GuaranteeView, VerificationReport)>), ServiceError> {
+    require_role(actor, &[Role::Agency, Role::Tenderee])?;
+    let mut conn = ctx.conn()?;
+    let project: Project = projects::table
+        .find(project_id)
+        .select(Project::as_select())
+        .first(&mut conn)
+        .optional()?
+        .filter(|p| p.agency_id == actor.organization_id || p.tenderee_id == actor.organization_id)
+        .ok_or_else(|| ServiceError::NotFound("project".into()))?;
+    if !opened(&project, ctx.now()) {
+        return Err(ServiceError::Forbidden(format!(
+            "bonds are sealed until bid opening at {}",
+            china_rfc3339(project.bid_opening_at)
+        )));
+    }
+    // A few queries for the whole project, not several per bond: the bonds with their
+    // sections and current versions, the organizations named, each issuer's
+    // certificates once.
+    let rows: Vec<(Guarantee, Section, GuaranteeVersion)> = guarantees::table
+        .inner_join(sections::table)
+        .inner_join(
+            guarantee_versions::table.on(guarantee_versions::guarantee_id
+                .eq(guarantees::id)
+                .and(guarantee_versions::version.eq(guarantees::current_version))),
+        )
+        .filter(sections::project_id.eq(&project.id))
+        .order((sections::code.asc(), guarantees::number.asc()))
+        .select((
+            Guarantee::as_select(),
+            Section::as_select(),
+            GuaranteeVersion::as_select(),
+        ))
+        .load(&mut conn)?;
+    let mut org_ids: Vec<&str> = rows
+        .iter()
+        .flat_map(|(g, _, _)| [g.enterprise_id.as_str(), g.issuer_id.as_str()])
+        .collect();
+    org_ids.push(&project.tenderee_id);
+    let orgs: std::collections::HashMap<String, Organization> = organizations::table
+        .filter(organizations::id.eq_any(&org_ids))
+        .select(Organization::as_select())
+        .load(&mut conn)?
+        .into_iter()
+        .map(|o| (o.id.clone(), o))
+        .collect();
+    let org = |id: &str| {
+        orgs.get(id)
+            .cloned()
+            .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("organization {id} missing")))
+    };
+    let mut fingerprints: std::collections::HashMap<String, Vec<String>> =
+        std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for (guarantee, section, version) in rows {
+        if !fingerprints.contains_key(&guarantee.issuer_id) {
+            let found =
+                crate::services::trust::issuer_fingerprints(&mut conn, &guarantee.issuer_id)?;
+            fingerprints.insert(guarantee.issuer_id.clone(), found);
+        }
+        let view = GuaranteeView {
+            enterprise: org(&guarantee.enterprise_id)?,
+            issuer: org(&guarantee.issuer_id)?,
+            tenderee: org(&project.tenderee_id)?,
+            project: project.clone(),
+            section,
+            version,
+            guarantee,
+        };
+        let expectations = tender_expectations(&view);
+        let known = fingerprints
+            .get(&view.guarantee.issuer_id)
+            .cloned()
+            .unwrap_or_default();
+        let report = verify_with(ctx, &view, known, expectations)?;
+        out.push((view, report));
+    }
+    Ok((project, out))
+}

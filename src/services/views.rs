@@ -1,0 +1,113 @@
+//! What a reader of a guarantee or an application needs around it, loaded in one place:
+//! the use cases answer with these views and the notifications render them, so neither
+//! imports the other.
+
+use diesel::prelude::*;
+
+use super::ServiceError;
+use crate::db::models::{Application, Guarantee, GuaranteeVersion, Organization, Project, Section};
+use crate::db::schema::{guarantee_versions, guarantees, organizations, projects, sections};
+use crate::db::DbConnection;
+
+/// A guarantee with its current signed version and its parties.
+#[derive(Debug, Clone)]
+pub struct GuaranteeView {
+    pub guarantee: Guarantee,
+    pub version: GuaranteeVersion,
+    pub section: Section,
+    pub project: Project,
+    pub enterprise: Organization,
+    pub issuer: Organization,
+    pub tenderee: Organization,
+}
+
+/// An application with what a reader needs around it.
+#[derive(Debug, Clone)]
+pub struct ApplicationView {
+    pub application: Application,
+    pub section: Section,
+    pub project: Project,
+    pub enterprise: Organization,
+    pub issuer: Organization,
+}
+
+/// A guarantee by its row id, with its current version and parties.
+pub fn guarantee_view_by_id(c: &mut DbConnection, id: &str) -> Result<GuaranteeView, ServiceError> {
+    let g: Guarantee = guarantees::table
+        .find(id)
+        .select(Guarantee::as_select())
+        .first(c)?;
+    guarantee_view(c, g)
+}
+
+/// A guarantee row with its current version and parties (the parties in one query).
+pub fn guarantee_view(
+    c: &mut DbConnection,
+    guarantee: Guarantee,
+) -> Result<GuaranteeView, ServiceError> {
+    let version: GuaranteeVersion = guarantee_versions::table
+        .filter(guarantee_versions::guarantee_id.eq(&guarantee.id))
+        .filter(guarantee_versions::version.eq(guarantee.current_version))
+        .select(GuaranteeVersion::as_select())
+        .first(c)?;
+    let (section, project) = sections::table
+        .inner_join(projects::table)
+        .filter(sections::id.eq(&guarantee.section_id))
+        .select((Section::as_select(), Project::as_select()))
+        .first::<(Section, Project)>(c)?;
+    // The three parties in one query.
+    let ids = [
+        guarantee.enterprise_id.as_str(),
+        guarantee.issuer_id.as_str(),
+        project.tenderee_id.as_str(),
+    ];
+    let orgs: Vec<Organization> = organizations::table
+        .filter(organizations::id.eq_any(ids))
+        .select(Organization::as_select())
+        .load(c)?;
+    let org = |id: &str| {
+        orgs.iter()
+            .find(|o| o.id == id)
+            .cloned()
+            .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("organization {id} missing")))
+    };
+    let enterprise = org(&guarantee.enterprise_id)?;
+    let issuer = org(&guarantee.issuer_id)?;
+    let tenderee = org(&project.tenderee_id)?;
+    Ok(GuaranteeView {
+        guarantee,
+        version,
+        section,
+        project,
+        enterprise,
+        issuer,
+        tenderee,
+    })
+}
+
+/// An application with its section, project and parties.
+pub fn application_view(
+    c: &mut DbConnection,
+    application: Application,
+) -> Result<ApplicationView, ServiceError> {
+    let (section, project) = sections::table
+        .inner_join(projects::table)
+        .filter(sections::id.eq(&application.section_id))
+        .select((Section::as_select(), Project::as_select()))
+        .first::<(Section, Project)>(c)?;
+    let enterprise = organizations::table
+        .find(&application.enterprise_id)
+        .select(Organization::as_select())
+        .first(c)?;
+    let issuer = organizations::table
+        .find(&application.issuer_id)
+        .select(Organization::as_select())
+        .first(c)?;
+    Ok(ApplicationView {
+        application,
+        section,
+        project,
+        enterprise,
+        issuer,
+    })
+}
