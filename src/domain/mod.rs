@@ -1,8 +1,10 @@
-//! Pure domain rules: money, identifiers, parties and lifecycles.
+//! Pure domain rules: money, identifiers, parties, lifecycles and the business-day
+//! calendar.
 //!
 //! No I/O here: no database, no HTTP, no clock reads. Each concept has its own error
 //! enum; the web layer attaches field names when it reports them.
 
+pub mod calendar;
 pub mod guarantee_number;
 pub mod lifecycle;
 pub mod money;
@@ -13,6 +15,7 @@ pub mod time;
 pub mod uscc;
 pub mod verification_code;
 
+pub use calendar::{Calendar, CalendarError, DayKind};
 pub use guarantee_number::{GuaranteeNumber, GuaranteeNumberError};
 pub use lifecycle::{
     ApplicationAction, ApplicationState, GuaranteeAction, GuaranteeState, PreClaimState,
