@@ -1,8 +1,9 @@
-//! Pure domain rules: money, identifiers, parties, lifecycles and the business-day
-//! calendar.
+//! Pure domain rules: money, identifiers, parties, lifecycles, tenders and the
+//! business-day calendar.
 //!
 //! No I/O here: no database, no HTTP, no clock reads. Each concept has its own error
-//! enum; the web layer attaches field names when it reports them.
+//! enum; the web layer attaches field names when it reports them (tender checks, which
+//! cover several fields at once, name the field themselves).
 
 pub mod calendar;
 pub mod guarantee_number;
@@ -11,6 +12,7 @@ pub mod money;
 pub mod party;
 pub mod resident_id;
 mod string_enum;
+pub mod tender;
 pub mod time;
 pub mod uscc;
 pub mod verification_code;
@@ -25,5 +27,6 @@ pub use money::{Amount, MoneyError};
 pub use party::{IssuerKind, OrgKind, ProviderKind, Role};
 pub use resident_id::{ResidentId, ResidentIdError};
 pub use string_enum::ParseEnumError;
+pub use tender::{TenderError, TenderProblem};
 pub use uscc::{Uscc, UsccError};
 pub use verification_code::{VerificationCode, VerificationCodeError};
