@@ -1,4 +1,4 @@
-//! Pure domain rules: money, identifiers, parties, lifecycles, tenders and the
+//! Pure domain rules: money, identifiers, parties, lifecycles, tenders, claims and the
 //! business-day calendar.
 //!
 //! No I/O here: no database, no HTTP, no clock reads. Each concept has its own error
@@ -6,6 +6,7 @@
 //! cover several fields at once, name the field themselves).
 
 pub mod calendar;
+pub mod claim;
 pub mod guarantee_number;
 pub mod lifecycle;
 pub mod money;
@@ -18,6 +19,7 @@ pub mod uscc;
 pub mod verification_code;
 
 pub use calendar::{Calendar, CalendarError, DayKind};
+pub use claim::ClaimReason;
 pub use guarantee_number::{GuaranteeNumber, GuaranteeNumberError};
 pub use lifecycle::{
     ApplicationAction, ApplicationState, GuaranteeAction, GuaranteeState, PreClaimState,
