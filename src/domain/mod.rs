@@ -1,18 +1,25 @@
-//! Pure domain rules: money, identifiers, parties and lifecycles.
+//! Pure domain rules: money, identifiers, parties, lifecycles, tenders, claims and the
+//! business-day calendar.
 //!
 //! No I/O here: no database, no HTTP, no clock reads. Each concept has its own error
-//! enum; the web layer attaches field names when it reports them.
+//! enum; the web layer attaches field names when it reports them (tender checks, which
+//! cover several fields at once, name the field themselves).
 
+pub mod calendar;
+pub mod claim;
 pub mod guarantee_number;
 pub mod lifecycle;
 pub mod money;
 pub mod party;
 pub mod resident_id;
 mod string_enum;
+pub mod tender;
 pub mod time;
 pub mod uscc;
 pub mod verification_code;
 
+pub use calendar::{Calendar, CalendarError, DayKind};
+pub use claim::ClaimReason;
 pub use guarantee_number::{GuaranteeNumber, GuaranteeNumberError};
 pub use lifecycle::{
     ApplicationAction, ApplicationState, ClaimState, GuaranteeAction, GuaranteeState,
@@ -23,5 +30,6 @@ pub use party::{IssuerKind, OrgKind, ProviderKind, Role};
 pub use resident_id::{ResidentId, ResidentIdError};
 pub(crate) use string_enum::string_enum;
 pub use string_enum::ParseEnumError;
+pub use tender::{TenderError, TenderProblem};
 pub use uscc::{Uscc, UsccError};
 pub use verification_code::{VerificationCode, VerificationCodeError};

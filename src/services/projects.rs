@@ -1,8 +1,6 @@
 //! Tender projects (招标项目) and their sections (标段), created and kept by the agency
 //! that runs the tender.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 
@@ -14,12 +12,11 @@ use crate::db::schema::{organizations, projects, sections};
 use crate::db::write_tx;
 use crate::domain::money::Amount;
 use crate::domain::party::{OrgKind, Role};
+use crate::domain::tender::{self, SectionInput, TenderError};
 use crate::domain::uscc::Uscc;
 
-/// The legal cap on a bid bond: 2% of the section's estimated price.
-pub const BID_BOND_CAP_PERCENT: u32 = 2;
-/// The longest bid validity period we accept, in days.
-pub const MAX_BID_VALIDITY_DAYS: i32 = 365;
+// The tender limits, still reachable where callers have always found them.
+pub use crate::domain::tender::{BID_BOND_CAP_PERCENT, MAX_BID_VALIDITY_DAYS};
 
 /// A section as the caller typed it.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
@@ -77,81 +74,34 @@ pub fn create_project(
 ) -> Result<ProjectView, ServiceError> {
     require_role(actor, &[Role::Agency])?;
     let at = ctx.now();
-    let code = project_code("code", &input.code)?;
+    let code = tender::parse_code(&input.code).map_err(|p| invalid(p.at("code")))?;
     let name = required_text("name", &input.name, 200)?;
     let tenderee_uscc =
         Uscc::parse(&input.tenderee_uscc).map_err(|e| ServiceError::invalid("tenderee_uscc", e))?;
     let bid_deadline = parse_time("bid_deadline", &input.bid_deadline)?;
     let bid_opening_at = parse_time("bid_opening_at", &input.bid_opening_at)?;
-    if bid_deadline <= at {
-        return Err(ServiceError::invalid(
-            "bid_deadline",
-            "must be in the future",
-        ));
-    }
-    if bid_opening_at < bid_deadline {
-        return Err(ServiceError::invalid(
-            "bid_opening_at",
-            "must not be before the bid deadline",
-        ));
-    }
-    if !(1..=MAX_BID_VALIDITY_DAYS).contains(&input.bid_validity_days) {
-        return Err(ServiceError::invalid(
-            "bid_validity_days",
-            format!("must be from 1 to {MAX_BID_VALIDITY_DAYS}"),
-        ));
-    }
-    if input.sections.is_empty() {
-        return Err(ServiceError::invalid(
-            "sections",
-            "a project needs at least one section",
-        ));
-    }
-    if input.sections.len() > 200 {
-        return Err(ServiceError::invalid("sections", "at most 200 sections"));
-    }
+    tender::check_timetable(at, bid_deadline, bid_opening_at, input.bid_validity_days)
+        .map_err(invalid)?;
+    let inputs: Vec<SectionInput<'_>> = input
+        .sections
+        .iter()
+        .map(|s| SectionInput {
+            code: &s.code,
+            bond_amount: &s.bond_amount,
+            estimated_price: s.estimated_price.as_deref(),
+        })
+        .collect();
+    let terms = tender::check_sections(&inputs).map_err(invalid)?;
     let project_id = new_id();
-    let mut seen = HashSet::new();
-    let mut section_rows = Vec::with_capacity(input.sections.len());
-    for (i, s) in input.sections.iter().enumerate() {
-        let field = |name: &str| format!("sections[{i}].{name}");
-        let code = project_code(&field("code"), &s.code)?;
-        if !seen.insert(code.clone()) {
-            return Err(ServiceError::invalid(
-                field("code"),
-                format!("{code} appears twice"),
-            ));
-        }
-        let bond = Amount::parse(&s.bond_amount)
-            .map_err(|e| ServiceError::invalid(field("bond_amount"), e))?;
-        if bond.fen() <= 0 {
-            return Err(ServiceError::invalid(
-                field("bond_amount"),
-                "must be more than zero",
-            ));
-        }
-        let estimated = s
-            .estimated_price
-            .as_deref()
-            .map(|p| {
-                Amount::parse(p).map_err(|e| ServiceError::invalid(field("estimated_price"), e))
-            })
-            .transpose()?;
-        if let Some(price) = estimated {
-            if !bond.is_within_percent_of(price, BID_BOND_CAP_PERCENT) {
-                return Err(ServiceError::invalid(
-                    field("bond_amount"),
-                    format!("a bid bond may be at most {BID_BOND_CAP_PERCENT}% of the estimated price {price}"),
-                ));
-            }
-        }
+    let mut section_rows = Vec::with_capacity(terms.len());
+    for (i, (s, t)) in input.sections.iter().zip(terms).enumerate() {
         section_rows.push(Section {
             id: new_id(),
             project_id: project_id.clone(),
-            code,
-            name: required_text(&field("name"), &s.name, 200)?,
-            bond_amount_fen: bond.fen(),
-            estimated_price_fen: estimated.map(|p| p.fen()),
+            code: t.code,
+            name: required_text(&format!("sections[{i}].name"), &s.name, 200)?,
+            bond_amount_fen: t.bond_amount.fen(),
+            estimated_price_fen: t.estimated_price.map(|p| p.fen()),
             awarded_enterprise_id: None,
             awarded_at: None,
             contract_signed_at: None,
@@ -240,16 +190,9 @@ pub fn create_project(
     Ok(view)
 }
 
-/// A project or section code: 1-64 printable ASCII characters without spaces.
-fn project_code(field: &str, value: &str) -> Result<String, ServiceError> {
-    let value = value.trim();
-    if value.is_empty() || value.len() > 64 || !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ServiceError::invalid(
-            field,
-            "must be 1 to 64 printable ASCII characters without spaces",
-        ));
-    }
-    Ok(value.to_owned())
+/// A broken tender rule, reported on the field it names.
+fn invalid(e: TenderError) -> ServiceError {
+    ServiceError::invalid(e.field, e.problem)
 }
 
 /// The projects the actor may see: an agency its own, the operator all. Others see
@@ -355,7 +298,7 @@ pub fn update_project(
     let mut conn = ctx.conn()?;
     write_tx(&mut conn, |c| {
         let project = owned_project(c, actor, id)?;
-        if project.bid_deadline <= at {
+        if tender::deadline_passed(project.bid_deadline, at) {
             return Err(ServiceError::Conflict(
                 "the bid deadline has passed; the project can no longer change".into(),
             ));
@@ -368,10 +311,7 @@ pub fn update_project(
         }
         for (code, amount) in &changes.bond_amounts {
             let field = format!("bond_amounts.{code}");
-            let bond = Amount::parse(amount).map_err(|e| ServiceError::invalid(&field, e))?;
-            if bond.fen() <= 0 {
-                return Err(ServiceError::invalid(&field, "must be more than zero"));
-            }
+            let bond = tender::parse_bond_amount(amount).map_err(|p| invalid(p.at(&field)))?;
             let section: Section = sections::table
                 .filter(sections::project_id.eq(&project.id))
                 .filter(sections::code.eq(code))
@@ -380,12 +320,8 @@ pub fn update_project(
                 .optional()?
                 .ok_or_else(|| ServiceError::invalid(&field, "no such section"))?;
             if let Some(price) = section.estimated_price_fen {
-                if !bond.is_within_percent_of(Amount::from_fen(price), BID_BOND_CAP_PERCENT) {
-                    return Err(ServiceError::invalid(
-                        &field,
-                        format!("a bid bond may be at most {BID_BOND_CAP_PERCENT}% of the estimated price"),
-                    ));
-                }
+                tender::check_bond_cap(bond, Amount::from_fen(price))
+                    .map_err(|p| invalid(p.at(&field)))?;
             }
             let applied: i64 = applications::table
                 .filter(applications::section_id.eq(&section.id))
@@ -441,26 +377,16 @@ pub fn postpone(
     let at = ctx.now();
     let deadline = parse_time("bid_deadline", &input.bid_deadline)?;
     let opening = parse_time("bid_opening_at", &input.bid_opening_at)?;
-    if opening < deadline {
-        return Err(ServiceError::invalid(
-            "bid_opening_at",
-            "must not be before the bid deadline",
-        ));
-    }
+    tender::check_opening(deadline, opening).map_err(invalid)?;
     let mut conn = ctx.conn()?;
     write_tx(&mut conn, |c| {
         let project = owned_project(c, actor, id)?;
-        if project.bid_deadline <= at {
+        if tender::deadline_passed(project.bid_deadline, at) {
             return Err(ServiceError::Conflict(
                 "the bid deadline has passed; it can no longer be postponed".into(),
             ));
         }
-        if deadline <= project.bid_deadline {
-            return Err(ServiceError::invalid(
-                "bid_deadline",
-                "must be later than the current deadline",
-            ));
-        }
+        tender::check_postponement(project.bid_deadline, deadline).map_err(invalid)?;
         let changed = diesel::update(
             projects::table
                 .filter(projects::id.eq(&project.id))
