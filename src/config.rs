@@ -10,6 +10,8 @@ use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Calendar;
+
 /// How outgoing mail leaves the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -40,6 +42,10 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub certs_dir: PathBuf,
+    /// Public holidays and adjusted working days (调休) to add to the built-in PRC
+    /// calendar, e.g. next year's once the State Council publishes them: a CSV of
+    /// `date,kind,name` lines in the format of `src/domain/calendar/cn_holidays.csv`.
+    pub holidays_file: Option<PathBuf>,
     /// The address users reach the exchange at; printed into letters and mails.
     pub public_base_url: String,
     /// 32 bytes in hex. Encrypts hosted issuer keys and keys the HMAC of ID numbers.
@@ -247,6 +253,25 @@ impl Settings {
             });
         }
         Ok(())
+    }
+
+    /// The business-day calendar in force: the built-in PRC holidays plus the
+    /// operator's [`Settings::holidays_file`]. A bad line stops start-up, naming it.
+    pub fn calendar(&self) -> Result<Calendar, ConfigError> {
+        let builtin = Calendar::builtin();
+        let Some(path) = &self.holidays_file else {
+            return Ok(builtin.clone());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Setting {
+            setting: "BAOHAN_HOLIDAYS_FILE",
+            message: format!("cannot read {}: {e}", path.display()),
+        })?;
+        builtin
+            .with_additions(&text)
+            .map_err(|e| ConfigError::Setting {
+                setting: "BAOHAN_HOLIDAYS_FILE",
+                message: format!("{}: {e}", path.display()),
+            })
     }
 
     /// The database URL in force: the setting, or SQLite in the data directory.

@@ -48,6 +48,8 @@ impl Application {
         let master_key = settings.master_key()?;
         let max_body = settings.max_body_bytes;
         let clock = services::Clock::default();
+        let calendar = settings.calendar()?;
+        warn_if_calendar_runs_out(&calendar, clock.now());
         let mail_worker = Worker::from_settings(pool.clone(), &settings)?.with_clock(clock.clone());
         let ctx = services::Context {
             pool: pool.clone(),
@@ -55,6 +57,7 @@ impl Application {
             verifier: Arc::new(Verifier::load(&pool, &settings.certs_dir)?),
             keys: Arc::new(Keys::from_master(&master_key)?),
             public_base_url: Arc::from(settings.base_url()),
+            calendar: Arc::new(calendar),
         };
 
         let state = web::Data::new(AppState {
@@ -159,4 +162,22 @@ pub fn init_tracing(default_level: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Claim deadlines count business days: without next year's holidays, a deadline that
+/// runs into it counts only weekends as days off. Say so at start-up, in time to add them
+/// (`BAOHAN_HOLIDAYS_FILE`).
+fn warn_if_calendar_runs_out(calendar: &crate::domain::Calendar, now: chrono::NaiveDateTime) {
+    use chrono::{Datelike, TimeZone};
+    let year = crate::domain::time::china().from_utc_datetime(&now).year();
+    for year in [year, year + 1] {
+        if !calendar.covers_year(year) {
+            tracing::warn!(
+                year,
+                "no public holidays are known for this year: claim deadlines in it count \
+                 only Saturdays and Sundays as days off; add the State Council's schedule \
+                 with BAOHAN_HOLIDAYS_FILE"
+            );
+        }
+    }
 }

@@ -6,8 +6,8 @@
 //! diesel's own derives in their `foreign_derive` form.
 
 use crate::domain::{
-    ApplicationState, ClaimState, GuaranteeState, IssuerKind, OrgKind, PreClaimState, ProviderKind,
-    Role,
+    ApplicationState, ClaimReason, ClaimState, GuaranteeState, IssuerKind, OrgKind, PreClaimState,
+    ProviderKind, Role,
 };
 
 /// Stores each named type as its snake_case text (`as_str`) and reads it back with
@@ -56,6 +56,7 @@ pub(crate) use text_columns;
 
 text_columns!(
     ApplicationState,
+    ClaimReason,
     ClaimState,
     GuaranteeState,
     IssuerKind,

@@ -5,8 +5,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::domain::{
-    ApplicationState, ClaimState, GuaranteeState, IssuerKind, OrgKind, PreClaimState, ProviderKind,
-    Role,
+    ApplicationState, ClaimReason, ClaimState, GuaranteeState, IssuerKind, OrgKind, PreClaimState,
+    ProviderKind, Role,
 };
 
 use super::schema::{
@@ -208,7 +208,7 @@ pub struct GuaranteeVersion {
 pub struct Claim {
     pub id: String,
     pub guarantee_id: String,
-    pub reason_code: String,
+    pub reason_code: ClaimReason,
     pub statement: String,
     pub amount_fen: i64,
     pub status: ClaimState,

@@ -3,7 +3,7 @@
 //! confirms payment; the enterprise may withdraw before payment. Issuing is with the
 //! guarantees.
 
-use chrono::{Duration, NaiveDateTime};
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::organizations::required_text;
@@ -16,6 +16,7 @@ use crate::db::{write_tx, DbConnection};
 use crate::domain::lifecycle::{ApplicationAction, ApplicationState};
 use crate::domain::money::Amount;
 use crate::domain::party::{IssuerKind, OrgKind, Role};
+use crate::domain::tender;
 
 /// An application as the enterprise sends it.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
@@ -25,13 +26,6 @@ pub struct NewApplication {
     pub issuer_id: String,
     /// bank, insurer or guarantor; must match the issuer when given.
     pub kind: Option<String>,
-}
-
-/// The validity a bid bond must have: from the bid deadline to the end of the bid
-/// validity period (投标有效期), which starts at the deadline.
-pub fn required_validity(project: &Project) -> (NaiveDateTime, NaiveDateTime) {
-    let until = project.bid_deadline + Duration::days(i64::from(project.bid_validity_days));
-    (project.bid_deadline, until)
 }
 
 /// Applies for a guarantee (enterprise).
@@ -99,7 +93,8 @@ pub fn apply(
                     .into(),
             ));
         }
-        let (valid_from, valid_until) = required_validity(&project);
+        let validity = tender::required_validity(project.bid_deadline, project.bid_validity_days);
+        let (valid_from, valid_until) = (validity.from, validity.until);
         let application = Application {
             id: new_id(),
             enterprise_id: actor.organization_id.clone(),

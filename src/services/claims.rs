@@ -1,34 +1,21 @@
 //! Claims (索赔) under URDG 758: the agency demands payment for the tenderee, the issuer
 //! pays or rejects within the decision period. A paid claim is a credit event.
 
-use chrono::{Datelike, Duration, NaiveDateTime, TimeZone, Weekday};
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::models::{Claim, CreditEvent, Guarantee, Organization};
 use crate::db::schema::{claims, credit_events, guarantees, organizations, projects, sections};
 use crate::db::{write_tx, DbConnection};
+use crate::domain::claim::{self, ClaimReason};
 use crate::domain::lifecycle::{ClaimState, GuaranteeAction};
 use crate::domain::money::Amount;
 use crate::domain::party::Role;
-use crate::domain::time::china;
 use crate::services::guarantees::{require_project_agency, transition, with_guarantee};
 use crate::services::notify;
 use crate::services::organizations::required_text;
 use crate::services::views::{guarantee_view_by_id, GuaranteeView};
 use crate::services::{new_id, require_role, Actor, Context, ServiceError};
-
-/// Why a beneficiary demands payment.
-pub const CLAIM_REASONS: &[&str] = &[
-    "withdrew_after_deadline",
-    "refused_to_sign_contract",
-    "refused_performance_bond",
-    "false_materials",
-    "collusion",
-    "other",
-];
-
-/// Business days the issuer has to decide a claim.
-pub const CLAIM_DECISION_BUSINESS_DAYS: u32 = 5;
 
 /// A demand as the agency files it for the tenderee.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
@@ -38,20 +25,6 @@ pub struct NewClaim {
     pub statement: String,
     /// Decimal yuan; at most the amount outstanding.
     pub amount: String,
-}
-
-/// `at` plus `days` business days (Monday to Friday, China time). Public holidays are
-/// not modelled; an operator may extend a deadline by rejecting and refiling.
-pub fn add_business_days(at: NaiveDateTime, days: u32) -> NaiveDateTime {
-    let mut local = china().from_utc_datetime(&at);
-    let mut left = days;
-    while left > 0 {
-        local += Duration::days(1);
-        if !matches!(local.weekday(), Weekday::Sat | Weekday::Sun) {
-            left -= 1;
-        }
-    }
-    local.naive_utc()
 }
 
 /// A claim with its guarantee.
@@ -85,12 +58,13 @@ pub fn file_claim(
     number: &str,
     input: NewClaim,
 ) -> Result<ClaimView, ServiceError> {
-    if !CLAIM_REASONS.contains(&input.reason_code.as_str()) {
-        return Err(ServiceError::invalid(
+    let reason: ClaimReason = input.reason_code.parse().map_err(|_| {
+        let known: Vec<&str> = ClaimReason::ALL.iter().map(|r| r.as_str()).collect();
+        ServiceError::invalid(
             "reason_code",
-            format!("must be one of {}", CLAIM_REASONS.join(", ")),
-        ));
-    }
+            format!("must be one of {}", known.join(", ")),
+        )
+    })?;
     let statement = required_text("statement", &input.statement, 4000)?;
     let amount = Amount::parse(&input.amount).map_err(|e| ServiceError::invalid("amount", e))?;
     if amount.fen() <= 0 {
@@ -123,13 +97,13 @@ pub fn file_claim(
         let claim = Claim {
             id: new_id(),
             guarantee_id: view.guarantee.id.clone(),
-            reason_code: input.reason_code.clone(),
+            reason_code: reason,
             statement: statement.clone(),
             amount_fen: amount.fen(),
             status: ClaimState::Filed,
             filed_by: actor.user_id.clone(),
             filed_at: at,
-            decide_by: add_business_days(at, CLAIM_DECISION_BUSINESS_DAYS),
+            decide_by: claim::decide_by(&ctx.calendar, at),
             decided_by: None,
             decided_at: None,
             decision_reason: None,

@@ -54,6 +54,8 @@ pub struct Context {
     pub keys: Arc<Keys>,
     /// Public base URL without a trailing slash, for verification links.
     pub public_base_url: Arc<str>,
+    /// Business days (PRC holidays and adjusted working days), for claim deadlines.
+    pub calendar: Arc<crate::domain::Calendar>,
 }
 
 /// Who is acting: a signed-in user of one organization.

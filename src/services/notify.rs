@@ -108,7 +108,7 @@ pub fn claim_filed(
                     enterprise_name: v.enterprise.name.clone(),
                     project_name: v.project.name.clone(),
                     claim_amount: money(claim.amount_fen),
-                    reason: claim.reason_code.clone(),
+                    reason: claim.reason_code.to_string(),
                     link: format!("{}/api/v1/claims", ctx.public_base_url),
                 },
             )

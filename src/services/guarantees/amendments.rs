@@ -10,6 +10,7 @@ use crate::db::schema::{guarantee_drafts, guarantees, sections};
 use crate::db::DbConnection;
 use crate::domain::lifecycle::{ApplicationState, GuaranteeState};
 use crate::domain::party::Role;
+use crate::domain::tender;
 use crate::services::applications;
 use crate::services::{Actor, Context, ServiceError};
 
@@ -24,7 +25,10 @@ pub fn offer_amendments(
     at: NaiveDateTime,
 ) -> Result<Vec<String>, ServiceError> {
     use crate::db::schema::applications as rows;
-    let (valid_from, valid_until) = applications::required_validity(project);
+    let tender::RequiredValidity {
+        from: valid_from,
+        until: valid_until,
+    } = tender::required_validity(project.bid_deadline, project.bid_validity_days);
     let section_ids: Vec<String> = sections::table
         .filter(sections::project_id.eq(&project.id))
         .select(sections::id)

@@ -10,7 +10,8 @@ use crate::db::schema::{guarantees, organizations, projects, sections};
 use crate::db::{write_tx, DbConnection};
 use crate::domain::lifecycle::{GuaranteeAction, GuaranteeState};
 use crate::domain::party::Role;
-use crate::services::guarantees::{opened, require_project_agency, with_guarantee};
+use crate::domain::tender;
+use crate::services::guarantees::{require_project_agency, with_guarantee};
 use crate::services::notify;
 use crate::services::organizations::required_text;
 use crate::services::views::{guarantee_view_by_id, GuaranteeView};
@@ -225,7 +226,7 @@ pub fn award(
     let mut conn = ctx.conn()?;
     write_tx(&mut conn, |c| {
         let (project, section) = agency_section(c, actor, project_id, section_id)?;
-        if !opened(&project, at) {
+        if !tender::opened(project.bid_opening_at, at) {
             return Err(ServiceError::Forbidden(
                 "a section can be awarded only after bid opening".into(),
             ));

@@ -20,18 +20,14 @@ pub use verification::{bonds_at_opening, verify_by_number, verify_documents, Exp
 
 pub use crate::services::views::GuaranteeView;
 
-use crate::db::models::{Guarantee, Project};
+use crate::db::models::Guarantee;
 use crate::db::schema::{guarantees, issuer_certificates};
 use crate::db::{write_tx, DbConnection};
 use crate::domain::guarantee_number::GuaranteeNumber;
 use crate::domain::party::Role;
+use crate::domain::tender;
 use crate::services::views::guarantee_view;
 use crate::services::{require_role, Actor, Context, OrInternal, ServiceError};
-
-/// Is the project's bid opening past? Until then, who bids is secret (围串标).
-pub fn opened(project: &Project, at: NaiveDateTime) -> bool {
-    at >= project.bid_opening_at
-}
 
 /// A guarantee by number, if the actor may see it: its bidder, its issuer and the
 /// operator at any time; the project's agency and tenderee only after bid opening.
@@ -55,10 +51,12 @@ pub fn load_visible(
         Role::Enterprise => view.guarantee.enterprise_id == actor.organization_id,
         Role::Issuer => view.guarantee.issuer_id == actor.organization_id,
         Role::Agency => {
-            view.project.agency_id == actor.organization_id && opened(&view.project, at)
+            view.project.agency_id == actor.organization_id
+                && tender::opened(view.project.bid_opening_at, at)
         }
         Role::Tenderee => {
-            view.project.tenderee_id == actor.organization_id && opened(&view.project, at)
+            view.project.tenderee_id == actor.organization_id
+                && tender::opened(view.project.bid_opening_at, at)
         }
         _ => false,
     };

@@ -1,7 +1,7 @@
 //! Verification of registered guarantees: public (number and code, or document and
 //! signature) and the agency's check of every bond at bid opening.
 
-use chrono::{Duration, TimeZone};
+use chrono::TimeZone;
 use diesel::prelude::*;
 use subtle::ConstantTimeEq;
 
@@ -11,12 +11,12 @@ use crate::db::DbConnection;
 use crate::domain::guarantee_number::GuaranteeNumber;
 use crate::domain::money::Amount;
 use crate::domain::party::Role;
+use crate::domain::tender;
 use crate::domain::time::{china, china_rfc3339};
 use crate::domain::verification_code::VerificationCode;
 use crate::pki::{
     Expectations, GuaranteeDocument, Registration, RegistryCheck, VerificationReport, VerifyOptions,
 };
-use crate::services::guarantees::opened;
 use crate::services::views::{guarantee_view, GuaranteeView};
 use crate::services::{require_role, Actor, Context, ServiceError};
 
@@ -66,15 +66,17 @@ impl ExpectationsInput {
 
 /// The expectations that follow from the tender itself for a bond on a section.
 fn tender_expectations(view: &GuaranteeView) -> Expectations {
-    let deadline = china().from_utc_datetime(&view.project.bid_deadline);
+    let required =
+        tender::required_validity(view.project.bid_deadline, view.project.bid_validity_days);
+    let in_china = |t| china().from_utc_datetime(&t);
     Expectations {
         project_code: Some(view.project.code.clone()),
         section_code: Some(view.section.code.clone()),
         beneficiary_uscc: Some(view.tenderee.uscc.clone()),
         applicant_uscc: Some(view.enterprise.uscc.clone()),
         min_amount: Some(Amount::from_fen(view.section.bond_amount_fen).to_string()),
-        valid_from_by: Some(deadline),
-        valid_through: Some(deadline + Duration::days(i64::from(view.project.bid_validity_days))),
+        valid_from_by: Some(in_china(required.from)),
+        valid_through: Some(in_china(required.until)),
     }
 }
 
@@ -214,7 +216,7 @@ pub fn bonds_at_opening(
         .optional()?
         .filter(|p| p.agency_id == actor.organization_id || p.tenderee_id == actor.organization_id)
         .ok_or_else(|| ServiceError::NotFound("project".into()))?;
-    if !opened(&project, ctx.now()) {
+    if !tender::opened(project.bid_opening_at, ctx.now()) {
         return Err(ServiceError::Forbidden(format!(
             "bonds are sealed until bid opening at {}",
             china_rfc3339(project.bid_opening_at)

@@ -396,7 +396,7 @@ impl From<ClaimView> for ClaimOut {
         ClaimOut {
             id: c.id,
             guarantee: GuaranteeOut::from(&v.guarantee),
-            reason_code: c.reason_code,
+            reason_code: c.reason_code.to_string(),
             statement: c.statement,
             amount: Amount::from_fen(c.amount_fen).to_string(),
             status: c.status.to_string(),
