@@ -13,8 +13,8 @@ use base64::Engine as _;
 use chrono::Utc;
 use serde_json::{json, Value};
 
+use crate::fixtures::smtp::{Mode, SmtpServer};
 use crate::helpers::{assert_error, demo_uscc, TestApp, TestBackend};
-use crate::smtp_server::{Mode, SmtpServer};
 
 /// The test PKI: a CA the operator trusts, a hosted key for the bank, an external
 /// (in-house) key for the insurer. Nothing of it is written outside a temp dir.
@@ -447,7 +447,7 @@ async fn the_guarantee_lifecycle_end_to_end(backend: TestBackend) {
         .await;
     assert_error(res, 404, "not_found").await;
     // The bidder can prove its bond with the number and code.
-    let report = app.verify(&number1, &code1).await;
+    let report = app.verify_json(&number1, &code1).await;
     assert_eq!(report["indication"], "PASSED", "{report}");
     // A wrong code looks like an unknown number.
     let res = app
@@ -530,7 +530,7 @@ async fn the_guarantee_lifecycle_end_to_end(backend: TestBackend) {
         res.json::<Value>().await.expect("json")["released"],
         json!([number1])
     );
-    let report = app.verify(&number2, &code2).await;
+    let report = app.verify_json(&number2, &code2).await;
     assert_eq!(report["indication"], "FAILED");
     assert_eq!(report["sub_indication"], "NOT_ACTIVE");
 

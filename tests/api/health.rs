@@ -71,7 +71,7 @@ async fn the_demo_pki_lets_demo_issuers_sign(app: TestApp) {
     let application =
         crate::exchange::paid_application(&app, "enterprise1", "bank", &section).await;
     let (number, code) = crate::exchange::issue_hosted(&app, &application).await;
-    let report = app.verify(&number, &code).await;
+    let report = app.verify_json(&number, &code).await;
     assert_eq!(report["indication"], "PASSED", "{report}");
 }
 

@@ -119,7 +119,7 @@ async fn overdue_claims_are_flagged_and_lapsed_guarantees_expire(app: TestApp) {
         .await
         .expect("json");
     assert_eq!(g["status"], "claimed");
-    let report = app.verify(&lapsing, &lapsing_code).await;
+    let report = app.verify_json(&lapsing, &lapsing_code).await;
     assert_eq!(report["sub_indication"], "NOT_ACTIVE", "{report}");
     // Running the job again finds nothing more.
     let ctx = app.ctx.clone();
@@ -185,7 +185,7 @@ async fn trust_anchors_in_the_certificates_directory_are_used() {
         .to_owned();
     let application = paid_application(&app, "enterprise1", "bank", &section).await;
     let (number, code) = issue_hosted(&app, &application).await;
-    let report = app.verify(&number, &code).await;
+    let report = app.verify_json(&number, &code).await;
     assert_eq!(report["indication"], "PASSED", "{report}");
     let chain = report["checks"]
         .as_array()

@@ -1,5 +1,5 @@
 //! Mail delivery end to end: the outbox, the worker, lettre, and a real SMTP server
-//! (tests/api/smtp_server.rs) on both backends.
+//! (tests/api/fixtures/smtp.rs) on both backends.
 
 use std::time::Duration;
 
@@ -11,8 +11,8 @@ use baohan::mail::worker::Worker;
 use base64::Engine as _;
 use serde_json::Value;
 
+use crate::fixtures::smtp::{Mode, Received, SmtpServer};
 use crate::helpers::{assert_error, TestApp, TestBackend};
-use crate::smtp_server::{Mode, Received, SmtpServer};
 
 const WAIT: Duration = Duration::from_secs(20);
 
