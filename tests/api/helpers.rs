@@ -303,20 +303,6 @@ impl TestApp {
         body["token"].as_str().expect("token").to_owned()
     }
 
-    /// Public verification by number and code; expects a report (200). The untyped form,
-    /// until every caller uses the fixtures' `verify`.
-    pub async fn verify_json(&self, number: &str, code: &str) -> Value {
-        let res = self
-            .client
-            .post(self.url("/api/v1/verify"))
-            .json(&serde_json::json!({ "number": number, "code": code }))
-            .send()
-            .await
-            .expect("verify");
-        assert_eq!(res.status(), 200);
-        res.json().await.expect("report")
-    }
-
     pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
