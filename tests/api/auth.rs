@@ -1,14 +1,14 @@
-use serde_json::{json, Value};
+//! Signing in and out, sessions and API tokens, CSRF on cookie sessions, rate limits.
 
-use crate::helpers::{assert_error, TestApp};
+use serde_json::json;
+
+use crate::fixtures::{expect_error, ApiToken, Health, Me, SignedIn};
+use crate::helpers::TestApp;
 
 async fn login_gives_a_token_that_identifies_the_actor(app: TestApp) {
-    let token = app.login("agency").await;
-    let res = app.get(&token, "/api/v1/auth/me").await;
-    assert_eq!(res.status(), 200);
-    let me: Value = res.json().await.expect("json");
-    assert_eq!(me["role"], "agency");
-    assert_eq!(me["organization_kind"], "agency");
+    let me = app.as_agency().await.me().await;
+    assert_eq!(me.role, "agency");
+    assert_eq!(me.organization_kind, "agency");
 }
 
 async fn wrong_password_and_unknown_user_are_refused_alike(app: TestApp) {
@@ -16,42 +16,31 @@ async fn wrong_password_and_unknown_user_are_refused_alike(app: TestApp) {
         ("agency", "wrong-password-123"),
         ("nobody", "whatever-password"),
     ] {
-        let res = app
-            .client
-            .post(app.url("/api/v1/auth/login"))
-            .json(&json!({ "username": username, "password": password }))
-            .send()
-            .await
-            .expect("request");
-        let error = assert_error(res, 422, "validation_failed").await;
+        let error = app
+            .sign_in(username, password)
+            .fails(422, "validation_failed")
+            .await;
         assert_eq!(
-            error["message"],
+            error.message,
             "password: unknown username or wrong password"
         );
     }
 }
 
 async fn requests_without_credentials_are_refused(app: TestApp) {
-    let res = app
-        .client
-        .get(app.url("/api/v1/auth/me"))
-        .send()
-        .await
-        .expect("request");
-    assert_error(res, 401, "unauthenticated").await;
-    let res = app.get("bhs_not-a-real-token", "/api/v1/auth/me").await;
-    assert_error(res, 401, "unauthenticated").await;
+    app.public_get::<Me>("/api/v1/auth/me")
+        .fails(401, "unauthenticated")
+        .await;
+    app.with_token("bhs_not-a-real-token")
+        .me()
+        .fails(401, "unauthenticated")
+        .await;
 }
 
 async fn cookie_sessions_need_the_csrf_token_to_change_state(app: TestApp) {
-    // The client keeps the session cookie from the login answer.
-    let res = app
-        .client
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({ "username": "operator", "password": baohan::services::demo::DEMO_PASSWORD }))
-        .send()
-        .await
-        .expect("login");
+    // The browser keeps the session cookie from the sign-in answer.
+    let browser = app.browser();
+    let res = browser.sign_in("operator").response().await;
     assert_eq!(res.status(), 200);
     let set_cookie = res.headers()["set-cookie"]
         .to_str()
@@ -59,97 +48,42 @@ async fn cookie_sessions_need_the_csrf_token_to_change_state(app: TestApp) {
         .to_owned();
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
     assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
-    let body: Value = res.json().await.expect("json");
-    let csrf = body["csrf_token"].as_str().expect("csrf").to_owned();
+    let csrf = res.json::<SignedIn>().await.expect("json").csrf_token;
 
     // Reading with the cookie alone works.
-    let res = app
-        .client
-        .get(app.url("/api/v1/auth/me"))
-        .send()
-        .await
-        .expect("me");
-    assert_eq!(res.status(), 200);
+    browser.get::<Me>("/api/v1/auth/me").await;
 
     // Changing state with the cookie but no CSRF header is refused, and nothing is made.
-    let res = app
-        .client
-        .post(app.url("/api/v1/auth/tokens"))
-        .json(&json!({ "name": "robot" }))
-        .send()
-        .await
-        .expect("post");
-    assert_error(res, 403, "csrf_failed").await;
-
-    let res = app
-        .client
-        .post(app.url("/api/v1/auth/tokens"))
-        .header("X-CSRF-Token", &csrf)
-        .json(&json!({ "name": "robot" }))
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(res.status(), 201);
-    let created: Value = res.json().await.expect("json");
-    let api_token = created["token"].as_str().expect("token").to_owned();
-    assert!(api_token.starts_with("bht_"));
+    let robot = json!({ "name": "robot" });
+    browser
+        .post::<ApiToken>("/api/v1/auth/tokens", &robot, None, 201)
+        .fails(403, "csrf_failed")
+        .await;
+    let created: ApiToken = browser
+        .post("/api/v1/auth/tokens", &robot, Some(&csrf), 201)
+        .await;
+    assert!(created.token.starts_with("bht_"));
 
     // The API token works as a bearer token for a machine client, without CSRF.
-    let fresh = reqwest::Client::new();
-    let res = fresh
-        .get(app.url("/api/v1/auth/me"))
-        .bearer_auth(&api_token)
-        .send()
-        .await
-        .expect("me");
-    assert_eq!(res.status(), 200);
-    let me: Value = res.json().await.expect("json");
-    assert_eq!(me["role"], "operator");
+    let machine = app.with_token(&created.token);
+    assert_eq!(machine.me().await.role, "operator");
 
     // Another organization cannot revoke it; its own organization can, and then it
     // stops working.
-    let token_id = created["id"].as_str().expect("id").to_owned();
-    // (Signed in with a client of its own: the shared one holds the operator's cookie.)
-    let bank: Value = fresh
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({ "username": "bank", "password": baohan::services::demo::DEMO_PASSWORD }))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let bank = bank["token"].as_str().expect("token").to_owned();
-    let res = fresh
-        .delete(app.url(&format!("/api/v1/auth/tokens/{token_id}")))
-        .bearer_auth(&bank)
-        .send()
-        .await
-        .expect("delete");
-    assert_error(res, 404, "not_found").await;
-    let res = app
-        .client
-        .delete(app.url(&format!("/api/v1/auth/tokens/{token_id}")))
-        .header("X-CSRF-Token", &csrf)
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(res.status(), 204);
-    let res = fresh
-        .get(app.url("/api/v1/auth/me"))
-        .bearer_auth(&api_token)
-        .send()
-        .await
-        .expect("me");
-    assert_error(res, 401, "unauthenticated").await;
+    let bank = app.as_issuer("bank").await;
+    bank.revoke_api_token(&created.id)
+        .fails(404, "not_found")
+        .await;
+    browser
+        .delete(&format!("/api/v1/auth/tokens/{}", created.id), &csrf)
+        .await;
+    machine.me().fails(401, "unauthenticated").await;
 }
 
 async fn logout_ends_the_session(app: TestApp) {
-    let token = app.login("bank").await;
-    let res = app.post(&token, "/api/v1/auth/logout", &json!({})).await;
-    assert_eq!(res.status(), 204);
-    let res = app.get(&token, "/api/v1/auth/me").await;
-    assert_error(res, 401, "unauthenticated").await;
+    let bank = app.as_issuer("bank").await;
+    bank.sign_out().await;
+    bank.me().fails(401, "unauthenticated").await;
 }
 
 crate::on_both_backends!(
@@ -170,38 +104,23 @@ async fn sign_in_and_public_verification_are_rate_limited() {
     .await;
     let mut statuses = Vec::new();
     for _ in 0..5 {
-        let res = app
-            .client
-            .post(app.url("/api/v1/auth/login"))
-            .json(&json!({ "username": "agency", "password": "a wrong guess" }))
-            .send()
-            .await
-            .expect("login");
+        let res = app.sign_in("agency", "a wrong guess").response().await;
         statuses.push(res.status().as_u16());
         if res.status() == 429 {
             assert!(res.headers().contains_key("retry-after"));
-            assert_error(res, 429, "rate_limited").await;
+            expect_error(res, 429, "rate_limited").await;
         }
     }
     assert_eq!(statuses, vec![422, 422, 422, 429, 429]);
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        let res = app
-            .client
-            .post(app.url("/api/v1/verify"))
-            .json(&json!({ "number": "BH20260101ZZZZ0000019", "code": "ABCDEFGH" }))
-            .send()
-            .await
-            .expect("verify");
-        statuses.push(res.status().as_u16());
+        let status = app
+            .verify("BH20260101ZZZZ0000019", "ABCDEFGH")
+            .status()
+            .await;
+        statuses.push(status);
     }
     assert_eq!(statuses[2], 429, "{statuses:?}");
     // Other endpoints are not limited.
-    let res = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("health");
-    assert_eq!(res.status(), 200);
+    app.public_get::<Health>("/healthz").await;
 }

@@ -1,11 +1,10 @@
 //! The persistence guarantees the services rely on.
 
-use baohan::db::audit::{self, AuditEvent, ChainCheck};
-use baohan::db::{write_tx, DbConnection};
-use baohan::mail::outbox::{self, Mail, MailStatus};
-use diesel::RunQueryDsl;
-
-use crate::helpers::TestApp;
+use crate::fixtures::library::{
+    self, append_audit, verify_chain, write_tx, AuditEvent, ChainCheck, DbConnection, ServiceError,
+};
+use crate::fixtures::outbox::{enqueue, mails_in, Mail, MailStatus};
+use crate::helpers::{uscc, TestApp};
 
 fn mail(to: &str) -> Mail {
     Mail {
@@ -17,71 +16,57 @@ fn mail(to: &str) -> Mail {
 }
 
 async fn a_rolled_back_change_leaves_no_mail_and_no_audit_entry(app: TestApp) {
-    let pool = app.pool.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get().expect("conn");
-        let now = baohan::services::now();
-        let failed: Result<(), diesel::result::Error> =
-            write_tx(&mut conn, |c: &mut DbConnection| {
-                outbox::enqueue(c, mail("a@example.com"), now)?;
-                audit::append(
-                    c,
-                    &AuditEvent {
-                        action: "test",
-                        entity_kind: "test",
-                        entity_id: "1",
-                        ..Default::default()
-                    },
-                    now,
-                )?;
-                Err(diesel::result::Error::RollbackTransaction)
-            });
+    let entries = app.audit_entries().await;
+    app.db(move |conn| {
+        let now = library::now();
+        let failed: Result<(), diesel::result::Error> = write_tx(conn, |c: &mut DbConnection| {
+            enqueue(c, mail("a@example.com"), now)?;
+            let event = AuditEvent {
+                action: "test",
+                entity_kind: "test",
+                entity_id: "1",
+                ..Default::default()
+            };
+            append_audit(c, &event, now)?;
+            Err(diesel::result::Error::RollbackTransaction)
+        });
         assert!(failed.is_err());
-        assert!(outbox::list(&mut conn, MailStatus::Pending)
-            .expect("list")
-            .is_empty());
+        assert!(mails_in(conn, MailStatus::Pending).is_empty());
 
         let committed: Result<(), diesel::result::Error> =
-            write_tx(&mut conn, |c: &mut DbConnection| {
-                outbox::enqueue(c, mail("b@example.com"), now)?;
+            write_tx(conn, |c: &mut DbConnection| {
+                enqueue(c, mail("b@example.com"), now)?;
                 Ok(())
             });
         assert!(committed.is_ok());
-        let pending = outbox::list(&mut conn, MailStatus::Pending).expect("list");
+        let pending = mails_in(conn, MailStatus::Pending);
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].to_address, "b@example.com");
-        // The seed wrote 17 entries; the rolled-back one is not among them.
-        assert_eq!(
-            baohan::db::audit::verify_chain(&mut conn).expect("chain"),
-            ChainCheck::Intact { entries: 17 }
-        );
+        // The entries written before are all there, and the rolled-back one is not.
+        assert_eq!(verify_chain(conn), ChainCheck::Intact { entries });
     })
-    .await
-    .expect("task");
+    .await;
 }
 
-fn run_sql(app: &TestApp, sql: &'static str) -> impl std::future::Future<Output = ChainCheck> {
-    let pool = app.pool.clone();
-    async move {
-        tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().expect("conn");
-            diesel::sql_query(sql).execute(&mut conn).expect("tamper");
-            audit::verify_chain(&mut conn).expect("chain")
-        })
-        .await
-        .expect("task")
-    }
+/// Tampers with the audit log behind the application's back; what the check says.
+async fn tamper(app: &TestApp, sql: String) -> ChainCheck {
+    app.execute_sql(sql).await;
+    app.db(verify_chain).await
+}
+
+/// A sequence number in the middle of the chain (the demo seed's entries).
+async fn middle_entry(app: &TestApp, nth_of_three: i64) -> i64 {
+    let entries = i64::try_from(app.audit_entries().await).expect("count");
+    assert!(entries >= 3, "an audit chain to tamper with");
+    entries * nth_of_three / 3
 }
 
 async fn an_edited_audit_entry_is_detected(app: TestApp) {
-    match run_sql(
-        &app,
-        "UPDATE audit_log SET action = 'nothing happened' WHERE seq = 5",
-    )
-    .await
-    {
+    let edited = middle_entry(&app, 1).await;
+    let sql = format!("UPDATE audit_log SET action = 'nothing happened' WHERE seq = {edited}");
+    match tamper(&app, sql).await {
         ChainCheck::Broken { seq, reason } => {
-            assert_eq!(seq, 5);
+            assert_eq!(seq, edited);
             assert!(reason.contains("changed"), "{reason}");
         }
         intact => panic!("an edited entry went unnoticed: {intact:?}"),
@@ -89,9 +74,11 @@ async fn an_edited_audit_entry_is_detected(app: TestApp) {
 }
 
 async fn a_deleted_audit_entry_is_detected(app: TestApp) {
-    match run_sql(&app, "DELETE FROM audit_log WHERE seq = 9").await {
+    let deleted = middle_entry(&app, 2).await;
+    let sql = format!("DELETE FROM audit_log WHERE seq = {deleted}");
+    match tamper(&app, sql).await {
         ChainCheck::Broken { seq, reason } => {
-            assert_eq!(seq, 9);
+            assert_eq!(seq, deleted);
             assert!(reason.contains("missing"), "{reason}");
         }
         intact => panic!("a deleted entry went unnoticed: {intact:?}"),
@@ -99,9 +86,12 @@ async fn a_deleted_audit_entry_is_detected(app: TestApp) {
 }
 
 async fn deleting_the_newest_audit_entries_is_detected(app: TestApp) {
-    match run_sql(&app, "DELETE FROM audit_log WHERE seq >= 16").await {
+    // The newest two.
+    let from = i64::try_from(app.audit_entries().await).expect("count") - 1;
+    let sql = format!("DELETE FROM audit_log WHERE seq >= {from}");
+    match tamper(&app, sql).await {
         ChainCheck::Broken { seq, reason } => {
-            assert_eq!(seq, 16);
+            assert_eq!(seq, from);
             assert!(reason.contains("removed"), "{reason}");
         }
         intact => panic!("deleted entries went unnoticed: {intact:?}"),
@@ -119,6 +109,7 @@ crate::on_both_backends!(
 /// advisory lock lets exactly one migrate while the others wait, and all start.
 #[tokio::test]
 async fn instances_starting_together_migrate_once() {
+    use diesel::RunQueryDsl;
     let Some(db) = crate::helpers::create_postgres_database().await else {
         return;
     };
@@ -126,13 +117,13 @@ async fn instances_starting_together_migrate_once() {
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let url = url.clone();
-            std::thread::spawn(move || baohan::db::connect(&url, 1).map(|_| ()))
+            std::thread::spawn(move || library::connect(&url, 1).map(|_| ()))
         })
         .collect();
     for h in handles {
         h.join().expect("thread").expect("every instance starts");
     }
-    let pool = baohan::db::connect(&url, 1).expect("connect");
+    let pool = library::connect(&url, 1).expect("connect");
     let mut conn = pool.get().expect("conn");
     #[derive(diesel::QueryableByName)]
     struct Count {
@@ -142,41 +133,45 @@ async fn instances_starting_together_migrate_once() {
     let applied: Count = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
         .get_result(&mut conn)
         .expect("migrations table");
-    assert_eq!(applied.n, 1, "the one migration is recorded once");
+    let shipped = library::migrations("postgres");
+    assert!(shipped > 0, "migrations/postgres holds the migrations");
+    assert_eq!(
+        usize::try_from(applied.n).expect("count"),
+        shipped,
+        "each migration is recorded once"
+    );
 }
 
 /// `baohan bootstrap` on an empty database makes the first operator, once.
 async fn bootstrap_on_an_empty_database(url: String) {
-    let done = tokio::task::spawn_blocking(move || {
-        let pool = baohan::db::connect(&url, 1).expect("connect");
+    let (first, second) = tokio::task::spawn_blocking(move || {
+        let pool = library::connect(&url, 1).expect("connect");
         let mut conn = pool.get().expect("conn");
-        let uscc = crate::helpers::uscc("12371600MB2850001");
-        let first = baohan::services::organizations::bootstrap_operator(
+        let first = library::bootstrap_operator(
             &mut conn,
             "滨州市社会信用体系建设服务中心",
-            &uscc,
+            &uscc("12371600MB2850001"),
             "operator",
             "a long enough password",
         );
-        let second = baohan::services::organizations::bootstrap_operator(
+        let second = library::bootstrap_operator(
             &mut conn,
             "Another",
-            &crate::helpers::uscc("12371600MB2850002"),
+            &uscc("12371600MB2850002"),
             "operator2",
             "a long enough password",
         );
-        (first.map(|u| u.role), second.map(|u| u.role))
+        (first, second)
     })
     .await
     .expect("task");
     assert_eq!(
-        done.0.expect("first bootstrap"),
+        first.expect("first bootstrap"),
         baohan::domain::Role::Operator
     );
     assert!(
-        matches!(done.1, Err(baohan::services::ServiceError::Conflict(_))),
-        "{:?}",
-        done.1
+        matches!(second, Err(ServiceError::Conflict(_))),
+        "{second:?}"
     );
 }
 

@@ -1,50 +1,36 @@
+//! Probes, and the demo data every test app starts with.
+
+use crate::fixtures::library::{ChainCheck, Seeded};
+use crate::fixtures::{Health, NewTender};
 use crate::helpers::TestApp;
 
 async fn health_and_readiness_answer(app: TestApp) {
-    let res = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("request");
+    let res = app.public_get::<Health>("/healthz").response().await;
     assert_eq!(res.status(), 200);
     assert!(
         res.headers().contains_key("x-request-id"),
         "request id header"
     );
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
-    let body: serde_json::Value = res.json().await.expect("json");
-    assert_eq!(body["status"], "ok");
+    let health: Health = res.json().await.expect("json");
+    assert_eq!(health.status, "ok");
 
-    let res = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(res.status(), 200);
-    let body: serde_json::Value = res.json().await.expect("json");
-    assert_eq!(body["database"], "ok");
+    let ready = app.public_get::<Health>("/readyz").await;
+    assert_eq!(ready.database.as_deref(), Some("ok"));
 }
 
 async fn demo_seed_is_idempotent_and_audited(app: TestApp) {
-    let pool = app.pool.clone();
-    let again = tokio::task::spawn_blocking(move || {
-        baohan::services::demo::seed(&mut pool.get().expect("conn"))
-    })
-    .await
-    .expect("task")
-    .expect("second seed");
     assert_eq!(
-        again,
-        baohan::services::demo::Seeded::default(),
+        app.seed_demo_again().await,
+        Seeded::default(),
         "nothing added twice"
     );
+    // Every organization, user and project the first seed made has its audit entry,
+    // and nothing else was audited.
+    let made = app.stored_parties_and_projects().await;
+    assert!(made > 0, "the harness seeds the demo data");
     match app.audit_chain() {
-        baohan::db::audit::ChainCheck::Intact { entries } => {
-            // 8 organizations, 8 users and 1 project from the first seed.
-            assert_eq!(entries, 17);
-        }
+        ChainCheck::Intact { entries } => assert_eq!(entries, made),
         broken => panic!("audit chain broken: {broken:?}"),
     }
 }
@@ -52,27 +38,20 @@ async fn demo_seed_is_idempotent_and_audited(app: TestApp) {
 /// What `baohan demo` does at start: a demo CA, a CRL, registered issuer certificates.
 /// Twice is the same as once, and the demo bank can then issue with its hosted key.
 async fn the_demo_pki_lets_demo_issuers_sign(app: TestApp) {
-    let (ctx, dir) = (app.ctx.clone(), app.data_dir().to_path_buf());
-    let first = tokio::task::spawn_blocking(move || {
-        baohan::services::demo::seed_pki(&ctx, &dir).expect("seed pki");
-        baohan::services::demo::seed_pki(&ctx, &dir).expect("seed pki again")
-    })
-    .await
-    .expect("task");
+    app.seed_demo_pki().await;
+    let printed = app.seed_demo_pki().await;
     assert!(
-        first.iter().any(|l| l.contains("openssl cms -sign")),
-        "{first:?}"
+        printed.iter().any(|l| l.contains("openssl cms -sign")),
+        "{printed:?}"
     );
-    let project = crate::exchange::create_project(&app, "BZ-DEMO-PKI", 2).await;
-    let section = project["sections"][0]["id"]
-        .as_str()
-        .expect("section")
-        .to_owned();
-    let application =
-        crate::exchange::paid_application(&app, "enterprise1", "bank", &section).await;
-    let (number, code) = crate::exchange::issue_hosted(&app, &application).await;
-    let report = app.verify(&number, &code).await;
-    assert_eq!(report["indication"], "PASSED", "{report}");
+    let tender = app
+        .as_agency()
+        .await
+        .create_project(&NewTender::two_sections("BZ-DEMO-PKI", 2))
+        .await;
+    let bond = app.issued_bond("enterprise1", &tender.sections[0]).await;
+    let report = app.verify(&bond, &bond.code).await;
+    assert_eq!(report.indication, "PASSED", "{report:?}");
 }
 
 crate::on_both_backends!(

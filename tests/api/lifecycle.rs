@@ -1,46 +1,29 @@
 //! Time-driven parts of the lifecycle: claim decision deadlines and expiry; and trust
 //! anchors dropped into the certificates directory.
 
-use chrono::Utc;
-use serde_json::{json, Value};
+use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::exchange::{create_project, issue_hosted, paid_application, setup_pki};
+use crate::fixtures::outbox::MailStatus;
+use crate::fixtures::{crl_pem, key_pem, pem, DemoCa, IssuerSpec, KeyType};
+use crate::fixtures::{NewClaim, NewTender, TestPki};
 use crate::helpers::{demo_uscc, TestApp};
 
 async fn overdue_claims_are_flagged_and_lapsed_guarantees_expire(app: TestApp) {
-    setup_pki(&app).await;
-    let project = create_project(&app, "BZ-TIME", 2).await;
-    let section_a = project["sections"][0]["id"]
-        .as_str()
-        .expect("section")
-        .to_owned();
-    let section_b = project["sections"][1]["id"]
-        .as_str()
-        .expect("section")
-        .to_owned();
-    let claimed_app = paid_application(&app, "enterprise1", "bank", &section_a).await;
-    let (claimed, _) = issue_hosted(&app, &claimed_app).await;
-    let lapsing_app = paid_application(&app, "enterprise2", "bank", &section_b).await;
-    let (lapsing, lapsing_code) = issue_hosted(&app, &lapsing_app).await;
-
-    app.ctx
-        .clock
-        .advance(chrono::Duration::days(2) + chrono::Duration::hours(1));
-    let agency = app.login("agency").await;
-    let res = app
-        .post(
-            &agency,
-            &format!("/api/v1/guarantees/{claimed}/claims"),
-            &json!({ "reason_code": "withdrew_after_deadline", "statement": "撤回投标", "amount": "80000.00" }),
-        )
+    TestPki::set_up(&app).await;
+    let tender = app
+        .as_agency()
+        .await
+        .create_project(&NewTender::two_sections("BZ-TIME", 2))
         .await;
-    assert_eq!(res.status(), 201);
-    let claim: Value = res.json().await.expect("json");
-    assert_eq!(claim["overdue"], false);
-    let filed = chrono::DateTime::parse_from_rfc3339(claim["filed_at"].as_str().expect("filed"))
-        .expect("time");
-    let decide_by = chrono::DateTime::parse_from_rfc3339(claim["decide_by"].as_str().expect("by"))
-        .expect("time");
+    let claimed = app.issued_bond("enterprise1", &tender.sections[0]).await;
+    let lapsing = app.issued_bond("enterprise2", &tender.sections[1]).await;
+
+    app.advance_clock(TimeDelta::days(2) + TimeDelta::hours(1));
+    let demand = NewClaim::new("withdrew_after_deadline", "撤回投标", "80000.00");
+    let claim = app.as_agency().await.claim(&claimed, &demand).await;
+    assert!(!claim.overdue);
+    let filed = DateTime::parse_from_rfc3339(&claim.filed_at).expect("time");
+    let decide_by = DateTime::parse_from_rfc3339(&claim.decide_by).expect("time");
     let days = (decide_by - filed).num_days();
     assert!(
         (5..=9).contains(&days),
@@ -48,46 +31,22 @@ async fn overdue_claims_are_flagged_and_lapsed_guarantees_expire(app: TestApp) {
     );
 
     // Past the deadline the issuer's list flags it.
-    app.ctx.clock.advance(chrono::Duration::days(10));
-    let bank = app.login("bank").await;
-    let claims: Value = app
-        .get(&bank, "/api/v1/claims")
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(claims[0]["overdue"], true, "{claims}");
+    app.advance_clock(TimeDelta::days(10));
+    let claims = app.as_issuer("bank").await.claims().await;
+    assert!(claims[0].overdue, "{claims:?}");
 
     // A week before the end of validity the bidder is told, once; the claimed bond is
     // not in force and gets no notice.
-    app.ctx.clock.advance(chrono::Duration::days(45));
-    let notices = |app: &TestApp| {
-        let ctx = app.ctx.clone();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                baohan::services::guarantees::send_expiry_notices(&ctx)
-            })
-            .await
-            .expect("task")
-            .expect("notices")
-        }
-    };
-    assert_eq!(notices(&app).await, 1);
-    assert_eq!(notices(&app).await, 0, "sent once");
-    let pool = app.pool.clone();
-    let queued = tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get().expect("conn");
-        baohan::mail::outbox::list(&mut conn, baohan::mail::outbox::MailStatus::Pending)
-            .expect("outbox")
-    })
-    .await
-    .expect("task");
-    let expiring: Vec<_> = queued
+    app.advance_clock(TimeDelta::days(45));
+    assert_eq!(app.send_expiry_notices().await, 1);
+    assert_eq!(app.send_expiry_notices().await, 0, "sent once");
+    let queued = app.outbox(MailStatus::Pending).await;
+    let expiring = queued
         .iter()
-        .filter(|m| m.subject.starts_with("保函即将到期") && m.subject.ends_with(lapsing.as_str()))
-        .collect();
+        .filter(|m| m.subject.starts_with("保函即将到期") && m.subject.ends_with(&lapsing.number))
+        .count();
     assert_eq!(
-        expiring.len(),
+        expiring,
         1,
         "{:?}",
         queued.iter().map(|m| &m.subject).collect::<Vec<_>>()
@@ -95,39 +54,20 @@ async fn overdue_claims_are_flagged_and_lapsed_guarantees_expire(app: TestApp) {
 
     // When validity ends the background job expires the bond; the claimed one waits
     // for its decision instead.
-    app.ctx.clock.advance(chrono::Duration::days(15));
-    let ctx = app.ctx.clone();
-    let expired =
-        tokio::task::spawn_blocking(move || baohan::services::guarantees::expire_due(&ctx))
-            .await
-            .expect("task")
-            .expect("expire");
-    assert_eq!(expired, 1);
-    let ent2 = app.login("enterprise2").await;
-    let g: Value = app
-        .get(&ent2, &format!("/api/v1/guarantees/{lapsing}"))
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(g["status"], "expired");
-    let ent1 = app.login("enterprise1").await;
-    let g: Value = app
-        .get(&ent1, &format!("/api/v1/guarantees/{claimed}"))
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(g["status"], "claimed");
-    let report = app.verify(&lapsing, &lapsing_code).await;
-    assert_eq!(report["sub_indication"], "NOT_ACTIVE", "{report}");
+    app.advance_clock(TimeDelta::days(15));
+    assert_eq!(app.expire_due().await, 1);
+    let enterprise2 = app.as_enterprise("enterprise2").await;
+    assert_eq!(enterprise2.guarantee(&lapsing).await.status, "expired");
+    let enterprise1 = app.as_enterprise("enterprise1").await;
+    assert_eq!(enterprise1.guarantee(&claimed).await.status, "claimed");
+    let report = app.verify(&lapsing, &lapsing.code).await;
+    assert_eq!(
+        report.sub_indication.as_deref(),
+        Some("NOT_ACTIVE"),
+        "{report:?}"
+    );
     // Running the job again finds nothing more.
-    let ctx = app.ctx.clone();
-    let again = tokio::task::spawn_blocking(move || baohan::services::guarantees::expire_due(&ctx))
-        .await
-        .expect("task")
-        .expect("expire");
-    assert_eq!(again, 0);
+    assert_eq!(app.expire_due().await, 0);
 }
 
 crate::on_both_backends!(overdue_claims_are_flagged_and_lapsed_guarantees_expire);
@@ -136,69 +76,34 @@ crate::on_both_backends!(overdue_claims_are_flagged_and_lapsed_guarantees_expire
 /// instead of registering them through the API.
 #[tokio::test]
 async fn trust_anchors_in_the_certificates_directory_are_used() {
-    use baohan::pki::demo::{DemoCa, IssuerSpec, KeyType};
     let certs = tempfile::tempdir().expect("dir");
     let ca = DemoCa::new("Directory CA", KeyType::Rsa2048).expect("ca");
-    std::fs::write(
-        certs.path().join("directory-ca.pem"),
-        ca.cert.to_pem().expect("pem"),
-    )
-    .expect("write");
-    let crl = ca
-        .crl(
-            &[],
-            Utc::now() - chrono::Duration::hours(1),
-            Utc::now() + chrono::Duration::days(30),
-            1,
-        )
-        .expect("crl");
-    std::fs::write(
-        certs.path().join("directory-ca.crl"),
-        crl.to_pem().expect("pem"),
-    )
-    .expect("write");
+    let write = |name: &str, text: String| {
+        std::fs::write(certs.path().join(name), text).expect("write");
+    };
+    write("directory-ca.pem", pem(&ca.cert));
+    write("directory-ca.crl", crl_pem(&ca, TimeDelta::days(30)));
     let dir = certs.path().to_path_buf();
     let app = crate::helpers::spawn_sqlite_with(move |s| s.certs_dir = dir).await;
 
-    let operator = app.login("operator").await;
     let mut spec = IssuerSpec::new("滨州城市商业银行", &demo_uscc("bank"));
     spec.key_type = KeyType::Rsa2048;
-    spec.not_after = Utc::now() + chrono::Duration::days(90);
-    let bank = ca.issue(&spec).expect("issuer");
-    let bank_id = app.organization_id(&operator, &demo_uscc("bank")).await;
-    let res = app
-        .post(
-            &operator,
-            "/api/v1/admin/issuer-certificates",
-            &json!({
-                "organization_id": bank_id,
-                "certificate_pem": String::from_utf8(bank.cert.to_pem().expect("pem")).expect("utf8"),
-                "private_key_pem": String::from_utf8(bank.key.private_key_to_pem_pkcs8().expect("pem")).expect("utf8"),
-            }),
-        )
+    spec.not_after = Utc::now() + TimeDelta::days(90);
+    let certificate = ca.issue(&spec).expect("issuer");
+    let operator = app.as_operator().await;
+    let bank = operator.organization_with_uscc(&demo_uscc("bank")).await;
+    let key = key_pem(&certificate.key);
+    operator
+        .issuer_certificate(&bank, &pem(&certificate.cert), Some(&key))
         .await;
-    assert_eq!(res.status(), 201);
-    let project = create_project(&app, "BZ-DIR", 2).await;
-    let section = project["sections"][0]["id"]
-        .as_str()
-        .expect("section")
-        .to_owned();
-    let application = paid_application(&app, "enterprise1", "bank", &section).await;
-    let (number, code) = issue_hosted(&app, &application).await;
-    let report = app.verify(&number, &code).await;
-    assert_eq!(report["indication"], "PASSED", "{report}");
-    let chain = report["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["id"] == "certificate_chain")
-        .expect("chain check")
-        .clone();
-    assert!(
-        chain["explanation"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("Directory CA"),
-        "{chain}"
-    );
+    let tender = app
+        .as_agency()
+        .await
+        .create_project(&NewTender::two_sections("BZ-DIR", 2))
+        .await;
+    let bond = app.issued_bond("enterprise1", &tender.sections[0]).await;
+    let report = app.verify(&bond, &bond.code).await;
+    assert_eq!(report.indication, "PASSED", "{report:?}");
+    let chain = report.check("certificate_chain");
+    assert!(chain.explanation.contains("Directory CA"), "{chain:?}");
 }

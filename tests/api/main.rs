@@ -2,6 +2,7 @@
 //! twice, on SQLite (a temp file) and on PostgreSQL (a database made for the test and
 //! dropped after it) when `BAOHAN_TEST_POSTGRES_URL` is set.
 
+mod fixtures;
 mod helpers;
 
 mod amendments;
@@ -17,4 +18,3 @@ mod openapi;
 mod organizations;
 mod projects;
 mod security;
-mod smtp_server;

@@ -1,91 +1,75 @@
-use serde_json::{json, Value};
+//! Tender projects: the agency creates them with their sections; amounts and parties
+//! are checked; other agencies do not see them.
 
-use crate::helpers::{assert_error, demo_uscc, uscc, TestApp};
+use chrono::{TimeDelta, Utc};
+use serde_json::json;
 
-fn project(code: &str, bond: &str, price: Option<&str>) -> Value {
-    let deadline = (chrono::Utc::now() + chrono::Duration::days(10))
+use crate::fixtures::{Agency, NewOrg, NewSection, NewTender, NewUser, Tender};
+use crate::helpers::{demo_uscc, uscc, TestApp};
+
+/// A water works project with bids closing at 09:00 China time in ten days, and two
+/// sections: `01` with this bond (and estimated price), `02` with a bond of 5000.5.
+fn project(code: &str, bond: &str, price: Option<&str>) -> NewTender {
+    let deadline = (Utc::now() + TimeDelta::days(10))
         .format("%Y-%m-%dT09:00:00+08:00")
         .to_string();
-    json!({
-        "code": code,
-        "name": "滨州市第二水厂扩建工程",
-        "tenderee_uscc": demo_uscc("tenderee"),
-        "bid_deadline": deadline,
-        "bid_opening_at": deadline,
-        "bid_validity_days": 90,
-        "sections": [
-            { "code": "01", "name": "土建", "bond_amount": bond, "estimated_price": price },
-            { "code": "02", "name": "设备", "bond_amount": "5000.5" }
-        ]
-    })
+    NewTender {
+        code: code.into(),
+        name: "滨州市第二水厂扩建工程".into(),
+        tenderee_uscc: demo_uscc("tenderee"),
+        bid_deadline: deadline.clone(),
+        bid_opening_at: deadline,
+        bid_validity_days: 90,
+        sections: vec![
+            NewSection::new("01", "土建", bond, price),
+            NewSection::new("02", "设备", "5000.5", None),
+        ],
+    }
+}
+
+fn codes(projects: Vec<Tender>) -> Vec<String> {
+    projects.into_iter().map(|p| p.code).collect()
 }
 
 async fn the_agency_creates_a_project_with_sections(app: TestApp) {
-    let token = app.login("agency").await;
-    let res = app
-        .post(
-            &token,
-            "/api/v1/projects",
-            &project("BZ-2026-W2", "100000", Some("5000000.00")),
-        )
+    let agency = app.as_agency().await;
+    let created = agency
+        .create_project(&project("BZ-2026-W2", "100000", Some("5000000.00")))
         .await;
-    assert_eq!(res.status(), 201);
-    let created: Value = res.json().await.expect("json");
-    assert_eq!(created["sections"][0]["bond_amount"], "100000.00");
-    assert_eq!(
-        created["sections"][0]["bond_amount_in_words"],
-        "人民币壹拾万元整"
-    );
-    assert_eq!(created["sections"][1]["bond_amount"], "5000.50");
-    assert!(created["bid_deadline"]
-        .as_str()
-        .expect("deadline")
-        .ends_with("+08:00"));
-
-    let id = created["id"].as_str().expect("id");
-    let res = app.get(&token, &format!("/api/v1/projects/{id}")).await;
-    assert_eq!(res.status(), 200);
+    assert_eq!(created.sections[0].bond_amount, "100000.00");
+    assert_eq!(created.sections[0].bond_amount_in_words, "人民币壹拾万元整");
+    assert_eq!(created.sections[1].bond_amount, "5000.50");
+    assert!(created.bid_deadline.ends_with("+08:00"));
+    agency.project(&created).await;
 
     // Another agency does not see it.
-    let operator = app.login("operator").await;
-    let other_uscc = uscc("91371600AG0000099");
-    let res = app
-        .post(
-            &operator,
-            "/api/v1/organizations",
-            &json!({ "kind": "agency", "name": "Other agency", "uscc": other_uscc }),
+    let operator = app.as_operator().await;
+    let other_org = operator
+        .register_org(&NewOrg::new(
+            "agency",
+            "Other agency",
+            &uscc("91371600AG0000099"),
+        ))
+        .await;
+    let password = "another long password";
+    operator
+        .add_user(
+            &NewUser::new(&other_org.id, "other.agency", "Other", "agency").password(password),
         )
         .await;
-    assert_eq!(res.status(), 201);
-    let other_id = res.json::<Value>().await.expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let res = app
-        .post(
-            &operator,
-            "/api/v1/users",
-            &json!({ "organization_id": other_id, "username": "other.agency", "display_name": "Other",
-                     "role": "agency", "password": "another long password" }),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
-    let other = &app
-        .login_with("other.agency", "another long password")
-        .await;
-    let res = app.get(other, &format!("/api/v1/projects/{id}")).await;
-    assert_error(res, 404, "not_found").await;
-    let listed: Value = app
-        .get(other, "/api/v1/projects")
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(listed.as_array().expect("array").len(), 0);
+    let other = app.as_user::<Agency>("other.agency", password).await;
+    other.project(&created).fails(404, "not_found").await;
+    assert_eq!(other.projects().await.len(), 0);
 }
 
 async fn bad_amounts_are_refused_naming_the_field(app: TestApp) {
-    let token = app.login("agency").await;
+    let agency = app.as_agency().await;
+    // A project of its own, so that the list compared below is not empty.
+    agency
+        .create_project(&project("BZ-GOOD", "1000.00", None))
+        .await;
+    let before = codes(agency.projects().await);
+    assert!(before.iter().any(|c| c == "BZ-GOOD"), "{before:?}");
     for (bond, field) in [
         ("-100.00", "sections[0].bond_amount"),
         ("1e5", "sections[0].bond_amount"),
@@ -93,69 +77,50 @@ async fn bad_amounts_are_refused_naming_the_field(app: TestApp) {
         ("abc", "sections[0].bond_amount"),
         ("0", "sections[0].bond_amount"),
     ] {
-        let res = app
-            .post(&token, "/api/v1/projects", &project("BZ-BAD", bond, None))
+        let error = agency
+            .create_project(&project("BZ-BAD", bond, None))
+            .fails(422, "validation_failed")
             .await;
-        let error = assert_error(res, 422, "validation_failed").await;
-        assert_eq!(error["details"]["field"], field, "{bond}: {error}");
+        assert_eq!(error.field(), Some(field), "{bond}: {error:?}");
     }
     // A bond above 2% of the estimated price breaks the legal cap.
-    let res = app
-        .post(
-            &token,
-            "/api/v1/projects",
-            &project("BZ-CAP", "100000.01", Some("5000000.00")),
-        )
+    let error = agency
+        .create_project(&project("BZ-CAP", "100000.01", Some("5000000.00")))
+        .fails(422, "validation_failed")
         .await;
-    let error = assert_error(res, 422, "validation_failed").await;
-    assert_eq!(error["details"]["field"], "sections[0].bond_amount");
+    assert_eq!(error.field(), Some("sections[0].bond_amount"));
     // A number instead of a decimal string is a type error.
-    let mut p = project("BZ-NUM", "100.00", None);
+    let mut p = serde_json::to_value(project("BZ-NUM", "100.00", None)).expect("json");
     p["sections"][0]["bond_amount"] = json!(100.5);
-    let res = app.post(&token, "/api/v1/projects", &p).await;
-    assert_error(res, 400, "invalid_json").await;
+    agency.create_project(&p).fails(400, "invalid_json").await;
     // Nothing was created by any of them.
-    let listed: Value = app
-        .get(&token, "/api/v1/projects")
-        .await
-        .json()
-        .await
-        .expect("json");
-    let codes: Vec<_> = listed
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|p| p["code"].clone())
-        .collect();
-    assert_eq!(
-        codes,
-        vec![json!(baohan::services::demo::DEMO_PROJECT_CODE)]
-    );
+    assert_eq!(codes(agency.projects().await), before);
 }
 
 async fn the_tenderee_must_be_a_registered_tenderee(app: TestApp) {
-    let token = app.login("agency").await;
+    let agency = app.as_agency().await;
     let mut p = project("BZ-T1", "1000.00", None);
-    p["tenderee_uscc"] = json!("91371600TE000000");
-    let res = app.post(&token, "/api/v1/projects", &p).await;
-    let error = assert_error(res, 422, "validation_failed").await;
-    assert_eq!(error["details"]["field"], "tenderee_uscc");
-    p["tenderee_uscc"] = json!(demo_uscc("enterprise1"));
-    let res = app.post(&token, "/api/v1/projects", &p).await;
-    let error = assert_error(res, 422, "validation_failed").await;
-    assert_eq!(error["details"]["field"], "tenderee_uscc");
+    p.tenderee_uscc = "91371600TE000000".into();
+    let error = agency
+        .create_project(&p)
+        .fails(422, "validation_failed")
+        .await;
+    assert_eq!(error.field(), Some("tenderee_uscc"));
+    p.tenderee_uscc = demo_uscc("enterprise1");
+    let error = agency
+        .create_project(&p)
+        .fails(422, "validation_failed")
+        .await;
+    assert_eq!(error.field(), Some("tenderee_uscc"));
 }
 
 async fn only_agencies_create_projects(app: TestApp) {
-    let token = app.login("enterprise1").await;
-    let res = app
-        .post(
-            &token,
-            "/api/v1/projects",
-            &project("BZ-E1", "1000.00", None),
-        )
+    let enterprise = app.as_enterprise("enterprise1").await;
+    enterprise
+        .acting_as::<Agency>()
+        .create_project(&project("BZ-E1", "1000.00", None))
+        .fails(403, "forbidden")
         .await;
-    assert_error(res, 403, "forbidden").await;
 }
 
 crate::on_both_backends!(
