@@ -407,6 +407,42 @@ mod tests {
     }
 
     #[test]
+    fn the_operators_holidays_are_added_to_the_builtin_calendar() {
+        use chrono::NaiveDate;
+        figment::Jail::expect_with(|jail| {
+            // A year the built-in data does not know yet, as the State Council might
+            // publish it: New Year's Day on a Friday, and a Saturday made a working day.
+            jail.create_file(
+                "holidays.csv",
+                "date,kind,name\n2041-01-01,holiday,元旦\n2041-01-05,workday,元旦\n",
+            )?;
+            jail.set_env("BAOHAN_HOLIDAYS_FILE", "holidays.csv");
+            let load = || Settings::load(None).map_err(|e| e.to_string());
+            let calendar = load()?.calendar().map_err(|e| e.to_string())?;
+            let day = |m, d| NaiveDate::from_ymd_opt(2041, m, d).expect("date");
+            assert!(!calendar.is_business_day(day(1, 1)));
+            assert!(calendar.is_business_day(day(1, 5)));
+            assert!(calendar.covers_year(2041));
+            // The built-in years are still there.
+            assert!(calendar.covers_year(2025));
+
+            jail.create_file(
+                "holidays.csv",
+                "2041-01-01,holiday,元旦\n2041-13-01,holiday,x\n",
+            )?;
+            let err = load()?.calendar().unwrap_err().to_string();
+            assert!(
+                err.contains("BAOHAN_HOLIDAYS_FILE") && err.contains("line 2"),
+                "{err}"
+            );
+            jail.set_env("BAOHAN_HOLIDAYS_FILE", "missing.csv");
+            let err = load()?.calendar().unwrap_err().to_string();
+            assert!(err.contains("missing.csv"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_bad_environment_value_names_the_setting() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("BAOHAN_DATABASE_POOL_SIZE", "lots");
