@@ -51,7 +51,7 @@ pub enum DbError {
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
     #[error("migrations failed: {0}")]
-    Migration(String),
+    Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("could not create the database directory {path}: {source}")]
     Directory {
         path: String,
@@ -182,17 +182,20 @@ fn prepare(url: &str) -> Result<(Backend, String), DbError> {
 /// Runs pending migrations for the connection's backend. On PostgreSQL an advisory
 /// lock makes concurrent starters wait for one another instead of racing.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<(), DbError> {
-    let migrate = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
     match conn {
         DbConnection::Sqlite(c) => {
             c.run_pending_migrations(SQLITE_MIGRATIONS)
-                .map_err(migrate)?;
+                .map_err(DbError::Migration)?;
         }
         DbConnection::Pg(c) => {
             c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
-            let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
-            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
-            result.map_err(migrate)?;
+            let migrated = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            let unlocked =
+                c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"));
+            // A failed migration is the cause worth reporting, even if unlocking failed
+            // too (the lock goes with the session anyway).
+            migrated.map_err(DbError::Migration)?;
+            unlocked?;
         }
     }
     Ok(())
@@ -218,13 +221,20 @@ where
             Ok(()) => Ok(value),
             Err(e) => {
                 // A failed COMMIT may leave the transaction open; roll it back so the
-                // pooled connection is clean for its next user.
-                let _ = DbConnection::rollback_transaction(conn);
+                // pooled connection is clean for its next user. The commit's error is
+                // the cause the caller gets.
+                if let Err(rollback) = DbConnection::rollback_transaction(conn) {
+                    tracing::error!(error = %rollback, "rollback after a failed commit failed");
+                }
                 Err(e.into())
             }
         },
         Err(e) => {
-            DbConnection::rollback_transaction(conn)?;
+            // The caller gets its own error, not the rollback's: a failed rollback is
+            // logged (diesel marks the connection broken, so the pool drops it).
+            if let Err(rollback) = DbConnection::rollback_transaction(conn) {
+                tracing::error!(error = %rollback, "rollback failed");
+            }
             Err(e)
         }
     }

@@ -208,3 +208,28 @@ pub fn now() -> chrono::NaiveDateTime {
     use chrono::SubsecRound;
     chrono::Utc::now().naive_utc().trunc_subsecs(6)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_its_whole_cause_chain() {
+        let cause = std::io::Error::other("disk on fire");
+        let error = Err::<(), _>(cause)
+            .or_internal("sealing the code")
+            .expect_err("an error");
+        // What the log gets: the description and the cause, in one line.
+        let logged = error.to_string();
+        assert!(logged.contains("sealing the code"), "{logged}");
+        assert!(logged.contains("disk on fire"), "{logged}");
+        let ServiceError::Internal(e) = error else {
+            panic!("not internal: {error:?}");
+        };
+        assert!(e.chain().any(|c| c.is::<std::io::Error>()));
+        let missing = None::<u8>
+            .or_internal("the issuer's kind")
+            .expect_err("missing");
+        assert!(missing.to_string().contains("the issuer's kind"));
+    }
+}

@@ -228,3 +228,30 @@ pub fn ensure_json_error<B>(
 pub async fn not_found() -> HttpResponse {
     ApiError::not_found("no such endpoint").error_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn a_panicking_blocking_task_is_an_internal_error_not_busy() {
+        let answer: Result<(), ApiError> = async {
+            actix_web::web::block(|| panic!("a bug in a use case")).await?;
+            Ok(())
+        }
+        .await;
+        let error = answer.expect_err("the panic surfaces");
+        assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error.code, "internal");
+    }
+
+    #[test]
+    fn an_internal_error_answers_generically() {
+        let cause = std::io::Error::other("disk on fire");
+        let error = ApiError::from(ServiceError::Internal(
+            anyhow::Error::new(cause).context("sealing the code"),
+        ));
+        assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!error.message.contains("disk"), "{}", error.message);
+    }
+}
