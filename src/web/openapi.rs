@@ -7,15 +7,15 @@
 //! [`crate::web::registered_operations`], which runs the very `routes` functions that
 //! configure actix against a recorder (see [`crate::web::routes`]).
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
+use super::api::dto::{Binary, SignedDocument};
 use super::auth::{CSRF_HEADER, SESSION_COOKIE};
+use super::error::ErrorBody;
 use super::Routes;
 
 /// The whole description.
@@ -84,8 +84,8 @@ use super::Routes;
         super::api::mail::retry_mail,
     ),
     // Types the paths name are collected from them; these are the ones only named in
-    // hand-built responses below.
-    components(schemas(super::error::ErrorBody, Binary, SignedDocument)),
+    // hand-built responses.
+    components(schemas(ErrorBody, Binary, SignedDocument)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "health", description = "Probes for the load balancer"),
@@ -102,17 +102,6 @@ use super::Routes;
     )
 )]
 pub struct ApiDoc;
-
-/// Raw bytes (a DER signature).
-#[derive(ToSchema)]
-#[schema(value_type = String, format = Binary)]
-pub struct Binary(pub Vec<u8>);
-
-/// A guarantee document: canonical JSON, served byte for byte as it was signed (hash
-/// the bytes as received, do not re-serialize).
-#[derive(ToSchema)]
-#[schema(value_type = Object)]
-pub struct SignedDocument(pub serde_json::Value);
 
 /// The security schemes the paths refer to: a bearer token (API or session token), or
 /// the session cookie together with the CSRF header for requests that change state.
@@ -148,62 +137,6 @@ impl Modify for SecuritySchemes {
                  that change state",
             ))),
         );
-    }
-}
-
-/// An error answer: the one JSON error shape.
-fn error_response(description: &str) -> RefOr<Response> {
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
-        .build()
-        .into()
-}
-
-/// Declares error responses for `responses(...)` lists, each a status with a
-/// description and the `ErrorBody` schema.
-macro_rules! error_responses {
-    ($($(#[$doc:meta])* $name:ident { $($status:literal => $description:literal),+ $(,)? })*) => {
-        $(
-            $(#[$doc])*
-            pub struct $name;
-
-            impl utoipa::IntoResponses for $name {
-                fn responses() -> BTreeMap<String, RefOr<Response>> {
-                    BTreeMap::from([$(($status.to_string(), error_response($description))),+])
-                }
-            }
-        )*
-    };
-}
-
-error_responses! {
-    /// 400: a malformed path, query string or body.
-    BadRequest { "400" => "Malformed request (path, query string or body)" }
-    /// 401: no valid credentials.
-    Unauthenticated { "401" => "Not signed in, or the token is unknown or expired" }
-    /// 401 and 403: what any authenticated endpoint can answer.
-    SignedIn {
-        "401" => "Not signed in, or the token is unknown or expired",
-        "403" => "The role may not do this, or the CSRF token is missing (cookie sessions)",
-    }
-    /// 404: the thing named in the path does not exist or is not visible to the caller.
-    NotFound { "404" => "Not found, or not visible to the caller" }
-    /// 409: the state does not allow it, or it exists already.
-    Conflict { "409" => "The current state does not allow this, or it exists already" }
-    /// 422: a field failed validation (`details.field` names it).
-    Unprocessable { "422" => "A field failed validation; details.field names it" }
-    /// 400, 413, 415 and 422: what any endpoint reading a JSON body can answer.
-    JsonBody {
-        "400" => "The body is not valid JSON for this request (unknown or mistyped fields)",
-        "413" => "The body is larger than the configured limit",
-        "415" => "The body is not application/json",
-        "422" => "A field failed validation; details.field names it",
     }
 }
 

@@ -4,12 +4,12 @@ use actix_web::{web, HttpResponse};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::china_time;
 use crate::services::trust::{self, NewIssuerCertificate};
 use crate::services::ServiceError;
+use crate::web::api::dto::china_time;
 use crate::web::auth::Authenticated;
+use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::error::ApiError;
-use crate::web::openapi::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::AppState;
 use crate::web::Routes;
 

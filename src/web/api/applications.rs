@@ -6,16 +6,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::china_time;
-use super::guarantees::IssuedOut;
 use crate::domain::money::Amount;
 use crate::services::applications::{self, ApplicationView, NewApplication};
 use crate::services::guarantees;
+use crate::web::api::dto::{china_time, Binary, IssuedOut, NamedParty, SectionRef, SignedDocument};
 use crate::web::auth::Authenticated;
-use crate::web::error::ApiError;
-use crate::web::openapi::{
-    BadRequest, Binary, Conflict, JsonBody, NotFound, SignedIn, Unprocessable,
+use crate::web::error::responses::{
+    BadRequest, Conflict, JsonBody, NotFound, SignedIn, Unprocessable,
 };
+use crate::web::error::ApiError;
 use crate::web::AppState;
 use crate::web::Routes;
 
@@ -32,24 +31,6 @@ pub fn routes<R: Routes>(r: &mut R) {
         .post("/applications/{id}/signature", upload_signature);
 }
 
-/// A party to an application or guarantee.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct NamedParty {
-    pub id: String,
-    pub name: String,
-    pub uscc: String,
-}
-
-impl From<&crate::db::models::Organization> for NamedParty {
-    fn from(o: &crate::db::models::Organization) -> Self {
-        NamedParty {
-            id: o.id.clone(),
-            name: o.name.clone(),
-            uscc: o.uscc.clone(),
-        }
-    }
-}
-
 /// The project an application is for.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ApplicationProject {
@@ -57,24 +38,6 @@ pub struct ApplicationProject {
     code: String,
     name: String,
     bid_deadline: String,
-}
-
-/// A section, by id, code and name.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct SectionRef {
-    pub id: String,
-    pub code: String,
-    pub name: String,
-}
-
-impl From<&crate::db::models::Section> for SectionRef {
-    fn from(s: &crate::db::models::Section) -> Self {
-        SectionRef {
-            id: s.id.clone(),
-            code: s.code.clone(),
-            name: s.name.clone(),
-        }
-    }
 }
 
 /// An application as the enterprise and the issuer see it.
@@ -344,7 +307,7 @@ async fn confirm_payment(
             status = 200,
             description = "The draft guarantee document: the bytes to sign, verbatim",
             content_type = "application/json",
-            body = crate::web::openapi::SignedDocument,
+            body = SignedDocument,
             headers(
                 ("X-Guarantee-Number" = String, description = "The guarantee number"),
                 ("X-Document-Version" = i32, description = "The document version"),

@@ -4,11 +4,11 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::china_time;
 use crate::services::{self, Actor};
+use crate::web::api::dto::china_time;
 use crate::web::auth::{Authenticated, SESSION_COOKIE};
+use crate::web::error::responses::{JsonBody, NotFound, SignedIn, Unauthenticated};
 use crate::web::error::ApiError;
-use crate::web::openapi::{JsonBody, NotFound, SignedIn, Unauthenticated};
 use crate::web::AppState;
 use crate::web::Routes;
 use actix_web::http::Method;

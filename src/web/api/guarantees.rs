@@ -4,16 +4,13 @@
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::applications::{NamedParty, SectionRef};
-use super::china_time;
 use crate::domain::money::Amount;
 use crate::pki::VerificationReport;
-use crate::services::guarantees::{
-    self, ClaimDecision, ClaimView, GuaranteeView, Issued, NewClaim,
-};
+use crate::services::guarantees::{self, ClaimDecision, ClaimView, GuaranteeView, NewClaim};
+use crate::web::api::dto::{china_time, Binary, GuaranteeOut, ProjectRef, SignedDocument};
 use crate::web::auth::Authenticated;
+use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::error::ApiError;
-use crate::web::openapi::{Binary, Conflict, JsonBody, NotFound, SignedDocument, SignedIn};
 use crate::web::AppState;
 use crate::web::Routes;
 
@@ -34,84 +31,6 @@ pub fn routes<R: Routes>(r: &mut R) {
         .get("/projects/{id}/bonds", bonds)
         .post("/projects/{id}/sections/{section}/award", award)
         .post("/projects/{id}/sections/{section}/contract", contract);
-}
-
-/// A project, by id, code and name.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ProjectRef {
-    id: String,
-    code: String,
-    name: String,
-}
-
-impl From<&crate::db::models::Project> for ProjectRef {
-    fn from(p: &crate::db::models::Project) -> Self {
-        ProjectRef {
-            id: p.id.clone(),
-            code: p.code.clone(),
-            name: p.name.clone(),
-        }
-    }
-}
-
-/// A guarantee as its parties see it.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct GuaranteeOut {
-    number: String,
-    version: i32,
-    status: String,
-    claimed_from: Option<String>,
-    amount: String,
-    amount_in_words: String,
-    valid_from: String,
-    valid_until: String,
-    issued_at: String,
-    document_sha256: String,
-    project: ProjectRef,
-    section: SectionRef,
-    issuer: NamedParty,
-    applicant: NamedParty,
-    beneficiary: NamedParty,
-}
-
-impl From<&GuaranteeView> for GuaranteeOut {
-    fn from(v: &GuaranteeView) -> Self {
-        let g = &v.guarantee;
-        let amount = Amount::from_fen(g.amount_fen);
-        GuaranteeOut {
-            number: g.number.clone(),
-            version: g.current_version,
-            status: g.status.clone(),
-            claimed_from: g.claimed_from.clone(),
-            amount: amount.to_string(),
-            amount_in_words: amount.to_chinese_capital(),
-            valid_from: china_time(g.valid_from),
-            valid_until: china_time(g.valid_until),
-            issued_at: china_time(g.issued_at),
-            document_sha256: v.version.document_sha256.clone(),
-            project: ProjectRef::from(&v.project),
-            section: SectionRef::from(&v.section),
-            issuer: NamedParty::from(&v.issuer),
-            applicant: NamedParty::from(&v.enterprise),
-            beneficiary: NamedParty::from(&v.tenderee),
-        }
-    }
-}
-
-/// The answer to an issue: the guarantee and its verification code, shown once here.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct IssuedOut {
-    guarantee: GuaranteeOut,
-    verification_code: String,
-}
-
-impl From<Issued> for IssuedOut {
-    fn from(i: Issued) -> Self {
-        IssuedOut {
-            guarantee: GuaranteeOut::from(&i.view),
-            verification_code: i.verification_code,
-        }
-    }
 }
 
 /// The guarantees the caller is a party to.

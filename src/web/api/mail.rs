@@ -3,12 +3,12 @@
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::china_time;
 use crate::mail::outbox::OutboxMail;
 use crate::services::mail;
+use crate::web::api::dto::china_time;
 use crate::web::auth::Authenticated;
+use crate::web::error::responses::{BadRequest, Conflict, NotFound, SignedIn, Unprocessable};
 use crate::web::error::ApiError;
-use crate::web::openapi::{BadRequest, Conflict, NotFound, SignedIn, Unprocessable};
 use crate::web::AppState;
 use crate::web::Routes;
 

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod applications;
 pub mod auth;
+pub mod dto;
 pub mod guarantees;
 pub mod mail;
 pub mod organizations;
@@ -22,6 +23,3 @@ pub fn routes<R: Routes>(r: &mut R) {
     verify::routes(r);
     mail::routes(r);
 }
-
-/// Times in answers: RFC 3339 in China time, as users read them.
-pub use crate::domain::time::china_rfc3339 as china_time;

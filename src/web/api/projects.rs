@@ -3,12 +3,12 @@
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
-use super::china_time;
 use crate::domain::money::Amount;
 use crate::services::projects::{self, NewProject, Postponement, ProjectChanges, ProjectView};
+use crate::web::api::dto::china_time;
 use crate::web::auth::Authenticated;
+use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::error::ApiError;
-use crate::web::openapi::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::AppState;
 use crate::web::Routes;
 use actix_web::http::Method;

@@ -9,8 +9,8 @@ use crate::pki::VerificationReport;
 use crate::services::guarantees::{self, ExpectationsInput};
 use crate::services::ServiceError;
 use crate::web::auth::Authenticated;
+use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::error::ApiError;
-use crate::web::openapi::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::AppState;
 use crate::web::Routes;
 
