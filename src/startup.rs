@@ -68,7 +68,7 @@ impl Application {
         );
         let server = HttpServer::new(move || {
             let limits = limits.clone();
-            App::new()
+            let app = App::new()
                 .wrap(http::json_errors())
                 .wrap(http::security_headers())
                 .wrap(actix_web::middleware::from_fn(
@@ -79,8 +79,8 @@ impl Application {
                 }))
                 .wrap(actix_web::middleware::from_fn(http::request_id_header))
                 .wrap(TracingLogger::default())
-                .app_data(state.clone())
-                .configure(http::configure(max_body))
+                .app_data(state.clone());
+            http::with_routes(app, max_body).0
         })
         .listen(listener)?
         .run();

@@ -2,23 +2,23 @@
 //! `#[utoipa::path]` attributes and the `ToSchema` derives on the types they read and
 //! answer, never written by hand.
 //!
-//! That the description covers exactly the routes the app serves is checked by the
-//! integration test `openapi`: it compares [`documented_operations`] with
-//! [`crate::web::registered_operations`], which runs the very `routes` functions that
-//! configure actix against a recorder (see [`crate::web::routes`]).
+//! Routes are registered through `utoipa-actix-web`, which takes only handlers that
+//! carry a description (see [`crate::web::routes`]); the description is what that
+//! registration collected, so a served route cannot go undescribed. The integration
+//! test `openapi` checks the other direction: every described operation is served.
 
-use std::sync::OnceLock;
-
-use actix_web::HttpResponse;
+use actix_web::{get, web, HttpResponse};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::api::dto::{Binary, SignedDocument};
 use super::auth::{CSRF_HEADER, SESSION_COOKIE};
 use super::error::ErrorBody;
-use super::Routes;
 
-/// The whole description.
+/// The frame of the description: what it says besides the operations (info, tags,
+/// security schemes, schemas named only in hand-built responses). The operations and
+/// the schemas they use are added as the routes are registered.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -30,58 +30,6 @@ use super::Routes;
             strings in China time. Sign in with `POST /api/v1/auth/login` and send the \
             token as `Authorization: Bearer`, or (browsers) rely on the session cookie and \
             echo the CSRF token in `X-CSRF-Token` on requests that change state."
-    ),
-    paths(
-        super::health::healthz,
-        super::health::readyz,
-        openapi_json,
-        super::api::auth::login,
-        super::api::auth::logout,
-        super::api::auth::me,
-        super::api::auth::create_token,
-        super::api::auth::revoke_token,
-        super::api::admin::trust_anchor,
-        super::api::admin::crl,
-        super::api::admin::issuer_certificate,
-        super::api::organizations::create_organization,
-        super::api::organizations::list_organizations,
-        super::api::organizations::get_organization,
-        super::api::organizations::create_user,
-        super::api::projects::create_project,
-        super::api::projects::list_projects,
-        super::api::projects::get_project,
-        super::api::projects::update_project,
-        super::api::projects::postpone,
-        super::api::applications::apply,
-        super::api::applications::list,
-        super::api::applications::get,
-        super::api::applications::withdraw,
-        super::api::applications::approve,
-        super::api::applications::decline,
-        super::api::applications::confirm_payment,
-        super::api::applications::draft,
-        super::api::applications::issue_hosted,
-        super::api::applications::upload_signature,
-        super::api::guarantees::list,
-        super::api::guarantees::get,
-        super::api::guarantees::document,
-        super::api::guarantees::signature,
-        super::api::guarantees::chain,
-        super::api::guarantees::letter,
-        super::api::guarantees::accept,
-        super::api::guarantees::release,
-        super::api::guarantees::cancel,
-        super::api::guarantees::revoke,
-        super::api::guarantees::file_claim,
-        super::api::guarantees::list_claims,
-        super::api::guarantees::decide_claim,
-        super::api::guarantees::bonds,
-        super::api::guarantees::award,
-        super::api::guarantees::contract,
-        super::api::verify::verify,
-        super::api::verify::bulk,
-        super::api::mail::list_mail,
-        super::api::mail::retry_mail,
     ),
     // Types the paths name are collected from them; these are the ones only named in
     // hand-built responses.
@@ -141,44 +89,31 @@ impl Modify for SecuritySchemes {
 }
 
 /// Registers `GET /api/openapi.json`.
-pub fn routes<R: Routes>(r: &mut R) {
-    r.get("/api/openapi.json", openapi_json);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(openapi_json);
+}
+
+/// The description as served, serialized once when the app is built (cheap to clone
+/// into each answer).
+pub struct Description(web::Bytes);
+
+impl Description {
+    pub fn new(description: &utoipa::openapi::OpenApi) -> Description {
+        let json = description
+            .to_json()
+            .unwrap_or_else(|e| unreachable!("the description serializes: {e}"));
+        Description(web::Bytes::from(json))
+    }
 }
 
 /// This description, as OpenAPI 3.1 JSON.
 #[utoipa::path(
-    get,
-    path = "/api/openapi.json",
     tag = "openapi",
     responses((status = 200, description = "The OpenAPI description of this API", body = Object))
 )]
-async fn openapi_json() -> HttpResponse {
-    static SPEC: OnceLock<String> = OnceLock::new();
-    let spec = SPEC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_json()
-            .unwrap_or_else(|e| unreachable!("the description serializes: {e}"))
-    });
+#[get("/api/openapi.json")]
+async fn openapi_json(description: web::Data<Description>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(spec.as_str())
-}
-
-/// The `(method, path)` pairs the description documents, method in lowercase.
-pub fn documented_operations() -> Vec<(String, String)> {
-    let spec = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-    let mut operations = Vec::new();
-    if let Some(paths) = spec["paths"].as_object() {
-        for (path, item) in paths {
-            for method in item.as_object().into_iter().flat_map(|m| m.keys()) {
-                if matches!(
-                    method.as_str(),
-                    "get" | "put" | "post" | "delete" | "options" | "head" | "patch" | "trace"
-                ) {
-                    operations.push((method.clone(), path.clone()));
-                }
-            }
-        }
-    }
-    operations
+        .body(description.0.clone())
 }

@@ -2,9 +2,10 @@
 //! approves, declines, confirms payment, fetches the draft and issues (hosted signing)
 //! or uploads its own signature (external signing).
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::domain::money::Amount;
 use crate::services::applications::{self, ApplicationView, NewApplication};
@@ -16,19 +17,18 @@ use crate::web::error::responses::{
 };
 use crate::web::error::ApiError;
 use crate::web::AppState;
-use crate::web::Routes;
 
-pub fn routes<R: Routes>(r: &mut R) {
-    r.post("/applications", apply)
-        .get("/applications", list)
-        .get("/applications/{id}", get)
-        .post("/applications/{id}/withdraw", withdraw)
-        .post("/applications/{id}/approve", approve)
-        .post("/applications/{id}/decline", decline)
-        .post("/applications/{id}/confirm-payment", confirm_payment)
-        .get("/applications/{id}/draft", draft)
-        .post("/applications/{id}/issue", issue_hosted)
-        .post("/applications/{id}/signature", upload_signature);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(apply)
+        .service(list)
+        .service(get)
+        .service(withdraw)
+        .service(approve)
+        .service(decline)
+        .service(confirm_payment)
+        .service(draft)
+        .service(issue_hosted)
+        .service(upload_signature);
 }
 
 /// The project an application is for.
@@ -91,8 +91,6 @@ impl From<ApplicationView> for ApplicationOut {
 
 /// Applies for a bid bond for a section (enterprise).
 #[utoipa::path(
-    post,
-    path = "/api/v1/applications",
     tag = "applications",
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
     request_body = NewApplication,
@@ -104,6 +102,7 @@ impl From<ApplicationView> for ApplicationOut {
         Conflict,
     )
 )]
+#[post("/applications")]
 async fn apply(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -126,8 +125,6 @@ pub struct ListQuery {
 /// The applications the caller may see: its own (enterprise) or addressed to it
 /// (issuer).
 #[utoipa::path(
-    get,
-    path = "/api/v1/applications",
     tag = "applications",
     params(ListQuery),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -138,6 +135,7 @@ pub struct ListQuery {
         Unprocessable,
     )
 )]
+#[get("/applications")]
 async fn list(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -156,8 +154,6 @@ async fn list(
 
 /// One application.
 #[utoipa::path(
-    get,
-    path = "/api/v1/applications/{id}",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -167,6 +163,7 @@ async fn list(
         NotFound,
     )
 )]
+#[get("/applications/{id}")]
 async fn get(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -179,8 +176,6 @@ async fn get(
 
 /// Withdraws an application before issue (enterprise).
 #[utoipa::path(
-    post,
-    path = "/api/v1/applications/{id}/withdraw",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -191,6 +186,7 @@ async fn get(
         Conflict,
     )
 )]
+#[post("/applications/{id}/withdraw")]
 async fn withdraw(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -211,8 +207,6 @@ pub struct Approval {
 
 /// Approves an application with the premium to pay (issuer).
 #[utoipa::path(
-    post,
-    path = "/api/v1/applications/{id}/approve",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -225,6 +219,7 @@ pub struct Approval {
         Conflict,
     )
 )]
+#[post("/applications/{id}/approve")]
 async fn approve(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -246,8 +241,6 @@ pub struct Refusal {
 
 /// Declines an application with a reason (issuer).
 #[utoipa::path(
-    post,
-    path = "/api/v1/applications/{id}/decline",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -260,6 +253,7 @@ pub struct Refusal {
         Conflict,
     )
 )]
+#[post("/applications/{id}/decline")]
 async fn decline(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -273,8 +267,6 @@ async fn decline(
 
 /// Confirms the premium is paid (issuer); the draft document is prepared.
 #[utoipa::path(
-    post,
-    path = "/api/v1/applications/{id}/confirm-payment",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -285,6 +277,7 @@ async fn decline(
         Conflict,
     )
 )]
+#[post("/applications/{id}/confirm-payment")]
 async fn confirm_payment(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -297,8 +290,6 @@ async fn confirm_payment(
 
 /// The exact bytes to sign, served as they are stored.
 #[utoipa::path(
-    get,
-    path = "/api/v1/applications/{id}/draft",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -319,6 +310,7 @@ async fn confirm_payment(
         Conflict,
     )
 )]
+#[get("/applications/{id}/draft")]
 async fn draft(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -340,8 +332,6 @@ async fn draft(
 
 /// Signs the draft with the issuer's hosted key and issues the guarantee (issuer).
 #[utoipa::path(
-    post,
-    path = "/api/v1/applications/{id}/issue",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -353,6 +343,7 @@ async fn draft(
         Unprocessable,
     )
 )]
+#[post("/applications/{id}/issue")]
 async fn issue_hosted(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -373,8 +364,6 @@ pub struct SignatureUpload {
 /// The signature arrives as raw DER (`application/pkcs7-signature` or
 /// `application/octet-stream`) or as JSON `{ "signature_base64": "..." }`.
 #[utoipa::path(
-    post,
-    path = "/api/v1/applications/{id}/signature",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -397,6 +386,7 @@ pub struct SignatureUpload {
         (status = 422, description = "Not base64, or the signature failed verification (details holds the report)", body = crate::web::error::ErrorBody),
     )
 )]
+#[post("/applications/{id}/signature")]
 async fn upload_signature(
     state: web::Data<AppState>,
     who: Authenticated,

@@ -1,8 +1,9 @@
 //! Guarantees: reading and downloading (parties only), the agency's and issuer's
 //! lifecycle actions, awards, claims, and the bid-opening view.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::domain::money::Amount;
 use crate::pki::VerificationReport;
@@ -12,35 +13,33 @@ use crate::web::auth::Authenticated;
 use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::error::ApiError;
 use crate::web::AppState;
-use crate::web::Routes;
 
-pub fn routes<R: Routes>(r: &mut R) {
-    r.get("/guarantees", list)
-        .get("/guarantees/{number}", get)
-        .get("/guarantees/{number}/document", document)
-        .get("/guarantees/{number}/signature", signature)
-        .get("/guarantees/{number}/chain", chain)
-        .get("/guarantees/{number}/letter", letter)
-        .post("/guarantees/{number}/accept", accept)
-        .post("/guarantees/{number}/release", release)
-        .post("/guarantees/{number}/cancel", cancel)
-        .post("/guarantees/{number}/revoke", revoke)
-        .post("/guarantees/{number}/claims", file_claim)
-        .get("/claims", list_claims)
-        .post("/claims/{id}/decision", decide_claim)
-        .get("/projects/{id}/bonds", bonds)
-        .post("/projects/{id}/sections/{section}/award", award)
-        .post("/projects/{id}/sections/{section}/contract", contract);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list)
+        .service(get)
+        .service(document)
+        .service(signature)
+        .service(chain)
+        .service(letter)
+        .service(accept)
+        .service(release)
+        .service(cancel)
+        .service(revoke)
+        .service(file_claim)
+        .service(list_claims)
+        .service(decide_claim)
+        .service(bonds)
+        .service(award)
+        .service(contract);
 }
 
 /// The guarantees the caller is a party to.
 #[utoipa::path(
-    get,
-    path = "/api/v1/guarantees",
     tag = "guarantees",
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, description = "Guarantees", body = Vec<GuaranteeOut>), SignedIn)
 )]
+#[get("/guarantees")]
 async fn list(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     let views = web::block(move || guarantees::list(&ctx, &who.0)).await??;
@@ -58,8 +57,6 @@ async fn load(
 
 /// One guarantee (parties only).
 #[utoipa::path(
-    get,
-    path = "/api/v1/guarantees/{number}",
     tag = "guarantees",
     params(("number" = String, Path, description = "Guarantee number")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -69,6 +66,7 @@ async fn load(
         NotFound,
     )
 )]
+#[get("/guarantees/{number}")]
 async fn get(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -87,8 +85,6 @@ fn attachment(name: &str) -> (&'static str, String) {
 
 /// `NO.json`: the signed bytes, exactly as stored.
 #[utoipa::path(
-    get,
-    path = "/api/v1/guarantees/{number}/document",
     tag = "guarantees",
     params(("number" = String, Path, description = "Guarantee number")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -98,6 +94,7 @@ fn attachment(name: &str) -> (&'static str, String) {
         NotFound,
     )
 )]
+#[get("/guarantees/{number}/document")]
 async fn document(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -112,8 +109,6 @@ async fn document(
 
 /// `NO.p7s`: the detached CMS signature (DER).
 #[utoipa::path(
-    get,
-    path = "/api/v1/guarantees/{number}/signature",
     tag = "guarantees",
     params(("number" = String, Path, description = "Guarantee number")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -123,6 +118,7 @@ async fn document(
         NotFound,
     )
 )]
+#[get("/guarantees/{number}/signature")]
 async fn signature(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -138,8 +134,6 @@ async fn signature(
 
 /// `chain.pem`: the signer's certificate and the trusted CA certificates that issued it.
 #[utoipa::path(
-    get,
-    path = "/api/v1/guarantees/{number}/chain",
     tag = "guarantees",
     params(("number" = String, Path, description = "Guarantee number")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -149,6 +143,7 @@ async fn signature(
         NotFound,
     )
 )]
+#[get("/guarantees/{number}/chain")]
 async fn chain(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -165,8 +160,6 @@ async fn chain(
 
 /// `NO.html`: the printable letter.
 #[utoipa::path(
-    get,
-    path = "/api/v1/guarantees/{number}/letter",
     tag = "guarantees",
     params(("number" = String, Path, description = "Guarantee number")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -176,6 +169,7 @@ async fn chain(
         NotFound,
     )
 )]
+#[get("/guarantees/{number}/letter")]
 async fn letter(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -207,8 +201,6 @@ macro_rules! guarantee_action {
 guarantee_action!(
     /// The agency accepts the bond for its project.
     #[utoipa::path(
-        post,
-        path = "/api/v1/guarantees/{number}/accept",
         tag = "guarantees",
         params(("number" = String, Path, description = "Guarantee number")),
         security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -219,14 +211,13 @@ guarantee_action!(
             Conflict,
         )
     )]
+    #[post("/guarantees/{number}/accept")]
     accept,
     guarantees::accept
 );
 guarantee_action!(
     /// Releases the guarantee (agency): the obligation ends.
     #[utoipa::path(
-        post,
-        path = "/api/v1/guarantees/{number}/release",
         tag = "guarantees",
         params(("number" = String, Path, description = "Guarantee number")),
         security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -237,14 +228,13 @@ guarantee_action!(
             Conflict,
         )
     )]
+    #[post("/guarantees/{number}/release")]
     release,
     guarantees::release
 );
 guarantee_action!(
     /// Cancels the guarantee before it is accepted.
     #[utoipa::path(
-        post,
-        path = "/api/v1/guarantees/{number}/cancel",
         tag = "guarantees",
         params(("number" = String, Path, description = "Guarantee number")),
         security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -255,6 +245,7 @@ guarantee_action!(
             Conflict,
         )
     )]
+    #[post("/guarantees/{number}/cancel")]
     cancel,
     guarantees::cancel
 );
@@ -268,8 +259,6 @@ pub struct Reason {
 
 /// Revokes the guarantee with a reason (issuer).
 #[utoipa::path(
-    post,
-    path = "/api/v1/guarantees/{number}/revoke",
     tag = "guarantees",
     params(("number" = String, Path, description = "Guarantee number")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -282,6 +271,7 @@ pub struct Reason {
         Conflict,
     )
 )]
+#[post("/guarantees/{number}/revoke")]
 async fn revoke(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -331,8 +321,6 @@ impl From<ClaimView> for ClaimOut {
 
 /// Files a claim on a guarantee for the tenderee (agency).
 #[utoipa::path(
-    post,
-    path = "/api/v1/guarantees/{number}/claims",
     tag = "claims",
     params(("number" = String, Path, description = "Guarantee number")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -345,6 +333,7 @@ impl From<ClaimView> for ClaimOut {
         Conflict,
     )
 )]
+#[post("/guarantees/{number}/claims")]
 async fn file_claim(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -360,12 +349,11 @@ async fn file_claim(
 
 /// The claims the caller may see.
 #[utoipa::path(
-    get,
-    path = "/api/v1/claims",
     tag = "claims",
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, description = "Claims", body = Vec<ClaimOut>), SignedIn)
 )]
+#[get("/claims")]
 async fn list_claims(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -377,8 +365,6 @@ async fn list_claims(
 
 /// Pays or rejects a claim (issuer).
 #[utoipa::path(
-    post,
-    path = "/api/v1/claims/{id}/decision",
     tag = "claims",
     params(("id" = String, Path, description = "Claim id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -391,6 +377,7 @@ async fn list_claims(
         Conflict,
     )
 )]
+#[post("/claims/{id}/decision")]
 async fn decide_claim(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -435,17 +422,18 @@ pub async fn bonds_of(
     project_id: String,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
-    let (project, bonds) =
+    // (Not `bonds`: that name is the handler's route below.)
+    let (project, found) =
         web::block(move || guarantees::bonds_at_opening(&ctx, &who.0, &project_id)).await??;
-    let passed = bonds
+    let passed = found
         .iter()
         .filter(|(_, r)| r.indication == crate::pki::Indication::Passed)
         .count();
     Ok(HttpResponse::Ok().json(BondsOut {
         project: ProjectRef::from(&project),
-        count: bonds.len(),
+        count: found.len(),
         passed,
-        bonds: bonds
+        bonds: found
             .into_iter()
             .map(|(v, report)| BondOut {
                 guarantee: GuaranteeOut::from(&v),
@@ -457,8 +445,6 @@ pub async fn bonds_of(
 
 /// Every bond of a project with its verification report, after bid opening (agency).
 #[utoipa::path(
-    get,
-    path = "/api/v1/projects/{id}/bonds",
     tag = "projects",
     params(("id" = String, Path, description = "Project id")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -469,6 +455,7 @@ pub async fn bonds_of(
         Conflict,
     )
 )]
+#[get("/projects/{id}/bonds")]
 async fn bonds(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -486,8 +473,6 @@ pub struct Award {
 
 /// Awards a section; the losers' guarantees are released (agency).
 #[utoipa::path(
-    post,
-    path = "/api/v1/projects/{id}/sections/{section}/award",
     tag = "projects",
     params(
         ("id" = String, Path, description = "Project id"),
@@ -503,6 +488,7 @@ pub struct Award {
         Conflict,
     )
 )]
+#[post("/projects/{id}/sections/{section}/award")]
 async fn award(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -521,8 +507,6 @@ async fn award(
 /// Records the signed contract of a section; the winner's guarantee is released
 /// (agency).
 #[utoipa::path(
-    post,
-    path = "/api/v1/projects/{id}/sections/{section}/contract",
     tag = "projects",
     params(
         ("id" = String, Path, description = "Project id"),
@@ -536,6 +520,7 @@ async fn award(
         Conflict,
     )
 )]
+#[post("/projects/{id}/sections/{section}/contract")]
 async fn contract(
     state: web::Data<AppState>,
     who: Authenticated,

@@ -1,7 +1,8 @@
 //! The operator's view of the mail outbox (`/admin/mail`).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::mail::outbox::OutboxMail;
 use crate::services::mail;
@@ -10,11 +11,9 @@ use crate::web::auth::Authenticated;
 use crate::web::error::responses::{BadRequest, Conflict, NotFound, SignedIn, Unprocessable};
 use crate::web::error::ApiError;
 use crate::web::AppState;
-use crate::web::Routes;
 
-pub fn routes<R: Routes>(r: &mut R) {
-    r.get("/admin/mail", list_mail)
-        .post("/admin/mail/{id}/retry", retry_mail);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_mail).service(retry_mail);
 }
 
 /// A mail as the operator sees it: the envelope and delivery state, not the bodies.
@@ -58,8 +57,6 @@ pub struct ListQuery {
 
 /// The outbox, newest first (operator).
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/mail",
     tag = "mail",
     params(ListQuery),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -70,6 +67,7 @@ pub struct ListQuery {
         Unprocessable,
     )
 )]
+#[get("/admin/mail")]
 async fn list_mail(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -83,8 +81,6 @@ async fn list_mail(
 
 /// Queues a failed mail for another attempt now (operator).
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/mail/{id}/retry",
     tag = "mail",
     params(("id" = String, Path, description = "Mail id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -95,6 +91,7 @@ async fn list_mail(
         Conflict,
     )
 )]
+#[post("/admin/mail/{id}/retry")]
 async fn retry_mail(
     state: web::Data<AppState>,
     who: Authenticated,

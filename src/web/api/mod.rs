@@ -10,16 +10,16 @@ pub mod organizations;
 pub mod projects;
 pub mod verify;
 
-use crate::web::Routes;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// The API's routes, relative to [`crate::web::API_PREFIX`].
-pub fn routes<R: Routes>(r: &mut R) {
-    auth::routes(r);
-    admin::routes(r);
-    organizations::routes(r);
-    projects::routes(r);
-    applications::routes(r);
-    guarantees::routes(r);
-    verify::routes(r);
-    mail::routes(r);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.configure(auth::routes)
+        .configure(admin::routes)
+        .configure(organizations::routes)
+        .configure(projects::routes)
+        .configure(applications::routes)
+        .configure(guarantees::routes)
+        .configure(verify::routes)
+        .configure(mail::routes);
 }
