@@ -59,24 +59,17 @@ impl Application {
 
         let state = web::Data::new(AppState {
             pool: pool.clone(),
+            rate_limits: http::rate_limit::RateLimits::from_settings(&settings),
             settings: Arc::new(settings),
             ctx: ctx.clone(),
         });
-        let limits = http::rate_limit::RateLimits::per_minute(
-            state.settings.rate_limit_login_per_minute,
-            state.settings.rate_limit_verify_per_minute,
-        );
         let server = HttpServer::new(move || {
-            let limits = limits.clone();
             let app = App::new()
                 .wrap(http::json_errors())
                 .wrap(http::security_headers())
                 .wrap(actix_web::middleware::from_fn(
                     http::idempotency::middleware,
                 ))
-                .wrap(actix_web::middleware::from_fn(move |req, next| {
-                    http::rate_limit::middleware(limits.clone(), req, next)
-                }))
                 .wrap(actix_web::middleware::from_fn(http::request_id_header))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone());

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod client_address;
 pub mod error;
 pub mod health;
 pub mod idempotency;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Keys, the verifier and the pool, as the services want them.
     pub ctx: crate::services::Context,
+    /// The per-client limits, shared by every worker.
+    pub rate_limits: rate_limit::RateLimits,
 }
 
 /// Adds every route to `app`, with the extractor settings and the API description the

@@ -10,6 +10,7 @@ use crate::web::api::dto::china_time;
 use crate::web::auth::{Authenticated, SESSION_COOKIE};
 use crate::web::error::responses::{JsonBody, NotFound, SignedIn, Unauthenticated};
 use crate::web::error::ApiError;
+use crate::web::rate_limit::{Limit, RateLimited};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -81,7 +82,7 @@ pub struct ApiTokenOut {
         Unauthenticated,
     )
 )]
-#[post("/auth/login")]
+#[post("/auth/login", wrap = "RateLimited(Limit::SignIn)")]
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,

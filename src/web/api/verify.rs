@@ -12,6 +12,7 @@ use crate::services::ServiceError;
 use crate::web::auth::Authenticated;
 use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::error::ApiError;
+use crate::web::rate_limit::{Limit, RateLimited};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -52,7 +53,7 @@ fn decode(field: &str, value: &str) -> Result<Vec<u8>, ServiceError> {
         JsonBody,
     )
 )]
-#[post("/verify")]
+#[post("/verify", wrap = "RateLimited(Limit::PublicVerification)")]
 async fn verify(
     state: web::Data<AppState>,
     body: web::Json<VerifyRequest>,
