@@ -5,7 +5,7 @@
 //!
 //! A limit wraps the resource it protects, on the handler's route attribute:
 //!
-//! ```ignore
+//! ```text
 //! #[post("/auth/login", wrap = "RateLimited(Limit::SignIn)")]
 //! ```
 //!
