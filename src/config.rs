@@ -2,7 +2,7 @@
 //! environment variables, in that order of precedence. A bad value stops start-up with
 //! a message naming the setting; secrets are wrapped so they never print.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -56,6 +56,10 @@ pub struct Settings {
     pub rate_limit_login_per_minute: u32,
     /// Public verifications per client address and minute.
     pub rate_limit_verify_per_minute: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (addresses or CIDR
+    /// networks; comma separated in the environment). Default: none, the socket peer is
+    /// the client.
+    pub trusted_proxies: TrustedProxies,
     pub mail_transport: MailTransport,
     pub mail_from: String,
     pub smtp_host: String,
@@ -83,6 +87,7 @@ struct Defaults {
     max_body_bytes: usize,
     rate_limit_login_per_minute: u32,
     rate_limit_verify_per_minute: u32,
+    trusted_proxies: &'static [&'static str],
     mail_transport: MailTransport,
     mail_from: &'static str,
     smtp_host: &'static str,
@@ -103,6 +108,7 @@ const DEFAULTS: Defaults = Defaults {
     max_body_bytes: 256 * 1024,
     rate_limit_login_per_minute: 20,
     rate_limit_verify_per_minute: 300,
+    trusted_proxies: &[],
     mail_transport: MailTransport::File,
     mail_from: "Baohan <noreply@baohan.localhost>",
     smtp_host: "127.0.0.1",
@@ -367,6 +373,79 @@ fn describe(error: figment::Error) -> String {
         .join("; ")
 }
 
+/// The reverse proxies in front of the exchange: requests from these addresses carry
+/// the client's address in `X-Forwarded-For`. Written as addresses or CIDR networks
+/// (`10.0.0.0/8`, `127.0.0.1`, `::1`), as a TOML list or one comma-separated string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Whether `address` is one of the proxies.
+    pub fn contains(&self, address: IpAddr) -> bool {
+        let address = address.to_canonical();
+        self.0.iter().any(|net| net.contains(&address))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn parse_entry(entry: &str) -> Result<ipnet::IpNet, String> {
+        let entry = entry.trim();
+        entry
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
+            .map(|net| net.trunc())
+            .map_err(|_| format!("{entry:?} is not an IP address or CIDR network"))
+    }
+}
+
+impl std::str::FromStr for TrustedProxies {
+    type Err = String;
+
+    /// Comma-separated entries; blank entries are ignored.
+    fn from_str(list: &str) -> Result<TrustedProxies, String> {
+        list.split(',')
+            .filter(|entry| !entry.trim().is_empty())
+            .map(TrustedProxies::parse_entry)
+            .collect::<Result<_, _>>()
+            .map(TrustedProxies)
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxies {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = TrustedProxies;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("IP addresses or CIDR networks, as a list or comma separated")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, list: &str) -> Result<TrustedProxies, E> {
+                list.parse().map_err(E::custom)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<TrustedProxies, A::Error> {
+                let mut nets = Vec::new();
+                while let Some(entry) = seq.next_element::<String>()? {
+                    nets.push(
+                        TrustedProxies::parse_entry(&entry).map_err(serde::de::Error::custom)?,
+                    );
+                }
+                Ok(TrustedProxies(nets))
+            }
+        }
+
+        deserializer.deserialize_any(Entries)
+    }
+}
+
 /// The 32-byte master key. Its `Debug` does not print it.
 #[derive(Clone)]
 pub struct MasterKey(pub(crate) [u8; 32]);
@@ -520,6 +599,40 @@ mod tests {
             jail.set_env("BAOHAN_MAIL_RETRY_BASE_MS", "250");
             let s = Settings::load(None).map_err(|e| e.to_string())?;
             assert_eq!((s.mail_max_attempts, s.mail_retry_base_ms), (3, 250));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_environment_or_the_file() {
+        figment::Jail::expect_with(|jail| {
+            assert!(Settings::load(None)
+                .map_err(|e| e.to_string())?
+                .trusted_proxies
+                .is_empty());
+            jail.create_file(
+                "baohan.toml",
+                "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
+            )?;
+            let s = Settings::load(Some(Path::new("baohan.toml"))).map_err(|e| e.to_string())?;
+            assert!(s.trusted_proxies.contains("10.1.2.3".parse().expect("ip")));
+            assert!(s.trusted_proxies.contains("::1".parse().expect("ip")));
+            assert!(!s.trusted_proxies.contains("127.0.0.1".parse().expect("ip")));
+
+            jail.set_env("BAOHAN_TRUSTED_PROXIES", "127.0.0.1, 192.168.0.0/16");
+            let s = Settings::load(Some(Path::new("baohan.toml"))).map_err(|e| e.to_string())?;
+            assert!(s.trusted_proxies.contains("127.0.0.1".parse().expect("ip")));
+            // An IPv4 peer seen through an IPv6 socket is the same address.
+            assert!(s
+                .trusted_proxies
+                .contains("::ffff:192.168.7.1".parse().expect("ip")));
+            assert!(!s.trusted_proxies.contains("10.1.2.3".parse().expect("ip")));
+            assert!(!s.trusted_proxies.contains("127.0.0.2".parse().expect("ip")));
+
+            jail.set_env("BAOHAN_TRUSTED_PROXIES", "127.0.0.1,proxy.example");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("BAOHAN_TRUSTED_PROXIES"), "{err}");
+            assert!(err.contains("proxy.example"), "{err}");
             Ok(())
         });
     }

@@ -62,28 +62,21 @@ impl Application {
 
         let state = web::Data::new(AppState {
             pool: pool.clone(),
+            rate_limits: http::rate_limit::RateLimits::from_settings(&settings),
             settings: Arc::new(settings),
             ctx: ctx.clone(),
         });
-        let limits = http::rate_limit::RateLimits::per_minute(
-            state.settings.rate_limit_login_per_minute,
-            state.settings.rate_limit_verify_per_minute,
-        );
         let server = HttpServer::new(move || {
-            let limits = limits.clone();
-            App::new()
+            let app = App::new()
                 .wrap(http::json_errors())
                 .wrap(http::security_headers())
                 .wrap(actix_web::middleware::from_fn(
                     http::idempotency::middleware,
                 ))
-                .wrap(actix_web::middleware::from_fn(move |req, next| {
-                    http::rate_limit::middleware(limits.clone(), req, next)
-                }))
                 .wrap(actix_web::middleware::from_fn(http::request_id_header))
                 .wrap(TracingLogger::default())
-                .app_data(state.clone())
-                .configure(http::configure(max_body))
+                .app_data(state.clone());
+            http::with_routes(app, max_body).0
         })
         .listen(listener)?
         .run();

@@ -7,6 +7,7 @@ use std::pin::Pin;
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest};
+use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::AppState;
@@ -69,7 +70,7 @@ impl FromRequest for Authenticated {
                     Credential::Session { csrf_token } => Some(csrf_token.as_str()),
                     Credential::ApiToken => None,
                 };
-                let ok = matches!((sent, expected), (Some(a), Some(b)) if constant_time_eq(a.as_bytes(), b.as_bytes()));
+                let ok = matches!((sent, expected), (Some(a), Some(b)) if bool::from(a.as_bytes().ct_eq(b.as_bytes())));
                 if !ok {
                     return Err(ApiError::new(
                         StatusCode::FORBIDDEN,
@@ -81,8 +82,4 @@ impl FromRequest for Authenticated {
             Ok(Authenticated(actor))
         })
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

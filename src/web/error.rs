@@ -1,5 +1,8 @@
 //! One JSON error shape for every 4xx and 5xx:
-//! `{ "error": { "code": "...", "message": "...", "details": ... } }`.
+//! `{ "error": { "code": "...", "message": "...", "details": ... } }`. The statuses as the
+//! API description lists them are in [`responses`].
+
+pub mod responses;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};

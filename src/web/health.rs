@@ -2,14 +2,15 @@
 //! database answers too).
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{get, web, HttpResponse, ResponseError};
 use serde::Serialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::error::{ApiError, ErrorBody};
-use super::{AppState, Routes};
+use super::AppState;
 
-pub fn routes<R: Routes>(r: &mut R) {
-    r.get("/healthz", healthz).get("/readyz", readyz);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(healthz).service(readyz);
 }
 
 /// The process answers.
@@ -30,25 +31,23 @@ pub struct Readiness {
 
 /// Liveness: the process answers.
 #[utoipa::path(
-    get,
-    path = "/healthz",
     tag = "health",
     responses((status = 200, description = "Alive", body = Liveness))
 )]
+#[get("/healthz")]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Liveness { status: "ok" })
 }
 
 /// Readiness: the database answers too.
 #[utoipa::path(
-    get,
-    path = "/readyz",
     tag = "health",
     responses(
         (status = 200, description = "Ready", body = Readiness),
         (status = 503, description = "The database is not reachable", body = ErrorBody),
     )
 )]
+#[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.clone();
     let ready = web::block(move || -> Result<(), String> {

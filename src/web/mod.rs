@@ -3,22 +3,25 @@
 
 pub mod api;
 pub mod auth;
+pub mod client_address;
 pub mod error;
 pub mod health;
 pub mod idempotency;
 pub mod letter;
 pub mod openapi;
 pub mod rate_limit;
-pub mod routes;
 
 use std::sync::Arc;
 
+use actix_web::dev::{ServiceFactory, ServiceRequest};
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers};
-use actix_web::web;
+use actix_web::{web, App};
+use utoipa::OpenApi;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::{scope, AppExt};
 
 use crate::config::Settings;
 use crate::db::DbPool;
-pub use routes::Routes;
 
 /// Where the JSON API lives.
 pub const API_PREFIX: &str = "/api/v1";
@@ -29,10 +32,33 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Keys, the verifier and the pool, as the services want them.
     pub ctx: crate::services::Context,
+    /// The per-client limits, shared by every worker.
+    pub rate_limits: rate_limit::RateLimits,
+}
+
+/// Adds every route to `app`, with the extractor settings and the API description the
+/// routes make (served at `/api/openapi.json`); returns the app and that description.
+pub fn with_routes<T>(app: App<T>, max_body_bytes: usize) -> (App<T>, utoipa::openapi::OpenApi)
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    let (app, description) = app
+        .into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .configure(configure(max_body_bytes))
+        .split_for_parts();
+    let served = web::Data::new(openapi::Description::new(&description));
+    (app.app_data(served), description)
+}
+
+/// The API description, as the server builds and serves it (the body limit does not
+/// show in it).
+pub fn description() -> utoipa::openapi::OpenApi {
+    with_routes(App::new(), 0).1
 }
 
 /// Registers every route and the extractor settings (body limits, error shapes).
-pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) {
+fn configure(max_body_bytes: usize) -> impl FnOnce(&mut ServiceConfig) {
     move |cfg| {
         cfg.app_data(
             web::JsonConfig::default()
@@ -48,18 +74,16 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
 }
 
 /// Every route of the app: the probes, the API description and the API.
-pub fn routes<R: Routes>(r: &mut R) {
-    health::routes(r);
-    openapi::routes(r);
-    r.scope(API_PREFIX, api::routes);
-}
-
-/// The `(method, path)` pairs the app registers (method in lowercase, the full path),
-/// found by running [`routes`] against a recorder rather than read from a list.
-pub fn registered_operations() -> Vec<(String, String)> {
-    let mut list = routes::RouteList::default();
-    routes(&mut list);
-    list.into_operations()
+///
+/// Routes are registered only with `service(handler)`, where the handler carries both
+/// an actix route attribute (`#[post("/auth/login")]`: method, path, middleware) and
+/// `#[utoipa::path(...)]` (its description): `utoipa-actix-web` accepts nothing else
+/// there, and adds each handler's operation to the description as it registers it.
+/// (Its `route` and `map` pass-throughs would bypass that; they are not used.)
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.configure(health::routes)
+        .configure(openapi::routes)
+        .service(scope(API_PREFIX).configure(api::routes));
 }
 
 /// Headers on every answer: no sniffing, no framing, no referrer leaks, and pages may

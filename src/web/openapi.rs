@@ -2,23 +2,23 @@
 //! `#[utoipa::path]` attributes and the `ToSchema` derives on the types they read and
 //! answer, never written by hand.
 //!
-//! That the description covers exactly the routes the app serves is checked by the
-//! integration test `openapi`: it compares [`documented_operations`] with
-//! [`crate::web::registered_operations`], which runs the very `routes` functions that
-//! configure actix against a recorder (see [`crate::web::routes`]).
+//! Routes are registered through `utoipa-actix-web`, which takes only handlers that
+//! carry a description (see [`crate::web::routes`]); the description is what that
+//! registration collected, so a served route cannot go undescribed. The integration
+//! test `openapi` checks the other direction: every described operation is served.
 
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
-
-use actix_web::HttpResponse;
+use actix_web::{get, web, HttpResponse};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::api::dto::{Binary, SignedDocument};
 use super::auth::{CSRF_HEADER, SESSION_COOKIE};
-use super::Routes;
+use super::error::ErrorBody;
 
-/// The whole description.
+/// The frame of the description: what it says besides the operations (info, tags,
+/// security schemes, schemas named only in hand-built responses). The operations and
+/// the schemas they use are added as the routes are registered.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -31,61 +31,9 @@ use super::Routes;
             token as `Authorization: Bearer`, or (browsers) rely on the session cookie and \
             echo the CSRF token in `X-CSRF-Token` on requests that change state."
     ),
-    paths(
-        super::health::healthz,
-        super::health::readyz,
-        openapi_json,
-        super::api::auth::login,
-        super::api::auth::logout,
-        super::api::auth::me,
-        super::api::auth::create_token,
-        super::api::auth::revoke_token,
-        super::api::admin::trust_anchor,
-        super::api::admin::crl,
-        super::api::admin::issuer_certificate,
-        super::api::organizations::create_organization,
-        super::api::organizations::list_organizations,
-        super::api::organizations::get_organization,
-        super::api::organizations::create_user,
-        super::api::projects::create_project,
-        super::api::projects::list_projects,
-        super::api::projects::get_project,
-        super::api::projects::update_project,
-        super::api::projects::postpone,
-        super::api::applications::apply,
-        super::api::applications::list,
-        super::api::applications::get,
-        super::api::applications::withdraw,
-        super::api::applications::approve,
-        super::api::applications::decline,
-        super::api::applications::confirm_payment,
-        super::api::applications::draft,
-        super::api::applications::issue_hosted,
-        super::api::applications::upload_signature,
-        super::api::guarantees::list,
-        super::api::guarantees::get,
-        super::api::guarantees::document,
-        super::api::guarantees::signature,
-        super::api::guarantees::chain,
-        super::api::guarantees::letter,
-        super::api::guarantees::accept,
-        super::api::guarantees::release,
-        super::api::guarantees::cancel,
-        super::api::guarantees::revoke,
-        super::api::guarantees::file_claim,
-        super::api::guarantees::list_claims,
-        super::api::guarantees::decide_claim,
-        super::api::guarantees::bonds,
-        super::api::guarantees::award,
-        super::api::guarantees::contract,
-        super::api::verify::verify,
-        super::api::verify::bulk,
-        super::api::mail::list_mail,
-        super::api::mail::retry_mail,
-    ),
     // Types the paths name are collected from them; these are the ones only named in
-    // hand-built responses below.
-    components(schemas(super::error::ErrorBody, Binary, SignedDocument)),
+    // hand-built responses.
+    components(schemas(ErrorBody, Binary, SignedDocument)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "health", description = "Probes for the load balancer"),
@@ -102,17 +50,6 @@ use super::Routes;
     )
 )]
 pub struct ApiDoc;
-
-/// Raw bytes (a DER signature).
-#[derive(ToSchema)]
-#[schema(value_type = String, format = Binary)]
-pub struct Binary(pub Vec<u8>);
-
-/// A guarantee document: canonical JSON, served byte for byte as it was signed (hash
-/// the bytes as received, do not re-serialize).
-#[derive(ToSchema)]
-#[schema(value_type = Object)]
-pub struct SignedDocument(pub serde_json::Value);
 
 /// The security schemes the paths refer to: a bearer token (API or session token), or
 /// the session cookie together with the CSRF header for requests that change state.
@@ -151,101 +88,32 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// An error answer: the one JSON error shape.
-fn error_response(description: &str) -> RefOr<Response> {
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
-        .build()
-        .into()
-}
-
-/// Declares error responses for `responses(...)` lists, each a status with a
-/// description and the `ErrorBody` schema.
-macro_rules! error_responses {
-    ($($(#[$doc:meta])* $name:ident { $($status:literal => $description:literal),+ $(,)? })*) => {
-        $(
-            $(#[$doc])*
-            pub struct $name;
-
-            impl utoipa::IntoResponses for $name {
-                fn responses() -> BTreeMap<String, RefOr<Response>> {
-                    BTreeMap::from([$(($status.to_string(), error_response($description))),+])
-                }
-            }
-        )*
-    };
-}
-
-error_responses! {
-    /// 400: a malformed path, query string or body.
-    BadRequest { "400" => "Malformed request (path, query string or body)" }
-    /// 401: no valid credentials.
-    Unauthenticated { "401" => "Not signed in, or the token is unknown or expired" }
-    /// 401 and 403: what any authenticated endpoint can answer.
-    SignedIn {
-        "401" => "Not signed in, or the token is unknown or expired",
-        "403" => "The role may not do this, or the CSRF token is missing (cookie sessions)",
-    }
-    /// 404: the thing named in the path does not exist or is not visible to the caller.
-    NotFound { "404" => "Not found, or not visible to the caller" }
-    /// 409: the state does not allow it, or it exists already.
-    Conflict { "409" => "The current state does not allow this, or it exists already" }
-    /// 422: a field failed validation (`details.field` names it).
-    Unprocessable { "422" => "A field failed validation; details.field names it" }
-    /// 400, 413, 415 and 422: what any endpoint reading a JSON body can answer.
-    JsonBody {
-        "400" => "The body is not valid JSON for this request (unknown or mistyped fields)",
-        "413" => "The body is larger than the configured limit",
-        "415" => "The body is not application/json",
-        "422" => "A field failed validation; details.field names it",
-    }
-}
-
 /// Registers `GET /api/openapi.json`.
-pub fn routes<R: Routes>(r: &mut R) {
-    r.get("/api/openapi.json", openapi_json);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(openapi_json);
+}
+
+/// The description as served, serialized once when the app is built (cheap to clone
+/// into each answer).
+pub struct Description(web::Bytes);
+
+impl Description {
+    pub fn new(description: &utoipa::openapi::OpenApi) -> Description {
+        let json = description
+            .to_json()
+            .unwrap_or_else(|e| unreachable!("the description serializes: {e}"));
+        Description(web::Bytes::from(json))
+    }
 }
 
 /// This description, as OpenAPI 3.1 JSON.
 #[utoipa::path(
-    get,
-    path = "/api/openapi.json",
     tag = "openapi",
     responses((status = 200, description = "The OpenAPI description of this API", body = Object))
 )]
-async fn openapi_json() -> HttpResponse {
-    static SPEC: OnceLock<String> = OnceLock::new();
-    let spec = SPEC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_json()
-            .unwrap_or_else(|e| unreachable!("the description serializes: {e}"))
-    });
+#[get("/api/openapi.json")]
+async fn openapi_json(description: web::Data<Description>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(spec.as_str())
-}
-
-/// The `(method, path)` pairs the description documents, method in lowercase.
-pub fn documented_operations() -> Vec<(String, String)> {
-    let spec = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-    let mut operations = Vec::new();
-    if let Some(paths) = spec["paths"].as_object() {
-        for (path, item) in paths {
-            for method in item.as_object().into_iter().flat_map(|m| m.keys()) {
-                if matches!(
-                    method.as_str(),
-                    "get" | "put" | "post" | "delete" | "options" | "head" | "patch" | "trace"
-                ) {
-                    operations.push((method.clone(), path.clone()));
-                }
-            }
-        }
-    }
-    operations
+        .body(description.0.clone())
 }

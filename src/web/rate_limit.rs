@@ -1,97 +1,296 @@
 //! Rate limits on the endpoints worth guessing at: sign-in (passwords) and public
-//! verification (numbers and codes). Per client address, with the `governor` crate's
-//! GCRA limiter; over the limit a client gets 429 with `Retry-After`.
+//! verification (numbers and codes). Per client (see [`super::client_address`]), with
+//! the `governor` crate's GCRA limiter; over the limit a client gets 429 with
+//! `Retry-After` in the JSON error shape.
+//!
+//! A limit wraps the resource it protects, on the handler's route attribute:
+//!
+//! ```text
+//! #[post("/auth/login", wrap = "RateLimited(Limit::SignIn)")]
+//! ```
+//!
+//! so it counts requests as the router matched them (after percent-decoding the path),
+//! not by comparing raw path strings that `/api/v1/auth/logi%6E` would slip past. A new
+//! limit is a [`Limit`] variant, its quota in [`RateLimits`], and that one line.
 
+use std::future::{ready, Future, Ready};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::Next;
-use actix_web::ResponseError;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse, ResponseError};
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
 
+use super::client_address::client_address;
 use super::error::ApiError;
+use super::AppState;
+use crate::config::Settings;
 
-/// Which limit a request falls under, if any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Bucket {
-    Login,
-    Verify,
-}
-
-fn bucket_of(method: &Method, path: &str) -> Option<Bucket> {
-    if *method != Method::POST {
-        return None;
-    }
-    match path {
-        "/api/v1/auth/login" => Some(Bucket::Login),
-        "/api/v1/verify" => Some(Bucket::Verify),
-        _ => None,
-    }
+/// What a limit protects; each has its own quota and its own count per client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Sign-in attempts: guessing passwords.
+    SignIn,
+    /// Public verification: guessing guarantee numbers and verification codes.
+    PublicVerification,
 }
 
 /// The limiters, shared by every worker of a process. (Several instances behind a load
 /// balancer each keep their own counts: the limit per client is then per instance.)
 #[derive(Clone)]
 pub struct RateLimits {
-    login: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-    verify: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    sign_in: Arc<Limiter>,
+    public_verification: Arc<Limiter>,
 }
 
 impl RateLimits {
-    /// Limits per client address and minute; bursts up to the same number.
-    pub fn per_minute(login: u32, verify: u32) -> RateLimits {
+    /// The limits the settings ask for.
+    pub fn from_settings(settings: &Settings) -> RateLimits {
+        RateLimits::per_minute(
+            settings.rate_limit_login_per_minute,
+            settings.rate_limit_verify_per_minute,
+        )
+    }
+
+    /// Limits per client and minute; bursts up to the same number.
+    pub fn per_minute(sign_in: u32, public_verification: u32) -> RateLimits {
         let quota =
             |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
         RateLimits {
-            login: Arc::new(RateLimiter::keyed(quota(login))),
-            verify: Arc::new(RateLimiter::keyed(quota(verify))),
+            sign_in: Arc::new(Limiter::new(quota(sign_in), DefaultClock::default())),
+            public_verification: Arc::new(Limiter::new(
+                quota(public_verification),
+                DefaultClock::default(),
+            )),
         }
     }
 
-    /// `Err(seconds to wait)` when the client is over its limit.
-    fn check(&self, bucket: Bucket, client: IpAddr) -> Result<(), u64> {
-        let limiter = match bucket {
-            Bucket::Login => &self.login,
-            Bucket::Verify => &self.verify,
-        };
-        limiter.check_key(&client).map_err(|not_until| {
-            not_until
-                .wait_time_from(DefaultClock::default().now())
-                .as_secs()
-                .max(1)
-        })
+    /// `Err(time to wait)` when `client` is over `limit`.
+    pub fn check(&self, limit: Limit, client: IpAddr) -> Result<(), Duration> {
+        match limit {
+            Limit::SignIn => self.sign_in.check(client),
+            Limit::PublicVerification => self.public_verification.check(client),
+        }
     }
 }
 
-/// The middleware: counts only the limited endpoints, answers 429 in the JSON error
-/// shape when over.
-pub async fn middleware(
-    limits: RateLimits,
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    if let (Some(bucket), Some(peer)) = (bucket_of(req.method(), req.path()), req.peer_addr()) {
-        if let Err(wait) = limits.check(bucket, peer.ip()) {
-            let mut response = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("too many requests; try again in {wait} seconds"),
-            )
-            .error_response();
-            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&wait.to_string()) {
-                response
-                    .headers_mut()
-                    .insert(actix_web::http::header::RETRY_AFTER, value);
-            }
-            return Ok(req.into_response(response));
+/// How many checks pass between two prunings of a limiter's stale clients.
+const PRUNE_EVERY: u64 = 1024;
+
+/// One limit's counts per client. Clients whose allowance is full again are forgotten
+/// every [`PRUNE_EVERY`] checks, so the table holds only recent clients however many
+/// addresses come and go.
+struct Limiter<C: Clock = DefaultClock> {
+    limiter: RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, C, NoOpMiddleware<C::Instant>>,
+    checks: AtomicU64,
+}
+
+impl<C: Clock> Limiter<C> {
+    fn new(quota: Quota, clock: C) -> Limiter<C> {
+        Limiter {
+            limiter: RateLimiter::new(quota, DefaultKeyedStateStore::default(), clock),
+            checks: AtomicU64::new(0),
         }
     }
-    next.call(req)
-        .await
-        .map(ServiceResponse::map_into_boxed_body)
+
+    fn check(&self, client: IpAddr) -> Result<(), Duration> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            self.prune();
+        }
+        self.limiter
+            .check_key(&counted_as(client))
+            .map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
+    }
+
+    fn prune(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+
+    #[cfg(test)]
+    fn clients(&self) -> usize {
+        self.limiter.len()
+    }
+}
+
+/// The key a client is counted under: its address, and for IPv6 its /64 network, which
+/// is what one subscriber gets and can rotate through at will.
+fn counted_as(client: IpAddr) -> IpAddr {
+    match client.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !(u128::MAX >> 64)).into()),
+        v4 => v4,
+    }
+}
+
+/// Middleware that applies a [`Limit`] to the resource it wraps.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimited(pub Limit);
+
+impl<S, B> Transform<S, ServiceRequest> for RateLimited
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Transform = RateLimitedService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RateLimitedService {
+            service,
+            limit: self.0,
+        }))
+    }
+}
+
+/// [`RateLimited`] around one resource.
+pub struct RateLimitedService<S> {
+    service: S,
+    limit: Limit,
+}
+
+impl<S, B> Service<ServiceRequest> for RateLimitedService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        if let Some(refusal) = refusal(self.limit, &req) {
+            let res = req.into_response(refusal).map_into_right_body();
+            return Box::pin(ready(Ok(res)));
+        }
+        let answer = self.service.call(req);
+        Box::pin(async move { answer.await.map(ServiceResponse::map_into_left_body) })
+    }
+}
+
+/// Counts the request against its client's allowance: the 429 answer when over.
+fn refusal(limit: Limit, req: &ServiceRequest) -> Option<HttpResponse> {
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        tracing::error!("rate limit without application state");
+        return Some(
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+            .error_response(),
+        );
+    };
+    // Without a socket peer (requests built in tests) there is nobody to count.
+    let peer = req.peer_addr()?;
+    let client = client_address(peer.ip(), req.headers(), &state.settings.trusted_proxies);
+    let wait = state.rate_limits.check(limit, client).err()?;
+    // Whole seconds, rounded up: retrying earlier would be refused again.
+    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many requests; try again in {seconds} seconds"),
+    )
+    .error_response();
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    Some(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use governor::clock::FakeRelativeClock;
+
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("address")
+    }
+
+    fn two_per_minute(clock: &FakeRelativeClock) -> Limiter<FakeRelativeClock> {
+        Limiter::new(
+            Quota::per_minute(NonZeroU32::new(2).expect("two")),
+            clock.clone(),
+        )
+    }
+
+    #[test]
+    fn each_client_has_its_own_allowance() {
+        let clock = FakeRelativeClock::default();
+        let limiter = two_per_minute(&clock);
+        assert!(limiter.check(ip("192.0.2.1")).is_ok());
+        assert!(limiter.check(ip("192.0.2.1")).is_ok());
+        let wait = limiter.check(ip("192.0.2.1")).expect_err("over the limit");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert!(limiter.check(ip("192.0.2.2")).is_ok());
+        clock.advance(Duration::from_secs(30));
+        assert!(limiter.check(ip("192.0.2.1")).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_network_counts_as_one_client() {
+        let clock = FakeRelativeClock::default();
+        let limiter = two_per_minute(&clock);
+        assert!(limiter.check(ip("2001:db8:1:2::1")).is_ok());
+        assert!(limiter.check(ip("2001:db8:1:2::ffff")).is_ok());
+        assert!(limiter.check(ip("2001:db8:1:2:abcd::9")).is_err());
+        assert!(limiter.check(ip("2001:db8:1:3::1")).is_ok());
+        // IPv4 through an IPv6 socket is the IPv4 address.
+        assert!(limiter.check(ip("192.0.2.1")).is_ok());
+        assert!(limiter.check(ip("::ffff:192.0.2.1")).is_ok());
+        assert!(limiter.check(ip("192.0.2.1")).is_err());
+    }
+
+    #[test]
+    fn pruning_forgets_clients_whose_allowance_is_full_again() {
+        let clock = FakeRelativeClock::default();
+        let limiter = two_per_minute(&clock);
+        limiter.check(ip("192.0.2.1")).expect("first");
+        // A minute on, the first client is whole again; another has just used all
+        // its allowance.
+        clock.advance(Duration::from_secs(60));
+        limiter.check(ip("192.0.2.2")).expect("first");
+        limiter.check(ip("192.0.2.2")).expect("second");
+        assert_eq!(limiter.clients(), 2);
+        limiter.prune();
+        assert_eq!(limiter.clients(), 1);
+        assert!(limiter.check(ip("192.0.2.2")).is_err(), "kept its count");
+        assert!(limiter.check(ip("192.0.2.1")).is_ok());
+    }
+
+    #[test]
+    fn checks_prune_by_themselves() {
+        let clock = FakeRelativeClock::default();
+        let limiter = two_per_minute(&clock);
+        let many = u32::try_from(PRUNE_EVERY - 1).expect("small");
+        for n in 0..many {
+            limiter
+                .check(IpAddr::V4((0x0a00_0000 + n).into()))
+                .expect("first request");
+        }
+        assert_eq!(limiter.clients(), PRUNE_EVERY as usize - 1);
+        clock.advance(Duration::from_secs(60));
+        // This check is the PRUNE_EVERY-th: the stale clients go, the new one stays.
+        limiter.check(ip("192.0.2.1")).expect("first");
+        assert_eq!(limiter.clients(), 1);
+    }
 }

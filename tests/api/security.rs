@@ -577,3 +577,140 @@ crate::on_both_backends!(
     the_authorization_matrix_holds,
     a_retried_request_with_the_same_key_changes_nothing_twice,
 );
+
+/// A password guess.
+fn sign_in_guess() -> Value {
+    json!({ "username": "agency", "password": "a wrong guess" })
+}
+
+/// A verification code guess.
+fn verification_guess() -> Value {
+    json!({ "number": "BH20260101ZZZZ0000019", "code": "ABCDEFGH" })
+}
+
+/// One attempt from a fresh client with extra headers: the status and the body.
+async fn attempt(
+    app: &TestApp,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new().post(app.url(path)).json(body);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let res = req.send().await.expect("send");
+    let status = res.status().as_u16();
+    let retry_after = res.headers().contains_key("retry-after");
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    if status == 429 {
+        assert!(retry_after, "429 says when to retry");
+        assert_eq!(body["error"]["code"], "rate_limited");
+    }
+    (status, body)
+}
+
+/// The limits count the request the router matched: spelling a character of the path
+/// as a percent escape reaches the same endpoint and the same count.
+#[tokio::test]
+async fn a_percent_encoded_path_does_not_escape_the_rate_limits() {
+    let app = crate::helpers::spawn_sqlite_with(|s| {
+        s.rate_limit_login_per_minute = 2;
+        s.rate_limit_verify_per_minute = 2;
+    })
+    .await;
+    for (plain, disguises, guess) in [
+        (
+            "/api/v1/auth/login",
+            [
+                "/api/v1/auth/logi%6E",
+                "/api/v1/%61uth/login",
+                "/api/v1/auth/LOGIN",
+            ],
+            sign_in_guess(),
+        ),
+        (
+            "/api/v1/verify",
+            ["/api/v1/%76erify", "/api/v1/verif%79", "/api/v1/Verify"],
+            verification_guess(),
+        ),
+    ] {
+        let (routed, _) = attempt(&app, plain, &guess, &[]).await;
+        assert_ne!(routed, 429, "{plain}: the first attempt is allowed");
+        let mut statuses = Vec::new();
+        for path in disguises {
+            let (status, body) = attempt(&app, path, &guess, &[]).await;
+            // Either the endpoint (and then counted) or no endpoint at all.
+            let not_routed = status == 404 && body["error"]["message"] == "no such endpoint";
+            assert!(
+                status == routed || status == 429 || not_routed,
+                "{path}: {status} {body}"
+            );
+            statuses.push(status);
+        }
+        // The second attempt (the first disguise) used the allowance up; the next
+        // disguise is refused as the plain path is.
+        assert_eq!(statuses[0], routed, "{plain}: {statuses:?}");
+        assert_eq!(statuses[1], 429, "{plain}: {statuses:?}");
+        assert_eq!(attempt(&app, plain, &guess, &[]).await.0, 429, "{plain}");
+    }
+}
+
+/// Without configured proxies, forwarding headers are the client's own words: rotating
+/// them does not make a new client.
+#[tokio::test]
+async fn forwarded_addresses_from_an_untrusted_peer_are_ignored() {
+    let app = crate::helpers::spawn_sqlite_with(|s| s.rate_limit_login_per_minute = 2).await;
+    let mut statuses = Vec::new();
+    for n in 1..=4 {
+        let xff = format!("198.51.100.{n}");
+        let forwarded = format!("for=203.0.113.{n}");
+        let (status, _) = attempt(
+            &app,
+            "/api/v1/auth/login",
+            &sign_in_guess(),
+            &[("X-Forwarded-For", &xff), ("Forwarded", &forwarded)],
+        )
+        .await;
+        statuses.push(status);
+    }
+    assert_ne!(statuses[0], 429);
+    assert_eq!(&statuses[2..], [429, 429], "{statuses:?}");
+}
+
+/// Behind a trusted proxy, each forwarded client has its own allowance, and what a
+/// client writes into the header itself (to the left of what the proxy appended) does
+/// not change who it is.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_allowance() {
+    let app = crate::helpers::spawn_sqlite_with(|s| {
+        s.rate_limit_login_per_minute = 2;
+        s.trusted_proxies = "127.0.0.1".parse().expect("proxies");
+    })
+    .await;
+    let from = |headers: &'static [(&'static str, &'static str)]| {
+        let app = &app;
+        async move {
+            attempt(app, "/api/v1/auth/login", &sign_in_guess(), headers)
+                .await
+                .0
+        }
+    };
+    let client = &[("X-Forwarded-For", "198.51.100.1")];
+    let allowed = from(client).await;
+    assert_ne!(allowed, 429);
+    assert_eq!(from(client).await, allowed);
+    assert_eq!(from(client).await, 429);
+    // The same client claiming to be someone else before it reached the proxy.
+    assert_eq!(
+        from(&[("X-Forwarded-For", "203.0.113.9, 198.51.100.1")]).await,
+        429
+    );
+    // Another client behind the same proxy, and the proxy itself, are not held up.
+    assert_eq!(from(&[("X-Forwarded-For", "198.51.100.2")]).await, allowed);
+    assert_eq!(
+        from(&[("Forwarded", "for=\"[2001:db8::2]:4711\"")]).await,
+        allowed
+    );
+    assert_eq!(from(&[]).await, allowed);
+}

@@ -1,22 +1,22 @@
 //! The operator's trust administration: trust anchors, CRLs, issuer certificates.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{post, web, HttpResponse};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::china_time;
 use crate::services::trust::{self, NewIssuerCertificate};
 use crate::services::ServiceError;
+use crate::web::api::dto::china_time;
 use crate::web::auth::Authenticated;
+use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::error::ApiError;
-use crate::web::openapi::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::AppState;
-use crate::web::Routes;
 
-pub fn routes<R: Routes>(r: &mut R) {
-    r.post("/admin/trust-anchors", trust_anchor)
-        .post("/admin/crls", crl)
-        .post("/admin/issuer-certificates", issuer_certificate);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(trust_anchor)
+        .service(crl)
+        .service(issuer_certificate);
 }
 
 /// A CA certificate to trust.
@@ -38,8 +38,6 @@ pub struct TrustAnchorOut {
 
 /// Registers a trust anchor (operator).
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/trust-anchors",
     tag = "admin",
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
     request_body = AnchorRequest,
@@ -50,6 +48,7 @@ pub struct TrustAnchorOut {
         Conflict,
     )
 )]
+#[post("/admin/trust-anchors")]
 async fn trust_anchor(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -87,8 +86,6 @@ pub struct CrlOut {
 
 /// Registers a CRL of a trusted CA (operator).
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/crls",
     tag = "admin",
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
     request_body = CrlRequest,
@@ -99,6 +96,7 @@ pub struct CrlOut {
         Conflict,
     )
 )]
+#[post("/admin/crls")]
 async fn crl(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -144,8 +142,6 @@ pub struct IssuerCertificateOut {
 /// Binds a signing certificate (and, for hosted signing, its key) to an issuer
 /// (operator).
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/issuer-certificates",
     tag = "admin",
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
     request_body = NewIssuerCertificate,
@@ -157,6 +153,7 @@ pub struct IssuerCertificateOut {
         Conflict,
     )
 )]
+#[post("/admin/issuer-certificates")]
 async fn issuer_certificate(
     state: web::Data<AppState>,
     who: Authenticated,

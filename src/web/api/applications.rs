@@ -2,53 +2,34 @@
 //! approves, declines, confirms payment, fetches the draft and issues (hosted signing)
 //! or uploads its own signature (external signing).
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::china_time;
-use super::guarantees::IssuedOut;
 use crate::domain::money::Amount;
 use crate::services::applications::{self, NewApplication};
 use crate::services::guarantees;
 use crate::services::views::ApplicationView;
+use crate::web::api::dto::{china_time, Binary, IssuedOut, NamedParty, SectionRef, SignedDocument};
 use crate::web::auth::Authenticated;
-use crate::web::error::ApiError;
-use crate::web::openapi::{
-    BadRequest, Binary, Conflict, JsonBody, NotFound, SignedIn, Unprocessable,
+use crate::web::error::responses::{
+    BadRequest, Conflict, JsonBody, NotFound, SignedIn, Unprocessable,
 };
+use crate::web::error::ApiError;
 use crate::web::AppState;
-use crate::web::Routes;
 
-pub fn routes<R: Routes>(r: &mut R) {
-    r.post("/applications", apply)
-        .get("/applications", list)
-        .get("/applications/{id}", get)
-        .post("/applications/{id}/withdraw", withdraw)
-        .post("/applications/{id}/approve", approve)
-        .post("/applications/{id}/decline", decline)
-        .post("/applications/{id}/confirm-payment", confirm_payment)
-        .get("/applications/{id}/draft", draft)
-        .post("/applications/{id}/issue", issue_hosted)
-        .post("/applications/{id}/signature", upload_signature);
-}
-
-/// A party to an application or guarantee.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct NamedParty {
-    pub id: String,
-    pub name: String,
-    pub uscc: String,
-}
-
-impl From<&crate::db::models::Organization> for NamedParty {
-    fn from(o: &crate::db::models::Organization) -> Self {
-        NamedParty {
-            id: o.id.clone(),
-            name: o.name.clone(),
-            uscc: o.uscc.clone(),
-        }
-    }
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(apply)
+        .service(list)
+        .service(get)
+        .service(withdraw)
+        .service(approve)
+        .service(decline)
+        .service(confirm_payment)
+        .service(draft)
+        .service(issue_hosted)
+        .service(upload_signature);
 }
 
 /// The project an application is for.
@@ -58,24 +39,6 @@ pub struct ApplicationProject {
     code: String,
     name: String,
     bid_deadline: String,
-}
-
-/// A section, by id, code and name.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct SectionRef {
-    pub id: String,
-    pub code: String,
-    pub name: String,
-}
-
-impl From<&crate::db::models::Section> for SectionRef {
-    fn from(s: &crate::db::models::Section) -> Self {
-        SectionRef {
-            id: s.id.clone(),
-            code: s.code.clone(),
-            name: s.name.clone(),
-        }
-    }
 }
 
 /// An application as the enterprise and the issuer see it.
@@ -129,8 +92,6 @@ impl From<ApplicationView> for ApplicationOut {
 
 /// Applies for a bid bond for a section (enterprise).
 #[utoipa::path(
-    post,
-    path = "/api/v1/applications",
     tag = "applications",
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
     request_body = NewApplication,
@@ -142,6 +103,7 @@ impl From<ApplicationView> for ApplicationOut {
         Conflict,
     )
 )]
+#[post("/applications")]
 async fn apply(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -164,8 +126,6 @@ pub struct ListQuery {
 /// The applications the caller may see: its own (enterprise) or addressed to it
 /// (issuer).
 #[utoipa::path(
-    get,
-    path = "/api/v1/applications",
     tag = "applications",
     params(ListQuery),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -176,6 +136,7 @@ pub struct ListQuery {
         Unprocessable,
     )
 )]
+#[get("/applications")]
 async fn list(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -194,8 +155,6 @@ async fn list(
 
 /// One application.
 #[utoipa::path(
-    get,
-    path = "/api/v1/applications/{id}",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -205,6 +164,7 @@ async fn list(
         NotFound,
     )
 )]
+#[get("/applications/{id}")]
 async fn get(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -217,8 +177,6 @@ async fn get(
 
 /// Withdraws an application before issue (enterprise).
 #[utoipa::path(
-    post,
-    path = "/api/v1/applications/{id}/withdraw",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -229,6 +187,7 @@ async fn get(
         Conflict,
     )
 )]
+#[post("/applications/{id}/withdraw")]
 async fn withdraw(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -249,8 +208,6 @@ pub struct Approval {
 
 /// Approves an application with the premium to pay (issuer).
 #[utoipa::path(
-    post,
-    path = "/api/v1/applications/{id}/approve",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -263,6 +220,7 @@ pub struct Approval {
         Conflict,
     )
 )]
+#[post("/applications/{id}/approve")]
 async fn approve(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -284,8 +242,6 @@ pub struct Refusal {
 
 /// Declines an application with a reason (issuer).
 #[utoipa::path(
-    post,
-    path = "/api/v1/applications/{id}/decline",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -298,6 +254,7 @@ pub struct Refusal {
         Conflict,
     )
 )]
+#[post("/applications/{id}/decline")]
 async fn decline(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -311,8 +268,6 @@ async fn decline(
 
 /// Confirms the premium is paid (issuer); the draft document is prepared.
 #[utoipa::path(
-    post,
-    path = "/api/v1/applications/{id}/confirm-payment",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -323,6 +278,7 @@ async fn decline(
         Conflict,
     )
 )]
+#[post("/applications/{id}/confirm-payment")]
 async fn confirm_payment(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -335,8 +291,6 @@ async fn confirm_payment(
 
 /// The exact bytes to sign, served as they are stored.
 #[utoipa::path(
-    get,
-    path = "/api/v1/applications/{id}/draft",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -345,7 +299,7 @@ async fn confirm_payment(
             status = 200,
             description = "The draft guarantee document: the bytes to sign, verbatim",
             content_type = "application/json",
-            body = crate::web::openapi::SignedDocument,
+            body = SignedDocument,
             headers(
                 ("X-Guarantee-Number" = String, description = "The guarantee number"),
                 ("X-Document-Version" = i32, description = "The document version"),
@@ -357,6 +311,7 @@ async fn confirm_payment(
         Conflict,
     )
 )]
+#[get("/applications/{id}/draft")]
 async fn draft(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -378,8 +333,6 @@ async fn draft(
 
 /// Signs the draft with the issuer's hosted key and issues the guarantee (issuer).
 #[utoipa::path(
-    post,
-    path = "/api/v1/applications/{id}/issue",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -391,6 +344,7 @@ async fn draft(
         Unprocessable,
     )
 )]
+#[post("/applications/{id}/issue")]
 async fn issue_hosted(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -411,8 +365,6 @@ pub struct SignatureUpload {
 /// The signature arrives as raw DER (`application/pkcs7-signature` or
 /// `application/octet-stream`) or as JSON `{ "signature_base64": "..." }`.
 #[utoipa::path(
-    post,
-    path = "/api/v1/applications/{id}/signature",
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -435,6 +387,7 @@ pub struct SignatureUpload {
         (status = 422, description = "Not base64, or the signature failed verification (details holds the report)", body = crate::web::error::ErrorBody),
     )
 )]
+#[post("/applications/{id}/signature")]
 async fn upload_signature(
     state: web::Data<AppState>,
     who: Authenticated,

@@ -1,24 +1,24 @@
 //! Sign-in, sign-out, who am I, and API tokens.
 
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::china_time;
 use crate::services::{self, Actor};
+use crate::web::api::dto::china_time;
 use crate::web::auth::{Authenticated, SESSION_COOKIE};
+use crate::web::error::responses::{JsonBody, NotFound, SignedIn, Unauthenticated};
 use crate::web::error::ApiError;
-use crate::web::openapi::{JsonBody, NotFound, SignedIn, Unauthenticated};
+use crate::web::rate_limit::{Limit, RateLimited};
 use crate::web::AppState;
-use crate::web::Routes;
-use actix_web::http::Method;
 
-pub fn routes<R: Routes>(r: &mut R) {
-    r.post("/auth/login", login)
-        .post("/auth/logout", logout)
-        .get("/auth/me", me)
-        .post("/auth/tokens", create_token)
-        .route(Method::DELETE, "/auth/tokens/{id}", revoke_token);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(login)
+        .service(logout)
+        .service(me)
+        .service(create_token)
+        .service(revoke_token);
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -74,8 +74,6 @@ pub struct ApiTokenOut {
 /// Answers with a session token (for `Authorization: Bearer`) and sets the same token
 /// as an HttpOnly cookie for browsers, with the CSRF token they must echo.
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/login",
     tag = "auth",
     request_body = LoginRequest,
     responses(
@@ -84,6 +82,7 @@ pub struct ApiTokenOut {
         Unauthenticated,
     )
 )]
+#[post("/auth/login", wrap = "RateLimited(Limit::SignIn)")]
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -112,12 +111,11 @@ async fn login(
 
 /// Ends the session of the token or cookie sent, and removes the cookie.
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/logout",
     tag = "auth",
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
     responses((status = 204, description = "Signed out"), SignedIn)
 )]
+#[post("/auth/logout")]
 async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -141,12 +139,11 @@ async fn logout(
 
 /// The signed-in actor.
 #[utoipa::path(
-    get,
-    path = "/api/v1/auth/me",
     tag = "auth",
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, description = "The caller", body = ActorView), Unauthenticated)
 )]
+#[get("/auth/me")]
 async fn me(who: Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(ActorView::from(&who.0))
 }
@@ -159,8 +156,6 @@ pub struct TokenRequest {
 
 /// Creates an API token for machine clients, acting as the caller.
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/tokens",
     tag = "auth",
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
     request_body = TokenRequest,
@@ -170,6 +165,7 @@ pub struct TokenRequest {
         JsonBody,
     )
 )]
+#[post("/auth/tokens")]
 async fn create_token(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -189,8 +185,6 @@ async fn create_token(
 
 /// Revokes an API token of the caller's organization.
 #[utoipa::path(
-    delete,
-    path = "/api/v1/auth/tokens/{id}",
     tag = "auth",
     params(("id" = String, Path, description = "API token id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -200,6 +194,7 @@ async fn create_token(
         NotFound,
     )
 )]
+#[delete("/auth/tokens/{id}")]
 async fn revoke_token(
     state: web::Data<AppState>,
     who: Authenticated,

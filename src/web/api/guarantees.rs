@@ -1,126 +1,46 @@
 //! Guarantees: reading and downloading (parties only), the agency's and issuer's
 //! lifecycle actions, awards, claims, and the bid-opening view.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::applications::{NamedParty, SectionRef};
-use super::china_time;
 use crate::domain::money::Amount;
 use crate::pki::VerificationReport;
 use crate::services::claims::{self, ClaimDecision, ClaimView, NewClaim};
-use crate::services::guarantees::{self, GuaranteeView, Issued};
+use crate::services::guarantees::{self, GuaranteeView};
+use crate::web::api::dto::{china_time, Binary, GuaranteeOut, ProjectRef, SignedDocument};
 use crate::web::auth::Authenticated;
+use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::error::ApiError;
-use crate::web::openapi::{Binary, Conflict, JsonBody, NotFound, SignedDocument, SignedIn};
 use crate::web::AppState;
-use crate::web::Routes;
 
-pub fn routes<R: Routes>(r: &mut R) {
-    r.get("/guarantees", list)
-        .get("/guarantees/{number}", get)
-        .get("/guarantees/{number}/document", document)
-        .get("/guarantees/{number}/signature", signature)
-        .get("/guarantees/{number}/chain", chain)
-        .get("/guarantees/{number}/letter", letter)
-        .post("/guarantees/{number}/accept", accept)
-        .post("/guarantees/{number}/release", release)
-        .post("/guarantees/{number}/cancel", cancel)
-        .post("/guarantees/{number}/revoke", revoke)
-        .post("/guarantees/{number}/claims", file_claim)
-        .get("/claims", list_claims)
-        .post("/claims/{id}/decision", decide_claim)
-        .get("/projects/{id}/bonds", bonds)
-        .post("/projects/{id}/sections/{section}/award", award)
-        .post("/projects/{id}/sections/{section}/contract", contract);
-}
-
-/// A project, by id, code and name.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ProjectRef {
-    id: String,
-    code: String,
-    name: String,
-}
-
-impl From<&crate::db::models::Project> for ProjectRef {
-    fn from(p: &crate::db::models::Project) -> Self {
-        ProjectRef {
-            id: p.id.clone(),
-            code: p.code.clone(),
-            name: p.name.clone(),
-        }
-    }
-}
-
-/// A guarantee as its parties see it.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct GuaranteeOut {
-    number: String,
-    version: i32,
-    status: String,
-    claimed_from: Option<String>,
-    amount: String,
-    amount_in_words: String,
-    valid_from: String,
-    valid_until: String,
-    issued_at: String,
-    document_sha256: String,
-    project: ProjectRef,
-    section: SectionRef,
-    issuer: NamedParty,
-    applicant: NamedParty,
-    beneficiary: NamedParty,
-}
-
-impl From<&GuaranteeView> for GuaranteeOut {
-    fn from(v: &GuaranteeView) -> Self {
-        let g = &v.guarantee;
-        let amount = Amount::from_fen(g.amount_fen);
-        GuaranteeOut {
-            number: g.number.clone(),
-            version: g.current_version,
-            status: g.status.to_string(),
-            claimed_from: g.claimed_from.map(|s| s.to_string()),
-            amount: amount.to_string(),
-            amount_in_words: amount.to_chinese_capital(),
-            valid_from: china_time(g.valid_from),
-            valid_until: china_time(g.valid_until),
-            issued_at: china_time(g.issued_at),
-            document_sha256: v.version.document_sha256.clone(),
-            project: ProjectRef::from(&v.project),
-            section: SectionRef::from(&v.section),
-            issuer: NamedParty::from(&v.issuer),
-            applicant: NamedParty::from(&v.enterprise),
-            beneficiary: NamedParty::from(&v.tenderee),
-        }
-    }
-}
-
-/// The answer to an issue: the guarantee and its verification code, shown once here.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct IssuedOut {
-    guarantee: GuaranteeOut,
-    verification_code: String,
-}
-
-impl From<Issued> for IssuedOut {
-    fn from(i: Issued) -> Self {
-        IssuedOut {
-            guarantee: GuaranteeOut::from(&i.view),
-            verification_code: i.verification_code,
-        }
-    }
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list)
+        .service(get)
+        .service(document)
+        .service(signature)
+        .service(chain)
+        .service(letter)
+        .service(accept)
+        .service(release)
+        .service(cancel)
+        .service(revoke)
+        .service(file_claim)
+        .service(list_claims)
+        .service(decide_claim)
+        .service(bonds)
+        .service(award)
+        .service(contract);
 }
 
 /// The guarantees the caller is a party to.
 #[utoipa::path(
-    get,
-    path = "/api/v1/guarantees",
     tag = "guarantees",
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, description = "Guarantees", body = Vec<GuaranteeOut>), SignedIn)
 )]
+#[get("/guarantees")]
 async fn list(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     let views = web::block(move || guarantees::list(&ctx, &who.0)).await??;
@@ -138,8 +58,6 @@ async fn load(
 
 /// One guarantee (parties only).
 #[utoipa::path(
-    get,
-    path = "/api/v1/guarantees/{number}",
     tag = "guarantees",
     params(("number" = String, Path, description = "Guarantee number")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -149,6 +67,7 @@ async fn load(
         NotFound,
     )
 )]
+#[get("/guarantees/{number}")]
 async fn get(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -167,8 +86,6 @@ fn attachment(name: &str) -> (&'static str, String) {
 
 /// `NO.json`: the signed bytes, exactly as stored.
 #[utoipa::path(
-    get,
-    path = "/api/v1/guarantees/{number}/document",
     tag = "guarantees",
     params(("number" = String, Path, description = "Guarantee number")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -178,6 +95,7 @@ fn attachment(name: &str) -> (&'static str, String) {
         NotFound,
     )
 )]
+#[get("/guarantees/{number}/document")]
 async fn document(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -192,8 +110,6 @@ async fn document(
 
 /// `NO.p7s`: the detached CMS signature (DER).
 #[utoipa::path(
-    get,
-    path = "/api/v1/guarantees/{number}/signature",
     tag = "guarantees",
     params(("number" = String, Path, description = "Guarantee number")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -203,6 +119,7 @@ async fn document(
         NotFound,
     )
 )]
+#[get("/guarantees/{number}/signature")]
 async fn signature(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -218,8 +135,6 @@ async fn signature(
 
 /// `chain.pem`: the signer's certificate and the trusted CA certificates that issued it.
 #[utoipa::path(
-    get,
-    path = "/api/v1/guarantees/{number}/chain",
     tag = "guarantees",
     params(("number" = String, Path, description = "Guarantee number")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -229,6 +144,7 @@ async fn signature(
         NotFound,
     )
 )]
+#[get("/guarantees/{number}/chain")]
 async fn chain(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -245,8 +161,6 @@ async fn chain(
 
 /// `NO.html`: the printable letter.
 #[utoipa::path(
-    get,
-    path = "/api/v1/guarantees/{number}/letter",
     tag = "guarantees",
     params(("number" = String, Path, description = "Guarantee number")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -256,6 +170,7 @@ async fn chain(
         NotFound,
     )
 )]
+#[get("/guarantees/{number}/letter")]
 async fn letter(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -287,8 +202,6 @@ macro_rules! guarantee_action {
 guarantee_action!(
     /// The agency accepts the bond for its project.
     #[utoipa::path(
-        post,
-        path = "/api/v1/guarantees/{number}/accept",
         tag = "guarantees",
         params(("number" = String, Path, description = "Guarantee number")),
         security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -299,14 +212,13 @@ guarantee_action!(
             Conflict,
         )
     )]
+    #[post("/guarantees/{number}/accept")]
     accept,
     guarantees::accept
 );
 guarantee_action!(
     /// Releases the guarantee (agency): the obligation ends.
     #[utoipa::path(
-        post,
-        path = "/api/v1/guarantees/{number}/release",
         tag = "guarantees",
         params(("number" = String, Path, description = "Guarantee number")),
         security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -317,14 +229,13 @@ guarantee_action!(
             Conflict,
         )
     )]
+    #[post("/guarantees/{number}/release")]
     release,
     guarantees::release
 );
 guarantee_action!(
     /// Cancels the guarantee before it is accepted.
     #[utoipa::path(
-        post,
-        path = "/api/v1/guarantees/{number}/cancel",
         tag = "guarantees",
         params(("number" = String, Path, description = "Guarantee number")),
         security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -335,6 +246,7 @@ guarantee_action!(
             Conflict,
         )
     )]
+    #[post("/guarantees/{number}/cancel")]
     cancel,
     guarantees::cancel
 );
@@ -348,8 +260,6 @@ pub struct Reason {
 
 /// Revokes the guarantee with a reason (issuer).
 #[utoipa::path(
-    post,
-    path = "/api/v1/guarantees/{number}/revoke",
     tag = "guarantees",
     params(("number" = String, Path, description = "Guarantee number")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -362,6 +272,7 @@ pub struct Reason {
         Conflict,
     )
 )]
+#[post("/guarantees/{number}/revoke")]
 async fn revoke(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -411,8 +322,6 @@ impl From<ClaimView> for ClaimOut {
 
 /// Files a claim on a guarantee for the tenderee (agency).
 #[utoipa::path(
-    post,
-    path = "/api/v1/guarantees/{number}/claims",
     tag = "claims",
     params(("number" = String, Path, description = "Guarantee number")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -425,6 +334,7 @@ impl From<ClaimView> for ClaimOut {
         Conflict,
     )
 )]
+#[post("/guarantees/{number}/claims")]
 async fn file_claim(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -439,12 +349,11 @@ async fn file_claim(
 
 /// The claims the caller may see.
 #[utoipa::path(
-    get,
-    path = "/api/v1/claims",
     tag = "claims",
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, description = "Claims", body = Vec<ClaimOut>), SignedIn)
 )]
+#[get("/claims")]
 async fn list_claims(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -456,8 +365,6 @@ async fn list_claims(
 
 /// Pays or rejects a claim (issuer).
 #[utoipa::path(
-    post,
-    path = "/api/v1/claims/{id}/decision",
     tag = "claims",
     params(("id" = String, Path, description = "Claim id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -470,6 +377,7 @@ async fn list_claims(
         Conflict,
     )
 )]
+#[post("/claims/{id}/decision")]
 async fn decide_claim(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -514,17 +422,18 @@ pub async fn bonds_of(
     project_id: String,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
-    let (project, bonds) =
+    // (Not `bonds`: that name is the handler's route below.)
+    let (project, found) =
         web::block(move || guarantees::bonds_at_opening(&ctx, &who.0, &project_id)).await??;
-    let passed = bonds
+    let passed = found
         .iter()
         .filter(|(_, r)| r.indication == crate::pki::Indication::Passed)
         .count();
     Ok(HttpResponse::Ok().json(BondsOut {
         project: ProjectRef::from(&project),
-        count: bonds.len(),
+        count: found.len(),
         passed,
-        bonds: bonds
+        bonds: found
             .into_iter()
             .map(|(v, report)| BondOut {
                 guarantee: GuaranteeOut::from(&v),
@@ -536,8 +445,6 @@ pub async fn bonds_of(
 
 /// Every bond of a project with its verification report, after bid opening (agency).
 #[utoipa::path(
-    get,
-    path = "/api/v1/projects/{id}/bonds",
     tag = "projects",
     params(("id" = String, Path, description = "Project id")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -548,6 +455,7 @@ pub async fn bonds_of(
         Conflict,
     )
 )]
+#[get("/projects/{id}/bonds")]
 async fn bonds(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -565,8 +473,6 @@ pub struct Award {
 
 /// Awards a section; the losers' guarantees are released (agency).
 #[utoipa::path(
-    post,
-    path = "/api/v1/projects/{id}/sections/{section}/award",
     tag = "projects",
     params(
         ("id" = String, Path, description = "Project id"),
@@ -582,6 +488,7 @@ pub struct Award {
         Conflict,
     )
 )]
+#[post("/projects/{id}/sections/{section}/award")]
 async fn award(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -600,8 +507,6 @@ async fn award(
 /// Records the signed contract of a section; the winner's guarantee is released
 /// (agency).
 #[utoipa::path(
-    post,
-    path = "/api/v1/projects/{id}/sections/{section}/contract",
     tag = "projects",
     params(
         ("id" = String, Path, description = "Project id"),
@@ -615,6 +520,7 @@ async fn award(
         Conflict,
     )
 )]
+#[post("/projects/{id}/sections/{section}/contract")]
 async fn contract(
     state: web::Data<AppState>,
     who: Authenticated,

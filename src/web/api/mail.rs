@@ -1,19 +1,18 @@
 //! The operator's view of the mail outbox (`/admin/mail`).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::china_time;
 use crate::services::mail::{self, OutboxMail};
+use crate::web::api::dto::china_time;
 use crate::web::auth::Authenticated;
+use crate::web::error::responses::{BadRequest, Conflict, NotFound, SignedIn, Unprocessable};
 use crate::web::error::ApiError;
-use crate::web::openapi::{BadRequest, Conflict, NotFound, SignedIn, Unprocessable};
 use crate::web::AppState;
-use crate::web::Routes;
 
-pub fn routes<R: Routes>(r: &mut R) {
-    r.get("/admin/mail", list_mail)
-        .post("/admin/mail/{id}/retry", retry_mail);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_mail).service(retry_mail);
 }
 
 /// A mail as the operator sees it: the envelope and delivery state, not the bodies.
@@ -57,8 +56,6 @@ pub struct ListQuery {
 
 /// The outbox, newest first (operator).
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/mail",
     tag = "mail",
     params(ListQuery),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -69,6 +66,7 @@ pub struct ListQuery {
         Unprocessable,
     )
 )]
+#[get("/admin/mail")]
 async fn list_mail(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -82,8 +80,6 @@ async fn list_mail(
 
 /// Queues a failed mail for another attempt now (operator).
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/mail/{id}/retry",
     tag = "mail",
     params(("id" = String, Path, description = "Mail id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -94,6 +90,7 @@ async fn list_mail(
         Conflict,
     )
 )]
+#[post("/admin/mail/{id}/retry")]
 async fn retry_mail(
     state: web::Data<AppState>,
     who: Authenticated,

@@ -3,25 +3,23 @@
 pub mod admin;
 pub mod applications;
 pub mod auth;
+pub mod dto;
 pub mod guarantees;
 pub mod mail;
 pub mod organizations;
 pub mod projects;
 pub mod verify;
 
-use crate::web::Routes;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// The API's routes, relative to [`crate::web::API_PREFIX`].
-pub fn routes<R: Routes>(r: &mut R) {
-    auth::routes(r);
-    admin::routes(r);
-    organizations::routes(r);
-    projects::routes(r);
-    applications::routes(r);
-    guarantees::routes(r);
-    verify::routes(r);
-    mail::routes(r);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.configure(auth::routes)
+        .configure(admin::routes)
+        .configure(organizations::routes)
+        .configure(projects::routes)
+        .configure(applications::routes)
+        .configure(guarantees::routes)
+        .configure(verify::routes)
+        .configure(mail::routes);
 }
-
-/// Times in answers: RFC 3339 in China time, as users read them.
-pub use crate::domain::time::china_rfc3339 as china_time;

@@ -1,22 +1,22 @@
 //! Administration of organizations and users (the operator).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use serde::Serialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::china_time;
 use crate::db::models::{Organization, User};
 use crate::services::organizations::{self, NewOrganization, NewUser};
+use crate::web::api::dto::china_time;
 use crate::web::auth::Authenticated;
+use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::error::ApiError;
-use crate::web::openapi::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::AppState;
-use crate::web::Routes;
 
-pub fn routes<R: Routes>(r: &mut R) {
-    r.post("/organizations", create_organization)
-        .get("/organizations", list_organizations)
-        .get("/organizations/{id}", get_organization)
-        .post("/users", create_user);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(create_organization)
+        .service(list_organizations)
+        .service(get_organization)
+        .service(create_user);
 }
 
 /// An organization as the API shows it.
@@ -53,8 +53,6 @@ impl From<Organization> for OrganizationView {
 
 /// Registers an organization (operator).
 #[utoipa::path(
-    post,
-    path = "/api/v1/organizations",
     tag = "organizations",
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
     request_body = NewOrganization,
@@ -65,6 +63,7 @@ impl From<Organization> for OrganizationView {
         Conflict,
     )
 )]
+#[post("/organizations")]
 async fn create_organization(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -78,12 +77,11 @@ async fn create_organization(
 
 /// The organizations the caller may see.
 #[utoipa::path(
-    get,
-    path = "/api/v1/organizations",
     tag = "organizations",
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, description = "Organizations", body = Vec<OrganizationView>), SignedIn)
 )]
+#[get("/organizations")]
 async fn list_organizations(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -99,8 +97,6 @@ async fn list_organizations(
 
 /// One organization.
 #[utoipa::path(
-    get,
-    path = "/api/v1/organizations/{id}",
     tag = "organizations",
     params(("id" = String, Path, description = "Organization id")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -110,6 +106,7 @@ async fn list_organizations(
         NotFound,
     )
 )]
+#[get("/organizations/{id}")]
 async fn get_organization(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -152,8 +149,6 @@ impl From<User> for UserView {
 
 /// Adds a user to an organization (operator).
 #[utoipa::path(
-    post,
-    path = "/api/v1/users",
     tag = "organizations",
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
     request_body = NewUser,
@@ -165,6 +160,7 @@ impl From<User> for UserView {
         Conflict,
     )
 )]
+#[post("/users")]
 async fn create_user(
     state: web::Data<AppState>,
     who: Authenticated,

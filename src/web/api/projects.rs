@@ -1,24 +1,23 @@
 //! Tender projects and their sections (the agency).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, patch, post, web, HttpResponse};
 use serde::Serialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::china_time;
 use crate::domain::money::Amount;
 use crate::services::projects::{self, NewProject, Postponement, ProjectChanges, ProjectView};
+use crate::web::api::dto::china_time;
 use crate::web::auth::Authenticated;
+use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::error::ApiError;
-use crate::web::openapi::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::AppState;
-use crate::web::Routes;
-use actix_web::http::Method;
 
-pub fn routes<R: Routes>(r: &mut R) {
-    r.post("/projects", create_project)
-        .get("/projects", list_projects)
-        .get("/projects/{id}", get_project)
-        .route(Method::PATCH, "/projects/{id}", update_project)
-        .post("/projects/{id}/postpone", postpone);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(create_project)
+        .service(list_projects)
+        .service(get_project)
+        .service(update_project)
+        .service(postpone);
 }
 
 /// An organization named in a project.
@@ -93,8 +92,6 @@ impl From<ProjectView> for ProjectOut {
 
 /// Creates a project with its sections (agency).
 #[utoipa::path(
-    post,
-    path = "/api/v1/projects",
     tag = "projects",
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
     request_body = NewProject,
@@ -106,6 +103,7 @@ impl From<ProjectView> for ProjectOut {
         Conflict,
     )
 )]
+#[post("/projects")]
 async fn create_project(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -119,12 +117,11 @@ async fn create_project(
 
 /// The projects the caller may see.
 #[utoipa::path(
-    get,
-    path = "/api/v1/projects",
     tag = "projects",
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, description = "Projects", body = Vec<ProjectOut>), SignedIn)
 )]
+#[get("/projects")]
 async fn list_projects(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -136,8 +133,6 @@ async fn list_projects(
 
 /// One project.
 #[utoipa::path(
-    get,
-    path = "/api/v1/projects/{id}",
     tag = "projects",
     params(("id" = String, Path, description = "Project id")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -147,6 +142,7 @@ async fn list_projects(
         NotFound,
     )
 )]
+#[get("/projects/{id}")]
 async fn get_project(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -160,8 +156,6 @@ async fn get_project(
 /// Edits a project before its bid deadline: its name, and bond amounts of sections no
 /// one has applied for yet.
 #[utoipa::path(
-    patch,
-    path = "/api/v1/projects/{id}",
     tag = "projects",
     params(("id" = String, Path, description = "Project id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -174,6 +168,7 @@ async fn get_project(
         JsonBody,
     )
 )]
+#[patch("/projects/{id}")]
 async fn update_project(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -195,8 +190,6 @@ struct PostponedOut {
 
 /// Postpones the bid deadline (延标); every bond in force is offered an amendment.
 #[utoipa::path(
-    post,
-    path = "/api/v1/projects/{id}/postpone",
     tag = "projects",
     params(("id" = String, Path, description = "Project id")),
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -209,6 +202,7 @@ struct PostponedOut {
         JsonBody,
     )
 )]
+#[post("/projects/{id}/postpone")]
 async fn postpone(
     state: web::Data<AppState>,
     who: Authenticated,

@@ -1,21 +1,22 @@
 //! Verification: public, by guarantee number and verification code or by the document
 //! and signature someone holds; and in bulk for an agency's project at bid opening.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{post, web, HttpResponse};
 use base64::Engine as _;
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::pki::VerificationReport;
 use crate::services::guarantees::{self, ExpectationsInput};
 use crate::services::ServiceError;
 use crate::web::auth::Authenticated;
+use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::error::ApiError;
-use crate::web::openapi::{Conflict, JsonBody, NotFound, SignedIn};
+use crate::web::rate_limit::{Limit, RateLimited};
 use crate::web::AppState;
-use crate::web::Routes;
 
-pub fn routes<R: Routes>(r: &mut R) {
-    r.post("/verify", verify).post("/verify/bulk", bulk);
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(verify).service(bulk);
 }
 
 /// Either `number` + `code`, or `document_base64` + `signature_base64`.
@@ -45,8 +46,6 @@ fn decode(field: &str, value: &str) -> Result<Vec<u8>, ServiceError> {
 /// (public). The answer is a report whatever the outcome; only malformed requests are
 /// errors.
 #[utoipa::path(
-    post,
-    path = "/api/v1/verify",
     tag = "verification",
     request_body = VerifyRequest,
     responses(
@@ -54,6 +53,7 @@ fn decode(field: &str, value: &str) -> Result<Vec<u8>, ServiceError> {
         JsonBody,
     )
 )]
+#[post("/verify", wrap = "RateLimited(Limit::PublicVerification)")]
 async fn verify(
     state: web::Data<AppState>,
     body: web::Json<VerifyRequest>,
@@ -98,8 +98,6 @@ pub struct BulkRequest {
 /// Verifies every bond of a project at bid opening (agency); the same answer as
 /// `GET /api/v1/projects/{id}/bonds`.
 #[utoipa::path(
-    post,
-    path = "/api/v1/verify/bulk",
     tag = "verification",
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
     request_body = BulkRequest,
@@ -111,6 +109,7 @@ pub struct BulkRequest {
         Conflict,
     )
 )]
+#[post("/verify/bulk")]
 async fn bulk(
     state: web::Data<AppState>,
     who: Authenticated,
