@@ -13,6 +13,7 @@ pub mod document;
 pub mod keys;
 pub mod report;
 pub mod sign;
+pub mod timestamp;
 pub mod trust;
 pub mod verify;
 
@@ -32,6 +33,10 @@ pub use report::{
     Check, CheckId, CheckResult, Indication, SignerDetails, SubIndication, VerificationReport,
 };
 pub use sign::{sign_detached, SignError};
+pub use timestamp::{
+    add_signature_timestamp, timestamp_of, verify_signature_timestamp, verify_token,
+    TimeStampAuthority, TimeStampError, TimeStampInfo, TokenError, TsaTrust,
+};
 pub use trust::{CaCrlStatus, TrustStore, TrustStoreBuilder, TrustStoreError};
 pub use verify::{
     certificate_details, format_failure_report, Expectations, Registration, RegistryCheck,
