@@ -21,8 +21,8 @@ pub mod verify;
 mod tests;
 
 pub use cli::{
-    run_pki_cli, run_verify_cli, CaArgs, CrlArgs, IssuerArgs, PkiCommand, RevokeArgs, VerifyArgs,
-    EXIT_USAGE,
+    run_pki_cli, run_verify_cli, CaArgs, CrlArgs, IssuerArgs, PkiCommand, RevokeArgs, TsaArgs,
+    VerifyArgs, EXIT_USAGE,
 };
 pub use document::{DocumentError, GuaranteeDocument, MAX_DOCUMENT_BYTES, MAX_SIGNATURE_BYTES};
 pub use keys::{

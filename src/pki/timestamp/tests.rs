@@ -22,10 +22,10 @@ use crate::pki::demo::{
     sample_document, time_stamp_authority, DemoCa, IssuerSpec, KeyType, TsaSpec,
 };
 use crate::pki::report::{CheckResult, Indication};
-use crate::pki::sha256_hex;
 use crate::pki::sign::sign_detached;
 use crate::pki::trust::TrustStoreBuilder;
 use crate::pki::verify::{VerificationEngine, VerifyOptions};
+use crate::pki::{run_pki_cli, sha256_hex, CaArgs, PkiCommand, TsaArgs};
 
 const ISSUER_USCC: &str = "91110000100000000R";
 
@@ -768,4 +768,57 @@ fn a_token_from_stock_openssl_with_our_tsa_key_verifies() {
         verify_token(&token, b"another value", &trust),
         Err(TokenError::ImprintMismatch)
     );
+}
+
+// ---- tooling ----
+
+#[test]
+fn pki_tsa_makes_a_tsa_under_a_ca_of_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_dir = dir.path().join("tsa-ca");
+    let tsa_dir = dir.path().join("tsa");
+    let mut out = Vec::new();
+    let ca = PkiCommand::Ca(CaArgs {
+        dir: ca_dir.clone(),
+        name: "Baohan TSA Root".into(),
+        key_type: KeyType::EcP256,
+    });
+    assert_eq!(run_pki_cli(ca, &mut out), 0);
+    let tsa = || {
+        PkiCommand::Tsa(TsaArgs {
+            ca_dir: ca_dir.clone(),
+            out_dir: tsa_dir.clone(),
+            name: "Baohan Exchange".into(),
+            key_type: KeyType::Rsa2048,
+            days: 30,
+        })
+    };
+    assert_eq!(
+        run_pki_cli(tsa(), &mut out),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let read = |p: &Path| std::fs::read(p).expect("read");
+    let authority = TimeStampAuthority::from_pem(
+        &read(&tsa_dir.join("tsa-chain.pem")),
+        &read(&tsa_dir.join("tsa.key.pem")),
+    )
+    .expect("the files make a TSA");
+    let trust = TsaTrust::from_pem(&read(&ca_dir.join("ca.pem"))).expect("trust");
+    let token = authority.stamp(b"value", Utc::now(), None).expect("stamp");
+    assert!(verify_token(&token, b"value", &trust).is_ok());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(tsa_dir.join("tsa.key.pem"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the TSA key is readable by others");
+    }
+    // A second run does not overwrite the key.
+    let mut out = Vec::new();
+    assert_eq!(run_pki_cli(tsa(), &mut out), 1);
+    assert!(String::from_utf8_lossy(&out).contains("already holds a TSA key"));
 }
