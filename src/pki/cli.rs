@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::pki::demo::{serial_hex, DemoCa, IssuerSpec, KeyType, RevokedSerial};
+use crate::pki::demo::{serial_hex, DemoCa, IssuerSpec, KeyType, RevokedSerial, TsaSpec};
 use crate::pki::document::{MAX_DOCUMENT_BYTES, MAX_SIGNATURE_BYTES};
 use crate::pki::trust::TrustStoreBuilder;
 use crate::pki::verify::{format_failure_report, Expectations, VerificationEngine, VerifyOptions};
@@ -215,6 +215,30 @@ pub struct IssuerArgs {
     pub days: u32,
 }
 
+/// `baohan pki tsa`: issue the exchange's time-stamping authority key and certificate
+/// (extendedKeyUsage timeStamping, critical; keyUsage digitalSignature; not a CA) from
+/// the CA in `ca_dir` into `out_dir` (`tsa.pem`, `tsa.key.pem`, `tsa-chain.pem`). Give the
+/// TSA a CA of its own (`pki ca --dir ...`), apart from the issuers' CA: its `ca.pem` is
+/// the anchor time-stamps are verified against.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TsaArgs {
+    /// Directory of the CA made by `ca`.
+    #[arg(long)]
+    pub ca_dir: PathBuf,
+    /// Where to write the TSA's files.
+    #[arg(long)]
+    pub out_dir: PathBuf,
+    /// Organization running the TSA.
+    #[arg(long, default_value = "Baohan Exchange")]
+    pub name: String,
+    /// Key algorithm.
+    #[arg(long, default_value = "p256")]
+    pub key_type: KeyType,
+    /// Days of validity from now.
+    #[arg(long, default_value_t = 1825)]
+    pub days: u32,
+}
+
 /// `baohan pki crl`: issue a fresh CRL (`crl.pem`) listing every revoked serial.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CrlArgs {
@@ -247,6 +271,8 @@ pub enum PkiCommand {
     Ca(CaArgs),
     /// Issue an issuer certificate.
     Issuer(IssuerArgs),
+    /// Issue the exchange's time-stamping authority certificate.
+    Tsa(TsaArgs),
     /// Issue a CRL.
     Crl(CrlArgs),
     /// Revoke a certificate.
@@ -409,6 +435,35 @@ fn run_pki(command: PkiCommand) -> Result<String, String> {
                 "issuer certificate for {} ({}) serial {} written to {}",
                 a.name,
                 a.uscc,
+                serial_hex(&issued.cert).map_err(pem_err)?,
+                a.out_dir.display()
+            ))
+        }
+        PkiCommand::Tsa(a) => {
+            let ca = load_ca(&a.ca_dir)?;
+            if a.out_dir.join("tsa.key.pem").exists() {
+                return Err(format!("{} already holds a TSA key", a.out_dir.display()));
+            }
+            let mut spec = TsaSpec::new(&a.name);
+            spec.key_type = a.key_type;
+            spec.not_before = Utc::now() - Duration::minutes(5);
+            spec.not_after = Utc::now() + Duration::days(i64::from(a.days));
+            let issued = ca.issue_tsa(&spec).map_err(pem_err)?;
+            std::fs::create_dir_all(&a.out_dir)
+                .map_err(|e| format!("cannot create {}: {e}", a.out_dir.display()))?;
+            write_file(
+                &a.out_dir.join("tsa.key.pem"),
+                &issued.key.private_key_to_pem_pkcs8().map_err(pem_err)?,
+                true,
+            )?;
+            let cert_pem = issued.cert.to_pem().map_err(pem_err)?;
+            write_file(&a.out_dir.join("tsa.pem"), &cert_pem, false)?;
+            let mut chain = cert_pem;
+            chain.extend(ca.cert.to_pem().map_err(pem_err)?);
+            write_file(&a.out_dir.join("tsa-chain.pem"), &chain, false)?;
+            Ok(format!(
+                "time-stamping authority certificate for {} serial {} written to {}",
+                a.name,
                 serial_hex(&issued.cert).map_err(pem_err)?,
                 a.out_dir.display()
             ))

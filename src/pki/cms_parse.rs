@@ -245,11 +245,16 @@ pub fn parse_signed_data(der: &[u8]) -> Result<SignedData<'_>, CmsFormatError> {
     }
     Ok(SignedData {
         certificates,
-        signer: parse_signer_info(signer.content)?,
+        signer: parse_signer_info(signer.content, oid::DATA)?,
     })
 }
 
-fn parse_signer_info(content: &[u8]) -> Result<SignerInfo<'_>, CmsFormatError> {
+/// Parses one SignerInfo whose contentType attribute must name `content_type` (id-data
+/// for a guarantee signature, id-ct-TSTInfo for a time-stamp token).
+fn parse_signer_info<'a>(
+    content: &'a [u8],
+    content_type: &[u8],
+) -> Result<SignerInfo<'a>, CmsFormatError> {
     let mut si = Reader::new(content);
     si.expect_universal(INTEGER, "SignerInfo version")?;
     let sid_tlv = si.expect("sid")?;
@@ -298,8 +303,8 @@ fn parse_signer_info(content: &[u8]) -> Result<SignerInfo<'_>, CmsFormatError> {
         let single = vals.next()?.is_none();
         match attr_type {
             t if t == oid::CONTENT_TYPE => {
-                if !single || !value.is_universal(OBJECT_ID) || value.content != oid::DATA {
-                    return Err(bad("contentType attribute is not id-data"));
+                if !single || !value.is_universal(OBJECT_ID) || value.content != content_type {
+                    return Err(bad("contentType attribute does not match the content"));
                 }
                 content_type_seen = true;
             }
@@ -388,4 +393,217 @@ fn parse_time(value: Tlv<'_>) -> Result<DateTime<Utc>, CmsFormatError> {
         .and_then(|d| d.and_hms_opt(field(4), field(6), field(8)))
         .map(|t| t.and_utc())
         .ok_or_else(|| bad("signingTime is not a valid date"))
+}
+
+// ---- CAdES-T: unsigned attributes and time-stamp tokens ----
+
+/// Where the single SignerInfo of a SignedData lies in its DER: what an unsigned
+/// attribute (the exchange's signature time-stamp) is added to, leaving every other byte
+/// as received. In a single-signer SignedData the SignerInfo is the last element of every
+/// enclosing structure, so the pieces below and a new unsigned-attributes field are all
+/// that is needed to rebuild it.
+#[derive(Debug, Clone, Copy)]
+pub struct SignerInfoLayout<'a> {
+    /// The ContentInfo's contentType element (OID TLV), as received.
+    pub content_type: &'a [u8],
+    /// The SignedData fields before signerInfos (version through crls), as received.
+    pub before_signer_infos: &'a [u8],
+    /// The SignerInfo fields from version through the signature value, as received.
+    pub signed_part: &'a [u8],
+    /// The `[1] IMPLICIT` unsignedAttrs element, if the SignerInfo has one.
+    pub unsigned_attrs: Option<&'a [u8]>,
+}
+
+/// One attribute of a SET OF Attribute, undecoded.
+#[derive(Debug, Clone)]
+pub struct RawAttribute<'a> {
+    /// The whole Attribute element.
+    pub raw: &'a [u8],
+    /// Content of the attribute type OID.
+    pub attr_type: &'a [u8],
+    /// Each value's element, in order.
+    pub values: Vec<&'a [u8]>,
+}
+
+impl<'a> SignerInfoLayout<'a> {
+    /// The unsigned attributes, in order (empty when there are none).
+    pub fn unsigned_attributes(&self) -> Result<Vec<RawAttribute<'a>>, CmsFormatError> {
+        let Some(raw) = self.unsigned_attrs else {
+            return Ok(Vec::new());
+        };
+        let mut set = Reader::new(raw);
+        let tlv = set.expect("unsignedAttrs")?;
+        let mut attrs = Vec::new();
+        let mut reader = Reader::new(tlv.content);
+        while let Some(attr) = reader.next()? {
+            if !attr.is_universal(SEQUENCE) {
+                return Err(bad("unsigned attribute is not a SEQUENCE"));
+            }
+            let mut a = Reader::new(attr.content);
+            let attr_type = a.expect_universal(OBJECT_ID, "attribute type")?.content;
+            let set = a.expect_universal(SET, "attribute values")?;
+            if a.next()?.is_some() {
+                return Err(bad("unexpected fields in an unsigned attribute"));
+            }
+            let mut values = Vec::new();
+            let mut vals = Reader::new(set.content);
+            while let Some(value) = vals.next()? {
+                values.push(value.raw);
+            }
+            attrs.push(RawAttribute {
+                raw: attr.raw,
+                attr_type,
+                values,
+            });
+        }
+        Ok(attrs)
+    }
+}
+
+/// Splits a DER ContentInfo holding a SignedData with exactly one signer into the
+/// pieces of [`SignerInfoLayout`]. Anything that would not survive being rebuilt from
+/// those pieces (trailing data, a second signer, fields after unsignedAttrs) is refused.
+pub fn signer_info_layout(der: &[u8]) -> Result<SignerInfoLayout<'_>, CmsFormatError> {
+    let mut top = Reader::new(der);
+    let content_info = top.expect_universal(SEQUENCE, "ContentInfo")?;
+    if top.next()?.is_some() {
+        return Err(bad("trailing bytes after ContentInfo"));
+    }
+    let mut ci = Reader::new(content_info.content);
+    let content_type = ci.expect_universal(OBJECT_ID, "contentType")?;
+    if content_type.content != oid::SIGNED_DATA {
+        return Err(bad("content type is not signedData"));
+    }
+    let explicit = ci.expect("SignedData")?;
+    if !explicit.is(Class::ContextSpecific, 0) || !explicit.constructed || ci.next()?.is_some() {
+        return Err(bad("SignedData is not the only [0] field of ContentInfo"));
+    }
+    let mut wrapper = Reader::new(explicit.content);
+    let signed_data = wrapper.expect_universal(SEQUENCE, "SignedData")?;
+    if wrapper.next()?.is_some() {
+        return Err(bad("trailing bytes after SignedData"));
+    }
+    // signerInfos is the last field of SignedData.
+    let mut sd = Reader::new(signed_data.content);
+    let mut last = None;
+    while let Some(field) = sd.next()? {
+        last = Some(field);
+    }
+    let signer_infos = last
+        .filter(|f| f.is_universal(SET))
+        .ok_or_else(|| bad("signerInfos missing"))?;
+    let before_signer_infos =
+        &signed_data.content[..signed_data.content.len() - signer_infos.raw.len()];
+    let mut signers = Reader::new(signer_infos.content);
+    let signer = signers.expect_universal(SEQUENCE, "SignerInfo")?;
+    if signers.next()?.is_some() {
+        return Err(bad("more than one signer"));
+    }
+    let mut si = Reader::new(signer.content);
+    si.expect_universal(INTEGER, "SignerInfo version")?;
+    si.expect("sid")?;
+    si.expect_universal(SEQUENCE, "digestAlgorithm")?;
+    let attrs = si.expect("signedAttrs")?;
+    if !attrs.is(Class::ContextSpecific, 0) {
+        return Err(bad("no signed attributes (CAdES needs them)"));
+    }
+    si.expect_universal(SEQUENCE, "signatureAlgorithm")?;
+    si.expect_universal(OCTET_STRING, "signature")?;
+    let signed_part = &signer.content[..signer.content.len() - si.rest.len()];
+    let unsigned_attrs = match si.next()? {
+        None => None,
+        Some(t) if t.is(Class::ContextSpecific, 1) && t.constructed => Some(t.raw),
+        Some(_) => return Err(bad("unexpected field after the signature value")),
+    };
+    if si.next()?.is_some() {
+        return Err(bad("unexpected field after unsignedAttrs"));
+    }
+    Ok(SignerInfoLayout {
+        content_type: content_type.raw,
+        before_signer_infos,
+        signed_part,
+        unsigned_attrs,
+    })
+}
+
+/// A SignedData that carries its content inside (an RFC 3161 time-stamp token), with
+/// exactly one signer.
+#[derive(Debug, Clone)]
+pub struct EncapsulatingSignedData<'a> {
+    /// Content of the eContentType OID.
+    pub content_type: &'a [u8],
+    /// The eContent octets (for a token, the DER TSTInfo).
+    pub content: &'a [u8],
+    /// Raw DER of every plain X.509 certificate carried, in order.
+    pub certificates: Vec<&'a [u8]>,
+    /// The one signer; its contentType attribute matches `content_type`.
+    pub signer: SignerInfo<'a>,
+}
+
+/// Parses a DER ContentInfo holding a SignedData that embeds its content (eContent
+/// present, as a single DER OCTET STRING) and has exactly one signer.
+pub fn parse_encapsulating_signed_data(
+    der: &[u8],
+) -> Result<EncapsulatingSignedData<'_>, CmsFormatError> {
+    let mut top = Reader::new(der);
+    let content_info = top.expect_universal(SEQUENCE, "ContentInfo")?;
+    if top.next()?.is_some() {
+        return Err(bad("trailing bytes after ContentInfo"));
+    }
+    let mut ci = Reader::new(content_info.content);
+    if ci.expect_universal(OBJECT_ID, "contentType")?.content != oid::SIGNED_DATA {
+        return Err(bad("content type is not signedData"));
+    }
+    let explicit = ci.expect("SignedData")?;
+    if !explicit.is(Class::ContextSpecific, 0) || !explicit.constructed {
+        return Err(bad("SignedData is not tagged [0]"));
+    }
+    let signed_data = Reader::new(explicit.content).expect_universal(SEQUENCE, "SignedData")?;
+    let mut sd = Reader::new(signed_data.content);
+    sd.expect_universal(INTEGER, "SignedData version")?;
+    sd.expect_universal(SET, "digestAlgorithms")?;
+
+    let encap = sd.expect_universal(SEQUENCE, "encapContentInfo")?;
+    let mut encap_reader = Reader::new(encap.content);
+    let content_type = encap_reader
+        .expect_universal(OBJECT_ID, "eContentType")?
+        .content;
+    let econtent = encap_reader.expect("eContent")?;
+    if !econtent.is(Class::ContextSpecific, 0) || !econtent.constructed {
+        return Err(bad("eContent is not tagged [0]"));
+    }
+    let mut octets = Reader::new(econtent.content);
+    let content = octets.expect_universal(OCTET_STRING, "eContent")?;
+    if content.constructed || octets.next()?.is_some() || encap_reader.next()?.is_some() {
+        return Err(bad("eContent is not a single DER OCTET STRING"));
+    }
+
+    let mut certificates = Vec::new();
+    let mut next = sd.expect("signerInfos")?;
+    if next.is(Class::ContextSpecific, 0) {
+        let mut certs = Reader::new(next.content);
+        while let Some(cert) = certs.next()? {
+            if cert.is_universal(SEQUENCE) {
+                certificates.push(cert.raw);
+            }
+        }
+        next = sd.expect("signerInfos")?;
+    }
+    if next.is(Class::ContextSpecific, 1) {
+        next = sd.expect("signerInfos")?;
+    }
+    if !next.is_universal(SET) || sd.next()?.is_some() {
+        return Err(bad("signerInfos is not the last field"));
+    }
+    let mut signers = Reader::new(next.content);
+    let signer = signers.expect_universal(SEQUENCE, "SignerInfo")?;
+    if signers.next()?.is_some() {
+        return Err(bad("more than one signer"));
+    }
+    Ok(EncapsulatingSignedData {
+        content_type,
+        content: content.content,
+        certificates,
+        signer: parse_signer_info(signer.content, content_type)?,
+    })
 }

@@ -7,6 +7,7 @@
 use crate::pki::document::{
     CodeName, DocumentAmount, GuaranteeDocument, IssuerKind, IssuerParty, Party, SCHEMA_V1,
 };
+use crate::pki::timestamp::{TimeStampAuthority, TimeStampError};
 use chrono::{DateTime, Duration, Utc};
 use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time};
 use openssl::bn::{BigNum, MsbOption};
@@ -98,6 +99,41 @@ impl IssuerSpec {
             not_after: now + Duration::days(365),
             signing_key_usage: true,
             document_signing_eku: false,
+        }
+    }
+}
+
+/// What time-stamping authority certificate to make (RFC 3161 §2.3).
+#[derive(Debug, Clone)]
+pub struct TsaSpec {
+    /// Organization running the TSA (O, and the base of CN).
+    pub name: String,
+    /// Key algorithm.
+    pub key_type: KeyType,
+    /// notBefore.
+    pub not_before: DateTime<Utc>,
+    /// notAfter.
+    pub not_after: DateTime<Utc>,
+    /// Mark the extended key usage critical, as RFC 3161 requires (false only for
+    /// tests of a certificate that may not sign tokens).
+    pub critical_eku: bool,
+    /// Also allow codeSigning (true only for tests: a TSA certificate must have
+    /// timeStamping alone).
+    pub extra_eku: bool,
+}
+
+impl TsaSpec {
+    /// P-256, critical extended key usage timeStamping alone, valid from yesterday for
+    /// five years.
+    pub fn new(name: &str) -> Self {
+        let now = Utc::now();
+        TsaSpec {
+            name: name.to_owned(),
+            key_type: KeyType::EcP256,
+            not_before: now - Duration::days(1),
+            not_after: now + Duration::days(5 * 365),
+            critical_eku: true,
+            extra_eku: false,
         }
     }
 }
@@ -239,6 +275,40 @@ impl DemoCa {
         Ok(b.build())
     }
 
+    /// Issues a time-stamping authority certificate according to `spec`: not a CA,
+    /// keyUsage digitalSignature (critical), extendedKeyUsage timeStamping (critical).
+    pub fn issue_tsa(&self, spec: &TsaSpec) -> Result<IssuedCert, ErrorStack> {
+        let key = generate_key(spec.key_type)?;
+        let mut name = X509NameBuilder::new()?;
+        name.append_entry_by_text("C", "CN")?;
+        name.append_entry_by_text("O", &spec.name)?;
+        name.append_entry_by_text("CN", &format!("{} Time-Stamping Authority", spec.name))?;
+        let name = name.build();
+        let mut b = X509Builder::new()?;
+        b.set_version(2)?;
+        b.set_serial_number(&*random_serial()?)?;
+        b.set_subject_name(&name)?;
+        b.set_issuer_name(self.cert.subject_name())?;
+        b.set_pubkey(&key)?;
+        b.set_not_before(&*asn1_time(spec.not_before)?)?;
+        b.set_not_after(&*asn1_time(spec.not_after)?)?;
+        b.append_extension(BasicConstraints::new().critical().build()?)?;
+        b.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
+        let mut eku = ExtendedKeyUsage::new();
+        eku.time_stamping();
+        if spec.critical_eku {
+            eku.critical();
+        }
+        if spec.extra_eku {
+            eku.code_signing();
+        }
+        b.append_extension(eku.build()?)?;
+        Ok(IssuedCert {
+            cert: self.sign(b)?,
+            key,
+        })
+    }
+
     /// Issues a subordinate CA certificate (for chains with an intermediate).
     pub fn issue_ca(&self, common_name: &str, key_type: KeyType) -> Result<DemoCa, ErrorStack> {
         let key = generate_key(key_type)?;
@@ -334,6 +404,13 @@ fn crl_number_extension(number: u64) -> Result<X509Extension, ErrorStack> {
     der.extend(content);
     let oid = Asn1Object::from_str("2.5.29.20")?;
     X509Extension::new_from_der(&oid, false, &*Asn1OctetString::new_from_bytes(&der)?)
+}
+
+/// A ready time-stamping authority under `ca` (demo and tests): a fresh P-256 key and
+/// certificate per [`TsaSpec::new`], carrying `ca`'s certificate as its chain.
+pub fn time_stamp_authority(ca: &DemoCa, name: &str) -> Result<TimeStampAuthority, TimeStampError> {
+    let issued = ca.issue_tsa(&TsaSpec::new(name))?;
+    TimeStampAuthority::new(issued.cert, issued.key, vec![ca.cert.clone()])
 }
 
 /// Serial number of a certificate in lowercase hex (the form reports and `revoke` use).

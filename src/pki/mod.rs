@@ -13,6 +13,7 @@ pub mod document;
 pub mod keys;
 pub mod report;
 pub mod sign;
+pub mod timestamp;
 pub mod trust;
 pub mod verify;
 
@@ -20,8 +21,8 @@ pub mod verify;
 mod tests;
 
 pub use cli::{
-    run_pki_cli, run_verify_cli, CaArgs, CrlArgs, IssuerArgs, PkiCommand, RevokeArgs, VerifyArgs,
-    EXIT_USAGE,
+    run_pki_cli, run_verify_cli, CaArgs, CrlArgs, IssuerArgs, PkiCommand, RevokeArgs, TsaArgs,
+    VerifyArgs, EXIT_USAGE,
 };
 pub use document::{DocumentError, GuaranteeDocument, MAX_DOCUMENT_BYTES, MAX_SIGNATURE_BYTES};
 pub use keys::{
@@ -32,6 +33,10 @@ pub use report::{
     Check, CheckId, CheckResult, Indication, SignerDetails, SubIndication, VerificationReport,
 };
 pub use sign::{sign_detached, SignError};
+pub use timestamp::{
+    add_signature_timestamp, timestamp_of, verify_signature_timestamp, verify_token,
+    TimeStampAuthority, TimeStampError, TimeStampInfo, TokenError, TsaTrust,
+};
 pub use trust::{CaCrlStatus, TrustStore, TrustStoreBuilder, TrustStoreError};
 pub use verify::{
     certificate_details, format_failure_report, Expectations, Registration, RegistryCheck,
