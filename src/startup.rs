@@ -123,7 +123,7 @@ const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Periodic work that any instance may do (every step is safe to repeat or to run on
 /// several instances at once): expire guarantees whose validity ended, tell bidders
-/// whose guarantees run out soon, reload the trust store so anchors and CRLs registered
+/// whose guarantees run out soon and issuers whose signing certificates do, reload the trust store so anchors and CRLs registered
 /// elsewhere take effect.
 async fn upkeep(ctx: services::Context) {
     let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
@@ -133,6 +133,7 @@ async fn upkeep(ctx: services::Context) {
         let done = tokio::task::spawn_blocking(move || {
             let expired = services::guarantees::expire_due(&c)?;
             services::guarantees::send_expiry_notices(&c)?;
+            services::trust::send_certificate_expiry_notices(&c)?;
             c.verifier.reload(&c.pool)?;
             Ok::<usize, services::ServiceError>(expired)
         })

@@ -131,6 +131,8 @@ pub struct IssuerCertificate {
     pub encrypted_private_key: Option<Vec<u8>>,
     pub created_at: NaiveDateTime,
     pub deactivated_at: Option<NaiveDateTime>,
+    /// When the issuer was told the certificate runs out (once).
+    pub expiry_notice_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

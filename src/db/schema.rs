@@ -116,6 +116,7 @@ diesel::table! {
         encrypted_private_key -> Nullable<Binary>,
         created_at -> Timestamp,
         deactivated_at -> Nullable<Timestamp>,
+        expiry_notice_at -> Nullable<Timestamp>,
     }
 }
 

@@ -118,6 +118,18 @@ pub struct GuaranteeExpiring {
     pub link: String,
 }
 
+/// An issuer's registered signing certificate runs out soon (签名证书即将到期).
+#[derive(Debug, Clone)]
+pub struct CertificateExpiring {
+    pub recipient_name: String,
+    pub subject: String,
+    pub serial: String,
+    pub fingerprint: String,
+    /// notAfter, China time.
+    pub not_after: String,
+    pub days_left: u32,
+}
+
 /// A person's or enterprise's credit level changed (信用等级变更).
 #[derive(Debug, Clone)]
 pub struct CreditLevelChanged {
@@ -208,6 +220,17 @@ mail_kind!(
     |m| format!(
         "保函即将到期 Guarantee expiring in {} day(s): {}",
         m.days_left, m.guarantee_number
+    )
+);
+
+mail_kind!(
+    /// To the issuer: its signing certificate expires soon.
+    certificate_expiring(CertificateExpiring),
+    "mail/certificate_expiring.txt",
+    "mail/certificate_expiring.html",
+    |m| format!(
+        "签名证书即将到期 Signing certificate expiring in {} day(s)",
+        m.days_left
     )
 );
 
@@ -383,6 +406,35 @@ mod tests {
         );
         assert!(mail.text_body.contains("2027-01-15"));
         assert!(mail.html_body.contains("某某招标代理"));
+        assert_name_handled(&mail);
+    }
+
+    #[test]
+    fn certificate_expiring_names_the_certificate_and_the_date() {
+        let mail = certificate_expiring(
+            "bank@example.com",
+            &CertificateExpiring {
+                recipient_name: EVIL.into(),
+                subject: "CN=滨州城市商业银行, O=<b>bank</b>".into(),
+                serial: "1A2B".into(),
+                fingerprint: "ab".repeat(32),
+                not_after: "2027-01-01T08:00:00+08:00".into(),
+                days_left: 30,
+            },
+        )
+        .expect("rendered");
+        assert_eq!(
+            mail.subject,
+            "签名证书即将到期 Signing certificate expiring in 30 day(s)"
+        );
+        for body in [&mail.text_body, &mail.html_body] {
+            assert!(body.contains("2027-01-01T08:00:00+08:00"));
+            assert!(body.contains(&"ab".repeat(32)));
+        }
+        assert!(
+            !mail.html_body.contains("<b>bank</b>"),
+            "the subject is escaped"
+        );
         assert_name_handled(&mail);
     }
 

@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 
 use super::views::{ApplicationView, GuaranteeView};
 use super::{Context, OrInternal, ServiceError};
-use crate::db::models::{Claim, Organization};
+use crate::db::models::{Claim, IssuerCertificate, Organization};
 use crate::db::DbConnection;
 use crate::domain::money::Amount;
 use crate::domain::time::china_rfc3339;
@@ -176,6 +176,34 @@ pub fn guarantee_released(
     })
 }
 
+/// An issuer's signing certificate runs out soon, to the issuer.
+pub fn certificate_expiring(
+    c: &mut DbConnection,
+    issuer: &Organization,
+    certificate: &IssuerCertificate,
+    at: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    let days_left = whole_days_left(certificate.not_after, at);
+    queue(c, issuer, at, |to| {
+        templates::certificate_expiring(
+            to,
+            &templates::CertificateExpiring {
+                recipient_name: issuer.name.clone(),
+                subject: certificate.subject.clone(),
+                serial: certificate.serial.clone(),
+                fingerprint: certificate.fingerprint_sha256.clone(),
+                not_after: china_rfc3339(certificate.not_after),
+                days_left,
+            },
+        )
+    })
+}
+
+/// Whole days from `at` until `until`, none when it has passed.
+fn whole_days_left(until: NaiveDateTime, at: NaiveDateTime) -> u32 {
+    u32::try_from((until - at).num_days().max(0)).unwrap_or(0)
+}
+
 /// A guarantee in force runs out soon, to the bidder.
 pub fn guarantee_expiring(
     c: &mut DbConnection,
@@ -183,7 +211,7 @@ pub fn guarantee_expiring(
     v: &GuaranteeView,
     at: NaiveDateTime,
 ) -> Result<(), ServiceError> {
-    let days_left = u32::try_from((v.guarantee.valid_until - at).num_days().max(0)).unwrap_or(0);
+    let days_left = whole_days_left(v.guarantee.valid_until, at);
     queue(c, &v.enterprise, at, |to| {
         templates::guarantee_expiring(
             to,

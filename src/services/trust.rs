@@ -300,6 +300,7 @@ pub fn register_issuer_certificate(
         encrypted_private_key: encrypted,
         created_at: at,
         deactivated_at: None,
+        expiry_notice_at: None,
     };
     write_tx(&mut conn, |c| -> Result<(), ServiceError> {
         let taken: i64 = issuer_certificates::table
@@ -325,6 +326,90 @@ pub fn register_issuer_certificate(
         )
     })?;
     Ok(row)
+}
+
+/// How long before its notAfter an issuer is told that its signing certificate runs out.
+pub const CERTIFICATE_EXPIRY_NOTICE_DAYS: u32 = 30;
+
+/// An active issuer certificate that runs out soon (or has), with its issuer.
+#[derive(Debug, Clone)]
+pub struct ExpiringCertificate {
+    pub certificate: IssuerCertificate,
+    pub issuer: Organization,
+}
+
+/// The active issuer certificates whose notAfter falls within `within_days` from now,
+/// or has passed already, soonest first (operator): the ones to renew.
+pub fn expiring_certificates(
+    ctx: &Context,
+    actor: &Actor,
+    within_days: u32,
+) -> Result<Vec<ExpiringCertificate>, ServiceError> {
+    require_role(actor, &[Role::Operator])?;
+    if !(1..=366).contains(&within_days) {
+        return Err(ServiceError::invalid(
+            "within_days",
+            "must be between 1 and 366",
+        ));
+    }
+    let horizon = ctx.now() + chrono::Duration::days(i64::from(within_days));
+    let mut conn = ctx.conn()?;
+    let rows: Vec<(IssuerCertificate, Organization)> = issuer_certificates::table
+        .inner_join(organizations::table)
+        .filter(issuer_certificates::deactivated_at.is_null())
+        .filter(issuer_certificates::not_after.le(horizon))
+        .order(issuer_certificates::not_after.asc())
+        .limit(1000)
+        .select((IssuerCertificate::as_select(), Organization::as_select()))
+        .load(&mut conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(certificate, issuer)| ExpiringCertificate {
+            certificate,
+            issuer,
+        })
+        .collect())
+}
+
+/// Tells each issuer, once per certificate, that an active signing certificate runs out
+/// within [`CERTIFICATE_EXPIRY_NOTICE_DAYS`]. Claiming the notice is a conditional
+/// update, so several instances running this together send each mail once.
+pub fn send_certificate_expiry_notices(ctx: &Context) -> Result<usize, ServiceError> {
+    let at = ctx.now();
+    let horizon = at + chrono::Duration::days(i64::from(CERTIFICATE_EXPIRY_NOTICE_DAYS));
+    let mut conn = ctx.conn()?;
+    let due: Vec<String> = issuer_certificates::table
+        .filter(issuer_certificates::deactivated_at.is_null())
+        .filter(issuer_certificates::not_after.le(horizon))
+        .filter(issuer_certificates::not_after.gt(at))
+        .filter(issuer_certificates::expiry_notice_at.is_null())
+        .limit(1000)
+        .select(issuer_certificates::id)
+        .load(&mut conn)?;
+    let mut sent = 0;
+    for id in due {
+        sent += write_tx(&mut conn, |c| -> Result<usize, ServiceError> {
+            let claimed = diesel::update(
+                issuer_certificates::table
+                    .filter(issuer_certificates::id.eq(&id))
+                    .filter(issuer_certificates::expiry_notice_at.is_null()),
+            )
+            .set(issuer_certificates::expiry_notice_at.eq(at))
+            .execute(c)?;
+            if claimed != 1 {
+                return Ok(0);
+            }
+            let (certificate, issuer): (IssuerCertificate, Organization) =
+                issuer_certificates::table
+                    .inner_join(organizations::table)
+                    .filter(issuer_certificates::id.eq(&id))
+                    .select((IssuerCertificate::as_select(), Organization::as_select()))
+                    .first(c)?;
+            super::notify::certificate_expiring(c, &issuer, &certificate, at)?;
+            Ok(1)
+        })?;
+    }
+    Ok(sent)
 }
 
 /// Fingerprints of the active certificates registered to an issuer.

@@ -7,6 +7,7 @@ mod helpers;
 
 mod amendments;
 mod auth;
+mod certificates;
 mod concurrency;
 mod database;
 mod errors;

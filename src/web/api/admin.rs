@@ -1,6 +1,6 @@
 //! The operator's trust administration: trust anchors, CRLs, issuer certificates.
 
-use actix_web::{post, web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -9,14 +9,17 @@ use crate::services::trust::{self, NewIssuerCertificate};
 use crate::services::ServiceError;
 use crate::web::api::dto::china_time;
 use crate::web::auth::Authenticated;
-use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
+use crate::web::error::responses::{
+    BadRequest, Conflict, JsonBody, NotFound, SignedIn, Unprocessable,
+};
 use crate::web::error::ApiError;
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(trust_anchor)
         .service(crl)
-        .service(issuer_certificate);
+        .service(issuer_certificate)
+        .service(expiring_certificates);
 }
 
 /// A CA certificate to trust.
@@ -173,4 +176,77 @@ async fn issuer_certificate(
         not_before: china_time(row.not_before),
         not_after: china_time(row.not_after),
     }))
+}
+
+/// How far ahead to look for certificates that run out.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiringQuery {
+    /// Days from now, 1 to 366 (default 30, when issuers are mailed).
+    within_days: Option<u32>,
+}
+
+/// An active issuer certificate that runs out soon, or has.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ExpiringCertificateOut {
+    id: String,
+    organization_id: String,
+    issuer_name: String,
+    fingerprint_sha256: String,
+    subject: String,
+    serial: String,
+    hosted: bool,
+    not_after: String,
+    /// Whole days left; negative once it has run out.
+    days_left: i64,
+    /// When the issuer was mailed about it, if it was.
+    notified_at: Option<String>,
+}
+
+/// The active issuer certificates that run out within the given days, or have, soonest
+/// first (operator): the ones to renew.
+#[utoipa::path(
+    tag = "admin",
+    params(ExpiringQuery),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "Certificates to renew", body = Vec<ExpiringCertificateOut>),
+        SignedIn,
+        BadRequest,
+        Unprocessable,
+    )
+)]
+#[get("/admin/issuer-certificates/expiring")]
+async fn expiring_certificates(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    query: web::Query<ExpiringQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let ctx = state.ctx.clone();
+    let within = query
+        .into_inner()
+        .within_days
+        .unwrap_or(trust::CERTIFICATE_EXPIRY_NOTICE_DAYS);
+    let now = ctx.now();
+    let rows = web::block(move || trust::expiring_certificates(&ctx, &who.0, within)).await??;
+    let out: Vec<ExpiringCertificateOut> = rows
+        .into_iter()
+        .map(|row| {
+            let c = row.certificate;
+            ExpiringCertificateOut {
+                hosted: c.encrypted_private_key.is_some(),
+                days_left: (c.not_after - now).num_days(),
+                notified_at: c.expiry_notice_at.map(china_time),
+                not_after: china_time(c.not_after),
+                id: c.id,
+                organization_id: c.organization_id,
+                issuer_name: row.issuer.name,
+                fingerprint_sha256: c.fingerprint_sha256,
+                subject: c.subject,
+                serial: c.serial,
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
 }

@@ -1,0 +1,2 @@
+DROP INDEX issuer_certificates_not_after;
+ALTER TABLE issuer_certificates DROP COLUMN expiry_notice_at;
