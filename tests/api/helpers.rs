@@ -120,13 +120,12 @@ impl Drop for PostgresDb {
     }
 }
 
-/// A running server with the demo accounts, and clients for it.
+/// A running server with the demo accounts, and a client for it.
 pub struct TestApp {
     pub address: String,
-    /// A client that keeps cookies, as a browser does (the last sign-in's session).
-    pub client: reqwest::Client,
     /// A client without cookies: what the fixtures' sessions send their tokens with,
-    /// so that no request is ever authenticated by another sign-in's cookie.
+    /// so that no request is ever authenticated by another sign-in's cookie (a browser
+    /// has a client of its own).
     pub api: reqwest::Client,
     pub pool: DbPool,
     /// The settings the app runs with.
@@ -253,18 +252,12 @@ async fn spawn(
     let address = format!("http://127.0.0.1:{}", app.port());
     let ctx = app.context().clone();
     tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .expect("client");
     let api = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
     TestApp {
         address,
-        client,
         api,
         pool,
         settings: app_settings,
