@@ -11,9 +11,6 @@ use crate::fixtures::smtp::{Mode, SmtpServer};
 use crate::fixtures::{NewClaim, NewTender, TestPki};
 use crate::helpers::{demo_uscc, TestBackend};
 
-/// The fixtures `security.rs` still borrows from here, by their untyped names.
-pub use crate::fixtures::untyped::{create_project, issue_hosted, paid_application, setup_pki};
-
 async fn the_guarantee_lifecycle_end_to_end(backend: TestBackend) {
     let smtp = SmtpServer::start(Mode::Accept).await;
     let app = backend.spawn_with(smtp_delivery(smtp.port, None)).await;

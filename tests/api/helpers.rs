@@ -3,7 +3,7 @@ use std::sync::Once;
 
 use baohan::config::Settings;
 use baohan::db::DbPool;
-use baohan::services::demo::{self, DEMO_PASSWORD};
+use baohan::services::demo;
 use baohan::startup::Application;
 use serde_json::Value;
 
@@ -120,13 +120,12 @@ impl Drop for PostgresDb {
     }
 }
 
-/// A running server with the demo accounts, and clients for it.
+/// A running server with the demo accounts, and a client for it.
 pub struct TestApp {
     pub address: String,
-    /// A client that keeps cookies, as a browser does (the last sign-in's session).
-    pub client: reqwest::Client,
     /// A client without cookies: what the fixtures' sessions send their tokens with,
-    /// so that no request is ever authenticated by another sign-in's cookie.
+    /// so that no request is ever authenticated by another sign-in's cookie (a browser
+    /// has a client of its own).
     pub api: reqwest::Client,
     pub pool: DbPool,
     /// The settings the app runs with.
@@ -253,18 +252,12 @@ async fn spawn(
     let address = format!("http://127.0.0.1:{}", app.port());
     let ctx = app.context().clone();
     tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .expect("client");
     let api = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
     TestApp {
         address,
-        client,
         api,
         pool,
         settings: app_settings,
@@ -282,61 +275,6 @@ impl TestApp {
     /// The app's data directory (a temp dir dropped with the app).
     pub fn data_dir(&self) -> &Path {
         self._data_dir.path()
-    }
-
-    /// Signs in a demo user and returns a bearer token.
-    pub async fn login(&self, username: &str) -> String {
-        self.login_with(username, DEMO_PASSWORD).await
-    }
-
-    /// Signs in any user and returns a bearer token.
-    pub async fn login_with(&self, username: &str, password: &str) -> String {
-        let res = self
-            .client
-            .post(self.url("/api/v1/auth/login"))
-            .json(&serde_json::json!({ "username": username, "password": password }))
-            .send()
-            .await
-            .expect("login request");
-        assert_eq!(res.status(), 200, "login as {username}");
-        let body: Value = res.json().await.expect("login body");
-        body["token"].as_str().expect("token").to_owned()
-    }
-
-    pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request")
-    }
-
-    pub async fn post(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("request")
-    }
-
-    /// Looks up an organization id by USCC through the operator API.
-    pub async fn organization_id(&self, operator_token: &str, uscc: &str) -> String {
-        let orgs: Value = self
-            .get(operator_token, "/api/v1/organizations")
-            .await
-            .json()
-            .await
-            .expect("json");
-        orgs.as_array()
-            .expect("array")
-            .iter()
-            .find(|o| o["uscc"] == uscc)
-            .and_then(|o| o["id"].as_str())
-            .expect("organization present")
-            .to_owned()
     }
 }
 

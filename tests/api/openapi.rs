@@ -3,19 +3,19 @@
 
 use std::collections::BTreeSet;
 
+use reqwest::Method;
 use serde_json::Value;
 
+use crate::fixtures::Answer;
 use crate::helpers::{spawn_sqlite, TestApp};
 
 /// The description does not depend on the database, so SQLite is enough.
 async fn fetch_description() -> (TestApp, Value) {
     let app = spawn_sqlite().await;
     let res = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .expect("request");
+        .public_get::<Value>("/api/openapi.json")
+        .response()
+        .await;
     assert_eq!(res.status(), 200);
     assert!(res.headers()["content-type"]
         .to_str()
@@ -47,18 +47,11 @@ fn operation<'a>(spec: &'a Value, method: &str, path: &str) -> &'a Value {
     op
 }
 
-/// The answer to `method path` on the running server: the status and the JSON body.
-async fn answer(app: &TestApp, method: &str, path: &str) -> (u16, Value) {
-    let method =
-        reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).expect("method");
-    let res = app
-        .client
-        .request(method, app.url(path))
-        .send()
-        .await
-        .expect("request");
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+/// The answer to `method path` (a method as the description spells it) on the running
+/// server, signed out.
+async fn answer(app: &TestApp, method: &str, path: &str) -> Answer {
+    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).expect("method");
+    app.signed_out().send(method, path, None).answer().await
 }
 
 /// The path with every parameter filled in.
@@ -71,9 +64,8 @@ fn concrete(path: &str) -> String {
 
 /// No handler took the request: the JSON 404 of unknown routes, or a 405. (A HEAD
 /// answer has no body to tell the 404s apart.)
-fn not_routed(method: &str, status: u16, body: &Value) -> bool {
-    status == 405
-        || (status == 404 && (method == "head" || body["error"]["message"] == "no such endpoint"))
+fn not_routed(method: &str, answer: &Answer) -> bool {
+    answer.status == 405 || answer.no_such_endpoint() || (answer.status == 404 && method == "head")
 }
 
 /// Routes are registered only through `utoipa-actix-web`, which takes only handlers
@@ -106,9 +98,9 @@ async fn every_registered_route_is_documented_and_vice_versa() {
             if documented.contains(&(method.to_owned(), path.to_string())) {
                 continue;
             }
-            let (status, body) = answer(&app, method, &concrete(path)).await;
-            if !not_routed(method, status, &body) {
-                stray.push(format!("{method} {path}: {status} {body}"));
+            let got = answer(&app, method, &concrete(path)).await;
+            if !not_routed(method, &got) {
+                stray.push(format!("{method} {path}: {got:?}"));
             }
         }
     }
@@ -125,9 +117,9 @@ async fn every_registered_route_is_documented_and_vice_versa() {
         "/healthz/x",
     ] {
         for method in ["get", "post"] {
-            let (status, body) = answer(&app, method, path).await;
-            if !not_routed(method, status, &body) {
-                stray.push(format!("{method} {path}: {status} {body}"));
+            let got = answer(&app, method, path).await;
+            if !not_routed(method, &got) {
+                stray.push(format!("{method} {path}: {got:?}"));
             }
         }
     }
@@ -141,16 +133,13 @@ async fn every_documented_operation_reaches_a_handler() {
     let (app, spec) = fetch_description().await;
     for (method, path) in operations_of(&spec) {
         let concrete = concrete(&path);
-        let (status, body) = answer(&app, &method, &concrete).await;
-        assert_ne!(status, 405, "{method} {concrete}");
-        assert!(
-            !(status == 404 && body["error"]["message"] == "no such endpoint"),
-            "{method} {concrete} is not routed"
-        );
+        let got = answer(&app, &method, &concrete).await;
+        assert_ne!(got.status, 405, "{method} {concrete}");
+        assert!(!got.no_such_endpoint(), "{method} {concrete} is not routed");
         // Without credentials, an endpoint that declares security must refuse.
         let op = operation(&spec, &method, &path);
         if op.get("security").is_some() {
-            assert_eq!(status, 401, "{method} {concrete} needs credentials");
+            assert_eq!(got.status, 401, "{method} {concrete} needs credentials");
         }
     }
 }
