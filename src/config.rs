@@ -46,6 +46,10 @@ pub struct Settings {
     /// calendar, e.g. next year's once the State Council publishes them: a CSV of
     /// `date,kind,name` lines in the format of `src/domain/calendar/cn_holidays.csv`.
     pub holidays_file: Option<PathBuf>,
+    /// The exchange's own time-stamping authority (`tsa.key.pem`, `tsa-chain.pem`, and
+    /// the root its tokens chain to in `root/ca.pem`). Default `<data_dir>/tsa`, made
+    /// there once when missing. Several instances must share it, like the master key.
+    pub tsa_dir: Option<PathBuf>,
     /// The address users reach the exchange at; printed into letters and mails.
     pub public_base_url: String,
     /// 32 bytes in hex. Encrypts hosted issuer keys and keys the HMAC of ID numbers.
@@ -278,6 +282,13 @@ impl Settings {
                 setting: "BAOHAN_HOLIDAYS_FILE",
                 message: format!("{}: {e}", path.display()),
             })
+    }
+
+    /// Where the exchange's time-stamping authority lives.
+    pub fn tsa_dir(&self) -> PathBuf {
+        self.tsa_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("tsa"))
     }
 
     /// The database URL in force: the setting, or SQLite in the data directory.

@@ -58,6 +58,9 @@ impl Application {
             keys: Arc::new(Keys::from_master(&master_key)?),
             public_base_url: Arc::from(settings.base_url()),
             calendar: Arc::new(calendar),
+            timestamping: Arc::new(services::trust::TimeStamping::load_or_make(
+                &settings.tsa_dir(),
+            )?),
         };
 
         let state = web::Data::new(AppState {

@@ -56,6 +56,8 @@ pub struct Context {
     pub public_base_url: Arc<str>,
     /// Business days (PRC holidays and adjusted working days), for claim deadlines.
     pub calendar: Arc<crate::domain::Calendar>,
+    /// The exchange's own time-stamping authority and the anchors of its tokens.
+    pub timestamping: Arc<trust::TimeStamping>,
 }
 
 /// Who is acting: a signed-in user of one organization.

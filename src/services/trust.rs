@@ -15,7 +15,77 @@ use crate::db::models::{Crl, IssuerCertificate, Organization, TrustAnchor};
 use crate::db::schema::{crls, issuer_certificates, organizations, trust_anchors};
 use crate::db::{write_tx, DbConnection, DbPool};
 use crate::domain::party::{OrgKind, Role};
-use crate::pki::{self, TrustStore, TrustStoreBuilder, VerificationEngine};
+use crate::pki::{
+    self, TimeStampAuthority, TrustStore, TrustStoreBuilder, TsaTrust, VerificationEngine,
+};
+
+/// The exchange's own time-stamping authority (RFC 3161) and the anchors its tokens
+/// chain to: every accepted signature gets a token from it (CAdES-T), whose time is the
+/// proof that the signature existed then.
+pub struct TimeStamping {
+    pub authority: TimeStampAuthority,
+    pub trust: TsaTrust,
+}
+
+impl TimeStamping {
+    /// Loads the authority from `dir`, making it there once when the directory holds
+    /// none: a root of the exchange's own (`root/ca.pem`, `root/ca.key.pem`) and a
+    /// time-stamping certificate under it (`tsa.pem`, `tsa.key.pem`, `tsa-chain.pem`),
+    /// as `baohan pki ca` and `baohan pki tsa` would.
+    pub fn load_or_make(dir: &Path) -> Result<TimeStamping, ServiceError> {
+        let root = dir.join("root");
+        if !dir.join("tsa.key.pem").exists() {
+            let mut out = Vec::new();
+            if !root.join("ca.key.pem").exists() {
+                let made = pki::run_pki_cli(
+                    pki::PkiCommand::Ca(pki::CaArgs {
+                        dir: root.clone(),
+                        name: "Baohan Exchange Time-Stamping Root".into(),
+                        key_type: pki::demo::KeyType::EcP256,
+                    }),
+                    &mut out,
+                );
+                if made != 0 {
+                    return Err(ServiceError::Internal(anyhow::anyhow!(
+                        "making the time-stamping root in {}: {}",
+                        root.display(),
+                        String::from_utf8_lossy(&out).trim()
+                    )));
+                }
+            }
+            let made = pki::run_pki_cli(
+                pki::PkiCommand::Tsa(pki::TsaArgs {
+                    ca_dir: root.clone(),
+                    out_dir: dir.to_path_buf(),
+                    name: "Baohan Exchange".into(),
+                    key_type: pki::demo::KeyType::EcP256,
+                    days: 1825,
+                }),
+                &mut out,
+            );
+            if made != 0 {
+                return Err(ServiceError::Internal(anyhow::anyhow!(
+                    "making the time-stamping authority in {}: {}",
+                    dir.display(),
+                    String::from_utf8_lossy(&out).trim()
+                )));
+            }
+        }
+        let read = |path: PathBuf| {
+            std::fs::read(&path).map_err(|e| {
+                ServiceError::Internal(anyhow::Error::new(e).context(path.display().to_string()))
+            })
+        };
+        let authority = TimeStampAuthority::from_pem(
+            &read(dir.join("tsa-chain.pem"))?,
+            &read(dir.join("tsa.key.pem"))?,
+        )
+        .or_internal("the time-stamping authority's key and certificate")?;
+        let trust = TsaTrust::from_pem(&read(root.join("ca.pem"))?)
+            .or_internal("the time-stamping root")?;
+        Ok(TimeStamping { authority, trust })
+    }
+}
 
 /// The trust store in force and the engine that verifies against it.
 pub struct Verifier {

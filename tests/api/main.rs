@@ -19,3 +19,4 @@ mod openapi;
 mod organizations;
 mod projects;
 mod security;
+mod timestamps;

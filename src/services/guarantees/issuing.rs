@@ -277,6 +277,15 @@ pub fn upload_signature(
             ),
         ));
     }
+    // The time a signature is proven to exist is the exchange's own, stamped when it
+    // accepts the signature: a token the issuer brings could lend it any time.
+    if matches!(pki::timestamp_of(&signature), Ok(Some(_))) {
+        return Err(ServiceError::invalid(
+            "signature",
+            "carries a signature time-stamp token; send the signature without it: the \
+             exchange time-stamps a signature itself when it accepts it",
+        ));
+    }
     let at = ctx.now();
     let mut conn = ctx.conn()?;
     write_tx(&mut conn, |c| {
@@ -310,6 +319,13 @@ fn record_signature(
     if report.indication != Indication::Passed {
         return Err(ServiceError::SignatureRejected(Box::new(report)));
     }
+    // CAdES-T: the exchange's token over the signature value proves it existed now,
+    // whatever later happens to the signer's certificate.
+    let signature = ctx
+        .timestamping
+        .authority
+        .stamp_signature(&signature, at.and_utc(), None)
+        .or_internal("time-stamping the accepted signature")?;
     let signer_fingerprint = report
         .signer
         .as_ref()
