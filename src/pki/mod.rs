@@ -1,6 +1,6 @@
 //! PKI layer: the signed guarantee document, CAdES-BES signing, hosted issuer keys,
-//! trust anchors and CRLs, and the verification engine whose report follows the
-//! ETSI EN 319 102-1 vocabulary (DESIGN.md §4–§5).
+//! trust anchors and CRLs, the signature policy, and the verification engine whose
+//! report follows the ETSI EN 319 102-1 vocabulary (DESIGN.md §4–§5).
 //!
 //! This layer knows nothing about the database or HTTP; of the domain it uses only the
 //! money parser (amounts in documents are decimal strings).
@@ -11,6 +11,7 @@ pub mod cms_parse;
 pub mod demo;
 pub mod document;
 pub mod keys;
+pub mod policy;
 pub mod report;
 pub mod sign;
 pub mod trust;
@@ -27,6 +28,9 @@ pub use document::{DocumentError, GuaranteeDocument, MAX_DOCUMENT_BYTES, MAX_SIG
 pub use keys::{
     decrypt_private_key, encrypt_private_key, import_pem, import_pkcs12, open, seal,
     HostedKeyError, ImportedKey, MasterKey,
+};
+pub use policy::{
+    DigestAlgorithm, EcCurve, PolicyRule, PolicyViolation, SignaturePolicy, SigningKeyUsage,
 };
 pub use report::{
     Check, CheckId, CheckResult, Indication, SignerDetails, SubIndication, VerificationReport,
