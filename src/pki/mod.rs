@@ -38,8 +38,8 @@ pub use report::{
 pub use sign::{sign_detached, SignError};
 pub use trust::{CaCrlStatus, TrustStore, TrustStoreBuilder, TrustStoreError};
 pub use verify::{
-    certificate_details, format_failure_report, Expectations, Registration, RegistryCheck,
-    VerificationEngine, VerifyOptions,
+    certificate_details, format_failure_report, Acceptance, Expectations, Registration,
+    RegistryCheck, TimeOptions, VerificationEngine, VerifyOptions,
 };
 
 /// Lowercase hex SHA-256 of `bytes`: the form used for document hashes and certificate

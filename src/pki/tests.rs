@@ -9,11 +9,13 @@ use crate::pki::demo::sample_document;
 use crate::pki::demo::{
     serial_hex, DemoCa, IssuedCert, IssuerSpec, KeyType, RevokedSerial, UsccField,
 };
+use crate::pki::policy::{PolicyRule, SignaturePolicy};
 use crate::pki::report::{CheckId, CheckResult, Indication, SubIndication, VerificationReport};
 use crate::pki::sign::sign_detached;
 use crate::pki::trust::{TrustStore, TrustStoreBuilder};
 use crate::pki::verify::{
-    Expectations, Registration, RegistryCheck, VerificationEngine, VerifyOptions,
+    Acceptance, Expectations, Registration, RegistryCheck, TimeOptions, VerificationEngine,
+    VerifyOptions,
 };
 use crate::pki::{sha256_hex, GuaranteeDocument};
 
@@ -83,6 +85,16 @@ fn assert_outcome(
     }
 }
 
+/// Asserts that check `id` names `rule`, as a violated rule and in its explanation.
+fn assert_refused_by(report: &VerificationReport, id: CheckId, rule: PolicyRule) {
+    let check = report.check(id).expect("check present");
+    assert!(
+        check.violated_rules.contains(&rule) && check.explanation.contains(rule.id()),
+        "{rule} not named by {id:?}:\n{}",
+        report.to_text()
+    );
+}
+
 fn full_options(fx: &Fixture) -> VerifyOptions {
     VerifyOptions {
         validation_time: None,
@@ -104,10 +116,28 @@ fn full_options(fx: &Fixture) -> VerifyOptions {
     }
 }
 
+/// The exchange accepting an upload of a draft made ten minutes ago.
+fn accepting() -> TimeOptions {
+    TimeOptions {
+        proof_of_existence: None,
+        acceptance: Some(Acceptance {
+            not_before: Utc::now() - Duration::minutes(10),
+        }),
+    }
+}
+
 #[test]
 fn passes_p256_with_every_check() {
+    // Every check runs only at acceptance: elsewhere the claimed signing time is reported
+    // and its check skipped.
     let fx = fixture(KeyType::EcP256);
-    let report = verify(&fx, &full_options(&fx));
+    let report = VerificationEngine::new().verify_with_time(
+        &fx.doc,
+        &fx.sig,
+        &fx.trust,
+        &full_options(&fx),
+        &accepting(),
+    );
     assert_outcome(&report, Indication::Passed, None, CheckId::Format);
     assert!(
         report
@@ -130,7 +160,22 @@ fn passes_p256_with_every_check() {
         report.guarantee_number.as_deref(),
         Some("BH20250301ICBC0000017K")
     );
+    assert_eq!(
+        report.signature_policy.as_deref(),
+        Some(SignaturePolicy::default().name.as_str())
+    );
     assert_eq!(report.exit_code(), 0);
+
+    // Outside acceptance the claim is reported, not judged.
+    let report = verify(&fx, &full_options(&fx));
+    assert_outcome(&report, Indication::Passed, None, CheckId::Format);
+    let claim = report.check(CheckId::SigningTime).expect("check");
+    assert_eq!(claim.result, CheckResult::Skipped);
+    assert!(
+        claim.explanation.contains("not trusted"),
+        "{}",
+        claim.explanation
+    );
 }
 
 #[test]
@@ -387,6 +432,7 @@ fn crl_signed_by_another_key_is_ignored() {
 
 #[test]
 fn missing_signing_key_usage_is_chain_constraints_failure() {
+    // keyUsage keyEncipherment only: neither digitalSignature nor nonRepudiation.
     let fx = fixture_with(KeyType::EcP256, |s| s.signing_key_usage = false);
     let report = verify(&fx, &VerifyOptions::default());
     assert_outcome(
@@ -395,6 +441,7 @@ fn missing_signing_key_usage_is_chain_constraints_failure() {
         Some(SubIndication::ChainConstraintsFailure),
         CheckId::KeyUsage,
     );
+    assert_refused_by(&report, CheckId::KeyUsage, PolicyRule::KeyUsage);
 }
 
 #[test]
