@@ -416,14 +416,15 @@ impl std::fmt::Display for SignaturePolicy {
         )?;
         writeln!(
             f,
-            "  Signer keyUsage: one of {} [{}]",
+            "  Signer keyUsage: one of {}, in readable extensions [{}, {}]",
             list(
                 self.signer_key_usage
                     .iter()
                     .map(|k| k.name().into())
                     .collect()
             ),
-            rule(PolicyRule::KeyUsage)
+            rule(PolicyRule::KeyUsage),
+            rule(PolicyRule::CertificateExtensions)
         )?;
         writeln!(
             f,
