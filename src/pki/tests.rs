@@ -2225,3 +2225,36 @@ fn the_policy_serializes_describes_itself_and_takes_partial_configuration() {
     }
     assert!(text.contains("2048") && text.contains("P-256"), "{text}");
 }
+
+#[test]
+fn cli_prints_the_policy_in_force() {
+    use crate::pki::{run_verify_cli, VerifyArgs};
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Verify {
+        #[command(flatten)]
+        args: VerifyArgs,
+    }
+    let parsed = Verify::try_parse_from(["verify", "--policy"]).expect("--policy alone");
+    let mut text = Vec::new();
+    assert_eq!(run_verify_cli(parsed.args.clone(), &mut text), 0);
+    let text = String::from_utf8(text).expect("utf8");
+    assert_eq!(text, SignaturePolicy::default().to_string());
+
+    let json_args = VerifyArgs {
+        json: true,
+        ..parsed.args
+    };
+    let mut json = Vec::new();
+    assert_eq!(run_verify_cli(json_args, &mut json), 0);
+    let printed: SignaturePolicy = serde_json::from_slice(&json).expect("json policy");
+    assert_eq!(printed, SignaturePolicy::default());
+
+    // Without --policy the document and signature are still required.
+    assert!(Verify::try_parse_from(["verify"]).is_err());
+    assert!(Verify::try_parse_from(["verify", "--document", "NO.json"]).is_err());
+    assert!(
+        Verify::try_parse_from(["verify", "--document", "NO.json", "--signature", "NO.p7s"])
+            .is_ok()
+    );
+}
