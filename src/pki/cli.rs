@@ -22,10 +22,22 @@ const MAX_TRUST_FILE_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct VerifyArgs {
     /// The document (`NO.json`).
-    #[arg(long)]
+    // The hidden placeholder default only lets `--policy` run alone: without `--policy`
+    // the argument is still required.
+    #[arg(
+        long,
+        required_unless_present = "policy",
+        default_value = "-",
+        hide_default_value = true
+    )]
     pub document: PathBuf,
     /// The detached signature (`NO.p7s`).
-    #[arg(long)]
+    #[arg(
+        long,
+        required_unless_present = "policy",
+        default_value = "-",
+        hide_default_value = true
+    )]
     pub signature: PathBuf,
     /// Trust anchors: PEM/DER files, or directories of them (CRLs there are loaded too).
     #[arg(long)]
@@ -57,6 +69,9 @@ pub struct VerifyArgs {
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Print the signature policy in force (as JSON with `--json`) and exit.
+    #[arg(long)]
+    pub policy: bool,
 }
 
 fn read_capped(path: &Path, limit: usize) -> Result<Vec<u8>, String> {
@@ -87,8 +102,20 @@ fn parse_time_arg(
 
 /// Runs an offline verification and prints the report. Returns 0 PASSED, 1 FAILED,
 /// 2 INDETERMINATE, or [`EXIT_USAGE`] for malformed expectation arguments. Unreadable or
-/// oversized files give a FAILED / FORMAT_FAILURE report, never a panic.
+/// oversized files give a FAILED / FORMAT_FAILURE report, never a panic. With `--policy`
+/// it only prints the signature policy in force and returns 0.
 pub fn run_verify_cli(args: VerifyArgs, out: &mut dyn Write) -> i32 {
+    let engine = VerificationEngine::with_capacity(1);
+    if args.policy {
+        let printed = if args.json {
+            serde_json::to_string_pretty(engine.policy())
+                .map_err(std::io::Error::other)
+                .and_then(|j| writeln!(out, "{j}"))
+        } else {
+            write!(out, "{}", engine.policy())
+        };
+        return if printed.is_ok() { 0 } else { 1 };
+    }
     let expectations = match (
         parse_time_arg("valid-from-by", &args.valid_from_by),
         parse_time_arg("valid-through", &args.valid_through),
@@ -122,7 +149,7 @@ pub fn run_verify_cli(args: VerifyArgs, out: &mut dyn Write) -> i32 {
                 expectations,
                 ..VerifyOptions::default()
             };
-            VerificationEngine::with_capacity(1).verify(&document, &signature, &trust, &options)
+            engine.verify(&document, &signature, &trust, &options)
         }
         Err(reason) => format_failure_report(reason, now),
     };

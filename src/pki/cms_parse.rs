@@ -96,6 +96,9 @@ impl SignerInfo<'_> {
 /// A parsed detached SignedData.
 #[derive(Debug, Clone)]
 pub struct SignedData<'a> {
+    /// OID contents of the `digestAlgorithms` set, in order. Outside the signature: the
+    /// signature policy checks it, nothing else relies on it.
+    pub digest_algorithms: Vec<&'a [u8]>,
     /// Raw DER of every plain X.509 certificate carried, in order.
     pub certificates: Vec<&'a [u8]>,
     /// The one signer.
@@ -202,7 +205,12 @@ pub fn parse_signed_data(der: &[u8]) -> Result<SignedData<'_>, CmsFormatError> {
     let signed_data = wrapper.expect_universal(SEQUENCE, "SignedData")?;
     let mut sd = Reader::new(signed_data.content);
     sd.expect_universal(INTEGER, "SignedData version")?;
-    sd.expect_universal(SET, "digestAlgorithms")?;
+    let digest_set = sd.expect_universal(SET, "digestAlgorithms")?;
+    let mut digest_algorithms = Vec::new();
+    let mut digests = Reader::new(digest_set.content);
+    while let Some(alg) = digests.next()? {
+        digest_algorithms.push(algorithm_oid(alg, "digestAlgorithms")?);
+    }
 
     let encap = sd.expect_universal(SEQUENCE, "encapContentInfo")?;
     let mut encap_reader = Reader::new(encap.content);
@@ -244,6 +252,7 @@ pub fn parse_signed_data(der: &[u8]) -> Result<SignedData<'_>, CmsFormatError> {
         return Err(bad("more than one signer"));
     }
     Ok(SignedData {
+        digest_algorithms,
         certificates,
         signer: parse_signer_info(signer.content, oid::DATA)?,
     })

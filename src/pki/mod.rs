@@ -1,6 +1,6 @@
 //! PKI layer: the signed guarantee document, CAdES-BES signing, hosted issuer keys,
-//! trust anchors and CRLs, and the verification engine whose report follows the
-//! ETSI EN 319 102-1 vocabulary (DESIGN.md §4–§5).
+//! trust anchors and CRLs, the signature policy, and the verification engine whose
+//! report follows the ETSI EN 319 102-1 vocabulary (DESIGN.md §4–§5).
 //!
 //! This layer knows nothing about the database or HTTP; of the domain it uses only the
 //! money parser (amounts in documents are decimal strings).
@@ -11,6 +11,7 @@ pub mod cms_parse;
 pub mod demo;
 pub mod document;
 pub mod keys;
+pub mod policy;
 pub mod report;
 pub mod sign;
 pub mod timestamp;
@@ -29,6 +30,9 @@ pub use keys::{
     decrypt_private_key, encrypt_private_key, import_pem, import_pkcs12, open, seal,
     HostedKeyError, ImportedKey, MasterKey,
 };
+pub use policy::{
+    DigestAlgorithm, EcCurve, PolicyRule, PolicyViolation, SignaturePolicy, SigningKeyUsage,
+};
 pub use report::{
     Check, CheckId, CheckResult, Indication, SignerDetails, SubIndication, VerificationReport,
 };
@@ -39,8 +43,8 @@ pub use timestamp::{
 };
 pub use trust::{CaCrlStatus, TrustStore, TrustStoreBuilder, TrustStoreError};
 pub use verify::{
-    certificate_details, format_failure_report, Expectations, Registration, RegistryCheck,
-    VerificationEngine, VerifyOptions,
+    certificate_details, format_failure_report, Acceptance, Expectations, Registration,
+    RegistryCheck, TimeOptions, VerificationEngine, VerifyOptions,
 };
 
 /// Lowercase hex SHA-256 of `bytes`: the form used for document hashes and certificate

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::pki::policy::PolicyRule;
+
 /// Overall outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -31,11 +33,17 @@ pub enum SubIndication {
     NoCertificateChainFound,
     /// The certificate may not be used for signing.
     ChainConstraintsFailure,
-    /// A certificate had expired at the signing time.
+    /// An algorithm or key is below what the signature policy accepts.
+    CryptoConstraintsFailure,
+    /// A signature attribute does not meet the validation constraints (at acceptance,
+    /// an implausible claimed signing time).
+    SigConstraintsFailure,
+    /// A certificate had expired at the trusted time (proof of existence, else the
+    /// validation time).
     Expired,
-    /// A certificate was not yet valid at the signing time.
+    /// A certificate was not yet valid at the trusted time.
     NotYetValid,
-    /// A certificate is revoked.
+    /// A certificate was revoked before the trusted time.
     Revoked,
     /// Revocation status unknown now (no current CRL); retry later.
     TryLater,
@@ -61,11 +69,15 @@ pub enum CheckId {
     SignatureValue,
     /// Signer certificate present and chained to a trust anchor.
     CertificateChain,
-    /// keyUsage allows signing.
+    /// keyUsage and extendedKeyUsage allow signing.
     KeyUsage,
-    /// Certificates valid at the signing time.
+    /// Algorithms and keys meet the signature policy.
+    SignaturePolicy,
+    /// The signer's claimed signing time: reported, judged only at acceptance.
+    SigningTime,
+    /// Certificates valid at the trusted time (proof of existence, else validation time).
     CertificateValidity,
-    /// Not revoked according to a current CRL.
+    /// Not revoked before the trusted time, according to CRLs covering it.
     Revocation,
     /// Signer bound to the issuer named in the document.
     IssuerBinding,
@@ -105,6 +117,10 @@ pub struct Check {
     pub sub_indication: Option<SubIndication>,
     /// Plain-English explanation of the outcome.
     pub explanation: String,
+    /// Signature-policy rules this check found violated (stable ids such as
+    /// `key.rsa_min_bits`); also named in the explanation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violated_rules: Vec<PolicyRule>,
 }
 
 /// Who signed, from the signer certificate.
@@ -137,10 +153,18 @@ pub struct VerificationReport {
     pub guarantee_number: Option<String>,
     /// Lowercase hex SHA-256 of the document bytes as received.
     pub document_sha256: Option<String>,
-    /// Claimed signing time (signingTime attribute), RFC 3339.
+    /// Claimed signing time (signingTime attribute), RFC 3339: the signer's claim,
+    /// reported and never used to judge validity or revocation.
     pub signing_time: Option<String>,
+    /// Proven time the signature existed at (the exchange's time-stamp), RFC 3339, when
+    /// the caller had one; certificates are judged at it instead of the validation time.
+    #[serde(default)]
+    pub proof_of_existence: Option<String>,
     /// Time the validation was made for, RFC 3339.
     pub validation_time: String,
+    /// Name of the signature policy applied.
+    #[serde(default)]
+    pub signature_policy: Option<String>,
     /// Signer certificate details, when found.
     pub signer: Option<SignerDetails>,
     /// All checks, in order.
@@ -175,7 +199,9 @@ impl VerificationReport {
             guarantee_number: None,
             document_sha256,
             signing_time: None,
+            proof_of_existence: None,
             validation_time,
+            signature_policy: None,
             signer: None,
             checks,
         }
@@ -232,9 +258,18 @@ impl VerificationReport {
             let _ = writeln!(out, "  SHA-256 {}", s.sha256_fingerprint);
         }
         if let Some(t) = &self.signing_time {
-            let _ = writeln!(out, "Signing time: {t}");
+            let _ = writeln!(
+                out,
+                "Claimed signing time: {t} (the signer's claim, not trusted)"
+            );
+        }
+        if let Some(t) = &self.proof_of_existence {
+            let _ = writeln!(out, "Proof of existence: {t}");
         }
         let _ = writeln!(out, "Validation time: {}", self.validation_time);
+        if let Some(p) = &self.signature_policy {
+            let _ = writeln!(out, "Signature policy: {p}");
+        }
         for c in &self.checks {
             let mark = match c.result {
                 CheckResult::Passed => "ok  ",

@@ -2,18 +2,20 @@
 //! stock `openssl cms` tool, the cache, bad input and the CLI. All keys, certificates and
 //! CRLs are generated here; nothing private is committed.
 
-use chrono::{Duration, Utc};
+use chrono::{Duration, Timelike, Utc};
 use openssl::x509::{X509Crl, X509};
 
 use crate::pki::demo::sample_document;
 use crate::pki::demo::{
     serial_hex, DemoCa, IssuedCert, IssuerSpec, KeyType, RevokedSerial, UsccField,
 };
+use crate::pki::policy::{PolicyRule, SignaturePolicy};
 use crate::pki::report::{CheckId, CheckResult, Indication, SubIndication, VerificationReport};
 use crate::pki::sign::sign_detached;
 use crate::pki::trust::{TrustStore, TrustStoreBuilder};
 use crate::pki::verify::{
-    Expectations, Registration, RegistryCheck, VerificationEngine, VerifyOptions,
+    Acceptance, Expectations, Registration, RegistryCheck, TimeOptions, VerificationEngine,
+    VerifyOptions,
 };
 use crate::pki::{sha256_hex, GuaranteeDocument};
 
@@ -83,6 +85,16 @@ fn assert_outcome(
     }
 }
 
+/// Asserts that check `id` names `rule`, as a violated rule and in its explanation.
+fn assert_refused_by(report: &VerificationReport, id: CheckId, rule: PolicyRule) {
+    let check = report.check(id).expect("check present");
+    assert!(
+        check.violated_rules.contains(&rule) && check.explanation.contains(rule.id()),
+        "{rule} not named by {id:?}:\n{}",
+        report.to_text()
+    );
+}
+
 fn full_options(fx: &Fixture) -> VerifyOptions {
     VerifyOptions {
         validation_time: None,
@@ -104,10 +116,28 @@ fn full_options(fx: &Fixture) -> VerifyOptions {
     }
 }
 
+/// The exchange accepting an upload of a draft made ten minutes ago.
+fn accepting() -> TimeOptions {
+    TimeOptions {
+        proof_of_existence: None,
+        acceptance: Some(Acceptance {
+            not_before: Utc::now() - Duration::minutes(10),
+        }),
+    }
+}
+
 #[test]
 fn passes_p256_with_every_check() {
+    // Every check runs only at acceptance: elsewhere the claimed signing time is reported
+    // and its check skipped.
     let fx = fixture(KeyType::EcP256);
-    let report = verify(&fx, &full_options(&fx));
+    let report = VerificationEngine::new().verify_with_time(
+        &fx.doc,
+        &fx.sig,
+        &fx.trust,
+        &full_options(&fx),
+        &accepting(),
+    );
     assert_outcome(&report, Indication::Passed, None, CheckId::Format);
     assert!(
         report
@@ -130,7 +160,22 @@ fn passes_p256_with_every_check() {
         report.guarantee_number.as_deref(),
         Some("BH20250301ICBC0000017K")
     );
+    assert_eq!(
+        report.signature_policy.as_deref(),
+        Some(SignaturePolicy::default().name.as_str())
+    );
     assert_eq!(report.exit_code(), 0);
+
+    // Outside acceptance the claim is reported, not judged.
+    let report = verify(&fx, &full_options(&fx));
+    assert_outcome(&report, Indication::Passed, None, CheckId::Format);
+    let claim = report.check(CheckId::SigningTime).expect("check");
+    assert_eq!(claim.result, CheckResult::Skipped);
+    assert!(
+        claim.explanation.contains("not trusted"),
+        "{}",
+        claim.explanation
+    );
 }
 
 #[test]
@@ -387,6 +432,7 @@ fn crl_signed_by_another_key_is_ignored() {
 
 #[test]
 fn missing_signing_key_usage_is_chain_constraints_failure() {
+    // keyUsage keyEncipherment only: neither digitalSignature nor nonRepudiation.
     let fx = fixture_with(KeyType::EcP256, |s| s.signing_key_usage = false);
     let report = verify(&fx, &VerifyOptions::default());
     assert_outcome(
@@ -395,6 +441,7 @@ fn missing_signing_key_usage_is_chain_constraints_failure() {
         Some(SubIndication::ChainConstraintsFailure),
         CheckId::KeyUsage,
     );
+    assert_refused_by(&report, CheckId::KeyUsage, PolicyRule::KeyUsage);
 }
 
 #[test]
@@ -782,6 +829,11 @@ fn openssl_available() -> bool {
 }
 
 fn openssl_cms_verify(dir: &std::path::Path) -> bool {
+    openssl_cms_verify_output(dir, &[]).status.success()
+}
+
+/// `openssl cms -verify` of `NO.p7s` over `NO.json` against `ca.pem`, with `extra` options.
+fn openssl_cms_verify_output(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
     std::process::Command::new("openssl")
         .args([
             "cms",
@@ -800,9 +852,10 @@ fn openssl_cms_verify(dir: &std::path::Path) -> bool {
             "-out",
             "/dev/null",
         ])
+        .args(extra)
         .current_dir(dir)
         .output()
-        .is_ok_and(|o| o.status.success())
+        .expect("run openssl")
 }
 
 #[test]
@@ -1092,4 +1145,1116 @@ fn cli_demo_pki_and_offline_verify() {
     // Without any CRL: INDETERMINATE, exit 2.
     std::fs::remove_file(ca_dir.join("crl.pem")).expect("rm");
     assert_eq!(run_verify_cli(args, &mut Vec::new()), 2);
+}
+
+// ---- crafting signatures as a hostile signer would ----
+
+/// A DER element, decoded as deep as its constructed tags go: enough to edit a CMS
+/// SignedData and encode it again byte for byte (single-byte tags only).
+#[derive(Debug, Clone, PartialEq)]
+struct Der {
+    tag: u8,
+    /// Content octets of a primitive element.
+    content: Vec<u8>,
+    /// Children of a constructed element.
+    children: Vec<Der>,
+}
+
+impl Der {
+    fn primitive(tag: u8, content: &[u8]) -> Der {
+        Der {
+            tag,
+            content: content.to_vec(),
+            children: Vec::new(),
+        }
+    }
+
+    fn constructed(tag: u8, children: Vec<Der>) -> Der {
+        Der {
+            tag,
+            content: Vec::new(),
+            children,
+        }
+    }
+
+    /// AlgorithmIdentifier with no parameters.
+    fn algorithm(oid: &[u8]) -> Der {
+        Der::constructed(0x30, vec![Der::primitive(0x06, oid)])
+    }
+
+    fn parse_all(mut bytes: &[u8]) -> Vec<Der> {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let tag = bytes[0];
+            assert_ne!(tag & 0x1f, 0x1f, "multi-byte tags are not needed here");
+            let (len, header) = match bytes[1] {
+                short if short < 0x80 => (usize::from(short), 2),
+                long => {
+                    let n = usize::from(long & 0x7f);
+                    let len = bytes[2..2 + n]
+                        .iter()
+                        .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+                    (len, 2 + n)
+                }
+            };
+            let content = &bytes[header..header + len];
+            out.push(if tag & 0x20 != 0 {
+                Der::constructed(tag, Der::parse_all(content))
+            } else {
+                Der::primitive(tag, content)
+            });
+            bytes = &bytes[header + len..];
+        }
+        out
+    }
+
+    fn parse(bytes: &[u8]) -> Der {
+        let mut all = Der::parse_all(bytes);
+        assert_eq!(all.len(), 1);
+        all.remove(0)
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let content = if self.tag & 0x20 != 0 {
+            self.children.iter().flat_map(Der::encode).collect()
+        } else {
+            self.content.clone()
+        };
+        let mut out = vec![self.tag];
+        if content.len() < 0x80 {
+            out.push(content.len() as u8);
+        } else {
+            let len = content.len().to_be_bytes();
+            let significant: Vec<u8> = len.iter().copied().skip_while(|b| *b == 0).collect();
+            out.push(0x80 | significant.len() as u8);
+            out.extend(significant);
+        }
+        out.extend(content);
+        out
+    }
+
+    /// SignedData's fields: version, digestAlgorithms, encapContentInfo, [0]
+    /// certificates, signerInfos.
+    fn signed_data(&mut self) -> &mut Vec<Der> {
+        &mut self.children[1].children[0].children
+    }
+
+    /// SignerInfo's fields: version, sid, digestAlgorithm, [0] signedAttrs,
+    /// signatureAlgorithm, signature.
+    fn signer_info(&mut self) -> &mut Vec<Der> {
+        let signer_infos = self.signed_data().last_mut().expect("signerInfos");
+        &mut signer_infos.children[0].children
+    }
+
+    /// The value of the signed attribute `oid`.
+    fn signed_attribute(&mut self, oid: &[u8]) -> &mut Der {
+        let attrs = &mut self.signer_info()[3];
+        assert_eq!(attrs.tag, 0xA0);
+        let attr = attrs
+            .children
+            .iter_mut()
+            .find(|a| a.children[0].content == oid)
+            .expect("attribute present");
+        &mut attr.children[1].children[0]
+    }
+}
+
+/// Edits a signature and signs its signed attributes again with `key` and `digest`, as a
+/// signer controlling its own software can: the result is a well-formed signature whose
+/// attributes say whatever the signer chose.
+fn forge(
+    signature: &[u8],
+    key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
+    digest: openssl::hash::MessageDigest,
+    edit: impl FnOnce(&mut Der),
+) -> Vec<u8> {
+    let mut cms = Der::parse(signature);
+    assert_eq!(cms.encode(), signature, "DER re-encodes byte for byte");
+    edit(&mut cms);
+    let info = cms.signer_info();
+    // DER orders a SET OF by encoding; signers sign the sorted set.
+    info[3].children.sort_by_key(Der::encode);
+    let mut to_sign = info[3].clone();
+    to_sign.tag = 0x31;
+    let mut signer = openssl::sign::Signer::new(digest, key).expect("signer");
+    let value = signer.sign_oneshot_to_vec(&to_sign.encode()).expect("sign");
+    info[5] = Der::primitive(0x04, &value);
+    cms.encode()
+}
+
+fn utc_time(t: chrono::DateTime<Utc>) -> Der {
+    Der::primitive(0x17, t.format("%y%m%d%H%M%SZ").to_string().as_bytes())
+}
+
+/// The fixture's signature with the signingTime the signer chose.
+fn with_signing_time(fx: &Fixture, t: chrono::DateTime<Utc>) -> Vec<u8> {
+    use crate::pki::cms_parse::oid;
+    forge(
+        &fx.sig,
+        &fx.issuer.key,
+        openssl::hash::MessageDigest::sha256(),
+        |cms| *cms.signed_attribute(oid::SIGNING_TIME) = utc_time(t),
+    )
+}
+
+fn verify_sig(fx: &Fixture, sig: &[u8], time: &TimeOptions) -> VerificationReport {
+    VerificationEngine::new().verify_with_time(
+        &fx.doc,
+        sig,
+        &fx.trust,
+        &VerifyOptions::default(),
+        time,
+    )
+}
+
+fn assert_explains(report: &VerificationReport, id: CheckId, words: &[&str]) {
+    let explanation = &report.check(id).expect("check present").explanation;
+    for w in words {
+        assert!(explanation.contains(w), "{w:?} missing from {explanation}");
+    }
+}
+
+// ---- the exchange is the clock ----
+
+#[test]
+fn expired_certificate_with_backdated_signing_time_is_expired() {
+    let now = Utc::now();
+    let fx = fixture_with(KeyType::EcP256, |s| {
+        s.not_before = now - Duration::days(400);
+        s.not_after = now - Duration::days(1);
+    });
+    // The issuer claims it signed two days ago, while its certificate was valid.
+    let sig = with_signing_time(&fx, now - Duration::days(2));
+    let claimed = crate::pki::cms_parse::parse_signed_data(&sig)
+        .expect("parse")
+        .signer
+        .signing_time
+        .expect("signingTime");
+    assert!(claimed < now - Duration::days(1));
+    let report = verify_sig(&fx, &sig, &TimeOptions::default());
+    assert_outcome(
+        &report,
+        Indication::Failed,
+        Some(SubIndication::Expired),
+        CheckId::CertificateValidity,
+    );
+    assert_explains(
+        &report,
+        CheckId::CertificateValidity,
+        &["no proof of existence", "claimed signing time", "not proof"],
+    );
+    // The forged signature is otherwise perfect, and the claim is reported.
+    assert_eq!(
+        report.check(CheckId::SignatureValue).map(|c| c.result),
+        Some(CheckResult::Passed)
+    );
+    assert_eq!(
+        report.signing_time.as_deref(),
+        Some(
+            claimed
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                .as_str()
+        )
+    );
+
+    // Stock OpenSSL agrees: it judges the certificate now, not at the claimed time.
+    if !openssl_available() {
+        eprintln!("openssl CLI not found; interop part not run");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("NO.json"), &fx.doc).expect("write");
+    std::fs::write(dir.path().join("NO.p7s"), &sig).expect("write");
+    std::fs::write(dir.path().join("ca.pem"), fx.ca.cert.to_pem().expect("pem")).expect("write");
+    let out = openssl_cms_verify_output(dir.path(), &[]);
+    assert!(
+        !out.status.success(),
+        "openssl accepted an expired certificate"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("expired"), "{stderr}");
+
+    // And the signature verifies for OpenSSL at a time the certificate was valid: the
+    // only thing wrong is the time.
+    let at = (now - Duration::days(2)).timestamp().to_string();
+    let out = openssl_cms_verify_output(dir.path(), &["-attime", &at]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn not_yet_valid_certificate_with_future_signing_time_is_not_yet_valid() {
+    let now = Utc::now();
+    let fx = fixture_with(KeyType::EcP256, |s| {
+        s.not_before = now + Duration::days(1);
+        s.not_after = now + Duration::days(30);
+    });
+    let sig = with_signing_time(&fx, now + Duration::days(2));
+    let report = verify_sig(&fx, &sig, &TimeOptions::default());
+    assert_outcome(
+        &report,
+        Indication::Failed,
+        Some(SubIndication::NotYetValid),
+        CheckId::CertificateValidity,
+    );
+}
+
+#[test]
+fn expired_after_the_proof_of_existence_passes_and_says_why() {
+    let now = Utc::now();
+    let fx = fixture_with(KeyType::EcP256, |s| {
+        s.not_before = now - Duration::days(400);
+        s.not_after = now - Duration::days(1);
+    });
+    let sig = with_signing_time(&fx, now - Duration::days(3));
+    let proven = TimeOptions {
+        proof_of_existence: Some(now - Duration::days(2)),
+        acceptance: None,
+    };
+    let report = verify_sig(&fx, &sig, &proven);
+    assert_outcome(&report, Indication::Passed, None, CheckId::Format);
+    assert_explains(
+        &report,
+        CheckId::CertificateValidity,
+        &[
+            "proof of existence",
+            "expired on",
+            "Past signature validation",
+        ],
+    );
+    assert!(report.proof_of_existence.is_some());
+
+    // A proof of existence after the expiry does not help.
+    let late = TimeOptions {
+        proof_of_existence: Some(now - Duration::hours(1)),
+        acceptance: None,
+    };
+    assert_outcome(
+        &verify_sig(&fx, &sig, &late),
+        Indication::Failed,
+        Some(SubIndication::Expired),
+        CheckId::CertificateValidity,
+    );
+}
+
+#[test]
+fn revocation_is_judged_at_the_proof_of_existence() {
+    let now = Utc::now();
+    let mut fx = fixture(KeyType::EcP256);
+    let revoke_at = |at| {
+        let revoked = RevokedSerial {
+            serial_hex: serial_hex(&fx.issuer.cert).expect("serial"),
+            revoked_at: at,
+        };
+        store(
+            &fx.ca.cert,
+            &[fx.ca.current_crl(&[revoked], 2).expect("crl")],
+        )
+    };
+    let proof = TimeOptions {
+        proof_of_existence: Some(now - Duration::hours(3)),
+        acceptance: None,
+    };
+
+    // Revoked two hours ago; the signature is proven three hours old.
+    fx.trust = revoke_at(now - Duration::hours(2));
+    let report = verify_sig(&fx, &fx.sig, &proof);
+    assert_outcome(&report, Indication::Passed, None, CheckId::Format);
+    assert_explains(
+        &report,
+        CheckId::Revocation,
+        &[
+            "was revoked on",
+            "Past signature validation",
+            "proof of existence",
+        ],
+    );
+    // Without the proof, the same signature is revoked.
+    assert_outcome(
+        &verify_sig(&fx, &fx.sig, &TimeOptions::default()),
+        Indication::Failed,
+        Some(SubIndication::Revoked),
+        CheckId::Revocation,
+    );
+
+    // Revoked four hours ago: before the proof of existence.
+    fx.trust = revoke_at(now - Duration::hours(4));
+    let report = verify_sig(&fx, &fx.sig, &proof);
+    assert_outcome(
+        &report,
+        Indication::Failed,
+        Some(SubIndication::Revoked),
+        CheckId::Revocation,
+    );
+    assert_explains(
+        &report,
+        CheckId::Revocation,
+        &["before the proof of existence"],
+    );
+}
+
+#[test]
+fn stale_crl_issued_after_the_proof_of_existence_still_answers_for_it() {
+    let now = Utc::now();
+    let mut fx = fixture(KeyType::EcP256);
+    let crl = fx
+        .ca
+        .crl(&[], now - Duration::hours(20), now - Duration::hours(2), 1)
+        .expect("crl");
+    fx.trust = store(&fx.ca.cert, &[crl]);
+    // Issued after the proof: it would list any revocation before it.
+    let proven = TimeOptions {
+        proof_of_existence: Some(now - Duration::hours(22)),
+        acceptance: None,
+    };
+    assert_outcome(
+        &verify_sig(&fx, &fx.sig, &proven),
+        Indication::Passed,
+        None,
+        CheckId::Format,
+    );
+    // Without a proof it is stale.
+    assert_outcome(
+        &verify_sig(&fx, &fx.sig, &TimeOptions::default()),
+        Indication::Indeterminate,
+        Some(SubIndication::TryLater),
+        CheckId::Revocation,
+    );
+}
+
+#[test]
+fn acceptance_refuses_a_signing_time_an_hour_off() {
+    let fx = fixture(KeyType::EcP256);
+    let now = Utc::now();
+    let draft_made = TimeOptions {
+        proof_of_existence: None,
+        acceptance: Some(Acceptance {
+            not_before: now - Duration::hours(2),
+        }),
+    };
+    for claimed in [now - Duration::hours(1), now + Duration::hours(1)] {
+        let report = verify_sig(&fx, &with_signing_time(&fx, claimed), &draft_made);
+        assert_outcome(
+            &report,
+            Indication::Indeterminate,
+            Some(SubIndication::SigConstraintsFailure),
+            CheckId::SigningTime,
+        );
+        assert_refused_by(&report, CheckId::SigningTime, PolicyRule::SigningTimeSkew);
+    }
+    // A fresh claim is accepted.
+    let report = verify_sig(&fx, &with_signing_time(&fx, now), &draft_made);
+    assert_outcome(&report, Indication::Passed, None, CheckId::Format);
+    assert_eq!(
+        report.check(CheckId::SigningTime).map(|c| c.result),
+        Some(CheckResult::Passed)
+    );
+}
+
+#[test]
+fn acceptance_refuses_a_signing_time_before_the_draft() {
+    let fx = fixture(KeyType::EcP256);
+    let now = Utc::now();
+    let draft_made = TimeOptions {
+        proof_of_existence: None,
+        acceptance: Some(Acceptance {
+            not_before: now - Duration::minutes(1),
+        }),
+    };
+    // Within the five-minute skew, but older than the draft it signs.
+    let report = verify_sig(
+        &fx,
+        &with_signing_time(&fx, now - Duration::minutes(3)),
+        &draft_made,
+    );
+    assert_outcome(
+        &report,
+        Indication::Indeterminate,
+        Some(SubIndication::SigConstraintsFailure),
+        CheckId::SigningTime,
+    );
+    assert_refused_by(
+        &report,
+        CheckId::SigningTime,
+        PolicyRule::SigningTimeBeforeDraft,
+    );
+    // The draft's sub-second part does not refuse a signature made in the same second.
+    let same_second = TimeOptions {
+        proof_of_existence: None,
+        acceptance: Some(Acceptance {
+            not_before: now.with_nanosecond(999_000_000).unwrap_or(now),
+        }),
+    };
+    let report = verify_sig(&fx, &with_signing_time(&fx, now), &same_second);
+    assert_eq!(
+        report.check(CheckId::SigningTime).map(|c| c.result),
+        Some(CheckResult::Passed),
+        "{}",
+        report.to_text()
+    );
+}
+
+#[test]
+fn a_wider_skew_is_configurable() {
+    let fx = fixture(KeyType::EcP256);
+    let now = Utc::now();
+    let policy = SignaturePolicy {
+        max_signing_time_skew_seconds: 2 * 3600,
+        ..SignaturePolicy::default()
+    };
+    let time = TimeOptions {
+        proof_of_existence: None,
+        acceptance: Some(Acceptance {
+            not_before: now - Duration::hours(3),
+        }),
+    };
+    let report = VerificationEngine::with_policy(policy).verify_with_time(
+        &fx.doc,
+        &with_signing_time(&fx, now - Duration::hours(1)),
+        &fx.trust,
+        &VerifyOptions::default(),
+        &time,
+    );
+    assert_outcome(&report, Indication::Passed, None, CheckId::Format);
+}
+
+#[test]
+fn cached_and_cold_reports_are_identical_with_time_and_refusals() {
+    let now = Utc::now();
+    let fx = fixture_with(KeyType::EcP256, |s| {
+        s.not_before = now - Duration::days(400);
+        s.not_after = now - Duration::days(1);
+    });
+    let options = VerifyOptions {
+        validation_time: Some(now),
+        ..VerifyOptions::default()
+    };
+    let engine = VerificationEngine::new();
+    for poe in [None, Some(now - Duration::days(2))] {
+        let time = TimeOptions {
+            proof_of_existence: poe,
+            acceptance: Some(Acceptance {
+                not_before: now - Duration::hours(2),
+            }),
+        };
+        let sig = with_signing_time(&fx, now - Duration::hours(1));
+        let warm = engine.verify_with_time(&fx.doc, &sig, &fx.trust, &options, &time);
+        let cold =
+            VerificationEngine::new().verify_with_time(&fx.doc, &sig, &fx.trust, &options, &time);
+        assert_eq!(warm, cold);
+        assert_ne!(warm.indication, Indication::Passed);
+    }
+    assert_eq!(engine.cached_entries(), 1);
+}
+
+// ---- signature policy ----
+
+/// A certificate made here with any key and extensions (the demo CA only makes
+/// well-formed issuers).
+struct CustomCert {
+    key: openssl::pkey::PKey<openssl::pkey::Private>,
+    key_usage: Option<openssl::x509::X509Extension>,
+    extended_key_usage: Option<openssl::x509::X509Extension>,
+    ca: bool,
+}
+
+fn signing_key_usage() -> Option<openssl::x509::X509Extension> {
+    Some(
+        openssl::x509::extension::KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .non_repudiation()
+            .build()
+            .expect("ku"),
+    )
+}
+
+fn rsa_key(bits: u32) -> openssl::pkey::PKey<openssl::pkey::Private> {
+    openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(bits).expect("rsa")).expect("key")
+}
+
+fn ec_key(curve: openssl::nid::Nid) -> openssl::pkey::PKey<openssl::pkey::Private> {
+    let group = openssl::ec::EcGroup::from_curve_name(curve).expect("curve");
+    openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).expect("ec"))
+        .expect("key")
+}
+
+fn eku(oids: &[&str]) -> Option<openssl::x509::X509Extension> {
+    let mut b = openssl::x509::extension::ExtendedKeyUsage::new();
+    for o in oids {
+        b.other(o);
+    }
+    Some(b.build().expect("eku"))
+}
+
+/// Issues `spec` from `ca` (self-signed when `ca` is `None`), named like an issuer.
+fn issue_custom(ca: Option<&DemoCa>, spec: CustomCert) -> X509 {
+    use openssl::x509::extension::{
+        AuthorityKeyIdentifier, BasicConstraints, SubjectKeyIdentifier,
+    };
+    let mut name = openssl::x509::X509NameBuilder::new().expect("name");
+    name.append_entry_by_text("C", "CN").expect("c");
+    name.append_entry_by_text("O", "示例银行股份有限公司")
+        .expect("o");
+    name.append_entry_by_text("organizationIdentifier", &format!("NTRCN-{ISSUER_USCC}"))
+        .expect("oi");
+    name.append_entry_by_text("CN", "Custom test certificate")
+        .expect("cn");
+    let name = name.build();
+    let mut b = openssl::x509::X509Builder::new().expect("builder");
+    b.set_version(2).expect("version");
+    let serial = openssl::bn::BigNum::from_u32(rand_u32())
+        .and_then(|n| n.to_asn1_integer())
+        .expect("serial");
+    b.set_serial_number(&serial).expect("serial");
+    b.set_subject_name(&name).expect("subject");
+    b.set_issuer_name(ca.map_or(&*name, |c| c.cert.subject_name()))
+        .expect("issuer");
+    b.set_pubkey(&spec.key).expect("pubkey");
+    let now = Utc::now();
+    b.set_not_before(
+        &openssl::asn1::Asn1Time::from_unix((now - Duration::days(1)).timestamp()).expect("t"),
+    )
+    .expect("nb");
+    b.set_not_after(
+        &openssl::asn1::Asn1Time::from_unix((now + Duration::days(365)).timestamp()).expect("t"),
+    )
+    .expect("na");
+    let mut bc = BasicConstraints::new();
+    bc.critical();
+    if spec.ca {
+        bc.ca();
+    }
+    b.append_extension(bc.build().expect("bc")).expect("bc");
+    if let Some(ku) = spec.key_usage {
+        b.append_extension(ku).expect("ku");
+    }
+    if let Some(e) = spec.extended_key_usage {
+        b.append_extension(e).expect("eku");
+    }
+    let ski = SubjectKeyIdentifier::new()
+        .build(&b.x509v3_context(ca.map(|c| &*c.cert), None))
+        .expect("ski");
+    b.append_extension(ski).expect("ski");
+    if let Some(c) = ca {
+        let aki = AuthorityKeyIdentifier::new()
+            .keyid(true)
+            .build(&b.x509v3_context(Some(&c.cert), None))
+            .expect("aki");
+        b.append_extension(aki).expect("aki");
+    }
+    let signing_key = ca.map_or(&spec.key, |c| &c.key);
+    b.sign(signing_key, openssl::hash::MessageDigest::sha256())
+        .expect("sign");
+    b.build()
+}
+
+fn rand_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    openssl::rand::rand_bytes(&mut bytes).expect("rand");
+    u32::from_be_bytes(bytes) | 1
+}
+
+/// Signs with OpenSSL's defaults for the key (P-521 signs with SHA-512, which our own
+/// signing function refuses to produce).
+fn sign_any(
+    doc: &[u8],
+    cert: &X509,
+    key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    chain: &[X509],
+) -> Vec<u8> {
+    use openssl::cms::{CMSOptions, CmsContentInfo};
+    let mut extra = openssl::stack::Stack::new().expect("stack");
+    for c in chain {
+        extra.push(c.clone()).expect("push");
+    }
+    let flags = CMSOptions::DETACHED
+        | CMSOptions::BINARY
+        | CMSOptions::NOSMIMECAP
+        | CMSOptions::from_bits_retain(0x10_0000);
+    CmsContentInfo::sign(Some(cert), Some(key), Some(&extra), Some(doc), flags)
+        .and_then(|c| c.to_der())
+        .expect("sign")
+}
+
+/// A fixture whose issuer certificate is `spec`, issued by a fresh P-256 CA.
+fn custom_fixture(spec: CustomCert) -> Fixture {
+    let ca = DemoCa::new("Baohan Test Root CA", KeyType::EcP256).expect("ca");
+    let key = spec.key.clone();
+    let cert = issue_custom(Some(&ca), spec);
+    let doc = sample_document(ISSUER_USCC)
+        .to_canonical_bytes()
+        .expect("doc");
+    let sig = sign_any(&doc, &cert, &key, &[]);
+    let trust = store(&ca.cert, &[ca.current_crl(&[], 1).expect("crl")]);
+    Fixture {
+        ca,
+        issuer: IssuedCert { cert, key },
+        doc,
+        sig,
+        trust,
+    }
+}
+
+fn signer_spec(key: openssl::pkey::PKey<openssl::pkey::Private>) -> CustomCert {
+    CustomCert {
+        key,
+        key_usage: signing_key_usage(),
+        extended_key_usage: None,
+        ca: false,
+    }
+}
+
+#[test]
+fn custom_certificates_pass_when_the_policy_allows_them() {
+    // The crafted certificates differ from the demo issuer only where a test says so.
+    for key in [
+        ec_key(openssl::nid::Nid::X9_62_PRIME256V1),
+        ec_key(openssl::nid::Nid::SECP384R1),
+        rsa_key(3072),
+    ] {
+        let fx = custom_fixture(signer_spec(key));
+        let report = verify(&fx, &VerifyOptions::default());
+        assert_outcome(&report, Indication::Passed, None, CheckId::Format);
+    }
+}
+
+#[test]
+fn rsa_1024_is_refused_naming_the_rule() {
+    let fx = custom_fixture(signer_spec(rsa_key(1024)));
+    let report = verify(&fx, &VerifyOptions::default());
+    assert_outcome(
+        &report,
+        Indication::Indeterminate,
+        Some(SubIndication::CryptoConstraintsFailure),
+        CheckId::SignaturePolicy,
+    );
+    assert_refused_by(&report, CheckId::SignaturePolicy, PolicyRule::RsaMinBits);
+    // The signature itself is sound: only the policy refuses it.
+    assert_eq!(
+        report.check(CheckId::SignatureValue).map(|c| c.result),
+        Some(CheckResult::Passed)
+    );
+    let violation = SignaturePolicy::default()
+        .check_certificate(&fx.issuer.cert)
+        .expect_err("refused");
+    assert_eq!(violation.rule, PolicyRule::RsaMinBits);
+    assert!(
+        violation.to_string().contains("key.rsa_min_bits"),
+        "{violation}"
+    );
+}
+
+#[test]
+fn ecdsa_on_p521_or_secp256k1_is_refused() {
+    for curve in [openssl::nid::Nid::SECP521R1, openssl::nid::Nid::SECP256K1] {
+        let fx = custom_fixture(signer_spec(ec_key(curve)));
+        let report = verify(&fx, &VerifyOptions::default());
+        assert_outcome(
+            &report,
+            Indication::Indeterminate,
+            Some(SubIndication::CryptoConstraintsFailure),
+            CheckId::SignaturePolicy,
+        );
+        assert_refused_by(&report, CheckId::SignaturePolicy, PolicyRule::EcCurve);
+    }
+}
+
+#[test]
+fn an_intermediate_ca_with_a_weak_key_is_refused() {
+    let root = DemoCa::new("Root", KeyType::EcP256).expect("root");
+    let weak_key = rsa_key(1024);
+    let weak = issue_custom(
+        Some(&root),
+        CustomCert {
+            key: weak_key.clone(),
+            key_usage: Some(
+                openssl::x509::extension::KeyUsage::new()
+                    .critical()
+                    .key_cert_sign()
+                    .crl_sign()
+                    .build()
+                    .expect("ku"),
+            ),
+            extended_key_usage: None,
+            ca: true,
+        },
+    );
+    let inter = DemoCa {
+        cert: weak,
+        key: weak_key,
+    };
+    let issuer = inter
+        .issue(&IssuerSpec::new("示例银行股份有限公司", ISSUER_USCC))
+        .expect("issuer");
+    let doc = sample_document(ISSUER_USCC)
+        .to_canonical_bytes()
+        .expect("doc");
+    let sig = sign_detached(
+        &doc,
+        &issuer.cert,
+        &issuer.key,
+        std::slice::from_ref(&inter.cert),
+    )
+    .expect("sign");
+    let trust = store(
+        &root.cert,
+        &[
+            root.current_crl(&[], 1).expect("crl"),
+            inter.current_crl(&[], 1).expect("crl"),
+        ],
+    );
+    let report = VerificationEngine::new().verify(&doc, &sig, &trust, &VerifyOptions::default());
+    assert_outcome(
+        &report,
+        Indication::Indeterminate,
+        Some(SubIndication::CryptoConstraintsFailure),
+        CheckId::SignaturePolicy,
+    );
+    assert_refused_by(&report, CheckId::SignaturePolicy, PolicyRule::RsaMinBits);
+    assert_explains(
+        &report,
+        CheckId::SignaturePolicy,
+        &["certificate authority"],
+    );
+}
+
+#[test]
+fn extended_key_usage_limited_to_other_purposes_is_refused() {
+    for purposes in [
+        &["1.3.6.1.5.5.7.3.1"][..],
+        &["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"][..],
+        &["1.3.6.1.5.5.7.3.3"][..],
+    ] {
+        let mut spec = signer_spec(ec_key(openssl::nid::Nid::X9_62_PRIME256V1));
+        spec.extended_key_usage = eku(purposes);
+        let fx = custom_fixture(spec);
+        let report = verify(&fx, &VerifyOptions::default());
+        assert_outcome(
+            &report,
+            Indication::Indeterminate,
+            Some(SubIndication::ChainConstraintsFailure),
+            CheckId::KeyUsage,
+        );
+        assert_refused_by(&report, CheckId::KeyUsage, PolicyRule::ExtendedKeyUsage);
+        assert_eq!(
+            SignaturePolicy::default()
+                .check_certificate(&fx.issuer.cert)
+                .map_err(|v| v.rule),
+            Err(PolicyRule::ExtendedKeyUsage)
+        );
+    }
+}
+
+#[test]
+fn document_signing_email_protection_and_any_purpose_are_accepted() {
+    for purposes in [
+        &["1.3.6.1.5.5.7.3.36"][..],
+        &["1.3.6.1.4.1.311.10.3.12"][..],
+        &["1.3.6.1.5.5.7.3.4"][..],
+        &["2.5.29.37.0"][..],
+        // One allowed purpose among others is enough: not *limited* to other purposes.
+        &["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.36"][..],
+    ] {
+        let mut spec = signer_spec(ec_key(openssl::nid::Nid::X9_62_PRIME256V1));
+        spec.extended_key_usage = eku(purposes);
+        let fx = custom_fixture(spec);
+        let report = verify(&fx, &VerifyOptions::default());
+        assert_outcome(&report, Indication::Passed, None, CheckId::Format);
+        assert_eq!(
+            SignaturePolicy::default().check_certificate(&fx.issuer.cert),
+            Ok(())
+        );
+    }
+}
+
+#[test]
+fn key_usage_without_a_signing_bit_or_at_all_is_refused() {
+    let mut no_signing = signer_spec(ec_key(openssl::nid::Nid::X9_62_PRIME256V1));
+    no_signing.key_usage = Some(
+        openssl::x509::extension::KeyUsage::new()
+            .key_agreement()
+            .build()
+            .expect("ku"),
+    );
+    let mut absent = signer_spec(ec_key(openssl::nid::Nid::X9_62_PRIME256V1));
+    absent.key_usage = None;
+    for spec in [no_signing, absent] {
+        let fx = custom_fixture(spec);
+        let report = verify(&fx, &VerifyOptions::default());
+        assert_outcome(
+            &report,
+            Indication::Indeterminate,
+            Some(SubIndication::ChainConstraintsFailure),
+            CheckId::KeyUsage,
+        );
+        assert_refused_by(&report, CheckId::KeyUsage, PolicyRule::KeyUsage);
+    }
+}
+
+#[test]
+fn an_unknown_algorithm_in_the_digest_algorithms_set_is_refused() {
+    let fx = fixture(KeyType::EcP256);
+    let mut cms = Der::parse(&fx.sig);
+    // 1.2.3.4: no digest algorithm at all. The set is outside the signature.
+    cms.signed_data()[1]
+        .children
+        .push(Der::algorithm(&[0x2A, 0x03, 0x04]));
+    let sig = cms.encode();
+    assert_ne!(sig, fx.sig);
+    let report = verify_sig(&fx, &sig, &TimeOptions::default());
+    assert_outcome(
+        &report,
+        Indication::Indeterminate,
+        Some(SubIndication::CryptoConstraintsFailure),
+        CheckId::SignaturePolicy,
+    );
+    assert_refused_by(
+        &report,
+        CheckId::SignaturePolicy,
+        PolicyRule::DigestSetUnknown,
+    );
+    assert_explains(&report, CheckId::SignaturePolicy, &["1.2.3.4"]);
+    assert_eq!(
+        report.check(CheckId::SignatureValue).map(|c| c.result),
+        Some(CheckResult::Passed),
+        "the edit leaves the signature valid"
+    );
+
+    // A set that does not name the signer's digest is refused too.
+    let mut cms = Der::parse(&fx.sig);
+    cms.signed_data()[1].children = vec![Der::algorithm(
+        crate::pki::policy::DigestAlgorithm::Sha384.oid(),
+    )];
+    let report = verify_sig(&fx, &cms.encode(), &TimeOptions::default());
+    assert_refused_by(
+        &report,
+        CheckId::SignaturePolicy,
+        PolicyRule::DigestSetSigner,
+    );
+}
+
+/// The fixture's signature made again with another digest algorithm, the way a signer's
+/// own software could make it.
+fn with_digest(
+    fx: &Fixture,
+    digest_oid: &[u8],
+    digest: openssl::hash::MessageDigest,
+    signature_algorithm: Option<&[u8]>,
+) -> Vec<u8> {
+    use crate::pki::cms_parse::oid;
+    let hash = openssl::hash::hash(digest, &fx.doc).expect("hash");
+    forge(&fx.sig, &fx.issuer.key, digest, |cms| {
+        cms.signed_data()[1].children = vec![Der::algorithm(digest_oid)];
+        *cms.signed_attribute(oid::MESSAGE_DIGEST) = Der::primitive(0x04, &hash);
+        let info = cms.signer_info();
+        info[2] = Der::algorithm(digest_oid);
+        if let Some(alg) = signature_algorithm {
+            info[4] = Der::algorithm(alg);
+        }
+    })
+}
+
+#[test]
+fn a_sha1_signer_digest_is_refused() {
+    let fx = fixture(KeyType::Rsa2048);
+    const SHA1: &[u8] = &[0x2B, 0x0E, 0x03, 0x02, 0x1A];
+    let sig = with_digest(&fx, SHA1, openssl::hash::MessageDigest::sha1(), None);
+    let report = verify_sig(&fx, &sig, &TimeOptions::default());
+    assert_outcome(
+        &report,
+        Indication::Indeterminate,
+        Some(SubIndication::CryptoConstraintsFailure),
+        CheckId::SignaturePolicy,
+    );
+    assert_refused_by(
+        &report,
+        CheckId::SignaturePolicy,
+        PolicyRule::DigestAlgorithm,
+    );
+    assert_explains(&report, CheckId::SignaturePolicy, &["SHA-1"]);
+}
+
+#[test]
+fn sha384_and_sha512_signer_digests_pass() {
+    use crate::pki::policy::DigestAlgorithm;
+    const ECDSA_WITH_SHA384: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x03];
+    const ECDSA_WITH_SHA512: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x04];
+    let fx = fixture(KeyType::EcP256);
+    for (digest, alg) in [
+        (DigestAlgorithm::Sha384, ECDSA_WITH_SHA384),
+        (DigestAlgorithm::Sha512, ECDSA_WITH_SHA512),
+    ] {
+        let sig = with_digest(&fx, digest.oid(), digest.message_digest(), Some(alg));
+        let report = verify_sig(&fx, &sig, &TimeOptions::default());
+        assert_outcome(&report, Indication::Passed, None, CheckId::Format);
+        assert_explains(&report, CheckId::Integrity, &[digest.name()]);
+
+        // Claiming the SHA-256 signature algorithm over a SHA-384 digest is refused.
+        let mismatched = with_digest(
+            &fx,
+            digest.oid(),
+            digest.message_digest(),
+            Some(crate::pki::cms_parse::oid::ECDSA_WITH_SHA256),
+        );
+        let report = verify_sig(&fx, &mismatched, &TimeOptions::default());
+        assert_refused_by(
+            &report,
+            CheckId::SignaturePolicy,
+            PolicyRule::SignatureAlgorithm,
+        );
+    }
+}
+
+#[test]
+fn a_signature_algorithm_for_another_key_type_is_refused() {
+    let fx = fixture(KeyType::EcP256);
+    let sig = forge(
+        &fx.sig,
+        &fx.issuer.key,
+        openssl::hash::MessageDigest::sha256(),
+        |cms| cms.signer_info()[4] = Der::algorithm(crate::pki::cms_parse::oid::SHA256_WITH_RSA),
+    );
+    let report = verify_sig(&fx, &sig, &TimeOptions::default());
+    assert_outcome(
+        &report,
+        Indication::Indeterminate,
+        Some(SubIndication::CryptoConstraintsFailure),
+        CheckId::SignaturePolicy,
+    );
+    assert_refused_by(
+        &report,
+        CheckId::SignaturePolicy,
+        PolicyRule::SignatureAlgorithm,
+    );
+}
+
+#[test]
+fn check_anchor_wants_a_ca_that_signs_certificates() {
+    let policy = SignaturePolicy::default();
+    let fx = fixture(KeyType::EcP256);
+    assert_eq!(policy.check_anchor(&fx.ca.cert), Ok(()));
+    assert_eq!(
+        policy.check_anchor(&fx.issuer.cert).map_err(|v| v.rule),
+        Err(PolicyRule::AnchorCa)
+    );
+    let ca_without_cert_sign = issue_custom(
+        None,
+        CustomCert {
+            key: ec_key(openssl::nid::Nid::X9_62_PRIME256V1),
+            key_usage: Some(
+                openssl::x509::extension::KeyUsage::new()
+                    .critical()
+                    .crl_sign()
+                    .digital_signature()
+                    .build()
+                    .expect("ku"),
+            ),
+            extended_key_usage: None,
+            ca: true,
+        },
+    );
+    assert_eq!(
+        policy
+            .check_anchor(&ca_without_cert_sign)
+            .map_err(|v| v.rule),
+        Err(PolicyRule::AnchorKeyCertSign)
+    );
+    let weak_root = issue_custom(
+        None,
+        CustomCert {
+            key: rsa_key(1024),
+            key_usage: Some(
+                openssl::x509::extension::KeyUsage::new()
+                    .critical()
+                    .key_cert_sign()
+                    .build()
+                    .expect("ku"),
+            ),
+            extended_key_usage: None,
+            ca: true,
+        },
+    );
+    assert_eq!(
+        policy.check_anchor(&weak_root).map_err(|v| v.rule),
+        Err(PolicyRule::RsaMinBits)
+    );
+    // An issuer certificate registers fine.
+    assert_eq!(policy.check_certificate(&fx.issuer.cert), Ok(()));
+}
+
+#[test]
+fn the_policy_serializes_describes_itself_and_takes_partial_configuration() {
+    let policy = SignaturePolicy::default();
+    let json = serde_json::to_value(&policy).expect("json");
+    assert_eq!(json["rsa_min_bits"], 2048);
+    assert_eq!(json["ec_curves"], serde_json::json!(["P-256", "P-384"]));
+    assert_eq!(
+        json["digest_algorithms"],
+        serde_json::json!(["SHA-256", "SHA-384", "SHA-512"])
+    );
+    let back: SignaturePolicy = serde_json::from_value(json).expect("back");
+    assert_eq!(back, policy);
+
+    let stricter: SignaturePolicy =
+        serde_json::from_str(r#"{"rsa_min_bits": 3072, "ec_curves": ["P-384"]}"#).expect("partial");
+    assert_eq!(stricter.rsa_min_bits, Some(3072));
+    assert_eq!(stricter.digest_algorithms, policy.digest_algorithms);
+    assert!(serde_json::from_str::<SignaturePolicy>(r#"{"rsa_min_bit": 1}"#).is_err());
+
+    // A stricter policy is the engine's: P-256 is now refused.
+    let fx = fixture(KeyType::EcP256);
+    let report = VerificationEngine::with_policy(stricter).verify(
+        &fx.doc,
+        &fx.sig,
+        &fx.trust,
+        &VerifyOptions::default(),
+    );
+    assert_refused_by(&report, CheckId::SignaturePolicy, PolicyRule::EcCurve);
+
+    let text = policy.to_string();
+    for rule in PolicyRule::ALL {
+        assert!(text.contains(rule.id()), "{rule} missing from:\n{text}");
+        assert_eq!(
+            serde_json::to_value(rule).expect("json"),
+            serde_json::json!(rule.id())
+        );
+    }
+    assert!(text.contains("2048") && text.contains("P-256"), "{text}");
+}
+
+#[test]
+fn cli_prints_the_policy_in_force() {
+    use crate::pki::{run_verify_cli, VerifyArgs};
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Verify {
+        #[command(flatten)]
+        args: VerifyArgs,
+    }
+    let parsed = Verify::try_parse_from(["verify", "--policy"]).expect("--policy alone");
+    let mut text = Vec::new();
+    assert_eq!(run_verify_cli(parsed.args.clone(), &mut text), 0);
+    let text = String::from_utf8(text).expect("utf8");
+    assert_eq!(text, SignaturePolicy::default().to_string());
+
+    let json_args = VerifyArgs {
+        json: true,
+        ..parsed.args
+    };
+    let mut json = Vec::new();
+    assert_eq!(run_verify_cli(json_args, &mut json), 0);
+    let printed: SignaturePolicy = serde_json::from_slice(&json).expect("json policy");
+    assert_eq!(printed, SignaturePolicy::default());
+
+    // Without --policy the document and signature are still required.
+    assert!(Verify::try_parse_from(["verify"]).is_err());
+    assert!(Verify::try_parse_from(["verify", "--document", "NO.json"]).is_err());
+    assert!(
+        Verify::try_parse_from(["verify", "--document", "NO.json", "--signature", "NO.p7s"])
+            .is_ok()
+    );
 }

@@ -1,37 +1,53 @@
 //! The verification engine (DESIGN.md §5).
 //!
+//! # The exchange is the clock
+//!
+//! The signer's `signingTime` attribute is a claim. It is reported, and when the exchange
+//! accepts an upload it must be plausible (within the policy's skew of the exchange's
+//! time, not before the draft), but it never decides validity. Certificates are judged
+//! at the *trusted time*, ETSI EN 319 102-1's best-signature-time: the proof of existence
+//! the caller gives (the genTime of the exchange's own RFC 3161 token, or the time the
+//! exchange recorded the signature) when it is earlier than the validation time,
+//! otherwise the validation time itself. A certificate that expired or was revoked after
+//! the trusted time leaves the signature valid, and the report says why; one revoked
+//! before it is REVOKED.
+//!
 //! # What is cached, and why it is safe
 //!
-//! Everything that depends only on *which certificates the signature carries* and *which
-//! trust store is used* is computed once and cached under
-//! `SHA-256(trust store version, signer identifier, every certificate's DER)`:
-//! the signer certificate lookup, its public key and details, keyUsage, the chain to a
-//! trust anchor (built with time checks off), the validity windows of the chain, and for
-//! every non-anchor certificate the CRLs that validly cover it and whether they list it.
-//! Those facts cannot change without the key changing: the certificates are the same
-//! bytes and the store is immutable (a reload gives a new version).
+//! Everything that depends only on *which certificates the signature carries*, *which
+//! trust store is used* and *the engine's signature policy* is computed once and cached
+//! under `SHA-256(trust store version, signer identifier, every certificate's DER)`:
+//! the signer certificate lookup, its public key and details, the policy's verdict on the
+//! keys and on keyUsage / extendedKeyUsage, the chain to a trust anchor (built with time
+//! checks off), the validity windows of the chain, and for every non-anchor certificate
+//! the CRLs that validly cover it and the revocation dates they list. Those facts cannot
+//! change without the key changing: the certificates are the same bytes, the store is
+//! immutable (a reload gives a new version) and the policy is fixed for the engine's
+//! lifetime (another policy means another engine).
 //!
-//! Everything that depends on the *call* is evaluated every time, on both paths, by the
-//! same code: the document hash against messageDigest, the signature value over the
-//! signed attributes (one public-key verification with the cached key), validity at
-//! this signature's signing time, whether a CRL is current at this validation time,
-//! the issuer binding, registration and expectations. So a warm verification costs one
-//! public-key operation, two hashes and a DER walk, and the cold and warm paths produce
-//! the same report by construction (and a test checks it).
+//! Everything time-dependent is evaluated per call, and so is everything else the call
+//! brings, on both paths, by the same code: the document digest against messageDigest,
+//! the signature value over the signed attributes (one public-key verification with the
+//! cached key), the digest and signature algorithms and the unsigned `digestAlgorithms`
+//! set (not part of the cache key), the claimed signing time at acceptance, validity
+//! windows and revocation dates against this call's trusted time, whether a CRL covers
+//! that time, the issuer binding, registration and expectations. So a warm verification
+//! costs one public-key operation, two hashes and a DER walk, and the cold and warm paths
+//! produce the same report by construction (and a test checks it).
 //!
-//! Caveat shared with every validator lacking timestamps: the signing time is the
-//! signer's claim (signingTime attribute); without an RFC 3161 token it is not proven,
-//! and a revoked certificate is reported REVOKED whatever the claimed signing time.
-//! Delta CRLs and issuing-distribution-point partitions are not supported: a CRL counts
-//! for a certificate when its issuer name matches and the issuing CA's key verifies it.
+//! Caveats. Without a proof of existence the trusted time is the validation time: a
+//! certificate that has expired or been revoked by then fails, even if the signature was
+//! made while it was valid (ETSI EN 319 102-1 would call that INDETERMINATE /
+//! OUT_OF_BOUNDS_NO_POE or REVOKED_NO_POE; DESIGN.md §5 keeps FAILED). Delta CRLs and
+//! issuing-distribution-point partitions are not supported: a CRL counts for a
+//! certificate when its issuer name matches and the issuing CA's key verifies it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
-use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
-use openssl::pkey::{Id, PKey, Public};
+use openssl::pkey::{PKey, Public};
 use openssl::sign::Verifier;
 use openssl::stack::Stack;
 use openssl::x509::{CrlStatus, X509NameRef, X509};
@@ -40,8 +56,11 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::money::Amount;
 use crate::pki::certs::{asn1_to_unix, name_to_string, unix_to_rfc3339};
-use crate::pki::cms_parse::{oid, parse_signed_data, SignedData, SignerId};
+use crate::pki::cms_parse::{parse_signed_data, SignedData, SignerId, SignerInfo};
 use crate::pki::document::{GuaranteeDocument, MAX_SIGNATURE_BYTES};
+use crate::pki::policy::{
+    algorithm_name, DigestAlgorithm, PolicyRule, PolicyViolation, SignaturePolicy,
+};
 use crate::pki::report::{
     Check, CheckId, CheckResult, SignerDetails, SubIndication, VerificationReport,
 };
@@ -99,7 +118,9 @@ impl Expectations {
 /// Per-call inputs besides the two byte strings and the trust store.
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
-    /// Time the validation is made for; `None` means now.
+    /// Time the validation is made for (the exchange's "now"); `None` means the system
+    /// time. Certificates are judged at it unless [`TimeOptions::proof_of_existence`]
+    /// is earlier.
     pub validation_time: Option<DateTime<Utc>>,
     /// SHA-256 fingerprints (hex, any case, colons allowed) of the certificates
     /// registered to the issuer named in the document; `None` skips that part of the
@@ -128,14 +149,40 @@ struct CertRevocation {
     crl_windows: Vec<(i64, Option<i64>)>,
 }
 
-/// Time-independent facts about the signer, cached per certificates + store version.
+/// The exchange is accepting an upload: the signer's claimed signing time must be
+/// plausible (DESIGN.md §9, "the exchange is the clock").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acceptance {
+    /// When the exchange made the draft being signed: no honest signature over it is
+    /// older. The tolerance around the exchange's time is the policy's
+    /// `max_signing_time_skew_seconds`.
+    pub not_before: DateTime<Utc>,
+}
+
+/// Per-call inputs about time, besides [`VerifyOptions::validation_time`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimeOptions {
+    /// A proven time at which the signature existed: the genTime of the exchange's own
+    /// RFC 3161 time-stamp token over it, or the time the exchange recorded it. When
+    /// earlier than the validation time, certificates and revocation are judged at it.
+    /// Never the signer's own signingTime.
+    pub proof_of_existence: Option<DateTime<Utc>>,
+    /// Set when the exchange is accepting the signature now.
+    pub acceptance: Option<Acceptance>,
+}
+
+/// Time-independent facts about the signer, cached per certificates + store version
+/// (and the engine's policy).
 struct SignerFacts {
     details: SignerDetails,
     fingerprint: [u8; 32],
     not_before: i64,
     not_after: i64,
     public_key: PKey<Public>,
-    key_usage: Result<String, String>,
+    /// The policy's verdict on the signer's key and any intermediate CA's key.
+    keys: Result<String, PolicyViolation>,
+    /// The policy's verdict on keyUsage / extendedKeyUsage.
+    key_usage: Result<String, PolicyViolation>,
     chain: Result<Vec<ChainCert>, String>,
     revocation: Vec<CertRevocation>,
 }
@@ -143,8 +190,9 @@ struct SignerFacts {
 /// `None` when no carried certificate matches the signer identifier.
 type CachedSigner = Option<Arc<SignerFacts>>;
 
-/// The verification engine: stateless apart from a bounded, thread-safe cache.
+/// The verification engine: its signature policy and a bounded, thread-safe cache.
 pub struct VerificationEngine {
+    policy: SignaturePolicy,
     cache: RwLock<HashMap<[u8; 32], CachedSigner>>,
     capacity: usize,
 }
@@ -158,6 +206,7 @@ impl Default for VerificationEngine {
 impl std::fmt::Debug for VerificationEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VerificationEngine")
+            .field("policy", &self.policy.name)
             .field("cached", &self.cached_entries())
             .field("capacity", &self.capacity)
             .finish()
@@ -165,17 +214,31 @@ impl std::fmt::Debug for VerificationEngine {
 }
 
 impl VerificationEngine {
-    /// An engine with the default cache bound.
+    /// An engine with the default policy and cache bound.
     pub fn new() -> Self {
         Self::with_capacity(DEFAULT_CACHE_CAPACITY)
     }
 
-    /// An engine caching at most `capacity` signer entries.
+    /// An engine caching at most `capacity` signer entries, with the default policy.
     pub fn with_capacity(capacity: usize) -> Self {
         VerificationEngine {
+            policy: SignaturePolicy::default(),
             cache: RwLock::new(HashMap::new()),
             capacity: capacity.max(1),
         }
+    }
+
+    /// An engine applying `policy`, with the default cache bound.
+    pub fn with_policy(policy: SignaturePolicy) -> Self {
+        VerificationEngine {
+            policy,
+            ..Self::new()
+        }
+    }
+
+    /// The signature policy this engine applies (for the API and `baohan verify --policy`).
+    pub fn policy(&self) -> &SignaturePolicy {
+        &self.policy
     }
 
     /// Number of cached signer entries.
@@ -191,8 +254,10 @@ impl VerificationEngine {
         }
     }
 
-    /// Verifies `signature` (detached DER CMS) over `document` against `trust`.
-    /// Never panics on bad input: anything unreadable gives FAILED / FORMAT_FAILURE.
+    /// Verifies `signature` (detached DER CMS) over `document` against `trust`, with no
+    /// proof of existence and outside acceptance: certificates are judged at the
+    /// validation time. Never panics on bad input: anything unreadable gives FAILED /
+    /// FORMAT_FAILURE.
     pub fn verify(
         &self,
         document: &[u8],
@@ -200,28 +265,53 @@ impl VerificationEngine {
         trust: &TrustStore,
         options: &VerifyOptions,
     ) -> VerificationReport {
+        self.verify_with_time(document, signature, trust, options, &TimeOptions::default())
+    }
+
+    /// [`verify`](Self::verify) with a proof of existence and/or acceptance rules.
+    pub fn verify_with_time(
+        &self,
+        document: &[u8],
+        signature: &[u8],
+        trust: &TrustStore,
+        options: &VerifyOptions,
+        time: &TimeOptions,
+    ) -> VerificationReport {
         let now = options.validation_time.unwrap_or_else(Utc::now);
-        let validation_time = now.to_rfc3339_opts(SecondsFormat::Secs, true);
         let document_sha256: [u8; 32] = Sha256::digest(document).into();
         let doc_hex = hex::encode(document_sha256);
+        let policy_name = Some(self.policy.name.clone());
+        let proof_of_existence = time.proof_of_existence.map(rfc3339);
 
         let (doc, sd) = match parse_inputs(document, signature) {
             Ok(p) => p,
             Err(reason) => {
                 let mut report = format_failure_report(reason, now);
                 report.document_sha256 = Some(doc_hex);
+                report.proof_of_existence = proof_of_existence;
+                report.signature_policy = policy_name;
                 return report;
             }
         };
         let signer = self.signer_facts(&sd, trust);
-        let mut report = evaluate(&doc, &sd, signer.as_deref(), &document_sha256, now, options);
-        report.validation_time = validation_time;
+        let call = Call {
+            document,
+            document_sha256: &document_sha256,
+            doc: &doc,
+            sd: &sd,
+            signer: signer.as_deref(),
+            now,
+            options,
+            time,
+            policy: &self.policy,
+        };
+        let mut report = evaluate(&call);
+        report.validation_time = rfc3339(now);
         report.document_sha256 = Some(doc_hex);
         report.guarantee_number = Some(doc.guarantee_number.clone());
-        report.signing_time = sd
-            .signer
-            .signing_time
-            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
+        report.signing_time = sd.signer.signing_time.map(rfc3339);
+        report.proof_of_existence = proof_of_existence;
+        report.signature_policy = policy_name;
         report.signer = signer.map(|s| s.details.clone());
         report
     }
@@ -240,7 +330,7 @@ impl VerificationEngine {
         if let Some(hit) = self.cache.read().ok().and_then(|c| c.get(&key).cloned()) {
             return hit;
         }
-        let facts = compute_signer_facts(sd, trust).map(Arc::new);
+        let facts = compute_signer_facts(sd, trust, &self.policy).map(Arc::new);
         if let Ok(mut cache) = self.cache.write() {
             if cache.len() >= self.capacity {
                 // Any victim will do: entries are cheap to recompute and the bound only
@@ -253,6 +343,10 @@ impl VerificationEngine {
         }
         facts
     }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// A FAILED / FORMAT_FAILURE report for inputs that could not even be read (unreadable
@@ -272,11 +366,7 @@ pub fn format_failure_report(reason: String, validation_time: DateTime<Utc>) -> 
             "Not run: the inputs could not be read.".into(),
         )
     }));
-    VerificationReport::from_checks(
-        checks,
-        validation_time.to_rfc3339_opts(SecondsFormat::Secs, true),
-        None,
-    )
+    VerificationReport::from_checks(checks, rfc3339(validation_time), None)
 }
 
 fn all_ids() -> impl Iterator<Item = CheckId> {
@@ -286,6 +376,8 @@ fn all_ids() -> impl Iterator<Item = CheckId> {
         CheckId::SignatureValue,
         CheckId::CertificateChain,
         CheckId::KeyUsage,
+        CheckId::SignaturePolicy,
+        CheckId::SigningTime,
         CheckId::CertificateValidity,
         CheckId::Revocation,
         CheckId::IssuerBinding,
@@ -303,7 +395,9 @@ fn title(id: CheckId) -> &'static str {
         CheckId::SignatureValue => "Signature value",
         CheckId::CertificateChain => "Signer certificate and chain",
         CheckId::KeyUsage => "Key usage",
-        CheckId::CertificateValidity => "Certificate validity at signing time",
+        CheckId::SignaturePolicy => "Signature policy",
+        CheckId::SigningTime => "Claimed signing time",
+        CheckId::CertificateValidity => "Certificate validity at the trusted time",
         CheckId::Revocation => "Revocation",
         CheckId::IssuerBinding => "Signer is the named issuer",
         CheckId::Registration => "Registered at the exchange",
@@ -324,10 +418,38 @@ fn check(
         result,
         sub_indication,
         explanation,
+        violated_rules: Vec::new(),
     }
 }
 
-/// The format check: sizes, document schema, CMS structure, supported digest.
+/// A check refused by the signature policy: every violated rule named, by id in
+/// `violated_rules` and in the explanation.
+fn policy_refusal(
+    id: CheckId,
+    sub_indication: SubIndication,
+    policy: &SignaturePolicy,
+    violations: &[PolicyViolation],
+) -> Check {
+    let reasons: Vec<String> = violations
+        .iter()
+        .map(|v| format!("rule {}: {}", v.rule, v.detail))
+        .collect();
+    let mut c = check(
+        id,
+        CheckResult::Indeterminate,
+        Some(sub_indication),
+        format!(
+            "Refused by signature policy {}, {}.",
+            policy.name,
+            reasons.join("; ")
+        ),
+    );
+    c.violated_rules = violations.iter().map(|v| v.rule).collect();
+    c
+}
+
+/// The format check: sizes, document schema, CMS structure. Algorithms are the
+/// signature policy's business, not the format's.
 fn parse_inputs<'a>(
     document: &[u8],
     signature: &'a [u8],
@@ -341,9 +463,6 @@ fn parse_inputs<'a>(
     let doc = GuaranteeDocument::parse(document)
         .map_err(|e| format!("The document is not a valid guarantee document: {e}."))?;
     let sd = parse_signed_data(signature).map_err(|e| format!("The {e}."))?;
-    if sd.signer.digest_algorithm != oid::SHA256 {
-        return Err("The signature uses a digest algorithm other than SHA-256.".into());
-    }
     Ok((doc, sd))
 }
 
@@ -401,41 +520,6 @@ fn find_signer<'c>(certs: &'c [X509], sid: &SignerId<'_>) -> Option<&'c X509> {
     })
 }
 
-/// keyUsage must allow digitalSignature or nonRepudiation; an extended key usage, if
-/// present, must allow document or e-mail signing (or any).
-fn key_usage_of(der: &[u8]) -> Result<String, String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|e| format!("The certificate's extensions cannot be read: {e}."))?;
-    let ku = cert
-        .key_usage()
-        .map_err(|e| format!("The keyUsage extension is malformed: {e}."))?
-        .ok_or("The certificate has no keyUsage extension; signing certificates must state digitalSignature or nonRepudiation.")?;
-    if !(ku.value.digital_signature() || ku.value.non_repudiation()) {
-        return Err(format!(
-            "keyUsage ({}) allows neither digitalSignature nor nonRepudiation.",
-            ku.value
-        ));
-    }
-    if let Some(eku) = cert
-        .extended_key_usage()
-        .map_err(|e| format!("The extendedKeyUsage extension is malformed: {e}."))?
-    {
-        // id-kp-documentSigning (RFC 9336) and Microsoft document signing.
-        const DOCUMENT_SIGNING: [&str; 2] = ["1.3.6.1.5.5.7.3.36", "1.3.6.1.4.1.311.10.3.12"];
-        let e = eku.value;
-        let allowed = e.any
-            || e.email_protection
-            || e.other
-                .iter()
-                .any(|o| DOCUMENT_SIGNING.contains(&o.to_id_string().as_str()));
-        if !allowed {
-            return Err("extendedKeyUsage does not allow document signing.".into());
-        }
-    }
-    Ok(format!("keyUsage allows signing ({}).", ku.value))
-}
-
-/// The expensive, time-independent part: runs once per certificates + store version.
 /// What a report says about a certificate: names, serial, fingerprint, the USCC in its
 /// subject, validity. Also used when an operator registers an issuer certificate.
 pub fn certificate_details(cert: &X509) -> Option<SignerDetails> {
@@ -456,7 +540,12 @@ pub fn certificate_details(cert: &X509) -> Option<SignerDetails> {
     })
 }
 
-fn compute_signer_facts(sd: &SignedData<'_>, trust: &TrustStore) -> Option<SignerFacts> {
+/// The expensive, time-independent part: runs once per certificates + store version.
+fn compute_signer_facts(
+    sd: &SignedData<'_>,
+    trust: &TrustStore,
+    policy: &SignaturePolicy,
+) -> Option<SignerFacts> {
     let certs: Vec<X509> = sd
         .certificates
         .iter()
@@ -469,13 +558,39 @@ fn compute_signer_facts(sd: &SignedData<'_>, trust: &TrustStore) -> Option<Signe
     let not_before = asn1_to_unix(cert.not_before()).ok()?;
     let not_after = asn1_to_unix(cert.not_after()).ok()?;
     let details = certificate_details(cert)?;
-    let key_usage = key_usage_of(&der);
+    let key_usage = policy.check_signer_usage(&der);
 
     let chain = match untrusted_stack(&certs).map(|s| trust.build_chain(cert, &s)) {
         Some(Ok(Ok(chain))) if !chain.is_empty() => Ok(chain),
         Some(Ok(Err(reason))) => Err(reason),
         _ => Err("the chain could not be built".to_owned()),
     };
+    let keys = policy.check_key(&public_key).and_then(|signer_key| {
+        // Intermediate CAs sent with the signature are held to the same key rules; the
+        // anchor was checked when it was registered.
+        let intermediates = match &chain {
+            Ok(c) if c.len() > 2 => &c[1..c.len() - 1],
+            _ => &[],
+        };
+        for ca in intermediates {
+            let ca_key = ca.public_key().map_err(|e| PolicyViolation {
+                rule: PolicyRule::KeyType,
+                detail: format!(
+                    "the key of {} cannot be read: {e}",
+                    name_to_string(ca.subject_name())
+                ),
+            })?;
+            policy.check_key(&ca_key).map_err(|v| PolicyViolation {
+                detail: format!(
+                    "certificate authority {}: {}",
+                    name_to_string(ca.subject_name()),
+                    v.detail
+                ),
+                ..v
+            })?;
+        }
+        Ok(signer_key)
+    });
     let revocation = chain
         .as_ref()
         .map(|c| revocation_facts(c, trust))
@@ -495,6 +610,7 @@ fn compute_signer_facts(sd: &SignedData<'_>, trust: &TrustStore) -> Option<Signe
         not_before,
         not_after,
         public_key,
+        keys,
         key_usage,
         chain,
         revocation,
@@ -542,38 +658,96 @@ fn revocation_facts(chain: &[X509], trust: &TrustStore) -> Vec<CertRevocation> {
         .collect()
 }
 
-/// The per-call part: identical for cached and fresh signer facts.
-fn evaluate(
-    doc: &GuaranteeDocument,
-    sd: &SignedData<'_>,
-    signer: Option<&SignerFacts>,
-    document_sha256: &[u8; 32],
+/// One call's inputs, once parsed.
+struct Call<'a> {
+    document: &'a [u8],
+    document_sha256: &'a [u8; 32],
+    doc: &'a GuaranteeDocument,
+    sd: &'a SignedData<'a>,
+    signer: Option<&'a SignerFacts>,
     now: DateTime<Utc>,
-    options: &VerifyOptions,
-) -> VerificationReport {
+    options: &'a VerifyOptions,
+    time: &'a TimeOptions,
+    policy: &'a SignaturePolicy,
+}
+
+/// The time certificates are judged at (ETSI's best-signature-time) and how to name it.
+struct TrustedTime {
+    at: i64,
+    /// Whether a proof of existence earlier than the validation time set it.
+    proven: bool,
+    /// e.g. "proof of existence 2026-03-01T10:00:00Z".
+    name: String,
+}
+
+impl TrustedTime {
+    fn of(now: DateTime<Utc>, proof: Option<DateTime<Utc>>) -> Self {
+        match proof {
+            Some(p) if p < now => TrustedTime {
+                at: p.timestamp(),
+                proven: true,
+                name: format!("proof of existence {}", rfc3339(p)),
+            },
+            Some(p) => TrustedTime {
+                at: now.timestamp(),
+                proven: false,
+                name: format!(
+                    "validation time {} (the proof of existence {} is not earlier)",
+                    rfc3339(now),
+                    rfc3339(p)
+                ),
+            },
+            None => TrustedTime {
+                at: now.timestamp(),
+                proven: false,
+                name: format!("validation time {} (no proof of existence)", rfc3339(now)),
+            },
+        }
+    }
+}
+
+/// The per-call part: identical for cached and fresh signer facts.
+fn evaluate(call: &Call<'_>) -> VerificationReport {
     use CheckResult::{Failed, Indeterminate, Passed, Skipped};
     use SubIndication as S;
-    let mut checks = Vec::with_capacity(11);
-    let info = &sd.signer;
+    let Call { signer, policy, .. } = *call;
+    let mut checks = Vec::with_capacity(13);
+    let info = &call.sd.signer;
+    let digest = DigestAlgorithm::from_oid(info.digest_algorithm);
+    let digest_name = algorithm_name(info.digest_algorithm);
+    let trusted = TrustedTime::of(call.now, call.time.proof_of_existence);
     checks.push(check(
         CheckId::Format,
         Passed,
         None,
-        "The document is a baohan/guarantee/v1 document and the signature is a detached DER CMS SignedData using SHA-256.".into(),
+        "The document is a baohan/guarantee/v1 document and the signature is a detached DER CMS SignedData.".into(),
     ));
 
-    checks.push(if info.message_digest == document_sha256 {
-        check(CheckId::Integrity, Passed, None, "The signed message digest equals the SHA-256 of the document bytes.".into())
-    } else {
-        check(CheckId::Integrity, Failed, Some(S::HashFailure), "The signed message digest differs from the SHA-256 of the document: the document was changed after signing, or the signature belongs to another document.".into())
+    checks.push(match digest {
+        None => check(CheckId::Integrity, Skipped, None, format!("Not run: the digest algorithm {digest_name} is not one this engine computes (see the signature policy).")),
+        Some(d) => {
+            let computed = match d {
+                DigestAlgorithm::Sha256 => call.document_sha256.to_vec(),
+                other => openssl::hash::hash(other.message_digest(), call.document).map(|h| h.to_vec()).unwrap_or_default(),
+            };
+            if info.message_digest == computed.as_slice() {
+                check(CheckId::Integrity, Passed, None, format!("The signed message digest equals the {} of the document bytes.", d.name()))
+            } else {
+                check(CheckId::Integrity, Failed, Some(S::HashFailure), format!("The signed message digest differs from the {} of the document: the document was changed after signing, or the signature belongs to another document.", d.name()))
+            }
+        }
     });
 
     let no_signer = "No certificate in the signature matches the signer identifier.";
-    checks.push(match signer {
-        None => check(CheckId::SignatureValue, Indeterminate, Some(S::NoSigningCertificateFound), format!("{no_signer} The signature value cannot be checked without it.")),
-        Some(s) => match verify_signature_value(s, info) {
-            Ok(()) => check(CheckId::SignatureValue, Passed, None, "The signature value verifies over the signed attributes with the signer's public key.".into()),
-            Err(why) => check(CheckId::SignatureValue, Failed, Some(S::SigCryptoFailure), why),
+    checks.push(match (signer, digest) {
+        (None, _) => check(CheckId::SignatureValue, Indeterminate, Some(S::NoSigningCertificateFound), format!("{no_signer} The signature value cannot be checked without it.")),
+        (Some(_), None) => check(CheckId::SignatureValue, Skipped, None, format!("Not run: the digest algorithm {digest_name} is not one this engine computes (see the signature policy).")),
+        (Some(s), Some(d)) => match policy.check_signature_algorithm(info.signature_algorithm, s.public_key.id(), d) {
+            Err(_) => check(CheckId::SignatureValue, Skipped, None, format!("Not run: the signature algorithm {} does not match the signer's key (see the signature policy).", algorithm_name(info.signature_algorithm))),
+            Ok(()) => match verify_signature_value(s, info, d) {
+                Ok(()) => check(CheckId::SignatureValue, Passed, None, "The signature value verifies over the signed attributes with the signer's public key.".into()),
+                Err(why) => check(CheckId::SignatureValue, Failed, Some(S::SigCryptoFailure), why),
+            },
         },
     });
 
@@ -598,22 +772,24 @@ fn evaluate(
             "Not run: no signer certificate.".into(),
         ),
         Some(s) => match &s.key_usage {
-            Ok(why) => check(CheckId::KeyUsage, Passed, None, why.clone()),
-            Err(why) => check(
+            Ok(why) => check(
                 CheckId::KeyUsage,
-                Indeterminate,
-                Some(S::ChainConstraintsFailure),
-                why.clone(),
+                Passed,
+                None,
+                format!("The certificate's {why}."),
+            ),
+            Err(v) => policy_refusal(
+                CheckId::KeyUsage,
+                S::ChainConstraintsFailure,
+                policy,
+                std::slice::from_ref(v),
             ),
         },
     });
 
-    let signing_time = info.signing_time.unwrap_or(now);
-    let time_source = if info.signing_time.is_some() {
-        "signing time"
-    } else {
-        "validation time (the signature states no signing time)"
-    };
+    checks.push(signature_policy_check(call, digest));
+    checks.push(signing_time_check(call, &trusted));
+
     checks.push(match signer {
         None => check(
             CheckId::CertificateValidity,
@@ -621,7 +797,7 @@ fn evaluate(
             None,
             "Not run: no signer certificate.".into(),
         ),
-        Some(s) => validity_check(s, signing_time.timestamp(), time_source),
+        Some(s) => validity_check(s, &trusted, call.now.timestamp(), info.signing_time),
     });
 
     checks.push(match signer {
@@ -637,9 +813,11 @@ fn evaluate(
             None,
             "Not run: revocation needs a chain to a trusted certificate authority.".into(),
         ),
-        Some(s) => revocation_check(s, now.timestamp()),
+        Some(s) => revocation_check(s, &trusted),
     });
 
+    let doc = call.doc;
+    let options = call.options;
     checks.push(match signer {
         None => check(
             CheckId::IssuerBinding,
@@ -650,7 +828,7 @@ fn evaluate(
         Some(s) => issuer_binding_check(s, doc, options.registered_fingerprints.as_deref()),
     });
 
-    let doc_hex = hex::encode(document_sha256);
+    let doc_hex = hex::encode(call.document_sha256);
     match &options.registry {
         RegistryCheck::Offline => {
             let why = "Skipped: offline verification does not consult the exchange's register.";
@@ -715,21 +893,105 @@ fn evaluate(
     VerificationReport::from_checks(checks, String::new(), None)
 }
 
+/// Digest algorithm, the unsigned `digestAlgorithms` set, signature algorithm against
+/// the key, and the keys themselves: every violation is named.
+fn signature_policy_check(call: &Call<'_>, digest: Option<DigestAlgorithm>) -> Check {
+    let Call {
+        sd, signer, policy, ..
+    } = *call;
+    let info = &sd.signer;
+    let mut violations = Vec::new();
+    if let Err(v) = policy.check_digest(info.digest_algorithm) {
+        violations.push(v);
+    }
+    if let Err(v) = policy.check_digest_set(&sd.digest_algorithms, info.digest_algorithm) {
+        violations.push(v);
+    }
+    let mut key = None;
+    if let Some(s) = signer {
+        if let Some(d) = digest {
+            if let Err(v) =
+                policy.check_signature_algorithm(info.signature_algorithm, s.public_key.id(), d)
+            {
+                violations.push(v);
+            }
+        }
+        match &s.keys {
+            Ok(k) => key = Some(k.as_str()),
+            Err(v) => violations.push(v.clone()),
+        }
+    }
+    if !violations.is_empty() {
+        return policy_refusal(
+            CheckId::SignaturePolicy,
+            SubIndication::CryptoConstraintsFailure,
+            policy,
+            &violations,
+        );
+    }
+    let algorithms = format!(
+        "digest {} (named in the digestAlgorithms set), signature algorithm {}",
+        algorithm_name(info.digest_algorithm),
+        algorithm_name(info.signature_algorithm)
+    );
+    match key {
+        Some(k) => check(
+            CheckId::SignaturePolicy,
+            CheckResult::Passed,
+            None,
+            format!(
+                "Signature policy {} is met: {algorithms}, signer key {k}.",
+                policy.name
+            ),
+        ),
+        None => check(
+            CheckId::SignaturePolicy,
+            CheckResult::Skipped,
+            None,
+            format!("The algorithms meet signature policy {} ({algorithms}); the keys are not checked without a signer certificate.", policy.name),
+        ),
+    }
+}
+
+/// The signer's claimed signing time: judged only at acceptance, otherwise reported.
+fn signing_time_check(call: &Call<'_>, trusted: &TrustedTime) -> Check {
+    let claimed = call.sd.signer.signing_time;
+    match call.time.acceptance {
+        Some(acceptance) => {
+            match call
+                .policy
+                .check_signing_time(claimed, call.now, acceptance.not_before)
+            {
+                Ok(why) => check(CheckId::SigningTime, CheckResult::Passed, None, why),
+                Err(v) => policy_refusal(
+                    CheckId::SigningTime,
+                    SubIndication::SigConstraintsFailure,
+                    call.policy,
+                    &[v],
+                ),
+            }
+        }
+        None => {
+            let why = match claimed {
+                Some(t) => format!(
+                    "Reported, not trusted: the signer claims it signed at {}. Certificates are judged at the {} instead.",
+                    rfc3339(t),
+                    trusted.name
+                ),
+                None => "The signature states no signing time.".to_owned(),
+            };
+            check(CheckId::SigningTime, CheckResult::Skipped, None, why)
+        }
+    }
+}
+
 fn verify_signature_value(
     s: &SignerFacts,
-    info: &crate::pki::cms_parse::SignerInfo<'_>,
+    info: &SignerInfo<'_>,
+    digest: DigestAlgorithm,
 ) -> Result<(), String> {
-    let alg = info.signature_algorithm;
-    let matches_key = match s.public_key.id() {
-        Id::EC => alg == oid::ECDSA_WITH_SHA256 || alg == oid::EC_PUBLIC_KEY,
-        Id::RSA => alg == oid::SHA256_WITH_RSA || alg == oid::RSA_ENCRYPTION,
-        _ => false,
-    };
-    if !matches_key {
-        return Err("The signature algorithm is not ECDSA or RSA PKCS#1 v1.5 with SHA-256 matching the signer's key.".into());
-    }
     let attrs = info.signed_attrs_to_verify();
-    let ok = Verifier::new(MessageDigest::sha256(), &s.public_key)
+    let ok = Verifier::new(digest.message_digest(), &s.public_key)
         .and_then(|mut v| v.verify_oneshot(info.signature, &attrs))
         .unwrap_or(false);
     if ok {
@@ -739,7 +1001,12 @@ fn verify_signature_value(
     }
 }
 
-fn validity_check(s: &SignerFacts, at: i64, time_source: &str) -> Check {
+fn validity_check(
+    s: &SignerFacts,
+    trusted: &TrustedTime,
+    now: i64,
+    claimed: Option<DateTime<Utc>>,
+) -> Check {
     use SubIndication as S;
     // Without a chain, judge the signer certificate alone.
     let alone;
@@ -754,7 +1021,14 @@ fn validity_check(s: &SignerFacts, at: i64, time_source: &str) -> Check {
             &alone
         }
     };
-    let when = unix_to_rfc3339(at);
+    let claim = match claimed {
+        Some(t) => format!(
+            " The signer's claimed signing time {} is not proof and does not change this.",
+            rfc3339(t)
+        ),
+        None => String::new(),
+    };
+    let at = trusted.at;
     for c in certs {
         if at > c.not_after {
             return check(
@@ -762,9 +1036,10 @@ fn validity_check(s: &SignerFacts, at: i64, time_source: &str) -> Check {
                 CheckResult::Failed,
                 Some(S::Expired),
                 format!(
-                    "Certificate {} expired on {} and the {time_source} is {when}.",
+                    "Certificate {} expired on {}, before the {}.{claim}",
                     c.subject,
-                    unix_to_rfc3339(c.not_after)
+                    unix_to_rfc3339(c.not_after),
+                    trusted.name
                 ),
             );
         }
@@ -774,58 +1049,103 @@ fn validity_check(s: &SignerFacts, at: i64, time_source: &str) -> Check {
                 CheckResult::Failed,
                 Some(S::NotYetValid),
                 format!(
-                    "Certificate {} is valid only from {} and the {time_source} is {when}.",
+                    "Certificate {} is valid only from {}, after the {}.{claim}",
                     c.subject,
-                    unix_to_rfc3339(c.not_before)
+                    unix_to_rfc3339(c.not_before),
+                    trusted.name
                 ),
             );
         }
     }
+    let expired_since: Vec<String> = certs
+        .iter()
+        .filter(|c| now > c.not_after)
+        .map(|c| format!("{} expired on {}", c.subject, unix_to_rfc3339(c.not_after)))
+        .collect();
+    let explanation = if expired_since.is_empty() {
+        format!("The certificates were valid at the {}.", trusted.name)
+    } else {
+        format!(
+            "The certificates were valid at the {} (the best-signature-time). Certificate {}, after that time. Past signature validation (ETSI EN 319 102-1) keeps the signature valid: it is proven to have existed while the certificates were valid.",
+            trusted.name,
+            expired_since.join("; certificate ")
+        )
+    };
     check(
         CheckId::CertificateValidity,
         CheckResult::Passed,
         None,
-        format!("The certificates were valid at the {time_source} {when}."),
+        explanation,
     )
 }
 
-fn revocation_check(s: &SignerFacts, now: i64) -> Check {
+fn revocation_check(s: &SignerFacts, trusted: &TrustedTime) -> Check {
     use SubIndication as S;
+    let at = trusted.at;
     for r in &s.revocation {
-        if let Some(at) = r.revoked_at {
+        if let Some(revoked) = r.revoked_at.filter(|t| *t <= at) {
             return check(
                 CheckId::Revocation,
                 CheckResult::Failed,
                 Some(S::Revoked),
                 format!(
-                    "Certificate {} was revoked on {} according to the CRL of {}.",
+                    "Certificate {} was revoked on {} according to the CRL of {}, before the {}.",
                     r.subject,
-                    unix_to_rfc3339(at),
-                    r.issuer
+                    unix_to_rfc3339(revoked),
+                    r.issuer,
+                    trusted.name
                 ),
             );
         }
     }
     for r in &s.revocation {
-        let current = r
+        // A CRL tells the status at the trusted time when it was current then, or when it
+        // was issued after it (it would list any earlier revocation).
+        let covers = r
             .crl_windows
             .iter()
-            .any(|(this, next)| *this <= now && next.is_some_and(|n| now < n));
-        if !current {
+            .any(|(this, next)| *this >= at || (*this <= at && next.is_some_and(|n| at < n)));
+        if !covers {
             let latest = r.crl_windows.iter().filter_map(|(_, n)| *n).max();
             let detail = match latest {
                 Some(n) => format!("its latest CRL expired on {}", unix_to_rfc3339(n)),
                 None => "no CRL from it is loaded".to_owned(),
             };
-            return check(CheckId::Revocation, CheckResult::Indeterminate, Some(S::TryLater), format!("The revocation status of {} is unknown: {} has no current CRL ({detail}). Try again when a fresh CRL is loaded.", r.subject, r.issuer));
+            return check(CheckId::Revocation, CheckResult::Indeterminate, Some(S::TryLater), format!("The revocation status of {} at the {} is unknown: {} has no CRL current then or issued since ({detail}). Try again when a fresh CRL is loaded.", r.subject, trusted.name, r.issuer));
         }
     }
-    check(
-        CheckId::Revocation,
-        CheckResult::Passed,
-        None,
-        "No certificate in the chain is revoked according to current CRLs.".into(),
-    )
+    let revoked_since: Vec<String> = s
+        .revocation
+        .iter()
+        .filter_map(|r| {
+            r.revoked_at.map(|t| {
+                format!(
+                    "{} was revoked on {} according to the CRL of {}",
+                    r.subject,
+                    unix_to_rfc3339(t),
+                    r.issuer
+                )
+            })
+        })
+        .collect();
+    let explanation = if revoked_since.is_empty() {
+        format!(
+            "No certificate in the chain is revoked according to the CRLs covering the {}.",
+            trusted.name
+        )
+    } else {
+        let why = if trusted.proven {
+            "Past signature validation (ETSI EN 319 102-1) keeps the signature valid: it is proven to have existed before the revocation."
+        } else {
+            "A revocation after the validation time does not affect a validation made for that time."
+        };
+        format!(
+            "No certificate was revoked at the {} (the best-signature-time). Certificate {}, after that time. {why}",
+            trusted.name,
+            revoked_since.join("; certificate ")
+        )
+    };
+    check(CheckId::Revocation, CheckResult::Passed, None, explanation)
 }
 
 fn normalize_fingerprint(f: &str) -> String {
