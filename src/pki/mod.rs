@@ -34,7 +34,8 @@ pub use policy::{
     DigestAlgorithm, EcCurve, PolicyRule, PolicyViolation, SignaturePolicy, SigningKeyUsage,
 };
 pub use report::{
-    Check, CheckId, CheckResult, Indication, SignerDetails, SubIndication, VerificationReport,
+    Check, CheckId, CheckResult, Indication, SignatureTimeStamp, SignerDetails, SubIndication,
+    VerificationReport,
 };
 pub use sign::{sign_detached, SignError};
 pub use timestamp::{

@@ -142,6 +142,20 @@ pub struct SignerDetails {
     pub not_after: String,
 }
 
+/// What became of a signature time-stamp token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SignatureTimeStamp {
+    /// Whether the token's time was used as the proof of existence.
+    pub used: bool,
+    /// The token's genTime, RFC 3339, when it verified.
+    pub gen_time: Option<String>,
+    /// The time-stamping authority, when the token verified.
+    pub tsa: Option<String>,
+    /// Why the token lent no time (not the exchange's, over another signature value,
+    /// altered, unreadable).
+    pub reason: Option<String>,
+}
+
 /// The whole report: serialized as the API's and CLI's JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct VerificationReport {
@@ -165,6 +179,11 @@ pub struct VerificationReport {
     /// Name of the signature policy applied.
     #[serde(default)]
     pub signature_policy: Option<String>,
+    /// The signature time-stamp token (CAdES-T) the signature carried, and whether it
+    /// lent its time: only a valid token of the exchange's own TSA over this signature
+    /// value does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_time_stamp: Option<SignatureTimeStamp>,
     /// Signer certificate details, when found.
     pub signer: Option<SignerDetails>,
     /// All checks, in order.
@@ -202,6 +221,7 @@ impl VerificationReport {
             proof_of_existence: None,
             validation_time,
             signature_policy: None,
+            signature_time_stamp: None,
             signer: None,
             checks,
         }

@@ -296,6 +296,45 @@ impl TrustStore {
         })
     }
 
+    /// Whether `cert` may be registered as a signing certificate at `at`: it chains to a
+    /// trust anchor through a CA (it is not an anchor itself), and a current CRL of that
+    /// CA, validly signed, is registered and does not list it, so its revocation status
+    /// is known. `Err` says what is missing, as the end of a sentence about the
+    /// certificate.
+    pub fn check_registrable(&self, cert: &X509, at: DateTime<Utc>) -> Result<(), String> {
+        let untrusted = Stack::new().map_err(|e| e.to_string())?;
+        let chain = self
+            .build_chain(cert, &untrusted)
+            .map_err(|e| e.to_string())?
+            .map_err(|reason| format!("does not chain to a trust anchor ({reason})"))?;
+        let Some(issuer) = chain.get(1) else {
+            return Err("is a trust anchor itself, not a certificate issued by one".into());
+        };
+        let key = issuer.public_key().map_err(|e| e.to_string())?;
+        let now = at.timestamp();
+        let current: Vec<&StoredCrl> = self
+            .crls_named(issuer.subject_name())
+            .into_iter()
+            .filter(|c| c.crl.verify(&key).unwrap_or(false))
+            .filter(|c| c.this_update <= now && c.next_update.is_some_and(|n| now < n))
+            .collect();
+        if current.is_empty() {
+            return Err(format!(
+                "has no known revocation status: no current CRL of {} is registered",
+                name_to_string(issuer.subject_name())
+            ));
+        }
+        if current.iter().any(|c| {
+            matches!(
+                c.crl.get_by_cert(cert),
+                openssl::x509::CrlStatus::Revoked(_)
+            )
+        }) {
+            return Err("is revoked by its CA".into());
+        }
+        Ok(())
+    }
+
     /// CRLs naming `issuer` as their issuer (signatures not yet checked).
     pub(crate) fn crls_named(&self, issuer: &X509NameRef) -> Vec<&StoredCrl> {
         let Ok(der) = issuer.to_der() else {

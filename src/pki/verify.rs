@@ -62,8 +62,10 @@ use crate::pki::policy::{
     algorithm_name, DigestAlgorithm, PolicyRule, PolicyViolation, SignaturePolicy,
 };
 use crate::pki::report::{
-    Check, CheckId, CheckResult, SignerDetails, SubIndication, VerificationReport,
+    Check, CheckId, CheckResult, SignatureTimeStamp, SignerDetails, SubIndication,
+    VerificationReport,
 };
+use crate::pki::timestamp::{verify_signature_timestamp, TsaTrust};
 use crate::pki::trust::TrustStore;
 
 /// Default bound on cached signer entries (a few hundred issuers, a few certs each).
@@ -269,6 +271,57 @@ impl VerificationEngine {
     }
 
     /// [`verify`](Self::verify) with a proof of existence and/or acceptance rules.
+    /// Verifies a CAdES signature that may carry a signature time-stamp token (CAdES-T).
+    /// A token of the exchange's own time-stamping authority (`tsa`) over this signature
+    /// value lends its genTime as the proof of existence; any other token lends nothing:
+    /// the report says why and the signature is judged at the validation time. (The
+    /// token is an unsigned attribute: anyone can add or strip one, so a bad one is no
+    /// reason to fail the signature itself.)
+    pub fn verify_cades(
+        &self,
+        document: &[u8],
+        signature: &[u8],
+        trust: &TrustStore,
+        tsa: Option<&TsaTrust>,
+        options: &VerifyOptions,
+        acceptance: Option<Acceptance>,
+    ) -> VerificationReport {
+        let stamp = tsa.map(|tsa| verify_signature_timestamp(signature, tsa));
+        let (proof_of_existence, note) = match stamp {
+            Some(Ok(Some(info))) => (
+                Some(info.gen_time),
+                Some(SignatureTimeStamp {
+                    used: true,
+                    gen_time: Some(rfc3339(info.gen_time)),
+                    tsa: Some(info.tsa_subject),
+                    reason: None,
+                }),
+            ),
+            Some(Ok(None)) | None => (None, None),
+            Some(Err(e)) => (
+                None,
+                Some(SignatureTimeStamp {
+                    used: false,
+                    gen_time: None,
+                    tsa: None,
+                    reason: Some(e.to_string()),
+                }),
+            ),
+        };
+        let mut report = self.verify_with_time(
+            document,
+            signature,
+            trust,
+            options,
+            &TimeOptions {
+                proof_of_existence,
+                acceptance,
+            },
+        );
+        report.signature_time_stamp = note;
+        report
+    }
+
     pub fn verify_with_time(
         &self,
         document: &[u8],

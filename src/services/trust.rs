@@ -182,10 +182,16 @@ pub fn register_trust_anchor(
     let der = cert
         .to_der()
         .map_err(|_| ServiceError::invalid("certificate_pem", "cannot be encoded"))?;
-    // Refuse what the store itself would refuse, before it is stored.
+    // Refuse what the store itself would refuse, before it is stored; an anchor must be
+    // a CA and meet the signature policy's key rules.
     TrustStoreBuilder::new()
         .add_certificates(&der)
         .map_err(|e| ServiceError::invalid("certificate_pem", e))?;
+    ctx.verifier
+        .engine()
+        .policy()
+        .check_anchor(&cert)
+        .map_err(|v| ServiceError::invalid("certificate_pem", v))?;
     let at = ctx.now();
     let anchor = TrustAnchor {
         id: new_id(),
@@ -311,6 +317,32 @@ pub fn register_issuer_certificate(
             "the certificate's subject carries no USCC (organizationIdentifier or serialNumber)",
         )),
     }
+    // Only a certificate the exchange would accept a signature from today: it meets the
+    // signature policy, is valid now, chains to an anchor, and its revocation status is
+    // known and good.
+    ctx.verifier
+        .engine()
+        .policy()
+        .check_certificate(&cert)
+        .map_err(|v| ServiceError::invalid("certificate_pem", v))?;
+    let now = ctx.now();
+    let (not_before, not_after) = (
+        china_naive(&details.not_before)?,
+        china_naive(&details.not_after)?,
+    );
+    if now < not_before || now > not_after {
+        return Err(ServiceError::invalid(
+            "certificate_pem",
+            format!(
+                "is not valid now: it is valid from {} to {}",
+                details.not_before, details.not_after
+            ),
+        ));
+    }
+    ctx.verifier
+        .store()
+        .check_registrable(&cert, now.and_utc())
+        .map_err(|m| ServiceError::invalid("certificate_pem", format!("the certificate {m}")))?;
     let key = match (&input.private_key_pem, &input.pkcs12_base64) {
         (Some(_), Some(_)) => {
             return Err(ServiceError::invalid(
@@ -362,8 +394,8 @@ pub fn register_issuer_certificate(
         fingerprint_sha256: details.sha256_fingerprint.clone(),
         subject: details.subject.clone(),
         serial: details.serial.clone(),
-        not_before: china_naive(&details.not_before)?,
-        not_after: china_naive(&details.not_after)?,
+        not_before,
+        not_after,
         certificate_der: cert
             .to_der()
             .map_err(|_| ServiceError::invalid("certificate_pem", "cannot be encoded"))?,

@@ -21,7 +21,7 @@ use crate::domain::party::Role;
 use crate::domain::time::{china, china_rfc3339};
 use crate::domain::verification_code::VerificationCode;
 use crate::pki::document::{CodeName, DocumentAmount, IssuerParty, Party, SCHEMA_V1};
-use crate::pki::{self, GuaranteeDocument, Indication, VerifyOptions};
+use crate::pki::{self, Acceptance, GuaranteeDocument, Indication, TimeOptions, VerifyOptions};
 use crate::services::applications;
 use crate::services::notify;
 use crate::services::views::{guarantee_view_by_id, ApplicationView, GuaranteeView};
@@ -254,7 +254,7 @@ pub fn issue_hosted(
             .or_internal("stored certificate")?;
         let signature =
             pki::sign_detached(&draft.document, &x509, &key, &[]).or_internal("signing")?;
-        record_signature(c, ctx, actor, &view, &draft, signature, at)
+        record_signature(c, ctx, actor, &view, &draft, signature, None, at)
     })
 }
 
@@ -291,11 +291,28 @@ pub fn upload_signature(
     write_tx(&mut conn, |c| {
         let view = applications::load_visible(c, actor, application_id)?;
         let draft = pending_draft(c, ctx, &view, at)?;
-        record_signature(c, ctx, actor, &view, &draft, signature, at)
+        // The issuer's own system chose the claimed signing time: it must be near the
+        // exchange's now and not before the draft was made.
+        let acceptance = Acceptance {
+            not_before: draft.created_at.and_utc(),
+        };
+        record_signature(
+            c,
+            ctx,
+            actor,
+            &view,
+            &draft,
+            signature,
+            Some(acceptance),
+            at,
+        )
     })
 }
 
 /// Verifies a signature over a draft and records the issue (or the amendment).
+/// `acceptance` holds the limits on the signer's claimed signing time when the issuer's
+/// own system made the signature (none for hosted signing: the exchange signed it now).
+#[allow(clippy::too_many_arguments)]
 fn record_signature(
     c: &mut DbConnection,
     ctx: &Context,
@@ -303,10 +320,11 @@ fn record_signature(
     view: &ApplicationView,
     draft: &GuaranteeDraft,
     signature: Vec<u8>,
+    acceptance: Option<Acceptance>,
     at: NaiveDateTime,
 ) -> Result<Issued, ServiceError> {
     let fingerprints = crate::services::trust::issuer_fingerprints(c, &view.issuer.id)?;
-    let report = ctx.verifier.engine().verify(
+    let report = ctx.verifier.engine().verify_with_time(
         &draft.document,
         &signature,
         &ctx.verifier.store(),
@@ -314,6 +332,10 @@ fn record_signature(
             registered_fingerprints: Some(fingerprints),
             validation_time: Some(at.and_utc()),
             ..Default::default()
+        },
+        &TimeOptions {
+            proof_of_existence: None,
+            acceptance,
         },
     );
     if report.indication != Indication::Passed {

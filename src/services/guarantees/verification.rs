@@ -108,16 +108,18 @@ fn verify_with(
     expectations: Expectations,
 ) -> Result<VerificationReport, ServiceError> {
     let signature = view.version.signature.as_deref().unwrap_or_default();
-    Ok(ctx.verifier.engine().verify(
+    Ok(ctx.verifier.engine().verify_cades(
         &view.version.document,
         signature,
         &ctx.verifier.store(),
+        Some(&ctx.timestamping.trust),
         &VerifyOptions {
             registered_fingerprints: Some(fingerprints),
             registry: RegistryCheck::Online(Some(registration(view)?)),
             expectations,
             validation_time: Some(ctx.now().and_utc()),
         },
+        None,
     ))
 }
 
@@ -187,16 +189,18 @@ pub fn verify_documents(
         }
         None => (RegistryCheck::Online(None), None),
     };
-    Ok(ctx.verifier.engine().verify(
+    Ok(ctx.verifier.engine().verify_cades(
         document,
         signature,
         &ctx.verifier.store(),
+        Some(&ctx.timestamping.trust),
         &VerifyOptions {
             registered_fingerprints: fingerprints,
             registry,
             expectations,
             validation_time: Some(ctx.now().and_utc()),
         },
+        None,
     ))
 }
 

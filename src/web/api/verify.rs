@@ -1,12 +1,12 @@
 //! Verification: public, by guarantee number and verification code or by the document
 //! and signature someone holds; and in bulk for an agency's project at bid opening.
 
-use actix_web::{post, web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use base64::Engine as _;
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::pki::VerificationReport;
+use crate::pki::{SignaturePolicy, VerificationReport};
 use crate::services::guarantees::{self, ExpectationsInput};
 use crate::services::ServiceError;
 use crate::web::auth::Authenticated;
@@ -16,7 +16,7 @@ use crate::web::rate_limit::{Limit, RateLimited};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(verify).service(bulk);
+    cfg.service(verify).service(bulk).service(signature_policy);
 }
 
 /// Either `number` + `code`, or `document_base64` + `signature_base64`.
@@ -116,4 +116,15 @@ async fn bulk(
     body: web::Json<BulkRequest>,
 ) -> Result<HttpResponse, ApiError> {
     super::guarantees::bonds_of(&state, who, body.into_inner().project_id).await
+}
+
+/// The signature policy in force: the digest algorithms, keys, key usages and claimed
+/// signing-time limits a guarantee's signature must meet (public).
+#[utoipa::path(
+    tag = "verification",
+    responses((status = 200, description = "The policy in force", body = SignaturePolicy))
+)]
+#[get("/signature-policy")]
+async fn signature_policy(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.ctx.verifier.engine().policy())
 }
