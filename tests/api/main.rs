@@ -20,3 +20,4 @@ mod organizations;
 mod projects;
 mod security;
 mod timestamps;
+mod trust_rules;
