@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::pki::demo::{serial_hex, DemoCa, IssuerSpec, KeyType, RevokedSerial, TsaSpec};
 use crate::pki::document::{MAX_DOCUMENT_BYTES, MAX_SIGNATURE_BYTES};
+use crate::pki::timestamp::TsaTrust;
 use crate::pki::trust::TrustStoreBuilder;
 use crate::pki::verify::{format_failure_report, Expectations, VerificationEngine, VerifyOptions};
 
@@ -69,6 +70,10 @@ pub struct VerifyArgs {
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The exchange's time-stamping root (`<data_dir>/tsa/root/ca.pem`): a signature
+    /// time-stamp token chained to it proves when the signature existed (CAdES-T).
+    #[arg(long = "tsa-ca")]
+    pub tsa_ca: Option<PathBuf>,
     /// Print the signature policy in force (as JSON with `--json`) and exit.
     #[arg(long)]
     pub policy: bool,
@@ -141,6 +146,18 @@ pub fn run_verify_cli(args: VerifyArgs, out: &mut dyn Write) -> i32 {
         }
     }
 
+    let tsa = match &args.tsa_ca {
+        Some(path) => match read_capped(path, 1024 * 1024)
+            .and_then(|pem| TsaTrust::from_pem(&pem).map_err(|e| format!("--tsa-ca: {e}")))
+        {
+            Ok(trust) => Some(trust),
+            Err(e) => {
+                let _ = writeln!(out, "error: {e}");
+                return EXIT_USAGE;
+            }
+        },
+        None => None,
+    };
     let now = Utc::now();
     let report = match load_inputs(&args) {
         Ok((document, signature, trust)) => {
@@ -149,7 +166,7 @@ pub fn run_verify_cli(args: VerifyArgs, out: &mut dyn Write) -> i32 {
                 expectations,
                 ..VerifyOptions::default()
             };
-            engine.verify(&document, &signature, &trust, &options)
+            engine.verify_cades(&document, &signature, &trust, tsa.as_ref(), &options, None)
         }
         Err(reason) => format_failure_report(reason, now),
     };

@@ -286,6 +286,29 @@ impl VerificationReport {
         if let Some(t) = &self.proof_of_existence {
             let _ = writeln!(out, "Proof of existence: {t}");
         }
+        match &self.signature_time_stamp {
+            Some(SignatureTimeStamp {
+                used: true,
+                gen_time,
+                tsa,
+                ..
+            }) => {
+                let _ = writeln!(
+                    out,
+                    "Signature time-stamp: {} by {} (the exchange's; its time is the proof)",
+                    gen_time.as_deref().unwrap_or("?"),
+                    tsa.as_deref().unwrap_or("?")
+                );
+            }
+            Some(SignatureTimeStamp { reason, .. }) => {
+                let _ = writeln!(
+                    out,
+                    "Signature time-stamp: not used ({})",
+                    reason.as_deref().unwrap_or("unknown reason")
+                );
+            }
+            None => {}
+        }
         let _ = writeln!(out, "Validation time: {}", self.validation_time);
         if let Some(p) = &self.signature_policy {
             let _ = writeln!(out, "Signature policy: {p}");

@@ -822,3 +822,59 @@ fn pki_tsa_makes_a_tsa_under_a_ca_of_its_own() {
     assert_eq!(run_pki_cli(tsa(), &mut out), 1);
     assert!(String::from_utf8_lossy(&out).contains("already holds a TSA key"));
 }
+
+#[test]
+fn the_offline_verifier_takes_its_time_from_the_exchanges_token() {
+    let ex = exchange(KeyType::EcP256);
+    let s = signed();
+    let stamped = ex
+        .tsa
+        .stamp_signature(&s.sig, an_hour_ago(), None)
+        .expect("stamped");
+    let dir = tempfile::tempdir().expect("dir");
+    write(dir.path(), "NO.json", &s.doc);
+    write(dir.path(), "NO.p7s", &stamped);
+    write(dir.path(), "ca.pem", &pem(&s.ca.cert));
+    write(dir.path(), "tsa-root.pem", &pem(&ex.root.cert));
+    let crl =
+        s.ca.crl(&[], an_hour_ago(), Utc::now() + Duration::days(7), 1)
+            .expect("crl");
+    write(dir.path(), "ca.crl", &crl.to_pem().expect("pem"));
+    let run = |tsa_ca: Option<&str>| {
+        let args = crate::pki::VerifyArgs {
+            document: dir.path().join("NO.json"),
+            signature: dir.path().join("NO.p7s"),
+            ca: vec![dir.path().join("ca.pem")],
+            crl: vec![dir.path().join("ca.crl")],
+            project: None,
+            section: None,
+            beneficiary: None,
+            applicant: None,
+            min_amount: None,
+            valid_from_by: None,
+            valid_through: None,
+            json: false,
+            tsa_ca: tsa_ca.map(|name| dir.path().join(name)),
+            policy: false,
+        };
+        let mut out = Vec::new();
+        let code = crate::pki::run_verify_cli(args, &mut out);
+        (code, String::from_utf8(out).expect("utf-8"))
+    };
+    let (code, text) = run(Some("tsa-root.pem"));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("Proof of existence"), "{text}");
+    assert!(text.contains("its time is the proof"), "{text}");
+    // Without the exchange's root the token lends nothing (and is not even looked at).
+    let (code, text) = run(None);
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("Proof of existence"), "{text}");
+    // With another root, the report says why the token was not used.
+    write(dir.path(), "other-root.pem", &pem(&s.ca.cert));
+    let (_, text) = run(Some("other-root.pem"));
+    assert!(text.contains("Signature time-stamp: not used"), "{text}");
+    // An unreadable root is a usage error, not a verdict on the guarantee.
+    write(dir.path(), "garbage.pem", b"not a certificate");
+    let (code, _) = run(Some("garbage.pem"));
+    assert_eq!(code, crate::pki::EXIT_USAGE);
+}
