@@ -50,6 +50,11 @@ pub struct Settings {
     /// the root its tokens chain to in `root/ca.pem`). Default `<data_dir>/tsa`, made
     /// there once when missing. Several instances must share it, like the master key.
     pub tsa_dir: Option<PathBuf>,
+    /// The signature policy (accepted digests, keys, key usages, signing-time skew):
+    /// a `[signature_policy]` table in the configuration file; fields left out keep
+    /// their defaults (served at `GET /api/v1/signature-policy`).
+    #[serde(default)]
+    pub signature_policy: crate::pki::SignaturePolicy,
     /// The address users reach the exchange at; printed into letters and mails.
     pub public_base_url: String,
     /// 32 bytes in hex. Encrypts hosted issuer keys and keys the HMAC of ID numbers.
@@ -576,6 +581,29 @@ mod tests {
             let s = Settings::load(Some(Path::new("baohan.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(s.listen.port(), 9000);
             assert_eq!(s.log, "warn");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_signature_policy_can_be_tightened_in_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "baohan.toml",
+                "[signature_policy]\nrsa_min_bits = 3072\nmax_signing_time_skew_seconds = 60\n",
+            )?;
+            let s = Settings::load(Some(Path::new("baohan.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.signature_policy.rsa_min_bits, Some(3072));
+            assert_eq!(s.signature_policy.max_signing_time_skew_seconds, 60);
+            // What the file does not name keeps the default.
+            let default = crate::pki::SignaturePolicy::default();
+            assert_eq!(s.signature_policy.ec_curves, default.ec_curves);
+            assert_eq!(Settings::defaults().signature_policy, default);
+            jail.create_file("baohan.toml", "[signature_policy]\nrsa_min_bitz = 1024\n")?;
+            let err = Settings::load(Some(Path::new("baohan.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("rsa_min_bitz"), "{err}");
             Ok(())
         });
     }

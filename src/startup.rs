@@ -54,7 +54,11 @@ impl Application {
         let ctx = services::Context {
             pool: pool.clone(),
             clock,
-            verifier: Arc::new(Verifier::load(&pool, &settings.certs_dir)?),
+            verifier: Arc::new(Verifier::load(
+                &pool,
+                &settings.certs_dir,
+                settings.signature_policy.clone(),
+            )?),
             keys: Arc::new(Keys::from_master(&master_key)?),
             public_base_url: Arc::from(settings.base_url()),
             calendar: Arc::new(calendar),

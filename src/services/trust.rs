@@ -95,11 +95,16 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// Builds the store from the certificates directory and the database.
-    pub fn load(pool: &DbPool, certs_dir: &Path) -> Result<Verifier, ServiceError> {
+    /// Builds the store from the certificates directory and the database; signatures
+    /// are judged under `policy`.
+    pub fn load(
+        pool: &DbPool,
+        certs_dir: &Path,
+        policy: pki::SignaturePolicy,
+    ) -> Result<Verifier, ServiceError> {
         let store = build_store(pool, certs_dir)?;
         Ok(Verifier {
-            engine: VerificationEngine::new(),
+            engine: VerificationEngine::with_policy(policy),
             store: RwLock::new(Arc::new(store)),
             certs_dir: certs_dir.to_path_buf(),
         })
