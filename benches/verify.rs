@@ -2,9 +2,10 @@
 //! `cargo bench --bench verify`; `scripts/bench-ratio.sh` relates the figures to
 //! `openssl speed` on the same machine.
 
-use baohan::pki::demo::{sample_document, DemoCa, IssuerSpec, KeyType};
+use baohan::pki::demo::{sample_document, time_stamp_authority, DemoCa, IssuerSpec, KeyType};
 use baohan::pki::{
-    sign_detached, Indication, TrustStore, TrustStoreBuilder, VerificationEngine, VerifyOptions,
+    sign_detached, Indication, TrustStore, TrustStoreBuilder, TsaTrust, VerificationEngine,
+    VerifyOptions,
 };
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -63,6 +64,24 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 engine.clear_cache();
                 engine.verify(&s.doc, &s.sig, &s.trust, &options)
+            })
+        });
+        // CAdES-T: the same signature with the exchange's time-stamp token, verified
+        // with the token's time as the proof of existence (one more signature check, on
+        // the exchange's own P-256 TSA key, whatever the signer's key type).
+        let tsa_root = DemoCa::new("Bench TSA Root", KeyType::EcP256).expect("tsa root");
+        let tsa = time_stamp_authority(&tsa_root, "Bench TSA").expect("tsa");
+        let tsa_trust = TsaTrust::new(vec![tsa_root.cert.clone()]).expect("tsa trust");
+        let stamped = tsa
+            .stamp_signature(&s.sig, chrono::Utc::now(), None)
+            .expect("stamped");
+        let report =
+            engine.verify_cades(&s.doc, &stamped, &s.trust, Some(&tsa_trust), &options, None);
+        assert_eq!(report.indication, Indication::Passed);
+        assert!(report.proof_of_existence.is_some());
+        c.bench_function(&format!("verify_cades_t_warm_{label}"), |b| {
+            b.iter(|| {
+                engine.verify_cades(&s.doc, &stamped, &s.trust, Some(&tsa_trust), &options, None)
             })
         });
         c.bench_function(&format!("sign_{label}"), |b| {
