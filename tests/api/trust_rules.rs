@@ -3,11 +3,12 @@
 //! exchange's own time-stamp keeps a bond valid when its certificate later expires or
 //! is revoked, but not when it was revoked before.
 
-use baohan::pki::demo::{serial_hex, RevokedSerial};
+use baohan::pki::demo::{serial_hex, IssuedCert, RevokedSerial};
 use chrono::{Duration, Utc};
 
 use crate::fixtures::{
-    crl_pem, issuer_certificate, key_pem, pem, DemoCa, IssuerSpec, KeyType, NewTender, TestPki,
+    crl_pem, issuer_certificate, key_pem, pem, DemoCa, IssuedBond, IssuerSpec, KeyType, NewTender,
+    TestPki,
 };
 use crate::helpers::{demo_uscc, TestApp};
 use crate::on_both_backends;
@@ -20,6 +21,34 @@ on_both_backends!(
 );
 
 const GUARANTOR: &str = "鲁信融资担保";
+
+/// Registers a hosted key for the guarantor whose certificate is valid for `valid_for`,
+/// and issues a bond with it on a new tender `code`.
+async fn guarantor_bond(
+    app: &TestApp,
+    pki: &TestPki,
+    valid_for: Duration,
+    code: &str,
+) -> (IssuedCert, IssuedBond) {
+    let operator = app.as_operator().await;
+    let guarantor = operator
+        .organization_with_uscc(&demo_uscc("guarantor"))
+        .await;
+    let cert = issuer_certificate(&pki.ca, "guarantor", GUARANTOR, valid_for);
+    operator
+        .issuer_certificate(&guarantor, &pem(&cert.cert), Some(&key_pem(&cert.key)))
+        .await;
+    let tender = app
+        .as_agency()
+        .await
+        .create_project(&NewTender::two_sections(code, 3))
+        .await;
+    let application = app
+        .paid_application("enterprise1", "guarantor", &tender.sections[0])
+        .await;
+    let bond = app.as_issuer("guarantor").await.issue(&application).await;
+    (cert, bond)
+}
 
 async fn registration_refuses_certificates_the_exchange_would_not_accept(app: TestApp) {
     let pki = TestPki::set_up(&app).await;
@@ -127,23 +156,8 @@ async fn a_claimed_signing_time_far_from_the_exchanges_is_refused(app: TestApp) 
 
 async fn the_time_stamp_keeps_a_bond_valid_after_its_certificate_expires(app: TestApp) {
     let pki = TestPki::set_up(&app).await;
-    let operator = app.as_operator().await;
-    let guarantor = operator
-        .organization_with_uscc(&demo_uscc("guarantor"))
-        .await;
     // The guarantor's hosted key has a certificate valid for 20 more days.
-    let short = issuer_certificate(&pki.ca, "guarantor", GUARANTOR, Duration::days(20));
-    operator
-        .issuer_certificate(&guarantor, &pem(&short.cert), Some(&key_pem(&short.key)))
-        .await;
-    let agency = app.as_agency().await;
-    let tender = agency
-        .create_project(&NewTender::two_sections("BZ-TRUST-2", 3))
-        .await;
-    let application = app
-        .paid_application("enterprise1", "guarantor", &tender.sections[0])
-        .await;
-    let bond = app.as_issuer("guarantor").await.issue(&application).await;
+    let (_, bond) = guarantor_bond(&app, &pki, Duration::days(20), "BZ-TRUST-2").await;
     let report = app.verify(&bond, &bond.code).await;
     assert_eq!(report.indication, "PASSED", "{report:?}");
 
@@ -176,22 +190,8 @@ async fn the_time_stamp_keeps_a_bond_valid_after_its_certificate_expires(app: Te
 
 async fn revoked_after_the_time_stamp_stays_valid_revoked_before_is_refused(app: TestApp) {
     let pki = TestPki::set_up(&app).await;
+    let (cert, bond) = guarantor_bond(&app, &pki, Duration::days(365), "BZ-TRUST-3").await;
     let operator = app.as_operator().await;
-    let guarantor = operator
-        .organization_with_uscc(&demo_uscc("guarantor"))
-        .await;
-    let cert = issuer_certificate(&pki.ca, "guarantor", GUARANTOR, Duration::days(365));
-    operator
-        .issuer_certificate(&guarantor, &pem(&cert.cert), Some(&key_pem(&cert.key)))
-        .await;
-    let agency = app.as_agency().await;
-    let tender = agency
-        .create_project(&NewTender::two_sections("BZ-TRUST-3", 3))
-        .await;
-    let application = app
-        .paid_application("enterprise1", "guarantor", &tender.sections[0])
-        .await;
-    let bond = app.as_issuer("guarantor").await.issue(&application).await;
 
     // The CA revokes the key a few seconds after the bond was time-stamped.
     let revoked_at = Utc::now() + Duration::seconds(5);
@@ -216,6 +216,11 @@ async fn revoked_after_the_time_stamp_stays_valid_revoked_before_is_refused(app:
     assert_eq!(report.indication, "PASSED", "{report:?}");
     assert!(report.signature_time_stamp.as_ref().is_some_and(|t| t.used));
     // Signing with the revoked key now is refused: revoked before any time-stamp.
+    let tender = app
+        .as_agency()
+        .await
+        .create_project(&NewTender::two_sections("BZ-TRUST-3B", 3))
+        .await;
     let later = app
         .paid_application("enterprise2", "guarantor", &tender.sections[0])
         .await;
