@@ -186,6 +186,28 @@ fn algorithm_oid<'a>(alg: Tlv<'a>, what: &str) -> Result<&'a [u8], CmsFormatErro
         .content)
 }
 
+/// The optional `certificates [0]` (the X.509 ones; other CertificateChoices are tagged
+/// and skipped) and `crls [1]` of a SignedData, then its `signerInfos` element.
+fn certificates_and_signer_infos<'a>(
+    sd: &mut Reader<'a>,
+) -> Result<(Vec<&'a [u8]>, Tlv<'a>), CmsFormatError> {
+    let mut certificates = Vec::new();
+    let mut next = sd.expect("signerInfos")?;
+    if next.is(Class::ContextSpecific, 0) {
+        let mut certs = Reader::new(next.content);
+        while let Some(cert) = certs.next()? {
+            if cert.is_universal(SEQUENCE) {
+                certificates.push(cert.raw);
+            }
+        }
+        next = sd.expect("signerInfos")?;
+    }
+    if next.is(Class::ContextSpecific, 1) {
+        next = sd.expect("signerInfos")?;
+    }
+    Ok((certificates, next))
+}
+
 /// Parses a DER ContentInfo holding a detached SignedData with exactly one signer.
 pub fn parse_signed_data(der: &[u8]) -> Result<SignedData<'_>, CmsFormatError> {
     let mut top = Reader::new(der);
@@ -225,21 +247,7 @@ pub fn parse_signed_data(der: &[u8]) -> Result<SignedData<'_>, CmsFormatError> {
         return Err(bad("signature is not detached (it embeds content)"));
     }
 
-    let mut certificates = Vec::new();
-    let mut next = sd.expect("signerInfos")?;
-    if next.is(Class::ContextSpecific, 0) {
-        let mut certs = Reader::new(next.content);
-        while let Some(cert) = certs.next()? {
-            // Other CertificateChoices (attribute certificates etc.) are tagged; skip them.
-            if cert.is_universal(SEQUENCE) {
-                certificates.push(cert.raw);
-            }
-        }
-        next = sd.expect("signerInfos")?;
-    }
-    if next.is(Class::ContextSpecific, 1) {
-        next = sd.expect("signerInfos")?;
-    }
+    let (certificates, next) = certificates_and_signer_infos(&mut sd)?;
     if !next.is_universal(SET) {
         return Err(bad("signerInfos has the wrong type"));
     }
@@ -587,20 +595,7 @@ pub fn parse_encapsulating_signed_data(
         return Err(bad("eContent is not a single DER OCTET STRING"));
     }
 
-    let mut certificates = Vec::new();
-    let mut next = sd.expect("signerInfos")?;
-    if next.is(Class::ContextSpecific, 0) {
-        let mut certs = Reader::new(next.content);
-        while let Some(cert) = certs.next()? {
-            if cert.is_universal(SEQUENCE) {
-                certificates.push(cert.raw);
-            }
-        }
-        next = sd.expect("signerInfos")?;
-    }
-    if next.is(Class::ContextSpecific, 1) {
-        next = sd.expect("signerInfos")?;
-    }
+    let (certificates, next) = certificates_and_signer_infos(&mut sd)?;
     if !next.is_universal(SET) || sd.next()?.is_some() {
         return Err(bad("signerInfos is not the last field"));
     }
