@@ -198,6 +198,7 @@ fn demo(mut settings: Settings) -> anyhow::Result<()> {
     println!("  sign in:  curl -s -X POST {base}/api/v1/auth/login -H 'content-type: application/json' \\");
     println!("              -d '{{\"username\":\"agency\",\"password\":\"{DEMO_PASSWORD}\"}}'");
     let data_dir = settings.data_dir.clone();
+    let tsa_dir = settings.tsa_dir();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let listener = std::net::TcpListener::bind(listen)
@@ -209,6 +210,10 @@ fn demo(mut settings: Settings) -> anyhow::Result<()> {
         for line in pki {
             println!("    {line}");
         }
+        println!(
+            "    time-stamps: the exchange's TSA in {} (root for `baohan verify --tsa-ca`: root/ca.pem)",
+            tsa_dir.display()
+        );
         println!("  listening on {listen}; stop with Ctrl-C");
         app.run_until_stopped().await?;
         Ok(())
