@@ -16,37 +16,11 @@ use openssl::ocsp::{
 use openssl::stack::Stack;
 use openssl::x509::{X509Ref, X509};
 
-use crate::pki::certs::unix_to_rfc3339;
+pub use crate::pki::trust::OcspAnswer;
 use crate::pki::trust::TrustStore;
 
 /// Slack allowed around an answer's thisUpdate and nextUpdate, seconds.
 const CLOCK_SLACK_SECONDS: u32 = 300;
-
-/// A verified OCSP answer about one certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OcspAnswer {
-    /// The responder it came from.
-    pub url: String,
-    /// When the responder signed it (producedAt), Unix seconds.
-    pub produced_at: i64,
-    /// thisUpdate, Unix seconds.
-    pub this_update: i64,
-    /// nextUpdate, Unix seconds; `None` when the responder gives none.
-    pub next_update: Option<i64>,
-    /// The revocation time when the status is revoked; `None` when good.
-    pub revoked_at: Option<i64>,
-}
-
-impl OcspAnswer {
-    /// How reports name the source: `ocsp (<url>, produced at <time>)`.
-    pub fn source(&self) -> String {
-        format!(
-            "ocsp ({}, produced at {})",
-            self.url,
-            unix_to_rfc3339(self.produced_at)
-        )
-    }
-}
 
 /// Why an OCSP response gives no answer.
 #[derive(Debug, thiserror::Error)]

@@ -2483,7 +2483,7 @@ fn ocsp_answers_of_the_stock_responder_decide_revocation_and_are_named() {
     );
     assert_eq!(
         crate::pki::certs::ocsp_responder_urls(&good.cert),
-        [url.clone()]
+        std::slice::from_ref(&url)
     );
 
     // No CRL at all: the OCSP answers alone give the status.

@@ -23,7 +23,6 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::pki::certs::{asn1_to_unix, name_to_string, unix_to_rfc3339};
-use crate::pki::ocsp::OcspAnswer;
 
 /// Largest trust file read from a directory.
 const MAX_TRUST_FILE_BYTES: u64 = 4 * 1024 * 1024;
@@ -81,6 +80,33 @@ impl std::fmt::Display for CrlSource {
                 write!(f, "crl (fetched from {url} at {})", unix_to_rfc3339(*at))
             }
         }
+    }
+}
+
+/// A verified OCSP answer about one certificate (read by [`crate::pki::ocsp`]; kept
+/// here, beside the CRLs, because the store carries it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OcspAnswer {
+    /// The responder it came from.
+    pub url: String,
+    /// When the responder signed it (producedAt), Unix seconds.
+    pub produced_at: i64,
+    /// thisUpdate, Unix seconds.
+    pub this_update: i64,
+    /// nextUpdate, Unix seconds; `None` when the responder gives none.
+    pub next_update: Option<i64>,
+    /// The revocation time when the status is revoked; `None` when good.
+    pub revoked_at: Option<i64>,
+}
+
+impl OcspAnswer {
+    /// How reports name the source: `ocsp (<url>, produced at <time>)`.
+    pub fn source(&self) -> String {
+        format!(
+            "ocsp ({}, produced at {})",
+            self.url,
+            unix_to_rfc3339(self.produced_at)
+        )
     }
 }
 
