@@ -307,4 +307,62 @@ mod tests {
         assert!(!is_due(Some(&open), at(100 + 3599), &s));
         assert!(is_due(Some(&open), at(100 + 3600), &s));
     }
+
+    /// A loopback server answering one request with `body`, or never answering.
+    fn serve_once(body: Option<Vec<u8>>) -> String {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/ca.crl", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut head = [0u8; 1024];
+            let _ = stream.read(&mut head);
+            match body {
+                Some(body) => {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(&body);
+                }
+                None => std::thread::sleep(Duration::from_secs(3)),
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn a_response_over_the_size_limit_is_refused() {
+        let settings = RevocationFetching {
+            max_bytes: 1000,
+            ..RevocationFetching::default()
+        };
+        let url = serve_once(Some(vec![0x30; 1001]));
+        assert!(matches!(
+            http_exchange(&url, None, &settings),
+            Err(FetchError::TooLarge(1000))
+        ));
+        let url = serve_once(Some(vec![0x30; 1000]));
+        assert_eq!(http_exchange(&url, None, &settings).unwrap().len(), 1000);
+        let url = serve_once(Some(b"not a CRL".to_vec()));
+        assert!(matches!(fetch(&url, &settings), Err(FetchError::NotACrl)));
+    }
+
+    #[test]
+    fn a_silent_server_times_out() {
+        let settings = RevocationFetching {
+            timeout: Duration::from_millis(300),
+            ..RevocationFetching::default()
+        };
+        let url = serve_once(None);
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            http_exchange(&url, None, &settings),
+            Err(FetchError::Http(_) | FetchError::Read(_))
+        ));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
 }
