@@ -80,7 +80,6 @@ pub(super) enum FetchError {
 /// registered issuer certificates and the trust anchors, stores the trusted ones, and
 /// reloads the trust store when one was stored.
 pub fn refresh_fetched_crls(ctx: &Context) -> Result<FetchRound, ServiceError> {
-    let settings = ctx.verifier.revocation_fetching().clone();
     let store = ctx.verifier.store();
     let mut conn = ctx.conn()?;
     let issued: Vec<Vec<u8>> = issuer_certificates::table
@@ -96,7 +95,23 @@ pub fn refresh_fetched_crls(ctx: &Context) -> Result<FetchRound, ServiceError> {
     for anchor in store.anchors() {
         urls.extend(crl_distribution_urls(anchor));
     }
+    drop(conn);
+    fetch_due(ctx, urls)
+}
 
+/// Fetches the CRLs of a certificate being registered from the distribution points it
+/// names (when missing or due), so that a CA whose CRL was never uploaded can still be
+/// known: its revocation status comes from where the certificate says it is published.
+pub fn fetch_for_certificate(ctx: &Context, cert: &X509) -> Result<FetchRound, ServiceError> {
+    fetch_due(ctx, crl_distribution_urls(cert).into_iter().collect())
+}
+
+/// Fetches and stores the CRLs that are missing or due at `urls`; reloads the trust store
+/// when one was stored.
+fn fetch_due(ctx: &Context, urls: BTreeSet<String>) -> Result<FetchRound, ServiceError> {
+    let settings = ctx.verifier.revocation_fetching().clone();
+    let store = ctx.verifier.store();
+    let mut conn = ctx.conn()?;
     let mut round = FetchRound {
         urls: urls.len(),
         ..FetchRound::default()

@@ -402,6 +402,13 @@ pub fn register_issuer_certificate(
             ),
         ));
     }
+    // A certificate that names where its CA publishes CRLs: fetch what is missing or
+    // due first. A failure is logged; the check below then says what is missing.
+    if !pki::certs::crl_distribution_urls(&cert).is_empty() {
+        if let Err(e) = super::crl_fetch::fetch_for_certificate(ctx, &cert) {
+            tracing::warn!(error = %e, "fetching the certificate's CRL failed");
+        }
+    }
     ctx.verifier
         .store()
         .check_registrable(&cert, now.and_utc())

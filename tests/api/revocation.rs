@@ -21,6 +21,7 @@ on_both_backends!(
     a_crl_fetched_from_the_distribution_point_revokes_without_an_upload,
     a_crl_served_by_someone_else_is_not_stored,
     the_ocsp_responder_a_certificate_names_is_asked_and_named,
+    a_certificate_naming_its_distribution_point_is_registered_without_an_upload,
 );
 
 const GUARANTOR: &str = "鲁信融资担保";
@@ -398,4 +399,26 @@ async fn the_ocsp_responder_a_certificate_names_is_asked_and_named(app: TestApp)
         "{report:?}"
     );
     assert!(report.check("revocation").explanation.contains("ocsp ("));
+}
+
+async fn a_certificate_naming_its_distribution_point_is_registered_without_an_upload(app: TestApp) {
+    let operator = app.as_operator().await;
+    // A CA whose CRL the operator never uploads: it publishes it at its URL.
+    let ca = DemoCa::new("Publishing CA", KeyType::EcP256).expect("CA");
+    operator.trust_anchor("publishing CA", &pem(&ca.cert)).await;
+    let server = CrlServer::start();
+    server.serve(&crl_revoking(&ca, &[], 1));
+    let guarantor = operator
+        .organization_with_uscc(&demo_uscc("guarantor"))
+        .await;
+    let mut spec = IssuerSpec::new(GUARANTOR, &demo_uscc("guarantor"));
+    spec.crl_distribution_point = Some(server.url.clone());
+    let cert = ca.issue(&spec).expect("certificate");
+    operator
+        .issuer_certificate(&guarantor, &pem(&cert.cert), Some(&key_pem(&cert.key)))
+        .await;
+    assert_eq!(server.requests(), 1);
+    // The upkeep finds it current and leaves the CA's server alone.
+    assert_eq!(fetch_round(&app).await.stored, 0);
+    assert_eq!(server.requests(), 1);
 }
