@@ -82,6 +82,15 @@ pub struct Settings {
     pub mail_retry_base_ms: u64,
     /// Tries before a mail is marked failed for the operator.
     pub mail_max_attempts: u32,
+    /// A CRL fetched from a distribution point is fetched again once its nextUpdate is
+    /// less than this far away.
+    pub revocation_fetch_margin_seconds: u64,
+    /// A fetched CRL without nextUpdate is fetched again after this long.
+    pub revocation_fetch_interval_seconds: u64,
+    /// Connect and read timeout of one CRL fetch.
+    pub revocation_fetch_timeout_ms: u64,
+    /// A larger CRL response is refused.
+    pub revocation_fetch_max_bytes: u64,
     pub log: String,
 }
 
@@ -105,6 +114,10 @@ struct Defaults {
     mail_poll_interval_ms: u64,
     mail_retry_base_ms: u64,
     mail_max_attempts: u32,
+    revocation_fetch_margin_seconds: u64,
+    revocation_fetch_interval_seconds: u64,
+    revocation_fetch_timeout_ms: u64,
+    revocation_fetch_max_bytes: u64,
     log: &'static str,
 }
 
@@ -126,6 +139,10 @@ const DEFAULTS: Defaults = Defaults {
     mail_poll_interval_ms: 5_000,
     mail_retry_base_ms: 60_000,
     mail_max_attempts: 8,
+    revocation_fetch_margin_seconds: 3600,
+    revocation_fetch_interval_seconds: 3600,
+    revocation_fetch_timeout_ms: 5_000,
+    revocation_fetch_max_bytes: 10 * 1024 * 1024,
     log: "info",
 };
 
@@ -267,7 +284,39 @@ impl Settings {
                 message: "must be at least 1".into(),
             });
         }
+        for (setting, value) in [
+            (
+                "BAOHAN_REVOCATION_FETCH_INTERVAL_SECONDS",
+                self.revocation_fetch_interval_seconds,
+            ),
+            (
+                "BAOHAN_REVOCATION_FETCH_TIMEOUT_MS",
+                self.revocation_fetch_timeout_ms,
+            ),
+            (
+                "BAOHAN_REVOCATION_FETCH_MAX_BYTES",
+                self.revocation_fetch_max_bytes,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Setting {
+                    setting,
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// How CRLs are fetched from the distribution points certificates name.
+    pub fn revocation_fetching(&self) -> crate::services::crl_fetch::RevocationFetching {
+        use std::time::Duration;
+        crate::services::crl_fetch::RevocationFetching {
+            margin: Duration::from_secs(self.revocation_fetch_margin_seconds),
+            interval: Duration::from_secs(self.revocation_fetch_interval_seconds),
+            timeout: Duration::from_millis(self.revocation_fetch_timeout_ms),
+            max_bytes: self.revocation_fetch_max_bytes,
+        }
     }
 
     /// The business-day calendar in force: the built-in PRC holidays plus the

@@ -54,11 +54,14 @@ impl Application {
         let ctx = services::Context {
             pool: pool.clone(),
             clock,
-            verifier: Arc::new(Verifier::load(
-                &pool,
-                &settings.certs_dir,
-                settings.signature_policy.clone(),
-            )?),
+            verifier: Arc::new(
+                Verifier::load(
+                    &pool,
+                    &settings.certs_dir,
+                    settings.signature_policy.clone(),
+                )?
+                .with_revocation_fetching(settings.revocation_fetching()),
+            ),
             keys: Arc::new(Keys::from_master(&master_key)?),
             public_base_url: Arc::from(settings.base_url()),
             calendar: Arc::new(calendar),
@@ -130,8 +133,10 @@ const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Periodic work that any instance may do (every step is safe to repeat or to run on
 /// several instances at once): expire guarantees whose validity ended, tell bidders
-/// whose guarantees run out soon and issuers whose signing certificates do, reload the trust store so anchors and CRLs registered
-/// elsewhere take effect.
+/// whose guarantees run out soon and issuers whose signing certificates do, fetch the
+/// CRLs and OCSP answers that are due from the distribution points and responders
+/// certificates name, reload the trust
+/// store so anchors and CRLs registered or fetched elsewhere take effect.
 async fn upkeep(ctx: services::Context) {
     let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
     loop {
@@ -141,6 +146,14 @@ async fn upkeep(ctx: services::Context) {
             let expired = services::guarantees::expire_due(&c)?;
             services::guarantees::send_expiry_notices(&c)?;
             services::trust::send_certificate_expiry_notices(&c)?;
+            // A CRL that cannot be fetched is logged and tried next round; it must not
+            // keep the rest of the upkeep from running.
+            if let Err(e) = services::crl_fetch::refresh_fetched_crls(&c) {
+                tracing::warn!(error = %e, "fetching CRLs failed");
+            }
+            if let Err(e) = services::ocsp_fetch::refresh_ocsp_answers(&c) {
+                tracing::warn!(error = %e, "asking OCSP responders failed");
+            }
             c.verifier.reload(&c.pool)?;
             Ok::<usize, services::ServiceError>(expired)
         })

@@ -154,6 +154,9 @@ pub struct Crl {
     pub this_update: NaiveDateTime,
     pub next_update: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
+    /// The CRL distribution point it was fetched from; `None` when the operator
+    /// registered it.
+    pub source_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -138,6 +138,7 @@ diesel::table! {
         this_update -> Timestamp,
         next_update -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        source_url -> Nullable<Text>,
     }
 }
 

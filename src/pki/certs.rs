@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
-use openssl::x509::X509NameRef;
+use openssl::x509::{X509NameRef, X509Ref};
 
 /// Converts an ASN.1 time to Unix seconds.
 pub fn asn1_to_unix(time: &Asn1TimeRef) -> Result<i64, openssl::error::ErrorStack> {
@@ -34,4 +34,37 @@ pub fn name_to_string(name: &X509NameRef) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The http:// URLs of a certificate's CRL distribution points (full names only; other
+/// schemes such as ldap:// are not fetched).
+pub fn crl_distribution_urls(cert: &X509Ref) -> Vec<String> {
+    let mut urls = Vec::new();
+    for point in cert.crl_distribution_points().iter().flatten() {
+        let names = point.distpoint().and_then(|name| name.fullname());
+        for name in names.into_iter().flatten() {
+            if let Some(uri) = name.uri().filter(|u| is_http(u)) {
+                urls.push(uri.to_owned());
+            }
+        }
+    }
+    urls
+}
+
+/// The http:// URLs of a certificate's OCSP responders (Authority Information Access,
+/// id-ad-ocsp).
+pub fn ocsp_responder_urls(cert: &X509Ref) -> Vec<String> {
+    cert.ocsp_responders()
+        .map(|list| {
+            list.iter()
+                .map(|u| u.to_string())
+                .filter(|u| is_http(u))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_http(url: &str) -> bool {
+    url.get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
 }

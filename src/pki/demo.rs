@@ -84,6 +84,10 @@ pub struct IssuerSpec {
     pub signing_key_usage: bool,
     /// Add extendedKeyUsage documentSigning (which the S/MIME purpose check rejects).
     pub document_signing_eku: bool,
+    /// A CRL distribution point (full name, a URI) where the CA publishes its CRL.
+    pub crl_distribution_point: Option<String>,
+    /// An OCSP responder named in Authority Information Access (id-ad-ocsp).
+    pub ocsp_url: Option<String>,
 }
 
 impl IssuerSpec {
@@ -99,6 +103,8 @@ impl IssuerSpec {
             not_after: now + Duration::days(365),
             signing_key_usage: true,
             document_signing_eku: false,
+            crl_distribution_point: None,
+            ocsp_url: None,
         }
     }
 }
@@ -257,6 +263,12 @@ impl DemoCa {
                     .build()?,
             )?;
         }
+        if let Some(url) = &spec.crl_distribution_point {
+            b.append_extension(crl_distribution_point_extension(url)?)?;
+        }
+        if let Some(url) = &spec.ocsp_url {
+            b.append_extension(ocsp_access_extension(url)?)?;
+        }
         Ok(IssuedCert {
             cert: self.sign(b)?,
             key,
@@ -403,6 +415,49 @@ fn crl_number_extension(number: u64) -> Result<X509Extension, ErrorStack> {
     let mut der = vec![0x02, content.len() as u8];
     der.extend(content);
     let oid = Asn1Object::from_str("2.5.29.20")?;
+    X509Extension::new_from_der(&oid, false, &*Asn1OctetString::new_from_bytes(&der)?)
+}
+
+/// DER of a tag, a definite length and the contents.
+fn der_tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = contents.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .iter()
+            .copied()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(contents);
+    out
+}
+
+/// cRLDistributionPoints (RFC 5280 §4.2.1.13) with one point whose full name is `url`.
+fn crl_distribution_point_extension(url: &str) -> Result<X509Extension, ErrorStack> {
+    // SEQUENCE OF DistributionPoint { [0] DistributionPointName { [0] fullName
+    // GeneralNames { [6] uniformResourceIdentifier } } }
+    let uri = der_tlv(0x86, url.as_bytes());
+    let full_name = der_tlv(0xa0, &uri);
+    let point_name = der_tlv(0xa0, &full_name);
+    let der = der_tlv(0x30, &der_tlv(0x30, &point_name));
+    let oid = Asn1Object::from_str("2.5.29.31")?;
+    X509Extension::new_from_der(&oid, false, &*Asn1OctetString::new_from_bytes(&der)?)
+}
+
+/// authorityInfoAccess (RFC 5280 §4.2.2.1) naming `url` as the OCSP responder.
+fn ocsp_access_extension(url: &str) -> Result<X509Extension, ErrorStack> {
+    // id-ad-ocsp 1.3.6.1.5.5.7.48.1
+    const ID_AD_OCSP: [u8; 10] = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
+    let mut access = ID_AD_OCSP.to_vec();
+    access.extend(der_tlv(0x86, url.as_bytes()));
+    let der = der_tlv(0x30, &der_tlv(0x30, &access));
+    let oid = Asn1Object::from_str("1.3.6.1.5.5.7.1.1")?;
     X509Extension::new_from_der(&oid, false, &*Asn1OctetString::new_from_bytes(&der)?)
 }
 

@@ -11,6 +11,7 @@ pub mod cms_parse;
 pub mod demo;
 pub mod document;
 pub mod keys;
+pub mod ocsp;
 pub mod policy;
 pub mod report;
 pub mod sign;
@@ -42,7 +43,7 @@ pub use timestamp::{
     add_signature_timestamp, timestamp_of, verify_signature_timestamp, verify_token,
     TimeStampAuthority, TimeStampError, TimeStampInfo, TokenError, TsaTrust,
 };
-pub use trust::{CaCrlStatus, TrustStore, TrustStoreBuilder, TrustStoreError};
+pub use trust::{CaCrlStatus, CrlSource, TrustStore, TrustStoreBuilder, TrustStoreError};
 pub use verify::{
     certificate_details, format_failure_report, Acceptance, Expectations, Registration,
     RegistryCheck, TimeOptions, VerificationEngine, VerifyOptions,

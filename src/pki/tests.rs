@@ -12,7 +12,7 @@ use crate::pki::demo::{
 use crate::pki::policy::{PolicyRule, SignaturePolicy};
 use crate::pki::report::{CheckId, CheckResult, Indication, SubIndication, VerificationReport};
 use crate::pki::sign::sign_detached;
-use crate::pki::trust::{TrustStore, TrustStoreBuilder};
+use crate::pki::trust::{CrlSource, TrustStore, TrustStoreBuilder};
 use crate::pki::verify::{
     Acceptance, Expectations, Registration, RegistryCheck, TimeOptions, VerificationEngine,
     VerifyOptions,
@@ -427,6 +427,109 @@ fn crl_signed_by_another_key_is_ignored() {
         Indication::Indeterminate,
         Some(SubIndication::TryLater),
         CheckId::Revocation,
+    );
+}
+
+#[test]
+fn the_revocation_check_names_the_crl_source() {
+    let mut fx = fixture(KeyType::EcP256);
+    let check = |report: &VerificationReport| {
+        report
+            .checks
+            .iter()
+            .find(|c| c.id == CheckId::Revocation)
+            .expect("revocation check")
+            .explanation
+            .clone()
+    };
+    let explanation = check(&verify(&fx, &VerifyOptions::default()));
+    assert!(
+        explanation.ends_with("Source: crl (uploaded by the operator)."),
+        "{explanation}"
+    );
+
+    let revoked = RevokedSerial {
+        serial_hex: serial_hex(&fx.issuer.cert).expect("serial"),
+        revoked_at: Utc::now() - Duration::minutes(1),
+    };
+    let crl = fx.ca.current_crl(&[revoked], 2).expect("crl");
+    let fetched_at = Utc::now().timestamp();
+    let mut b = TrustStoreBuilder::new();
+    b.add_certificates(&fx.ca.cert.to_pem().expect("pem"))
+        .expect("ca");
+    b.add_crls_from(
+        &crl.to_der().expect("der"),
+        CrlSource::Fetched {
+            url: "http://crl.example/ca.crl".into(),
+            at: fetched_at,
+        },
+    )
+    .expect("crl");
+    let fetched = b.build().expect("store");
+    // The same CRL from another source is another store version.
+    assert_ne!(
+        fetched.version(),
+        store(&fx.ca.cert, std::slice::from_ref(&crl)).version()
+    );
+    fx.trust = fetched;
+    let report = verify(&fx, &VerifyOptions::default());
+    assert_eq!(report.sub_indication, Some(SubIndication::Revoked));
+    let explanation = check(&report);
+    assert!(
+        explanation.contains(&format!(
+            "Source: crl (fetched from http://crl.example/ca.crl at {})",
+            crate::pki::certs::unix_to_rfc3339(fetched_at)
+        )),
+        "{explanation}"
+    );
+}
+
+#[test]
+fn a_crl_signer_is_a_trust_anchor_with_the_crls_issuer_name_and_key() {
+    let fx = fixture(KeyType::EcP256);
+    let own = fx.ca.current_crl(&[], 1).expect("crl");
+    assert!(fx.trust.crl_signer(&own).is_some());
+    let impostor = DemoCa::new("Baohan Test Root CA", KeyType::EcP256).expect("ca");
+    let forged = impostor.current_crl(&[], 1).expect("crl");
+    assert!(fx.trust.crl_signer(&forged).is_none());
+    let stranger = DemoCa::new("Another CA", KeyType::EcP256).expect("ca");
+    assert!(fx
+        .trust
+        .crl_signer(&stranger.current_crl(&[], 1).expect("crl"))
+        .is_none());
+}
+
+#[test]
+fn distribution_point_and_ocsp_responder_round_trip() {
+    let fx = fixture_with(KeyType::EcP256, |spec| {
+        spec.crl_distribution_point = Some("http://crl.example/a-long-path/ca.crl".into());
+        spec.ocsp_url = Some("http://ocsp.example:8080/".into());
+    });
+    let cert = &fx.issuer.cert;
+    assert_eq!(
+        crate::pki::certs::crl_distribution_urls(cert),
+        ["http://crl.example/a-long-path/ca.crl"]
+    );
+    assert_eq!(
+        crate::pki::certs::ocsp_responder_urls(cert),
+        ["http://ocsp.example:8080/"]
+    );
+    assert_eq!(
+        verify(&fx, &VerifyOptions::default()).indication,
+        Indication::Passed
+    );
+    // A long URL needs a long-form DER length.
+    let long = format!("http://crl.example/{}", "x".repeat(300));
+    let fx = fixture_with(KeyType::EcP256, |spec| {
+        spec.crl_distribution_point = Some(long.clone());
+    });
+    assert_eq!(
+        crate::pki::certs::crl_distribution_urls(&fx.issuer.cert),
+        [long]
+    );
+    // Neither extension by default.
+    assert!(
+        crate::pki::certs::crl_distribution_urls(&fixture(KeyType::EcP256).issuer.cert).is_empty()
     );
 }
 
@@ -2257,4 +2360,192 @@ fn cli_prints_the_policy_in_force() {
         Verify::try_parse_from(["verify", "--document", "NO.json", "--signature", "NO.p7s"])
             .is_ok()
     );
+}
+
+/// A free loopback port for a server the test starts.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port()
+}
+
+/// The stock `openssl ocsp` responder for `ca`, answering from `index` (an OpenSSL CA
+/// database) on `port`; stopped when dropped.
+struct OcspResponder {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl OcspResponder {
+    fn start(ca: &DemoCa, port: u16, index: &str) -> OcspResponder {
+        let dir = tempfile::tempdir().expect("dir");
+        let write = |name: &str, bytes: &[u8]| std::fs::write(dir.path().join(name), bytes);
+        write("ca.pem", &ca.cert.to_pem().expect("pem")).expect("ca");
+        write(
+            "ca.key.pem",
+            &ca.key.private_key_to_pem_pkcs8().expect("key"),
+        )
+        .expect("key");
+        write("index.txt", index.as_bytes()).expect("index");
+        write("index.txt.attr", b"unique_subject = no\n").expect("attr");
+        let mut child = std::process::Command::new("openssl")
+            .args(["ocsp", "-index", "index.txt", "-port"])
+            .arg(port.to_string())
+            .args(["-CA", "ca.pem", "-rsigner", "ca.pem", "-rkey", "ca.key.pem"])
+            .args(["-nmin", "60"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("openssl ocsp");
+        wait_until_listening(&mut child);
+        OcspResponder { child, _dir: dir }
+    }
+}
+
+impl Drop for OcspResponder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until the `openssl ocsp` child says it accepts connections, then keeps
+/// draining its stderr (a closed pipe would kill it). Probing the port with an empty
+/// connection instead would hang the tool's single-threaded responder.
+fn wait_until_listening(child: &mut std::process::Child) {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr");
+    let (ready, listening) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("waiting for OCSP client connections") {
+                let _ = ready.send(());
+            }
+        }
+    });
+    listening
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("openssl ocsp listening");
+}
+
+/// One line of an OpenSSL CA database: valid, or revoked at `revoked_at`.
+fn index_line(cert: &X509, revoked_at: Option<chrono::DateTime<Utc>>) -> String {
+    let time = |t: chrono::DateTime<Utc>| t.format("%y%m%d%H%M%SZ").to_string();
+    let not_after = crate::pki::certs::asn1_to_unix(cert.not_after()).expect("notAfter");
+    let expiry = time(chrono::DateTime::from_timestamp(not_after, 0).expect("time"));
+    let mut serial = serial_hex(cert).expect("serial").to_ascii_uppercase();
+    if serial.len() % 2 == 1 {
+        serial.insert(0, '0');
+    }
+    match revoked_at {
+        None => format!("V\t{expiry}\t\t{serial}\tunknown\t/CN=good\n"),
+        Some(t) => format!("R\t{expiry}\t{}\t{serial}\tunknown\t/CN=revoked\n", time(t)),
+    }
+}
+
+fn ocsp_post(url: &str, request: &[u8]) -> Vec<u8> {
+    let response = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .post(url)
+        .set("Content-Type", "application/ocsp-request")
+        .send_bytes(request)
+        .expect("OCSP POST");
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut response.into_reader(), &mut body).expect("body");
+    body
+}
+
+#[test]
+fn ocsp_answers_of_the_stock_responder_decide_revocation_and_are_named() {
+    use sha2::Digest;
+    if !openssl_available() {
+        eprintln!("skipped: no openssl tool");
+        return;
+    }
+    let ca = DemoCa::new("Baohan OCSP Test CA", KeyType::EcP256).expect("ca");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let issue = || {
+        let mut spec = IssuerSpec::new("示例银行股份有限公司", ISSUER_USCC);
+        spec.ocsp_url = Some(url.clone());
+        ca.issue(&spec).expect("issuer")
+    };
+    let (good, revoked) = (issue(), issue());
+    let revoked_at = Utc::now() - Duration::hours(2);
+    let _responder = OcspResponder::start(
+        &ca,
+        port,
+        &(index_line(&good.cert, None) + &index_line(&revoked.cert, Some(revoked_at))),
+    );
+    assert_eq!(
+        crate::pki::certs::ocsp_responder_urls(&good.cert),
+        std::slice::from_ref(&url)
+    );
+
+    // No CRL at all: the OCSP answers alone give the status.
+    let bare = store(&ca.cert, &[]);
+    let ask = |cert: &IssuedCert, trust: &TrustStore| {
+        let request = crate::pki::ocsp::request(&cert.cert, &ca.cert).expect("request");
+        crate::pki::ocsp::read_response(
+            &ocsp_post(&url, &request),
+            &cert.cert,
+            &ca.cert,
+            trust,
+            &url,
+        )
+    };
+    let good_answer = ask(&good, &bare).expect("good answer");
+    assert_eq!(good_answer.revoked_at, None);
+    assert!(good_answer.next_update.is_some());
+    let revoked_answer = ask(&revoked, &bare).expect("revoked answer");
+    assert_eq!(revoked_answer.revoked_at, Some(revoked_at.timestamp()));
+    // An answer is only as good as the store that checks it: signed by a CA the store
+    // does not trust, it is refused.
+    let other = DemoCa::new("Baohan OCSP Test CA", KeyType::EcP256).expect("ca");
+    assert!(ask(&good, &store(&other.cert, &[])).is_err());
+
+    let doc = sample_document(ISSUER_USCC)
+        .to_canonical_bytes()
+        .expect("doc");
+    let mut b = TrustStoreBuilder::new();
+    b.add_certificates(&ca.cert.to_pem().expect("pem"))
+        .expect("ca");
+    for (cert, answer) in [(&good, &good_answer), (&revoked, &revoked_answer)] {
+        let fingerprint = sha2::Sha256::digest(cert.cert.to_der().expect("der"));
+        b.add_ocsp_answer(fingerprint.into(), answer.clone());
+    }
+    let trust = b.build().expect("store");
+    let engine = VerificationEngine::new();
+    let run = |cert: &IssuedCert| {
+        let sig = sign_detached(&doc, &cert.cert, &cert.key, &[]).expect("sign");
+        engine.verify(&doc, &sig, &trust, &VerifyOptions::default())
+    };
+    let source = format!(
+        "ocsp ({url}, produced at {})",
+        crate::pki::certs::unix_to_rfc3339(good_answer.produced_at)
+    );
+    let report = run(&good);
+    assert_eq!(report.indication, Indication::Passed, "{report:?}");
+    let revocation = report
+        .checks
+        .iter()
+        .find(|c| c.id == CheckId::Revocation)
+        .expect("check");
+    assert!(revocation.explanation.contains(&source), "{revocation:?}");
+    let report = run(&revoked);
+    assert_eq!(
+        report.sub_indication,
+        Some(SubIndication::Revoked),
+        "{report:?}"
+    );
+    let revocation = report
+        .checks
+        .iter()
+        .find(|c| c.id == CheckId::Revocation)
+        .expect("check");
+    assert!(revocation.explanation.contains("ocsp ("), "{revocation:?}");
 }

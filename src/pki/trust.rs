@@ -15,9 +15,9 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use openssl::hash::MessageDigest;
 use openssl::stack::Stack;
-use openssl::x509::store::{X509Store, X509StoreBuilder};
+use openssl::x509::store::{X509Store, X509StoreBuilder, X509StoreRef};
 use openssl::x509::verify::X509VerifyFlags;
-use openssl::x509::{X509Crl, X509NameRef, X509PurposeId, X509StoreContext, X509};
+use openssl::x509::{X509Crl, X509CrlRef, X509NameRef, X509PurposeId, X509StoreContext, X509};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -52,9 +52,62 @@ pub enum TrustStoreError {
 /// A CRL with the fields the engine needs pre-extracted.
 pub(crate) struct StoredCrl {
     pub(crate) crl: X509Crl,
+    pub(crate) source: CrlSource,
     pub(crate) issuer_der: Vec<u8>,
     pub(crate) this_update: i64,
     pub(crate) next_update: Option<i64>,
+}
+
+/// Where a CRL in the store came from, named in verification reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CrlSource {
+    /// Registered by the operator (API upload or the certificates directory).
+    Operator,
+    /// Fetched by the exchange from a CRL distribution point.
+    Fetched {
+        /// The http URL named in the certificates.
+        url: String,
+        /// When it was fetched, Unix seconds.
+        at: i64,
+    },
+}
+
+impl std::fmt::Display for CrlSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CrlSource::Operator => f.write_str("crl (uploaded by the operator)"),
+            CrlSource::Fetched { url, at } => {
+                write!(f, "crl (fetched from {url} at {})", unix_to_rfc3339(*at))
+            }
+        }
+    }
+}
+
+/// A verified OCSP answer about one certificate (read by [`crate::pki::ocsp`]; kept
+/// here, beside the CRLs, because the store carries it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OcspAnswer {
+    /// The responder it came from.
+    pub url: String,
+    /// When the responder signed it (producedAt), Unix seconds.
+    pub produced_at: i64,
+    /// thisUpdate, Unix seconds.
+    pub this_update: i64,
+    /// nextUpdate, Unix seconds; `None` when the responder gives none.
+    pub next_update: Option<i64>,
+    /// The revocation time when the status is revoked; `None` when good.
+    pub revoked_at: Option<i64>,
+}
+
+impl OcspAnswer {
+    /// How reports name the source: `ocsp (<url>, produced at <time>)`.
+    pub fn source(&self) -> String {
+        format!(
+            "ocsp ({}, produced at {})",
+            self.url,
+            unix_to_rfc3339(self.produced_at)
+        )
+    }
 }
 
 /// Whether a trust anchor has a current CRL (for operator dashboards).
@@ -75,6 +128,8 @@ pub struct TrustStore {
     store: X509Store,
     anchors: Vec<X509>,
     crls: Vec<StoredCrl>,
+    /// Verified OCSP answers by the SHA-256 of the certificate they speak of.
+    ocsp: Vec<([u8; 32], OcspAnswer)>,
     version: String,
 }
 
@@ -83,6 +138,7 @@ impl std::fmt::Debug for TrustStore {
         f.debug_struct("TrustStore")
             .field("anchors", &self.anchors.len())
             .field("crls", &self.crls.len())
+            .field("ocsp_answers", &self.ocsp.len())
             .field("version", &self.version)
             .finish()
     }
@@ -92,7 +148,8 @@ impl std::fmt::Debug for TrustStore {
 #[derive(Default)]
 pub struct TrustStoreBuilder {
     anchors: Vec<X509>,
-    crls: Vec<X509Crl>,
+    crls: Vec<(X509Crl, CrlSource)>,
+    ocsp: Vec<([u8; 32], OcspAnswer)>,
 }
 
 fn is_pem(bytes: &[u8]) -> bool {
@@ -123,8 +180,17 @@ impl TrustStoreBuilder {
         Ok(self)
     }
 
-    /// Adds CRLs from PEM (one or more) or DER bytes.
+    /// Adds CRLs from PEM (one or more) or DER bytes, registered by the operator.
     pub fn add_crls(&mut self, bytes: &[u8]) -> Result<&mut Self, TrustStoreError> {
+        self.add_crls_from(bytes, CrlSource::Operator)
+    }
+
+    /// Adds CRLs from PEM (one or more) or DER bytes, saying where they came from.
+    pub fn add_crls_from(
+        &mut self,
+        bytes: &[u8],
+        source: CrlSource,
+    ) -> Result<&mut Self, TrustStoreError> {
         const BEGIN: &str = "-----BEGIN X509 CRL-----";
         if is_pem(bytes) {
             let text = std::str::from_utf8(bytes)
@@ -133,16 +199,17 @@ impl TrustStoreBuilder {
             for (start, _) in text.match_indices(BEGIN) {
                 let crl = X509Crl::from_pem(&bytes[start..])
                     .map_err(|e| TrustStoreError::BadCrl(e.to_string()))?;
-                self.crls.push(crl);
+                self.crls.push((crl, source.clone()));
                 found += 1;
             }
             if found == 0 {
                 return Err(TrustStoreError::BadCrl("no CRL in PEM".into()));
             }
         } else {
-            self.crls.push(
+            self.crls.push((
                 X509Crl::from_der(bytes).map_err(|e| TrustStoreError::BadCrl(e.to_string()))?,
-            );
+                source,
+            ));
         }
         Ok(self)
     }
@@ -187,6 +254,17 @@ impl TrustStoreBuilder {
         Ok(self)
     }
 
+    /// Adds an OCSP answer, verified by [`crate::pki::ocsp::read_response`], about the
+    /// certificate whose DER has SHA-256 `certificate_sha256`.
+    pub fn add_ocsp_answer(
+        &mut self,
+        certificate_sha256: [u8; 32],
+        answer: OcspAnswer,
+    ) -> &mut Self {
+        self.ocsp.push((certificate_sha256, answer));
+        self
+    }
+
     /// Builds the immutable store.
     pub fn build(self) -> Result<TrustStore, TrustStoreError> {
         let mut builder = X509StoreBuilder::new()?;
@@ -210,8 +288,12 @@ impl TrustStoreBuilder {
             anchors.push(cert);
         }
         let mut crls = Vec::new();
-        for crl in self.crls {
+        for (crl, source) in self.crls {
+            // The source is part of the item: reports name it, so a CRL that changes
+            // source changes the version (and the cached facts that name it).
             let mut item = b"R".to_vec();
+            item.extend_from_slice(source.to_string().as_bytes());
+            item.push(0);
             item.extend_from_slice(&crl.to_der()?);
             if items.contains(&item) {
                 continue;
@@ -222,7 +304,14 @@ impl TrustStoreBuilder {
                 this_update: asn1_to_unix(crl.last_update())?,
                 next_update: crl.next_update().map(asn1_to_unix).transpose()?,
                 crl,
+                source,
             });
+        }
+        for (fingerprint, answer) in &self.ocsp {
+            let mut item = b"O".to_vec();
+            item.extend_from_slice(fingerprint);
+            item.extend_from_slice(format!("{answer:?}").as_bytes());
+            items.push(item);
         }
         // Order-independent: the same files in any order give the same version.
         items.sort();
@@ -236,6 +325,7 @@ impl TrustStoreBuilder {
             store: builder.build(),
             anchors,
             crls,
+            ocsp: self.ocsp,
             version,
         })
     }
@@ -272,6 +362,19 @@ impl TrustStore {
     /// The trust anchors.
     pub fn anchors(&self) -> &[X509] {
         &self.anchors
+    }
+
+    /// The OpenSSL store of the anchors (time checks off, partial chains allowed).
+    pub(crate) fn x509_store(&self) -> &X509StoreRef {
+        &self.store
+    }
+
+    /// The OCSP answer about the certificate whose DER has this SHA-256, if any.
+    pub(crate) fn ocsp_answer(&self, certificate_sha256: &[u8; 32]) -> Option<&OcspAnswer> {
+        self.ocsp
+            .iter()
+            .find(|(f, _)| f == certificate_sha256)
+            .map(|(_, a)| a)
     }
 
     /// Builds the chain from `cert` to an anchor, using `untrusted` intermediates.
@@ -333,6 +436,18 @@ impl TrustStore {
             return Err("is revoked by its CA".into());
         }
         Ok(())
+    }
+
+    /// The trust anchor that issued and validly signed `crl`, if any: a CRL fetched from
+    /// a distribution point is stored only when this finds one.
+    pub fn crl_signer(&self, crl: &X509CrlRef) -> Option<&X509> {
+        let issuer = crl.issuer_name().to_der().ok()?;
+        self.anchors.iter().find(|anchor| {
+            anchor.subject_name().to_der().ok().as_deref() == Some(&issuer[..])
+                && anchor
+                    .public_key()
+                    .is_ok_and(|key| crl.verify(&key).unwrap_or(false))
+        })
     }
 
     /// CRLs naming `issuer` as their issuer (signatures not yet checked).

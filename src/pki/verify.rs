@@ -20,10 +20,16 @@
 //! the signer certificate lookup, its public key and details, the policy's verdict on the
 //! keys and on keyUsage / extendedKeyUsage, the chain to a trust anchor (built with time
 //! checks off), the validity windows of the chain, and for every non-anchor certificate
-//! the CRLs that validly cover it and the revocation dates they list. Those facts cannot
-//! change without the key changing: the certificates are the same bytes, the store is
-//! immutable (a reload gives a new version) and the policy is fixed for the engine's
-//! lifetime (another policy means another engine).
+//! the CRLs that validly cover it and the OCSP answer the store holds about it (verified
+//! against the store when it was fetched), the revocation dates they give and where each
+//! came from (a CRL uploaded by the operator or fetched from a distribution point at a
+//! time; an OCSP responder and the answer's producedAt). Those facts cannot change
+//! without the key changing: the certificates are the same bytes, the store is immutable
+//! (a reload gives a new version, and each CRL's source and each OCSP answer are part of
+//! it) and the policy is fixed for the engine's lifetime (another policy means another
+//! engine). Whether a CRL or an OCSP answer is current is never cached: its
+//! thisUpdate..nextUpdate window is compared with each call's trusted time, so an answer
+//! counts only until its nextUpdate.
 //!
 //! Everything time-dependent is evaluated per call, and so is everything else the call
 //! brings, on both paths, by the same code: the document digest against messageDigest,
@@ -145,10 +151,26 @@ struct ChainCert {
 struct CertRevocation {
     subject: String,
     issuer: String,
-    /// Set when a validly signed CRL lists the certificate.
-    revoked_at: Option<i64>,
-    /// (thisUpdate, nextUpdate) of each validly signed CRL covering the certificate.
-    crl_windows: Vec<(i64, Option<i64>)>,
+    /// Set when a validly signed CRL lists the certificate: the earliest revocation date
+    /// and the source of the CRL that gave it.
+    revoked_at: Option<(i64, String)>,
+    /// Each validly signed CRL covering the certificate.
+    crl_windows: Vec<CrlWindow>,
+}
+
+/// When one CRL speaks for a certificate, and where it came from (reported).
+struct CrlWindow {
+    this_update: i64,
+    next_update: Option<i64>,
+    source: String,
+}
+
+impl CrlWindow {
+    /// A CRL tells the status at `at` when it was current then, or when it was issued
+    /// after it (it would list any earlier revocation).
+    fn covers(&self, at: i64) -> bool {
+        self.this_update >= at || self.next_update.is_some_and(|n| at < n)
+    }
 }
 
 /// The exchange is accepting an upload: the signer's claimed signing time must be
@@ -678,7 +700,8 @@ fn untrusted_stack(certs: &[X509]) -> Option<Stack<X509>> {
     Some(stack)
 }
 
-/// For each certificate below the anchor, the CRLs its issuer validly signed.
+/// For each certificate below the anchor, the CRLs its issuer validly signed and the
+/// OCSP answer about it.
 fn revocation_facts(chain: &[X509], trust: &TrustStore) -> Vec<CertRevocation> {
     chain
         .windows(2)
@@ -698,13 +721,37 @@ fn revocation_facts(chain: &[X509], trust: &TrustStore) -> Vec<CertRevocation> {
                 if !valid {
                     continue;
                 }
-                facts
-                    .crl_windows
-                    .push((stored.this_update, stored.next_update));
+                let source = stored.source.to_string();
                 if let CrlStatus::Revoked(entry) = stored.crl.get_by_cert(cert) {
                     let at = asn1_to_unix(entry.revocation_date()).unwrap_or(stored.this_update);
-                    facts.revoked_at = Some(facts.revoked_at.map_or(at, |p: i64| p.min(at)));
+                    if facts.revoked_at.as_ref().is_none_or(|(p, _)| at < *p) {
+                        facts.revoked_at = Some((at, source.clone()));
+                    }
                 }
+                facts.crl_windows.push(CrlWindow {
+                    this_update: stored.this_update,
+                    next_update: stored.next_update,
+                    source,
+                });
+            }
+            // An OCSP answer was verified against the store when it was fetched; it
+            // speaks for its window like a CRL.
+            let answer = cert
+                .to_der()
+                .ok()
+                .and_then(|der| trust.ocsp_answer(&Sha256::digest(der).into()));
+            if let Some(answer) = answer {
+                let source = answer.source();
+                if let Some(at) = answer.revoked_at {
+                    if facts.revoked_at.as_ref().is_none_or(|(p, _)| at < *p) {
+                        facts.revoked_at = Some((at, source.clone()));
+                    }
+                }
+                facts.crl_windows.push(CrlWindow {
+                    this_update: answer.this_update,
+                    next_update: answer.next_update,
+                    source,
+                });
             }
             facts
         })
@@ -1136,15 +1183,15 @@ fn revocation_check(s: &SignerFacts, trusted: &TrustedTime) -> Check {
     use SubIndication as S;
     let at = trusted.at;
     for r in &s.revocation {
-        if let Some(revoked) = r.revoked_at.filter(|t| *t <= at) {
+        if let Some((revoked, source)) = r.revoked_at.as_ref().filter(|(t, _)| *t <= at) {
             return check(
                 CheckId::Revocation,
                 CheckResult::Failed,
                 Some(S::Revoked),
                 format!(
-                    "Certificate {} was revoked on {} according to the CRL of {}, before the {}.",
+                    "Certificate {} was revoked on {} according to its issuer {}, before the {}. Source: {source}.",
                     r.subject,
-                    unix_to_rfc3339(revoked),
+                    unix_to_rfc3339(*revoked),
                     r.issuer,
                     trusted.name
                 ),
@@ -1152,30 +1199,31 @@ fn revocation_check(s: &SignerFacts, trusted: &TrustedTime) -> Check {
         }
     }
     for r in &s.revocation {
-        // A CRL tells the status at the trusted time when it was current then, or when it
-        // was issued after it (it would list any earlier revocation).
-        let covers = r
-            .crl_windows
-            .iter()
-            .any(|(this, next)| *this >= at || (*this <= at && next.is_some_and(|n| at < n)));
-        if !covers {
-            let latest = r.crl_windows.iter().filter_map(|(_, n)| *n).max();
+        if !r.crl_windows.iter().any(|w| w.covers(at)) {
+            let latest = r.crl_windows.iter().filter_map(|w| w.next_update).max();
             let detail = match latest {
                 Some(n) => format!("its latest CRL expired on {}", unix_to_rfc3339(n)),
                 None => "no CRL from it is loaded".to_owned(),
             };
-            return check(CheckId::Revocation, CheckResult::Indeterminate, Some(S::TryLater), format!("The revocation status of {} at the {} is unknown: {} has no CRL current then or issued since ({detail}). Try again when a fresh CRL is loaded.", r.subject, trusted.name, r.issuer));
+            return check(CheckId::Revocation, CheckResult::Indeterminate, Some(S::TryLater), format!("The revocation status of {} at the {} is unknown: {} has no CRL or OCSP answer current then or issued since ({detail}). Try again when a fresh CRL is loaded.", r.subject, trusted.name, r.issuer));
+        }
+    }
+    // Which sources answered: the CRLs covering the trusted time, once each.
+    let mut sources: Vec<&str> = Vec::new();
+    for w in s.revocation.iter().flat_map(|r| &r.crl_windows) {
+        if w.covers(at) && !sources.contains(&w.source.as_str()) {
+            sources.push(&w.source);
         }
     }
     let revoked_since: Vec<String> = s
         .revocation
         .iter()
         .filter_map(|r| {
-            r.revoked_at.map(|t| {
+            r.revoked_at.as_ref().map(|(t, source)| {
                 format!(
-                    "{} was revoked on {} according to the CRL of {}",
+                    "{} was revoked on {} according to its issuer {} ({source})",
                     r.subject,
-                    unix_to_rfc3339(t),
+                    unix_to_rfc3339(*t),
                     r.issuer
                 )
             })
@@ -1197,6 +1245,11 @@ fn revocation_check(s: &SignerFacts, trusted: &TrustedTime) -> Check {
             trusted.name,
             revoked_since.join("; certificate ")
         )
+    };
+    let explanation = if sources.is_empty() {
+        explanation
+    } else {
+        format!("{explanation} Source: {}.", sources.join("; "))
     };
     check(CheckId::Revocation, CheckResult::Passed, None, explanation)
 }

@@ -4,11 +4,13 @@
 pub mod applications;
 pub mod auth;
 pub mod claims;
+pub mod crl_fetch;
 pub mod demo;
 pub mod guarantees;
 pub mod idempotency;
 pub mod mail;
 pub mod notify;
+pub mod ocsp_fetch;
 pub mod organizations;
 pub mod projects;
 pub mod trust;

@@ -92,6 +92,10 @@ pub struct Verifier {
     engine: VerificationEngine,
     store: RwLock<Arc<TrustStore>>,
     certs_dir: PathBuf,
+    revocation_fetching: super::crl_fetch::RevocationFetching,
+    /// OCSP answers this instance fetched, by the SHA-256 of the certificate, kept
+    /// until replaced (each is only used within its own window).
+    ocsp_answers: RwLock<std::collections::HashMap<[u8; 32], pki::ocsp::OcspAnswer>>,
 }
 
 impl Verifier {
@@ -102,24 +106,64 @@ impl Verifier {
         certs_dir: &Path,
         policy: pki::SignaturePolicy,
     ) -> Result<Verifier, ServiceError> {
-        let store = build_store(pool, certs_dir)?;
+        let store = build_store(pool, certs_dir, Vec::new())?;
         Ok(Verifier {
             engine: VerificationEngine::with_policy(policy),
             store: RwLock::new(Arc::new(store)),
             certs_dir: certs_dir.to_path_buf(),
+            revocation_fetching: super::crl_fetch::RevocationFetching::default(),
+            ocsp_answers: RwLock::default(),
         })
+    }
+
+    /// Sets how CRLs are fetched from distribution points (the configured settings).
+    pub fn with_revocation_fetching(
+        mut self,
+        revocation_fetching: super::crl_fetch::RevocationFetching,
+    ) -> Self {
+        self.revocation_fetching = revocation_fetching;
+        self
+    }
+
+    /// How CRLs are fetched from distribution points.
+    pub fn revocation_fetching(&self) -> &super::crl_fetch::RevocationFetching {
+        &self.revocation_fetching
     }
 
     /// Rebuilds the store (after an anchor or CRL was registered, or periodically so
     /// that several instances pick up each other's registrations).
     pub fn reload(&self, pool: &DbPool) -> Result<(), ServiceError> {
-        let store = Arc::new(build_store(pool, &self.certs_dir)?);
+        let answers: Vec<([u8; 32], pki::ocsp::OcspAnswer)> = self
+            .ocsp_answers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(|(f, a)| (*f, a.clone()))
+            .collect();
+        let store = Arc::new(build_store(pool, &self.certs_dir, answers)?);
         let mut current = self
             .store
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         *current = store;
         Ok(())
+    }
+
+    /// The OCSP answer this instance holds about a certificate (by its DER's SHA-256).
+    pub fn ocsp_answer(&self, certificate_sha256: &[u8; 32]) -> Option<pki::ocsp::OcspAnswer> {
+        self.ocsp_answers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(certificate_sha256)
+            .cloned()
+    }
+
+    /// Keeps a verified OCSP answer; it takes effect at the next [`Verifier::reload`].
+    pub fn keep_ocsp_answer(&self, certificate_sha256: [u8; 32], answer: pki::ocsp::OcspAnswer) {
+        self.ocsp_answers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(certificate_sha256, answer);
     }
 
     /// The store in force now; cheap to clone, immutable.
@@ -135,8 +179,15 @@ impl Verifier {
     }
 }
 
-fn build_store(pool: &DbPool, certs_dir: &Path) -> Result<TrustStore, ServiceError> {
+fn build_store(
+    pool: &DbPool,
+    certs_dir: &Path,
+    ocsp_answers: Vec<([u8; 32], pki::ocsp::OcspAnswer)>,
+) -> Result<TrustStore, ServiceError> {
     let mut builder = TrustStoreBuilder::new();
+    for (fingerprint, answer) in ocsp_answers {
+        builder.add_ocsp_answer(fingerprint, answer);
+    }
     if certs_dir.is_dir() {
         builder.add_directory(certs_dir).map_err(|e| {
             ServiceError::Internal(
@@ -154,9 +205,20 @@ fn build_store(pool: &DbPool, certs_dir: &Path) -> Result<TrustStore, ServiceErr
             .add_certificates(&der)
             .or_internal("stored trust anchor")?;
     }
-    let lists: Vec<Vec<u8>> = crls::table.select(crls::crl_der).load(&mut conn)?;
-    for der in lists {
-        builder.add_crls(&der).or_internal("stored CRL")?;
+    let lists: Vec<(Vec<u8>, Option<String>, chrono::NaiveDateTime)> = crls::table
+        .select((crls::crl_der, crls::source_url, crls::created_at))
+        .load(&mut conn)?;
+    for (der, source_url, created_at) in lists {
+        let source = match source_url {
+            None => pki::CrlSource::Operator,
+            Some(url) => pki::CrlSource::Fetched {
+                url,
+                at: created_at.and_utc().timestamp(),
+            },
+        };
+        builder
+            .add_crls_from(&der, source)
+            .or_internal("stored CRL")?;
     }
     builder.build().or_internal("trust store")
 }
@@ -253,6 +315,7 @@ pub fn register_crl(ctx: &Context, actor: &Actor, crl_bytes: &[u8]) -> Result<Cr
         next_update: crl.next_update().map(time).transpose()?,
         crl_der: der,
         created_at: at,
+        source_url: None,
     };
     let mut conn = ctx.conn()?;
     write_tx(&mut conn, |c| -> Result<(), ServiceError> {
@@ -343,6 +406,13 @@ pub fn register_issuer_certificate(
                 details.not_before, details.not_after
             ),
         ));
+    }
+    // A certificate that names where its CA publishes CRLs: fetch what is missing or
+    // due first. A failure is logged; the check below then says what is missing.
+    if !pki::certs::crl_distribution_urls(&cert).is_empty() {
+        if let Err(e) = super::crl_fetch::fetch_for_certificate(ctx, &cert) {
+            tracing::warn!(error = %e, "fetching the certificate's CRL failed");
+        }
     }
     ctx.verifier
         .store()

@@ -18,6 +18,7 @@ mod mail;
 mod openapi;
 mod organizations;
 mod projects;
+mod revocation;
 mod security;
 mod timestamps;
 mod trust_rules;

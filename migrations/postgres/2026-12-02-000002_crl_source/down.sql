@@ -1,0 +1,2 @@
+DROP INDEX crls_source_url;
+ALTER TABLE crls DROP COLUMN source_url;
