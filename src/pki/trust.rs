@@ -83,7 +83,7 @@ impl std::fmt::Display for CrlSource {
     }
 }
 
-/// A verified OCSP answer about one certificate (read by [`crate::pki::ocsp`]; kept
+/// A verified OCSP answer about one certificate (read by the OCSP module, `pki::ocsp`; kept
 /// here, beside the CRLs, because the store carries it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OcspAnswer {
@@ -254,7 +254,7 @@ impl TrustStoreBuilder {
         Ok(self)
     }
 
-    /// Adds an OCSP answer, verified by [`crate::pki::ocsp::read_response`], about the
+    /// Adds an OCSP answer, verified by `pki::ocsp::read_response`, about the
     /// certificate whose DER has SHA-256 `certificate_sha256`.
     pub fn add_ocsp_answer(
         &mut self,
