@@ -16,6 +16,7 @@ use crate::on_both_backends;
 on_both_backends!(
     registration_refuses_certificates_the_exchange_would_not_accept,
     a_claimed_signing_time_far_from_the_exchanges_is_refused,
+    an_expired_certificate_with_a_backdated_signing_time_is_refused,
     the_time_stamp_keeps_a_bond_valid_after_its_certificate_expires,
     revoked_after_the_time_stamp_stays_valid_revoked_before_is_refused,
 );
@@ -231,4 +232,35 @@ async fn revoked_after_the_time_stamp_stays_valid_revoked_before_is_refused(app:
         .fails(422, "signature_rejected")
         .await;
     assert_eq!(error.sub_indication(), Some("REVOKED"), "{error:?}");
+}
+
+async fn an_expired_certificate_with_a_backdated_signing_time_is_refused(app: TestApp) {
+    // The insurer's registered certificate runs for a year; 400 days on by the
+    // exchange's clock it has expired, while the insurer's own system still claims a
+    // signing time inside its validity (its clock is 400 days behind).
+    let pki = TestPki::set_up(&app).await;
+    app.advance_clock(Duration::days(400));
+    let tender = app
+        .as_agency()
+        .await
+        .create_project(&NewTender::two_sections("BZ-TRUST-4", 403))
+        .await;
+    let application = app
+        .paid_application("enterprise1", "insurer", &tender.sections[0])
+        .await;
+    let insurer = app.as_issuer("insurer").await;
+    let draft = insurer.draft(&application).await;
+    let signature = pki.sign(&draft.bytes, "insurer");
+    let error = insurer
+        .upload_signature(&application, signature)
+        .fails(422, "signature_rejected")
+        .await;
+    // Judged at the exchange's time: expired, whatever the signer claims; and the
+    // claimed time itself breaks the signing-time rules (it lies before the draft).
+    assert_eq!(error.sub_indication(), Some("EXPIRED"), "{error:?}");
+    let rules = error.violated_rules();
+    assert!(
+        rules.iter().any(|r| r.starts_with("time.signing_time")),
+        "{rules:?}"
+    );
 }
