@@ -13,7 +13,7 @@ use baohan::services::ocsp_fetch::refresh_ocsp_answers;
 use chrono::{Duration, Utc};
 use openssl::x509::{X509Crl, X509};
 
-use crate::fixtures::{key_pem, pem, DemoCa, IssuerSpec, KeyType, NewTender, TestPki};
+use crate::fixtures::{key_pem, pem, register_hosted_key, DemoCa, IssuerSpec, KeyType, TestPki};
 use crate::helpers::{demo_uscc, TestApp};
 use crate::on_both_backends;
 
@@ -126,25 +126,12 @@ fn crl_revoking(ca: &DemoCa, revoked: &[RevokedSerial], number: u64) -> X509Crl 
 async fn a_crl_fetched_from_the_distribution_point_revokes_without_an_upload(app: TestApp) {
     let pki = TestPki::set_up(&app).await;
     let server = CrlServer::start();
-    let operator = app.as_operator().await;
-    let guarantor = operator
-        .organization_with_uscc(&demo_uscc("guarantor"))
-        .await;
     let mut spec = IssuerSpec::new(GUARANTOR, &demo_uscc("guarantor"));
     spec.crl_distribution_point = Some(server.url.clone());
-    let cert = pki.ca.issue(&spec).expect("certificate");
-    operator
-        .issuer_certificate(&guarantor, &pem(&cert.cert), Some(&key_pem(&cert.key)))
+    let cert = register_hosted_key(&app, &pki.ca, "guarantor", &spec).await;
+    let bond = app
+        .bond_on_new_tender("enterprise1", "guarantor", "BZ-CDP-1")
         .await;
-    let tender = app
-        .as_agency()
-        .await
-        .create_project(&NewTender::two_sections("BZ-CDP-1", 3))
-        .await;
-    let application = app
-        .paid_application("enterprise1", "guarantor", &tender.sections[0])
-        .await;
-    let bond = app.as_issuer("guarantor").await.issue(&application).await;
 
     let report = app.verify(&bond, &bond.code).await;
     assert_eq!(report.indication, "PASSED", "{report:?}");
@@ -186,25 +173,12 @@ async fn a_crl_fetched_from_the_distribution_point_revokes_without_an_upload(app
 async fn a_crl_served_by_someone_else_is_not_stored(app: TestApp) {
     let pki = TestPki::set_up(&app).await;
     let server = CrlServer::start();
-    let operator = app.as_operator().await;
-    let guarantor = operator
-        .organization_with_uscc(&demo_uscc("guarantor"))
-        .await;
     let mut spec = IssuerSpec::new(GUARANTOR, &demo_uscc("guarantor"));
     spec.crl_distribution_point = Some(server.url.clone());
-    let cert = pki.ca.issue(&spec).expect("certificate");
-    operator
-        .issuer_certificate(&guarantor, &pem(&cert.cert), Some(&key_pem(&cert.key)))
+    let cert = register_hosted_key(&app, &pki.ca, "guarantor", &spec).await;
+    let bond = app
+        .bond_on_new_tender("enterprise1", "guarantor", "BZ-CDP-2")
         .await;
-    let tender = app
-        .as_agency()
-        .await
-        .create_project(&NewTender::two_sections("BZ-CDP-2", 3))
-        .await;
-    let application = app
-        .paid_application("enterprise1", "guarantor", &tender.sections[0])
-        .await;
-    let bond = app.as_issuer("guarantor").await.issue(&application).await;
 
     // Someone who controls the URL serves a CRL under the CA's very name, signed with a
     // key of their own, revoking the guarantor's certificate.
@@ -343,10 +317,6 @@ impl Drop for OcspResponder {
 async fn the_ocsp_responder_a_certificate_names_is_asked_and_named(app: TestApp) {
     let pki = TestPki::set_up(&app).await;
     let mut responder = OcspResponder::new(&pki.ca);
-    let operator = app.as_operator().await;
-    let guarantor = operator
-        .organization_with_uscc(&demo_uscc("guarantor"))
-        .await;
     let mut spec = IssuerSpec::new(GUARANTOR, &demo_uscc("guarantor"));
     spec.ocsp_url = Some(responder.url.clone());
     let cert = pki.ca.issue(&spec).expect("certificate");
@@ -356,18 +326,16 @@ async fn the_ocsp_responder_a_certificate_names_is_asked_and_named(app: TestApp)
         (&cert.cert, None),
         (&other.cert, Some(Utc::now() - Duration::days(1))),
     ]);
+    let operator = app.as_operator().await;
+    let guarantor = operator
+        .organization_with_uscc(&demo_uscc("guarantor"))
+        .await;
     operator
         .issuer_certificate(&guarantor, &pem(&cert.cert), Some(&key_pem(&cert.key)))
         .await;
-    let tender = app
-        .as_agency()
-        .await
-        .create_project(&NewTender::two_sections("BZ-OCSP-1", 3))
+    let bond = app
+        .bond_on_new_tender("enterprise1", "guarantor", "BZ-OCSP-1")
         .await;
-    let application = app
-        .paid_application("enterprise1", "guarantor", &tender.sections[0])
-        .await;
-    let bond = app.as_issuer("guarantor").await.issue(&application).await;
 
     let round = ocsp_round(&app).await;
     assert_eq!((round.stored, round.failed), (1, 0), "{round:?}");

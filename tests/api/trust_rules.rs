@@ -7,8 +7,8 @@ use baohan::pki::demo::{serial_hex, IssuedCert, RevokedSerial};
 use chrono::{Duration, Utc};
 
 use crate::fixtures::{
-    crl_pem, issuer_certificate, key_pem, pem, DemoCa, IssuedBond, IssuerSpec, KeyType, NewTender,
-    TestPki,
+    crl_pem, issuer_certificate, key_pem, pem, register_hosted_key, DemoCa, IssuedBond, IssuerSpec,
+    KeyType, NewTender, TestPki,
 };
 use crate::helpers::{demo_uscc, TestApp};
 use crate::on_both_backends;
@@ -31,23 +31,12 @@ async fn guarantor_bond(
     valid_for: Duration,
     code: &str,
 ) -> (IssuedCert, IssuedBond) {
-    let operator = app.as_operator().await;
-    let guarantor = operator
-        .organization_with_uscc(&demo_uscc("guarantor"))
+    let mut spec = IssuerSpec::new(GUARANTOR, &demo_uscc("guarantor"));
+    spec.not_after = Utc::now() + valid_for;
+    let cert = register_hosted_key(app, &pki.ca, "guarantor", &spec).await;
+    let bond = app
+        .bond_on_new_tender("enterprise1", "guarantor", code)
         .await;
-    let cert = issuer_certificate(&pki.ca, "guarantor", GUARANTOR, valid_for);
-    operator
-        .issuer_certificate(&guarantor, &pem(&cert.cert), Some(&key_pem(&cert.key)))
-        .await;
-    let tender = app
-        .as_agency()
-        .await
-        .create_project(&NewTender::two_sections(code, 3))
-        .await;
-    let application = app
-        .paid_application("enterprise1", "guarantor", &tender.sections[0])
-        .await;
-    let bond = app.as_issuer("guarantor").await.issue(&application).await;
     (cert, bond)
 }
 
