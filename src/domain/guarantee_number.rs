@@ -1,7 +1,13 @@
 //! Guarantee number (保函编号) issued by the exchange.
 //!
-//! Layout, 21 characters: `BH` + issue date `YYYYMMDD` + issuer code (4 of `A-Z0-9`) +
-//! sequence (6 digits) + one check character, e.g. `BH20250314CCB1000001C`.
+//! Layout, 27 characters: `BH` + issue date `YYYYMMDD` + issuer code (4 of `A-Z0-9`) +
+//! sequence (6 digits) + key (6 random characters of Crockford's base 32: digits and
+//! letters without I, L, O, U) + one check character, e.g.
+//! `BH20250314CCB1000001K7M2QXP`.
+//!
+//! The key makes numbers unguessable: date, issuer and sequence are predictable, so
+//! without it anyone could list the numbers an issuer gave out on a day and probe them
+//! (DESIGN 9, "no answer is an oracle"). 30 random bits per number.
 //!
 //! The check character follows ISO 7064 MOD 37,36 (hybrid system over `0-9A-Z`) and covers
 //! the whole string, `BH` included, so the number can be checked without knowing its
@@ -18,11 +24,16 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
 const PREFIX: &str = "BH";
-const LEN: usize = 21;
+const LEN: usize = 27;
 const ALPHABET: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+/// The characters of the random key: Crockford's base 32, no letters easily misread.
+pub const KEY_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Characters in the random key.
+pub const KEY_LEN: usize = 6;
 const DATE: std::ops::Range<usize> = 2..10;
 const ISSUER: std::ops::Range<usize> = 10..14;
 const SEQUENCE: std::ops::Range<usize> = 14..20;
+const KEY: std::ops::Range<usize> = 20..26;
 /// Largest sequence number that fits in six digits.
 pub const MAX_SEQUENCE: u32 = 999_999;
 
@@ -47,8 +58,8 @@ pub enum GuaranteeNumberError {
         /// 1-based position.
         position: usize,
     },
-    /// Not 21 characters.
-    #[error("guarantee number must be 21 characters, found {found}")]
+    /// Not 27 characters.
+    #[error("guarantee number must be 27 characters, found {found}")]
     WrongLength {
         /// Length given, in characters.
         found: usize,
@@ -68,6 +79,9 @@ pub enum GuaranteeNumberError {
     /// Positions 15..=20 are not digits.
     #[error("guarantee number has no 6-digit sequence in positions 15-20")]
     InvalidSequence,
+    /// Positions 21..=26 are not 6 characters of [`KEY_ALPHABET`].
+    #[error("guarantee number has no 6-character key in positions 21-26 (digits and letters other than I, L, O, U)")]
+    InvalidKey,
     /// Sequence above [`MAX_SEQUENCE`].
     #[error("sequence {0} does not fit in six digits")]
     SequenceTooLarge(u32),
@@ -79,11 +93,13 @@ pub enum GuaranteeNumberError {
 
 impl GuaranteeNumber {
     /// Makes the number for a guarantee issued on `date` by `issuer_code` with the
-    /// issuer's daily/annual sequence `seq` (0..=999999).
+    /// issuer's daily sequence `seq` (0..=999999) and a random `key` (see
+    /// [`GuaranteeNumber::key_from`]).
     pub fn new(
         date: NaiveDate,
         issuer_code: &str,
         seq: u32,
+        key: &str,
     ) -> Result<GuaranteeNumber, GuaranteeNumberError> {
         if !(0..=9999).contains(&date.year()) {
             return Err(GuaranteeNumberError::DateOutOfRange);
@@ -98,8 +114,11 @@ impl GuaranteeNumber {
         if seq > MAX_SEQUENCE {
             return Err(GuaranteeNumberError::SequenceTooLarge(seq));
         }
+        if !is_key(key) {
+            return Err(GuaranteeNumberError::InvalidKey);
+        }
         let body = format!(
-            "{PREFIX}{:04}{:02}{:02}{issuer_code}{seq:06}",
+            "{PREFIX}{:04}{:02}{:02}{issuer_code}{seq:06}{key}",
             date.year(),
             date.month(),
             date.day()
@@ -133,6 +152,9 @@ impl GuaranteeNumber {
         if !s[SEQUENCE].bytes().all(|b| b.is_ascii_digit()) {
             return Err(GuaranteeNumberError::InvalidSequence);
         }
+        if !is_key(&s[KEY]) {
+            return Err(GuaranteeNumberError::InvalidKey);
+        }
         if !is_valid(&values(&s)) {
             return Err(GuaranteeNumberError::WrongCheck);
         }
@@ -161,6 +183,24 @@ impl GuaranteeNumber {
             .bytes()
             .fold(0, |acc, b| acc * 10 + u32::from(b - b'0'))
     }
+
+    /// The random key encoded in the number.
+    pub fn key(&self) -> &str {
+        &self.0[KEY]
+    }
+
+    /// A key made of random bytes (one character per byte, its low five bits): the
+    /// caller supplies the randomness, from the operating system's generator.
+    pub fn key_from(random: [u8; KEY_LEN]) -> String {
+        random
+            .iter()
+            .map(|b| char::from(KEY_ALPHABET[usize::from(b & 0x1f)]))
+            .collect()
+    }
+}
+
+fn is_key(key: &str) -> bool {
+    key.len() == KEY_LEN && key.bytes().all(|b| KEY_ALPHABET.contains(&b))
 }
 
 fn parse_date(yyyymmdd: &str) -> Option<NaiveDate> {
@@ -247,18 +287,19 @@ mod tests {
 
     #[test]
     fn new_lays_out_the_fields_and_appends_the_check() {
-        let n = GuaranteeNumber::new(date(2025, 3, 14), "CCB1", 1).unwrap();
+        let n = GuaranteeNumber::new(date(2025, 3, 14), "CCB1", 1, "K7M2QX").unwrap();
         // Check character computed independently (a short script of the ISO 7064 steps).
-        assert_eq!(n.as_str(), "BH20250314CCB1000001C");
-        assert_eq!(n.to_string(), "BH20250314CCB1000001C");
+        assert_eq!(n.as_str(), "BH20250314CCB1000001K7M2QXP");
+        assert_eq!(n.to_string(), "BH20250314CCB1000001K7M2QXP");
         assert_eq!(n.issue_date(), date(2025, 3, 14));
         assert_eq!(n.issuer_code(), "CCB1");
         assert_eq!(n.sequence(), 1);
+        assert_eq!(n.key(), "K7M2QX");
         assert_eq!(
-            GuaranteeNumber::new(date(2025, 3, 14), "ABCD", 123_456)
+            GuaranteeNumber::new(date(2025, 3, 14), "ABCD", 123_456, "0000ZZ")
                 .unwrap()
                 .as_str(),
-            "BH20250314ABCD123456O"
+            "BH20250314ABCD1234560000ZZP"
         );
     }
 
@@ -268,31 +309,40 @@ mod tests {
         let d = date(2025, 3, 14);
         for code in ["CCB", "CCB12", "ccb1", "CC-1", "", "ＣＣＢ1"] {
             assert_eq!(
-                GuaranteeNumber::new(d, code, 1),
+                GuaranteeNumber::new(d, code, 1, "K7M2QX"),
                 Err(E::InvalidIssuerCode),
                 "{code}"
             );
         }
         assert_eq!(
-            GuaranteeNumber::new(d, "CCB1", 1_000_000),
+            GuaranteeNumber::new(d, "CCB1", 1_000_000, "K7M2QX"),
             Err(E::SequenceTooLarge(1_000_000))
         );
-        assert!(GuaranteeNumber::new(d, "CCB1", MAX_SEQUENCE).is_ok());
+        assert!(GuaranteeNumber::new(d, "CCB1", MAX_SEQUENCE, "K7M2QX").is_ok());
+        for key in [
+            "K7M2Q", "K7M2QXX", "K7M2QI", "K7M2QL", "K7M2QO", "K7M2QU", "k7m2qx", "",
+        ] {
+            assert_eq!(
+                GuaranteeNumber::new(d, "CCB1", 1, key),
+                Err(E::InvalidKey),
+                "{key}"
+            );
+        }
         assert_eq!(
-            GuaranteeNumber::new(date(10_000, 1, 1), "CCB1", 1),
+            GuaranteeNumber::new(date(10_000, 1, 1), "CCB1", 1, "K7M2QX"),
             Err(E::DateOutOfRange)
         );
         assert_eq!(
-            GuaranteeNumber::new(date(-1, 1, 1), "CCB1", 1),
+            GuaranteeNumber::new(date(-1, 1, 1), "CCB1", 1, "K7M2QX"),
             Err(E::DateOutOfRange)
         );
     }
 
     #[test]
     fn parse_accepts_valid_numbers_and_normalises_case() {
-        let n = GuaranteeNumber::parse("BH20250314CCB1000001C").unwrap();
-        assert_eq!(n.as_str(), "BH20250314CCB1000001C");
-        assert_eq!(GuaranteeNumber::parse("bh20250314ccb1000001c"), Ok(n));
+        let n = GuaranteeNumber::parse("BH20250314CCB1000001K7M2QXP").unwrap();
+        assert_eq!(n.as_str(), "BH20250314CCB1000001K7M2QXP");
+        assert_eq!(GuaranteeNumber::parse("bh20250314ccb1000001k7m2qxp"), Ok(n));
     }
 
     #[test]
@@ -300,38 +350,45 @@ mod tests {
         use GuaranteeNumberError as E;
         let cases: &[(&str, GuaranteeNumberError)] = &[
             ("", E::WrongLength { found: 0 }),
-            ("BH20250314CCB1000001", E::WrongLength { found: 20 }),
-            ("BH20250314CCB1000001CC", E::WrongLength { found: 22 }),
-            (" BH20250314CCB1000001C", E::Whitespace { position: 1 }),
-            ("BH20250314CCB1 000001C", E::Whitespace { position: 15 }),
+            ("BH20250314CCB1000001K7M2QX", E::WrongLength { found: 26 }),
+            ("BH20250314CCB1000001K7M2QXPP", E::WrongLength { found: 28 }),
             (
-                "BH-20250314CCB100001C",
+                " BH20250314CCB1000001K7M2QXP",
+                E::Whitespace { position: 1 },
+            ),
+            (
+                "BH20250314CCB1 000001K7M2QXP",
+                E::Whitespace { position: 15 },
+            ),
+            (
+                "BH-20250314CCB100001K7M2QXP",
                 E::InvalidCharacter {
                     ch: '-',
                     position: 3,
                 },
             ),
             (
-                "BH20250314ÇCB1000001C",
+                "BH20250314ÇCB1000001K7M2QXP",
                 E::InvalidCharacter {
                     ch: 'Ç',
                     position: 11,
                 },
             ),
             (
-                "BH2025031４CCB1000001C",
+                "BH2025031４CCB1000001K7M2QXP",
                 E::InvalidCharacter {
                     ch: '４',
                     position: 10,
                 },
             ),
-            ("HB20250314CCB1000001C", E::WrongPrefix),
-            ("BH20250230CCB1000001C", E::InvalidDate),
-            ("BH2025O314CCB1000001C", E::InvalidDate),
-            ("BH20250314CCB100000IC", E::InvalidSequence),
-            ("BH20250314CCB1000001D", E::WrongCheck),
-            ("BH20250314CCB1000002C", E::WrongCheck),
-            ("BH20250314CCB1000010C", E::WrongCheck),
+            ("HB20250314CCB1000001K7M2QXP", E::WrongPrefix),
+            ("BH20250230CCB1000001K7M2QXP", E::InvalidDate),
+            ("BH2025O314CCB1000001K7M2QXP", E::InvalidDate),
+            ("BH20250314CCB100000IK7M2QXP", E::InvalidSequence),
+            ("BH20250314CCB1000001K7M2QIP", E::InvalidKey),
+            ("BH20250314CCB1000001K7M2QXD", E::WrongCheck),
+            ("BH20250314CCB1000002K7M2QXP", E::WrongCheck),
+            ("BH20250314CCB1000001K7M2QYP", E::WrongCheck),
         ];
         for (input, expected) in cases {
             assert_eq!(
@@ -345,24 +402,37 @@ mod tests {
     #[test]
     fn a_transposition_blind_spot_of_mod_37_36_exists() {
         // Documented limitation, pinned so a change of algorithm is noticed.
-        let n = GuaranteeNumber::new(date(2025, 3, 14), "CCB1", 34).unwrap();
-        assert_eq!(n.as_str(), "BH20250314CCB1000034T");
-        let swapped = GuaranteeNumber::parse("BH20250314CCB1000043T").unwrap();
+        let n = GuaranteeNumber::new(date(2025, 3, 14), "CCB1", 34, "K7M2QX").unwrap();
+        assert_eq!(n.as_str(), "BH20250314CCB1000034K7M2QXI");
+        let swapped = GuaranteeNumber::parse("BH20250314CCB1000043K7M2QXI").unwrap();
         assert_eq!(swapped.sequence(), 43);
     }
 
     #[test]
+    fn keys_use_every_character_of_their_alphabet_and_nothing_else() {
+        let mut seen = std::collections::BTreeSet::new();
+        for b in 0..=255u8 {
+            let key = GuaranteeNumber::key_from([b; KEY_LEN]);
+            assert!(is_key(&key), "{key}");
+            seen.extend(key.chars());
+        }
+        assert_eq!(seen.len(), KEY_ALPHABET.len());
+        assert!(!seen.iter().any(|c| "ILOU".contains(*c)));
+    }
+
+    #[test]
     fn json_is_a_validated_string() {
-        let n = GuaranteeNumber::new(date(2025, 3, 14), "CCB1", 1).unwrap();
+        let n = GuaranteeNumber::new(date(2025, 3, 14), "CCB1", 1, "K7M2QX").unwrap();
         assert_eq!(
             serde_json::to_string(&n).unwrap(),
-            "\"BH20250314CCB1000001C\""
+            "\"BH20250314CCB1000001K7M2QXP\""
         );
         assert_eq!(
-            serde_json::from_str::<GuaranteeNumber>("\"BH20250314CCB1000001C\"").unwrap(),
+            serde_json::from_str::<GuaranteeNumber>("\"BH20250314CCB1000001K7M2QXP\"").unwrap(),
             n
         );
-        let err = serde_json::from_str::<GuaranteeNumber>("\"BH20250314CCB1000001D\"").unwrap_err();
+        let err =
+            serde_json::from_str::<GuaranteeNumber>("\"BH20250314CCB1000001K7M2QXD\"").unwrap_err();
         assert!(
             err.to_string().contains("check character does not match"),
             "{err}"
@@ -374,9 +444,11 @@ mod tests {
             (1000i32..=9999, 1u32..=12, 1u32..=31),
             "[A-Z0-9]{4}",
             0u32..=MAX_SEQUENCE,
+            any::<[u8; KEY_LEN]>(),
         )
-            .prop_filter_map("real date", |((y, m, d), code, seq)| {
-                GuaranteeNumber::new(NaiveDate::from_ymd_opt(y, m, d)?, &code, seq).ok()
+            .prop_filter_map("real date", |((y, m, d), code, seq, random)| {
+                let key = GuaranteeNumber::key_from(random);
+                GuaranteeNumber::new(NaiveDate::from_ymd_opt(y, m, d)?, &code, seq, &key).ok()
             })
     }
 
@@ -398,7 +470,7 @@ mod tests {
         }
 
         #[test]
-        fn parse_never_panics_on_near_misses(s in "(BH|bh|HB)?[0-9A-Za-z]{0,22}") {
+        fn parse_never_panics_on_near_misses(s in "(BH|bh|HB)?[0-9A-Za-z]{0,28}") {
             let _ = GuaranteeNumber::parse(&s);
         }
 
@@ -406,7 +478,7 @@ mod tests {
         fn new_then_parse_round_trips(n in number()) {
             let parsed = GuaranteeNumber::parse(n.as_str()).unwrap();
             prop_assert_eq!(&parsed, &n);
-            let again = GuaranteeNumber::new(n.issue_date(), n.issuer_code(), n.sequence()).unwrap();
+            let again = GuaranteeNumber::new(n.issue_date(), n.issuer_code(), n.sequence(), n.key()).unwrap();
             prop_assert_eq!(again, n);
         }
 

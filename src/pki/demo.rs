@@ -481,7 +481,7 @@ pub fn serial_hex(cert: &X509) -> Result<String, ErrorStack> {
 pub fn sample_document(issuer_uscc: &str) -> GuaranteeDocument {
     GuaranteeDocument {
         schema: SCHEMA_V1.to_owned(),
-        guarantee_number: "BH20250301ICBC0000017K".to_owned(),
+        guarantee_number: "BH20250301ICBC0000174R9W2KK".to_owned(),
         version: 1,
         kind: IssuerKind::Bank,
         purpose: "bid_bond".to_owned(),
@@ -518,6 +518,6 @@ pub fn sample_document(issuer_uscc: &str) -> GuaranteeDocument {
         claim_conditions: "A written demand stating the bidder's breach, received within validity."
             .to_owned(),
         terms: vec!["This guarantee is irrevocable.".to_owned()],
-        verification_url: "https://baohan.example/verify/BH20250301ICBC0000017K".to_owned(),
+        verification_url: "https://baohan.example/verify/BH20250301ICBC0000174R9W2KK".to_owned(),
     }
 }

@@ -158,7 +158,7 @@ fn passes_p256_with_every_check() {
     assert!(report.signing_time.is_some());
     assert_eq!(
         report.guarantee_number.as_deref(),
-        Some("BH20250301ICBC0000017K")
+        Some("BH20250301ICBC0000174R9W2KK")
     );
     assert_eq!(
         report.signature_policy.as_deref(),

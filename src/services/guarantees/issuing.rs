@@ -212,7 +212,9 @@ fn next_number(
         .get_result(c)?;
     let seq = u32::try_from(used + 1)
         .map_err(|_| ServiceError::Conflict("too many guarantees today".into()))?;
-    GuaranteeNumber::new(date, code, seq)
+    let mut random = [0u8; crate::domain::guarantee_number::KEY_LEN];
+    rand::Rng::fill(&mut rand::rngs::OsRng, &mut random[..]);
+    GuaranteeNumber::new(date, code, seq, &GuaranteeNumber::key_from(random))
         .map(|n| n.as_str().to_owned())
         .map_err(|e| ServiceError::Conflict(format!("cannot number a new guarantee: {e}")))
 }
