@@ -941,7 +941,8 @@ fn evaluate(call: &Call<'_>) -> VerificationReport {
                 Failed,
                 Some(S::NotRegistered),
                 format!(
-                    "The exchange has no guarantee {} on record.",
+                    "The exchange has no record of this document: no guarantee {} was \
+                     registered with exactly these bytes.",
                     doc.guarantee_number
                 ),
             ));
@@ -953,7 +954,16 @@ fn evaluate(call: &Call<'_>) -> VerificationReport {
             ));
         }
         RegistryCheck::Online(Some(reg)) if !reg.document_sha256.eq_ignore_ascii_case(&doc_hex) => {
-            checks.push(check(CheckId::Registration, Failed, Some(S::NotRegistered), format!("The exchange registered guarantee {} with a different document (SHA-256 {}); this document is not the registered one.", doc.guarantee_number, reg.document_sha256)));
+            checks.push(check(
+                CheckId::Registration,
+                Failed,
+                Some(S::NotRegistered),
+                format!(
+                    "The exchange's record of guarantee {} is another document; this one is \
+                     not the registered one.",
+                    doc.guarantee_number
+                ),
+            ));
             checks.push(check(
                 CheckId::Status,
                 Skipped,

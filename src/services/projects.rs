@@ -260,8 +260,8 @@ fn load_view(
     })
 }
 
-/// Changes to a project before its bid deadline. Bond amounts may change only while no
-/// one has applied for the section (a bond already bought would no longer fit).
+/// Changes to a project before its bid deadline. A section's bond may be lowered, never
+/// raised (a bond already bought would no longer cover it), whoever has applied.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectChanges {
@@ -293,7 +293,6 @@ pub fn update_project(
     id: &str,
     changes: ProjectChanges,
 ) -> Result<ProjectView, ServiceError> {
-    use crate::db::schema::applications;
     let at = ctx.now();
     let mut conn = ctx.conn()?;
     write_tx(&mut conn, |c| {
@@ -323,14 +322,19 @@ pub fn update_project(
                 tender::check_bond_cap(bond, Amount::from_fen(price))
                     .map_err(|p| invalid(p.at(&field)))?;
             }
-            let applied: i64 = applications::table
-                .filter(applications::section_id.eq(&section.id))
-                .count()
-                .get_result(c)?;
-            if applied > 0 {
-                return Err(ServiceError::Conflict(format!(
-                    "{field}: bidders have applied for section {code}; its bond can no longer change"
-                )));
+            // Whether anyone applied must not matter here: before bid opening the agency
+            // may not learn which sections have bidders, from an answer or an error. A
+            // lower bond leaves every bond already bought sufficient; a higher one would
+            // not, so it is refused for everyone alike.
+            if bond.fen() > section.bond_amount_fen {
+                return Err(ServiceError::invalid(
+                    &field,
+                    format!(
+                        "a section's bond can be lowered but never raised once the tender is \
+                         published (now {}): bonds bought for it would no longer cover it",
+                        Amount::from_fen(section.bond_amount_fen)
+                    ),
+                ));
             }
             diesel::update(sections::table.find(&section.id))
                 .set(sections::bond_amount_fen.eq(bond.fen()))
@@ -367,13 +371,14 @@ pub struct Postponement {
 
 /// Postpones the bid deadline (and opening). Bonds must then cover the new bid
 /// validity period: each guarantee in force is offered an amendment for its issuer to
-/// sign. Returns the project and the guarantees awaiting an amendment.
+/// sign. Returns the project only: which bonds were offered an amendment is recorded in
+/// the audit log, never told to the agency before bid opening.
 pub fn postpone(
     ctx: &Context,
     actor: &Actor,
     id: &str,
     input: Postponement,
-) -> Result<(ProjectView, Vec<String>), ServiceError> {
+) -> Result<ProjectView, ServiceError> {
     let at = ctx.now();
     let deadline = parse_time("bid_deadline", &input.bid_deadline)?;
     let opening = parse_time("bid_opening_at", &input.bid_opening_at)?;
@@ -425,6 +430,6 @@ pub fn postpone(
             },
             at,
         )?;
-        Ok((load_view(c, fresh)?, offered))
+        load_view(c, fresh)
     })
 }

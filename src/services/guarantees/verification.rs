@@ -157,20 +157,30 @@ pub fn verify_by_number(
 
 /// Verification of a document and signature someone holds: the cryptographic checks,
 /// then the exchange's record of that number.
+///
+/// The record is consulted only when it holds exactly these bytes. A forged or altered
+/// document under a real number gets the same answer as one under a number that was
+/// never issued: nothing about the real bond (its hash, its issuer's certificates, its
+/// status) reaches someone who does not already hold its document, which before bid
+/// opening would tell who bids (DESIGN 9, "no answer is an oracle").
 pub fn verify_documents(
     ctx: &Context,
     document: &[u8],
     signature: &[u8],
     expectations: ExpectationsInput,
 ) -> Result<VerificationReport, ServiceError> {
+    use sha2::Digest;
     let expectations = expectations.parse()?;
     let mut conn = ctx.conn()?;
     let number = GuaranteeDocument::parse(document)
         .ok()
         .map(|d| d.guarantee_number);
+    let sha256 = hex::encode(sha2::Sha256::digest(document));
     let found: Option<Guarantee> = match number {
         Some(n) => guarantees::table
+            .inner_join(guarantee_versions::table)
             .filter(guarantees::number.eq(n))
+            .filter(guarantee_versions::document_sha256.eq(&sha256))
             .select(Guarantee::as_select())
             .first(&mut conn)
             .optional()?,

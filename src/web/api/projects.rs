@@ -184,8 +184,11 @@ async fn update_project(
 #[derive(Serialize, utoipa::ToSchema)]
 struct PostponedOut {
     project: ProjectOut,
-    /// Guarantees whose issuers must now sign an amendment covering the new period.
-    amendments_offered: Vec<String>,
+    /// Always `offered_to_bonds_in_force`: every bond in force is offered an amendment
+    /// covering the new period, for its issuer to sign. Which bonds, and how many, stays
+    /// sealed until bid opening, like everything about who bids.
+    #[schema(example = "offered_to_bonds_in_force")]
+    amendments: &'static str,
 }
 
 /// Postpones the bid deadline (延标); every bond in force is offered an amendment.
@@ -195,7 +198,7 @@ struct PostponedOut {
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
     request_body = Postponement,
     responses(
-        (status = 200, description = "The project and the guarantees awaiting an amendment", body = PostponedOut),
+        (status = 200, description = "The project, postponed; amendments are offered to the bonds in force", body = PostponedOut),
         SignedIn,
         NotFound,
         Conflict,
@@ -210,10 +213,10 @@ async fn postpone(
     body: web::Json<Postponement>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
-    let (view, offered) =
+    let view =
         web::block(move || projects::postpone(&ctx, &who.0, &id, body.into_inner())).await??;
     Ok(HttpResponse::Ok().json(PostponedOut {
         project: ProjectOut::from(view),
-        amendments_offered: offered,
+        amendments: "offered_to_bonds_in_force",
     }))
 }
