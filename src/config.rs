@@ -65,6 +65,14 @@ pub struct Settings {
     pub rate_limit_login_per_minute: u32,
     /// Public verifications per client address and minute.
     pub rate_limit_verify_per_minute: u32,
+    /// Sign-in attempts per account and minute, from all addresses together.
+    pub rate_limit_login_per_account_per_minute: u32,
+    /// Verifications by number and code per guarantee number and minute, from all
+    /// addresses together.
+    pub rate_limit_verify_per_number_per_minute: u32,
+    /// How long an API token works after it is made (at most; a shorter lifetime can be
+    /// asked for when making it).
+    pub api_token_lifetime_days: u32,
     /// Reverse proxies whose `X-Forwarded-For` names the client (addresses or CIDR
     /// networks; comma separated in the environment). Default: none, the socket peer is
     /// the client.
@@ -105,6 +113,9 @@ struct Defaults {
     max_body_bytes: usize,
     rate_limit_login_per_minute: u32,
     rate_limit_verify_per_minute: u32,
+    rate_limit_login_per_account_per_minute: u32,
+    rate_limit_verify_per_number_per_minute: u32,
+    api_token_lifetime_days: u32,
     trusted_proxies: &'static [&'static str],
     mail_transport: MailTransport,
     mail_from: &'static str,
@@ -130,6 +141,9 @@ const DEFAULTS: Defaults = Defaults {
     max_body_bytes: 256 * 1024,
     rate_limit_login_per_minute: 20,
     rate_limit_verify_per_minute: 300,
+    rate_limit_login_per_account_per_minute: 10,
+    rate_limit_verify_per_number_per_minute: 20,
+    api_token_lifetime_days: 365,
     trusted_proxies: &[],
     mail_transport: MailTransport::File,
     mail_from: "Baohan <noreply@baohan.localhost>",
@@ -235,6 +249,18 @@ impl Settings {
             (
                 "BAOHAN_RATE_LIMIT_VERIFY_PER_MINUTE",
                 self.rate_limit_verify_per_minute,
+            ),
+            (
+                "BAOHAN_RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE",
+                self.rate_limit_login_per_account_per_minute,
+            ),
+            (
+                "BAOHAN_RATE_LIMIT_VERIFY_PER_NUMBER_PER_MINUTE",
+                self.rate_limit_verify_per_number_per_minute,
+            ),
+            (
+                "BAOHAN_API_TOKEN_LIFETIME_DAYS",
+                self.api_token_lifetime_days,
             ),
         ] {
             if value == 0 {

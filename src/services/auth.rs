@@ -132,22 +132,34 @@ pub fn login(ctx: &Context, username: &str, password: &str) -> Result<SignedIn, 
     })
 }
 
-/// Ends the session a token belongs to (signing out twice is not an error).
-pub fn logout(ctx: &Context, session_token: &str) -> Result<(), ServiceError> {
+/// Ends the session the request was authenticated with (signing out twice is not an
+/// error). Only a session signs out: an API token is revoked by its id instead, so a
+/// machine client's sign-out can never look done while its token keeps working.
+pub fn logout(ctx: &Context, credential: &Credential) -> Result<(), ServiceError> {
+    let Credential::Session { id, .. } = credential else {
+        return Err(ServiceError::invalid(
+            "Authorization",
+            "an API token does not sign out; revoke it with DELETE /api/v1/auth/tokens/{id}",
+        ));
+    };
     let mut conn = ctx.conn()?;
-    diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash(session_token))))
-        .execute(&mut conn)?;
+    diesel::delete(sessions::table.filter(sessions::id.eq(id))).execute(&mut conn)?;
     Ok(())
 }
 
 /// How a request proved who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
-    /// A browser session; state-changing requests must echo this CSRF token.
-    Session { csrf_token: String },
+    /// A browser session (cookie, or its token as a bearer token); state-changing
+    /// requests by cookie must echo this CSRF token.
+    Session { id: String, csrf_token: String },
     /// An API token (machine client): no cookie, so no CSRF exposure.
-    ApiToken,
+    ApiToken { id: String },
 }
+
+/// How often the last use of an API token is written: a busy machine client does not
+/// turn every request into a write.
+const LAST_USE_PRECISION_SECONDS: i64 = 60;
 
 /// Resolves a bearer token or session cookie value to the actor behind it.
 pub fn authenticate(ctx: &Context, token: &str) -> Result<(Actor, Credential), ServiceError> {
@@ -165,6 +177,7 @@ pub fn authenticate(ctx: &Context, token: &str) -> Result<(Actor, Credential), S
         (
             session.user_id,
             Credential::Session {
+                id: session.id,
                 csrf_token: session.csrf_token,
             },
         )
@@ -172,11 +185,24 @@ pub fn authenticate(ctx: &Context, token: &str) -> Result<(Actor, Credential), S
         let api: ApiToken = api_tokens::table
             .filter(api_tokens::token_hash.eq(&hash))
             .filter(api_tokens::revoked_at.is_null())
+            .filter(api_tokens::expires_at.gt(at))
             .select(ApiToken::as_select())
             .first(&mut conn)
             .optional()?
             .ok_or(ServiceError::Unauthenticated)?;
-        (api.user_id, Credential::ApiToken)
+        let stale = at - Duration::seconds(LAST_USE_PRECISION_SECONDS);
+        if api.last_used_at.is_none_or(|used| used < stale) {
+            diesel::update(
+                api_tokens::table.filter(api_tokens::id.eq(&api.id)).filter(
+                    api_tokens::last_used_at
+                        .is_null()
+                        .or(api_tokens::last_used_at.lt(stale)),
+                ),
+            )
+            .set(api_tokens::last_used_at.eq(at))
+            .execute(&mut conn)?;
+        }
+        (api.user_id, Credential::ApiToken { id: api.id })
     } else {
         return Err(ServiceError::Unauthenticated);
     };
@@ -200,16 +226,41 @@ fn actor_of(user: &User, org: &Organization) -> Result<Actor, ServiceError> {
     })
 }
 
-/// A new API token for the actor's own user, for a machine client. The token is in the
-/// answer once; only its hash is kept.
+/// What making an API token asks for.
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    pub name: String,
+    /// Days until it stops working; at most (and by default) `max_days`.
+    pub expires_in_days: Option<u32>,
+    /// The exchange's longest lifetime (the `api_token_lifetime_days` setting).
+    pub max_days: u32,
+}
+
+/// A new API token for the actor's own user, for a machine client. Made only from an
+/// interactive session: a token cannot make tokens, so a leaked one cannot multiply
+/// itself past its own revocation. The token is in the answer once; only its hash is
+/// kept.
 pub fn create_api_token(
     ctx: &Context,
     actor: &Actor,
-    name: &str,
+    credential: &Credential,
+    input: NewApiToken,
 ) -> Result<(ApiToken, String), ServiceError> {
-    let name = name.trim();
+    if !matches!(credential, Credential::Session { .. }) {
+        return Err(ServiceError::Forbidden(
+            "API tokens are made from a signed-in session, not with another API token".into(),
+        ));
+    }
+    let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ServiceError::invalid("name", "must be 1 to 100 characters"));
+    }
+    let days = input.expires_in_days.unwrap_or(input.max_days);
+    if days == 0 || days > input.max_days {
+        return Err(ServiceError::invalid(
+            "expires_in_days",
+            format!("must be 1 to {} days", input.max_days),
+        ));
     }
     let token = random_token(API_TOKEN_PREFIX);
     let at = ctx.now();
@@ -221,6 +272,7 @@ pub fn create_api_token(
         created_at: at,
         last_used_at: None,
         revoked_at: None,
+        expires_at: at + Duration::days(i64::from(days)),
     };
     let mut conn = ctx.conn()?;
     write_tx(
@@ -237,7 +289,7 @@ pub fn create_api_token(
                     action: "create_api_token",
                     entity_kind: "api_token",
                     entity_id: &row.id,
-                    details: serde_json::json!({ "name": row.name }),
+                    details: serde_json::json!({ "name": row.name, "expires_at": row.expires_at.to_string() }),
                     ..Default::default()
                 },
                 at,
@@ -246,6 +298,30 @@ pub fn create_api_token(
         },
     )?;
     Ok((row, token))
+}
+
+/// An API token as its organization sees it in the list (never the token itself).
+#[derive(Debug, Clone)]
+pub struct ApiTokenEntry {
+    pub token: ApiToken,
+    /// Who made it (the token acts as this user).
+    pub username: String,
+}
+
+/// The API tokens of the actor's organization, newest first, revoked and expired ones
+/// included (they say so), with when each was last used.
+pub fn list_api_tokens(ctx: &Context, actor: &Actor) -> Result<Vec<ApiTokenEntry>, ServiceError> {
+    let mut conn = ctx.conn()?;
+    let rows: Vec<(ApiToken, String)> = api_tokens::table
+        .inner_join(users::table)
+        .filter(users::organization_id.eq(&actor.organization_id))
+        .order((api_tokens::created_at.desc(), api_tokens::id.asc()))
+        .select((ApiToken::as_select(), users::username))
+        .load(&mut conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(token, username)| ApiTokenEntry { token, username })
+        .collect())
 }
 
 /// Revokes an API token of the actor's own organization: a machine client's key can be

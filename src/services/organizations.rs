@@ -372,6 +372,59 @@ pub fn create_user(ctx: &Context, actor: &Actor, input: NewUser) -> Result<User,
     Ok(user)
 }
 
+/// Deactivates a user (operator only): the user can no longer sign in, every session
+/// of the user ends and every API token the user made is revoked, in one transaction.
+/// An operator cannot deactivate their own account (someone must remain to administer).
+pub fn deactivate_user(ctx: &Context, actor: &Actor, user_id: &str) -> Result<(), ServiceError> {
+    use crate::db::schema::{api_tokens, sessions};
+    require_role(actor, &[Role::Operator])?;
+    if user_id == actor.user_id {
+        return Err(ServiceError::Conflict(
+            "you cannot deactivate your own account; ask another operator".into(),
+        ));
+    }
+    let at = ctx.now();
+    let mut conn = ctx.conn()?;
+    write_tx(&mut conn, |c| -> Result<(), ServiceError> {
+        let found: Option<bool> = users::table
+            .find(user_id)
+            .select(users::active)
+            .first(c)
+            .optional()?;
+        match found {
+            None => return Err(ServiceError::NotFound("user".into())),
+            // Twice is not an error: the user stays inactive and nothing more happens.
+            Some(false) => return Ok(()),
+            Some(true) => {}
+        }
+        diesel::update(users::table.find(user_id))
+            .set(users::active.eq(false))
+            .execute(c)?;
+        diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(c)?;
+        let revoked = diesel::update(
+            api_tokens::table
+                .filter(api_tokens::user_id.eq(user_id))
+                .filter(api_tokens::revoked_at.is_null()),
+        )
+        .set(api_tokens::revoked_at.eq(at))
+        .execute(c)?;
+        audit::append(
+            c,
+            &AuditEvent {
+                actor_user_id: Some(&actor.user_id),
+                actor_organization_id: Some(&actor.organization_id),
+                action: "deactivate_user",
+                entity_kind: "user",
+                entity_id: user_id,
+                details: serde_json::json!({ "api_tokens_revoked": revoked }),
+                ..Default::default()
+            },
+            at,
+        )?;
+        Ok(())
+    })
+}
+
 /// Creates the first operator organization and its user on an empty exchange, so that
 /// a production database (where `baohan demo` is not used) has someone to administer
 /// it. Refused once any operator exists.

@@ -1,6 +1,12 @@
 //! Who is calling: the `Authenticated` extractor reads an `Authorization: Bearer` token
 //! (API token or session token) or the session cookie. Cookie-authenticated requests
 //! that change state must echo the session's CSRF token in `X-CSRF-Token`.
+//!
+//! The `Authorization` header is read as RFC 9110 says: the scheme is case-insensitive,
+//! spaces after it are allowed, a token with spaces inside is malformed. A header with
+//! another scheme (`Basic ...`, which browsers add on their own for some sites) is not
+//! ours and never hides a valid session cookie. Two `Authorization` headers are refused:
+//! proxies and servers may pick different ones.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,20 +23,58 @@ use crate::services::Actor;
 pub const SESSION_COOKIE: &str = "baohan_session";
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
 
-/// The signed-in actor of a request.
+/// The signed-in actor of a request, and the credential it proved itself with.
 #[derive(Debug, Clone)]
-pub struct Authenticated(pub Actor);
+pub struct Authenticated(pub Actor, pub Credential);
 
-/// Where the token came from: a cookie needs CSRF protection, a header does not (a
-/// browser never adds it to a cross-site request on its own).
-fn token_of(req: &HttpRequest) -> Option<(String, bool)> {
-    if let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
-        let value = value.to_str().ok()?;
-        let token = value.strip_prefix("Bearer ")?.trim();
-        return Some((token.to_owned(), false));
+/// What the request offers as a credential.
+#[derive(Debug, PartialEq, Eq)]
+enum Offered {
+    /// A bearer token from the `Authorization` header.
+    Bearer(String),
+    /// The session cookie's value: needs CSRF protection on state changes (a browser
+    /// adds cookies to cross-site requests, never an `Authorization` header).
+    Cookie(String),
+}
+
+/// Why the request's credentials could not even be read.
+const NO_CREDENTIALS: &str = "sign in or send a valid API token";
+
+fn unauthenticated(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+}
+
+/// The credential a request offers: a bearer token, else the session cookie.
+fn offered(req: &HttpRequest) -> Result<Offered, ApiError> {
+    let mut headers = req
+        .headers()
+        .get_all(actix_web::http::header::AUTHORIZATION);
+    let first = headers.next();
+    if headers.next().is_some() {
+        return Err(ApiError::bad_request(
+            "send one Authorization header, not several",
+        ));
+    }
+    if let Some(value) = first {
+        let value = value
+            .to_str()
+            .map_err(|_| unauthenticated("the Authorization header is not readable text"))?;
+        let value = value.trim_matches([' ', '\t']);
+        let (scheme, rest) = value.split_once([' ', '\t']).unwrap_or((value, ""));
+        if scheme.eq_ignore_ascii_case("bearer") {
+            let token = rest.trim_matches([' ', '\t']);
+            if token.is_empty() || token.contains(char::is_whitespace) {
+                return Err(unauthenticated(
+                    "the Authorization header must be `Bearer <token>`",
+                ));
+            }
+            return Ok(Offered::Bearer(token.to_owned()));
+        }
+        // Another scheme is not for us: fall through to the cookie.
     }
     req.cookie(SESSION_COOKIE)
-        .map(|c| (c.value().to_owned(), true))
+        .map(|c| Offered::Cookie(c.value().to_owned()))
+        .ok_or_else(|| unauthenticated(NO_CREDENTIALS))
 }
 
 fn is_safe(method: &Method) -> bool {
@@ -55,20 +99,17 @@ impl FromRequest for Authenticated {
                 .ok_or_else(|| {
                     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no state")
                 })?;
-            let (token, from_cookie) = token_of(&req).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthenticated",
-                    "sign in or send a valid API token",
-                )
-            })?;
+            let (token, from_cookie) = match offered(&req)? {
+                Offered::Bearer(token) => (token, false),
+                Offered::Cookie(token) => (token, true),
+            };
             let ctx = state.ctx.clone();
             let (actor, credential) = web::block(move || authenticate(&ctx, &token)).await??;
             if from_cookie && !is_safe(req.method()) {
                 let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
                 let expected = match &credential {
-                    Credential::Session { csrf_token } => Some(csrf_token.as_str()),
-                    Credential::ApiToken => None,
+                    Credential::Session { csrf_token, .. } => Some(csrf_token.as_str()),
+                    Credential::ApiToken { .. } => None,
                 };
                 let ok = matches!((sent, expected), (Some(a), Some(b)) if bool::from(a.as_bytes().ct_eq(b.as_bytes())));
                 if !ok {
@@ -79,7 +120,67 @@ impl FromRequest for Authenticated {
                     ));
                 }
             }
-            Ok(Authenticated(actor))
+            Ok(Authenticated(actor, credential))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn read(headers: &[&str], cookie: Option<&str>) -> Result<Offered, u16> {
+        let mut req = TestRequest::default();
+        for value in headers {
+            req = req.append_header(("Authorization", *value));
+        }
+        if let Some(cookie) = cookie {
+            req = req.cookie(actix_web::cookie::Cookie::new(SESSION_COOKIE, cookie));
+        }
+        offered(&req.to_http_request()).map_err(|e| e.status.as_u16())
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_spaces_around_the_token_are_allowed() {
+        for header in [
+            "Bearer t1",
+            "bearer t1",
+            "BEARER t1",
+            "Bearer   t1",
+            " Bearer t1 ",
+            "Bearer\tt1",
+        ] {
+            assert_eq!(
+                read(&[header], None),
+                Ok(Offered::Bearer("t1".into())),
+                "{header:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_bearer_headers_are_refused_not_read_as_something_else() {
+        for header in ["Bearer", "Bearer ", "Bearer a b", "Bearer a\tb"] {
+            assert_eq!(read(&[header], Some("c1")), Err(401), "{header:?}");
+        }
+    }
+
+    #[test]
+    fn another_scheme_never_hides_the_session_cookie() {
+        assert_eq!(
+            read(&["Basic dXNlcjpwYXNz"], Some("c1")),
+            Ok(Offered::Cookie("c1".into()))
+        );
+        assert_eq!(read(&["Basic dXNlcjpwYXNz"], None), Err(401));
+        assert_eq!(read(&[], Some("c1")), Ok(Offered::Cookie("c1".into())));
+        assert_eq!(read(&[], None), Err(401));
+    }
+
+    #[test]
+    fn two_authorization_headers_are_refused() {
+        assert_eq!(read(&["Bearer t1", "Bearer t2"], None), Err(400));
+        assert_eq!(read(&["Basic x", "Bearer t2"], Some("c1")), Err(400));
     }
 }

@@ -1,7 +1,9 @@
 //! Rate limits on the endpoints worth guessing at: sign-in (passwords) and public
-//! verification (numbers and codes). Per client (see [`super::client_address`]), with
-//! the `governor` crate's GCRA limiter; over the limit a client gets 429 with
-//! `Retry-After` in the JSON error shape.
+//! verification (numbers and codes). Per client (see [`super::client_address`]), and per
+//! target too: per account for sign-in and per guarantee number for verification, so
+//! that guesses spread over many addresses still meet a limit. With the `governor`
+//! crate's GCRA limiter; over the limit a client gets 429 with `Retry-After` in the JSON
+//! error shape.
 //!
 //! A limit wraps the resource it protects, on the handler's route attribute:
 //!
@@ -11,9 +13,12 @@
 //!
 //! so it counts requests as the router matched them (after percent-decoding the path),
 //! not by comparing raw path strings that `/api/v1/auth/logi%6E` would slip past. A new
-//! limit is a [`Limit`] variant, its quota in [`RateLimits`], and that one line.
+//! limit is a [`Limit`] variant, its quota in [`RateLimits`], and that one line. The
+//! per-target limits need the request's body, so the handlers check them
+//! ([`RateLimits::check_account`], [`RateLimits::check_number`]) once they have read it.
 
 use std::future::{ready, Future, Ready};
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::pin::Pin;
@@ -49,66 +54,115 @@ pub enum Limit {
 /// balancer each keep their own counts: the limit per client is then per instance.)
 #[derive(Clone)]
 pub struct RateLimits {
-    sign_in: Arc<Limiter>,
-    public_verification: Arc<Limiter>,
+    sign_in: Arc<Limiter<IpAddr>>,
+    public_verification: Arc<Limiter<IpAddr>>,
+    per_account: Arc<Limiter<String>>,
+    per_number: Arc<Limiter<String>>,
+}
+
+/// Per client and minute, and per target and minute; bursts up to the same number.
+#[derive(Debug, Clone, Copy)]
+pub struct Quotas {
+    pub sign_in_per_client: u32,
+    pub verify_per_client: u32,
+    pub sign_in_per_account: u32,
+    pub verify_per_number: u32,
 }
 
 impl RateLimits {
     /// The limits the settings ask for.
     pub fn from_settings(settings: &Settings) -> RateLimits {
-        RateLimits::per_minute(
-            settings.rate_limit_login_per_minute,
-            settings.rate_limit_verify_per_minute,
-        )
+        RateLimits::per_minute(Quotas {
+            sign_in_per_client: settings.rate_limit_login_per_minute,
+            verify_per_client: settings.rate_limit_verify_per_minute,
+            sign_in_per_account: settings.rate_limit_login_per_account_per_minute,
+            verify_per_number: settings.rate_limit_verify_per_number_per_minute,
+        })
     }
 
-    /// Limits per client and minute; bursts up to the same number.
-    pub fn per_minute(sign_in: u32, public_verification: u32) -> RateLimits {
-        let quota =
-            |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
+    /// Limits per minute; bursts up to the same number.
+    pub fn per_minute(quotas: Quotas) -> RateLimits {
+        fn limiter<K: Hash + Eq + Clone>(n: u32) -> Arc<Limiter<K>> {
+            let quota = Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
+            Arc::new(Limiter::new(quota, DefaultClock::default()))
+        }
         RateLimits {
-            sign_in: Arc::new(Limiter::new(quota(sign_in), DefaultClock::default())),
-            public_verification: Arc::new(Limiter::new(
-                quota(public_verification),
-                DefaultClock::default(),
-            )),
+            sign_in: limiter(quotas.sign_in_per_client),
+            public_verification: limiter(quotas.verify_per_client),
+            per_account: limiter(quotas.sign_in_per_account),
+            per_number: limiter(quotas.verify_per_number),
         }
     }
 
     /// `Err(time to wait)` when `client` is over `limit`.
     pub fn check(&self, limit: Limit, client: IpAddr) -> Result<(), Duration> {
+        let client = counted_as(client);
         match limit {
-            Limit::SignIn => self.sign_in.check(client),
-            Limit::PublicVerification => self.public_verification.check(client),
+            Limit::SignIn => self.sign_in.check(&client),
+            Limit::PublicVerification => self.public_verification.check(&client),
         }
     }
+
+    /// Counts a sign-in attempt for the account named (as typed: the lookup is exact,
+    /// so another spelling names another account). `Err(time to wait)` when over.
+    pub fn check_account(&self, username: &str) -> Result<(), Duration> {
+        self.per_account.check(&bounded(username))
+    }
+
+    /// Counts a verification attempt for a guarantee number (as normalized by parsing).
+    /// `Err(time to wait)` when over.
+    pub fn check_number(&self, number: &str) -> Result<(), Duration> {
+        self.per_number.check(&bounded(number))
+    }
+}
+
+/// A target as counted: long inputs are cut (and are refused later anyway), so nobody
+/// makes the table hold megabytes per entry.
+fn bounded(target: &str) -> String {
+    target.chars().take(64).collect()
+}
+
+/// The 429 answer, with `Retry-After` in whole seconds rounded up (retrying earlier
+/// would be refused again).
+pub fn too_many_requests(wait: Duration) -> HttpResponse {
+    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many requests; try again in {seconds} seconds"),
+    )
+    .error_response();
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    response
 }
 
 /// How many checks pass between two prunings of a limiter's stale clients.
 const PRUNE_EVERY: u64 = 1024;
 
-/// One limit's counts per client. Clients whose allowance is full again are forgotten
-/// every [`PRUNE_EVERY`] checks, so the table holds only recent clients however many
-/// addresses come and go.
-struct Limiter<C: Clock = DefaultClock> {
-    limiter: RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, C, NoOpMiddleware<C::Instant>>,
+/// One limit's counts per key (a client, an account, a number). Keys whose allowance is
+/// full again are forgotten every [`PRUNE_EVERY`] checks, so the table holds only recent
+/// keys however many come and go.
+struct Limiter<K: Hash + Eq + Clone, C: Clock = DefaultClock> {
+    limiter: RateLimiter<K, DefaultKeyedStateStore<K>, C, NoOpMiddleware<C::Instant>>,
     checks: AtomicU64,
 }
 
-impl<C: Clock> Limiter<C> {
-    fn new(quota: Quota, clock: C) -> Limiter<C> {
+impl<K: Hash + Eq + Clone, C: Clock> Limiter<K, C> {
+    fn new(quota: Quota, clock: C) -> Limiter<K, C> {
         Limiter {
             limiter: RateLimiter::new(quota, DefaultKeyedStateStore::default(), clock),
             checks: AtomicU64::new(0),
         }
     }
 
-    fn check(&self, client: IpAddr) -> Result<(), Duration> {
+    fn check(&self, key: &K) -> Result<(), Duration> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.prune();
         }
         self.limiter
-            .check_key(&counted_as(client))
+            .check_key(key)
             .map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
     }
 
@@ -199,18 +253,7 @@ fn refusal(limit: Limit, req: &ServiceRequest) -> Option<HttpResponse> {
     let peer = req.peer_addr()?;
     let client = client_address(peer.ip(), req.headers(), &state.settings.trusted_proxies);
     let wait = state.rate_limits.check(limit, client).err()?;
-    // Whole seconds, rounded up: retrying earlier would be refused again.
-    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
-    let mut response = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        format!("too many requests; try again in {seconds} seconds"),
-    )
-    .error_response();
-    response
-        .headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from(seconds));
-    Some(response)
+    Some(too_many_requests(wait))
 }
 
 #[cfg(test)]
@@ -223,7 +266,7 @@ mod tests {
         s.parse().expect("address")
     }
 
-    fn two_per_minute(clock: &FakeRelativeClock) -> Limiter<FakeRelativeClock> {
+    fn two_per_minute(clock: &FakeRelativeClock) -> Limiter<IpAddr, FakeRelativeClock> {
         Limiter::new(
             Quota::per_minute(NonZeroU32::new(2).expect("two")),
             clock.clone(),
@@ -234,47 +277,54 @@ mod tests {
     fn each_client_has_its_own_allowance() {
         let clock = FakeRelativeClock::default();
         let limiter = two_per_minute(&clock);
-        assert!(limiter.check(ip("192.0.2.1")).is_ok());
-        assert!(limiter.check(ip("192.0.2.1")).is_ok());
-        let wait = limiter.check(ip("192.0.2.1")).expect_err("over the limit");
+        assert!(limiter.check(&counted_as(ip("192.0.2.1"))).is_ok());
+        assert!(limiter.check(&counted_as(ip("192.0.2.1"))).is_ok());
+        let wait = limiter
+            .check(&counted_as(ip("192.0.2.1")))
+            .expect_err("over the limit");
         assert!(
             wait > Duration::ZERO && wait <= Duration::from_secs(30),
             "{wait:?}"
         );
-        assert!(limiter.check(ip("192.0.2.2")).is_ok());
+        assert!(limiter.check(&counted_as(ip("192.0.2.2"))).is_ok());
         clock.advance(Duration::from_secs(30));
-        assert!(limiter.check(ip("192.0.2.1")).is_ok());
+        assert!(limiter.check(&counted_as(ip("192.0.2.1"))).is_ok());
     }
 
     #[test]
     fn an_ipv6_network_counts_as_one_client() {
         let clock = FakeRelativeClock::default();
         let limiter = two_per_minute(&clock);
-        assert!(limiter.check(ip("2001:db8:1:2::1")).is_ok());
-        assert!(limiter.check(ip("2001:db8:1:2::ffff")).is_ok());
-        assert!(limiter.check(ip("2001:db8:1:2:abcd::9")).is_err());
-        assert!(limiter.check(ip("2001:db8:1:3::1")).is_ok());
+        assert!(limiter.check(&counted_as(ip("2001:db8:1:2::1"))).is_ok());
+        assert!(limiter.check(&counted_as(ip("2001:db8:1:2::ffff"))).is_ok());
+        assert!(limiter
+            .check(&counted_as(ip("2001:db8:1:2:abcd::9")))
+            .is_err());
+        assert!(limiter.check(&counted_as(ip("2001:db8:1:3::1"))).is_ok());
         // IPv4 through an IPv6 socket is the IPv4 address.
-        assert!(limiter.check(ip("192.0.2.1")).is_ok());
-        assert!(limiter.check(ip("::ffff:192.0.2.1")).is_ok());
-        assert!(limiter.check(ip("192.0.2.1")).is_err());
+        assert!(limiter.check(&counted_as(ip("192.0.2.1"))).is_ok());
+        assert!(limiter.check(&counted_as(ip("::ffff:192.0.2.1"))).is_ok());
+        assert!(limiter.check(&counted_as(ip("192.0.2.1"))).is_err());
     }
 
     #[test]
     fn pruning_forgets_clients_whose_allowance_is_full_again() {
         let clock = FakeRelativeClock::default();
         let limiter = two_per_minute(&clock);
-        limiter.check(ip("192.0.2.1")).expect("first");
+        limiter.check(&counted_as(ip("192.0.2.1"))).expect("first");
         // A minute on, the first client is whole again; another has just used all
         // its allowance.
         clock.advance(Duration::from_secs(60));
-        limiter.check(ip("192.0.2.2")).expect("first");
-        limiter.check(ip("192.0.2.2")).expect("second");
+        limiter.check(&counted_as(ip("192.0.2.2"))).expect("first");
+        limiter.check(&counted_as(ip("192.0.2.2"))).expect("second");
         assert_eq!(limiter.clients(), 2);
         limiter.prune();
         assert_eq!(limiter.clients(), 1);
-        assert!(limiter.check(ip("192.0.2.2")).is_err(), "kept its count");
-        assert!(limiter.check(ip("192.0.2.1")).is_ok());
+        assert!(
+            limiter.check(&counted_as(ip("192.0.2.2"))).is_err(),
+            "kept its count"
+        );
+        assert!(limiter.check(&counted_as(ip("192.0.2.1"))).is_ok());
     }
 
     #[test]
@@ -284,13 +334,13 @@ mod tests {
         let many = u32::try_from(PRUNE_EVERY - 1).expect("small");
         for n in 0..many {
             limiter
-                .check(IpAddr::V4((0x0a00_0000 + n).into()))
+                .check(&IpAddr::V4((0x0a00_0000 + n).into()))
                 .expect("first request");
         }
         assert_eq!(limiter.clients(), PRUNE_EVERY as usize - 1);
         clock.advance(Duration::from_secs(60));
         // This check is the PRUNE_EVERY-th: the stale clients go, the new one stays.
-        limiter.check(ip("192.0.2.1")).expect("first");
+        limiter.check(&counted_as(ip("192.0.2.1"))).expect("first");
         assert_eq!(limiter.clients(), 1);
     }
 }

@@ -115,7 +115,7 @@ async fn sign_in_and_public_verification_are_rate_limited() {
     let mut statuses = Vec::new();
     for _ in 0..3 {
         let status = app
-            .verify("BH20260101ZZZZ0000019", "ABCDEFGH")
+            .verify("BH20260101ZZZZ000001A0B1C2R", "ABCDEFGH")
             .status()
             .await;
         statuses.push(status);

@@ -239,6 +239,8 @@ async fn spawn(
     // of their own.
     settings.rate_limit_login_per_minute = 1_000_000;
     settings.rate_limit_verify_per_minute = 1_000_000;
+    settings.rate_limit_login_per_account_per_minute = 1_000_000;
+    settings.rate_limit_verify_per_number_per_minute = 1_000_000;
     configure(&mut settings);
     let app_settings = settings.clone();
     let (app, pool) = tokio::task::spawn_blocking(move || {

@@ -315,7 +315,7 @@ fn sign_in_guess() -> Value {
 
 /// A verification code guess.
 fn verification_guess() -> Value {
-    json!({ "number": "BH20260101ZZZZ0000019", "code": "ABCDEFGH" })
+    json!({ "number": "BH20260101ZZZZ000001A0B1C2R", "code": "ABCDEFGH" })
 }
 
 /// One guess, signed out, with extra headers; a 429 says when to retry.
@@ -332,51 +332,122 @@ async fn attempt(app: &TestApp, path: &str, guess: &Value, headers: &[(&str, &st
     answer
 }
 
-/// The limits count the request the router matched: spelling a character of the path
-/// as a percent escape reaches the same endpoint and the same count.
+/// Every way of spelling `path` that a client might hope reaches the same endpoint
+/// uncounted: each character percent-encoded (upper- and lowercase hex), the whole
+/// path encoded, each letter's case changed, doubled and trailing slashes, dot segments.
+fn spellings(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = path.chars().collect();
+    for (i, c) in chars.iter().enumerate() {
+        let (before, after): (String, String) =
+            (chars[..i].iter().collect(), chars[i + 1..].iter().collect());
+        let byte = u32::from(*c);
+        // A request target starts with "/": the first one is not a character to spell.
+        if i > 0 {
+            out.push(format!("{before}%{byte:02X}{after}"));
+            out.push(format!("{before}%{byte:02x}{after}"));
+        }
+        if c.is_ascii_alphabetic() {
+            let flipped = if c.is_ascii_lowercase() {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            };
+            out.push(format!("{before}{flipped}{after}"));
+        }
+        if *c == '/' {
+            out.push(format!("{before}//{after}"));
+            out.push(format!("{before}/./{after}"));
+        }
+    }
+    let encoded: String = path[1..].bytes().map(|b| format!("%{b:02X}")).collect();
+    out.push(format!("/{encoded}"));
+    out.push(format!("{path}/"));
+    out.push(format!("{path}?"));
+    out.push(format!("{path}#x"));
+    let segments: Vec<&str> = path.split('/').collect();
+    if let Some(last) = segments.last() {
+        out.push(format!("{path}/../{last}"));
+    }
+    out
+}
+
+/// The limits count the request the router matched: no spelling of a limited path
+/// reaches its endpoint once the client's allowance is used up. Each spelling either
+/// meets the same limit (429) or reaches no endpoint at all (404 or 405).
 #[tokio::test]
-async fn a_percent_encoded_path_does_not_escape_the_rate_limits() {
+async fn no_spelling_of_a_limited_path_escapes_its_limit() {
     let app = crate::helpers::spawn_sqlite_with(|s| {
-        s.rate_limit_login_per_minute = 2;
-        s.rate_limit_verify_per_minute = 2;
+        s.rate_limit_login_per_minute = 1;
+        s.rate_limit_verify_per_minute = 1;
     })
     .await;
-    for (plain, disguises, guess) in [
+    for (plain, guess) in [
+        ("/api/v1/auth/login", sign_in_guess()),
+        ("/api/v1/verify", verification_guess()),
+    ] {
+        let first = attempt(&app, plain, &guess, &[]).await;
+        assert_ne!(first.status, 429, "{plain}: the first attempt is allowed");
+        assert_eq!(attempt(&app, plain, &guess, &[]).await.status, 429);
+        let spellings = spellings(plain);
+        assert!(spellings.len() > 40, "{}", spellings.len());
+        for path in spellings {
+            let answer = attempt(&app, &path, &guess, &[]).await;
+            assert!(
+                answer.status == 429 || answer.no_such_endpoint() || answer.status == 405,
+                "{path} escaped the limit of {plain}: {answer:?}"
+            );
+        }
+    }
+}
+
+/// Guesses at one account or one guarantee number spread over many client addresses
+/// (behind a trusted proxy, each its own client) still meet a limit per account and
+/// per number; other accounts and numbers are not held up.
+#[tokio::test]
+async fn guesses_from_many_addresses_meet_a_limit_per_account_and_per_number() {
+    let app = crate::helpers::spawn_sqlite_with(|s| {
+        s.trusted_proxies = "127.0.0.1".parse().expect("proxies");
+        s.rate_limit_login_per_account_per_minute = 2;
+        s.rate_limit_verify_per_number_per_minute = 2;
+    })
+    .await;
+    let from = |n: usize| format!("198.51.100.{n}");
+    for (path, guess, other) in [
         (
             "/api/v1/auth/login",
-            [
-                "/api/v1/auth/logi%6E",
-                "/api/v1/%61uth/login",
-                "/api/v1/auth/LOGIN",
-            ],
             sign_in_guess(),
+            json!({ "username": "bank", "password": "a wrong guess" }),
         ),
         (
             "/api/v1/verify",
-            ["/api/v1/%76erify", "/api/v1/verif%79", "/api/v1/Verify"],
             verification_guess(),
+            json!({ "number": crate::fixtures::library::unissued_number(), "code": "ABCDEFGH" }),
         ),
     ] {
-        let routed = attempt(&app, plain, &guess, &[]).await.status;
-        assert_ne!(routed, 429, "{plain}: the first attempt is allowed");
         let mut statuses = Vec::new();
-        for path in disguises {
-            let answer = attempt(&app, path, &guess, &[]).await;
-            // Either the endpoint (and then counted) or no endpoint at all.
-            let status = answer.status;
-            assert!(
-                status == routed || status == 429 || answer.no_such_endpoint(),
-                "{path}: {answer:?}"
-            );
-            statuses.push(status);
+        for n in 1..=4 {
+            let client = from(n);
+            let answer = attempt(&app, path, &guess, &[("X-Forwarded-For", &client)]).await;
+            statuses.push(answer.status);
         }
-        // The second attempt (the first disguise) used the allowance up; the next
-        // disguise is refused as the plain path is.
-        assert_eq!(statuses[0], routed, "{plain}: {statuses:?}");
-        assert_eq!(statuses[1], 429, "{plain}: {statuses:?}");
-        let again = attempt(&app, plain, &guess, &[]).await;
-        assert_eq!(again.status, 429, "{plain}");
+        assert_ne!(statuses[0], 429, "{path}: {statuses:?}");
+        assert_eq!(&statuses[2..], [429, 429], "{path}: {statuses:?}");
+        let answer = attempt(&app, path, &other, &[("X-Forwarded-For", &from(9))]).await;
+        assert_ne!(answer.status, 429, "{path}: another target is not held up");
     }
+    // The right password is held up too while the account's allowance is used up: the
+    // limit must not become an oracle for the right guess.
+    let right =
+        json!({ "username": "agency", "password": crate::fixtures::library::DEMO_PASSWORD });
+    let answer = attempt(
+        &app,
+        "/api/v1/auth/login",
+        &right,
+        &[("X-Forwarded-For", &from(7))],
+    )
+    .await;
+    assert_eq!(answer.status, 429, "{answer:?}");
 }
 
 /// Without configured proxies, forwarding headers are the client's own words: rotating

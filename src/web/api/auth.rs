@@ -8,9 +8,11 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::services::{self, Actor};
 use crate::web::api::dto::china_time;
 use crate::web::auth::{Authenticated, SESSION_COOKIE};
-use crate::web::error::responses::{JsonBody, NotFound, SignedIn, Unauthenticated};
+use crate::web::error::responses::{
+    JsonBody, NotFound, SignedIn, TooManyRequests, Unauthenticated, Unprocessable,
+};
 use crate::web::error::ApiError;
-use crate::web::rate_limit::{Limit, RateLimited};
+use crate::web::rate_limit::{too_many_requests, Limit, RateLimited};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -18,6 +20,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(logout)
         .service(me)
         .service(create_token)
+        .service(list_tokens)
         .service(revoke_token);
 }
 
@@ -69,6 +72,23 @@ pub struct ApiTokenOut {
     name: String,
     token: String,
     created_at: String,
+    /// When it stops working.
+    expires_at: String,
+}
+
+/// An API token of the organization, as listed (never the token itself).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApiTokenEntryOut {
+    id: String,
+    name: String,
+    /// The user who made it; the token acts as this user.
+    username: String,
+    created_at: String,
+    expires_at: String,
+    last_used_at: Option<String>,
+    revoked_at: Option<String>,
+    /// `active`, `expired` or `revoked`.
+    status: String,
 }
 
 /// Answers with a session token (for `Authorization: Bearer`) and sets the same token
@@ -80,6 +100,7 @@ pub struct ApiTokenOut {
         (status = 200, description = "Signed in; the session cookie is set too", body = LoginOut),
         JsonBody,
         Unauthenticated,
+        TooManyRequests,
     )
 )]
 #[post("/auth/login", wrap = "RateLimited(Limit::SignIn)")]
@@ -89,6 +110,10 @@ async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { username, password } = body.into_inner();
+    // Passwords guessed for one account from many addresses still meet a limit.
+    if let Err(wait) = state.rate_limits.check_account(&username) {
+        return Ok(too_many_requests(wait));
+    }
     let ctx = state.ctx.clone();
     let signed_in = web::block(move || services::auth::login(&ctx, &username, &password)).await??;
     let secure = req.connection_info().scheme() == "https"
@@ -109,29 +134,21 @@ async fn login(
     }))
 }
 
-/// Ends the session of the token or cookie sent, and removes the cookie.
+/// Ends the session the request was authenticated with, and removes the cookie. An
+/// API token does not sign out (422): revoke it with `DELETE /auth/tokens/{id}`.
 #[utoipa::path(
     tag = "auth",
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
-    responses((status = 204, description = "Signed out"), SignedIn)
+    responses(
+        (status = 204, description = "Signed out: the session no longer works"),
+        SignedIn,
+        Unprocessable,
+    )
 )]
 #[post("/auth/logout")]
-async fn logout(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    _who: Authenticated,
-) -> Result<HttpResponse, ApiError> {
-    let token = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned)
-        .or_else(|| req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()));
-    if let Some(token) = token {
-        let ctx = state.ctx.clone();
-        web::block(move || services::auth::logout(&ctx, &token)).await??;
-    }
+async fn logout(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
+    let ctx = state.ctx.clone();
+    web::block(move || services::auth::logout(&ctx, &who.1)).await??;
     let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
     gone.make_removal();
     Ok(HttpResponse::NoContent().cookie(gone).finish())
@@ -152,9 +169,14 @@ async fn me(who: Authenticated) -> HttpResponse {
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     name: String,
+    /// Days until the token stops working: 1 to the exchange's longest lifetime
+    /// (`BAOHAN_API_TOKEN_LIFETIME_DAYS`, default 365), which is also the default.
+    #[schema(minimum = 1)]
+    expires_in_days: Option<u32>,
 }
 
-/// Creates an API token for machine clients, acting as the caller.
+/// Creates an API token for machine clients, acting as the caller. Only from a
+/// signed-in session (an API token cannot make tokens).
 #[utoipa::path(
     tag = "auth",
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
@@ -172,15 +194,68 @@ async fn create_token(
     body: web::Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
+    let TokenRequest {
+        name,
+        expires_in_days,
+    } = body.into_inner();
+    let input = services::auth::NewApiToken {
+        name,
+        expires_in_days,
+        max_days: state.settings.api_token_lifetime_days,
+    };
     let (row, token) =
-        web::block(move || services::auth::create_api_token(&ctx, &who.0, &body.into_inner().name))
-            .await??;
+        web::block(move || services::auth::create_api_token(&ctx, &who.0, &who.1, input)).await??;
     Ok(HttpResponse::Created().json(ApiTokenOut {
         id: row.id,
         name: row.name,
         token,
         created_at: china_time(row.created_at),
+        expires_at: china_time(row.expires_at),
     }))
+}
+
+/// The API tokens of the caller's organization, newest first, with who made each and
+/// when it was last used (to the minute).
+#[utoipa::path(
+    tag = "auth",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The organization's tokens", body = Vec<ApiTokenEntryOut>),
+        SignedIn,
+    )
+)]
+#[get("/auth/tokens")]
+async fn list_tokens(
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let ctx = state.ctx.clone();
+    let now = ctx.now();
+    let tokens = web::block(move || services::auth::list_api_tokens(&ctx, &who.0)).await??;
+    let out: Vec<ApiTokenEntryOut> = tokens
+        .into_iter()
+        .map(|entry| {
+            let t = entry.token;
+            let status = if t.revoked_at.is_some() {
+                "revoked"
+            } else if t.expires_at <= now {
+                "expired"
+            } else {
+                "active"
+            };
+            ApiTokenEntryOut {
+                id: t.id,
+                name: t.name,
+                username: entry.username,
+                created_at: china_time(t.created_at),
+                expires_at: china_time(t.expires_at),
+                last_used_at: t.last_used_at.map(china_time),
+                revoked_at: t.revoked_at.map(china_time),
+                status: status.to_owned(),
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
 }
 
 /// Revokes an API token of the caller's organization.

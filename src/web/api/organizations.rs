@@ -16,7 +16,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(create_organization)
         .service(list_organizations)
         .service(get_organization)
-        .service(create_user);
+        .service(create_user)
+        .service(deactivate_user);
 }
 
 /// An organization as the API shows it.
@@ -170,4 +171,28 @@ async fn create_user(
     let ctx = state.ctx.clone();
     let user = web::block(move || organizations::create_user(&ctx, &who.0, input)).await??;
     Ok(HttpResponse::Created().json(UserView::from(user)))
+}
+
+/// Deactivates a user (operator): no more sign-in, every session ends, every API token
+/// the user made is revoked.
+#[utoipa::path(
+    tag = "organizations",
+    params(("id" = String, Path, description = "User id")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 204, description = "Deactivated (or already inactive)"),
+        SignedIn,
+        NotFound,
+        Conflict,
+    )
+)]
+#[post("/users/{id}/deactivate")]
+async fn deactivate_user(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let ctx = state.ctx.clone();
+    web::block(move || organizations::deactivate_user(&ctx, &who.0, &id)).await??;
+    Ok(HttpResponse::NoContent().finish())
 }

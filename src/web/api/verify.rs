@@ -6,13 +6,14 @@ use base64::Engine as _;
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::domain::guarantee_number::GuaranteeNumber;
 use crate::pki::{SignaturePolicy, VerificationReport};
 use crate::services::guarantees::{self, ExpectationsInput};
 use crate::services::ServiceError;
 use crate::web::auth::Authenticated;
-use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
+use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn, TooManyRequests};
 use crate::web::error::ApiError;
-use crate::web::rate_limit::{Limit, RateLimited};
+use crate::web::rate_limit::{too_many_requests, Limit, RateLimited};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -51,6 +52,7 @@ fn decode(field: &str, value: &str) -> Result<Vec<u8>, ServiceError> {
     responses(
         (status = 200, description = "The verification report", body = VerificationReport),
         JsonBody,
+        TooManyRequests,
     )
 )]
 #[post("/verify", wrap = "RateLimited(Limit::PublicVerification)")]
@@ -59,6 +61,15 @@ async fn verify(
     body: web::Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner();
+    // Codes guessed for one number from many addresses still meet a limit. A number
+    // that does not parse is refused before any lookup, so it is not counted.
+    if let Some(number) = request.number.as_deref() {
+        if let Ok(number) = GuaranteeNumber::parse(number) {
+            if let Err(wait) = state.rate_limits.check_number(number.as_str()) {
+                return Ok(too_many_requests(wait));
+            }
+        }
+    }
     let ctx = state.ctx.clone();
     let report = web::block(move || match request {
         VerifyRequest {

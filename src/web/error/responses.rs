@@ -51,6 +51,8 @@ error_responses! {
     NotFound { "404" => "Not found, or not visible to the caller" }
     /// 409: the state does not allow it, or it exists already.
     Conflict { "409" => "The current state does not allow this, or it exists already" }
+    /// 429: over a rate limit (`Retry-After` says when to try again).
+    TooManyRequests { "429" => "Too many attempts from this client, for this account or for this number; Retry-After gives the seconds to wait" }
     /// 422: a field failed validation (`details.field` names it).
     Unprocessable { "422" => "A field failed validation; details.field names it" }
     /// 400, 413, 415 and 422: what any endpoint reading a JSON body can answer.
