@@ -120,8 +120,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
-            let pool = db::connect(&settings.database_url(), 1)?;
-            let mut conn = pool.get()?;
+            // Read-only and never migrated: a mistyped data directory is an error, not
+            // an empty log that verifies.
+            let mut conn = db::open_existing_read_only(&settings.database_url())?;
             match db::audit::verify_chain(&mut conn)? {
                 db::audit::ChainCheck::Intact { entries } => {
                     println!("audit log intact: {entries} entries");

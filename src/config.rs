@@ -176,6 +176,22 @@ pub enum ConfigError {
     },
 }
 
+/// The settings whose values are text (or paths) whatever they look like.
+const TEXT_SETTINGS: &[&str] = &[
+    "database_url",
+    "data_dir",
+    "certs_dir",
+    "holidays_file",
+    "tsa_dir",
+    "public_base_url",
+    "master_key",
+    "mail_from",
+    "smtp_host",
+    "smtp_username",
+    "smtp_password",
+    "log",
+];
+
 impl Settings {
     /// Reads the layers: defaults, then `file` (if given and present), then the
     /// environment (`BAOHAN_DATABASE_URL`, `BAOHAN_LISTEN`, ...).
@@ -198,8 +214,19 @@ impl Settings {
             !matches!(key.as_str(), "config" | "bootstrap_password")
                 && !key.starts_with("test_")
                 && !key.starts_with("load_")
+                && !TEXT_SETTINGS.contains(&key.as_str())
         });
-        let figment = figment.merge(env);
+        // Text settings are taken as the text they are: figment would read
+        // `BAOHAN_SMTP_PASSWORD=12345678` as a number and `=true` as a boolean, which a
+        // text setting then refuses.
+        let text: std::collections::BTreeMap<&str, String> = TEXT_SETTINGS
+            .iter()
+            .filter_map(|key| {
+                let value = std::env::var(format!("BAOHAN_{}", key.to_ascii_uppercase())).ok()?;
+                Some((*key, value))
+            })
+            .collect();
+        let figment = figment.merge(env).merge(Serialized::defaults(text));
         let settings: Settings = figment
             .extract()
             .map_err(|e| ConfigError::Invalid(describe(e)))?;
@@ -216,23 +243,50 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.database_url {
-            crate::db::Backend::from_url(url).map_err(|e| ConfigError::Setting {
-                setting: "BAOHAN_DATABASE_URL",
-                message: e.to_string(),
-            })?;
+            let (backend, path) =
+                crate::db::Backend::from_url(url).map_err(|e| ConfigError::Setting {
+                    setting: "BAOHAN_DATABASE_URL",
+                    message: e.to_string(),
+                })?;
+            // Each pooled connection to an in-memory SQLite database would be a database
+            // of its own, without the schema the first one was migrated to.
+            let in_memory = path.is_empty()
+                || path == ":memory:"
+                || path.starts_with("file::memory:")
+                || path.contains("mode=memory");
+            if backend == crate::db::Backend::Sqlite && in_memory {
+                return Err(ConfigError::Setting {
+                    setting: "BAOHAN_DATABASE_URL",
+                    message: "must name a SQLite file (an in-memory database cannot be shared \
+                              by the pool's connections)"
+                        .into(),
+                });
+            }
         }
+        tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| ConfigError::Setting {
+            setting: "BAOHAN_LOG",
+            message: format!("is not a log filter (e.g. `info` or `baohan=debug,warn`): {e}"),
+        })?;
         if self.database_pool_size == 0 {
             return Err(ConfigError::Setting {
                 setting: "BAOHAN_DATABASE_POOL_SIZE",
                 message: "must be at least 1".into(),
             });
         }
-        if !(self.public_base_url.starts_with("http://")
+        let base_ok = (self.public_base_url.starts_with("http://")
             || self.public_base_url.starts_with("https://"))
-        {
+            && self
+                .public_base_url
+                .parse::<actix_web::http::Uri>()
+                .is_ok_and(|uri| {
+                    uri.host().is_some_and(|h| !h.is_empty()) && uri.query().is_none()
+                });
+        if !base_ok {
             return Err(ConfigError::Setting {
                 setting: "BAOHAN_PUBLIC_BASE_URL",
-                message: "must start with http:// or https://".into(),
+                message: "must be an http:// or https:// URL with a host and no spaces or \
+                          query (it is printed into letters and mails)"
+                    .into(),
             });
         }
         if let Some(key) = &self.master_key {
@@ -633,6 +687,57 @@ mod tests {
             assert!(err.contains("listn"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn text_settings_are_text_whatever_they_look_like() {
+        figment::Jail::expect_with(|jail| {
+            let digits = "0123456789".repeat(7)[..64].to_owned();
+            jail.set_env("BAOHAN_SMTP_PASSWORD", "12345678");
+            jail.set_env("BAOHAN_SMTP_USERNAME", "10086");
+            jail.set_env("BAOHAN_SMTP_HOST", "true");
+            jail.set_env("BAOHAN_MASTER_KEY", &digits);
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                s.smtp_password
+                    .as_ref()
+                    .map(|p| p.expose_secret().to_owned()),
+                Some("12345678".to_owned())
+            );
+            assert_eq!(s.smtp_username.as_deref(), Some("10086"));
+            assert_eq!(s.smtp_host, "true");
+            assert_eq!(
+                s.master_key.as_ref().map(|k| k.expose_secret().to_owned()),
+                Some(digits)
+            );
+            // Numbers stay numbers.
+            jail.set_env("BAOHAN_SMTP_PORT", "2525");
+            assert_eq!(
+                Settings::load(None).map_err(|e| e.to_string())?.smtp_port,
+                2525
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn settings_that_cannot_work_stop_start_up_naming_the_setting() {
+        for (setting, value) in [
+            ("BAOHAN_DATABASE_URL", "sqlite://:memory:"),
+            ("BAOHAN_DATABASE_URL", "sqlite://"),
+            ("BAOHAN_DATABASE_URL", "sqlite://file::memory:?cache=shared"),
+            ("BAOHAN_LOG", "info,,=[=garbage"),
+            ("BAOHAN_PUBLIC_BASE_URL", "https://baohan example.cn"),
+            ("BAOHAN_PUBLIC_BASE_URL", "https://"),
+            ("BAOHAN_PUBLIC_BASE_URL", "ftp://baohan.example.cn"),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env(setting, value);
+                let err = Settings::load(None).unwrap_err().to_string();
+                assert!(err.contains(setting), "{value}: {err}");
+                Ok(())
+            });
+        }
     }
 
     #[test]

@@ -178,18 +178,90 @@ fn offline_verification_with_the_demo_pki() {
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
         assert_eq!(report["sub_indication"], "FORMAT_FAILURE", "{name}");
     }
-    let out = baohan(
-        &[
-            "verify",
-            "--document",
-            "missing.json",
-            "--signature",
-            "NO.p7s",
-            "--json",
-        ],
-        dir,
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // Unusable arguments exit 64 with the reason, never a verdict: 0, 1 and 2 say what
+    // the guarantee is, and only that.
+    std::fs::create_dir(dir.join("a-directory")).expect("dir");
+    let fifo = Command::new("mkfifo")
+        .arg("a-fifo")
+        .current_dir(dir)
+        .status()
+        .expect("mkfifo runs");
+    assert!(fifo.success());
+    std::fs::write(dir.join("garbage.pem"), b"not a certificate").expect("write");
+    for (name, args) in [
+        (
+            "missing document",
+            vec!["--document", "missing.json", "--signature", "NO.p7s"],
+        ),
+        (
+            "missing signature",
+            vec!["--document", "NO.json", "--signature", "missing.p7s"],
+        ),
+        (
+            "a directory",
+            vec!["--document", "a-directory", "--signature", "NO.p7s"],
+        ),
+        (
+            "a FIFO",
+            vec!["--document", "NO.json", "--signature", "a-fifo"],
+        ),
+        (
+            "a garbage CA",
+            vec![
+                "--document",
+                "NO.json",
+                "--signature",
+                "NO.p7s",
+                "--ca",
+                "garbage.pem",
+            ],
+        ),
+        (
+            "a missing CA",
+            vec![
+                "--document",
+                "NO.json",
+                "--signature",
+                "NO.p7s",
+                "--ca",
+                "nope.pem",
+            ],
+        ),
+        (
+            "a garbage CRL",
+            vec![
+                "--document",
+                "NO.json",
+                "--signature",
+                "NO.p7s",
+                "--ca",
+                "ca/ca.pem",
+                "--crl",
+                "garbage.pem",
+            ],
+        ),
+        ("a missing argument", vec!["--document", "NO.json"]),
+        (
+            "an unknown argument",
+            vec![
+                "--document",
+                "NO.json",
+                "--signature",
+                "NO.p7s",
+                "--frobnicate",
+            ],
+        ),
+    ] {
+        let mut all = vec!["verify"];
+        all.extend(args);
+        let out = baohan(&all, dir);
+        assert_eq!(out.status.code(), Some(64), "{name}: {}", text(&out));
+        assert!(
+            out.stdout.is_empty() || !text(&out).contains("FAILED"),
+            "{name}: no verdict: {}",
+            text(&out)
+        );
+    }
 
     // Revoking the issuer certificate: REVOKED.
     let serial = {
@@ -206,4 +278,63 @@ fn offline_verification_with_the_demo_pki() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_eq!(report["sub_indication"], "REVOKED");
+}
+
+/// `baohan audit verify` only looks: a mistyped data directory or a database without
+/// the schema is an error, and nothing is created or migrated.
+#[test]
+fn audit_verify_opens_only_an_existing_database_read_only() {
+    let tmp = tempfile::tempdir().expect("dir");
+    let dir = tmp.path();
+    let audit = |data_dir: &str| {
+        Command::new(env!("CARGO_BIN_EXE_baohan"))
+            .args(["audit", "verify"])
+            .env("BAOHAN_DATA_DIR", data_dir)
+            .env_remove("BAOHAN_DATABASE_URL")
+            .current_dir(dir)
+            .output()
+            .expect("baohan runs")
+    };
+    let out = audit("mistyped");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no database"), "{}", text(&out));
+    assert!(!dir.join("mistyped").exists(), "nothing created");
+
+    // A SQLite file that is not a Baohan database: refused, and left untouched.
+    std::fs::create_dir(dir.join("other")).expect("dir");
+    {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        let path = dir.join("other/baohan.db");
+        let mut conn = diesel::sqlite::SqliteConnection::establish(path.to_str().expect("utf-8"))
+            .expect("sqlite");
+        conn.batch_execute("CREATE TABLE t (x INTEGER);")
+            .expect("table");
+    }
+    let bytes = std::fs::read(dir.join("other/baohan.db")).expect("read");
+    let out = audit("other");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no Baohan schema"), "{}", text(&out));
+    assert_eq!(
+        std::fs::read(dir.join("other/baohan.db")).expect("read"),
+        bytes,
+        "untouched"
+    );
+
+    // A real one, migrated by `baohan migrate`: intact, and verified without writing.
+    let out = Command::new(env!("CARGO_BIN_EXE_baohan"))
+        .arg("migrate")
+        .env("BAOHAN_DATA_DIR", "real")
+        .env_remove("BAOHAN_DATABASE_URL")
+        .current_dir(dir)
+        .output()
+        .expect("baohan runs");
+    assert!(out.status.success(), "{}", text(&out));
+    let out = audit("real");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("audit log intact: 0 entries"),
+        "{}",
+        text(&out)
+    );
 }

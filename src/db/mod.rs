@@ -52,6 +52,13 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
     #[error("migrations failed: {0}")]
     Migration(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("there is no database at {0}: check the data directory or BAOHAN_DATABASE_URL")]
+    Missing(String),
+    #[error(
+        "the database holds no Baohan schema, or an older one ({0}): check the URL, or run \
+         `baohan migrate` first"
+    )]
+    Schema(String),
     #[error("could not create the database directory {path}: {source}")]
     Directory {
         path: String,
@@ -164,6 +171,65 @@ pub fn connect(url: &str, max_size: u32) -> Result<DbPool, DbError> {
 }
 
 /// Turns our URL into diesel's, creating the SQLite file's directory when needed.
+/// Opens an existing database read-only, for the tools that only look at it
+/// (`baohan audit verify`): a SQLite file must exist (nothing is created for a mistyped
+/// path) and every migration must have been applied (nothing is migrated).
+pub fn open_existing_read_only(url: &str) -> Result<DbConnection, DbError> {
+    use diesel::migration::MigrationSource;
+    let (backend, diesel_url) = Backend::from_url(url)?;
+    let (mut conn, expected) = match backend {
+        Backend::Sqlite => {
+            if !std::path::Path::new(&diesel_url).is_file() {
+                return Err(DbError::Missing(diesel_url));
+            }
+            // A URI keeps SQLite from creating or writing anything; characters with a
+            // meaning in URIs are escaped.
+            let mut escaped = String::with_capacity(diesel_url.len());
+            for c in diesel_url.chars() {
+                match c {
+                    '%' | '?' | '#' | ' ' => escaped.push_str(&format!("%{:02X}", c as u32)),
+                    c => escaped.push(c),
+                }
+            }
+            let conn = SqliteConnection::establish(&format!("file:{escaped}?mode=ro"))?;
+            let expected =
+                MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+                    .map_err(DbError::Migration)?
+                    .iter()
+                    .map(|m| m.name().version().to_string())
+                    .collect::<Vec<_>>();
+            (DbConnection::Sqlite(conn), expected)
+        }
+        Backend::Postgres => {
+            let mut conn = PgConnection::establish(&diesel_url)?;
+            conn.batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")?;
+            let expected = MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES_MIGRATIONS)
+                .map_err(DbError::Migration)?
+                .iter()
+                .map(|m| m.name().version().to_string())
+                .collect::<Vec<_>>();
+            (DbConnection::Pg(conn), expected)
+        }
+    };
+    #[derive(diesel::QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+    }
+    let query = diesel::sql_query("SELECT version FROM __diesel_schema_migrations");
+    let applied: Vec<Applied> = match &mut conn {
+        DbConnection::Sqlite(c) => diesel::RunQueryDsl::load(query, c),
+        DbConnection::Pg(c) => diesel::RunQueryDsl::load(query, c),
+    }
+    .map_err(|_| DbError::Schema("no migrations table".into()))?;
+    let applied: std::collections::HashSet<String> =
+        applied.into_iter().map(|a| a.version).collect();
+    if let Some(missing) = expected.iter().find(|v| !applied.contains(*v)) {
+        return Err(DbError::Schema(format!("migration {missing} not applied")));
+    }
+    Ok(conn)
+}
+
 fn prepare(url: &str) -> Result<(Backend, String), DbError> {
     let (backend, diesel_url) = Backend::from_url(url)?;
     if backend == Backend::Sqlite {

@@ -79,15 +79,45 @@ pub struct VerifyArgs {
     pub policy: bool,
 }
 
-fn read_capped(path: &Path, limit: usize) -> Result<Vec<u8>, String> {
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+/// Why a file argument gave no bytes.
+#[derive(Debug)]
+enum ReadError {
+    /// Missing, unreadable, or not a regular file (a directory, a FIFO, a device): the
+    /// argument is unusable (exit [`EXIT_USAGE`]).
+    Unusable(String),
+    /// Read, but larger than any such file can be: for a document or signature that is
+    /// a verdict on the data (FORMAT_FAILURE), for a CA or CRL an unusable argument.
+    TooLarge(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Unusable(m) | ReadError::TooLarge(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Reads a regular file of at most `limit` bytes. Anything else is refused before it is
+/// opened: opening a FIFO for reading would wait for a writer for ever.
+fn read_capped(path: &Path, limit: usize) -> Result<Vec<u8>, ReadError> {
+    let unusable = |e: &dyn std::fmt::Display| {
+        ReadError::Unusable(format!("cannot read {}: {e}", path.display()))
+    };
+    let metadata = std::fs::metadata(path).map_err(|e| unusable(&e))?;
+    if !metadata.is_file() {
+        return Err(unusable(&"not a regular file"));
+    }
+    let file = std::fs::File::open(path).map_err(|e| unusable(&e))?;
     let mut bytes = Vec::new();
     file.take(limit as u64 + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        .map_err(|e| unusable(&e))?;
     if bytes.len() > limit {
-        return Err(format!("{} is larger than {limit} bytes", path.display()));
+        return Err(ReadError::TooLarge(format!(
+            "{} is larger than {limit} bytes",
+            path.display()
+        )));
     }
     Ok(bytes)
 }
@@ -106,9 +136,11 @@ fn parse_time_arg(
 }
 
 /// Runs an offline verification and prints the report. Returns 0 PASSED, 1 FAILED,
-/// 2 INDETERMINATE, or [`EXIT_USAGE`] for malformed expectation arguments. Unreadable or
-/// oversized files give a FAILED / FORMAT_FAILURE report, never a panic. With `--policy`
-/// it only prints the signature policy in force and returns 0.
+/// 2 INDETERMINATE: the guarantee's verdict, and only that. Every unusable argument
+/// (a malformed expectation; a missing, unreadable or non-regular file; a CA or CRL file
+/// that holds no certificate or CRL) is [`EXIT_USAGE`] with the reason, and no report.
+/// A document or signature larger than any real one gives a FAILED / FORMAT_FAILURE
+/// report. With `--policy` it only prints the signature policy in force and returns 0.
 pub fn run_verify_cli(args: VerifyArgs, out: &mut dyn Write) -> i32 {
     let engine = VerificationEngine::with_capacity(1);
     if args.policy {
@@ -148,6 +180,7 @@ pub fn run_verify_cli(args: VerifyArgs, out: &mut dyn Write) -> i32 {
 
     let tsa = match &args.tsa_ca {
         Some(path) => match read_capped(path, 1024 * 1024)
+            .map_err(|e| format!("--tsa-ca: {e}"))
             .and_then(|pem| TsaTrust::from_pem(&pem).map_err(|e| format!("--tsa-ca: {e}")))
         {
             Ok(trust) => Some(trust),
@@ -168,7 +201,11 @@ pub fn run_verify_cli(args: VerifyArgs, out: &mut dyn Write) -> i32 {
             };
             engine.verify_cades(&document, &signature, &trust, tsa.as_ref(), &options, None)
         }
-        Err(reason) => format_failure_report(reason, now),
+        Err(InputError::Format(reason)) => format_failure_report(reason, now),
+        Err(InputError::Unusable(reason)) => {
+            let _ = writeln!(out, "error: {reason}");
+            return EXIT_USAGE;
+        }
     };
     let printed = if args.json {
         serde_json::to_string_pretty(&report)
@@ -185,38 +222,59 @@ pub fn run_verify_cli(args: VerifyArgs, out: &mut dyn Write) -> i32 {
 
 type Inputs = (Vec<u8>, Vec<u8>, crate::pki::trust::TrustStore);
 
-fn load_inputs(args: &VerifyArgs) -> Result<Inputs, String> {
-    let document = read_capped(&args.document, MAX_DOCUMENT_BYTES)
-        .map_err(|e| format!("The document could not be used: {e}."))?;
-    let signature = read_capped(&args.signature, MAX_SIGNATURE_BYTES)
-        .map_err(|e| format!("The signature could not be used: {e}."))?;
+/// Why the inputs could not be verified.
+enum InputError {
+    /// An argument the tool cannot use (exit [`EXIT_USAGE`]).
+    Unusable(String),
+    /// Data that cannot be a guarantee or its signature (a FORMAT_FAILURE verdict).
+    Format(String),
+}
+
+/// Reads the document or the signature: too large is a verdict, anything else unusable.
+fn read_signed_input(what: &str, path: &Path, limit: usize) -> Result<Vec<u8>, InputError> {
+    read_capped(path, limit).map_err(|e| match e {
+        ReadError::TooLarge(m) => InputError::Format(format!("The {what} could not be used: {m}.")),
+        ReadError::Unusable(m) => InputError::Unusable(format!("--{what}: {m}")),
+    })
+}
+
+fn load_inputs(args: &VerifyArgs) -> Result<Inputs, InputError> {
+    let unusable = |m: String| InputError::Unusable(m);
+    let document = read_signed_input("document", &args.document, MAX_DOCUMENT_BYTES)?;
+    let signature = read_signed_input("signature", &args.signature, MAX_SIGNATURE_BYTES)?;
     let mut builder = TrustStoreBuilder::new();
     for path in &args.ca {
         if path.is_dir() {
             builder.add_directory(path).map_err(|e| {
-                format!(
-                    "The trust directory {} could not be used: {e}.",
+                unusable(format!(
+                    "--ca: the trust directory {} could not be used: {e}",
                     path.display()
-                )
+                ))
             })?;
         } else {
             let bytes = read_capped(path, MAX_TRUST_FILE_BYTES)
-                .map_err(|e| format!("The CA file could not be used: {e}."))?;
-            builder
-                .add_certificates(&bytes)
-                .map_err(|e| format!("The CA file {} could not be used: {e}.", path.display()))?;
+                .map_err(|e| unusable(format!("--ca: {e}")))?;
+            builder.add_certificates(&bytes).map_err(|e| {
+                unusable(format!(
+                    "--ca: {} holds no usable certificate: {e}",
+                    path.display()
+                ))
+            })?;
         }
     }
     for path in &args.crl {
-        let bytes = read_capped(path, MAX_TRUST_FILE_BYTES)
-            .map_err(|e| format!("The CRL file could not be used: {e}."))?;
-        builder
-            .add_crls(&bytes)
-            .map_err(|e| format!("The CRL file {} could not be used: {e}.", path.display()))?;
+        let bytes =
+            read_capped(path, MAX_TRUST_FILE_BYTES).map_err(|e| unusable(format!("--crl: {e}")))?;
+        builder.add_crls(&bytes).map_err(|e| {
+            unusable(format!(
+                "--crl: {} holds no usable CRL: {e}",
+                path.display()
+            ))
+        })?;
     }
     let trust = builder
         .build()
-        .map_err(|e| format!("The trust store could not be built: {e}."))?;
+        .map_err(|e| unusable(format!("the trust store could not be built: {e}")))?;
     Ok((document, signature, trust))
 }
 
@@ -355,7 +413,7 @@ fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), String> {
 }
 
 fn read_text(path: &Path) -> Result<Vec<u8>, String> {
-    read_capped(path, MAX_TRUST_FILE_BYTES)
+    read_capped(path, MAX_TRUST_FILE_BYTES).map_err(|e| e.to_string())
 }
 
 fn load_ca(dir: &Path) -> Result<DemoCa, String> {
