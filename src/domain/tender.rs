@@ -15,6 +15,9 @@ use super::money::{Amount, MoneyError};
 /// The legal cap on a bid bond: 2% of the section's estimated price (《招标投标法实施条例》
 /// 第二十六条).
 pub const BID_BOND_CAP_PERCENT: u32 = 2;
+/// The ceiling on any bid bond, whatever the price, and the only cap when a tender
+/// states no estimated price: CNY 800,000 (《工程建设项目施工招标投标办法》第三十七条).
+pub const BID_BOND_CEILING: Amount = Amount::from_fen(80_000_000);
 /// The longest bid validity period (投标有效期) we accept, in days.
 pub const MAX_BID_VALIDITY_DAYS: i32 = 365;
 /// The most sections (标段) one project may have.
@@ -64,6 +67,12 @@ pub enum TenderProblem {
         /// The section's estimated price (招标控制价/估算价).
         estimated_price: Amount,
     },
+    /// A bond above [`BID_BOND_CEILING`].
+    #[error(
+        "a bid bond may be at most {} whatever the estimated price",
+        BID_BOND_CEILING
+    )]
+    AboveCeiling,
     /// A postponement (延标) whose new deadline is not later than the current one.
     #[error("must be later than the current deadline")]
     NotLater,
@@ -189,10 +198,16 @@ pub fn parse_bond_amount(text: &str) -> Result<Amount, TenderProblem> {
 }
 
 /// The legal cap: a bid bond is at most [`BID_BOND_CAP_PERCENT`] of the estimated price,
-/// exactly (no rounding).
-pub fn check_bond_cap(bond: Amount, estimated_price: Amount) -> Result<(), TenderProblem> {
-    if !bond.is_within_percent_of(estimated_price, BID_BOND_CAP_PERCENT) {
-        return Err(TenderProblem::AboveCap { estimated_price });
+/// exactly (no rounding), when the tender states one, and never above
+/// [`BID_BOND_CEILING`].
+pub fn check_bond_cap(bond: Amount, estimated_price: Option<Amount>) -> Result<(), TenderProblem> {
+    if bond > BID_BOND_CEILING {
+        return Err(TenderProblem::AboveCeiling);
+    }
+    if let Some(estimated_price) = estimated_price {
+        if !bond.is_within_percent_of(estimated_price, BID_BOND_CAP_PERCENT) {
+            return Err(TenderProblem::AboveCap { estimated_price });
+        }
     }
     Ok(())
 }
@@ -246,9 +261,7 @@ pub fn check_sections(sections: &[SectionInput<'_>]) -> Result<Vec<SectionTerms>
                 Amount::parse(p).map_err(|e| TenderProblem::from(e).at(field("estimated_price")))
             })
             .transpose()?;
-        if let Some(price) = estimated {
-            check_bond_cap(bond, price).map_err(|p| p.at(field("bond_amount")))?;
-        }
+        check_bond_cap(bond, estimated).map_err(|p| p.at(field("bond_amount")))?;
         terms.push(SectionTerms {
             code,
             bond_amount: bond,
@@ -391,13 +404,44 @@ mod tests {
                 "{bad}"
             );
         }
-        let price = Amount::from_fen(500_000_000); // 5,000,000.00 yuan
+        let price = Some(Amount::from_fen(500_000_000)); // 5,000,000.00 yuan
         assert_eq!(check_bond_cap(Amount::from_fen(10_000_000), price), Ok(()));
         let over = check_bond_cap(Amount::from_fen(10_000_001), price).expect_err("over");
         assert_eq!(
             over.to_string(),
             "a bid bond may be at most 2% of the estimated price 5000000.00"
         );
+    }
+
+    #[test]
+    fn no_bond_exceeds_the_ceiling_with_or_without_a_price() {
+        let ceiling = BID_BOND_CEILING;
+        let above = Amount::from_fen(ceiling.fen() + 1);
+        // Without a price, the ceiling is the cap: the CNY 10,000,000,000,000 bond of
+        // the attack is refused.
+        assert_eq!(check_bond_cap(ceiling, None), Ok(()));
+        assert_eq!(
+            check_bond_cap(above, None),
+            Err(TenderProblem::AboveCeiling)
+        );
+        assert_eq!(
+            check_bond_cap(Amount::from_fen(1_000_000_000_000_000), None),
+            Err(TenderProblem::AboveCeiling)
+        );
+        // A huge price does not lift it.
+        let huge = Some(Amount::from_fen(ceiling.fen() * 1000));
+        assert_eq!(check_bond_cap(ceiling, huge), Ok(()));
+        assert_eq!(
+            check_bond_cap(above, huge),
+            Err(TenderProblem::AboveCeiling)
+        );
+        let refused = check_sections(&[SectionInput {
+            code: "A",
+            bond_amount: "100000000000.00",
+            estimated_price: None,
+        }])
+        .expect_err("above the ceiling");
+        assert_eq!(refused.field, "sections[0].bond_amount");
     }
 
     #[test]
@@ -479,13 +523,13 @@ mod tests {
 
     proptest! {
         #[test]
-        fn the_cap_is_exactly_two_percent(price in 0i64..=Amount::MAX.fen()) {
+        fn the_cap_is_exactly_two_percent(price in 0i64..=BID_BOND_CEILING.fen() * 50 - 50) {
             // 2% of the price, rounded down to the fen, is the largest bond allowed.
             let cap = price / 50;
             let price = Amount::from_fen(price);
-            prop_assert_eq!(check_bond_cap(Amount::from_fen(cap), price), Ok(()));
+            prop_assert_eq!(check_bond_cap(Amount::from_fen(cap), Some(price)), Ok(()));
             prop_assert_eq!(
-                check_bond_cap(Amount::from_fen(cap + 1), price),
+                check_bond_cap(Amount::from_fen(cap + 1), Some(price)),
                 Err(TenderProblem::AboveCap { estimated_price: price })
             );
         }

@@ -318,10 +318,8 @@ pub fn update_project(
                 .first(c)
                 .optional()?
                 .ok_or_else(|| ServiceError::invalid(&field, "no such section"))?;
-            if let Some(price) = section.estimated_price_fen {
-                tender::check_bond_cap(bond, Amount::from_fen(price))
-                    .map_err(|p| invalid(p.at(&field)))?;
-            }
+            tender::check_bond_cap(bond, section.estimated_price_fen.map(Amount::from_fen))
+                .map_err(|p| invalid(p.at(&field)))?;
             // Whether anyone applied must not matter here: before bid opening the agency
             // may not learn which sections have bidders, from an answer or an error. A
             // lower bond leaves every bond already bought sufficient; a higher one would

@@ -89,6 +89,15 @@ async fn bad_amounts_are_refused_naming_the_field(app: TestApp) {
         .fails(422, "validation_failed")
         .await;
     assert_eq!(error.field(), Some("sections[0].bond_amount"));
+    // Without an estimated price the CNY 800,000 ceiling still applies: the bond of
+    // CNY 10,000,000,000,000 an attacker set is refused, and so is one a fen above.
+    for bond in ["10000000000000.00", "800000.01"] {
+        let error = agency
+            .create_project(&project("BZ-CEIL", bond, None))
+            .fails(422, "validation_failed")
+            .await;
+        assert_eq!(error.field(), Some("sections[0].bond_amount"), "{bond}");
+    }
     // A number instead of a decimal string is a type error.
     let mut p = serde_json::to_value(project("BZ-NUM", "100.00", None)).expect("json");
     p["sections"][0]["bond_amount"] = json!(100.5);
