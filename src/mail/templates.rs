@@ -107,6 +107,38 @@ pub struct GuaranteeReleased {
     pub link: String,
 }
 
+/// How long until something runs out, as a mail says it: whole days when a day or more
+/// is left, hours below that, never "0 days" for what ends tomorrow morning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeLeft(chrono::TimeDelta);
+
+impl TimeLeft {
+    /// The time from `at` until `until` (none once it has passed).
+    pub fn between(at: chrono::NaiveDateTime, until: chrono::NaiveDateTime) -> TimeLeft {
+        TimeLeft((until - at).max(chrono::TimeDelta::zero()))
+    }
+
+    /// In English: `3 days`, `1 day`, `23 hours`, `1 hour`, `less than an hour`.
+    pub fn en(&self) -> String {
+        match (self.0.num_days(), self.0.num_hours()) {
+            (1, _) => "1 day".into(),
+            (d, _) if d > 1 => format!("{d} days"),
+            (_, 1) => "1 hour".into(),
+            (_, h) if h > 1 => format!("{h} hours"),
+            _ => "less than an hour".into(),
+        }
+    }
+
+    /// In Chinese: `3天`, `23小时`, `不到1小时`.
+    pub fn zh(&self) -> String {
+        match (self.0.num_days(), self.0.num_hours()) {
+            (d, _) if d >= 1 => format!("{d}天"),
+            (_, h) if h >= 1 => format!("{h}小时"),
+            _ => "不到1小时".into(),
+        }
+    }
+}
+
 /// A guarantee is about to expire (保函即将到期).
 #[derive(Debug, Clone)]
 pub struct GuaranteeExpiring {
@@ -114,7 +146,7 @@ pub struct GuaranteeExpiring {
     pub guarantee_number: String,
     pub project_name: String,
     pub valid_until: String,
-    pub days_left: u32,
+    pub time_left: TimeLeft,
     pub link: String,
 }
 
@@ -127,7 +159,7 @@ pub struct CertificateExpiring {
     pub fingerprint: String,
     /// notAfter, China time.
     pub not_after: String,
-    pub days_left: u32,
+    pub time_left: TimeLeft,
 }
 
 /// A person's or enterprise's credit level changed (信用等级变更).
@@ -218,8 +250,9 @@ mail_kind!(
     "mail/guarantee_expiring.txt",
     "mail/guarantee_expiring.html",
     |m| format!(
-        "保函即将到期 Guarantee expiring in {} day(s): {}",
-        m.days_left, m.guarantee_number
+        "保函即将到期 Guarantee expiring in {}: {}",
+        m.time_left.en(),
+        m.guarantee_number
     )
 );
 
@@ -229,8 +262,8 @@ mail_kind!(
     "mail/certificate_expiring.txt",
     "mail/certificate_expiring.html",
     |m| format!(
-        "签名证书即将到期 Signing certificate expiring in {} day(s)",
-        m.days_left
+        "签名证书即将到期 Signing certificate expiring in {}",
+        m.time_left.en()
     )
 );
 
@@ -410,6 +443,31 @@ mod tests {
     }
 
     #[test]
+    fn time_left_is_never_zero_days_while_time_is_left() {
+        use chrono::TimeDelta;
+        let at = |d: TimeDelta| TimeLeft(d);
+        for (left, en, zh) in [
+            (TimeDelta::hours(23), "23 hours", "23小时"),
+            (TimeDelta::minutes(61), "1 hour", "1小时"),
+            (TimeDelta::minutes(59), "less than an hour", "不到1小时"),
+            (TimeDelta::hours(24), "1 day", "1天"),
+            (TimeDelta::hours(47), "1 day", "1天"),
+            (TimeDelta::days(30), "30 days", "30天"),
+        ] {
+            assert_eq!(
+                (at(left).en().as_str(), at(left).zh().as_str()),
+                (en, zh),
+                "{left}"
+            );
+        }
+        let now = chrono::NaiveDateTime::default();
+        assert_eq!(
+            TimeLeft::between(now, now - TimeDelta::hours(1)).en(),
+            "less than an hour"
+        );
+    }
+
+    #[test]
     fn certificate_expiring_names_the_certificate_and_the_date() {
         let mail = certificate_expiring(
             "bank@example.com",
@@ -419,13 +477,13 @@ mod tests {
                 serial: "1A2B".into(),
                 fingerprint: "ab".repeat(32),
                 not_after: "2027-01-01T08:00:00+08:00".into(),
-                days_left: 30,
+                time_left: TimeLeft(chrono::TimeDelta::days(30)),
             },
         )
         .expect("rendered");
         assert_eq!(
             mail.subject,
-            "签名证书即将到期 Signing certificate expiring in 30 day(s)"
+            "签名证书即将到期 Signing certificate expiring in 30 days"
         );
         for body in [&mail.text_body, &mail.html_body] {
             assert!(body.contains("2027-01-01T08:00:00+08:00"));
@@ -447,16 +505,17 @@ mod tests {
                 guarantee_number: "BH-ICBC-2026-000123".into(),
                 project_name: "市第一中学新建工程".into(),
                 valid_until: "2027-03-31".into(),
-                days_left: 7,
+                time_left: TimeLeft(chrono::TimeDelta::days(7)),
                 link: "https://baohan.example/guarantees/1".into(),
             },
         )
         .expect("rendered");
         assert_eq!(
             mail.subject,
-            "保函即将到期 Guarantee expiring in 7 day(s): BH-ICBC-2026-000123"
+            "保函即将到期 Guarantee expiring in 7 days: BH-ICBC-2026-000123"
         );
-        assert!(mail.text_body.contains("expires in 7 day(s)"));
+        assert!(mail.text_body.contains("expires in 7 days"));
+        assert!(mail.text_body.contains("将于7天后到期"));
         assert_name_handled(&mail);
     }
 

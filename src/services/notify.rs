@@ -183,7 +183,7 @@ pub fn certificate_expiring(
     certificate: &IssuerCertificate,
     at: NaiveDateTime,
 ) -> Result<(), ServiceError> {
-    let days_left = whole_days_left(certificate.not_after, at);
+    let time_left = templates::TimeLeft::between(at, certificate.not_after);
     queue(c, issuer, at, |to| {
         templates::certificate_expiring(
             to,
@@ -193,15 +193,10 @@ pub fn certificate_expiring(
                 serial: certificate.serial.clone(),
                 fingerprint: certificate.fingerprint_sha256.clone(),
                 not_after: china_rfc3339(certificate.not_after),
-                days_left,
+                time_left,
             },
         )
     })
-}
-
-/// Whole days from `at` until `until`, none when it has passed.
-fn whole_days_left(until: NaiveDateTime, at: NaiveDateTime) -> u32 {
-    u32::try_from((until - at).num_days().max(0)).unwrap_or(0)
 }
 
 /// A guarantee in force runs out soon, to the bidder.
@@ -211,7 +206,7 @@ pub fn guarantee_expiring(
     v: &GuaranteeView,
     at: NaiveDateTime,
 ) -> Result<(), ServiceError> {
-    let days_left = whole_days_left(v.guarantee.valid_until, at);
+    let time_left = templates::TimeLeft::between(at, v.guarantee.valid_until);
     queue(c, &v.enterprise, at, |to| {
         templates::guarantee_expiring(
             to,
@@ -220,7 +215,7 @@ pub fn guarantee_expiring(
                 guarantee_number: v.guarantee.number.clone(),
                 project_name: v.project.name.clone(),
                 valid_until: china_rfc3339(v.guarantee.valid_until),
-                days_left,
+                time_left,
                 link: format!(
                     "{}/api/v1/guarantees/{}",
                     ctx.public_base_url, v.guarantee.number
