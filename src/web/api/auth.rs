@@ -10,6 +10,7 @@ use crate::web::api::dto::china_time;
 use crate::web::auth::{Authenticated, SESSION_COOKIE};
 use crate::web::error::responses::{JsonBody, NotFound, SignedIn, Unauthenticated};
 use crate::web::error::ApiError;
+use crate::web::json::Json;
 use crate::web::rate_limit::{Limit, RateLimited};
 use crate::web::AppState;
 
@@ -86,7 +87,7 @@ pub struct ApiTokenOut {
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<LoginRequest>,
+    body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { username, password } = body.into_inner();
     let ctx = state.ctx.clone();
@@ -169,7 +170,7 @@ pub struct TokenRequest {
 async fn create_token(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<TokenRequest>,
+    body: Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     let (row, token) =

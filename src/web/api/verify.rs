@@ -12,6 +12,7 @@ use crate::services::ServiceError;
 use crate::web::auth::Authenticated;
 use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::error::ApiError;
+use crate::web::json::Json;
 use crate::web::rate_limit::{Limit, RateLimited};
 use crate::web::AppState;
 
@@ -56,7 +57,7 @@ fn decode(field: &str, value: &str) -> Result<Vec<u8>, ServiceError> {
 #[post("/verify", wrap = "RateLimited(Limit::PublicVerification)")]
 async fn verify(
     state: web::Data<AppState>,
-    body: web::Json<VerifyRequest>,
+    body: Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner();
     let ctx = state.ctx.clone();
@@ -113,7 +114,7 @@ pub struct BulkRequest {
 async fn bulk(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<BulkRequest>,
+    body: Json<BulkRequest>,
 ) -> Result<HttpResponse, ApiError> {
     super::guarantees::bonds_of(&state, who, body.into_inner().project_id).await
 }
