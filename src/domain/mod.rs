@@ -1,5 +1,5 @@
-//! Pure domain rules: money, identifiers, parties, lifecycles, tenders, claims and the
-//! business-day calendar.
+//! Pure domain rules: money, identifiers, parties, lifecycles, tenders, claims, the
+//! business-day calendar, and the text and dates people type.
 //!
 //! No I/O here: no database, no HTTP, no clock reads. Each concept has its own error
 //! enum; the web layer attaches field names when it reports them (tender checks, which
@@ -11,9 +11,11 @@ pub mod guarantee_number;
 pub mod lifecycle;
 pub mod money;
 pub mod party;
+pub mod region;
 pub mod resident_id;
 mod string_enum;
 pub mod tender;
+pub mod text;
 pub mod time;
 pub mod uscc;
 pub mod verification_code;
@@ -31,5 +33,6 @@ pub use resident_id::{ResidentId, ResidentIdError};
 pub(crate) use string_enum::string_enum;
 pub use string_enum::ParseEnumError;
 pub use tender::{TenderError, TenderProblem};
+pub use text::{TextError, TextRules};
 pub use uscc::{Uscc, UsccError};
 pub use verification_code::{VerificationCode, VerificationCodeError};

@@ -129,8 +129,7 @@ fn parse_time_arg(
     value
         .as_deref()
         .map(|v| {
-            DateTime::parse_from_rfc3339(v)
-                .map_err(|e| format!("--{name} {v:?} is not an RFC 3339 time: {e}"))
+            crate::domain::time::parse_client_time(v).map_err(|e| format!("--{name} {v:?}: {e}"))
         })
         .transpose()
 }

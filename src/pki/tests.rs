@@ -1212,8 +1212,14 @@ fn cli_demo_pki_and_offline_verify() {
         ..args.clone()
     };
     let mut text = Vec::new();
-    assert_eq!(run_verify_cli(missing, &mut text), 1);
-    assert!(String::from_utf8_lossy(&text).contains("FORMAT_FAILURE"));
+    // A missing file is an unusable argument, not a verdict on a guarantee.
+    assert_eq!(run_verify_cli(missing, &mut text), crate::pki::EXIT_USAGE);
+    let text = String::from_utf8_lossy(&text);
+    assert!(
+        text.contains("--signature") && text.contains("nope.p7s"),
+        "{text}"
+    );
+    assert!(!text.contains("FAILED"), "{text}");
 
     std::fs::write(dir.path().join("big.json"), vec![b' '; 70_000]).expect("write");
     let big = VerifyArgs {

@@ -15,6 +15,7 @@ use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{ApiToken, Organization, Session, User};
 use crate::db::schema::{api_tokens, organizations, sessions, users};
 use crate::db::{write_tx, DbConnection};
+use crate::domain::text::{self, TextRules};
 
 /// How long a browser session lasts without signing in again.
 pub const SESSION_LIFETIME_HOURS: i64 = 12;
@@ -74,6 +75,9 @@ pub struct SignedIn {
 
 /// Checks a username and password and opens a session.
 pub fn login(ctx: &Context, username: &str, password: &str) -> Result<SignedIn, ServiceError> {
+    // No stored username holds a control character; a NUL would not even reach
+    // PostgreSQL as a query parameter.
+    text::check_no_controls(username).map_err(|e| ServiceError::invalid("username", e))?;
     let mut conn = ctx.conn()?;
     let found: Option<(User, Organization)> = users::table
         .inner_join(organizations::table)
@@ -251,10 +255,8 @@ pub fn create_api_token(
             "API tokens are made from a signed-in session, not with another API token".into(),
         ));
     }
-    let name = input.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ServiceError::invalid("name", "must be 1 to 100 characters"));
-    }
+    let name = text::clean(&input.name, TextRules::single_line(100))
+        .map_err(|e| ServiceError::invalid("name", e))?;
     let days = input.expires_in_days.unwrap_or(input.max_days);
     if days == 0 || days > input.max_days {
         return Err(ServiceError::invalid(
@@ -267,7 +269,7 @@ pub fn create_api_token(
     let row = ApiToken {
         id: new_id(),
         user_id: actor.user_id.clone(),
-        name: name.to_owned(),
+        name,
         token_hash: token_hash(&token),
         created_at: at,
         last_used_at: None,

@@ -13,7 +13,7 @@ use crate::domain::money::Amount;
 use crate::domain::party::Role;
 use crate::services::guarantees::{require_project_agency, transition, with_guarantee};
 use crate::services::notify;
-use crate::services::organizations::required_text;
+use crate::services::organizations::{required_multi_line_text, required_text};
 use crate::services::views::{guarantee_view_by_id, GuaranteeView};
 use crate::services::{new_id, require_role, Actor, Context, ServiceError};
 
@@ -65,7 +65,7 @@ pub fn file_claim(
             format!("must be one of {}", known.join(", ")),
         )
     })?;
-    let statement = required_text("statement", &input.statement, 4000)?;
+    let statement = required_multi_line_text("statement", &input.statement, 4000)?;
     let amount = Amount::parse(&input.amount).map_err(|e| ServiceError::invalid("amount", e))?;
     if amount.fen() <= 0 {
         return Err(ServiceError::invalid("amount", "must be more than zero"));

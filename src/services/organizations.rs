@@ -10,6 +10,8 @@ use crate::db::schema::{organizations, users};
 use crate::db::write_tx;
 use crate::domain::party::{IssuerKind, OrgKind, ProviderKind, Role};
 use crate::domain::resident_id::ResidentId;
+use crate::domain::text::{self, TextRules};
+use crate::domain::time::china_date;
 use crate::domain::uscc::Uscc;
 
 /// A request to register an organization, as the caller typed it.
@@ -25,7 +27,8 @@ pub struct NewOrganization {
     /// USCC when not given.
     pub short_code: Option<String>,
     pub email: Option<String>,
-    /// Accept a code that fails the GB 32100 check (a few real ones do). Audited.
+    /// Accept a code that fails the GB 32100 check character or looks implausible (an
+    /// unknown authority, category or region: a few real ones do). Audited.
     #[serde(default)]
     pub whitelist_uscc: bool,
 }
@@ -194,31 +197,30 @@ fn validate_short_code(code: &str) -> Result<String, ServiceError> {
     }
 }
 
-/// Trims and bounds a required free-text field.
+/// A required one-line text (a name, a reason): trimmed, NFC-normalized, at most
+/// `max_chars` characters, no control, bidirectional or invisible characters (the rules
+/// of [`text`]); refusals name `field`.
 pub fn required_text(field: &str, value: &str, max_chars: usize) -> Result<String, ServiceError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(ServiceError::invalid(field, "must not be empty"));
-    }
-    if value.chars().count() > max_chars {
-        return Err(ServiceError::invalid(
-            field,
-            format!("must be at most {max_chars} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ServiceError::invalid(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(value.to_owned())
+    text::clean(value, TextRules::single_line(max_chars))
+        .map_err(|e| ServiceError::invalid(field, e))
+}
+
+/// Like [`required_text`], for free text of several lines (a statement): line breaks
+/// and tabs are kept.
+pub fn required_multi_line_text(
+    field: &str,
+    value: &str,
+    max_chars: usize,
+) -> Result<String, ServiceError> {
+    text::clean(value, TextRules::multi_line(max_chars))
+        .map_err(|e| ServiceError::invalid(field, e))
 }
 
 /// A plausible mail address: one `@`, something on both sides, no spaces.
 pub fn validate_email(field: &str, value: &str) -> Result<String, ServiceError> {
     let value = value.trim();
     let ok = value.len() <= 254
+        && text::check_characters(value, false).is_ok()
         && !value.chars().any(|c| c.is_whitespace() || c.is_control())
         && matches!(value.split_once('@'), Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.contains('@'));
     if ok {
@@ -274,17 +276,8 @@ pub struct NewUser {
 /// Adds a user (operator only). The role must suit the organization's kind.
 pub fn create_user(ctx: &Context, actor: &Actor, input: NewUser) -> Result<User, ServiceError> {
     require_role(actor, &[Role::Operator])?;
-    let username = input.username.trim().to_owned();
-    if !(3..=64).contains(&username.len())
-        || !username
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-    {
-        return Err(ServiceError::invalid(
-            "username",
-            "must be 3 to 64 characters from a-z, 0-9, '.', '_' and '-'",
-        ));
-    }
+    let username =
+        text::username(&input.username).map_err(|e| ServiceError::invalid("username", e))?;
     let display_name = required_text("display_name", &input.display_name, 100)?;
     let role: Role = input
         .role
@@ -306,9 +299,10 @@ pub fn create_user(ctx: &Context, actor: &Actor, input: NewUser) -> Result<User,
         .email
         .map(|e| validate_email("email", &e))
         .transpose()?;
+    let today = china_date(ctx.now());
     let resident = input
         .resident_id
-        .map(|s| ResidentId::parse(&s).map_err(|e| ServiceError::invalid("resident_id", e)))
+        .map(|s| ResidentId::parse(&s, today).map_err(|e| ServiceError::invalid("resident_id", e)))
         .transpose()?;
     let org = get_organization(ctx, actor, &input.organization_id)
         .map_err(|_| ServiceError::invalid("organization_id", "no such organization"))?;
@@ -445,6 +439,7 @@ pub fn bootstrap_operator(
         },
         at,
     )?;
+    let username = text::username(username).map_err(|e| ServiceError::invalid("username", e))?;
     if password.chars().count() < 12 {
         return Err(ServiceError::invalid(
             "password",
@@ -468,7 +463,7 @@ pub fn bootstrap_operator(
         let user = User {
             id: new_id(),
             organization_id: org.id.clone(),
-            username: username.trim().to_owned(),
+            username,
             display_name: "Operator".into(),
             email: None,
             role: Role::Operator,

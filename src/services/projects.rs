@@ -1,7 +1,7 @@
 //! Tender projects (招标项目) and their sections (标段), created and kept by the agency
 //! that runs the tender.
 
-use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use chrono::{NaiveDateTime, SubsecRound};
 use diesel::prelude::*;
 
 use super::organizations::required_text;
@@ -52,18 +52,14 @@ pub struct ProjectView {
     pub sections: Vec<Section>,
 }
 
-/// Parses an RFC 3339 time (an offset is required) into stored UTC.
+/// Parses an RFC 3339 time (an offset is required) inside the window of dates a client
+/// may name (2000 to 2100) into stored UTC.
 pub fn parse_time(field: &str, value: &str) -> Result<NaiveDateTime, ServiceError> {
-    DateTime::parse_from_rfc3339(value)
+    crate::domain::time::parse_client_time(value)
         // Whole seconds: documents state times to the second, and a bond's validity
         // must cover the deadline exactly as the verifier computes it.
-        .map(|t| t.with_timezone(&Utc).naive_utc().trunc_subsecs(0))
-        .map_err(|_| {
-            ServiceError::invalid(
-                field,
-                "must be an RFC 3339 time with an offset, e.g. 2026-12-20T09:00:00+08:00",
-            )
-        })
+        .map(|t| t.naive_utc().trunc_subsecs(0))
+        .map_err(|e| ServiceError::invalid(field, e))
 }
 
 /// Creates a project with its sections (agency only; the agency is the actor's own).
@@ -76,8 +72,11 @@ pub fn create_project(
     let at = ctx.now();
     let code = tender::parse_code(&input.code).map_err(|p| invalid(p.at("code")))?;
     let name = required_text("name", &input.name, 200)?;
-    let tenderee_uscc =
-        Uscc::parse(&input.tenderee_uscc).map_err(|e| ServiceError::invalid("tenderee_uscc", e))?;
+    // A registered code is good whatever the rules say of it (the operator may have
+    // whitelisted it): only its form is checked before it is looked up.
+    let tenderee_problem = Uscc::parse(&input.tenderee_uscc).err();
+    let tenderee_uscc = Uscc::new_unchecked_whitelisted(&input.tenderee_uscc)
+        .map_err(|e| ServiceError::invalid("tenderee_uscc", e))?;
     let bid_deadline = parse_time("bid_deadline", &input.bid_deadline)?;
     let bid_opening_at = parse_time("bid_opening_at", &input.bid_opening_at)?;
     tender::check_timetable(at, bid_deadline, bid_opening_at, input.bid_validity_days)
@@ -115,11 +114,12 @@ pub fn create_project(
             .select(Organization::as_select())
             .first(c)
             .optional()?
-            .ok_or_else(|| {
-                ServiceError::invalid(
+            .ok_or_else(|| match &tenderee_problem {
+                Some(e) => ServiceError::invalid("tenderee_uscc", e),
+                None => ServiceError::invalid(
                     "tenderee_uscc",
                     "no organization with this code is registered",
-                )
+                ),
             })?;
         if tenderee.kind != OrgKind::Tenderee {
             return Err(ServiceError::invalid(

@@ -4,9 +4,11 @@
 pub mod api;
 pub mod auth;
 pub mod client_address;
+pub mod control_chars;
 pub mod error;
 pub mod health;
 pub mod idempotency;
+pub mod json;
 pub mod letter;
 pub mod openapi;
 pub mod rate_limit;
@@ -58,6 +60,8 @@ pub fn description() -> utoipa::openapi::OpenApi {
 }
 
 /// Registers every route and the extractor settings (body limits, error shapes).
+/// Handlers read JSON with [`json::Json`], which takes its limit from the
+/// `PayloadConfig`; the `JsonConfig` shapes the errors of any extractor of actix's own.
 fn configure(max_body_bytes: usize) -> impl FnOnce(&mut ServiceConfig) {
     move |cfg| {
         cfg.app_data(
@@ -83,7 +87,11 @@ fn configure(max_body_bytes: usize) -> impl FnOnce(&mut ServiceConfig) {
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.configure(health::routes)
         .configure(openapi::routes)
-        .service(scope(API_PREFIX).configure(api::routes));
+        .service(
+            scope(API_PREFIX)
+                .wrap(actix_web::middleware::from_fn(control_chars::middleware))
+                .configure(api::routes),
+        );
 }
 
 /// Headers on every answer: no sniffing, no framing, no referrer leaks, and pages may

@@ -14,6 +14,7 @@ mod database;
 mod errors;
 mod exchange;
 mod health;
+mod input;
 mod lifecycle;
 mod mail;
 mod openapi;

@@ -40,12 +40,8 @@ impl ExpectationsInput {
     fn parse(self) -> Result<Expectations, ServiceError> {
         let time = |field: &str, v: Option<String>| {
             v.map(|v| {
-                chrono::DateTime::parse_from_rfc3339(&v).map_err(|_| {
-                    ServiceError::invalid(
-                        format!("expectations.{field}"),
-                        "must be an RFC 3339 time with an offset",
-                    )
-                })
+                crate::domain::time::parse_client_time(&v)
+                    .map_err(|e| ServiceError::invalid(format!("expectations.{field}"), e))
             })
             .transpose()
         };

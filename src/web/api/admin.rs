@@ -13,6 +13,7 @@ use crate::web::error::responses::{
     BadRequest, Conflict, JsonBody, NotFound, SignedIn, Unprocessable,
 };
 use crate::web::error::ApiError;
+use crate::web::json::Json;
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -55,7 +56,7 @@ pub struct TrustAnchorOut {
 async fn trust_anchor(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<AnchorRequest>,
+    body: Json<AnchorRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     let anchor = web::block(move || {
@@ -103,7 +104,7 @@ pub struct CrlOut {
 async fn crl(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<CrlRequest>,
+    body: Json<CrlRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let bytes = match body.into_inner() {
         CrlRequest {
@@ -160,7 +161,7 @@ pub struct IssuerCertificateOut {
 async fn issuer_certificate(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<NewIssuerCertificate>,
+    body: Json<NewIssuerCertificate>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     let row =

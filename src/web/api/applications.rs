@@ -17,6 +17,7 @@ use crate::web::error::responses::{
     BadRequest, Conflict, JsonBody, NotFound, SignedIn, Unprocessable,
 };
 use crate::web::error::ApiError;
+use crate::web::json::Json;
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -107,7 +108,7 @@ impl From<ApplicationView> for ApplicationOut {
 async fn apply(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<NewApplication>,
+    body: Json<NewApplication>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     let view = web::block(move || applications::apply(&ctx, &who.0, body.into_inner())).await??;
@@ -225,7 +226,7 @@ async fn approve(
     state: web::Data<AppState>,
     who: Authenticated,
     id: web::Path<String>,
-    body: web::Json<Approval>,
+    body: Json<Approval>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     let view =
@@ -259,7 +260,7 @@ async fn decline(
     state: web::Data<AppState>,
     who: Authenticated,
     id: web::Path<String>,
-    body: web::Json<Refusal>,
+    body: Json<Refusal>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     let view = web::block(move || applications::decline(&ctx, &who.0, &id, &body.reason)).await??;
@@ -395,20 +396,15 @@ async fn upload_signature(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    crate::web::json::check_content_encoding(req.headers())?;
     let content_type = req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let signature = if content_type.starts_with("application/json") {
-        let upload: SignatureUpload = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                "invalid_json",
-                format!("invalid JSON body: {e}"),
-            )
-        })?;
+    let signature = if crate::web::json::is_json(req.headers())? {
+        let upload: SignatureUpload = crate::web::json::parse(&body)?;
         base64::engine::general_purpose::STANDARD
             .decode(upload.signature_base64.trim())
             .map_err(|_| {

@@ -12,6 +12,7 @@ use crate::web::error::responses::{
     JsonBody, NotFound, SignedIn, TooManyRequests, Unauthenticated, Unprocessable,
 };
 use crate::web::error::ApiError;
+use crate::web::json::Json;
 use crate::web::rate_limit::{too_many_requests, Limit, RateLimited};
 use crate::web::AppState;
 
@@ -107,7 +108,7 @@ pub struct ApiTokenEntryOut {
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<LoginRequest>,
+    body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { username, password } = body.into_inner();
     // Passwords guessed for one account from many addresses still meet a limit.
@@ -191,7 +192,7 @@ pub struct TokenRequest {
 async fn create_token(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<TokenRequest>,
+    body: Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     let TokenRequest {

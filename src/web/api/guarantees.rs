@@ -13,6 +13,7 @@ use crate::web::api::dto::{china_time, Binary, GuaranteeOut, ProjectRef, SignedD
 use crate::web::auth::Authenticated;
 use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::error::ApiError;
+use crate::web::json::Json;
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -277,7 +278,7 @@ async fn revoke(
     state: web::Data<AppState>,
     who: Authenticated,
     number: web::Path<String>,
-    body: web::Json<Reason>,
+    body: Json<Reason>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     let view =
@@ -339,7 +340,7 @@ async fn file_claim(
     state: web::Data<AppState>,
     who: Authenticated,
     number: web::Path<String>,
-    body: web::Json<NewClaim>,
+    body: Json<NewClaim>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     let claim =
@@ -382,7 +383,7 @@ async fn decide_claim(
     state: web::Data<AppState>,
     who: Authenticated,
     id: web::Path<String>,
-    body: web::Json<ClaimDecision>,
+    body: Json<ClaimDecision>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     let claim =
@@ -493,7 +494,7 @@ async fn award(
     state: web::Data<AppState>,
     who: Authenticated,
     path: web::Path<(String, String)>,
-    body: web::Json<Award>,
+    body: Json<Award>,
 ) -> Result<HttpResponse, ApiError> {
     let (project, section) = path.into_inner();
     let ctx = state.ctx.clone();

@@ -10,6 +10,7 @@ use crate::web::api::dto::china_time;
 use crate::web::auth::Authenticated;
 use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::error::ApiError;
+use crate::web::json::Json;
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -68,7 +69,7 @@ impl From<Organization> for OrganizationView {
 async fn create_organization(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<NewOrganization>,
+    body: Json<NewOrganization>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
     let ctx = state.ctx.clone();
@@ -165,7 +166,7 @@ impl From<User> for UserView {
 async fn create_user(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<NewUser>,
+    body: Json<NewUser>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
     let ctx = state.ctx.clone();

@@ -10,6 +10,7 @@ use crate::web::api::dto::china_time;
 use crate::web::auth::Authenticated;
 use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
 use crate::web::error::ApiError;
+use crate::web::json::Json;
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -107,7 +108,7 @@ impl From<ProjectView> for ProjectOut {
 async fn create_project(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<NewProject>,
+    body: Json<NewProject>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
     let ctx = state.ctx.clone();
@@ -173,7 +174,7 @@ async fn update_project(
     state: web::Data<AppState>,
     who: Authenticated,
     id: web::Path<String>,
-    body: web::Json<ProjectChanges>,
+    body: Json<ProjectChanges>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     let view = web::block(move || projects::update_project(&ctx, &who.0, &id, body.into_inner()))
@@ -210,7 +211,7 @@ async fn postpone(
     state: web::Data<AppState>,
     who: Authenticated,
     id: web::Path<String>,
-    body: web::Json<Postponement>,
+    body: Json<Postponement>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     let view =

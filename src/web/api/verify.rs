@@ -13,6 +13,7 @@ use crate::services::ServiceError;
 use crate::web::auth::Authenticated;
 use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn, TooManyRequests};
 use crate::web::error::ApiError;
+use crate::web::json::Json;
 use crate::web::rate_limit::{too_many_requests, Limit, RateLimited};
 use crate::web::AppState;
 
@@ -58,7 +59,7 @@ fn decode(field: &str, value: &str) -> Result<Vec<u8>, ServiceError> {
 #[post("/verify", wrap = "RateLimited(Limit::PublicVerification)")]
 async fn verify(
     state: web::Data<AppState>,
-    body: web::Json<VerifyRequest>,
+    body: Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner();
     // Codes guessed for one number from many addresses still meet a limit. A number
@@ -124,7 +125,7 @@ pub struct BulkRequest {
 async fn bulk(
     state: web::Data<AppState>,
     who: Authenticated,
-    body: web::Json<BulkRequest>,
+    body: Json<BulkRequest>,
 ) -> Result<HttpResponse, ApiError> {
     super::guarantees::bonds_of(&state, who, body.into_inner().project_id).await
 }

@@ -59,7 +59,7 @@ error_responses! {
     JsonBody {
         "400" => "The body is not valid JSON for this request (unknown or mistyped fields)",
         "413" => "The body is larger than the configured limit",
-        "415" => "The body is not application/json",
+        "415" => "The body is not application/json in UTF-8, or its Content-Encoding is not identity, gzip or deflate",
         "422" => "A field failed validation; details.field names it",
     }
 }
