@@ -68,6 +68,7 @@ impl Application {
             timestamping: Arc::new(services::trust::TimeStamping::load_or_make(
                 &settings.tsa_dir(),
             )?),
+            idempotency: None,
         };
 
         let state = web::Data::new(AppState {
@@ -135,7 +136,7 @@ const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 /// several instances at once): expire guarantees whose validity ended, tell bidders
 /// whose guarantees run out soon and issuers whose signing certificates do, fetch the
 /// CRLs and OCSP answers that are due from the distribution points and responders
-/// certificates name, reload the trust
+/// certificates name, forget expired idempotency keys, reload the trust
 /// store so anchors and CRLs registered or fetched elsewhere take effect.
 async fn upkeep(ctx: services::Context) {
     let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
@@ -153,6 +154,9 @@ async fn upkeep(ctx: services::Context) {
             }
             if let Err(e) = services::ocsp_fetch::refresh_ocsp_answers(&c) {
                 tracing::warn!(error = %e, "asking OCSP responders failed");
+            }
+            if let Err(e) = services::idempotency::prune_expired(&c) {
+                tracing::warn!(error = %e, "pruning expired idempotency keys failed");
             }
             c.verifier.reload(&c.pool)?;
             Ok::<usize, services::ServiceError>(expired)

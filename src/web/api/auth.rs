@@ -171,7 +171,7 @@ async fn create_token(
     who: Authenticated,
     body: web::Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let (row, token) =
         web::block(move || services::auth::create_api_token(&ctx, &who.0, &body.into_inner().name))
             .await??;
@@ -200,7 +200,7 @@ async fn revoke_token(
     who: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     web::block(move || services::auth::revoke_api_token(&ctx, &who.0, &id)).await??;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -70,7 +70,7 @@ async fn create_organization(
     body: web::Json<NewOrganization>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let org = web::block(move || organizations::create_organization(&ctx, &who.0, input)).await??;
     Ok(HttpResponse::Created().json(OrganizationView::from(org)))
 }
@@ -167,7 +167,7 @@ async fn create_user(
     body: web::Json<NewUser>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let user = web::block(move || organizations::create_user(&ctx, &who.0, input)).await??;
     Ok(HttpResponse::Created().json(UserView::from(user)))
 }

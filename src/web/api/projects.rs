@@ -110,7 +110,7 @@ async fn create_project(
     body: web::Json<NewProject>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let view = web::block(move || projects::create_project(&ctx, &who.0, input)).await??;
     Ok(HttpResponse::Created().json(ProjectOut::from(view)))
 }
@@ -175,7 +175,7 @@ async fn update_project(
     id: web::Path<String>,
     body: web::Json<ProjectChanges>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let view = web::block(move || projects::update_project(&ctx, &who.0, &id, body.into_inner()))
         .await??;
     Ok(HttpResponse::Ok().json(ProjectOut::from(view)))
@@ -209,7 +209,7 @@ async fn postpone(
     id: web::Path<String>,
     body: web::Json<Postponement>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let (view, offered) =
         web::block(move || projects::postpone(&ctx, &who.0, &id, body.into_inner())).await??;
     Ok(HttpResponse::Ok().json(PostponedOut {
