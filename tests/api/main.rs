@@ -13,6 +13,7 @@ mod database;
 mod errors;
 mod exchange;
 mod health;
+mod idempotency;
 mod lifecycle;
 mod mail;
 mod openapi;
