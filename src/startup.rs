@@ -80,10 +80,11 @@ impl Application {
         let server = HttpServer::new(move || {
             let app = App::new()
                 .wrap(http::json_errors())
-                .wrap(http::security_headers())
+                // Inside the security headers, so an answer given again gets them too.
                 .wrap(actix_web::middleware::from_fn(
                     http::idempotency::middleware,
                 ))
+                .wrap(http::security_headers())
                 .wrap(actix_web::middleware::from_fn(http::request_id_header))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone());

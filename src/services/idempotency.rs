@@ -185,6 +185,8 @@ pub fn claim(
         else {
             continue; // freed meanwhile: claim it afresh
         };
+        // Judged at the time it was read (the insert may have waited for a lock).
+        let now = ctx.now();
         let this_row = || {
             idempotency_keys::table
                 .filter(idempotency_keys::user_id.eq(&actor.user_id))
@@ -235,7 +237,7 @@ pub fn claim(
         }
         if row.locked_until > now {
             return Ok(Claimed::InProgress {
-                retry_after: row.locked_until - now,
+                retry_after: (row.locked_until - now).min(policy.lease),
             });
         }
         if !row.changed {

@@ -180,6 +180,11 @@ async fn a_retried_request_with_the_same_key_changes_nothing_twice(app: TestApp)
     let second = create(&org, "create-org-1").response().await;
     assert_eq!(second.status(), 201, "the first answer again, not a 409");
     assert_eq!(second.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        second.headers()["x-content-type-options"],
+        "nosniff",
+        "an answer given again has the security headers too"
+    );
     let second: Value = second.json().await.expect("json");
     assert_eq!(first, second);
     let created: Org = serde_json::from_value(first).expect("an organization");
