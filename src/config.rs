@@ -99,6 +99,13 @@ pub struct Settings {
     pub revocation_fetch_timeout_ms: u64,
     /// A larger CRL response is refused.
     pub revocation_fetch_max_bytes: u64,
+    /// How long an `Idempotency-Key` is remembered: a retry within it gets the first
+    /// answer; after it the same key is a new request.
+    pub idempotency_key_hours: u32,
+    /// How long a request holds its `Idempotency-Key` while it runs; a request that died
+    /// before its change committed is run again by a retry once this has passed. Longer
+    /// than any request takes.
+    pub idempotency_lease_seconds: u32,
     pub log: String,
 }
 
@@ -129,6 +136,8 @@ struct Defaults {
     revocation_fetch_interval_seconds: u64,
     revocation_fetch_timeout_ms: u64,
     revocation_fetch_max_bytes: u64,
+    idempotency_key_hours: u32,
+    idempotency_lease_seconds: u32,
     log: &'static str,
 }
 
@@ -157,6 +166,8 @@ const DEFAULTS: Defaults = Defaults {
     revocation_fetch_interval_seconds: 3600,
     revocation_fetch_timeout_ms: 5_000,
     revocation_fetch_max_bytes: 10 * 1024 * 1024,
+    idempotency_key_hours: 24,
+    idempotency_lease_seconds: 60,
     log: "info",
 };
 
@@ -385,7 +396,32 @@ impl Settings {
                 });
             }
         }
+        if self.idempotency_key_hours == 0 {
+            return Err(ConfigError::Setting {
+                setting: "BAOHAN_IDEMPOTENCY_KEY_HOURS",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.idempotency_lease_seconds == 0
+            || u64::from(self.idempotency_lease_seconds)
+                >= u64::from(self.idempotency_key_hours) * 3600
+        {
+            return Err(ConfigError::Setting {
+                setting: "BAOHAN_IDEMPOTENCY_LEASE_SECONDS",
+                message: "must be at least 1 and shorter than the keys' life \
+                          (BAOHAN_IDEMPOTENCY_KEY_HOURS)"
+                    .into(),
+            });
+        }
         Ok(())
+    }
+
+    /// How long idempotency keys live and hold.
+    pub fn idempotency(&self) -> crate::services::idempotency::Policy {
+        crate::services::idempotency::Policy {
+            lifetime: chrono::Duration::hours(i64::from(self.idempotency_key_hours)),
+            lease: chrono::Duration::seconds(i64::from(self.idempotency_lease_seconds)),
+        }
     }
 
     /// How CRLs are fetched from the distribution points certificates name.
@@ -662,6 +698,28 @@ mod tests {
             jail.set_env("BAOHAN_HOLIDAYS_FILE", "missing.csv");
             let err = load()?.calendar().unwrap_err().to_string();
             assert!(err.contains("missing.csv"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn idempotency_keys_live_a_day_and_a_lease_must_be_shorter() {
+        let policy = Settings::defaults().idempotency();
+        assert_eq!(policy, crate::services::idempotency::Policy::default());
+        assert_eq!(policy.lifetime, chrono::Duration::hours(24));
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BAOHAN_IDEMPOTENCY_KEY_HOURS", "48");
+            jail.set_env("BAOHAN_IDEMPOTENCY_LEASE_SECONDS", "2");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.idempotency().lifetime, chrono::Duration::hours(48));
+            assert_eq!(s.idempotency().lease, chrono::Duration::seconds(2));
+            jail.set_env("BAOHAN_IDEMPOTENCY_KEY_HOURS", "1");
+            jail.set_env("BAOHAN_IDEMPOTENCY_LEASE_SECONDS", "3600");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("BAOHAN_IDEMPOTENCY_LEASE_SECONDS"), "{err}");
+            jail.set_env("BAOHAN_IDEMPOTENCY_KEY_HOURS", "0");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("BAOHAN_IDEMPOTENCY_KEY_HOURS"), "{err}");
             Ok(())
         });
     }

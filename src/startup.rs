@@ -68,6 +68,7 @@ impl Application {
             timestamping: Arc::new(services::trust::TimeStamping::load_or_make(
                 &settings.tsa_dir(),
             )?),
+            idempotency: None,
         };
 
         let state = web::Data::new(AppState {
@@ -79,10 +80,11 @@ impl Application {
         let server = HttpServer::new(move || {
             let app = App::new()
                 .wrap(http::json_errors())
-                .wrap(http::security_headers())
+                // Inside the security headers, so an answer given again gets them too.
                 .wrap(actix_web::middleware::from_fn(
                     http::idempotency::middleware,
                 ))
+                .wrap(http::security_headers())
                 .wrap(actix_web::middleware::from_fn(http::request_id_header))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone());
@@ -135,7 +137,7 @@ const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 /// several instances at once): expire guarantees whose validity ended, tell bidders
 /// whose guarantees run out soon and issuers whose signing certificates do, fetch the
 /// CRLs and OCSP answers that are due from the distribution points and responders
-/// certificates name, reload the trust
+/// certificates name, forget expired idempotency keys, reload the trust
 /// store so anchors and CRLs registered or fetched elsewhere take effect.
 async fn upkeep(ctx: services::Context) {
     let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
@@ -153,6 +155,9 @@ async fn upkeep(ctx: services::Context) {
             }
             if let Err(e) = services::ocsp_fetch::refresh_ocsp_answers(&c) {
                 tracing::warn!(error = %e, "asking OCSP responders failed");
+            }
+            if let Err(e) = services::idempotency::prune_expired(&c) {
+                tracing::warn!(error = %e, "pruning expired idempotency keys failed");
             }
             c.verifier.reload(&c.pool)?;
             Ok::<usize, services::ServiceError>(expired)

@@ -77,6 +77,33 @@ impl AuditEntry {
     }
 }
 
+/// What an entry was about, as [`last_appended`] tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub action: String,
+    pub entity_kind: String,
+    pub entity_id: String,
+}
+
+thread_local! {
+    /// The last entry this thread appended since its write transaction began. A write
+    /// transaction runs start to end on one thread (diesel is synchronous), so this is
+    /// the transaction's own entry, whatever other connections append meanwhile.
+    static LAST_APPENDED: std::cell::RefCell<Option<Appended>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The last entry appended on this thread since its current write transaction began
+/// (`write_tx` clears it at BEGIN), if any: what the transaction's change was about.
+pub fn last_appended() -> Option<Appended> {
+    LAST_APPENDED.with(|last| last.borrow().clone())
+}
+
+/// Forgets the last appended entry (a write transaction begins).
+pub(crate) fn forget_appended() {
+    LAST_APPENDED.with(|last| last.borrow_mut().take());
+}
+
 /// Appends one entry. Call inside the service's write transaction: the entry commits or
 /// rolls back with the change it records.
 pub fn append(
@@ -117,6 +144,13 @@ pub fn append(
             audit_head::last_hash.eq(&entry.hash),
         ))
         .execute(conn)?;
+    LAST_APPENDED.with(|last| {
+        *last.borrow_mut() = Some(Appended {
+            action: entry.action,
+            entity_kind: entry.entity_kind,
+            entity_id: entry.entity_id,
+        })
+    });
     Ok(entry.seq)
 }
 

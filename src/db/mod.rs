@@ -276,13 +276,30 @@ pub fn write_tx<T, E>(
 where
     E: From<diesel::result::Error>,
 {
+    write_tx_with_hook(conn, f, |_| Ok(()))
+}
+
+/// Like [`write_tx`], and once `f` has succeeded, `before_commit` runs in the same
+/// transaction just before COMMIT: what it writes commits with `f`'s work or not at all,
+/// and its failure rolls `f`'s work back. (An idempotency key records there that its
+/// request's change committed.) [`audit::last_appended`] tells the hook what `f`
+/// audited.
+pub fn write_tx_with_hook<T, E>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+    before_commit: impl FnOnce(&mut DbConnection) -> Result<(), E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
     match conn {
         DbConnection::Sqlite(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
         }
         DbConnection::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
-    match f(conn) {
+    audit::forget_appended();
+    match f(conn).and_then(|value| before_commit(conn).map(|()| value)) {
         Ok(value) => match DbConnection::commit_transaction(conn) {
             Ok(()) => Ok(value),
             Err(e) => {

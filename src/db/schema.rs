@@ -269,9 +269,17 @@ diesel::table! {
         user_id -> Text,
         idempotency_key -> Text,
         request_hash -> Text,
-        response_status -> Integer,
-        response_body -> Text,
+        attempt -> Text,
+        locked_until -> Timestamp,
+        changed -> Bool,
+        entity_kind -> Nullable<Text>,
+        entity_id -> Nullable<Text>,
+        entity_action -> Nullable<Text>,
+        response_status -> Nullable<Integer>,
+        response_content_type -> Nullable<Text>,
+        response_sealed -> Nullable<Binary>,
         created_at -> Timestamp,
+        expires_at -> Timestamp,
     }
 }
 

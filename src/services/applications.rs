@@ -12,7 +12,7 @@ use super::{new_id, require_role, Actor, Context, OrInternal, ServiceError};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Application, Organization, Project, Section};
 use crate::db::schema::{applications, organizations, projects, sections};
-use crate::db::{write_tx, DbConnection};
+use crate::db::DbConnection;
 use crate::domain::lifecycle::{ApplicationAction, ApplicationState};
 use crate::domain::money::Amount;
 use crate::domain::party::{IssuerKind, OrgKind, Role};
@@ -37,7 +37,7 @@ pub fn apply(
     require_role(actor, &[Role::Enterprise])?;
     let at = ctx.now();
     let mut conn = ctx.conn()?;
-    write_tx(&mut conn, |c| {
+    ctx.write_tx(&mut conn, |c| {
         let (section, project) = sections::table
             .inner_join(projects::table)
             .filter(sections::id.eq(&input.section_id))
@@ -275,7 +275,7 @@ fn act(
     require_role(actor, &[allowed_role])?;
     let at = ctx.now();
     let mut conn = ctx.conn()?;
-    write_tx(&mut conn, |c| {
+    ctx.write_tx(&mut conn, |c| {
         let view = load_visible(c, actor, id)?;
         transition(c, actor, &view, action, at)?;
         also(c, &view)?;

@@ -14,7 +14,7 @@ use super::{new_id, Actor, Context, OrInternal, ServiceError};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{ApiToken, Organization, Session, User};
 use crate::db::schema::{api_tokens, organizations, sessions, users};
-use crate::db::{write_tx, DbConnection};
+use crate::db::DbConnection;
 use crate::domain::text::{self, TextRules};
 
 /// How long a browser session lasts without signing in again.
@@ -108,7 +108,7 @@ pub fn login(ctx: &Context, username: &str, password: &str) -> Result<SignedIn, 
         created_at,
         expires_at: created_at + Duration::hours(SESSION_LIFETIME_HOURS),
     };
-    write_tx(&mut conn, |c| -> Result<(), ServiceError> {
+    ctx.write_tx(&mut conn, |c| -> Result<(), ServiceError> {
         diesel::insert_into(sessions::table)
             .values(&session)
             .execute(c)?;
@@ -277,7 +277,7 @@ pub fn create_api_token(
         expires_at: at + Duration::days(i64::from(days)),
     };
     let mut conn = ctx.conn()?;
-    write_tx(
+    ctx.write_tx(
         &mut conn,
         |c: &mut DbConnection| -> Result<(), ServiceError> {
             diesel::insert_into(api_tokens::table)
@@ -331,7 +331,7 @@ pub fn list_api_tokens(ctx: &Context, actor: &Actor) -> Result<Vec<ApiTokenEntry
 pub fn revoke_api_token(ctx: &Context, actor: &Actor, token_id: &str) -> Result<(), ServiceError> {
     let at = ctx.now();
     let mut conn = ctx.conn()?;
-    write_tx(
+    ctx.write_tx(
         &mut conn,
         |c: &mut DbConnection| -> Result<(), ServiceError> {
             let owner_org: Option<String> = api_tokens::table

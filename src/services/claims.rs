@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use crate::db::models::{Claim, CreditEvent, Guarantee, Organization};
 use crate::db::schema::{claims, credit_events, guarantees, organizations, projects, sections};
-use crate::db::{write_tx, DbConnection};
+use crate::db::DbConnection;
 use crate::domain::claim::{self, ClaimReason};
 use crate::domain::lifecycle::{ClaimState, GuaranteeAction};
 use crate::domain::money::Amount;
@@ -155,7 +155,7 @@ pub fn decide_claim(
     };
     let at = ctx.now();
     let mut conn = ctx.conn()?;
-    write_tx(&mut conn, |c| {
+    ctx.write_tx(&mut conn, |c| {
         let claim: Claim = claims::table
             .find(claim_id)
             .select(Claim::as_select())

@@ -1,9 +1,9 @@
 //! The operator's view of outgoing mail: what waits, what went, what failed, and
 //! putting a failed mail back in the queue once its cause is fixed.
 
-use super::{conn, now, require_role, Actor, ServiceError};
+use super::{conn, require_role, Actor, Context, ServiceError};
 use crate::db::audit::{self, AuditEvent};
-use crate::db::{write_tx, DbPool};
+use crate::db::DbPool;
 use crate::domain::party::Role;
 use crate::mail::outbox;
 pub use crate::mail::outbox::{MailStatus, OutboxMail};
@@ -31,11 +31,11 @@ pub fn list_mail(
 
 /// Puts a failed mail back in the queue with a fresh set of tries (operator only).
 /// Audited, in the same transaction.
-pub fn retry_mail(pool: &DbPool, actor: &Actor, id: &str) -> Result<OutboxMail, ServiceError> {
+pub fn retry_mail(ctx: &Context, actor: &Actor, id: &str) -> Result<OutboxMail, ServiceError> {
     require_role(actor, &[Role::Operator])?;
-    let at = now();
-    let mut conn = conn(pool)?;
-    write_tx(&mut conn, |c| -> Result<OutboxMail, ServiceError> {
+    let at = ctx.now();
+    let mut conn = ctx.conn()?;
+    ctx.write_tx(&mut conn, |c| -> Result<OutboxMail, ServiceError> {
         let mail = outbox::find(c, id)?.ok_or_else(|| ServiceError::NotFound("mail".into()))?;
         if !outbox::requeue_failed(c, id, at)? {
             return Err(ServiceError::Conflict(format!(

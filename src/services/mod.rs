@@ -18,7 +18,7 @@ pub mod views;
 
 use std::sync::Arc;
 
-use crate::db::{DbError, DbPool, PooledConn};
+use crate::db::{DbConnection, DbError, DbPool, PooledConn};
 use crate::domain::party::{OrgKind, Role};
 use crate::pki::{self, VerificationReport};
 
@@ -60,6 +60,9 @@ pub struct Context {
     pub calendar: Arc<crate::domain::Calendar>,
     /// The exchange's own time-stamping authority and the anchors of its tokens.
     pub timestamping: Arc<trust::TimeStamping>,
+    /// The `Idempotency-Key` claim of the request this context serves, if it has one:
+    /// its write transactions record that they changed something ([`Context::write_tx`]).
+    pub idempotency: Option<Arc<idempotency::Scope>>,
 }
 
 /// Who is acting: a signed-in user of one organization.
@@ -176,6 +179,31 @@ impl Context {
     /// The current time by the exchange's clock.
     pub fn now(&self) -> chrono::NaiveDateTime {
         self.clock.now()
+    }
+
+    /// This context serving one request that holds an `Idempotency-Key` claim (or none).
+    pub fn with_idempotency(&self, scope: Option<Arc<idempotency::Scope>>) -> Context {
+        Context {
+            idempotency: scope,
+            ..self.clone()
+        }
+    }
+
+    /// Runs `f` in one write transaction (the db layer's `write_tx`). When this context
+    /// serves a request with an `Idempotency-Key`, the key is marked changed in the same
+    /// transaction just before it commits, so the change and the mark commit together;
+    /// if a retry took the key over meanwhile, the change rolls back.
+    pub fn write_tx<T>(
+        &self,
+        conn: &mut DbConnection,
+        f: impl FnOnce(&mut DbConnection) -> Result<T, ServiceError>,
+    ) -> Result<T, ServiceError> {
+        match &self.idempotency {
+            None => crate::db::write_tx(conn, f),
+            Some(scope) => crate::db::write_tx_with_hook(conn, f, |c| {
+                idempotency::mark_changed(c, scope, crate::db::audit::last_appended(), self.now())
+            }),
+        }
     }
 }
 

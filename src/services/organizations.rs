@@ -43,7 +43,7 @@ pub fn create_organization(
     let at = ctx.now();
     let org = validate_organization(input, at)?;
     let mut conn = ctx.conn()?;
-    write_tx(&mut conn, |c| -> Result<(), ServiceError> {
+    ctx.write_tx(&mut conn, |c| -> Result<(), ServiceError> {
         let taken: i64 = organizations::table
             .filter(organizations::uscc.eq(&org.uscc))
             .count()
@@ -332,7 +332,7 @@ pub fn create_user(ctx: &Context, actor: &Actor, input: NewUser) -> Result<User,
         created_at: at,
     };
     let mut conn = ctx.conn()?;
-    write_tx(&mut conn, |c| -> Result<(), ServiceError> {
+    ctx.write_tx(&mut conn, |c| -> Result<(), ServiceError> {
         let taken: i64 = users::table
             .filter(users::username.eq(&user.username))
             .count()
@@ -379,7 +379,7 @@ pub fn deactivate_user(ctx: &Context, actor: &Actor, user_id: &str) -> Result<()
     }
     let at = ctx.now();
     let mut conn = ctx.conn()?;
-    write_tx(&mut conn, |c| -> Result<(), ServiceError> {
+    ctx.write_tx(&mut conn, |c| -> Result<(), ServiceError> {
         let found: Option<bool> = users::table
             .find(user_id)
             .select(users::active)

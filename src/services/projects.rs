@@ -9,7 +9,6 @@ use super::{new_id, require_role, Actor, Context, ServiceError};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Organization, Project, Section};
 use crate::db::schema::{organizations, projects, sections};
-use crate::db::write_tx;
 use crate::domain::money::Amount;
 use crate::domain::party::{OrgKind, Role};
 use crate::domain::tender::{self, SectionInput, TenderError};
@@ -108,7 +107,7 @@ pub fn create_project(
     }
 
     let mut conn = ctx.conn()?;
-    let view = write_tx(&mut conn, |c| -> Result<ProjectView, ServiceError> {
+    let view = ctx.write_tx(&mut conn, |c| -> Result<ProjectView, ServiceError> {
         let tenderee: Organization = organizations::table
             .filter(organizations::uscc.eq(tenderee_uscc.as_str()))
             .select(Organization::as_select())
@@ -295,7 +294,7 @@ pub fn update_project(
 ) -> Result<ProjectView, ServiceError> {
     let at = ctx.now();
     let mut conn = ctx.conn()?;
-    write_tx(&mut conn, |c| {
+    ctx.write_tx(&mut conn, |c| {
         let project = owned_project(c, actor, id)?;
         if tender::deadline_passed(project.bid_deadline, at) {
             return Err(ServiceError::Conflict(
@@ -382,7 +381,7 @@ pub fn postpone(
     let opening = parse_time("bid_opening_at", &input.bid_opening_at)?;
     tender::check_opening(deadline, opening).map_err(invalid)?;
     let mut conn = ctx.conn()?;
-    write_tx(&mut conn, |c| {
+    ctx.write_tx(&mut conn, |c| {
         let project = owned_project(c, actor, id)?;
         if tender::deadline_passed(project.bid_deadline, at) {
             return Err(ServiceError::Conflict(

@@ -268,7 +268,7 @@ pub fn register_trust_anchor(
         created_at: at,
     };
     let mut conn = ctx.conn()?;
-    write_tx(&mut conn, |c| -> Result<(), ServiceError> {
+    ctx.write_tx(&mut conn, |c| -> Result<(), ServiceError> {
         diesel::insert_into(trust_anchors::table)
             .values(&anchor)
             .execute(c)?;
@@ -318,7 +318,7 @@ pub fn register_crl(ctx: &Context, actor: &Actor, crl_bytes: &[u8]) -> Result<Cr
         source_url: None,
     };
     let mut conn = ctx.conn()?;
-    write_tx(&mut conn, |c| -> Result<(), ServiceError> {
+    ctx.write_tx(&mut conn, |c| -> Result<(), ServiceError> {
         diesel::insert_into(crls::table).values(&row).execute(c)?;
         record(
             c,
@@ -479,7 +479,7 @@ pub fn register_issuer_certificate(
         deactivated_at: None,
         expiry_notice_at: None,
     };
-    write_tx(&mut conn, |c| -> Result<(), ServiceError> {
+    ctx.write_tx(&mut conn, |c| -> Result<(), ServiceError> {
         let taken: i64 = issuer_certificates::table
             .filter(issuer_certificates::fingerprint_sha256.eq(&row.fingerprint_sha256))
             .count()

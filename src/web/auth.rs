@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest};
@@ -18,14 +19,25 @@ use subtle::ConstantTimeEq;
 use super::error::ApiError;
 use super::AppState;
 use crate::services::auth::{authenticate, Credential};
-use crate::services::Actor;
+use crate::services::idempotency::Scope;
+use crate::services::{Actor, Context};
 
 pub const SESSION_COOKIE: &str = "baohan_session";
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
 
-/// The signed-in actor of a request, and the credential it proved itself with.
+/// The signed-in actor of a request, the credential it proved itself with, and the
+/// `Idempotency-Key` claim the request holds when it brought one (set by the
+/// idempotency middleware).
 #[derive(Debug, Clone)]
-pub struct Authenticated(pub Actor, pub Credential);
+pub struct Authenticated(pub Actor, pub Credential, pub Option<Arc<Scope>>);
+
+impl Authenticated {
+    /// The services' context for this request: the app's, acting under the request's
+    /// `Idempotency-Key` claim if it has one. Handlers that change state use it.
+    pub fn context(&self, state: &AppState) -> Context {
+        state.ctx.with_idempotency(self.2.clone())
+    }
+}
 
 /// What the request offers as a credential.
 #[derive(Debug, PartialEq, Eq)]
@@ -120,7 +132,7 @@ impl FromRequest for Authenticated {
                     ));
                 }
             }
-            Ok(Authenticated(actor, credential))
+            Ok(Authenticated(actor, credential, None))
         })
     }
 }

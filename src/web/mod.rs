@@ -44,11 +44,12 @@ pub fn with_routes<T>(app: App<T>, max_body_bytes: usize) -> (App<T>, utoipa::op
 where
     T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
 {
-    let (app, description) = app
+    let (app, mut description) = app
         .into_utoipa_app()
         .openapi(openapi::ApiDoc::openapi())
         .configure(configure(max_body_bytes))
         .split_for_parts();
+    utoipa::Modify::modify(&openapi::IdempotencyHeaders, &mut description);
     let served = web::Data::new(openapi::Description::new(&description));
     (app.app_data(served), description)
 }

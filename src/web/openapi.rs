@@ -15,6 +15,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::api::dto::{Binary, SignedDocument};
 use super::auth::{CSRF_HEADER, SESSION_COOKIE};
 use super::error::ErrorBody;
+use super::idempotency;
 
 /// The frame of the description: what it says besides the operations (info, tags,
 /// security schemes, schemas named only in hand-built responses). The operations and
@@ -85,6 +86,113 @@ impl Modify for SecuritySchemes {
                  that change state",
             ))),
         );
+    }
+}
+
+/// The `Idempotency-Key` request header and the `Idempotent-Replayed` answer header on
+/// every state-changing operation of a signed-in caller (keys are per user), with the
+/// conflicts a key can answer. Applied to the description once the routes are
+/// registered (the handlers' own descriptions do not repeat it).
+pub struct IdempotencyHeaders;
+
+impl Modify for IdempotencyHeaders {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
+
+        let key = ParameterBuilder::new()
+            .name(idempotency::HEADER)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Makes the request safe to retry: a retry with the same key (per user, for \
+                 the same method, path, content type and body) gets the first answer again, \
+                 marked Idempotent-Replayed, and changes nothing twice, even if the server \
+                 or the connection failed in between. The same key for another request is \
+                 a 422 naming Idempotency-Key. Only the answer to a request that changed \
+                 something is kept (for 24 hours by default); after a refusal the key is free \
+                 for the corrected request.",
+            ))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(200))
+                    .pattern(Some("^[!-~]+$")),
+            ))
+            .build();
+        let replayed = HeaderBuilder::new()
+            .schema(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["true"])),
+            )
+            .description(Some(
+                "true when this is the stored first answer to the request's Idempotency-Key, \
+                 given again",
+            ))
+            .build();
+        let error = |description: &str| -> RefOr<utoipa::openapi::Response> {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+                .into()
+        };
+        const CONFLICTS: &str = "With an Idempotency-Key: a copy of this request is in \
+            progress (idempotency_key_in_progress, with Retry-After), or the request changed \
+            something but its answer was lost (idempotent_answer_lost, details name what it \
+            changed)";
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let signed_in = operation
+                    .security
+                    .as_ref()
+                    .is_some_and(|alternatives| !alternatives.is_empty());
+                if !signed_in {
+                    continue;
+                }
+                operation
+                    .parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(key.clone());
+                let responses = &mut operation.responses.responses;
+                for (status, response) in responses.iter_mut() {
+                    if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+                        response
+                            .headers
+                            .insert(idempotency::REPLAYED.to_owned(), replayed.clone());
+                    }
+                }
+                match responses.get_mut("409") {
+                    Some(RefOr::T(conflict)) => {
+                        conflict.description = format!("{}. {CONFLICTS}", conflict.description);
+                    }
+                    Some(RefOr::Ref(_)) => {}
+                    None => {
+                        responses.insert("409".into(), error(CONFLICTS));
+                    }
+                }
+                responses.entry("422".into()).or_insert_with(|| {
+                    error("The Idempotency-Key was used for another request (details.field)")
+                });
+            }
+        }
     }
 }
 

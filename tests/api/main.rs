@@ -14,6 +14,7 @@ mod database;
 mod errors;
 mod exchange;
 mod health;
+mod idempotency;
 mod input;
 mod lifecycle;
 mod mail;

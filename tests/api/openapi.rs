@@ -289,3 +289,66 @@ async fn the_description_says_what_clients_rely_on() {
         );
     }
 }
+
+/// Every state-changing operation of a signed-in caller takes `Idempotency-Key` and
+/// says its answers may carry `Idempotent-Replayed`; sign-in and public verification
+/// (no user to key by) do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_state_changing_operation_documents_the_idempotency_headers() {
+    let (_app, spec) = fetch_description().await;
+    let mut keyed = 0;
+    for (method, path) in operations_of(&spec) {
+        let op = operation(&spec, &method, &path);
+        let parameter = op["parameters"].as_array().and_then(|ps| {
+            ps.iter()
+                .find(|p| p["name"] == "Idempotency-Key" && p["in"] == "header")
+        });
+        let changes_state = ["post", "put", "patch", "delete"].contains(&method.as_str());
+        if !(changes_state && op.get("security").is_some()) {
+            assert!(parameter.is_none(), "{method} {path} takes no key");
+            continue;
+        }
+        keyed += 1;
+        let parameter = parameter.unwrap_or_else(|| panic!("{method} {path} takes a key"));
+        assert_eq!(parameter["required"], false, "{method} {path}");
+        assert_eq!(parameter["schema"]["maxLength"], 200);
+        let responses = op["responses"].as_object().expect("responses");
+        let successes: Vec<_> = responses
+            .iter()
+            .filter(|(status, _)| status.starts_with('2'))
+            .collect();
+        assert!(!successes.is_empty(), "{method} {path} answers");
+        for (status, response) in successes {
+            assert!(
+                response["headers"]["Idempotent-Replayed"].is_object(),
+                "{method} {path} {status} may be replayed"
+            );
+        }
+        let conflict = responses["409"]["description"].as_str().unwrap_or_default();
+        assert!(
+            conflict.contains("idempotency_key_in_progress")
+                && conflict.contains("idempotent_answer_lost"),
+            "{method} {path} describes the key's conflicts: {conflict}"
+        );
+        assert!(
+            responses["422"].is_object(),
+            "{method} {path}: a reused key"
+        );
+    }
+    assert!(
+        keyed > 20,
+        "the state-changing operations were seen: {keyed}"
+    );
+    for (method, path) in [
+        ("post", "/api/v1/auth/tokens"),
+        ("patch", "/api/v1/projects/{id}"),
+    ] {
+        let op = operation(&spec, method, path);
+        assert!(
+            op["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["name"] == "Idempotency-Key")),
+            "{method} {path}"
+        );
+    }
+}

@@ -1,14 +1,15 @@
 //! Who may do what: an authorization matrix over the endpoints, with strangers of the
-//! same kind as every owner; confidentiality before bid opening; idempotency keys; rate
-//! limits that neither a disguised path nor a forwarded address gets around.
+//! same kind as every owner; confidentiality before bid opening; rate limits that
+//! neither a disguised path nor a forwarded address gets around. (Idempotency keys have
+//! a module of their own.)
 
 use chrono::{Duration, Utc};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::fixtures::{
-    pem, Answer, Anyone, DemoCa, KeyType, NewClaim, NewOrg, NewSection, NewTender, NewUser, Org,
-    Party, Session, TestPki,
+    pem, Answer, Anyone, DemoCa, KeyType, NewClaim, NewOrg, NewSection, NewTender, NewUser, Party,
+    Session, TestPki,
 };
 use crate::helpers::{demo_uscc, uscc, TestApp};
 
@@ -243,70 +244,7 @@ async fn the_authorization_matrix_holds(app: TestApp) {
     );
 }
 
-async fn a_retried_request_with_the_same_key_changes_nothing_twice(app: TestApp) {
-    let operator = app.as_operator().await;
-    let create =
-        |org: &NewOrg, key: &str| operator.register_org(org).header("Idempotency-Key", key);
-    let org = NewOrg::new(
-        "enterprise",
-        "滨州重试建设有限公司",
-        &uscc("91371600MA3CQ0777"),
-    );
-    let first = create(&org, "create-org-1").response().await;
-    assert_eq!(first.status(), 201);
-    assert!(first.headers().get("idempotent-replayed").is_none());
-    let first: Value = first.json().await.expect("json");
-    let second = create(&org, "create-org-1").response().await;
-    assert_eq!(second.status(), 201, "the first answer again, not a 409");
-    assert_eq!(second.headers()["idempotent-replayed"], "true");
-    let second: Value = second.json().await.expect("json");
-    assert_eq!(first, second);
-    let created: Org = serde_json::from_value(first).expect("an organization");
-    assert_eq!(created.uscc, org.uscc);
-    let orgs = operator.organizations().await;
-    let count = orgs.iter().filter(|o| o.uscc == org.uscc).count();
-    assert_eq!(count, 1, "created once");
-
-    // The same key for another request is refused; a bad key is refused.
-    let other = NewOrg::new("enterprise", "Other", &uscc("91371600MA3CQ0778"));
-    let error = create(&other, "create-org-1")
-        .fails(422, "validation_failed")
-        .await;
-    assert_eq!(error.field(), Some("Idempotency-Key"));
-    create(&org, "").fails(400, "bad_request").await;
-
-    // A lifecycle step retried: approving twice with one key answers 200 both times
-    // and leaves one audit entry, where a plain second approve is a 409.
-    let tender = app
-        .as_agency()
-        .await
-        .create_project(&NewTender::two_sections("BZ-IDEM", 2))
-        .await;
-    let bank = app.as_issuer("bank").await;
-    let application = app
-        .as_enterprise("enterprise1")
-        .await
-        .apply(&tender.sections[0], &bank)
-        .await;
-    for _ in 0..2 {
-        let approved = bank
-            .approve(&application, "500.00")
-            .header("Idempotency-Key", "approve-once")
-            .await;
-        assert_eq!(approved.status, "approved");
-    }
-    let approvals = app.audited("approve").await;
-    let approvals = approvals.iter().filter(|id| **id == application.id);
-    assert_eq!(approvals.count(), 1, "approved once");
-    bank.approve(&application, "500.00")
-        .fails(409, "invalid_transition")
-        .await;
-}
-
-crate::on_both_backends!(
-    the_authorization_matrix_holds,
-    a_retried_request_with_the_same_key_changes_nothing_twice,
-);
+crate::on_both_backends!(the_authorization_matrix_holds);
 
 /// A password guess.
 fn sign_in_guess() -> Value {

@@ -11,7 +11,7 @@ use crate::db::models::{
 use crate::db::schema::{
     guarantee_drafts, guarantee_versions, guarantees, issuer_certificates, organizations,
 };
-use crate::db::{write_tx, DbConnection};
+use crate::db::DbConnection;
 use crate::domain::guarantee_number::GuaranteeNumber;
 use crate::domain::lifecycle::{
     ApplicationAction, ApplicationState, GuaranteeAction, GuaranteeState,
@@ -43,7 +43,7 @@ pub fn draft(
 ) -> Result<GuaranteeDraft, ServiceError> {
     require_role(actor, &[Role::Issuer])?;
     let mut conn = ctx.conn()?;
-    write_tx(&mut conn, |c| {
+    ctx.write_tx(&mut conn, |c| {
         let view = applications::load_visible(c, actor, application_id)?;
         pending_draft(c, ctx, &view, ctx.now())
     })
@@ -229,7 +229,7 @@ pub fn issue_hosted(
     require_role(actor, &[Role::Issuer])?;
     let at = ctx.now();
     let mut conn = ctx.conn()?;
-    write_tx(&mut conn, |c| {
+    ctx.write_tx(&mut conn, |c| {
         let view = applications::load_visible(c, actor, application_id)?;
         let draft = pending_draft(c, ctx, &view, at)?;
         let cert: IssuerCertificate = issuer_certificates::table
@@ -290,7 +290,7 @@ pub fn upload_signature(
     }
     let at = ctx.now();
     let mut conn = ctx.conn()?;
-    write_tx(&mut conn, |c| {
+    ctx.write_tx(&mut conn, |c| {
         let view = applications::load_visible(c, actor, application_id)?;
         let draft = pending_draft(c, ctx, &view, at)?;
         // The issuer's own system chose the claimed signing time: it must be near the

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Guarantee, Organization, Project, Section};
 use crate::db::schema::{guarantees, organizations, projects, sections};
-use crate::db::{write_tx, DbConnection};
+use crate::db::DbConnection;
 use crate::domain::lifecycle::{GuaranteeAction, GuaranteeState};
 use crate::domain::party::Role;
 use crate::domain::tender;
@@ -224,7 +224,7 @@ pub fn award(
 ) -> Result<Vec<String>, ServiceError> {
     let at = ctx.now();
     let mut conn = ctx.conn()?;
-    write_tx(&mut conn, |c| {
+    ctx.write_tx(&mut conn, |c| {
         let (project, section) = agency_section(c, actor, project_id, section_id)?;
         if !tender::opened(project.bid_opening_at, at) {
             return Err(ServiceError::Forbidden(
@@ -291,7 +291,7 @@ pub fn contract_signed(
 ) -> Result<Vec<String>, ServiceError> {
     let at = ctx.now();
     let mut conn = ctx.conn()?;
-    write_tx(&mut conn, |c| {
+    ctx.write_tx(&mut conn, |c| {
         let (_, section) = agency_section(c, actor, project_id, section_id)?;
         let winner = section.awarded_enterprise_id.clone().ok_or_else(|| {
             ServiceError::Conflict(format!("section {} is not awarded yet", section.code))

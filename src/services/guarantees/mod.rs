@@ -22,7 +22,7 @@ pub use crate::services::views::GuaranteeView;
 
 use crate::db::models::Guarantee;
 use crate::db::schema::{guarantees, issuer_certificates};
-use crate::db::{write_tx, DbConnection};
+use crate::db::DbConnection;
 use crate::domain::guarantee_number::GuaranteeNumber;
 use crate::domain::party::Role;
 use crate::domain::tender;
@@ -140,7 +140,7 @@ pub fn with_guarantee<T>(
 ) -> Result<T, ServiceError> {
     let at = ctx.now();
     let mut conn = ctx.conn()?;
-    write_tx(&mut conn, |c| {
+    ctx.write_tx(&mut conn, |c| {
         let view = load_visible(c, actor, number, at)?;
         f(c, &view, at)
     })

@@ -58,7 +58,7 @@ async fn trust_anchor(
     who: Authenticated,
     body: Json<AnchorRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let anchor = web::block(move || {
         trust::register_trust_anchor(&ctx, &who.0, &body.name, &body.certificate_pem)
     })
@@ -119,7 +119,7 @@ async fn crl(
             .map_err(|_| ServiceError::invalid("crl_base64", "is not base64"))?,
         _ => return Err(ServiceError::invalid("crl_pem", "send crl_pem or crl_base64").into()),
     };
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let row = web::block(move || trust::register_crl(&ctx, &who.0, &bytes)).await??;
     Ok(HttpResponse::Created().json(CrlOut {
         id: row.id,
@@ -163,7 +163,7 @@ async fn issuer_certificate(
     who: Authenticated,
     body: Json<NewIssuerCertificate>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let row =
         web::block(move || trust::register_issuer_certificate(&ctx, &who.0, body.into_inner()))
             .await??;

@@ -110,7 +110,7 @@ async fn apply(
     who: Authenticated,
     body: Json<NewApplication>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let view = web::block(move || applications::apply(&ctx, &who.0, body.into_inner())).await??;
     Ok(HttpResponse::Created().json(ApplicationOut::from(view)))
 }
@@ -194,7 +194,7 @@ async fn withdraw(
     who: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let view = web::block(move || applications::withdraw(&ctx, &who.0, &id)).await??;
     Ok(HttpResponse::Ok().json(ApplicationOut::from(view)))
 }
@@ -228,7 +228,7 @@ async fn approve(
     id: web::Path<String>,
     body: Json<Approval>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let view =
         web::block(move || applications::approve(&ctx, &who.0, &id, &body.premium)).await??;
     Ok(HttpResponse::Ok().json(ApplicationOut::from(view)))
@@ -262,7 +262,7 @@ async fn decline(
     id: web::Path<String>,
     body: Json<Refusal>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let view = web::block(move || applications::decline(&ctx, &who.0, &id, &body.reason)).await??;
     Ok(HttpResponse::Ok().json(ApplicationOut::from(view)))
 }
@@ -285,7 +285,7 @@ async fn confirm_payment(
     who: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let view = web::block(move || applications::confirm_payment(&ctx, &who.0, &id)).await??;
     Ok(HttpResponse::Ok().json(ApplicationOut::from(view)))
 }
@@ -351,7 +351,7 @@ async fn issue_hosted(
     who: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let issued = web::block(move || guarantees::issue_hosted(&ctx, &who.0, &id)).await??;
     Ok(HttpResponse::Created().json(IssuedOut::from(issued)))
 }
@@ -421,7 +421,7 @@ async fn upload_signature(
             "send the DER signature as application/pkcs7-signature, or JSON with signature_base64",
         ));
     };
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let issued =
         web::block(move || guarantees::upload_signature(&ctx, &who.0, &id, signature)).await??;
     Ok(HttpResponse::Created().json(IssuedOut::from(issued)))

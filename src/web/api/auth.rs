@@ -148,7 +148,7 @@ async fn login(
 )]
 #[post("/auth/logout")]
 async fn logout(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     web::block(move || services::auth::logout(&ctx, &who.1)).await??;
     let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
     gone.make_removal();
@@ -194,7 +194,7 @@ async fn create_token(
     who: Authenticated,
     body: Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let TokenRequest {
         name,
         expires_in_days,
@@ -276,7 +276,7 @@ async fn revoke_token(
     who: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     web::block(move || services::auth::revoke_api_token(&ctx, &who.0, &id)).await??;
     Ok(HttpResponse::NoContent().finish())
 }

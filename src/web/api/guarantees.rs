@@ -193,7 +193,7 @@ macro_rules! guarantee_action {
             who: Authenticated,
             number: web::Path<String>,
         ) -> Result<HttpResponse, ApiError> {
-            let ctx = state.ctx.clone();
+            let ctx = who.context(&state);
             let view = web::block(move || $service(&ctx, &who.0, &number)).await??;
             Ok(HttpResponse::Ok().json(GuaranteeOut::from(&view)))
         }
@@ -280,7 +280,7 @@ async fn revoke(
     number: web::Path<String>,
     body: Json<Reason>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let view =
         web::block(move || guarantees::revoke(&ctx, &who.0, &number, &body.reason)).await??;
     Ok(HttpResponse::Ok().json(GuaranteeOut::from(&view)))
@@ -342,7 +342,7 @@ async fn file_claim(
     number: web::Path<String>,
     body: Json<NewClaim>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let claim =
         web::block(move || claims::file_claim(&ctx, &who.0, &number, body.into_inner())).await??;
     Ok(HttpResponse::Created().json(ClaimOut::from(claim)))
@@ -385,7 +385,7 @@ async fn decide_claim(
     id: web::Path<String>,
     body: Json<ClaimDecision>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let claim =
         web::block(move || claims::decide_claim(&ctx, &who.0, &id, body.into_inner())).await??;
     Ok(HttpResponse::Ok().json(ClaimOut::from(claim)))
@@ -497,7 +497,7 @@ async fn award(
     body: Json<Award>,
 ) -> Result<HttpResponse, ApiError> {
     let (project, section) = path.into_inner();
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let released = web::block(move || {
         guarantees::award(&ctx, &who.0, &project, &section, &body.winner_enterprise_id)
     })
@@ -528,7 +528,7 @@ async fn contract(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (project, section) = path.into_inner();
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let released =
         web::block(move || guarantees::contract_signed(&ctx, &who.0, &project, &section)).await??;
     Ok(HttpResponse::Ok().json(ReleasedOut { released }))

@@ -96,7 +96,7 @@ async fn retry_mail(
     who: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let pool = state.pool.clone();
-    let mail = web::block(move || mail::retry_mail(&pool, &who.0, &id)).await??;
+    let ctx = who.context(&state);
+    let mail = web::block(move || mail::retry_mail(&ctx, &who.0, &id)).await??;
     Ok(HttpResponse::Ok().json(MailView::from(mail)))
 }

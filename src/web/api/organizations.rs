@@ -72,7 +72,7 @@ async fn create_organization(
     body: Json<NewOrganization>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let org = web::block(move || organizations::create_organization(&ctx, &who.0, input)).await??;
     Ok(HttpResponse::Created().json(OrganizationView::from(org)))
 }
@@ -169,7 +169,7 @@ async fn create_user(
     body: Json<NewUser>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let user = web::block(move || organizations::create_user(&ctx, &who.0, input)).await??;
     Ok(HttpResponse::Created().json(UserView::from(user)))
 }
@@ -193,7 +193,7 @@ async fn deactivate_user(
     who: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     web::block(move || organizations::deactivate_user(&ctx, &who.0, &id)).await??;
     Ok(HttpResponse::NoContent().finish())
 }

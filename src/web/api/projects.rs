@@ -111,7 +111,7 @@ async fn create_project(
     body: Json<NewProject>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let view = web::block(move || projects::create_project(&ctx, &who.0, input)).await??;
     Ok(HttpResponse::Created().json(ProjectOut::from(view)))
 }
@@ -176,7 +176,7 @@ async fn update_project(
     id: web::Path<String>,
     body: Json<ProjectChanges>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let view = web::block(move || projects::update_project(&ctx, &who.0, &id, body.into_inner()))
         .await??;
     Ok(HttpResponse::Ok().json(ProjectOut::from(view)))
@@ -213,7 +213,7 @@ async fn postpone(
     id: web::Path<String>,
     body: Json<Postponement>,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = state.ctx.clone();
+    let ctx = who.context(&state);
     let view =
         web::block(move || projects::postpone(&ctx, &who.0, &id, body.into_inner())).await??;
     Ok(HttpResponse::Ok().json(PostponedOut {
