@@ -13,6 +13,7 @@ mod database;
 mod errors;
 mod exchange;
 mod health;
+mod http;
 mod lifecycle;
 mod mail;
 mod openapi;

@@ -8,7 +8,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::services::{self, Actor};
 use crate::web::api::dto::china_time;
 use crate::web::auth::{Authenticated, SESSION_COOKIE};
-use crate::web::error::responses::{JsonBody, NotFound, SignedIn, Unauthenticated};
+use crate::web::error::responses::{
+    JsonBody, NotFound, SignedIn, TooManyRequests, Unauthenticated,
+};
 use crate::web::error::ApiError;
 use crate::web::rate_limit::{Limit, RateLimited};
 use crate::web::AppState;
@@ -80,6 +82,7 @@ pub struct ApiTokenOut {
         (status = 200, description = "Signed in; the session cookie is set too", body = LoginOut),
         JsonBody,
         Unauthenticated,
+        TooManyRequests,
     )
 )]
 #[post("/auth/login", wrap = "RateLimited(Limit::SignIn)")]

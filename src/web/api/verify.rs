@@ -10,7 +10,7 @@ use crate::pki::{SignaturePolicy, VerificationReport};
 use crate::services::guarantees::{self, ExpectationsInput};
 use crate::services::ServiceError;
 use crate::web::auth::Authenticated;
-use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
+use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn, TooManyRequests};
 use crate::web::error::ApiError;
 use crate::web::rate_limit::{Limit, RateLimited};
 use crate::web::AppState;
@@ -51,6 +51,7 @@ fn decode(field: &str, value: &str) -> Result<Vec<u8>, ServiceError> {
     responses(
         (status = 200, description = "The verification report", body = VerificationReport),
         JsonBody,
+        TooManyRequests,
     )
 )]
 #[post("/verify", wrap = "RateLimited(Limit::PublicVerification)")]

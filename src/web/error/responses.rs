@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 /// An error answer: the one JSON error shape.
-fn error_response(description: &str) -> RefOr<Response> {
+pub fn error_response(description: &str) -> RefOr<Response> {
     ResponseBuilder::new()
         .description(description)
         .content(
@@ -59,5 +59,35 @@ error_responses! {
         "413" => "The body is larger than the configured limit",
         "415" => "The body is not application/json",
         "422" => "A field failed validation; details.field names it",
+    }
+}
+
+/// 429: over a rate limit, with `Retry-After` (the endpoints worth guessing at).
+pub struct TooManyRequests;
+
+impl utoipa::IntoResponses for TooManyRequests {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        use utoipa::openapi::{HeaderBuilder, ObjectBuilder, Type};
+        let response = ResponseBuilder::new()
+            .description("Too many requests from this client; retry after the given seconds")
+            .header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(1)),
+                    )
+                    .description(Some("Seconds to wait before retrying"))
+                    .build(),
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        BTreeMap::from([("429".to_string(), response.into())])
     }
 }
