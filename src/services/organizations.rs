@@ -16,10 +16,13 @@ use crate::domain::uscc::Uscc;
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrganization {
+    #[schema(value_type = OrgKind)]
     pub kind: String,
     pub name: String,
     pub uscc: String,
+    #[schema(value_type = Option<IssuerKind>)]
     pub issuer_kind: Option<String>,
+    #[schema(value_type = Option<ProviderKind>)]
     pub provider_kind: Option<String>,
     /// Four letters or digits that issuers put into guarantee numbers; derived from the
     /// USCC when not given.
@@ -264,6 +267,7 @@ pub struct NewUser {
     pub username: String,
     pub display_name: String,
     pub email: Option<String>,
+    #[schema(value_type = Role)]
     pub role: String,
     pub password: String,
     /// Real-name check of the person behind the account (GB 11643). Kept only as an

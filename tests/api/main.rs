@@ -17,6 +17,7 @@ mod http;
 mod lifecycle;
 mod mail;
 mod openapi;
+mod openapi_fuzz;
 mod organizations;
 mod projects;
 mod revocation;

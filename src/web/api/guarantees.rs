@@ -11,7 +11,7 @@ use crate::services::claims::{self, ClaimDecision, ClaimView, NewClaim};
 use crate::services::guarantees::{self, GuaranteeView};
 use crate::web::api::dto::{china_time, Binary, GuaranteeOut, ProjectRef, SignedDocument};
 use crate::web::auth::Authenticated;
-use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
+use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn, Unprocessable};
 use crate::web::error::ApiError;
 use crate::web::AppState;
 
@@ -65,6 +65,7 @@ async fn load(
         (status = 200, description = "The guarantee", body = GuaranteeOut),
         SignedIn,
         NotFound,
+        Unprocessable,
     )
 )]
 #[get("/guarantees/{number}")]
@@ -93,6 +94,7 @@ fn attachment(name: &str) -> (&'static str, String) {
         (status = 200, description = "The signed document, verbatim", content_type = "application/json", body = SignedDocument),
         SignedIn,
         NotFound,
+        Unprocessable,
     )
 )]
 #[get("/guarantees/{number}/document")]
@@ -117,6 +119,7 @@ async fn document(
         (status = 200, description = "The detached CMS signature (DER)", content_type = "application/pkcs7-signature", body = Binary),
         SignedIn,
         NotFound,
+        Unprocessable,
     )
 )]
 #[get("/guarantees/{number}/signature")]
@@ -142,6 +145,7 @@ async fn signature(
         (status = 200, description = "The signer certificate and the CA certificates above it (PEM)", content_type = "application/x-pem-file", body = String),
         SignedIn,
         NotFound,
+        Unprocessable,
     )
 )]
 #[get("/guarantees/{number}/chain")]
@@ -168,6 +172,7 @@ async fn chain(
         (status = 200, description = "The printable letter (HTML)", content_type = "text/html", body = String),
         SignedIn,
         NotFound,
+        Unprocessable,
     )
 )]
 #[get("/guarantees/{number}/letter")]
