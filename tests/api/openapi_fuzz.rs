@@ -8,8 +8,10 @@
 //!
 //! Every answer must be no 5xx; a status the operation lists; a body that validates
 //! against the schema listed for that status and content type; hardened (security
-//! headers, `no-store`); and a request whose body the request schema refuses must be
-//! refused (4xx), so the description is never looser than the validation.
+//! headers, `no-store`). A body the request schema refuses must be refused (4xx), and
+//! one it allows must at least be read (not refused as malformed JSON): the schema is
+//! neither looser nor stricter than the parsing, and business rules answer with the
+//! statuses listed.
 //!
 //! Seeded: `BAOHAN_TEST_FUZZ_SEED=<n>` replays a run; a failure prints its seed.
 
@@ -757,6 +759,19 @@ fn check_answer(
         failures.push(format!(
             "a body the request schema refuses was accepted with {status}"
         ));
+    }
+    // The other direction: what the schema allows, the body parser must read (a
+    // business rule may still refuse it, with 404, 409 or 422).
+    if case.schema_valid && matches!(case.body, Body::Json(_)) && status == 400 {
+        let code = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v["error"]["code"].as_str().map(str::to_owned));
+        if code.as_deref() == Some("invalid_json") {
+            failures.push(format!(
+                "a body the request schema allows could not be read: {}",
+                String::from_utf8_lossy(body)
+            ));
+        }
     }
     let expected_cache = if path_template == "/api/openapi.json" {
         "no-cache"

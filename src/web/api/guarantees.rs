@@ -295,9 +295,11 @@ async fn revoke(
 pub struct ClaimOut {
     id: String,
     guarantee: GuaranteeOut,
+    #[schema(value_type = crate::domain::claim::ClaimReason)]
     reason_code: String,
     statement: String,
     amount: String,
+    #[schema(value_type = crate::domain::lifecycle::ClaimState)]
     status: String,
     filed_at: String,
     decide_by: String,
