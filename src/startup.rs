@@ -133,10 +133,12 @@ impl Application {
 ///
 /// Built from actix's parts, as actix-web's `HttpServer` builds itself, for what that
 /// does not offer: the check of `Expect: 100-continue` requests before `100 Continue`
-/// is sent ([`http::http_edges::ExpectCheck`]) and `HEAD` served as `GET` without the
-/// body ([`http::http_edges::ServeApp`]). A client has `header_read_timeout` from
-/// connecting to send its first request's headers (408 and the connection closed), and
-/// one second to go once its connection is to be closed.
+/// is sent ([`http::http_edges::ExpectCheck`]), `HEAD` served as `GET` without the
+/// body, and a deadline on the headers of every request of a kept-alive connection
+/// ([`http::dispatch`]). A client has `header_read_timeout` to send a request's
+/// headers (for the first request of a connection, actix answers 408; for later ones
+/// the connection is closed), and one second to go once its connection is to be
+/// closed.
 fn serve<T, B>(
     listener: TcpListener,
     header_read_timeout: Duration,
@@ -153,6 +155,9 @@ where
         > + 'static,
     B: actix_web::body::MessageBody + 'static,
 {
+    use actix_service::ServiceFactoryExt as _;
+    use http::dispatch::{Connection, ServeApp};
+
     let local = listener.local_addr()?;
     let max_body = edges.max_body_bytes;
     let builder = Server::build();
@@ -162,7 +167,7 @@ where
             let (app, description) = http::with_routes(app(), max_body);
             let routes = Arc::new(http::http_edges::Routes::from_description(&description));
             let shutdown = shutdown.clone();
-            actix_http::HttpService::build()
+            let http = actix_http::HttpService::build()
                 .client_request_timeout(header_read_timeout)
                 .client_disconnect_timeout(Duration::from_secs(1))
                 .local_addr(local)
@@ -172,9 +177,16 @@ where
                     let shutdown = shutdown.clone();
                     async move { shutdown.notified().await }
                 })
+                .on_connect_ext(|io: &Connection, data| io.share_clock(data))
                 .expect(http::http_edges::ExpectCheck::new(routes, edges.clone()))
-                .finish(http::http_edges::ServeApp::new(app.into_factory()))
-                .tcp()
+                .finish(ServeApp::new(app.into_factory()));
+            actix_service::fn_service(move |io| async move {
+                Ok::<_, actix_http::error::DispatchError>(Connection::accept(
+                    io,
+                    header_read_timeout,
+                ))
+            })
+            .and_then(http)
         })?
         .run())
 }

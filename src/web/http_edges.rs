@@ -10,9 +10,9 @@
 //! - [`Routes`], the route table read from the API description: the router's default
 //!   answers 405 with `Allow` for a known path and a method it does not serve, 404
 //!   otherwise ([`no_route`]).
-//! - [`ServeApp`], the app as the HTTP/1 dispatcher runs it: `HEAD` is routed as `GET`
-//!   (the dispatcher sends the headers and `Content-Length` of the answer, never its
-//!   body), and [`ExpectCheck`], which decides before `100 Continue` is sent.
+//! - [`ExpectCheck`], which decides a request that expects `100 Continue` before that
+//!   is sent. (How connections are served, `HEAD` and slow headers included, is
+//!   [`super::dispatch`].)
 
 use std::cell::Cell;
 use std::future::{ready, Future, Ready};
@@ -26,7 +26,7 @@ use std::time::Duration;
 use actix_http::Request;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{
-    AppConfig, Payload, ResourceDef, Service, ServiceFactory, ServiceRequest, ServiceResponse, Url,
+    Payload, ResourceDef, Service, ServiceFactory, ServiceRequest, ServiceResponse, Url,
 };
 use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -505,6 +505,10 @@ fn generic_error(status: StatusCode) -> ApiError {
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::REQUEST_TIMEOUT => "request_timeout",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         s if s.is_server_error() => "internal",
         _ => "bad_request",
     };
@@ -521,59 +525,6 @@ async fn in_json_shape(
     match super::error::ensure_json_error(res)? {
         ErrorHandlerResponse::Response(res) => Ok(res.map_into_boxed_body()),
         ErrorHandlerResponse::Future(fut) => Ok(fut.await?.map_into_boxed_body()),
-    }
-}
-
-/// The app as the HTTP/1 dispatcher runs it: `HEAD` is routed as `GET`. The
-/// dispatcher remembers the request was `HEAD` and sends the answer's status and
-/// headers, `Content-Length` included, without its body (RFC 9110 §9.3.2).
-pub struct ServeApp<F> {
-    factory: F,
-}
-
-impl<F> ServeApp<F> {
-    pub fn new(factory: F) -> ServeApp<F> {
-        ServeApp { factory }
-    }
-}
-
-impl<F> ServiceFactory<Request> for ServeApp<F>
-where
-    F: ServiceFactory<Request, Config = AppConfig>,
-    F::Future: 'static,
-{
-    type Response = F::Response;
-    type Error = F::Error;
-    type Config = ();
-    type Service = HeadAsGet<F::Service>;
-    type InitError = F::InitError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Service, Self::InitError>>>>;
-
-    fn new_service(&self, _: ()) -> Self::Future {
-        // The default configuration: not TLS (the exchange serves plain HTTP behind its
-        // proxy), and a host name used only for requests without a `Host` header.
-        let service = self.factory.new_service(AppConfig::default());
-        Box::pin(async move { service.await.map(HeadAsGet) })
-    }
-}
-
-/// See [`ServeApp`].
-pub struct HeadAsGet<S>(S);
-
-impl<S: Service<Request>> Service<Request> for HeadAsGet<S> {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&self, mut req: Request) -> Self::Future {
-        if req.head().method == Method::HEAD {
-            req.head_mut().method = Method::GET;
-        }
-        self.0.call(req)
     }
 }
 
@@ -761,6 +712,55 @@ mod tests {
         assert!(!settings.https(false, Some(stranger), &says_https));
         assert!(!settings.https(false, None, &says_https));
         assert!(settings.https(true, Some(stranger), &HeaderMap::new()));
+    }
+
+    /// A middleware inside the edges that fails with `Err` in actix's plain-text shape.
+    async fn failing_layer(
+        _req: ServiceRequest,
+        _next: Next<impl MessageBody>,
+    ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+        Err(actix_web::error::ErrorServiceUnavailable("plain words"))
+    }
+
+    #[actix_web::test]
+    async fn an_err_from_an_inner_layer_is_answered_hardened_and_in_json() {
+        use actix_web::{test, App};
+        let app = test::init_service(
+            App::new()
+                .wrap(actix_web::middleware::from_fn(failing_layer))
+                .wrap(actix_web::middleware::from_fn(middleware))
+                .route("/api/v1/x", web::get().to(HttpResponse::Ok)),
+        )
+        .await;
+        let request = test::TestRequest::get().uri("/api/v1/x").to_request();
+        let error = test::try_call_service(&app, request)
+            .await
+            .expect_err("the error goes on to the dispatcher");
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            header(header::CONTENT_TYPE).as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(header(header::CACHE_CONTROL).as_deref(), Some("no-store"));
+        assert_eq!(
+            header(header::X_CONTENT_TYPE_OPTIONS).as_deref(),
+            Some("nosniff")
+        );
+        assert_eq!(header(header::X_FRAME_OPTIONS).as_deref(), Some("DENY"));
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(json["error"]["code"], "unavailable", "{json}");
+        assert!(json["error"]["message"].is_string(), "{json}");
     }
 
     #[test]

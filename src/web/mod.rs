@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod client_address;
+pub mod dispatch;
 pub mod error;
 pub mod health;
 pub mod http_edges;

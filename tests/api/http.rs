@@ -622,6 +622,48 @@ async fn trickled_headers_are_cut_off(backend: TestBackend) {
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
 }
 
+/// On a kept-alive connection the headers of the next request have the same deadline
+/// (actix times only the first request's); the connection is closed at it. A next
+/// request sent whole is served as usual.
+async fn a_later_request_cannot_trickle_its_headers(backend: TestBackend) {
+    let app = backend
+        .spawn_with(|s| s.header_read_timeout_seconds = 1)
+        .await;
+    let request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let mut conn = RawConnection::open(&app).await;
+    for _ in 0..2 {
+        conn.send(request.as_bytes()).await.expect("send");
+        let answer = conn.read_for(Duration::from_millis(500)).await;
+        assert_eq!(answer.status(), 200, "{}", answer.text);
+        assert!(!answer.closed);
+    }
+    // After a pause shorter than keep-alive, the third request trickles in.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let mut outcome = None;
+    for byte in request.bytes() {
+        if conn.send(&[byte]).await.is_err() {
+            outcome = Some(String::from("the server stopped reading"));
+            break;
+        }
+        let got = conn.read_for(Duration::from_millis(200)).await;
+        if got.closed || !got.text.is_empty() {
+            outcome = Some(got.text);
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    let outcome = outcome.expect("cut off before the headers were complete");
+    assert!(
+        !outcome.starts_with("HTTP/1.1 200"),
+        "the trickled request was served: {outcome}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(3),
+        "cut off after about a second: {elapsed:?}"
+    );
+}
+
 /// `Expect: 100-continue`: refused before `100 Continue` when the declared body is too
 /// large, the route unknown, the method wrong, or credentials missing where needed;
 /// otherwise `100 Continue`, then the answer to the body.
@@ -813,6 +855,7 @@ crate::on_both_backends!(configured:
     head_answers_as_get_without_the_body,
     a_trickled_body_is_cut_off_at_the_deadline,
     trickled_headers_are_cut_off,
+    a_later_request_cannot_trickle_its_headers,
     expect_continue_is_answered_after_the_cheap_checks,
     hsts_only_when_reached_over_tls,
 );
