@@ -300,6 +300,69 @@ async fn the_description_says_what_clients_rely_on() {
         "#/components/schemas/SignatureUpload"
     );
 
+    // Closed sets are enums, with every value the server uses (tenderee included).
+    let enum_of = |name: &str| -> Vec<String> {
+        schemas[name]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} is an enum"))
+            .iter()
+            .map(|v| v.as_str().expect("text").to_owned())
+            .collect()
+    };
+    use baohan::domain::party::{OrgKind, Role};
+    assert_eq!(
+        enum_of("OrgKind"),
+        OrgKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>()
+    );
+    assert!(enum_of("OrgKind").contains(&"tenderee".to_owned()));
+    assert_eq!(
+        enum_of("Role"),
+        Role::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        schemas["NewOrganization"]["properties"]["kind"]["$ref"],
+        "#/components/schemas/OrgKind"
+    );
+    assert_eq!(
+        schemas["OrganizationView"]["properties"]["kind"]["$ref"],
+        "#/components/schemas/OrgKind"
+    );
+    assert_eq!(schemas["NewOrganization"]["additionalProperties"], false);
+
+    // What the layers around the handlers answer is listed with each operation.
+    for (method, path) in operations_of(&spec) {
+        let op = operation(&spec, &method, &path);
+        let lists = |status: &str| op["responses"][status].is_object();
+        assert!(lists("413"), "{method} {path} lists 413");
+        if method == "post" || method == "patch" {
+            assert!(lists("408"), "{method} {path} lists 408");
+        }
+        if op.get("security").is_some() {
+            assert!(
+                lists("401") && lists("403"),
+                "{method} {path} lists 401 and 403"
+            );
+        }
+        if method == "post" {
+            assert!(
+                lists("400") && lists("409") && lists("422"),
+                "{method} {path} lists the Idempotency-Key answers"
+            );
+            let parameters = op["parameters"].as_array().cloned().unwrap_or_default();
+            assert!(
+                parameters
+                    .iter()
+                    .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
+                "{method} {path} describes the Idempotency-Key header"
+            );
+        }
+    }
+    for path in ["/api/v1/auth/login", "/api/v1/verify"] {
+        let op = operation(&spec, "post", path);
+        assert!(op["responses"]["429"].is_object(), "{path} lists 429");
+        assert!(op["responses"]["429"]["headers"]["Retry-After"].is_object());
+    }
+
     // Every operation belongs to an area.
     let areas = [
         "auth",
