@@ -72,6 +72,7 @@ impl Application {
         };
 
         let edges = http::http_edges::EdgeSettings::from_settings(&settings);
+        let edge_data = web::Data::new(edges.clone());
         let header_read_timeout = Duration::from_secs(settings.header_read_timeout_seconds);
         let state = web::Data::new(AppState {
             pool: pool.clone(),
@@ -90,6 +91,7 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(http::request_id_header))
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
+                .app_data(edge_data.clone())
         })?;
         Ok(Application {
             port,

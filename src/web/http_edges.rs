@@ -37,7 +37,6 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::auth::SESSION_COOKIE;
 use super::error::ApiError;
-use super::AppState;
 use crate::config::{Settings, TrustedProxies};
 
 /// Where the API description is served: public and the same for everyone, so caches
@@ -195,7 +194,8 @@ pub async fn no_route(req: HttpRequest, routes: Option<web::Data<Routes>>) -> Ht
     }
 }
 
-/// What the edges need of the settings.
+/// What the edges need of the settings (app data of the app: without it, as in
+/// tests that build an app alone, only the headers are set).
 #[derive(Debug, Clone)]
 pub struct EdgeSettings {
     pub max_body_bytes: usize,
@@ -373,9 +373,7 @@ pub async fn middleware(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let settings = req
-        .app_data::<web::Data<AppState>>()
-        .map(|state| EdgeSettings::from_settings(&state.settings));
+    let settings = req.app_data::<web::Data<EdgeSettings>>().cloned();
     let path = req.path().to_owned();
     let https = settings.as_ref().is_some_and(|s| {
         s.https(
