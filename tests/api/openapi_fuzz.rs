@@ -35,11 +35,13 @@ const DEFAULT_SEED: u64 = 20_261_202;
 const ROUNDS: usize = 4;
 
 /// The roles that call, besides the signed-out caller.
-const ROLES: [&str; 6] = [
+const ROLES: [&str; 8] = [
     "operator",
     "enterprise1",
+    "enterprise2",
     "bank",
     "insurer",
+    "guarantor",
     "agency",
     "tenderee",
 ];
@@ -239,11 +241,29 @@ struct World {
     known: BTreeMap<&'static str, Vec<String>>,
     /// Tokens by caller (index 0: signed out).
     callers: Vec<(String, Option<String>)>,
+    /// Requests known to succeed in this world, by operation: sent once each before
+    /// the generated ones (schemathesis' explicit examples), so that success answers
+    /// are checked against their schemas too.
+    examples: BTreeMap<(&'static str, String), Vec<Example>>,
+}
+
+/// A request known to succeed: who sends it, where, with what.
+struct Example {
+    role: &'static str,
+    path: String,
+    body: Option<Value>,
 }
 
 impl World {
     fn values(&self, name: &str) -> &[String] {
         self.known.get(name).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    fn caller(&self, role: &str) -> usize {
+        self.callers
+            .iter()
+            .position(|(name, _)| name == role)
+            .unwrap_or_else(|| panic!("no caller {role}"))
     }
 }
 
@@ -475,6 +495,8 @@ struct Case {
     body: Body,
     /// The `Idempotency-Key` header sent, if any.
     idempotency_key: Option<String>,
+    /// An example of the world's: it must succeed.
+    expect_success: bool,
     /// The body satisfies the request schema (or there is none).
     schema_valid: bool,
     what: String,
@@ -498,6 +520,22 @@ async fn make_world(app: &TestApp) -> World {
     let pending = app
         .paid_application("enterprise2", "insurer", &tender.sections[1])
         .await;
+    // Applications in each state an example needs, on a second tender.
+    let second = agency
+        .create_project(&NewTender::two_sections("BZ-FUZZ-2", 3))
+        .await;
+    let guarantor = app.as_issuer("guarantor").await;
+    let bank = app.as_issuer("bank").await;
+    let enterprise1 = app.as_enterprise("enterprise1").await;
+    let enterprise2 = app.as_enterprise("enterprise2").await;
+    let to_approve = enterprise2.apply(&tender.sections[0], &guarantor).await;
+    let to_decline = enterprise1.apply(&second.sections[1], &guarantor).await;
+    let to_withdraw = enterprise2.apply(&second.sections[1], &bank).await;
+    let to_issue = app
+        .paid_application("enterprise1", "bank", &tender.sections[1])
+        .await;
+    // Not among the known numbers: the generated requests leave it alone.
+    let to_revoke = app.issued_bond("enterprise2", &second.sections[0]).await;
     let operator = app.as_operator().await;
     let organizations: Vec<String> = operator
         .organizations()
@@ -523,6 +561,108 @@ async fn make_world(app: &TestApp) -> World {
         tokens.push(spare.id);
         callers.push((role.to_owned(), Some(session.token.clone())));
     }
+
+    let tenderee_org = operator
+        .organization_with_uscc(&demo_uscc("tenderee"))
+        .await;
+    let guarantor_org = operator
+        .organization_with_uscc(&demo_uscc("guarantor"))
+        .await;
+    let application = |id: &str, action: &str| format!("/api/v1/applications/{id}/{action}");
+    let mut examples: BTreeMap<(&'static str, String), Vec<Example>> = BTreeMap::new();
+    let mut example = |method: &'static str, template: &str, role, path: String, body| {
+        examples
+            .entry((method, template.to_owned()))
+            .or_default()
+            .push(Example { role, path, body });
+    };
+    example(
+        "post",
+        "/api/v1/projects",
+        "agency",
+        "/api/v1/projects".into(),
+        Some(serde_json::to_value(NewTender::two_sections("BZ-FUZZ-EX", 3)).expect("JSON")),
+    );
+    example(
+        "post",
+        "/api/v1/organizations",
+        "operator",
+        "/api/v1/organizations".into(),
+        Some(json!({
+            "kind": "tenderee",
+            "name": "模糊测试招标人",
+            "uscc": crate::helpers::uscc("91371600FU0000001"),
+        })),
+    );
+    example(
+        "post",
+        "/api/v1/users",
+        "operator",
+        "/api/v1/users".into(),
+        Some(json!({
+            "organization_id": tenderee_org.id,
+            "username": "fuzz.tenderee",
+            "display_name": "Fuzz",
+            "role": "tenderee",
+            "password": "a password long enough",
+        })),
+    );
+    example(
+        "post",
+        "/api/v1/applications",
+        "enterprise1",
+        "/api/v1/applications".into(),
+        Some(json!({ "section_id": second.sections[0].id, "issuer_id": guarantor_org.id })),
+    );
+    example(
+        "post",
+        "/api/v1/applications/{id}/approve",
+        "guarantor",
+        application(&to_approve.id, "approve"),
+        Some(json!({ "premium": "960.00" })),
+    );
+    example(
+        "post",
+        "/api/v1/applications/{id}/confirm-payment",
+        "guarantor",
+        application(&to_approve.id, "confirm-payment"),
+        None,
+    );
+    example(
+        "post",
+        "/api/v1/applications/{id}/decline",
+        "guarantor",
+        application(&to_decline.id, "decline"),
+        Some(json!({ "reason": "over the limit" })),
+    );
+    example(
+        "post",
+        "/api/v1/applications/{id}/withdraw",
+        "enterprise2",
+        application(&to_withdraw.id, "withdraw"),
+        None,
+    );
+    example(
+        "post",
+        "/api/v1/applications/{id}/issue",
+        "bank",
+        application(&to_issue.id, "issue"),
+        None,
+    );
+    example(
+        "post",
+        "/api/v1/verify",
+        "signed out",
+        "/api/v1/verify".into(),
+        Some(json!({ "number": bond.number, "code": bond.code })),
+    );
+    example(
+        "post",
+        "/api/v1/guarantees/{number}/revoke",
+        "bank",
+        format!("/api/v1/guarantees/{}/revoke", to_revoke.number),
+        Some(json!({ "reason": "issued in error" })),
+    );
 
     let mut known: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     known.insert("project", vec![tender.id.clone()]);
@@ -552,7 +692,22 @@ async fn make_world(app: &TestApp) -> World {
         "time",
         vec![(chrono::Utc::now() + chrono::Duration::days(5)).to_rfc3339()],
     );
-    World { known, callers }
+    World {
+        known,
+        callers,
+        examples,
+    }
+}
+
+/// The method as the examples are keyed.
+fn method_key(method: &str) -> &'static str {
+    match method {
+        "get" => "get",
+        "put" => "put",
+        "post" => "post",
+        "patch" => "patch",
+        _ => "delete",
+    }
 }
 
 /// The real value for a path parameter of `template`.
@@ -594,6 +749,42 @@ fn fill(template: &str, mut value: impl FnMut(&str) -> String) -> String {
 /// Wrong path ids: unknown, empty-ish, long, not UTF-8 once decoded, traversal.
 const WRONG_IDS: [&str; 6] = ["x", "0", "%FF%FE", "..%2F..%2Fhealthz", "%E4%BF%9D%E5%87%BD", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"];
 
+/// The world's examples of an operation, as cases that must succeed.
+fn example_cases(
+    spec: &Value,
+    world: &World,
+    method: &str,
+    template: &str,
+    operation: &Value,
+) -> Vec<Case> {
+    let json_schema = operation["requestBody"]["content"]["application/json"]
+        .get("schema")
+        .cloned();
+    let mut cases = Vec::new();
+    for example in world
+        .examples
+        .get(&(method_key(method), template.to_owned()))
+        .into_iter()
+        .flatten()
+    {
+        let schema_valid = match (&example.body, &json_schema) {
+            (Some(body), Some(schema)) => is_valid(spec, schema, body),
+            _ => true,
+        };
+        assert!(schema_valid, "the example for {method} {template} is valid");
+        cases.push(Case {
+            caller: world.caller(example.role),
+            path: example.path.clone(),
+            body: example.body.clone().map(Body::Json).unwrap_or(Body::None),
+            schema_valid,
+            what: "an example".into(),
+            idempotency_key: None,
+            expect_success: true,
+        });
+    }
+    cases
+}
+
 fn cases_for(
     spec: &Value,
     world: &World,
@@ -632,6 +823,7 @@ fn cases_for(
             schema_valid: valid_body_ok,
             what: "a valid request".into(),
             idempotency_key: None,
+            expect_success: false,
         });
     }
     // Wrong path ids.
@@ -644,6 +836,7 @@ fn cases_for(
                 schema_valid: valid_body_ok,
                 what: format!("path id {wrong}"),
                 idempotency_key: None,
+                expect_success: false,
             });
         }
     }
@@ -658,6 +851,7 @@ fn cases_for(
                 schema_valid: ok,
                 what,
                 idempotency_key: None,
+                expect_success: false,
             });
         }
         for (what, body) in [
@@ -682,6 +876,7 @@ fn cases_for(
                 schema_valid: false,
                 what: what.into(),
                 idempotency_key: None,
+                expect_success: false,
             });
         }
     }
@@ -695,6 +890,7 @@ fn cases_for(
             schema_valid: true,
             what: format!("random {raw_type} bytes"),
             idempotency_key: None,
+            expect_success: false,
         });
     }
     // Some POSTs carry an Idempotency-Key: a fresh one, one shared by different
@@ -782,6 +978,12 @@ fn check_answer(
         )),
         None => {}
     }
+    if case.expect_success && !(200..300).contains(&status) {
+        failures.push(format!(
+            "an example that must succeed answered {status}: {}",
+            String::from_utf8_lossy(body)
+        ));
+    }
     if !case.schema_valid && (200..300).contains(&status) {
         failures.push(format!(
             "a body the request schema refuses was accepted with {status}"
@@ -864,10 +1066,15 @@ async fn the_description_holds_for_generated_requests(app: TestApp) {
     let started = std::time::Instant::now();
     let (mut sent, mut failures) = (0, Vec::new());
     let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
+    // Operations that answered a success at least once: their success schemas were
+    // checked against real answers.
+    let mut succeeded_once = std::collections::BTreeSet::new();
     for (method, template, operation) in &operations {
-        let cases: Vec<Case> = (0..ROUNDS)
-            .flat_map(|_| cases_for(&spec, &world, method, template, operation, &mut rng))
-            .collect();
+        let mut cases = example_cases(&spec, &world, method, template, operation);
+        cases.extend(
+            (0..ROUNDS)
+                .flat_map(|_| cases_for(&spec, &world, method, template, operation, &mut rng)),
+        );
         for case in cases {
             // Signing out ends the session it is sent with: send it with a fresh one.
             let fresh;
@@ -878,6 +1085,9 @@ async fn the_description_holds_for_generated_requests(app: TestApp) {
                 let res = send(&app, &world, method, &case).await;
                 world.callers[case.caller].1 = kept;
                 *statuses.entry(res.status().as_u16()).or_default() += 1;
+                if res.status().is_success() {
+                    succeeded_once.insert((*method, template.clone()));
+                }
                 check(
                     &spec,
                     operation,
@@ -892,6 +1102,9 @@ async fn the_description_holds_for_generated_requests(app: TestApp) {
             } else {
                 let res = send(&app, &world, method, &case).await;
                 *statuses.entry(res.status().as_u16()).or_default() += 1;
+                if res.status().is_success() {
+                    succeeded_once.insert((*method, template.clone()));
+                }
                 check(
                     &spec,
                     operation,
@@ -908,10 +1121,18 @@ async fn the_description_holds_for_generated_requests(app: TestApp) {
         }
     }
     eprintln!(
-        "openapi fuzz: {sent} requests over {} operations in {:?} (seed {seed}); statuses {statuses:?}",
+        "openapi fuzz: {sent} requests over {} operations in {:?} (seed {seed}); statuses \
+         {statuses:?}; {} operations answered a success",
         operations.len(),
-        started.elapsed()
+        started.elapsed(),
+        succeeded_once.len()
     );
+    let never: Vec<String> = operations
+        .iter()
+        .filter(|(m, t, _)| !succeeded_once.contains(&(*m, t.clone())))
+        .map(|(m, t, _)| format!("{m} {t}"))
+        .collect();
+    eprintln!("no success: {never:?}");
     assert!(
         sent > 500,
         "the run covered the operations ({sent} requests)"
