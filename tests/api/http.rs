@@ -291,7 +291,7 @@ fn allow(res: &reqwest::Response) -> String {
         .to_owned()
 }
 
-async fn a_known_path_with_a_wrong_method_is_405_with_allow(backend: TestBackend) {
+async fn a_known_path_with_a_wrong_method_is_refused_with_allow(backend: TestBackend) {
     let app = backend.spawn_with(|_| {}).await;
     let operator = app.as_operator().await;
     for (method, path, allowed) in [
@@ -882,7 +882,7 @@ crate::on_both_backends!(configured:
     every_kind_of_answer_is_hardened,
     a_rate_limited_answer_is_hardened,
     the_description_may_be_cached_if_revalidated,
-    a_known_path_with_a_wrong_method_is_405_with_allow,
+    a_known_path_with_a_wrong_method_is_refused_with_allow,
     head_answers_as_get_without_the_body,
     a_trickled_body_is_cut_off_at_the_deadline,
     trickled_headers_are_cut_off,
