@@ -61,6 +61,12 @@ pub struct Settings {
     /// Default: a random key made once and kept in `<data_dir>/master.key`.
     pub master_key: Option<SecretString>,
     pub max_body_bytes: usize,
+    /// How long a client has to send a request's body, from the end of its headers; a
+    /// body still arriving then is cut off with 408 and the connection closed.
+    pub body_read_timeout_seconds: u64,
+    /// How long a client has to send a request's headers once it connects (408 and
+    /// the connection closed after that).
+    pub header_read_timeout_seconds: u64,
     /// Sign-in attempts per client address and minute.
     pub rate_limit_login_per_minute: u32,
     /// Public verifications per client address and minute.
@@ -118,6 +124,8 @@ struct Defaults {
     certs_dir: &'static str,
     public_base_url: &'static str,
     max_body_bytes: usize,
+    body_read_timeout_seconds: u64,
+    header_read_timeout_seconds: u64,
     rate_limit_login_per_minute: u32,
     rate_limit_verify_per_minute: u32,
     rate_limit_login_per_account_per_minute: u32,
@@ -148,6 +156,8 @@ const DEFAULTS: Defaults = Defaults {
     certs_dir: "certs",
     public_base_url: "http://127.0.0.1:8080",
     max_body_bytes: 256 * 1024,
+    body_read_timeout_seconds: 30,
+    header_read_timeout_seconds: 5,
     rate_limit_login_per_minute: 20,
     rate_limit_verify_per_minute: 300,
     rate_limit_login_per_account_per_minute: 10,
@@ -376,6 +386,14 @@ impl Settings {
             });
         }
         for (setting, value) in [
+            (
+                "BAOHAN_BODY_READ_TIMEOUT_SECONDS",
+                self.body_read_timeout_seconds,
+            ),
+            (
+                "BAOHAN_HEADER_READ_TIMEOUT_SECONDS",
+                self.header_read_timeout_seconds,
+            ),
             (
                 "BAOHAN_REVOCATION_FETCH_INTERVAL_SECONDS",
                 self.revocation_fetch_interval_seconds,
@@ -774,6 +792,33 @@ mod tests {
                 Settings::load(None).map_err(|e| e.to_string())?.smtp_port,
                 2525
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_read_timeouts_are_settings_and_never_zero() {
+        figment::Jail::expect_with(|jail| {
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                (s.body_read_timeout_seconds, s.header_read_timeout_seconds),
+                (30, 5)
+            );
+            jail.set_env("BAOHAN_BODY_READ_TIMEOUT_SECONDS", "7");
+            jail.set_env("BAOHAN_HEADER_READ_TIMEOUT_SECONDS", "2");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                (s.body_read_timeout_seconds, s.header_read_timeout_seconds),
+                (7, 2)
+            );
+            // Zero would mean no deadline at all for the headers.
+            jail.set_env("BAOHAN_HEADER_READ_TIMEOUT_SECONDS", "0");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("BAOHAN_HEADER_READ_TIMEOUT_SECONDS"), "{err}");
+            jail.set_env("BAOHAN_HEADER_READ_TIMEOUT_SECONDS", "2");
+            jail.set_env("BAOHAN_BODY_READ_TIMEOUT_SECONDS", "0");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("BAOHAN_BODY_READ_TIMEOUT_SECONDS"), "{err}");
             Ok(())
         });
     }

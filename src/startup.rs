@@ -4,9 +4,11 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
+use actix_service::IntoServiceFactory;
 use actix_web::dev::Server;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
@@ -46,7 +48,6 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let port = listener.local_addr()?.port();
         let master_key = settings.master_key()?;
-        let max_body = settings.max_body_bytes;
         let clock = services::Clock::default();
         let calendar = settings.calendar()?;
         warn_if_calendar_runs_out(&calendar, clock.now());
@@ -71,27 +72,28 @@ impl Application {
             idempotency: None,
         };
 
+        let edges = http::http_edges::EdgeSettings::from_settings(&settings);
+        let edge_data = web::Data::new(edges.clone());
+        let header_read_timeout = Duration::from_secs(settings.header_read_timeout_seconds);
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             rate_limits: http::rate_limit::RateLimits::from_settings(&settings),
             settings: Arc::new(settings),
             ctx: ctx.clone(),
         });
-        let server = HttpServer::new(move || {
-            let app = App::new()
-                .wrap(http::json_errors())
-                // Inside the security headers, so an answer given again gets them too.
+        let server = serve(listener, header_read_timeout, edges, move || {
+            // The last wrap is the outermost: the log and request id see every answer,
+            // the edges every answer of the app, idempotency what the edges let in.
+            App::new()
                 .wrap(actix_web::middleware::from_fn(
                     http::idempotency::middleware,
                 ))
-                .wrap(http::security_headers())
+                .wrap(actix_web::middleware::from_fn(http::http_edges::middleware))
                 .wrap(actix_web::middleware::from_fn(http::request_id_header))
                 .wrap(TracingLogger::default())
-                .app_data(state.clone());
-            http::with_routes(app, max_body).0
-        })
-        .listen(listener)?
-        .run();
+                .app_data(state.clone())
+                .app_data(edge_data.clone())
+        })?;
         Ok(Application {
             port,
             server,
@@ -128,6 +130,68 @@ impl Application {
         }
         served
     }
+}
+
+/// The HTTP server over `listener`, one app per worker from `app` with its routes.
+///
+/// Built from actix's parts, as actix-web's `HttpServer` builds itself, for what that
+/// does not offer: the check of `Expect: 100-continue` requests before `100 Continue`
+/// is sent ([`http::http_edges::ExpectCheck`]), `HEAD` served as `GET` without the
+/// body, and a deadline on the headers of every request of a kept-alive connection
+/// ([`http::dispatch`]). A client has `header_read_timeout` to send a request's
+/// headers (for the first request of a connection, actix answers 408; for later ones
+/// the connection is closed), and one second to go once its connection is to be
+/// closed.
+fn serve<T, B>(
+    listener: TcpListener,
+    header_read_timeout: Duration,
+    edges: http::http_edges::EdgeSettings,
+    app: impl Fn() -> App<T> + Send + Clone + 'static,
+) -> std::io::Result<Server>
+where
+    T: actix_web::dev::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    B: actix_web::body::MessageBody + 'static,
+{
+    use actix_service::ServiceFactoryExt as _;
+    use http::dispatch::{Connection, ServeApp};
+
+    let local = listener.local_addr()?;
+    let max_body = edges.max_body_bytes;
+    let builder = Server::build();
+    let shutdown = builder.graceful_shutdown_signal();
+    Ok(builder
+        .listen("baohan-http", listener, move || {
+            let (app, description) = http::with_routes(app(), max_body);
+            let routes = Arc::new(http::http_edges::Routes::from_description(&description));
+            let shutdown = shutdown.clone();
+            let http = actix_http::HttpService::build()
+                .client_request_timeout(header_read_timeout)
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(local)
+                // As HttpServer does: idle kept-alive connections close when the server
+                // starts to stop, instead of holding the shutdown up.
+                .graceful_shutdown_signal(move || {
+                    let shutdown = shutdown.clone();
+                    async move { shutdown.notified().await }
+                })
+                .on_connect_ext(|io: &Connection, data| io.share_clock(data))
+                .expect(http::http_edges::ExpectCheck::new(routes, edges.clone()))
+                .finish(ServeApp::new(app.into_factory()));
+            actix_service::fn_service(move |io| async move {
+                Ok::<_, actix_http::error::DispatchError>(Connection::accept(
+                    io,
+                    header_read_timeout,
+                ))
+            })
+            .and_then(http)
+        })?
+        .run())
 }
 
 /// How often expiries and trust-store changes made by other instances are picked up.

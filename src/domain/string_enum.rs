@@ -1,7 +1,7 @@
 //! Closed sets of values stored and exchanged as snake_case text (states, actions, kinds).
 //!
-//! One macro gives each such enum the same surface: `ALL`, `as_str`, `FromStr`, `Display`
-//! and serde as a string. The string written next to each variant is the single source of
+//! One macro gives each such enum the same surface: `ALL`, `as_str`, `FromStr`, `Display`,
+//! serde as a string, and its schema in the API description (an enum of the texts). The string written next to each variant is the single source of
 //! truth, so the database, JSON and error messages can never disagree.
 
 use thiserror::Error;
@@ -70,6 +70,19 @@ macro_rules! string_enum {
                 serializer.serialize_str(self.as_str())
             }
         }
+
+        // In the API description: a string, one of the texts (component `$name`).
+        impl ::utoipa::PartialSchema for $name {
+            fn schema() -> ::utoipa::openapi::RefOr<::utoipa::openapi::schema::Schema> {
+                ::utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(::utoipa::openapi::Type::String)
+                    .description(Some(concat!("One ", $kind, ", as text.")))
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl ::utoipa::ToSchema for $name {}
 
         impl<'de> ::serde::Deserialize<'de> for $name {
             fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

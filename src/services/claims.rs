@@ -21,9 +21,11 @@ use crate::services::{new_id, require_role, Actor, Context, ServiceError};
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClaim {
+    #[schema(value_type = crate::domain::claim::ClaimReason)]
     pub reason_code: String,
     pub statement: String,
     /// Decimal yuan; at most the amount outstanding.
+    #[schema(pattern = r"^[0-9]+(\.[0-9]{1,2})?$")]
     pub amount: String,
 }
 

@@ -18,10 +18,15 @@ use crate::domain::uscc::Uscc;
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrganization {
+    #[schema(value_type = OrgKind)]
     pub kind: String,
     pub name: String,
+    /// Unified social credit code (统一社会信用代码, GB 32100): 18 characters.
+    #[schema(pattern = r"^[0-9A-HJ-NP-RTUW-Y]{18}$")]
     pub uscc: String,
+    #[schema(value_type = Option<IssuerKind>)]
     pub issuer_kind: Option<String>,
+    #[schema(value_type = Option<ProviderKind>)]
     pub provider_kind: Option<String>,
     /// Four letters or digits that issuers put into guarantee numbers; derived from the
     /// USCC when not given.
@@ -266,7 +271,9 @@ pub struct NewUser {
     pub username: String,
     pub display_name: String,
     pub email: Option<String>,
+    #[schema(value_type = Role)]
     pub role: String,
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
     /// Real-name check of the person behind the account (GB 11643). Kept only as an
     /// HMAC for lookup and a masked form for display.

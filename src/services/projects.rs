@@ -24,7 +24,9 @@ pub struct NewSection {
     pub code: String,
     pub name: String,
     /// Decimal yuan, e.g. "100000.00".
+    #[schema(pattern = r"^[0-9]+(\.[0-9]{1,2})?$")]
     pub bond_amount: String,
+    #[schema(pattern = r"^[0-9]+(\.[0-9]{1,2})?$")]
     pub estimated_price: Option<String>,
 }
 
@@ -34,9 +36,12 @@ pub struct NewSection {
 pub struct NewProject {
     pub code: String,
     pub name: String,
+    #[schema(pattern = r"^[0-9A-HJ-NP-RTUW-Y]{18}$")]
     pub tenderee_uscc: String,
     /// RFC 3339 with an offset, e.g. "2026-12-20T09:00:00+08:00".
+    #[schema(format = DateTime)]
     pub bid_deadline: String,
+    #[schema(format = DateTime)]
     pub bid_opening_at: String,
     pub bid_validity_days: i32,
     pub sections: Vec<NewSection>,

@@ -1,12 +1,15 @@
 //! HTTP: the JSON API under `/api/v1`, health probes, and the middleware every request
-//! passes (request ids and logs, security headers, body limits, JSON errors).
+//! passes (request ids and logs, the edges of [`http_edges`]: security headers, body
+//! limits and deadlines, JSON errors, 405s).
 
 pub mod api;
 pub mod auth;
 pub mod client_address;
 pub mod control_chars;
+pub mod dispatch;
 pub mod error;
 pub mod health;
+pub mod http_edges;
 pub mod idempotency;
 pub mod json;
 pub mod letter;
@@ -16,7 +19,6 @@ pub mod rate_limit;
 use std::sync::Arc;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest};
-use actix_web::middleware::{DefaultHeaders, ErrorHandlers};
 use actix_web::{web, App};
 use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -38,8 +40,9 @@ pub struct AppState {
     pub rate_limits: rate_limit::RateLimits,
 }
 
-/// Adds every route to `app`, with the extractor settings and the API description the
-/// routes make (served at `/api/openapi.json`); returns the app and that description.
+/// Adds every route to `app`, with the extractor settings, the API description the
+/// routes make (served at `/api/openapi.json`) and the route table read from it (for
+/// 405s); returns the app and that description.
 pub fn with_routes<T>(app: App<T>, max_body_bytes: usize) -> (App<T>, utoipa::openapi::OpenApi)
 where
     T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
@@ -50,8 +53,10 @@ where
         .configure(configure(max_body_bytes))
         .split_for_parts();
     utoipa::Modify::modify(&openapi::IdempotencyHeaders, &mut description);
+    openapi::add_answers_of_the_edges(&mut description);
     let served = web::Data::new(openapi::Description::new(&description));
-    (app.app_data(served), description)
+    let routes = web::Data::new(http_edges::Routes::from_description(&description));
+    (app.app_data(served).app_data(routes), description)
 }
 
 /// The API description, as the server builds and serves it (the body limit does not
@@ -74,7 +79,7 @@ fn configure(max_body_bytes: usize) -> impl FnOnce(&mut ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .app_data(web::QueryConfig::default().error_handler(error::query_error));
         routes(cfg);
-        cfg.default_service(web::to(error::not_found));
+        cfg.default_service(web::to(http_edges::no_route));
     }
 }
 
@@ -93,24 +98,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .wrap(actix_web::middleware::from_fn(control_chars::middleware))
                 .configure(api::routes),
         );
-}
-
-/// Headers on every answer: no sniffing, no framing, no referrer leaks, and pages may
-/// load only our own resources.
-pub fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
-        .add(("X-Content-Type-Options", "nosniff"))
-        .add(("X-Frame-Options", "DENY"))
-        .add(("Referrer-Policy", "no-referrer"))
-        .add((
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
-        ))
-}
-
-/// Rewrites any error answer that is not JSON yet into the JSON error shape.
-pub fn json_errors<B: 'static>() -> ErrorHandlers<B> {
-    ErrorHandlers::new().default_handler(error::ensure_json_error)
 }
 
 /// Echoes the request id that the tracing logger gave the request as `X-Request-Id`, so

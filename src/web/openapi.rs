@@ -7,14 +7,14 @@
 //! registration collected, so a served route cannot go undescribed. The integration
 //! test `openapi` checks the other direction: every described operation is served.
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::api::dto::{Binary, SignedDocument};
 use super::auth::{CSRF_HEADER, SESSION_COOKIE};
-use super::error::ErrorBody;
+use super::error::{responses, ErrorBody};
 use super::idempotency;
 
 /// The frame of the description: what it says besides the operations (info, tags,
@@ -196,32 +196,162 @@ impl Modify for IdempotencyHeaders {
     }
 }
 
+/// Adds to every operation the answers that the layers around the handlers give it,
+/// so that the description lists every status an operation can answer (each with the
+/// JSON error shape), whoever answers it:
+///
+/// - the edges ([`super::http_edges`]): 413 for a declared body over the limit (any
+///   method: the body is refused unread), 408 for a body that does not arrive in time
+///   (methods that send one);
+/// - the `Idempotency-Key` middleware on state-changing methods under `/api/`: 400 for a
+///   malformed key, 409 while the first request with the key runs, 422 for a key reused
+///   for another request (the header itself: [`IdempotencyHeaders`]);
+/// - the credentials extractor on operations that need them: 401, and 403 (a role that
+///   may not, or a cookie session without its CSRF token);
+/// - path parameters: 400 when one is not UTF-8 once percent-decoded;
+/// - the database: 503 when it is busy or away, on every operation that reads it
+///   (those needing credentials, and every POST).
+///
+/// A handler's own description of a status is kept.
+pub fn add_answers_of_the_edges(description: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    for (path, item) in description.paths.paths.iter_mut() {
+        let operations = [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else {
+                continue;
+            };
+            let mut add = |status: &str, text: &str| {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| responses::error_response(text));
+            };
+            let sends_body = matches!(method, "post" | "put" | "patch");
+            let signed_in = operation
+                .security
+                .as_ref()
+                .is_some_and(|alternatives| !alternatives.is_empty());
+            // The Idempotency-Key middleware's own answers (its header and its conflicts
+            // are described by `IdempotencyHeaders`).
+            let idempotent =
+                matches!(method, "post" | "put" | "patch" | "delete") && path.starts_with("/api/");
+            let has_path_parameters = operation
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| matches!(p.parameter_in, ParameterIn::Path));
+            add(
+                "413",
+                "The declared body is larger than the configured limit",
+            );
+            if sends_body {
+                add(
+                    "408",
+                    "The body did not arrive within the configured time; the connection is closed",
+                );
+            }
+            if idempotent {
+                add("400", "Malformed request, or a malformed Idempotency-Key");
+                add(
+                    "409",
+                    "The state does not allow this, or a request with this Idempotency-Key is still running",
+                );
+                add(
+                    "422",
+                    "A field failed validation (details.field names it), or the Idempotency-Key was used for another request",
+                );
+            }
+            if signed_in {
+                add("401", "Not signed in, or the token is unknown or expired");
+                add(
+                    "403",
+                    "The role may not do this, or the CSRF token is missing (cookie sessions)",
+                );
+            }
+            if has_path_parameters {
+                add("400", "Malformed path parameter");
+            }
+            if signed_in || method == "post" {
+                add("503", "The database is busy or unreachable; retry shortly");
+            }
+        }
+    }
+}
+
 /// Registers `GET /api/openapi.json`.
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(openapi_json);
 }
 
 /// The description as served, serialized once when the app is built (cheap to clone
-/// into each answer).
-pub struct Description(web::Bytes);
+/// into each answer), with its entity tag.
+pub struct Description {
+    json: web::Bytes,
+    etag: String,
+}
 
 impl Description {
     pub fn new(description: &utoipa::openapi::OpenApi) -> Description {
+        use sha2::{Digest, Sha256};
         let json = description
             .to_json()
             .unwrap_or_else(|e| unreachable!("the description serializes: {e}"));
-        Description(web::Bytes::from(json))
+        let etag = format!(
+            "\"{}\"",
+            hex::encode(&Sha256::digest(json.as_bytes())[..16])
+        );
+        Description {
+            json: web::Bytes::from(json),
+            etag,
+        }
     }
 }
 
-/// This description, as OpenAPI 3.1 JSON.
+/// This description, as OpenAPI 3.1 JSON. Public and the same for every caller, so
+/// unlike every other answer it may be cached, if revalidated (`no-cache` with an
+/// `ETag`): a client that sends `If-None-Match` with the tag it holds gets 304 while the
+/// running version is the same.
 #[utoipa::path(
     tag = "openapi",
-    responses((status = 200, description = "The OpenAPI description of this API", body = Object))
+    responses(
+        (status = 200, description = "The OpenAPI description of this API", body = Object,
+            headers(("ETag" = String, description = "Entity tag of this description"))),
+        (status = 304, description = "The description the client holds (If-None-Match) is current"),
+    )
 )]
 #[get("/api/openapi.json")]
-async fn openapi_json(description: web::Data<Description>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(description.0.clone())
+async fn openapi_json(req: HttpRequest, description: web::Data<Description>) -> HttpResponse {
+    use actix_web::http::header;
+    let held = req
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|line| line.split(','))
+        .any(|tag| {
+            let tag = tag.trim();
+            tag == "*" || tag.trim_start_matches("W/") == description.etag
+        });
+    let mut answer = if held {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    answer
+        .insert_header((header::ETAG, description.etag.clone()))
+        .insert_header((header::CACHE_CONTROL, "no-cache"));
+    if held {
+        answer.finish()
+    } else {
+        answer
+            .content_type("application/json")
+            .body(description.json.clone())
+    }
 }

@@ -62,18 +62,30 @@ fn concrete(path: &str) -> String {
         .join("/")
 }
 
-/// No handler took the request: the JSON 404 of unknown routes, or a 405. (A HEAD
-/// answer has no body to tell the 404s apart.)
+/// No handler took the request: the JSON 404 of unknown routes (a HEAD answer has no
+/// body to tell the 404s apart).
 fn not_routed(method: &str, answer: &Answer) -> bool {
-    answer.status == 405 || answer.no_such_endpoint() || (answer.status == 404 && method == "head")
+    answer.no_such_endpoint() || (answer.status == 404 && method == "head")
+}
+
+/// The `Allow` header of a 405 for a path documented with `documented` methods: those,
+/// with HEAD beside GET, in the server's order.
+fn expected_allow(documented: &BTreeSet<&str>) -> String {
+    ["get", "head", "post", "put", "patch", "delete"]
+        .into_iter()
+        .filter(|m| documented.contains(m) || (*m == "head" && documented.contains("get")))
+        .map(str::to_ascii_uppercase)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Routes are registered only through `utoipa-actix-web`, which takes only handlers
 /// carrying their description and adds it as it registers them: the description the
 /// server builds is the list of what it routes. From the outside: the description
 /// served is the one the library builds; every operation in it reaches a handler
-/// (next test); and every other method on a described path, and paths beside the
-/// described ones, reach none.
+/// (next test); every other method on a described path answers 405 with `Allow`
+/// listing the described ones (HEAD answers as GET where GET is described); and paths
+/// beside the described ones reach nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_registered_route_is_documented_and_vice_versa() {
     let (app, spec) = fetch_description().await;
@@ -94,12 +106,36 @@ async fn every_registered_route_is_documented_and_vice_versa() {
     let paths: BTreeSet<&String> = documented.iter().map(|(_, path)| path).collect();
     let mut stray = Vec::new();
     for path in &paths {
+        let methods: BTreeSet<&str> = documented
+            .iter()
+            .filter(|(_, p)| p == *path)
+            .map(|(m, _)| m.as_str())
+            .collect();
         for method in METHODS {
-            if documented.contains(&(method.to_owned(), path.to_string())) {
+            if methods.contains(method) {
                 continue;
             }
             let got = answer(&app, method, &concrete(path)).await;
-            if !not_routed(method, &got) {
+            if method == "head" && methods.contains("get") {
+                let get = answer(&app, "get", &concrete(path)).await;
+                if got.status != get.status {
+                    stray.push(format!(
+                        "head {path} answers {} (GET {})",
+                        got.status, get.status
+                    ));
+                }
+                continue;
+            }
+            let allow = got
+                .headers
+                .get("allow")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let refused = got.status == 405
+                && allow == expected_allow(&methods)
+                && (method == "head" || got.code() == Some("method_not_allowed"));
+            if !refused {
                 stray.push(format!("{method} {path}: {got:?}"));
             }
         }
@@ -116,7 +152,7 @@ async fn every_registered_route_is_documented_and_vice_versa() {
         "/api/v1/guarantees/x/y",
         "/healthz/x",
     ] {
-        for method in ["get", "post"] {
+        for method in ["get", "post", "head"] {
             let got = answer(&app, method, path).await;
             if !not_routed(method, &got) {
                 stray.push(format!("{method} {path}: {got:?}"));
@@ -136,6 +172,7 @@ async fn every_documented_operation_reaches_a_handler() {
         let got = answer(&app, &method, &concrete).await;
         assert_ne!(got.status, 405, "{method} {concrete}");
         assert!(!got.no_such_endpoint(), "{method} {concrete} is not routed");
+        assert!(!got.has_header("allow"), "{method} {concrete}");
         // Without credentials, an endpoint that declares security must refuse.
         let op = operation(&spec, &method, &path);
         if op.get("security").is_some() {
@@ -262,6 +299,74 @@ async fn the_description_says_what_clients_rely_on() {
         content["application/json"]["schema"]["$ref"],
         "#/components/schemas/SignatureUpload"
     );
+
+    // Closed sets are enums, with every value the server uses (tenderee included).
+    let enum_of = |name: &str| -> Vec<String> {
+        schemas[name]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} is an enum"))
+            .iter()
+            .map(|v| v.as_str().expect("text").to_owned())
+            .collect()
+    };
+    use baohan::domain::party::{OrgKind, Role};
+    assert_eq!(
+        enum_of("OrgKind"),
+        OrgKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>()
+    );
+    assert!(enum_of("OrgKind").contains(&"tenderee".to_owned()));
+    assert_eq!(
+        enum_of("Role"),
+        Role::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        schemas["NewOrganization"]["properties"]["kind"]["$ref"],
+        "#/components/schemas/OrgKind"
+    );
+    assert_eq!(
+        schemas["OrganizationView"]["properties"]["kind"]["$ref"],
+        "#/components/schemas/OrgKind"
+    );
+    assert_eq!(schemas["NewOrganization"]["additionalProperties"], false);
+
+    // What the layers around the handlers answer is listed with each operation.
+    for (method, path) in operations_of(&spec) {
+        let op = operation(&spec, &method, &path);
+        let lists = |status: &str| op["responses"][status].is_object();
+        assert!(lists("413"), "{method} {path} lists 413");
+        if method == "post" || method == "patch" {
+            assert!(lists("408"), "{method} {path} lists 408");
+        }
+        if op.get("security").is_some() {
+            assert!(
+                lists("401") && lists("403"),
+                "{method} {path} lists 401 and 403"
+            );
+        }
+        if method == "post" {
+            assert!(
+                lists("400") && lists("409") && lists("422"),
+                "{method} {path} lists the Idempotency-Key answers"
+            );
+        }
+        // Keys are per user: signed-in operations that change state take one; a signed-out
+        // one (sign-in, public verification) runs as if it had none.
+        let changes_state = matches!(method.as_str(), "post" | "put" | "patch" | "delete");
+        let parameters = op["parameters"].as_array().cloned().unwrap_or_default();
+        let takes_key = parameters
+            .iter()
+            .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header");
+        assert_eq!(
+            takes_key,
+            changes_state && op.get("security").is_some(),
+            "{method} {path}: the Idempotency-Key header where it is honoured"
+        );
+    }
+    for path in ["/api/v1/auth/login", "/api/v1/verify"] {
+        let op = operation(&spec, "post", path);
+        assert!(op["responses"]["429"].is_object(), "{path} lists 429");
+        assert!(op["responses"]["429"]["headers"]["Retry-After"].is_object());
+    }
 
     // Every operation belongs to an area.
     let areas = [

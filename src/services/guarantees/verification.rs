@@ -29,10 +29,13 @@ pub struct ExpectationsInput {
     pub beneficiary_uscc: Option<String>,
     pub applicant_uscc: Option<String>,
     /// Decimal yuan, e.g. "100000.00".
+    #[schema(pattern = r"^[0-9]+(\.[0-9]{1,2})?$")]
     pub min_amount: Option<String>,
     /// RFC 3339; validity must have begun by then (the bid deadline).
+    #[schema(format = DateTime)]
     pub valid_from_by: Option<String>,
     /// RFC 3339; validity must last through it (end of the bid validity period).
+    #[schema(format = DateTime)]
     pub valid_through: Option<String>,
 }
 

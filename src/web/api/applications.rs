@@ -46,7 +46,9 @@ pub struct ApplicationProject {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ApplicationOut {
     id: String,
+    #[schema(value_type = crate::domain::lifecycle::ApplicationState)]
     status: String,
+    #[schema(value_type = crate::domain::party::IssuerKind)]
     kind: String,
     amount: String,
     amount_in_words: String,
@@ -204,6 +206,7 @@ async fn withdraw(
 #[serde(deny_unknown_fields)]
 pub struct Approval {
     /// Decimal yuan, e.g. "300.00".
+    #[schema(pattern = r"^[0-9]+(\.[0-9]{1,2})?$")]
     premium: String,
 }
 

@@ -71,7 +71,9 @@ impl From<&Project> for ProjectRef {
 pub struct GuaranteeOut {
     number: String,
     version: i32,
+    #[schema(value_type = crate::domain::lifecycle::GuaranteeState)]
     status: String,
+    #[schema(value_type = Option<crate::domain::lifecycle::PreClaimState>)]
     claimed_from: Option<String>,
     amount: String,
     amount_in_words: String,

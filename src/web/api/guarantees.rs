@@ -11,7 +11,7 @@ use crate::services::claims::{self, ClaimDecision, ClaimView, NewClaim};
 use crate::services::guarantees::{self, GuaranteeView};
 use crate::web::api::dto::{china_time, Binary, GuaranteeOut, ProjectRef, SignedDocument};
 use crate::web::auth::Authenticated;
-use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
+use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn, Unprocessable};
 use crate::web::error::ApiError;
 use crate::web::json::Json;
 use crate::web::AppState;
@@ -66,6 +66,7 @@ async fn load(
         (status = 200, description = "The guarantee", body = GuaranteeOut),
         SignedIn,
         NotFound,
+        Unprocessable,
     )
 )]
 #[get("/guarantees/{number}")]
@@ -94,6 +95,7 @@ fn attachment(name: &str) -> (&'static str, String) {
         (status = 200, description = "The signed document, verbatim", content_type = "application/json", body = SignedDocument),
         SignedIn,
         NotFound,
+        Unprocessable,
     )
 )]
 #[get("/guarantees/{number}/document")]
@@ -118,6 +120,7 @@ async fn document(
         (status = 200, description = "The detached CMS signature (DER)", content_type = "application/pkcs7-signature", body = Binary),
         SignedIn,
         NotFound,
+        Unprocessable,
     )
 )]
 #[get("/guarantees/{number}/signature")]
@@ -143,6 +146,7 @@ async fn signature(
         (status = 200, description = "The signer certificate and the CA certificates above it (PEM)", content_type = "application/x-pem-file", body = String),
         SignedIn,
         NotFound,
+        Unprocessable,
     )
 )]
 #[get("/guarantees/{number}/chain")]
@@ -169,6 +173,7 @@ async fn chain(
         (status = 200, description = "The printable letter (HTML)", content_type = "text/html", body = String),
         SignedIn,
         NotFound,
+        Unprocessable,
     )
 )]
 #[get("/guarantees/{number}/letter")]
@@ -291,9 +296,11 @@ async fn revoke(
 pub struct ClaimOut {
     id: String,
     guarantee: GuaranteeOut,
+    #[schema(value_type = crate::domain::claim::ClaimReason)]
     reason_code: String,
     statement: String,
     amount: String,
+    #[schema(value_type = crate::domain::lifecycle::ClaimState)]
     status: String,
     filed_at: String,
     decide_by: String,

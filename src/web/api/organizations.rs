@@ -5,6 +5,7 @@ use serde::Serialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::db::models::{Organization, User};
+use crate::domain::party::{IssuerKind, OrgKind, ProviderKind, Role};
 use crate::services::organizations::{self, NewOrganization, NewUser};
 use crate::web::api::dto::china_time;
 use crate::web::auth::Authenticated;
@@ -25,8 +26,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct OrganizationView {
     pub id: String,
+    #[schema(value_type = OrgKind)]
     pub kind: String,
+    #[schema(value_type = Option<IssuerKind>)]
     pub issuer_kind: Option<String>,
+    #[schema(value_type = Option<ProviderKind>)]
     pub provider_kind: Option<String>,
     pub name: String,
     pub uscc: String,
@@ -127,6 +131,7 @@ pub struct UserView {
     username: String,
     display_name: String,
     email: Option<String>,
+    #[schema(value_type = Role)]
     role: String,
     resident_id: Option<String>,
     active: bool,

@@ -12,7 +12,7 @@ use crate::services::guarantees::{self, ExpectationsInput};
 use crate::services::ServiceError;
 use crate::web::auth::Authenticated;
 use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn, TooManyRequests};
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, ErrorBody};
 use crate::web::json::Json;
 use crate::web::rate_limit::{too_many_requests, Limit, RateLimited};
 use crate::web::AppState;
@@ -27,7 +27,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
 pub struct VerifyRequest {
     /// Guarantee number (保函编号), with `code`.
     number: Option<String>,
-    /// The verification code printed on the letter, with `number`.
+    /// The verification code printed on the letter, with `number` (8 characters;
+    /// lowercase is read as uppercase).
+    #[schema(pattern = r"^[2-9A-HJKMNP-Za-hjkmnp-z]{8}$")]
     code: Option<String>,
     /// The document bytes, base64, with `signature_base64`.
     document_base64: Option<String>,
@@ -52,6 +54,7 @@ fn decode(field: &str, value: &str) -> Result<Vec<u8>, ServiceError> {
     request_body = VerifyRequest,
     responses(
         (status = 200, description = "The verification report", body = VerificationReport),
+        (status = 404, description = "No guarantee has this number and verification code (the same answer whether the number exists or not)", body = ErrorBody),
         JsonBody,
         TooManyRequests,
     )

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 /// An error answer: the one JSON error shape.
-fn error_response(description: &str) -> RefOr<Response> {
+pub fn error_response(description: &str) -> RefOr<Response> {
     ResponseBuilder::new()
         .description(description)
         .content(
@@ -51,8 +51,6 @@ error_responses! {
     NotFound { "404" => "Not found, or not visible to the caller" }
     /// 409: the state does not allow it, or it exists already.
     Conflict { "409" => "The current state does not allow this, or it exists already" }
-    /// 429: over a rate limit (`Retry-After` says when to try again).
-    TooManyRequests { "429" => "Too many attempts from this client, for this account or for this number; Retry-After gives the seconds to wait" }
     /// 422: a field failed validation (`details.field` names it).
     Unprocessable { "422" => "A field failed validation; details.field names it" }
     /// 400, 413, 415 and 422: what any endpoint reading a JSON body can answer.
@@ -61,5 +59,38 @@ error_responses! {
         "413" => "The body is larger than the configured limit",
         "415" => "The body is not application/json in UTF-8, or its Content-Encoding is not identity, gzip or deflate",
         "422" => "A field failed validation; details.field names it",
+    }
+}
+
+/// 429: over a rate limit, with `Retry-After` (the endpoints worth guessing at).
+pub struct TooManyRequests;
+
+impl utoipa::IntoResponses for TooManyRequests {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        use utoipa::openapi::{HeaderBuilder, ObjectBuilder, Type};
+        let response = ResponseBuilder::new()
+            .description(
+                "Too many attempts from this client, for this account or for this guarantee \
+                 number; retry after the given seconds",
+            )
+            .header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(1)),
+                    )
+                    .description(Some("Seconds to wait before retrying"))
+                    .build(),
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        BTreeMap::from([("429".to_string(), response.into())])
     }
 }
