@@ -100,7 +100,7 @@ impl Modify for IdempotencyHeaders {
         use utoipa::openapi::header::HeaderBuilder;
         use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
         use utoipa::openapi::schema::{ObjectBuilder, Type};
-        use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
+        use utoipa::openapi::{RefOr, Required};
 
         let key = ParameterBuilder::new()
             .name(idempotency::HEADER)
@@ -134,18 +134,7 @@ impl Modify for IdempotencyHeaders {
                  given again",
             ))
             .build();
-        let error = |description: &str| -> RefOr<utoipa::openapi::Response> {
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("ErrorBody")))
-                        .build(),
-                )
-                .build()
-                .into()
-        };
+        let error = responses::error_response;
         const CONFLICTS: &str = "With an Idempotency-Key: a copy of this request is in \
             progress (idempotency_key_in_progress, with Retry-After), or the request changed \
             something but its answer was lost (idempotent_answer_lost, details name what it \
