@@ -112,6 +112,7 @@ fn full_options(fx: &Fixture) -> VerifyOptions {
             min_amount: Some("100000".into()),
             valid_from_by: Some("2025-03-20T09:30:00+08:00".parse().expect("time")),
             valid_through: Some("2025-07-18T00:00:00+08:00".parse().expect("time")),
+            issued_by: Some("2025-03-20T09:30:00+08:00".parse().expect("time")),
         },
     }
 }
@@ -672,6 +673,13 @@ fn each_expectation_mismatch_is_named() {
             "validity starts",
             Expectations {
                 valid_from_by: Some("2025-03-20T09:00:00+08:00".parse().expect("t")),
+                ..base.clone()
+            },
+        ),
+        (
+            "after the bid deadline",
+            Expectations {
+                issued_by: Some("2025-03-10T09:59:59+08:00".parse().expect("t")),
                 ..base.clone()
             },
         ),

@@ -115,6 +115,10 @@ pub struct Expectations {
     pub valid_from_by: Option<DateTime<FixedOffset>>,
     /// Validity must last through this time (end of the bid validity period).
     pub valid_through: Option<DateTime<FixedOffset>>,
+    /// The guarantee must have been issued by this time (the bid deadline: a bid bond
+    /// is in force when bids close); its validity must not start before its issue.
+    #[serde(default)]
+    pub issued_by: Option<DateTime<FixedOffset>>,
 }
 
 impl Expectations {
@@ -1385,6 +1389,29 @@ fn expectations_check(doc: &GuaranteeDocument, e: &Expectations) -> Check {
                 }
             }
             Err(err) => mismatches.push(format!("the validity cannot be compared ({err})")),
+        }
+    }
+    if let Some(t) = e.issued_by {
+        match (doc.issued_time(), doc.validity()) {
+            (Ok(issued), Ok((from, _))) => {
+                if issued > t {
+                    mismatches.push(format!(
+                        "issued {}, after the bid deadline {}: a bid bond must be issued \
+                         before bids close",
+                        doc.issued_at,
+                        t.to_rfc3339()
+                    ));
+                }
+                if from < issued {
+                    mismatches.push(format!(
+                        "validity starts {}, before the guarantee was issued {}",
+                        doc.valid_from, doc.issued_at
+                    ));
+                }
+            }
+            (Err(err), _) | (_, Err(err)) => {
+                mismatches.push(format!("the issue time cannot be compared ({err})"))
+            }
         }
     }
     if mismatches.is_empty() {

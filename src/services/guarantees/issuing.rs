@@ -57,6 +57,8 @@ fn pending_draft(
     view: &ApplicationView,
     at: NaiveDateTime,
 ) -> Result<GuaranteeDraft, ServiceError> {
+    // Nothing is drafted, issued or amended once bids have closed.
+    applications::open_for_bonds(&view.project, at, "issue or amendment")?;
     let issued: Option<Guarantee> = guarantees::table
         .filter(guarantees::application_id.eq(&view.application.id))
         .select(Guarantee::as_select())

@@ -54,6 +54,7 @@ impl ExpectationsInput {
         Ok(Expectations {
             valid_from_by: time("valid_from_by", self.valid_from_by)?,
             valid_through: time("valid_through", self.valid_through)?,
+            issued_by: None,
             project_code: self.project_code,
             section_code: self.section_code,
             beneficiary_uscc: self.beneficiary_uscc,
@@ -76,7 +77,19 @@ fn tender_expectations(view: &GuaranteeView) -> Expectations {
         min_amount: Some(Amount::from_fen(view.section.bond_amount_fen).to_string()),
         valid_from_by: Some(in_china(required.from)),
         valid_through: Some(in_china(required.until)),
+        // A bond issued after bids closed was not in force when they closed.
+        issued_by: Some(in_china(view.project.bid_deadline)),
     }
+}
+
+/// The bid-opening check of one bond: its current version against the tender's own
+/// expectations, as `bonds_at_opening` reports it.
+pub(super) fn opening_check(
+    ctx: &Context,
+    c: &mut DbConnection,
+    view: &GuaranteeView,
+) -> Result<VerificationReport, ServiceError> {
+    verify_view(ctx, c, view, tender_expectations(view))
 }
 
 fn registration(view: &GuaranteeView) -> Result<Registration, ServiceError> {
