@@ -124,7 +124,76 @@ async fn a_bond_failing_the_opening_check_cannot_be_accepted(app: TestApp) {
     assert_eq!(accepted.status, "accepted");
 }
 
+/// The opening report keeps ended bonds apart: a bond cancelled by its bidder and one
+/// revoked by its issuer are listed with their state under `ended`, not verified and
+/// not counted among the bonds that failed.
+async fn the_opening_report_keeps_ended_bonds_apart(app: TestApp) {
+    TestPki::set_up(&app).await;
+    let agency = app.as_agency().await;
+    let tender = agency
+        .create_project(&NewTender::two_sections("BZ-ENDED", 1))
+        .await;
+    let (a, b) = (&tender.sections[0], &tender.sections[1]);
+    let cancelled = app.issued_bond("enterprise1", a).await;
+    let live = app.issued_bond("enterprise2", a).await;
+    let revoked = app.issued_bond("enterprise2", b).await;
+    let enterprise1 = app.as_enterprise("enterprise1").await;
+    enterprise1
+        .post::<serde_json::Value>(
+            &format!("/api/v1/guarantees/{}/cancel", cancelled.number),
+            &serde_json::json!({}),
+            200,
+        )
+        .await;
+    app.as_issuer("bank")
+        .await
+        .post::<serde_json::Value>(
+            &format!("/api/v1/guarantees/{}/revoke", revoked.number),
+            &serde_json::json!({ "reason": "开立错误" }),
+            200,
+        )
+        .await;
+
+    app.advance_clock(TimeDelta::days(1) + TimeDelta::minutes(1));
+    let agency = app.as_agency().await;
+    for bonds in [
+        agency.bonds(&tender).await,
+        agency
+            .post::<serde_json::Value>(
+                "/api/v1/verify/bulk",
+                &serde_json::json!({ "project_id": tender.id }),
+                200,
+            )
+            .await,
+    ] {
+        assert_eq!(bonds["count"], 1, "{bonds}");
+        assert_eq!(bonds["passed"], 1, "{bonds}");
+        let listed = bonds["bonds"].as_array().expect("bonds");
+        assert_eq!(listed.len(), 1, "{bonds}");
+        assert_eq!(listed[0]["guarantee"]["number"], live.number.as_str());
+        let mut ended: Vec<(String, String)> = bonds["ended"]
+            .as_array()
+            .expect("ended")
+            .iter()
+            .map(|g| {
+                (
+                    g["number"].as_str().expect("number").to_owned(),
+                    g["status"].as_str().expect("status").to_owned(),
+                )
+            })
+            .collect();
+        ended.sort();
+        let mut expected = vec![
+            (cancelled.number.clone(), "cancelled".to_owned()),
+            (revoked.number.clone(), "revoked".to_owned()),
+        ];
+        expected.sort();
+        assert_eq!(ended, expected, "{bonds}");
+    }
+}
+
 crate::on_both_backends!(
+    the_opening_report_keeps_ended_bonds_apart,
     no_application_payment_or_issue_after_the_bid_deadline,
     the_opening_check_refuses_a_bond_issued_after_the_deadline,
     a_bond_failing_the_opening_check_cannot_be_accepted

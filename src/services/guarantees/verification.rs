@@ -226,13 +226,24 @@ pub fn verify_documents(
     ))
 }
 
+/// The bonds of a project at bid opening.
+#[derive(Debug, Clone)]
+pub struct OpeningReport {
+    pub project: Project,
+    /// The bonds in force (issued, accepted, claimed), each with its report.
+    pub bonds: Vec<(GuaranteeView, VerificationReport)>,
+    /// The bonds that ended (released, paid, cancelled, revoked, expired): listed with
+    /// their state, not verified, so an ended bond is never counted as a failure.
+    pub ended: Vec<GuaranteeView>,
+}
+
 /// Every bond of a project with its report, for the agency at bid opening. Refused
 /// before the bid-opening time: until then nobody may learn who bids.
 pub fn bonds_at_opening(
     ctx: &Context,
     actor: &Actor,
     project_id: &str,
-) -> Result<(Project, Vec<(GuaranteeView, VerificationReport)>), ServiceError> {
+) -> Result<OpeningReport, ServiceError> {
     require_role(actor, &[Role::Agency, Role::Tenderee])?;
     let mut conn = ctx.conn()?;
     let project: Project = projects::table
@@ -286,6 +297,7 @@ pub fn bonds_at_opening(
     let mut fingerprints: std::collections::HashMap<String, Vec<String>> =
         std::collections::HashMap::new();
     let mut out = Vec::with_capacity(rows.len());
+    let mut ended = Vec::new();
     for (guarantee, section, version) in rows {
         if !fingerprints.contains_key(&guarantee.issuer_id) {
             let found =
@@ -301,6 +313,10 @@ pub fn bonds_at_opening(
             version,
             guarantee,
         };
+        if !view.guarantee.status.is_active() {
+            ended.push(view);
+            continue;
+        }
         let expectations = tender_expectations(&view);
         let known = fingerprints
             .get(&view.guarantee.issuer_id)
@@ -309,5 +325,9 @@ pub fn bonds_at_opening(
         let report = verify_with(ctx, &view, known, expectations)?;
         out.push((view, report));
     }
-    Ok((project, out))
+    Ok(OpeningReport {
+        project,
+        bonds: out,
+        ended,
+    })
 }
