@@ -103,6 +103,7 @@ fn full_options(fx: &Fixture) -> VerifyOptions {
             document_sha256: sha256_hex(&fx.doc),
             status_active: true,
             status: "issued".into(),
+            superseded: None,
         })),
         expectations: Expectations {
             project_code: Some("JS-2025-0042".into()),
@@ -594,6 +595,7 @@ fn registry_rows() {
         document_sha256: "ab".repeat(32),
         status_active: true,
         status: "issued".into(),
+        superseded: None,
     };
     let report = verify(&fx, &online(Some(other_hash)));
     assert_outcome(
@@ -607,6 +609,7 @@ fn registry_rows() {
         document_sha256: sha256_hex(&fx.doc),
         status_active: false,
         status: "released".into(),
+        superseded: None,
     };
     let report = verify(&fx, &online(Some(released)));
     assert_outcome(
@@ -620,6 +623,32 @@ fn registry_rows() {
         .expect("check")
         .explanation
         .contains("released"));
+
+    // A genuine earlier version: not a forgery, not the terms in force.
+    let superseded = Registration {
+        document_sha256: sha256_hex(&fx.doc),
+        status_active: true,
+        status: "issued".into(),
+        superseded: Some(crate::pki::Supersession {
+            version: 1,
+            by_version: 2,
+            on: "2025-03-15T10:00:00+08:00".into(),
+            current_version: 3,
+        }),
+    };
+    let report = verify(&fx, &online(Some(superseded)));
+    assert_outcome(
+        &report,
+        Indication::Indeterminate,
+        Some(SubIndication::Superseded),
+        CheckId::Status,
+    );
+    let why = &report.check(CheckId::Status).expect("check").explanation;
+    assert!(
+        why.contains("version 1") && why.contains("superseded by version 2 on 2025-03-15"),
+        "{why}"
+    );
+    assert!(why.contains("in force is 3"), "{why}");
 }
 
 #[test]

@@ -83,4 +83,58 @@ async fn a_postponed_deadline_is_covered_by_signed_amendments(app: TestApp) {
         .await;
 }
 
-crate::on_both_backends!(a_postponed_deadline_is_covered_by_signed_amendments);
+/// A genuine earlier version of an amended guarantee verifies as superseded (naming the
+/// version that replaced it and when), never as a forgery; the current version passes.
+async fn an_earlier_version_verifies_as_superseded_not_forged(app: TestApp) {
+    TestPki::set_up(&app).await;
+    let agency = app.as_agency().await;
+    let tender = agency
+        .create_project(&NewTender::two_sections("BZ-SUPERSEDED", 3))
+        .await;
+    let bank = app.as_issuer("bank").await;
+    let application = app
+        .paid_application("enterprise1", "bank", &tender.sections[0])
+        .await;
+    let bond = bank.issue(&application).await;
+    let enterprise = app.as_enterprise("enterprise1").await;
+    let document1 = enterprise.download(&bond, "document").await;
+    let signature1 = enterprise.download(&bond, "signature").await;
+    let before = app.verify_documents(&document1, &signature1).await;
+    assert_eq!(before.indication, "PASSED", "{before:?}");
+
+    let new_deadline = (Utc::now() + TimeDelta::days(10)).to_rfc3339();
+    agency.postpone(&tender, &new_deadline).await;
+    let amended = bank.issue(&application).await;
+    assert_eq!(amended.guarantee.version, 2);
+
+    let report = app.verify_documents(&document1, &signature1).await;
+    assert_eq!(report.indication, "INDETERMINATE", "{report:?}");
+    assert_eq!(
+        report.sub_indication.as_deref(),
+        Some("SUPERSEDED"),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .check("registration")
+            .explanation
+            .contains("registered this exact"),
+        "{report:?}"
+    );
+    let why = &report.check("status").explanation;
+    assert!(
+        why.contains("version 1") && why.contains("superseded by version 2 on 20"),
+        "{why}"
+    );
+    assert!(!why.contains("not the registered"), "{why}");
+
+    let document2 = enterprise.download(&bond, "document").await;
+    let signature2 = enterprise.download(&bond, "signature").await;
+    let current = app.verify_documents(&document2, &signature2).await;
+    assert_eq!(current.indication, "PASSED", "{current:?}");
+}
+
+crate::on_both_backends!(
+    a_postponed_deadline_is_covered_by_signed_amendments,
+    an_earlier_version_verifies_as_superseded_not_forged
+);

@@ -15,10 +15,11 @@ use crate::domain::tender;
 use crate::domain::time::{china, china_rfc3339};
 use crate::domain::verification_code::VerificationCode;
 use crate::pki::{
-    Expectations, GuaranteeDocument, Registration, RegistryCheck, VerificationReport, VerifyOptions,
+    Expectations, GuaranteeDocument, Registration, RegistryCheck, Supersession, VerificationReport,
+    VerifyOptions,
 };
 use crate::services::views::{guarantee_view, GuaranteeView};
-use crate::services::{require_role, Actor, Context, ServiceError};
+use crate::services::{require_role, Actor, Context, OrInternal, ServiceError};
 
 /// What a verifier may expect of a guarantee, as typed in a request.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
@@ -99,6 +100,7 @@ fn registration(view: &GuaranteeView) -> Result<Registration, ServiceError> {
         // A claimed guarantee is still in force: the claim may be rejected.
         status_active: state.is_active(),
         status: state.as_str().into(),
+        superseded: None,
     })
 }
 
@@ -188,21 +190,38 @@ pub fn verify_documents(
         .ok()
         .map(|d| d.guarantee_number);
     let sha256 = hex::encode(sha2::Sha256::digest(document));
-    let found: Option<Guarantee> = match number {
+    let found: Option<(Guarantee, i32)> = match number {
         Some(n) => guarantees::table
             .inner_join(guarantee_versions::table)
             .filter(guarantees::number.eq(n))
             .filter(guarantee_versions::document_sha256.eq(&sha256))
-            .select(Guarantee::as_select())
+            .select((Guarantee::as_select(), guarantee_versions::version))
             .first(&mut conn)
             .optional()?,
         None => None,
     };
     let (registry, fingerprints) = match found {
-        Some(g) => {
+        Some((g, version)) => {
             let view = guarantee_view(&mut conn, g)?;
+            let mut registered = registration(&view)?;
+            if version < view.guarantee.current_version {
+                // A genuine earlier version: say what replaced it and when.
+                let replaced_on: chrono::NaiveDateTime = guarantee_versions::table
+                    .filter(guarantee_versions::guarantee_id.eq(&view.guarantee.id))
+                    .filter(guarantee_versions::version.eq(version + 1))
+                    .select(guarantee_versions::created_at)
+                    .first(&mut conn)?;
+                let number = |v: i32| u32::try_from(v).or_internal("version");
+                registered.document_sha256 = sha256.clone();
+                registered.superseded = Some(Supersession {
+                    version: number(version)?,
+                    by_version: number(version + 1)?,
+                    on: china_rfc3339(replaced_on),
+                    current_version: number(view.guarantee.current_version)?,
+                });
+            }
             (
-                RegistryCheck::Online(Some(registration(&view)?)),
+                RegistryCheck::Online(Some(registered)),
                 Some(crate::services::trust::issuer_fingerprints(
                     &mut conn,
                     &view.issuer.id,
