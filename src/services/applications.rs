@@ -138,6 +138,7 @@ pub fn apply(
             project,
             enterprise,
             issuer,
+            pending_amendment: None,
         };
         super::notify::application_received(c, ctx, &view, at)?;
         Ok(view)

@@ -4,10 +4,15 @@
 
 use diesel::prelude::*;
 
-use super::ServiceError;
+use chrono::NaiveDateTime;
+
+use super::{OrInternal, ServiceError};
 use crate::db::models::{Application, Guarantee, GuaranteeVersion, Organization, Project, Section};
-use crate::db::schema::{guarantee_versions, guarantees, organizations, projects, sections};
+use crate::db::schema::{
+    guarantee_drafts, guarantee_versions, guarantees, organizations, projects, sections,
+};
 use crate::db::DbConnection;
+use crate::pki::GuaranteeDocument;
 
 /// A guarantee with its current signed version and its parties.
 #[derive(Debug, Clone)]
@@ -29,6 +34,57 @@ pub struct ApplicationView {
     pub project: Project,
     pub enterprise: Organization,
     pub issuer: Organization,
+    /// The amendment drafted for its guarantee and not signed yet, if any: the
+    /// application's own validity stays what is signed until the issuer signs it.
+    pub pending_amendment: Option<PendingAmendment>,
+}
+
+/// An amendment (after a postponement) waiting for the issuer's signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAmendment {
+    /// The version it will be.
+    pub version: i32,
+    /// The validity end it carries.
+    pub valid_until: NaiveDateTime,
+    /// When it was drafted.
+    pub drafted_at: NaiveDateTime,
+}
+
+/// The amendment waiting for a signature on an issued application's guarantee.
+pub fn pending_amendment(
+    c: &mut DbConnection,
+    application_id: &str,
+) -> Result<Option<PendingAmendment>, ServiceError> {
+    let current: Option<i32> = guarantees::table
+        .filter(guarantees::application_id.eq(application_id))
+        .select(guarantees::current_version)
+        .first(c)
+        .optional()?;
+    let Some(current) = current else {
+        return Ok(None);
+    };
+    let draft: Option<(i32, Vec<u8>, NaiveDateTime)> = guarantee_drafts::table
+        .filter(guarantee_drafts::application_id.eq(application_id))
+        .filter(guarantee_drafts::version.gt(current))
+        .order(guarantee_drafts::version.desc())
+        .select((
+            guarantee_drafts::version,
+            guarantee_drafts::document,
+            guarantee_drafts::created_at,
+        ))
+        .first(c)
+        .optional()?;
+    let Some((version, document, drafted_at)) = draft else {
+        return Ok(None);
+    };
+    let (_, valid_until) = GuaranteeDocument::parse(&document)
+        .and_then(|d| d.validity())
+        .or_internal("a drafted amendment")?;
+    Ok(Some(PendingAmendment {
+        version,
+        valid_until: valid_until.naive_utc(),
+        drafted_at,
+    }))
 }
 
 /// A guarantee by its row id, with its current version and parties.
@@ -103,11 +159,13 @@ pub fn application_view(
         .find(&application.issuer_id)
         .select(Organization::as_select())
         .first(c)?;
+    let pending_amendment = pending_amendment(c, &application.id)?;
     Ok(ApplicationView {
         application,
         section,
         project,
         enterprise,
         issuer,
+        pending_amendment,
     })
 }

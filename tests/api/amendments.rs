@@ -134,7 +134,47 @@ async fn an_earlier_version_verifies_as_superseded_not_forged(app: TestApp) {
     assert_eq!(current.indication, "PASSED", "{current:?}");
 }
 
+/// After a postponement the issued application shows the validity that is signed, and
+/// the amendment waiting for a signature beside it; once signed, the new validity.
+async fn views_show_what_is_signed_and_a_pending_amendment(app: TestApp) {
+    TestPki::set_up(&app).await;
+    let agency = app.as_agency().await;
+    let tender = agency
+        .create_project(&NewTender::two_sections("BZ-PENDING", 3))
+        .await;
+    let bank = app.as_issuer("bank").await;
+    let application = app
+        .paid_application("enterprise1", "bank", &tender.sections[0])
+        .await;
+    bank.issue(&application).await;
+    let path = format!("/api/v1/applications/{}", application.id);
+    let issued: serde_json::Value = bank.get(&path).await;
+    assert!(issued["pending_amendment"].is_null(), "{issued}");
+    let signed_until = issued["valid_until"].clone();
+
+    let new_deadline = (Utc::now() + TimeDelta::days(10)).to_rfc3339();
+    agency.postpone(&tender, &new_deadline).await;
+    let enterprise = app.as_enterprise("enterprise1").await;
+    for view in [
+        bank.get::<serde_json::Value>(&path).await,
+        enterprise.get::<serde_json::Value>(&path).await,
+    ] {
+        assert_eq!(view["valid_until"], signed_until, "what is signed: {view}");
+        let pending = &view["pending_amendment"];
+        assert_eq!(pending["version"], 2, "{view}");
+        assert_ne!(pending["valid_until"], signed_until, "{view}");
+    }
+    let pending_until =
+        bank.get::<serde_json::Value>(&path).await["pending_amendment"]["valid_until"].clone();
+
+    bank.issue(&application).await;
+    let amended: serde_json::Value = bank.get(&path).await;
+    assert!(amended["pending_amendment"].is_null(), "{amended}");
+    assert_eq!(amended["valid_until"], pending_until, "{amended}");
+}
+
 crate::on_both_backends!(
+    views_show_what_is_signed_and_a_pending_amendment,
     a_postponed_deadline_is_covered_by_signed_amendments,
     an_earlier_version_verifies_as_superseded_not_forged
 );

@@ -8,6 +8,7 @@ use super::lifecycle::guarantee_audit;
 use crate::db::models::{
     Guarantee, GuaranteeDraft, GuaranteeVersion, IssuerCertificate, Organization,
 };
+use crate::db::schema::applications as applications_rows;
 use crate::db::schema::{
     guarantee_drafts, guarantee_versions, guarantees, issuer_certificates, organizations,
 };
@@ -442,6 +443,13 @@ fn record_signature(
                     "the guarantee changed meanwhile; try again".into(),
                 ));
             }
+            // The application shows what is signed: the amended validity, now.
+            diesel::update(applications_rows::table.find(&view.application.id))
+                .set((
+                    applications_rows::valid_until.eq(valid_until),
+                    applications_rows::updated_at.eq(at),
+                ))
+                .execute(c)?;
             guarantee_audit(
                 c,
                 actor,

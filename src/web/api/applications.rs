@@ -62,6 +62,20 @@ pub struct ApplicationOut {
     issuer: NamedParty,
     created_at: String,
     updated_at: String,
+    /// An amendment of the issued guarantee (after a postponement) drafted and not yet
+    /// signed by the issuer; `valid_until` above stays what is signed until then.
+    pending_amendment: Option<PendingAmendmentOut>,
+}
+
+/// An amendment waiting for the issuer's signature.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PendingAmendmentOut {
+    /// The version the amendment will be.
+    version: i32,
+    /// The validity end it carries.
+    valid_until: String,
+    /// When it was drafted.
+    drafted_at: String,
 }
 
 impl From<ApplicationView> for ApplicationOut {
@@ -89,6 +103,11 @@ impl From<ApplicationView> for ApplicationOut {
             issuer: NamedParty::from(&v.issuer),
             created_at: china_time(a.created_at),
             updated_at: china_time(a.updated_at),
+            pending_amendment: v.pending_amendment.map(|p| PendingAmendmentOut {
+                version: p.version,
+                valid_until: china_time(p.valid_until),
+                drafted_at: china_time(p.drafted_at),
+            }),
         }
     }
 }
