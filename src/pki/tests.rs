@@ -651,6 +651,47 @@ fn registry_rows() {
     assert!(why.contains("in force is 3"), "{why}");
 }
 
+/// A bid bond is issued before bids close and is never valid before its own issue: with
+/// `issued_by` (the bid deadline) given, a document issued later, or whose validity starts
+/// before its stated issue time, is an expectation mismatch naming why.
+#[test]
+fn a_bond_issued_late_or_valid_before_its_issue_fails_the_opening_expectations() {
+    let fx = fixture(KeyType::Rsa2048);
+    let mut doc = sample_document(ISSUER_USCC);
+    // Issued 2025-03-21, after its validity began on 2025-03-20 (and after the deadline).
+    doc.issued_at = "2025-03-21T10:00:00+08:00".into();
+    let bytes = doc.to_canonical_bytes().expect("doc");
+    let sig = sign_detached(&bytes, &fx.issuer.cert, &fx.issuer.key, &[]).expect("sign");
+    let options = VerifyOptions {
+        expectations: Expectations {
+            issued_by: Some("2025-03-20T09:30:00+08:00".parse().expect("t")),
+            ..Expectations::default()
+        },
+        ..VerifyOptions::default()
+    };
+    let report = VerificationEngine::new().verify(&bytes, &sig, &fx.trust, &options);
+    assert_outcome(
+        &report,
+        Indication::Failed,
+        Some(SubIndication::ExpectationMismatch),
+        CheckId::Expectations,
+    );
+    let why = &report
+        .check(CheckId::Expectations)
+        .expect("check")
+        .explanation;
+    assert!(why.contains("after the bid deadline"), "{why}");
+    assert!(why.contains("before the guarantee was issued"), "{why}");
+
+    // The sample, issued before that time and valid from after it, meets it.
+    let report = verify(&fx, &options);
+    assert_eq!(
+        report.check(CheckId::Expectations).expect("check").result,
+        CheckResult::Passed,
+        "{report:?}"
+    );
+}
+
 #[test]
 fn each_expectation_mismatch_is_named() {
     let fx = fixture(KeyType::Rsa2048);
