@@ -19,6 +19,9 @@ use crate::pki::GuaranteeDocument;
 pub struct GuaranteeView {
     pub guarantee: Guarantee,
     pub version: GuaranteeVersion,
+    /// The amendment drafted and not yet signed, if any: the guarantee's own terms stay
+    /// those of its signed `version` until then.
+    pub pending_amendment: Option<PendingAmendment>,
     pub section: Section,
     pub project: Project,
     pub enterprise: Organization,
@@ -60,9 +63,18 @@ pub fn pending_amendment(
         .select(guarantees::current_version)
         .first(c)
         .optional()?;
-    let Some(current) = current else {
-        return Ok(None);
-    };
+    match current {
+        Some(current) => pending_after(c, application_id, current),
+        None => Ok(None),
+    }
+}
+
+/// The amendment drafted after `current` (the signed version) and not signed yet.
+pub fn pending_after(
+    c: &mut DbConnection,
+    application_id: &str,
+    current: i32,
+) -> Result<Option<PendingAmendment>, ServiceError> {
     let draft: Option<(i32, Vec<u8>, NaiveDateTime)> = guarantee_drafts::table
         .filter(guarantee_drafts::application_id.eq(application_id))
         .filter(guarantee_drafts::version.gt(current))
@@ -74,17 +86,58 @@ pub fn pending_amendment(
         ))
         .first(c)
         .optional()?;
-    let Some((version, document, drafted_at)) = draft else {
-        return Ok(None);
-    };
-    let (_, valid_until) = GuaranteeDocument::parse(&document)
+    draft
+        .map(|(version, document, drafted_at)| amendment_of(version, &document, drafted_at))
+        .transpose()
+}
+
+/// The amendments waiting for a signature on several issued applications at once,
+/// by application id (one query, for the opening report).
+pub fn pending_amendments(
+    c: &mut DbConnection,
+    current: &[(String, i32)],
+) -> Result<std::collections::HashMap<String, PendingAmendment>, ServiceError> {
+    let ids: Vec<&str> = current.iter().map(|(id, _)| id.as_str()).collect();
+    let drafts: Vec<(String, i32, Vec<u8>, NaiveDateTime)> = guarantee_drafts::table
+        .filter(guarantee_drafts::application_id.eq_any(&ids))
+        .order(guarantee_drafts::version.asc())
+        .select((
+            guarantee_drafts::application_id,
+            guarantee_drafts::version,
+            guarantee_drafts::document,
+            guarantee_drafts::created_at,
+        ))
+        .load(c)?;
+    let mut out = std::collections::HashMap::new();
+    for (application_id, version, document, drafted_at) in drafts {
+        let signed = current
+            .iter()
+            .find(|(id, _)| *id == application_id)
+            .map(|(_, v)| *v);
+        if signed.is_some_and(|signed| version > signed) {
+            // Ascending: a later draft replaces an earlier one.
+            out.insert(
+                application_id,
+                amendment_of(version, &document, drafted_at)?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn amendment_of(
+    version: i32,
+    document: &[u8],
+    drafted_at: NaiveDateTime,
+) -> Result<PendingAmendment, ServiceError> {
+    let (_, valid_until) = GuaranteeDocument::parse(document)
         .and_then(|d| d.validity())
         .or_internal("a drafted amendment")?;
-    Ok(Some(PendingAmendment {
+    Ok(PendingAmendment {
         version,
         valid_until: valid_until.naive_utc(),
         drafted_at,
-    }))
+    })
 }
 
 /// A guarantee by its row id, with its current version and parties.
@@ -130,9 +183,11 @@ pub fn guarantee_view(
     let enterprise = org(&guarantee.enterprise_id)?;
     let issuer = org(&guarantee.issuer_id)?;
     let tenderee = org(&project.tenderee_id)?;
+    let pending_amendment = pending_after(c, &guarantee.application_id, guarantee.current_version)?;
     Ok(GuaranteeView {
         guarantee,
         version,
+        pending_amendment,
         section,
         project,
         enterprise,

@@ -146,8 +146,9 @@ async fn views_show_what_is_signed_and_a_pending_amendment(app: TestApp) {
     let application = app
         .paid_application("enterprise1", "bank", &tender.sections[0])
         .await;
-    bank.issue(&application).await;
+    let bond = bank.issue(&application).await;
     let path = format!("/api/v1/applications/{}", application.id);
+    let guarantee_path = format!("/api/v1/guarantees/{}", bond.number);
     let issued: serde_json::Value = bank.get(&path).await;
     assert!(issued["pending_amendment"].is_null(), "{issued}");
     let signed_until = issued["valid_until"].clone();
@@ -164,6 +165,11 @@ async fn views_show_what_is_signed_and_a_pending_amendment(app: TestApp) {
         assert_eq!(pending["version"], 2, "{view}");
         assert_ne!(pending["valid_until"], signed_until, "{view}");
     }
+    // The guarantee itself: version 1 and its validity, the amendment beside them.
+    let guarantee: serde_json::Value = enterprise.get(&guarantee_path).await;
+    assert_eq!(guarantee["version"], 1, "{guarantee}");
+    assert_eq!(guarantee["valid_until"], signed_until, "{guarantee}");
+    assert_eq!(guarantee["pending_amendment"]["version"], 2, "{guarantee}");
     let pending_until =
         bank.get::<serde_json::Value>(&path).await["pending_amendment"]["valid_until"].clone();
 
@@ -171,6 +177,9 @@ async fn views_show_what_is_signed_and_a_pending_amendment(app: TestApp) {
     let amended: serde_json::Value = bank.get(&path).await;
     assert!(amended["pending_amendment"].is_null(), "{amended}");
     assert_eq!(amended["valid_until"], pending_until, "{amended}");
+    let guarantee: serde_json::Value = enterprise.get(&guarantee_path).await;
+    assert_eq!(guarantee["version"], 2, "{guarantee}");
+    assert!(guarantee["pending_amendment"].is_null(), "{guarantee}");
 }
 
 crate::on_both_backends!(

@@ -114,6 +114,20 @@ async fn a_bond_failing_the_opening_check_cannot_be_accepted(app: TestApp) {
 
     app.advance_clock(TimeDelta::days(3) + TimeDelta::hours(1));
     let agency = app.as_agency().await;
+    // The opening report shows the amendment its issuer never signed.
+    let bonds = agency.bonds(&tender).await;
+    let listed = bonds["bonds"].as_array().expect("bonds");
+    let unsigned_row = listed
+        .iter()
+        .find(|b| b["guarantee"]["number"] == unsigned.number.as_str())
+        .expect("listed");
+    assert_eq!(unsigned_row["guarantee"]["pending_amendment"]["version"], 2);
+    assert_eq!(unsigned_row["report"]["indication"], "FAILED", "{bonds}");
+    let signed_row = listed
+        .iter()
+        .find(|b| b["guarantee"]["number"] == signed.number.as_str())
+        .expect("listed");
+    assert!(signed_row["guarantee"]["pending_amendment"].is_null());
     let refused = agency.accept(&unsigned).fails(409, "conflict").await;
     assert!(
         refused.message.contains("EXPECTATION_MISMATCH"),

@@ -315,6 +315,11 @@ pub fn bonds_at_opening(
     };
     let mut fingerprints: std::collections::HashMap<String, Vec<String>> =
         std::collections::HashMap::new();
+    let signed: Vec<(String, i32)> = rows
+        .iter()
+        .map(|(g, _, _)| (g.application_id.clone(), g.current_version))
+        .collect();
+    let mut pending = crate::services::views::pending_amendments(&mut conn, &signed)?;
     let mut out = Vec::with_capacity(rows.len());
     let mut ended = Vec::new();
     for (guarantee, section, version) in rows {
@@ -323,7 +328,9 @@ pub fn bonds_at_opening(
                 crate::services::trust::issuer_fingerprints(&mut conn, &guarantee.issuer_id)?;
             fingerprints.insert(guarantee.issuer_id.clone(), found);
         }
+        let pending_amendment = pending.remove(&guarantee.application_id);
         let view = GuaranteeView {
+            pending_amendment,
             enterprise: org(&guarantee.enterprise_id)?,
             issuer: org(&guarantee.issuer_id)?,
             tenderee: org(&project.tenderee_id)?,

@@ -11,7 +11,9 @@ use crate::domain::money::Amount;
 use crate::services::applications::{self, NewApplication};
 use crate::services::guarantees;
 use crate::services::views::ApplicationView;
-use crate::web::api::dto::{china_time, Binary, IssuedOut, NamedParty, SectionRef, SignedDocument};
+use crate::web::api::dto::{
+    china_time, Binary, IssuedOut, NamedParty, PendingAmendmentOut, SectionRef, SignedDocument,
+};
 use crate::web::auth::Authenticated;
 use crate::web::error::responses::{
     BadRequest, Conflict, JsonBody, NotFound, SignedIn, Unprocessable,
@@ -67,17 +69,6 @@ pub struct ApplicationOut {
     pending_amendment: Option<PendingAmendmentOut>,
 }
 
-/// An amendment waiting for the issuer's signature.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct PendingAmendmentOut {
-    /// The version the amendment will be.
-    version: i32,
-    /// The validity end it carries.
-    valid_until: String,
-    /// When it was drafted.
-    drafted_at: String,
-}
-
 impl From<ApplicationView> for ApplicationOut {
     fn from(v: ApplicationView) -> Self {
         let a = v.application;
@@ -103,11 +94,7 @@ impl From<ApplicationView> for ApplicationOut {
             issuer: NamedParty::from(&v.issuer),
             created_at: china_time(a.created_at),
             updated_at: china_time(a.updated_at),
-            pending_amendment: v.pending_amendment.map(|p| PendingAmendmentOut {
-                version: p.version,
-                valid_until: china_time(p.valid_until),
-                drafted_at: china_time(p.drafted_at),
-            }),
+            pending_amendment: v.pending_amendment.as_ref().map(PendingAmendmentOut::from),
         }
     }
 }
