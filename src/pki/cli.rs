@@ -164,6 +164,7 @@ pub fn run_verify_cli(args: VerifyArgs, out: &mut dyn Write) -> i32 {
             min_amount: args.min_amount.clone(),
             valid_from_by,
             valid_through,
+            issued_by: None,
         },
         (Err(e), _) | (_, Err(e)) => {
             let _ = writeln!(out, "error: {e}");

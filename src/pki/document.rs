@@ -216,6 +216,11 @@ impl GuaranteeDocument {
             })
     }
 
+    /// The time of issue the document states.
+    pub fn issued_time(&self) -> Result<DateTime<FixedOffset>, DocumentError> {
+        parse_china_time("issued_at", &self.issued_at)
+    }
+
     /// Start and end of validity.
     pub fn validity(
         &self,

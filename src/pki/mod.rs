@@ -46,7 +46,7 @@ pub use timestamp::{
 pub use trust::{CaCrlStatus, CrlSource, TrustStore, TrustStoreBuilder, TrustStoreError};
 pub use verify::{
     certificate_details, format_failure_report, Acceptance, Expectations, Registration,
-    RegistryCheck, TimeOptions, VerificationEngine, VerifyOptions,
+    RegistryCheck, Supersession, TimeOptions, VerificationEngine, VerifyOptions,
 };
 
 /// Lowercase hex SHA-256 of `bytes`: the form used for document hashes and certificate

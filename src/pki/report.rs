@@ -53,6 +53,9 @@ pub enum SubIndication {
     NotRegistered,
     /// The guarantee is no longer in force.
     NotActive,
+    /// A genuine, registered earlier version of a guarantee that a later signed
+    /// version (an amendment) has replaced: not a forgery, but not the terms in force.
+    Superseded,
     /// The guarantee does not meet what the verifier expects.
     ExpectationMismatch,
 }

@@ -103,6 +103,7 @@ fn full_options(fx: &Fixture) -> VerifyOptions {
             document_sha256: sha256_hex(&fx.doc),
             status_active: true,
             status: "issued".into(),
+            superseded: None,
         })),
         expectations: Expectations {
             project_code: Some("JS-2025-0042".into()),
@@ -112,6 +113,7 @@ fn full_options(fx: &Fixture) -> VerifyOptions {
             min_amount: Some("100000".into()),
             valid_from_by: Some("2025-03-20T09:30:00+08:00".parse().expect("time")),
             valid_through: Some("2025-07-18T00:00:00+08:00".parse().expect("time")),
+            issued_by: Some("2025-03-20T09:30:00+08:00".parse().expect("time")),
         },
     }
 }
@@ -593,6 +595,7 @@ fn registry_rows() {
         document_sha256: "ab".repeat(32),
         status_active: true,
         status: "issued".into(),
+        superseded: None,
     };
     let report = verify(&fx, &online(Some(other_hash)));
     assert_outcome(
@@ -606,6 +609,7 @@ fn registry_rows() {
         document_sha256: sha256_hex(&fx.doc),
         status_active: false,
         status: "released".into(),
+        superseded: None,
     };
     let report = verify(&fx, &online(Some(released)));
     assert_outcome(
@@ -619,6 +623,73 @@ fn registry_rows() {
         .expect("check")
         .explanation
         .contains("released"));
+
+    // A genuine earlier version: not a forgery, not the terms in force.
+    let superseded = Registration {
+        document_sha256: sha256_hex(&fx.doc),
+        status_active: true,
+        status: "issued".into(),
+        superseded: Some(crate::pki::Supersession {
+            version: 1,
+            by_version: 2,
+            on: "2025-03-15T10:00:00+08:00".into(),
+            current_version: 3,
+        }),
+    };
+    let report = verify(&fx, &online(Some(superseded)));
+    assert_outcome(
+        &report,
+        Indication::Indeterminate,
+        Some(SubIndication::Superseded),
+        CheckId::Status,
+    );
+    let why = &report.check(CheckId::Status).expect("check").explanation;
+    assert!(
+        why.contains("version 1") && why.contains("superseded by version 2 on 2025-03-15"),
+        "{why}"
+    );
+    assert!(why.contains("in force is 3"), "{why}");
+}
+
+/// A bid bond is issued before bids close and is never valid before its own issue: with
+/// `issued_by` (the bid deadline) given, a document issued later, or whose validity starts
+/// before its stated issue time, is an expectation mismatch naming why.
+#[test]
+fn a_bond_issued_late_or_valid_before_its_issue_fails_the_opening_expectations() {
+    let fx = fixture(KeyType::Rsa2048);
+    let mut doc = sample_document(ISSUER_USCC);
+    // Issued 2025-03-21, after its validity began on 2025-03-20 (and after the deadline).
+    doc.issued_at = "2025-03-21T10:00:00+08:00".into();
+    let bytes = doc.to_canonical_bytes().expect("doc");
+    let sig = sign_detached(&bytes, &fx.issuer.cert, &fx.issuer.key, &[]).expect("sign");
+    let options = VerifyOptions {
+        expectations: Expectations {
+            issued_by: Some("2025-03-20T09:30:00+08:00".parse().expect("t")),
+            ..Expectations::default()
+        },
+        ..VerifyOptions::default()
+    };
+    let report = VerificationEngine::new().verify(&bytes, &sig, &fx.trust, &options);
+    assert_outcome(
+        &report,
+        Indication::Failed,
+        Some(SubIndication::ExpectationMismatch),
+        CheckId::Expectations,
+    );
+    let why = &report
+        .check(CheckId::Expectations)
+        .expect("check")
+        .explanation;
+    assert!(why.contains("after the bid deadline"), "{why}");
+    assert!(why.contains("before the guarantee was issued"), "{why}");
+
+    // The sample, issued before that time and valid from after it, meets it.
+    let report = verify(&fx, &options);
+    assert_eq!(
+        report.check(CheckId::Expectations).expect("check").result,
+        CheckResult::Passed,
+        "{report:?}"
+    );
 }
 
 #[test]
@@ -672,6 +743,13 @@ fn each_expectation_mismatch_is_named() {
             "validity starts",
             Expectations {
                 valid_from_by: Some("2025-03-20T09:00:00+08:00".parse().expect("t")),
+                ..base.clone()
+            },
+        ),
+        (
+            "after the bid deadline",
+            Expectations {
+                issued_by: Some("2025-03-10T09:59:59+08:00".parse().expect("t")),
                 ..base.clone()
             },
         ),

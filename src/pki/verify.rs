@@ -86,6 +86,22 @@ pub struct Registration {
     pub status_active: bool,
     /// The status name, for the explanation (e.g. `released`).
     pub status: String,
+    /// When these bytes are an earlier version that a later one replaced.
+    #[serde(default)]
+    pub superseded: Option<Supersession>,
+}
+
+/// How a registered earlier version was replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Supersession {
+    /// The version these bytes are.
+    pub version: u32,
+    /// The version that replaced it (the next one).
+    pub by_version: u32,
+    /// When the replacing version was signed, RFC 3339.
+    pub on: String,
+    /// The version in force now.
+    pub current_version: u32,
 }
 
 /// Whether registry checks run.
@@ -115,6 +131,10 @@ pub struct Expectations {
     pub valid_from_by: Option<DateTime<FixedOffset>>,
     /// Validity must last through this time (end of the bid validity period).
     pub valid_through: Option<DateTime<FixedOffset>>,
+    /// The guarantee must have been issued by this time (the bid deadline: a bid bond
+    /// is in force when bids close); its validity must not start before its issue.
+    #[serde(default)]
+    pub issued_by: Option<DateTime<FixedOffset>>,
 }
 
 impl Expectations {
@@ -978,7 +998,26 @@ fn evaluate(call: &Call<'_>) -> VerificationReport {
                 None,
                 "The exchange registered this exact document.".into(),
             ));
-            checks.push(if reg.status_active {
+            checks.push(if let Some(s) = &reg.superseded {
+                // Genuine but replaced: the terms in force are another version's, which
+                // this document cannot show; it is no forgery, so not FAILED.
+                check(
+                    CheckId::Status,
+                    Indeterminate,
+                    Some(S::Superseded),
+                    format!(
+                        "This is version {} of guarantee {}, superseded by version {} on {}; \
+                         the version in force is {} (status {}). Verify that version for \
+                         the terms in force.",
+                        s.version,
+                        doc.guarantee_number,
+                        s.by_version,
+                        s.on,
+                        s.current_version,
+                        reg.status
+                    ),
+                )
+            } else if reg.status_active {
                 check(
                     CheckId::Status,
                     Passed,
@@ -1385,6 +1424,29 @@ fn expectations_check(doc: &GuaranteeDocument, e: &Expectations) -> Check {
                 }
             }
             Err(err) => mismatches.push(format!("the validity cannot be compared ({err})")),
+        }
+    }
+    if let Some(t) = e.issued_by {
+        match (doc.issued_time(), doc.validity()) {
+            (Ok(issued), Ok((from, _))) => {
+                if issued > t {
+                    mismatches.push(format!(
+                        "issued {}, after the bid deadline {}: a bid bond must be issued \
+                         before bids close",
+                        doc.issued_at,
+                        t.to_rfc3339()
+                    ));
+                }
+                if from < issued {
+                    mismatches.push(format!(
+                        "validity starts {}, before the guarantee was issued {}",
+                        doc.valid_from, doc.issued_at
+                    ));
+                }
+            }
+            (Err(err), _) | (_, Err(err)) => {
+                mismatches.push(format!("the issue time cannot be compared ({err})"))
+            }
         }
     }
     if mismatches.is_empty() {

@@ -138,6 +138,7 @@ pub fn apply(
             project,
             enterprise,
             issuer,
+            pending_amendment: None,
         };
         super::notify::application_received(c, ctx, &view, at)?;
         Ok(view)
@@ -260,6 +261,25 @@ pub fn transition(
     Ok(next)
 }
 
+/// The issue window (DESIGN 6): a bond for a section is applied for, approved, paid
+/// and issued before the project's bid deadline, never after, so it is in force when
+/// bids close and its validity (from the deadline) never starts before its issue.
+/// Declining and withdrawing stay open: they add no bond.
+pub fn open_for_bonds(
+    project: &Project,
+    at: NaiveDateTime,
+    what: &str,
+) -> Result<(), ServiceError> {
+    if tender::deadline_passed(project.bid_deadline, at) {
+        return Err(ServiceError::Conflict(format!(
+            "the bid deadline of project {} passed at {}: no {what} for its bonds after it",
+            project.code,
+            crate::domain::time::china_rfc3339(project.bid_deadline)
+        )));
+    }
+    Ok(())
+}
+
 /// Runs one issuer or enterprise action on a visible application.
 fn act(
     ctx: &Context,
@@ -277,6 +297,16 @@ fn act(
     let mut conn = ctx.conn()?;
     ctx.write_tx(&mut conn, |c| {
         let view = load_visible(c, actor, id)?;
+        if matches!(
+            action,
+            ApplicationAction::Approve | ApplicationAction::ConfirmPayment
+        ) {
+            let what = match action {
+                ApplicationAction::Approve => "approval",
+                _ => "payment",
+            };
+            open_for_bonds(&view.project, at, what)?;
+        }
         transition(c, actor, &view, action, at)?;
         also(c, &view)?;
         let fresh = applications::table

@@ -4,16 +4,24 @@
 
 use diesel::prelude::*;
 
-use super::ServiceError;
+use chrono::NaiveDateTime;
+
+use super::{OrInternal, ServiceError};
 use crate::db::models::{Application, Guarantee, GuaranteeVersion, Organization, Project, Section};
-use crate::db::schema::{guarantee_versions, guarantees, organizations, projects, sections};
+use crate::db::schema::{
+    guarantee_drafts, guarantee_versions, guarantees, organizations, projects, sections,
+};
 use crate::db::DbConnection;
+use crate::pki::GuaranteeDocument;
 
 /// A guarantee with its current signed version and its parties.
 #[derive(Debug, Clone)]
 pub struct GuaranteeView {
     pub guarantee: Guarantee,
     pub version: GuaranteeVersion,
+    /// The amendment drafted and not yet signed, if any: the guarantee's own terms stay
+    /// those of its signed `version` until then.
+    pub pending_amendment: Option<PendingAmendment>,
     pub section: Section,
     pub project: Project,
     pub enterprise: Organization,
@@ -29,6 +37,107 @@ pub struct ApplicationView {
     pub project: Project,
     pub enterprise: Organization,
     pub issuer: Organization,
+    /// The amendment drafted for its guarantee and not signed yet, if any: the
+    /// application's own validity stays what is signed until the issuer signs it.
+    pub pending_amendment: Option<PendingAmendment>,
+}
+
+/// An amendment (after a postponement) waiting for the issuer's signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAmendment {
+    /// The version it will be.
+    pub version: i32,
+    /// The validity end it carries.
+    pub valid_until: NaiveDateTime,
+    /// When it was drafted.
+    pub drafted_at: NaiveDateTime,
+}
+
+/// The amendment waiting for a signature on an issued application's guarantee.
+pub fn pending_amendment(
+    c: &mut DbConnection,
+    application_id: &str,
+) -> Result<Option<PendingAmendment>, ServiceError> {
+    let current: Option<i32> = guarantees::table
+        .filter(guarantees::application_id.eq(application_id))
+        .select(guarantees::current_version)
+        .first(c)
+        .optional()?;
+    match current {
+        Some(current) => pending_after(c, application_id, current),
+        None => Ok(None),
+    }
+}
+
+/// The amendment drafted after `current` (the signed version) and not signed yet.
+pub fn pending_after(
+    c: &mut DbConnection,
+    application_id: &str,
+    current: i32,
+) -> Result<Option<PendingAmendment>, ServiceError> {
+    let draft: Option<(i32, Vec<u8>, NaiveDateTime)> = guarantee_drafts::table
+        .filter(guarantee_drafts::application_id.eq(application_id))
+        .filter(guarantee_drafts::version.gt(current))
+        .order(guarantee_drafts::version.desc())
+        .select((
+            guarantee_drafts::version,
+            guarantee_drafts::document,
+            guarantee_drafts::created_at,
+        ))
+        .first(c)
+        .optional()?;
+    draft
+        .map(|(version, document, drafted_at)| amendment_of(version, &document, drafted_at))
+        .transpose()
+}
+
+/// The amendments waiting for a signature on several issued applications at once,
+/// by application id (one query, for the opening report).
+pub fn pending_amendments(
+    c: &mut DbConnection,
+    current: &[(String, i32)],
+) -> Result<std::collections::HashMap<String, PendingAmendment>, ServiceError> {
+    let ids: Vec<&str> = current.iter().map(|(id, _)| id.as_str()).collect();
+    let drafts: Vec<(String, i32, Vec<u8>, NaiveDateTime)> = guarantee_drafts::table
+        .filter(guarantee_drafts::application_id.eq_any(&ids))
+        .order(guarantee_drafts::version.asc())
+        .select((
+            guarantee_drafts::application_id,
+            guarantee_drafts::version,
+            guarantee_drafts::document,
+            guarantee_drafts::created_at,
+        ))
+        .load(c)?;
+    let mut out = std::collections::HashMap::new();
+    for (application_id, version, document, drafted_at) in drafts {
+        let signed = current
+            .iter()
+            .find(|(id, _)| *id == application_id)
+            .map(|(_, v)| *v);
+        if signed.is_some_and(|signed| version > signed) {
+            // Ascending: a later draft replaces an earlier one.
+            out.insert(
+                application_id,
+                amendment_of(version, &document, drafted_at)?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn amendment_of(
+    version: i32,
+    document: &[u8],
+    drafted_at: NaiveDateTime,
+) -> Result<PendingAmendment, ServiceError> {
+    let (_, valid_until) = GuaranteeDocument::parse(document)
+        .and_then(|d| d.validity())
+        .or_internal("a drafted amendment")?;
+    Ok(PendingAmendment {
+        version,
+        valid_until: valid_until.naive_utc(),
+        drafted_at,
+    })
 }
 
 /// A guarantee by its row id, with its current version and parties.
@@ -74,9 +183,11 @@ pub fn guarantee_view(
     let enterprise = org(&guarantee.enterprise_id)?;
     let issuer = org(&guarantee.issuer_id)?;
     let tenderee = org(&project.tenderee_id)?;
+    let pending_amendment = pending_after(c, &guarantee.application_id, guarantee.current_version)?;
     Ok(GuaranteeView {
         guarantee,
         version,
+        pending_amendment,
         section,
         project,
         enterprise,
@@ -103,11 +214,13 @@ pub fn application_view(
         .find(&application.issuer_id)
         .select(Organization::as_select())
         .first(c)?;
+    let pending_amendment = pending_amendment(c, &application.id)?;
     Ok(ApplicationView {
         application,
         section,
         project,
         enterprise,
         issuer,
+        pending_amendment,
     })
 }

@@ -28,3 +28,4 @@ mod security;
 mod timestamps;
 mod tokens;
 mod trust_rules;
+mod windows;

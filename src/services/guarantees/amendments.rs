@@ -53,13 +53,8 @@ pub fn offer_amendments(
         .execute(c)?;
     diesel::delete(guarantee_drafts::table.filter(guarantee_drafts::application_id.eq_any(&open)))
         .execute(c)?;
-    diesel::update(
-        rows::table
-            .filter(rows::section_id.eq_any(&section_ids))
-            .filter(rows::status.eq(ApplicationState::Issued)),
-    )
-    .set((rows::valid_until.eq(valid_until), rows::updated_at.eq(at)))
-    .execute(c)?;
+    // Issued applications keep the validity that is signed until their issuer signs the
+    // amendment (their views show it pending meanwhile).
 
     let live: Vec<Guarantee> = guarantees::table
         .filter(guarantees::section_id.eq_any(&section_ids))

@@ -8,6 +8,7 @@ use super::lifecycle::guarantee_audit;
 use crate::db::models::{
     Guarantee, GuaranteeDraft, GuaranteeVersion, IssuerCertificate, Organization,
 };
+use crate::db::schema::applications as applications_rows;
 use crate::db::schema::{
     guarantee_drafts, guarantee_versions, guarantees, issuer_certificates, organizations,
 };
@@ -57,6 +58,8 @@ fn pending_draft(
     view: &ApplicationView,
     at: NaiveDateTime,
 ) -> Result<GuaranteeDraft, ServiceError> {
+    // Nothing is drafted, issued or amended once bids have closed.
+    applications::open_for_bonds(&view.project, at, "issue or amendment")?;
     let issued: Option<Guarantee> = guarantees::table
         .filter(guarantees::application_id.eq(&view.application.id))
         .select(Guarantee::as_select())
@@ -440,6 +443,13 @@ fn record_signature(
                     "the guarantee changed meanwhile; try again".into(),
                 ));
             }
+            // The application shows what is signed: the amended validity, now.
+            diesel::update(applications_rows::table.find(&view.application.id))
+                .set((
+                    applications_rows::valid_until.eq(valid_until),
+                    applications_rows::updated_at.eq(at),
+                ))
+                .execute(c)?;
             guarantee_audit(
                 c,
                 actor,

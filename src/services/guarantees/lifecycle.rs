@@ -100,6 +100,21 @@ pub fn transition(
 pub fn accept(ctx: &Context, actor: &Actor, number: &str) -> Result<GuaranteeView, ServiceError> {
     with_guarantee(ctx, actor, number, |c, view, at| {
         require_project_agency(actor, view)?;
+        // Only a bond that passes the bid-opening check replaces a cash bid bond.
+        let report = super::verification::opening_check(ctx, c, view)?;
+        if report.indication != crate::pki::Indication::Passed {
+            let why = report
+                .checks
+                .iter()
+                .find(|k| k.sub_indication.is_some() && k.sub_indication == report.sub_indication)
+                .map(|k| format!(": {}", k.explanation))
+                .unwrap_or_default();
+            return Err(ServiceError::Conflict(format!(
+                "guarantee {} does not pass the bid-opening check ({}{why}); it cannot be accepted",
+                view.guarantee.number,
+                report.summary()
+            )));
+        }
         transition(c, actor, &view.guarantee, GuaranteeAction::Accept, at)?;
         guarantee_view_by_id(c, &view.guarantee.id)
     })

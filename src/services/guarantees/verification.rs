@@ -15,10 +15,11 @@ use crate::domain::tender;
 use crate::domain::time::{china, china_rfc3339};
 use crate::domain::verification_code::VerificationCode;
 use crate::pki::{
-    Expectations, GuaranteeDocument, Registration, RegistryCheck, VerificationReport, VerifyOptions,
+    Expectations, GuaranteeDocument, Registration, RegistryCheck, Supersession, VerificationReport,
+    VerifyOptions,
 };
 use crate::services::views::{guarantee_view, GuaranteeView};
-use crate::services::{require_role, Actor, Context, ServiceError};
+use crate::services::{require_role, Actor, Context, OrInternal, ServiceError};
 
 /// What a verifier may expect of a guarantee, as typed in a request.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
@@ -54,6 +55,7 @@ impl ExpectationsInput {
         Ok(Expectations {
             valid_from_by: time("valid_from_by", self.valid_from_by)?,
             valid_through: time("valid_through", self.valid_through)?,
+            issued_by: None,
             project_code: self.project_code,
             section_code: self.section_code,
             beneficiary_uscc: self.beneficiary_uscc,
@@ -76,7 +78,19 @@ fn tender_expectations(view: &GuaranteeView) -> Expectations {
         min_amount: Some(Amount::from_fen(view.section.bond_amount_fen).to_string()),
         valid_from_by: Some(in_china(required.from)),
         valid_through: Some(in_china(required.until)),
+        // A bond issued after bids closed was not in force when they closed.
+        issued_by: Some(in_china(view.project.bid_deadline)),
     }
+}
+
+/// The bid-opening check of one bond: its current version against the tender's own
+/// expectations, as `bonds_at_opening` reports it.
+pub(super) fn opening_check(
+    ctx: &Context,
+    c: &mut DbConnection,
+    view: &GuaranteeView,
+) -> Result<VerificationReport, ServiceError> {
+    verify_view(ctx, c, view, tender_expectations(view))
 }
 
 fn registration(view: &GuaranteeView) -> Result<Registration, ServiceError> {
@@ -86,6 +100,7 @@ fn registration(view: &GuaranteeView) -> Result<Registration, ServiceError> {
         // A claimed guarantee is still in force: the claim may be rejected.
         status_active: state.is_active(),
         status: state.as_str().into(),
+        superseded: None,
     })
 }
 
@@ -175,21 +190,38 @@ pub fn verify_documents(
         .ok()
         .map(|d| d.guarantee_number);
     let sha256 = hex::encode(sha2::Sha256::digest(document));
-    let found: Option<Guarantee> = match number {
+    let found: Option<(Guarantee, i32)> = match number {
         Some(n) => guarantees::table
             .inner_join(guarantee_versions::table)
             .filter(guarantees::number.eq(n))
             .filter(guarantee_versions::document_sha256.eq(&sha256))
-            .select(Guarantee::as_select())
+            .select((Guarantee::as_select(), guarantee_versions::version))
             .first(&mut conn)
             .optional()?,
         None => None,
     };
     let (registry, fingerprints) = match found {
-        Some(g) => {
+        Some((g, version)) => {
             let view = guarantee_view(&mut conn, g)?;
+            let mut registered = registration(&view)?;
+            if version < view.guarantee.current_version {
+                // A genuine earlier version: say what replaced it and when.
+                let replaced_on: chrono::NaiveDateTime = guarantee_versions::table
+                    .filter(guarantee_versions::guarantee_id.eq(&view.guarantee.id))
+                    .filter(guarantee_versions::version.eq(version + 1))
+                    .select(guarantee_versions::created_at)
+                    .first(&mut conn)?;
+                let number = |v: i32| u32::try_from(v).or_internal("version");
+                registered.document_sha256 = sha256.clone();
+                registered.superseded = Some(Supersession {
+                    version: number(version)?,
+                    by_version: number(version + 1)?,
+                    on: china_rfc3339(replaced_on),
+                    current_version: number(view.guarantee.current_version)?,
+                });
+            }
             (
-                RegistryCheck::Online(Some(registration(&view)?)),
+                RegistryCheck::Online(Some(registered)),
                 Some(crate::services::trust::issuer_fingerprints(
                     &mut conn,
                     &view.issuer.id,
@@ -213,13 +245,24 @@ pub fn verify_documents(
     ))
 }
 
+/// The bonds of a project at bid opening.
+#[derive(Debug, Clone)]
+pub struct OpeningReport {
+    pub project: Project,
+    /// The bonds in force (issued, accepted, claimed), each with its report.
+    pub bonds: Vec<(GuaranteeView, VerificationReport)>,
+    /// The bonds that ended (released, paid, cancelled, revoked, expired): listed with
+    /// their state, not verified, so an ended bond is never counted as a failure.
+    pub ended: Vec<GuaranteeView>,
+}
+
 /// Every bond of a project with its report, for the agency at bid opening. Refused
 /// before the bid-opening time: until then nobody may learn who bids.
 pub fn bonds_at_opening(
     ctx: &Context,
     actor: &Actor,
     project_id: &str,
-) -> Result<(Project, Vec<(GuaranteeView, VerificationReport)>), ServiceError> {
+) -> Result<OpeningReport, ServiceError> {
     require_role(actor, &[Role::Agency, Role::Tenderee])?;
     let mut conn = ctx.conn()?;
     let project: Project = projects::table
@@ -272,14 +315,22 @@ pub fn bonds_at_opening(
     };
     let mut fingerprints: std::collections::HashMap<String, Vec<String>> =
         std::collections::HashMap::new();
+    let signed: Vec<(String, i32)> = rows
+        .iter()
+        .map(|(g, _, _)| (g.application_id.clone(), g.current_version))
+        .collect();
+    let mut pending = crate::services::views::pending_amendments(&mut conn, &signed)?;
     let mut out = Vec::with_capacity(rows.len());
+    let mut ended = Vec::new();
     for (guarantee, section, version) in rows {
         if !fingerprints.contains_key(&guarantee.issuer_id) {
             let found =
                 crate::services::trust::issuer_fingerprints(&mut conn, &guarantee.issuer_id)?;
             fingerprints.insert(guarantee.issuer_id.clone(), found);
         }
+        let pending_amendment = pending.remove(&guarantee.application_id);
         let view = GuaranteeView {
+            pending_amendment,
             enterprise: org(&guarantee.enterprise_id)?,
             issuer: org(&guarantee.issuer_id)?,
             tenderee: org(&project.tenderee_id)?,
@@ -288,6 +339,10 @@ pub fn bonds_at_opening(
             version,
             guarantee,
         };
+        if !view.guarantee.status.is_active() {
+            ended.push(view);
+            continue;
+        }
         let expectations = tender_expectations(&view);
         let known = fingerprints
             .get(&view.guarantee.issuer_id)
@@ -296,5 +351,9 @@ pub fn bonds_at_opening(
         let report = verify_with(ctx, &view, known, expectations)?;
         out.push((view, report));
     }
-    Ok((project, out))
+    Ok(OpeningReport {
+        project,
+        bonds: out,
+        ended,
+    })
 }

@@ -11,7 +11,9 @@ use crate::domain::money::Amount;
 use crate::services::applications::{self, NewApplication};
 use crate::services::guarantees;
 use crate::services::views::ApplicationView;
-use crate::web::api::dto::{china_time, Binary, IssuedOut, NamedParty, SectionRef, SignedDocument};
+use crate::web::api::dto::{
+    china_time, Binary, IssuedOut, NamedParty, PendingAmendmentOut, SectionRef, SignedDocument,
+};
 use crate::web::auth::Authenticated;
 use crate::web::error::responses::{
     BadRequest, Conflict, JsonBody, NotFound, SignedIn, Unprocessable,
@@ -62,6 +64,9 @@ pub struct ApplicationOut {
     issuer: NamedParty,
     created_at: String,
     updated_at: String,
+    /// An amendment of the issued guarantee (after a postponement) drafted and not yet
+    /// signed by the issuer; `valid_until` above stays what is signed until then.
+    pending_amendment: Option<PendingAmendmentOut>,
 }
 
 impl From<ApplicationView> for ApplicationOut {
@@ -89,6 +94,7 @@ impl From<ApplicationView> for ApplicationOut {
             issuer: NamedParty::from(&v.issuer),
             created_at: china_time(a.created_at),
             updated_at: china_time(a.updated_at),
+            pending_amendment: v.pending_amendment.as_ref().map(PendingAmendmentOut::from),
         }
     }
 }

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use crate::db::models::{Organization, Project, Section};
 use crate::domain::money::Amount;
 use crate::services::guarantees::{GuaranteeView, Issued};
+use crate::services::views::PendingAmendment;
 
 /// Times in answers: RFC 3339 in China time, as users read them.
 pub use crate::domain::time::china_rfc3339 as china_time;
@@ -86,6 +87,30 @@ pub struct GuaranteeOut {
     issuer: NamedParty,
     applicant: NamedParty,
     beneficiary: NamedParty,
+    /// An amendment (after a postponement) drafted and not yet signed by the issuer; the
+    /// fields above stay what is signed until then.
+    pending_amendment: Option<PendingAmendmentOut>,
+}
+
+/// An amendment waiting for the issuer's signature.
+#[derive(Serialize, ToSchema)]
+pub struct PendingAmendmentOut {
+    /// The version the amendment will be.
+    version: i32,
+    /// The validity end it carries.
+    valid_until: String,
+    /// When it was drafted.
+    drafted_at: String,
+}
+
+impl From<&PendingAmendment> for PendingAmendmentOut {
+    fn from(p: &PendingAmendment) -> Self {
+        PendingAmendmentOut {
+            version: p.version,
+            valid_until: china_time(p.valid_until),
+            drafted_at: china_time(p.drafted_at),
+        }
+    }
 }
 
 impl From<&GuaranteeView> for GuaranteeOut {
@@ -108,6 +133,7 @@ impl From<&GuaranteeView> for GuaranteeOut {
             issuer: NamedParty::from(&v.issuer),
             applicant: NamedParty::from(&v.enterprise),
             beneficiary: NamedParty::from(&v.tenderee),
+            pending_amendment: v.pending_amendment.as_ref().map(PendingAmendmentOut::from),
         }
     }
 }

@@ -409,11 +409,15 @@ pub struct BondOut {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct BondsOut {
     project: ProjectRef,
-    /// How many bonds.
+    /// How many bonds in force (issued, accepted, claimed).
     count: usize,
     /// How many of them verify as PASSED.
     passed: usize,
+    /// The bonds in force, each with its report.
     bonds: Vec<BondOut>,
+    /// The bonds that ended (released, paid, cancelled, revoked, expired), with their
+    /// state: not verified, and never counted among the failures.
+    ended: Vec<GuaranteeOut>,
 }
 
 /// Guarantees released by an award or a signed contract.
@@ -431,8 +435,11 @@ pub async fn bonds_of(
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     // (Not `bonds`: that name is the handler's route below.)
-    let (project, found) =
-        web::block(move || guarantees::bonds_at_opening(&ctx, &who.0, &project_id)).await??;
+    let guarantees::OpeningReport {
+        project,
+        bonds: found,
+        ended,
+    } = web::block(move || guarantees::bonds_at_opening(&ctx, &who.0, &project_id)).await??;
     let passed = found
         .iter()
         .filter(|(_, r)| r.indication == crate::pki::Indication::Passed)
@@ -448,6 +455,7 @@ pub async fn bonds_of(
                 report,
             })
             .collect(),
+        ended: ended.iter().map(GuaranteeOut::from).collect(),
     }))
 }
 
