@@ -101,6 +101,7 @@ diesel::table! {
         created_by -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        live -> Bool,
     }
 }
 

@@ -75,23 +75,17 @@ pub fn apply(
             }
         }
         // One live application per enterprise and section: a second one would only
-        // buy a second bond for the same bid.
+        // buy a second bond for the same bid. An application stops being live when it
+        // is declined or withdrawn or its guarantee ends; the partial unique index
+        // `applications_one_live_per_section` holds the rule against races.
         let live: i64 = applications::table
             .filter(applications::enterprise_id.eq(&actor.organization_id))
             .filter(applications::section_id.eq(&section.id))
-            .filter(applications::status.eq_any([
-                ApplicationState::Submitted,
-                ApplicationState::Approved,
-                ApplicationState::Paid,
-                ApplicationState::Issued,
-            ]))
+            .filter(applications::live.eq(true))
             .count()
             .get_result(c)?;
         if live > 0 {
-            return Err(ServiceError::Conflict(
-                "section_id: you already have an application for this section; withdraw it first"
-                    .into(),
-            ));
+            return Err(already_applied());
         }
         let validity = tender::required_validity(project.bid_deadline, project.bid_validity_days);
         let (valid_from, valid_until) = (validity.from, validity.until);
@@ -110,10 +104,18 @@ pub fn apply(
             created_by: actor.user_id.clone(),
             created_at: at,
             updated_at: at,
+            live: true,
         };
         diesel::insert_into(applications::table)
             .values(&application)
-            .execute(c)?;
+            .execute(c)
+            .map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => already_applied(),
+                other => other.into(),
+            })?;
         audit::append(
             c,
             &AuditEvent {
@@ -142,6 +144,13 @@ pub fn apply(
         super::notify::application_received(c, ctx, &view, at)?;
         Ok(view)
     })
+}
+
+/// The refusal of a second live application for one section.
+fn already_applied() -> ServiceError {
+    ServiceError::Conflict(
+        "section_id: you already have an application for this section; withdraw it first".into(),
+    )
 }
 
 /// Loads an application the actor may see: its enterprise, its issuer, the operator.
@@ -227,6 +236,10 @@ pub fn transition(
     .set((
         applications::status.eq(next),
         applications::updated_at.eq(at),
+        applications::live.eq(!matches!(
+            next,
+            ApplicationState::Declined | ApplicationState::Withdrawn
+        )),
     ))
     .execute(c)?;
     if changed != 1 {

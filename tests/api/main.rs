@@ -17,6 +17,7 @@ mod health;
 mod http;
 mod idempotency;
 mod input;
+mod invariants;
 mod lifecycle;
 mod mail;
 mod openapi;

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Guarantee, Organization, Project, Section};
-use crate::db::schema::{guarantees, organizations, projects, sections};
+use crate::db::schema::{applications, guarantees, organizations, projects, sections};
 use crate::db::DbConnection;
 use crate::domain::lifecycle::{GuaranteeAction, GuaranteeState};
 use crate::domain::party::Role;
@@ -82,6 +82,13 @@ pub fn transition(
             Err(e) => e.into(),
             Ok(_) => ServiceError::Conflict("the guarantee changed meanwhile; try again".into()),
         });
+    }
+    if next.is_terminal() {
+        // The guarantee ended: its application no longer holds the enterprise's place
+        // for the section, so it may apply again.
+        diesel::update(applications::table.find(&g.application_id))
+            .set(applications::live.eq(false))
+            .execute(c)?;
     }
     guarantee_audit(
         c,

@@ -1,0 +1,121 @@
+//! Invariants the database holds: one live application per enterprise and section
+//! (an application whose guarantee ended no longer counts), under parallel requests.
+
+use serde_json::{json, Value};
+
+use crate::fixtures::{NewTender, Party, TestPki};
+use crate::helpers::TestApp;
+
+/// A bond the bidder cancelled (退保) before the deadline, or one the issuer revoked,
+/// no longer holds the bidder's place: it may apply again for the section; while the
+/// bond is in force it may not.
+async fn an_ended_bond_frees_the_section_for_a_new_application(app: TestApp) {
+    TestPki::set_up(&app).await;
+    let tender = app
+        .as_agency()
+        .await
+        .create_project(&NewTender::two_sections("BZ-LIVE", 3))
+        .await;
+    let section = &tender.sections[0];
+    let enterprise = app.as_enterprise("enterprise1").await;
+    let bank = app.as_issuer("bank").await;
+
+    let bond = app.issued_bond("enterprise1", section).await;
+    let refused = enterprise
+        .apply(section, &bank)
+        .fails(409, "conflict")
+        .await;
+    assert!(
+        refused.message.contains("already have an application"),
+        "{refused:?}"
+    );
+
+    // Cancelled by the bidder before the deadline.
+    let _: Value = enterprise
+        .post(
+            &format!("/api/v1/guarantees/{}/cancel", bond.number),
+            &json!({}),
+            200,
+        )
+        .await;
+    let again = enterprise.apply(section, &bank).await;
+    assert_eq!(again.status, "submitted");
+
+    // Revoked by the issuer: the bidder may apply once more.
+    bank.approve(&again, "960.00").await;
+    bank.confirm_payment(&again).await;
+    let second = bank.issue(&again).await;
+    enterprise
+        .apply(section, &bank)
+        .fails(409, "conflict")
+        .await;
+    let _: Value = bank
+        .post(
+            &format!("/api/v1/guarantees/{}/revoke", second.number),
+            &json!({ "reason": "issued in error" }),
+            200,
+        )
+        .await;
+    let third = enterprise.apply(section, &bank).await;
+    assert_eq!(third.status, "submitted");
+
+    // The new application holds the place again.
+    enterprise
+        .apply(section, &bank)
+        .fails(409, "conflict")
+        .await;
+}
+
+/// Thirty parallel applications by one enterprise for one section: exactly one is
+/// created, the others are refused with a 409 that names no database object.
+async fn thirty_parallel_applications_create_exactly_one(app: TestApp) {
+    let tender = app
+        .as_agency()
+        .await
+        .create_project(&NewTender::two_sections("BZ-APPLY-RACE", 3))
+        .await;
+    let section_id = tender.sections[0].id.clone();
+    let enterprise = app.as_enterprise("enterprise1").await;
+    let bank = app.as_issuer("bank").await;
+    let body = json!({ "section_id": section_id, "issuer_id": bank.org_id() });
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let req = reqwest::Client::new()
+            .post(app.url("/api/v1/applications"))
+            .bearer_auth(&enterprise.token)
+            .json(&body);
+        tasks.spawn(async move {
+            let res = req.send().await.expect("send");
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.expect("json body");
+            (status, body)
+        });
+    }
+    let mut created = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (status, body) = done.expect("task");
+        match status {
+            201 => created += 1,
+            409 => {
+                assert_eq!(body["error"]["code"], "conflict", "{body}");
+                let message = body["error"]["message"].as_str().unwrap_or_default();
+                assert!(message.contains("already have an application"), "{body}");
+                assert!(!message.contains("applications_"), "{body}");
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(created, 1, "exactly one application is created");
+    let mine: Vec<Value> = enterprise.get("/api/v1/applications").await;
+    let for_section = mine
+        .iter()
+        .filter(|a| a["section"]["id"] == section_id.as_str())
+        .count();
+    assert_eq!(for_section, 1, "{mine:?}");
+}
+
+crate::on_both_backends!(
+    an_ended_bond_frees_the_section_for_a_new_application,
+    thirty_parallel_applications_create_exactly_one,
+);
