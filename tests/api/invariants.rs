@@ -1,6 +1,10 @@
 //! Invariants the database holds: one live application per enterprise and section
-//! (an application whose guarantee ended no longer counts), under parallel requests.
+//! (an application whose guarantee ended no longer counts), and guarantee numbers from
+//! a counter row, never reused, under parallel requests.
 
+use std::collections::HashSet;
+
+use chrono::{TimeDelta, Utc};
 use serde_json::{json, Value};
 
 use crate::fixtures::{NewTender, Party, TestPki};
@@ -115,7 +119,105 @@ async fn thirty_parallel_applications_create_exactly_one(app: TestApp) {
     assert_eq!(for_section, 1, "{mine:?}");
 }
 
+/// Thirty paid applications issued in parallel by one issuer: every issue succeeds
+/// (no 409 naming a constraint for a valid request) and the thirty numbers carry
+/// thirty distinct sequence numbers.
+async fn thirty_parallel_issues_by_one_issuer_get_distinct_numbers(app: TestApp) {
+    TestPki::set_up(&app).await;
+    let agency = app.as_agency().await;
+    let bank = app.as_issuer("bank").await;
+    let mut paid = Vec::new();
+    for i in 0..15 {
+        let tender = agency
+            .create_project(&NewTender::two_sections(&format!("BZ-NUM-{i}"), 3))
+            .await;
+        for section in &tender.sections {
+            paid.push(app.paid_application("enterprise1", "bank", section).await);
+        }
+    }
+    assert_eq!(paid.len(), 30);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for application in &paid {
+        let req = reqwest::Client::new()
+            .post(app.url(&format!("/api/v1/applications/{}/issue", application.id)))
+            .bearer_auth(&bank.token)
+            .json(&json!({}));
+        tasks.spawn(async move {
+            let res = req.send().await.expect("send");
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.expect("json body");
+            (status, body)
+        });
+    }
+    let mut numbers = HashSet::new();
+    while let Some(done) = tasks.join_next().await {
+        let (status, body) = done.expect("task");
+        assert_eq!(status, 201, "{body}");
+        numbers.insert(sequence(
+            body["guarantee"]["number"].as_str().expect("number"),
+        ));
+    }
+    assert_eq!(
+        numbers.len(),
+        30,
+        "thirty distinct sequence numbers: {numbers:?}"
+    );
+}
+
+/// The sequence (6 digits) of a guarantee number: after `BH`, the date and the issuer
+/// code.
+fn sequence(number: &str) -> String {
+    number[14..20].to_owned()
+}
+
+/// A postponement deletes the drafts of open applications. The next number must not
+/// be one already given: with numbers counted from today's drafts, every issue by the
+/// issuer failed for the rest of the day.
+async fn numbers_are_not_reused_after_a_postponement_deletes_drafts(app: TestApp) {
+    TestPki::set_up(&app).await;
+    let agency = app.as_agency().await;
+    let bank = app.as_issuer("bank").await;
+    let first = agency
+        .create_project(&NewTender::two_sections("BZ-POSTPONE-A", 3))
+        .await;
+    let second = agency
+        .create_project(&NewTender::two_sections("BZ-POSTPONE-B", 3))
+        .await;
+    // A draft (number 1) on the first tender, a bond (number 2) on the second.
+    let drafted = app
+        .paid_application("enterprise1", "bank", &first.sections[0])
+        .await;
+    bank.draft(&drafted).await;
+    let issued = app
+        .paid_application("enterprise1", "bank", &second.sections[0])
+        .await;
+    let bond = bank.issue(&issued).await;
+    // Postponing the first tender deletes the draft.
+    let later = (Utc::now() + TimeDelta::days(10)).to_rfc3339();
+    agency.postpone(&first, &later).await;
+
+    let mut seen = HashSet::from([sequence(&bond.number)]);
+    for section in [&second.sections[1], &first.sections[1]] {
+        let application = app.paid_application("enterprise1", "bank", section).await;
+        let bond = bank.issue(&application).await;
+        assert!(
+            seen.insert(sequence(&bond.number)),
+            "{} reused",
+            bond.number
+        );
+    }
+    let redrafted = bank.issue(&drafted).await;
+    assert!(
+        seen.insert(sequence(&redrafted.number)),
+        "{} reused",
+        redrafted.number
+    );
+}
+
 crate::on_both_backends!(
     an_ended_bond_frees_the_section_for_a_new_application,
     thirty_parallel_applications_create_exactly_one,
+    thirty_parallel_issues_by_one_issuer_get_distinct_numbers,
+    numbers_are_not_reused_after_a_postponement_deletes_drafts,
 );
