@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use chrono::{TimeDelta, Utc};
 use serde_json::{json, Value};
 
-use crate::fixtures::{NewTender, Party, TestPki};
-use crate::helpers::TestApp;
+use crate::fixtures::{NewOrg, NewTender, Party, TestPki};
+use crate::helpers::{uscc, TestApp};
 
 /// A bond the bidder cancelled (退保) before the deadline, or one the issuer revoked,
 /// no longer holds the bidder's place: it may apply again for the section; while the
@@ -215,9 +215,48 @@ async fn numbers_are_not_reused_after_a_postponement_deletes_drafts(app: TestApp
     );
 }
 
+/// Thirty parallel registrations of one credit code: one is made, the others are
+/// refused with a 409 whose message names no constraint, table or column, whichever
+/// of the service's check or the database's unique index stops them.
+async fn a_lost_race_names_no_database_object(app: TestApp) {
+    let operator = app.as_operator().await;
+    let code = uscc("91371600MA3CQ0777");
+    let body = serde_json::to_value(NewOrg::new("enterprise", "滨州并发建工有限公司", &code))
+        .expect("json");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let req = reqwest::Client::new()
+            .post(app.url("/api/v1/organizations"))
+            .bearer_auth(&operator.token)
+            .json(&body);
+        tasks.spawn(async move {
+            let res = req.send().await.expect("send");
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.expect("json body");
+            (status, body)
+        });
+    }
+    let mut created = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (status, body) = done.expect("task");
+        match status {
+            201 => created += 1,
+            409 => {
+                let text = body.to_string().to_lowercase();
+                for secret in ["constraint", "organizations", "_key", "unique", "duplicate"] {
+                    assert!(!text.contains(secret), "{secret}: {body}");
+                }
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(created, 1);
+}
+
 crate::on_both_backends!(
     an_ended_bond_frees_the_section_for_a_new_application,
     thirty_parallel_applications_create_exactly_one,
     thirty_parallel_issues_by_one_issuer_get_distinct_numbers,
     numbers_are_not_reused_after_a_postponement_deletes_drafts,
+    a_lost_race_names_no_database_object,
 );
