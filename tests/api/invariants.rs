@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use chrono::{TimeDelta, Utc};
 use serde_json::{json, Value};
 
-use crate::fixtures::{NewOrg, NewTender, Party, TestPki};
+use crate::fixtures::{NewClaim, NewOrg, NewTender, Party, TestPki};
 use crate::helpers::{uscc, TestApp};
 
 /// A bond the bidder cancelled (退保) before the deadline, or one the issuer revoked,
@@ -253,10 +253,61 @@ async fn a_lost_race_names_no_database_object(app: TestApp) {
     assert_eq!(created, 1);
 }
 
+/// The winner's bond is under claim when the agency records the contract: the contract
+/// is refused (it used to answer `released: []`, leaving the bond unreleasable once the
+/// claim was rejected); after the rejection it releases the bond, and it is audited.
+async fn no_contract_while_the_winners_bond_is_under_claim(app: TestApp) {
+    TestPki::set_up(&app).await;
+    let tender = app
+        .as_agency()
+        .await
+        .create_project(&NewTender::two_sections("BZ-CONTRACT", 2))
+        .await;
+    let section = &tender.sections[0];
+    let bond = app.issued_bond("enterprise1", section).await;
+    app.advance_clock(TimeDelta::days(2) + TimeDelta::hours(1));
+    let agency = app.as_agency().await;
+    let enterprise = app.as_enterprise("enterprise1").await;
+    agency.accept(&bond).await;
+    agency.award(&tender, section, &enterprise).await;
+    let claim = agency
+        .claim(
+            &bond,
+            &NewClaim::new("refused_to_sign_contract", "中标后拒签合同", "1000.00"),
+        )
+        .await;
+
+    let refused = agency
+        .contract_signed(&tender, section)
+        .fails(409, "conflict")
+        .await;
+    assert!(refused.message.contains("under claim"), "{refused:?}");
+    assert!(app.audited("contract_signed").await.is_empty());
+
+    let decided: crate::fixtures::Claim = app
+        .as_issuer("bank")
+        .await
+        .post(
+            &format!("/api/v1/claims/{}/decision", claim.id),
+            &json!({ "decision": "reject", "reason": "合同已签订" }),
+            200,
+        )
+        .await;
+    assert_eq!(decided.status, "rejected");
+    let contract = agency.contract_signed(&tender, section).await;
+    assert_eq!(contract.released, std::slice::from_ref(&bond.number));
+    assert_eq!(agency.guarantee(&bond).await.status, "released");
+    assert_eq!(
+        app.audited("contract_signed").await,
+        vec![section.id.clone()]
+    );
+}
+
 crate::on_both_backends!(
     an_ended_bond_frees_the_section_for_a_new_application,
     thirty_parallel_applications_create_exactly_one,
     thirty_parallel_issues_by_one_issuer_get_distinct_numbers,
     numbers_are_not_reused_after_a_postponement_deletes_drafts,
     a_lost_race_names_no_database_object,
+    no_contract_while_the_winners_bond_is_under_claim,
 );

@@ -315,14 +315,45 @@ pub fn contract_signed(
                 "the contract is already recorded as signed".into(),
             ));
         }
+        // The winner's bond under claim cannot be released: the contract waits for the
+        // claim's decision (a rejected claim returns the bond to its state, and then
+        // the contract releases it). A claim filed meanwhile makes the release's
+        // conditional update fail, and the whole contract with it.
+        let winners: Vec<Guarantee> = guarantees::table
+            .filter(guarantees::section_id.eq(&section.id))
+            .filter(guarantees::enterprise_id.eq(&winner))
+            .filter(guarantees::status.eq_any([
+                GuaranteeState::Issued,
+                GuaranteeState::Accepted,
+                GuaranteeState::Claimed,
+            ]))
+            .select(Guarantee::as_select())
+            .load(c)?;
+        if let Some(claimed) = winners.iter().find(|g| g.status == GuaranteeState::Claimed) {
+            return Err(ServiceError::Conflict(format!(
+                "the winner's bond {} is under claim; the contract can be recorded once the \
+                 claim is decided",
+                claimed.number
+            )));
+        }
         let mut released = Vec::new();
-        for g in live_guarantees_of_section(c, &section.id)?
-            .iter()
-            .filter(|g| g.enterprise_id == winner)
-        {
+        for g in &winners {
             release_one(c, ctx, actor, g, at)?;
             released.push(g.number.clone());
         }
+        audit::append(
+            c,
+            &AuditEvent {
+                actor_user_id: Some(&actor.user_id),
+                actor_organization_id: Some(&actor.organization_id),
+                action: "contract_signed",
+                entity_kind: "section",
+                entity_id: &section.id,
+                details: serde_json::json!({ "winner": winner, "released": released }),
+                ..Default::default()
+            },
+            at,
+        )?;
         Ok(released)
     })
 }
