@@ -176,6 +176,36 @@ pub fn guarantee_released(
     })
 }
 
+/// A bond or application changed: a postponement, an amendment to sign or signed, a
+/// revocation. `reference` is the guarantee number, or the application's id before
+/// issue; `link` the path under the public base URL.
+#[allow(clippy::too_many_arguments)]
+pub fn guarantee_changed(
+    c: &mut DbConnection,
+    ctx: &Context,
+    recipient: &Organization,
+    change: templates::GuaranteeChange,
+    reference: &str,
+    project_name: &str,
+    detail: Option<String>,
+    link: &str,
+    at: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    queue(c, recipient, at, |to| {
+        templates::guarantee_changed(
+            to,
+            &templates::GuaranteeChanged {
+                recipient_name: recipient.name.clone(),
+                change,
+                reference: reference.to_owned(),
+                project_name: project_name.to_owned(),
+                detail,
+                link: format!("{}{link}", ctx.public_base_url),
+            },
+        )
+    })
+}
+
 /// An issuer's signing certificate runs out soon, to the issuer.
 pub fn certificate_expiring(
     c: &mut DbConnection,

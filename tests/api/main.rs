@@ -8,6 +8,7 @@ mod helpers;
 mod amendments;
 mod auth;
 mod certificates;
+mod change_mails;
 mod concurrency;
 mod confidentiality;
 mod database;

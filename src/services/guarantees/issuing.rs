@@ -530,6 +530,21 @@ fn record_signature(
     let view = guarantee_view_by_id(c, &guarantee_id)?;
     if first_issue {
         notify::guarantee_issued(c, ctx, &view, at)?;
+    } else {
+        notify::guarantee_changed(
+            c,
+            ctx,
+            &view.enterprise,
+            crate::mail::templates::GuaranteeChange::AmendmentSigned,
+            &view.guarantee.number,
+            &view.project.name,
+            Some(format!(
+                "有效期至 Valid until: {}",
+                china_rfc3339(view.guarantee.valid_until)
+            )),
+            &format!("/api/v1/guarantees/{}", view.guarantee.number),
+            at,
+        )?;
     }
     let code = open_code(ctx, &view.guarantee)?;
     Ok(Issued {

@@ -11,6 +11,7 @@ use crate::db::DbConnection;
 use crate::domain::lifecycle::{GuaranteeAction, GuaranteeState};
 use crate::domain::party::Role;
 use crate::domain::tender;
+use crate::mail::templates::GuaranteeChange;
 use crate::services::guarantees::{require_project_agency, with_guarantee};
 use crate::services::notify;
 use crate::services::organizations::required_text;
@@ -186,7 +187,19 @@ pub fn revoke(
             },
             at,
         )?;
-        guarantee_view_by_id(c, &view.guarantee.id)
+        let revoked = guarantee_view_by_id(c, &view.guarantee.id)?;
+        notify::guarantee_changed(
+            c,
+            ctx,
+            &revoked.enterprise,
+            GuaranteeChange::Revoked,
+            &revoked.guarantee.number,
+            &revoked.project.name,
+            Some(format!("撤销原因 Reason: {reason}")),
+            &format!("/api/v1/guarantees/{}", revoked.guarantee.number),
+            at,
+        )?;
+        Ok(revoked)
     })
 }
 
