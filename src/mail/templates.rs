@@ -271,8 +271,14 @@ mail_kind!(
     application_received(ApplicationReceived),
     "mail/application_received.txt",
     "mail/application_received.html",
-    |m| format!("收到保函申请 Application received: {}", m.application_ref)
+    |m| application_received_subject(&m.application_ref)
 );
+
+/// The subject of the mail about application `reference` (to find it again when the
+/// application is withdrawn before the mail went).
+pub fn application_received_subject(reference: &str) -> String {
+    one_line(&format!("收到保函申请 Application received: {reference}"))
+}
 
 mail_kind!(
     /// To the enterprise and to the agency: the guarantee is issued.

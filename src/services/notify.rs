@@ -59,6 +59,21 @@ pub fn application_received(
     })
 }
 
+/// An application was withdrawn: its "application received" mail to the issuer is
+/// dropped if it has not gone yet, so applying and withdrawing in a loop does not mail
+/// the issuer each time.
+pub fn application_withdrawn(
+    c: &mut DbConnection,
+    v: &ApplicationView,
+    at: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    if let Some(address) = v.issuer.email.as_deref() {
+        let subject = templates::application_received_subject(&v.application.id);
+        outbox::drop_unsent(c, address, &subject, at)?;
+    }
+    Ok(())
+}
+
 /// A guarantee was issued, to the bidder. The agency is not told now: until bid opening
 /// nobody but the bidder and its issuer may know who bids (it sees every bond at opening).
 pub fn guarantee_issued(

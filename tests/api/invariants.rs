@@ -131,8 +131,9 @@ async fn thirty_parallel_issues_by_one_issuer_get_distinct_numbers(app: TestApp)
         let tender = agency
             .create_project(&NewTender::two_sections(&format!("BZ-NUM-{i}"), 3))
             .await;
-        for section in &tender.sections {
-            paid.push(app.paid_application("enterprise1", "bank", section).await);
+        // Two bidders: an enterprise may have at most 20 applications waiting.
+        for (section, bidder) in tender.sections.iter().zip(["enterprise1", "enterprise2"]) {
+            paid.push(app.paid_application(bidder, "bank", section).await);
         }
     }
     assert_eq!(paid.len(), 30);

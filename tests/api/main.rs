@@ -6,6 +6,7 @@ mod fixtures;
 mod helpers;
 
 mod amendments;
+mod application_limits;
 mod auth;
 mod certificates;
 mod change_mails;
