@@ -119,6 +119,38 @@ async fn thirty_parallel_applications_create_exactly_one(app: TestApp) {
     assert_eq!(for_section, 1, "{mine:?}");
 }
 
+/// The database itself refuses a second live application for one enterprise and
+/// section (the partial unique index), whatever the service checks; a row that is not
+/// live is no obstacle.
+async fn the_database_refuses_a_second_live_application(app: TestApp) {
+    let tender = app
+        .as_agency()
+        .await
+        .create_project(&NewTender::two_sections("BZ-INDEX", 3))
+        .await;
+    let bank = app.as_issuer("bank").await;
+    let application = app
+        .as_enterprise("enterprise1")
+        .await
+        .apply(&tender.sections[0], &bank)
+        .await;
+    let refused = app.copy_application(&application.id, true).await;
+    assert!(
+        matches!(
+            refused,
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        app.copy_application(&application.id, false).await.ok(),
+        Some(1)
+    );
+}
+
 /// Thirty paid applications issued in parallel by one issuer: every issue succeeds
 /// (no 409 naming a constraint for a valid request) and the thirty numbers carry
 /// thirty distinct sequence numbers.
@@ -307,6 +339,7 @@ async fn no_contract_while_the_winners_bond_is_under_claim(app: TestApp) {
 crate::on_both_backends!(
     an_ended_bond_frees_the_section_for_a_new_application,
     thirty_parallel_applications_create_exactly_one,
+    the_database_refuses_a_second_live_application,
     thirty_parallel_issues_by_one_issuer_get_distinct_numbers,
     numbers_are_not_reused_after_a_postponement_deletes_drafts,
     a_lost_race_names_no_database_object,
