@@ -116,6 +116,9 @@ pub struct Application {
     pub created_by: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Counts as the enterprise's one application for its section: cleared when it is
+    /// declined or withdrawn or its guarantee ends; a partial unique index holds the rule.
+    pub live: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

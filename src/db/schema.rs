@@ -101,6 +101,7 @@ diesel::table! {
         created_by -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        live -> Bool,
     }
 }
 
@@ -283,6 +284,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    guarantee_number_counters (issuer_id, issue_day) {
+        issuer_id -> Text,
+        issue_day -> Text,
+        last_sequence -> Integer,
+    }
+}
+
 diesel::joinable!(users -> organizations (organization_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -294,6 +303,7 @@ diesel::joinable!(claims -> guarantees (guarantee_id));
 diesel::joinable!(issuer_certificates -> organizations (organization_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    guarantee_number_counters,
     organizations,
     users,
     api_tokens,

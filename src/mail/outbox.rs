@@ -72,6 +72,29 @@ pub fn enqueue(conn: &mut DbConnection, mail: Mail, now: NaiveDateTime) -> Query
     Ok(row.id)
 }
 
+/// Drops a mail to `to` with `subject` that is still waiting and not being sent (no
+/// worker holds it): what it announced is no longer true. Returns how many went.
+pub fn drop_unsent(
+    conn: &mut DbConnection,
+    to: &str,
+    subject: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::delete(
+        mail_outbox::table
+            .filter(mail_outbox::to_address.eq(to))
+            .filter(mail_outbox::subject.eq(subject))
+            .filter(mail_outbox::status.eq(MailStatus::Pending))
+            .filter(mail_outbox::attempts.eq(0))
+            .filter(
+                mail_outbox::locked_until
+                    .is_null()
+                    .or(mail_outbox::locked_until.lt(now)),
+            ),
+    )
+    .execute(conn)
+}
+
 /// Mails in a given state, oldest first (for the operator's view and for tests).
 pub fn list(conn: &mut DbConnection, status: MailStatus) -> QueryResult<Vec<OutboxMail>> {
     mail_outbox::table

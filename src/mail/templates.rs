@@ -173,6 +173,73 @@ pub struct CreditLevelChanged {
     pub link: String,
 }
 
+/// A change to a bond or an application its party must know of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuaranteeChange {
+    /// The project's bid deadline moved (延标), to the bidder.
+    Postponed,
+    /// A postponement left a bond short: its issuer must sign an amendment.
+    AmendmentToSign,
+    /// The issuer signed the amendment, to the bidder.
+    AmendmentSigned,
+    /// The issuer revoked the bond, to the bidder.
+    Revoked,
+}
+
+impl GuaranteeChange {
+    pub fn title(&self) -> &'static str {
+        match self {
+            GuaranteeChange::Postponed => "项目延期 Bid deadline postponed",
+            GuaranteeChange::AmendmentToSign => "保函待修改 Amendment to sign",
+            GuaranteeChange::AmendmentSigned => "保函已修改 Amendment signed",
+            GuaranteeChange::Revoked => "保函已撤销 Guarantee revoked",
+        }
+    }
+
+    pub fn zh(&self) -> &'static str {
+        match self {
+            GuaranteeChange::Postponed => {
+                "项目投标截止时间已延后，保函有效期将随之延长（在保保函由出具机构签署修改版本）。"
+            }
+            GuaranteeChange::AmendmentToSign => {
+                "项目延期，该保函须签署延长有效期的修改版本，请尽快签署。"
+            }
+            GuaranteeChange::AmendmentSigned => "出具机构已签署保函修改版本，有效期已延长。",
+            GuaranteeChange::Revoked => "出具机构已撤销该保函，保函不再有效。",
+        }
+    }
+
+    pub fn en(&self) -> &'static str {
+        match self {
+            GuaranteeChange::Postponed => {
+                "The bid deadline of the project was postponed; the validity follows \
+                 (bonds in force get an amendment from their issuer)."
+            }
+            GuaranteeChange::AmendmentToSign => {
+                "The project was postponed: this guarantee needs an amendment with the \
+                 longer validity, for you to sign."
+            }
+            GuaranteeChange::AmendmentSigned => {
+                "The issuer signed the amendment: the guarantee's validity is extended."
+            }
+            GuaranteeChange::Revoked => "The issuer revoked this guarantee: it is no longer valid.",
+        }
+    }
+}
+
+/// A bond or application changed (postponement, amendment, revocation).
+#[derive(Debug, Clone)]
+pub struct GuaranteeChanged {
+    pub recipient_name: String,
+    pub change: GuaranteeChange,
+    /// The guarantee number, or the application's reference before issue.
+    pub reference: String,
+    pub project_name: String,
+    /// What changed, formatted (a new deadline or validity, a reason).
+    pub detail: Option<String>,
+    pub link: String,
+}
+
 /// Defines `pub fn $name(to, &Context) -> Result<Mail, askama::Error>` rendering the
 /// text and HTML templates of one kind with the context as `m`.
 macro_rules! mail_kind {
@@ -204,8 +271,14 @@ mail_kind!(
     application_received(ApplicationReceived),
     "mail/application_received.txt",
     "mail/application_received.html",
-    |m| format!("收到保函申请 Application received: {}", m.application_ref)
+    |m| application_received_subject(&m.application_ref)
 );
+
+/// The subject of the mail about application `reference` (to find it again when the
+/// application is withdrawn before the mail went).
+pub fn application_received_subject(reference: &str) -> String {
+    one_line(&format!("收到保函申请 Application received: {reference}"))
+}
 
 mail_kind!(
     /// To the enterprise and to the agency: the guarantee is issued.
@@ -242,6 +315,14 @@ mail_kind!(
     "mail/guarantee_released.txt",
     "mail/guarantee_released.html",
     |m| format!("保函已释放 Guarantee released: {}", m.guarantee_number)
+);
+
+mail_kind!(
+    /// To a bidder or an issuer: a postponement, an amendment, a revocation.
+    guarantee_changed(GuaranteeChanged),
+    "mail/guarantee_changed.txt",
+    "mail/guarantee_changed.html",
+    |m| format!("{}: {}", m.change.title(), m.reference)
 );
 
 mail_kind!(
@@ -440,6 +521,37 @@ mod tests {
         assert!(mail.text_body.contains("2027-01-15"));
         assert!(mail.html_body.contains("某某招标代理"));
         assert_name_handled(&mail);
+    }
+
+    #[test]
+    fn guarantee_changed_says_what_changed_for_each_change() {
+        for change in [
+            GuaranteeChange::Postponed,
+            GuaranteeChange::AmendmentToSign,
+            GuaranteeChange::AmendmentSigned,
+            GuaranteeChange::Revoked,
+        ] {
+            let mail = guarantee_changed(
+                "e@example.com",
+                &GuaranteeChanged {
+                    recipient_name: EVIL.into(),
+                    change,
+                    reference: "BH-ICBC-2026-000123".into(),
+                    project_name: "市第一中学新建工程".into(),
+                    detail: Some("撤销原因 Reason: <b>x</b>".into()),
+                    link: "https://baohan.example/guarantees/1".into(),
+                },
+            )
+            .expect("rendered");
+            assert_eq!(
+                mail.subject,
+                format!("{}: BH-ICBC-2026-000123", change.title())
+            );
+            assert!(mail.text_body.contains(change.en()), "{change:?}");
+            assert!(mail.html_body.contains(change.zh()), "{change:?}");
+            assert!(!mail.html_body.contains("<b>x</b>"), "escaped");
+            assert_name_handled(&mail);
+        }
     }
 
     #[test]

@@ -18,6 +18,24 @@ use crate::domain::money::Amount;
 use crate::domain::party::{IssuerKind, OrgKind, Role};
 use crate::domain::tender;
 
+/// The most applications an enterprise may have waiting at once (submitted, approved
+/// or paid, not yet issued).
+pub const MAX_OPEN_APPLICATIONS: i64 = 20;
+/// The most applications an enterprise may make in one day (China time), withdrawn
+/// ones included.
+pub const MAX_APPLICATIONS_PER_DAY: i64 = 50;
+
+/// The start of `at`'s day in China time, as UTC.
+fn china_day_start(at: NaiveDateTime) -> NaiveDateTime {
+    use chrono::TimeZone;
+    let china = crate::domain::time::china();
+    let day = china.from_utc_datetime(&at).date_naive();
+    china
+        .from_local_datetime(&day.and_time(chrono::NaiveTime::MIN))
+        .earliest()
+        .map_or(at, |start| start.naive_utc())
+}
+
 /// An application as the enterprise sends it.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -74,24 +92,50 @@ pub fn apply(
                 ));
             }
         }
-        // One live application per enterprise and section: a second one would only
-        // buy a second bond for the same bid.
-        let live: i64 = applications::table
+        // Limits per enterprise, counted in the database; the enterprise's row is
+        // locked first (a no-op update) so parallel applications count one by one.
+        diesel::update(organizations::table.find(&actor.organization_id))
+            .set(organizations::name.eq(organizations::name))
+            .execute(c)?;
+        let open: i64 = applications::table
             .filter(applications::enterprise_id.eq(&actor.organization_id))
-            .filter(applications::section_id.eq(&section.id))
             .filter(applications::status.eq_any([
                 ApplicationState::Submitted,
                 ApplicationState::Approved,
                 ApplicationState::Paid,
-                ApplicationState::Issued,
             ]))
             .count()
             .get_result(c)?;
+        if open >= MAX_OPEN_APPLICATIONS {
+            return Err(ServiceError::Conflict(format!(
+                "you have {MAX_OPEN_APPLICATIONS} applications waiting; \
+                 no more until one is issued, declined or withdrawn"
+            )));
+        }
+        let day_start = china_day_start(at);
+        let today: i64 = applications::table
+            .filter(applications::enterprise_id.eq(&actor.organization_id))
+            .filter(applications::created_at.ge(day_start))
+            .count()
+            .get_result(c)?;
+        if today >= MAX_APPLICATIONS_PER_DAY {
+            return Err(ServiceError::Conflict(format!(
+                "you have made {MAX_APPLICATIONS_PER_DAY} applications today; \
+                 try again tomorrow"
+            )));
+        }
+        // One live application per enterprise and section: a second one would only
+        // buy a second bond for the same bid. An application stops being live when it
+        // is declined or withdrawn or its guarantee ends; the partial unique index
+        // `applications_one_live_per_section` holds the rule against races.
+        let live: i64 = applications::table
+            .filter(applications::enterprise_id.eq(&actor.organization_id))
+            .filter(applications::section_id.eq(&section.id))
+            .filter(applications::live.eq(true))
+            .count()
+            .get_result(c)?;
         if live > 0 {
-            return Err(ServiceError::Conflict(
-                "section_id: you already have an application for this section; withdraw it first"
-                    .into(),
-            ));
+            return Err(already_applied());
         }
         let validity = tender::required_validity(project.bid_deadline, project.bid_validity_days);
         let (valid_from, valid_until) = (validity.from, validity.until);
@@ -110,10 +154,18 @@ pub fn apply(
             created_by: actor.user_id.clone(),
             created_at: at,
             updated_at: at,
+            live: true,
         };
         diesel::insert_into(applications::table)
             .values(&application)
-            .execute(c)?;
+            .execute(c)
+            .map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => already_applied(),
+                other => other.into(),
+            })?;
         audit::append(
             c,
             &AuditEvent {
@@ -143,6 +195,13 @@ pub fn apply(
         super::notify::application_received(c, ctx, &view, at)?;
         Ok(view)
     })
+}
+
+/// The refusal of a second live application for one section.
+fn already_applied() -> ServiceError {
+    ServiceError::Conflict(
+        "section_id: you already have an application for this section; withdraw it first".into(),
+    )
 }
 
 /// Loads an application the actor may see: its enterprise, its issuer, the operator.
@@ -228,6 +287,10 @@ pub fn transition(
     .set((
         applications::status.eq(next),
         applications::updated_at.eq(at),
+        applications::live.eq(!matches!(
+            next,
+            ApplicationState::Declined | ApplicationState::Withdrawn
+        )),
     ))
     .execute(c)?;
     if changed != 1 {
@@ -368,5 +431,8 @@ pub fn confirm_payment(
 
 /// The enterprise withdraws its application (before payment).
 pub fn withdraw(ctx: &Context, actor: &Actor, id: &str) -> Result<ApplicationView, ServiceError> {
-    act(ctx, actor, id, ApplicationAction::Withdraw, |_, _| Ok(()))
+    let at = ctx.now();
+    act(ctx, actor, id, ApplicationAction::Withdraw, |c, view| {
+        super::notify::application_withdrawn(c, view, at)
+    })
 }

@@ -153,7 +153,17 @@ impl From<diesel::result::Error> for ServiceError {
         match e {
             Error::NotFound => ServiceError::NotFound("record".into()),
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-                ServiceError::Conflict(format!("already exists ({})", info.message()))
+                // The constraint and table are the database's business: they go to the
+                // log, never to the client.
+                tracing::info!(
+                    constraint = info.constraint_name().unwrap_or_default(),
+                    table = info.table_name().unwrap_or_default(),
+                    message = info.message(),
+                    "unique violation answered as a conflict"
+                );
+                ServiceError::Conflict(
+                    "this conflicts with a record made meanwhile; reload and try again".into(),
+                )
             }
             other => ServiceError::Internal(anyhow::Error::new(other).context("database")),
         }
@@ -263,5 +273,53 @@ mod tests {
             .or_internal("the issuer's kind")
             .expect_err("missing");
         assert!(missing.to_string().contains("the issuer's kind"));
+    }
+
+    /// A unique violation as the database reports it, naming its constraint and table.
+    struct Violation;
+
+    impl diesel::result::DatabaseErrorInformation for Violation {
+        fn message(&self) -> &str {
+            "duplicate key value violates unique constraint \"organizations_uscc_key\""
+        }
+        fn details(&self) -> Option<&str> {
+            Some("Key (uscc)=(91371600MA3C200017) already exists.")
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            Some("organizations")
+        }
+        fn column_name(&self) -> Option<&str> {
+            Some("uscc")
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            Some("organizations_uscc_key")
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_unique_violation_names_no_constraint_table_or_value() {
+        let error: ServiceError = diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            Box::new(Violation),
+        )
+        .into();
+        let ServiceError::Conflict(message) = &error else {
+            panic!("not a conflict: {error:?}");
+        };
+        for secret in [
+            "organizations",
+            "uscc",
+            "constraint",
+            "duplicate key",
+            "91371600",
+        ] {
+            assert!(!message.contains(secret), "{secret} in {message}");
+        }
     }
 }

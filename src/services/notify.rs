@@ -59,6 +59,21 @@ pub fn application_received(
     })
 }
 
+/// An application was withdrawn: its "application received" mail to the issuer is
+/// dropped if it has not gone yet, so applying and withdrawing in a loop does not mail
+/// the issuer each time.
+pub fn application_withdrawn(
+    c: &mut DbConnection,
+    v: &ApplicationView,
+    at: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    if let Some(address) = v.issuer.email.as_deref() {
+        let subject = templates::application_received_subject(&v.application.id);
+        outbox::drop_unsent(c, address, &subject, at)?;
+    }
+    Ok(())
+}
+
 /// A guarantee was issued, to the bidder. The agency is not told now: until bid opening
 /// nobody but the bidder and its issuer may know who bids (it sees every bond at opening).
 pub fn guarantee_issued(
@@ -171,6 +186,36 @@ pub fn guarantee_released(
                     "{}/api/v1/guarantees/{}",
                     ctx.public_base_url, v.guarantee.number
                 ),
+            },
+        )
+    })
+}
+
+/// A bond or application changed: a postponement, an amendment to sign or signed, a
+/// revocation. `reference` is the guarantee number, or the application's id before
+/// issue; `link` the path under the public base URL.
+#[allow(clippy::too_many_arguments)]
+pub fn guarantee_changed(
+    c: &mut DbConnection,
+    ctx: &Context,
+    recipient: &Organization,
+    change: templates::GuaranteeChange,
+    reference: &str,
+    project_name: &str,
+    detail: Option<String>,
+    link: &str,
+    at: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    queue(c, recipient, at, |to| {
+        templates::guarantee_changed(
+            to,
+            &templates::GuaranteeChanged {
+                recipient_name: recipient.name.clone(),
+                change,
+                reference: reference.to_owned(),
+                project_name: project_name.to_owned(),
+                detail,
+                link: format!("{}{link}", ctx.public_base_url),
             },
         )
     })

@@ -6,8 +6,10 @@ mod fixtures;
 mod helpers;
 
 mod amendments;
+mod application_limits;
 mod auth;
 mod certificates;
+mod change_mails;
 mod concurrency;
 mod confidentiality;
 mod database;
@@ -17,6 +19,7 @@ mod health;
 mod http;
 mod idempotency;
 mod input;
+mod invariants;
 mod lifecycle;
 mod mail;
 mod openapi;

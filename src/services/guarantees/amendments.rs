@@ -5,13 +5,17 @@ use super::issuing::make_draft;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::models::{Guarantee, Project};
-use crate::db::schema::{guarantee_drafts, guarantees, sections};
+use crate::db::models::{Application, Guarantee, Organization, Project};
+use crate::db::schema::{guarantee_drafts, guarantees, organizations, sections};
 use crate::db::DbConnection;
 use crate::domain::lifecycle::{ApplicationState, GuaranteeState};
 use crate::domain::party::Role;
 use crate::domain::tender;
+use crate::domain::time::china_rfc3339;
+use crate::mail::templates::GuaranteeChange;
 use crate::services::applications;
+use crate::services::notify;
+use crate::services::views::guarantee_view_by_id;
 use crate::services::{Actor, Context, ServiceError};
 
 /// After a project's deadline moved (延标), every bond on it must cover the new bid
@@ -61,6 +65,8 @@ pub fn offer_amendments(
         .filter(guarantees::status.eq_any([GuaranteeState::Issued, GuaranteeState::Accepted]))
         .select(Guarantee::as_select())
         .load(c)?;
+    let deadline = china_rfc3339(project.bid_deadline);
+    let until = china_rfc3339(valid_until);
     let mut offered = Vec::with_capacity(live.len());
     for g in live {
         if g.valid_until >= valid_until {
@@ -88,7 +94,53 @@ pub fn offer_amendments(
             Some((&g, valid_until)),
             at,
         )?;
+        let to_sign = guarantee_view_by_id(c, &g.id)?;
+        let link = format!("/api/v1/guarantees/{}", g.number);
+        notify::guarantee_changed(
+            c,
+            ctx,
+            &to_sign.issuer,
+            GuaranteeChange::AmendmentToSign,
+            &g.number,
+            &project.name,
+            Some(format!("新有效期至 New validity until: {until}")),
+            &link,
+            at,
+        )?;
+        notify::guarantee_changed(
+            c,
+            ctx,
+            &to_sign.enterprise,
+            GuaranteeChange::Postponed,
+            &g.number,
+            &project.name,
+            Some(format!("新截止时间 New bid deadline: {deadline}")),
+            &link,
+            at,
+        )?;
         offered.push(g.number.clone());
+    }
+    // Bidders whose application is not issued yet learn of the new deadline too.
+    let waiting: Vec<Application> = rows::table
+        .filter(rows::id.eq_any(&open))
+        .select(Application::as_select())
+        .load(c)?;
+    for application in waiting {
+        let enterprise: Organization = organizations::table
+            .find(&application.enterprise_id)
+            .select(Organization::as_select())
+            .first(c)?;
+        notify::guarantee_changed(
+            c,
+            ctx,
+            &enterprise,
+            GuaranteeChange::Postponed,
+            &application.id,
+            &project.name,
+            Some(format!("新截止时间 New bid deadline: {deadline}")),
+            &format!("/api/v1/applications/{}", application.id),
+            at,
+        )?;
     }
     Ok(offered)
 }

@@ -196,8 +196,10 @@ pub(super) fn make_draft(
     Ok(draft)
 }
 
-/// The next guarantee number of an issuer on the issue date (China time). Numbers
-/// already drafted that day are counted; the unique index catches a race.
+/// The next guarantee number of an issuer on the issue date (China time), from the
+/// issuer's counter row for that day, bumped in the caller's (write) transaction: the
+/// row lock orders parallel issues, a deleted draft gives no number back, and a number
+/// is never handed out twice.
 fn next_number(
     c: &mut DbConnection,
     issuer: &Organization,
@@ -207,19 +209,85 @@ fn next_number(
         ServiceError::Internal(anyhow::anyhow!("issuer {} has no short code", issuer.name))
     })?;
     let date = china().from_utc_datetime(&at).date_naive();
-    let prefix = format!("BH{}{code}", date.format("%Y%m%d"));
-    let used: i64 = guarantee_drafts::table
-        .filter(guarantee_drafts::guarantee_number.like(format!("{prefix}%")))
-        .filter(guarantee_drafts::version.eq(1))
-        .count()
-        .get_result(c)?;
-    let seq = u32::try_from(used + 1)
+    let day = date.format("%Y%m%d").to_string();
+    let seq = next_sequence(c, &issuer.id, &day, &format!("BH{day}{code}"))?;
+    let seq = u32::try_from(seq)
         .map_err(|_| ServiceError::Conflict("too many guarantees today".into()))?;
     let mut random = [0u8; crate::domain::guarantee_number::KEY_LEN];
     rand::Rng::fill(&mut rand::rngs::OsRng, &mut random[..]);
     GuaranteeNumber::new(date, code, seq, &GuaranteeNumber::key_from(random))
         .map(|n| n.as_str().to_owned())
         .map_err(|e| ServiceError::Conflict(format!("cannot number a new guarantee: {e}")))
+}
+
+/// Bumps the issuer's counter for `day` and returns the sequence it hands out. The
+/// first issue of a day creates the row, starting after the highest sequence already
+/// used under `prefix` (numbers given before the counter existed); when a parallel
+/// issue created it first (a unique violation, inside a savepoint so the transaction
+/// survives on PostgreSQL), it is bumped instead.
+fn next_sequence(
+    c: &mut DbConnection,
+    issuer_id: &str,
+    day: &str,
+    prefix: &str,
+) -> Result<i32, ServiceError> {
+    use crate::db::schema::guarantee_number_counters as counters;
+    let bump = |c: &mut DbConnection| -> Result<Option<i32>, diesel::result::Error> {
+        let bumped = diesel::update(
+            counters::table
+                .filter(counters::issuer_id.eq(issuer_id))
+                .filter(counters::issue_day.eq(day)),
+        )
+        .set(counters::last_sequence.eq(counters::last_sequence + 1))
+        .execute(c)?;
+        if bumped == 0 {
+            return Ok(None);
+        }
+        counters::table
+            .filter(counters::issuer_id.eq(issuer_id))
+            .filter(counters::issue_day.eq(day))
+            .select(counters::last_sequence)
+            .first(c)
+            .map(Some)
+    };
+    if let Some(seq) = bump(c)? {
+        return Ok(seq);
+    }
+    let mut used: Vec<String> = guarantee_drafts::table
+        .filter(guarantee_drafts::guarantee_number.like(format!("{prefix}%")))
+        .select(guarantee_drafts::guarantee_number)
+        .load(c)?;
+    used.extend(
+        guarantees::table
+            .filter(guarantees::number.like(format!("{prefix}%")))
+            .select(guarantees::number)
+            .load::<String>(c)?,
+    );
+    let first = used
+        .iter()
+        .filter_map(|n| GuaranteeNumber::parse(n).ok())
+        .map(|n| n.sequence())
+        .max()
+        .map_or(1, |max| i64::from(max) + 1);
+    let first = i32::try_from(first)
+        .map_err(|_| ServiceError::Conflict("too many guarantees today".into()))?;
+    let inserted = c.transaction(|c| {
+        diesel::insert_into(counters::table)
+            .values((
+                counters::issuer_id.eq(issuer_id),
+                counters::issue_day.eq(day),
+                counters::last_sequence.eq(first),
+            ))
+            .execute(c)
+    });
+    match inserted {
+        Ok(_) => Ok(first),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => bump(c)?.or_internal("the guarantee number counter vanished"),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Issues with the issuer's hosted key: signs the pending draft, verifies the result
@@ -472,6 +540,21 @@ fn record_signature(
     let view = guarantee_view_by_id(c, &guarantee_id)?;
     if first_issue {
         notify::guarantee_issued(c, ctx, &view, at)?;
+    } else {
+        notify::guarantee_changed(
+            c,
+            ctx,
+            &view.enterprise,
+            crate::mail::templates::GuaranteeChange::AmendmentSigned,
+            &view.guarantee.number,
+            &view.project.name,
+            Some(format!(
+                "有效期至 Valid until: {}",
+                china_rfc3339(view.guarantee.valid_until)
+            )),
+            &format!("/api/v1/guarantees/{}", view.guarantee.number),
+            at,
+        )?;
     }
     let code = open_code(ctx, &view.guarantee)?;
     Ok(Issued {

@@ -6,11 +6,12 @@ use diesel::prelude::*;
 
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Guarantee, Organization, Project, Section};
-use crate::db::schema::{guarantees, organizations, projects, sections};
+use crate::db::schema::{applications, guarantees, organizations, projects, sections};
 use crate::db::DbConnection;
 use crate::domain::lifecycle::{GuaranteeAction, GuaranteeState};
 use crate::domain::party::Role;
 use crate::domain::tender;
+use crate::mail::templates::GuaranteeChange;
 use crate::services::guarantees::{require_project_agency, with_guarantee};
 use crate::services::notify;
 use crate::services::organizations::required_text;
@@ -82,6 +83,13 @@ pub fn transition(
             Err(e) => e.into(),
             Ok(_) => ServiceError::Conflict("the guarantee changed meanwhile; try again".into()),
         });
+    }
+    if next.is_terminal() {
+        // The guarantee ended: its application no longer holds the enterprise's place
+        // for the section, so it may apply again.
+        diesel::update(applications::table.find(&g.application_id))
+            .set(applications::live.eq(false))
+            .execute(c)?;
     }
     guarantee_audit(
         c,
@@ -194,7 +202,19 @@ pub fn revoke(
             },
             at,
         )?;
-        guarantee_view_by_id(c, &view.guarantee.id)
+        let revoked = guarantee_view_by_id(c, &view.guarantee.id)?;
+        notify::guarantee_changed(
+            c,
+            ctx,
+            &revoked.enterprise,
+            GuaranteeChange::Revoked,
+            &revoked.guarantee.number,
+            &revoked.project.name,
+            Some(format!("撤销原因 Reason: {reason}")),
+            &format!("/api/v1/guarantees/{}", revoked.guarantee.number),
+            at,
+        )?;
+        Ok(revoked)
     })
 }
 
@@ -323,14 +343,45 @@ pub fn contract_signed(
                 "the contract is already recorded as signed".into(),
             ));
         }
+        // The winner's bond under claim cannot be released: the contract waits for the
+        // claim's decision (a rejected claim returns the bond to its state, and then
+        // the contract releases it). A claim filed meanwhile makes the release's
+        // conditional update fail, and the whole contract with it.
+        let winners: Vec<Guarantee> = guarantees::table
+            .filter(guarantees::section_id.eq(&section.id))
+            .filter(guarantees::enterprise_id.eq(&winner))
+            .filter(guarantees::status.eq_any([
+                GuaranteeState::Issued,
+                GuaranteeState::Accepted,
+                GuaranteeState::Claimed,
+            ]))
+            .select(Guarantee::as_select())
+            .load(c)?;
+        if let Some(claimed) = winners.iter().find(|g| g.status == GuaranteeState::Claimed) {
+            return Err(ServiceError::Conflict(format!(
+                "the winner's bond {} is under claim; the contract can be recorded once the \
+                 claim is decided",
+                claimed.number
+            )));
+        }
         let mut released = Vec::new();
-        for g in live_guarantees_of_section(c, &section.id)?
-            .iter()
-            .filter(|g| g.enterprise_id == winner)
-        {
+        for g in &winners {
             release_one(c, ctx, actor, g, at)?;
             released.push(g.number.clone());
         }
+        audit::append(
+            c,
+            &AuditEvent {
+                actor_user_id: Some(&actor.user_id),
+                actor_organization_id: Some(&actor.organization_id),
+                action: "contract_signed",
+                entity_kind: "section",
+                entity_id: &section.id,
+                details: serde_json::json!({ "winner": winner, "released": released }),
+                ..Default::default()
+            },
+            at,
+        )?;
         Ok(released)
     })
 }

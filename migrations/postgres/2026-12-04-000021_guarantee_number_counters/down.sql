@@ -1,0 +1,1 @@
+DROP TABLE guarantee_number_counters;
