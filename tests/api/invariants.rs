@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use chrono::{TimeDelta, Utc};
 use serde_json::{json, Value};
 
-use crate::fixtures::{NewClaim, NewOrg, NewTender, Party, TestPki};
+use crate::fixtures::{all_at_once, NewClaim, NewOrg, NewTender, Party, TestPki};
 use crate::helpers::{uscc, TestApp};
 
 /// A bond the bidder cancelled (退保) before the deadline, or one the issuer revoked,
@@ -83,22 +83,15 @@ async fn thirty_parallel_applications_create_exactly_one(app: TestApp) {
     let bank = app.as_issuer("bank").await;
     let body = json!({ "section_id": section_id, "issuer_id": bank.org_id() });
 
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..30 {
-        let req = reqwest::Client::new()
+    let answers = all_at_once((0..30).map(|_| {
+        reqwest::Client::new()
             .post(app.url("/api/v1/applications"))
             .bearer_auth(&enterprise.token)
-            .json(&body);
-        tasks.spawn(async move {
-            let res = req.send().await.expect("send");
-            let status = res.status().as_u16();
-            let body: Value = res.json().await.expect("json body");
-            (status, body)
-        });
-    }
+            .json(&body)
+    }))
+    .await;
     let mut created = 0;
-    while let Some(done) = tasks.join_next().await {
-        let (status, body) = done.expect("task");
+    for (status, body) in answers {
         match status {
             201 => created += 1,
             409 => {
@@ -170,22 +163,15 @@ async fn thirty_parallel_issues_by_one_issuer_get_distinct_numbers(app: TestApp)
     }
     assert_eq!(paid.len(), 30);
 
-    let mut tasks = tokio::task::JoinSet::new();
-    for application in &paid {
-        let req = reqwest::Client::new()
+    let answers = all_at_once(paid.iter().map(|application| {
+        reqwest::Client::new()
             .post(app.url(&format!("/api/v1/applications/{}/issue", application.id)))
             .bearer_auth(&bank.token)
-            .json(&json!({}));
-        tasks.spawn(async move {
-            let res = req.send().await.expect("send");
-            let status = res.status().as_u16();
-            let body: Value = res.json().await.expect("json body");
-            (status, body)
-        });
-    }
+            .json(&json!({}))
+    }))
+    .await;
     let mut numbers = HashSet::new();
-    while let Some(done) = tasks.join_next().await {
-        let (status, body) = done.expect("task");
+    for (status, body) in answers {
         assert_eq!(status, 201, "{body}");
         numbers.insert(sequence(
             body["guarantee"]["number"].as_str().expect("number"),
@@ -256,22 +242,15 @@ async fn a_lost_race_names_no_database_object(app: TestApp) {
     let code = uscc("91371600MA3CQ0777");
     let body = serde_json::to_value(NewOrg::new("enterprise", "滨州并发建工有限公司", &code))
         .expect("json");
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..30 {
-        let req = reqwest::Client::new()
+    let answers = all_at_once((0..30).map(|_| {
+        reqwest::Client::new()
             .post(app.url("/api/v1/organizations"))
             .bearer_auth(&operator.token)
-            .json(&body);
-        tasks.spawn(async move {
-            let res = req.send().await.expect("send");
-            let status = res.status().as_u16();
-            let body: Value = res.json().await.expect("json body");
-            (status, body)
-        });
-    }
+            .json(&body)
+    }))
+    .await;
     let mut created = 0;
-    while let Some(done) = tasks.join_next().await {
-        let (status, body) = done.expect("task");
+    for (status, body) in answers {
         match status {
             201 => created += 1,
             409 => {
