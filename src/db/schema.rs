@@ -294,6 +294,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    readiness_probe (id) {
+        id -> Integer,
+        probes -> BigInt,
+    }
+}
+
+diesel::table! {
     trust_store_version (id) {
         id -> Integer,
         version -> BigInt,
@@ -313,6 +320,7 @@ diesel::joinable!(issuer_certificates -> organizations (organization_id));
 diesel::allow_tables_to_appear_in_same_query!(
     guarantee_number_counters,
     trust_store_version,
+    readiness_probe,
     organizations,
     users,
     api_tokens,
