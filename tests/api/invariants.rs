@@ -194,7 +194,7 @@ async fn an_upgrade_over_duplicate_live_applications_keeps_one_live(app: TestApp
         .await;
     assert_eq!(
         live,
-        [application.id.clone()],
+        std::slice::from_ref(&application.id),
         "the approved one stays live"
     );
     let refused = app.copy_application(&application.id, true).await;
