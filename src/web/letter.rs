@@ -22,6 +22,8 @@ struct Letter<'a> {
     document_sha256: &'a str,
     verification_code: String,
     qr_svg: String,
+    /// The embedded stylesheet: styles never inline (the content security policy).
+    stylesheet: &'a str,
 }
 
 /// Renders the letter of the guarantee's current version.
@@ -46,6 +48,7 @@ pub fn render(ctx: &Context, view: &GuaranteeView) -> Result<String, ServiceErro
         document_sha256: &view.version.document_sha256,
         verification_code: code,
         qr_svg,
+        stylesheet: crate::web::pages::assets::STYLESHEET.path.as_str(),
     }
     .render()
     .or_internal("letter template")
