@@ -24,6 +24,7 @@ struct Letter<'a> {
     qr_svg: String,
     /// The embedded stylesheet: styles never inline (the content security policy).
     stylesheet: &'a str,
+    icon: &'a str,
 }
 
 /// Renders the letter of the guarantee's current version.
@@ -33,7 +34,7 @@ pub fn render(ctx: &Context, view: &GuaranteeView) -> Result<String, ServiceErro
     let qr_svg = QrCode::new(doc.verification_url.as_bytes())
         .or_internal("QR code")?
         .render::<svg::Color<'_>>()
-        .min_dimensions(160, 160)
+        .min_dimensions(128, 128)
         .build();
     let kind_title = match view.issuer.issuer_kind {
         Some(IssuerKind::Insurer) => "投标保证保险保单 Bid bond insurance policy",
@@ -49,6 +50,7 @@ pub fn render(ctx: &Context, view: &GuaranteeView) -> Result<String, ServiceErro
         verification_code: code,
         qr_svg,
         stylesheet: crate::web::pages::assets::STYLESHEET.path.as_str(),
+        icon: crate::web::pages::assets::ICON.path.as_str(),
     }
     .render()
     .or_internal("letter template")

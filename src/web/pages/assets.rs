@@ -36,12 +36,22 @@ pub static STYLESHEET: LazyLock<Asset> = LazyLock::new(|| {
     )
 });
 
+/// The icon browsers show in the tab.
+pub static ICON: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        "icon",
+        "svg",
+        "image/svg+xml",
+        include_bytes!("../../../static/icon.svg"),
+    )
+});
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/static/{name}", web::get().to(serve));
 }
 
 async fn serve(name: web::Path<String>) -> HttpResponse {
-    let asset = [&*STYLESHEET]
+    let asset = [&*STYLESHEET, &*ICON]
         .into_iter()
         .find(|a| a.path.strip_prefix("/static/") == Some(name.as_str()));
     match asset {

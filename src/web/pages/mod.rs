@@ -7,6 +7,7 @@
 
 pub mod assets;
 pub mod errors;
+pub mod guarantees;
 pub mod home;
 pub mod i18n;
 pub mod login;
@@ -26,6 +27,7 @@ pub use errors::PageError;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(assets::routes)
         .configure(home::routes)
+        .configure(guarantees::routes)
         .configure(login::routes)
         .configure(verify::routes);
 }
@@ -63,6 +65,7 @@ pub struct Chrome {
     pub lang: &'static str,
     pub title: String,
     pub stylesheet: &'static str,
+    pub icon: &'static str,
     pub user: Option<ChromeUser>,
     /// The session's CSRF token, for every form (empty when signed out).
     pub csrf: String,
@@ -105,16 +108,22 @@ impl Chrome {
             Lang::Zh => Lang::En,
             Lang::En => Lang::Zh,
         };
-        let back = req
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
+        // Back to this page after switching; a page that answered a form goes back to
+        // the form (a GET of a POST address would not be the same page).
+        let back = if req.method() == actix_web::http::Method::GET {
+            req.uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned()
+        } else {
+            session::referring_path(req).unwrap_or_else(|| "/".to_owned())
+        };
         Chrome {
             tr,
             lang: lang.tag(),
             title: title.to_owned(),
             stylesheet: assets::STYLESHEET.path.as_str(),
+            icon: assets::ICON.path.as_str(),
             user: None,
             csrf: String::new(),
             flash: None,

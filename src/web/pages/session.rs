@@ -145,12 +145,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for SignedForm<T> {
         Box::pin(async move {
             // The session first: an expired one goes to sign-in, whatever the form says.
             let visitor = visitor_of(&req).await?.ok_or_else(|| PageError::SignIn {
-                next: req
-                    .headers()
-                    .get(actix_web::http::header::REFERER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(same_site_path)
-                    .unwrap_or_else(|| "/".to_owned()),
+                next: referring_path(&req).unwrap_or_else(|| "/".to_owned()),
             })?;
             let posted = form
                 .await
@@ -163,6 +158,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for SignedForm<T> {
             })
         })
     }
+}
+
+/// The page a form was posted from (its `Referer`, on this site only).
+pub fn referring_path(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(actix_web::http::header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(same_site_path)
 }
 
 /// The path and query of a URL on this site (a `Referer`), never another site's.
