@@ -61,3 +61,7 @@ home-how-apply = A bidder picks a tender and section and applies to an issuer fo
 home-how-issue = The issuer reviews it, takes the premium and issues a digitally signed guarantee.
 home-how-verify = At bid opening the tender agency verifies every guarantee; anyone can verify one on this site.
 home-how-release = After the award and the contract the guarantee is released; if a bidder defaults, the tenderee may claim.
+pager-label = Pages
+pager-previous = Previous
+pager-next = Next
+pager-page = Page { $page }

@@ -61,3 +61,7 @@ home-how-apply = 投标企业选择招标项目和标段，向出函机构申请
 home-how-issue = 出函机构审核、收取保费后出具带数字签名的保函。
 home-how-verify = 开标时，招标代理核验每一份保函；任何人都可在本站验证保函。
 home-how-release = 定标和签订合同后，保函自动释放；投标人违约时，招标人可以索赔。
+pager-label = 分页
+pager-previous = 上一页
+pager-next = 下一页
+pager-page = 第 { $page } 页

@@ -158,3 +158,123 @@ mod tests {
         assert!(!en.has("no-such-key"));
     }
 }
+
+/// Every page's text exists in both languages: the catalogues hold the same keys, and
+/// every key the templates and page handlers name is in them.
+#[cfg(test)]
+mod catalogue_tests {
+    use std::collections::BTreeSet;
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    fn files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("readable dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files(&path, ext, out);
+            } else if path.extension().is_some_and(|e| e == ext) {
+                out.push(path);
+            }
+        }
+    }
+
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// The message ids of one language's catalogues.
+    fn keys(lang: Lang) -> BTreeSet<String> {
+        let mut paths = Vec::new();
+        files(&root().join("locales").join(lang.tag()), "ftl", &mut paths);
+        assert!(!paths.is_empty(), "no catalogue for {}", lang.tag());
+        let mut keys = BTreeSet::new();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).expect("catalogue");
+            for line in text.lines() {
+                let starts_message = line.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+                if let (true, Some((key, _))) = (starts_message, line.split_once(" =")) {
+                    assert!(
+                        keys.insert(key.trim().to_owned()),
+                        "{key} twice in {}",
+                        lang.tag()
+                    );
+                }
+            }
+        }
+        keys
+    }
+
+    /// Keys named literally: `t("key")` and `t1("key", ...)` in templates and pages.
+    fn used_keys() -> BTreeSet<String> {
+        let mut paths = Vec::new();
+        files(&root().join("templates"), "html", &mut paths);
+        files(&root().join("src/web/pages"), "rs", &mut paths);
+        // This file's own tests name a key that must not exist.
+        paths.retain(|p| !p.ends_with("i18n.rs"));
+        let pattern = regex::Regex::new(r#"\bt1?\(\s*"([a-z0-9-]+)""#).expect("regex");
+        let mut used = BTreeSet::new();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).expect("source");
+            for c in pattern.captures_iter(&text) {
+                used.insert(c[1].to_owned());
+            }
+        }
+        used
+    }
+
+    #[test]
+    fn both_languages_have_every_key() {
+        let zh = keys(Lang::Zh);
+        let en = keys(Lang::En);
+        let only_zh: Vec<_> = zh.difference(&en).collect();
+        let only_en: Vec<_> = en.difference(&zh).collect();
+        assert!(
+            only_zh.is_empty() && only_en.is_empty(),
+            "only in zh-CN: {only_zh:?}; only in en: {only_en:?}"
+        );
+        let used = used_keys();
+        assert!(used.len() > 50, "the scan finds the keys: {}", used.len());
+        let missing: Vec<_> = used.difference(&zh).collect();
+        assert!(missing.is_empty(), "used but in no catalogue: {missing:?}");
+    }
+
+    #[test]
+    fn keys_made_from_names_exist() {
+        let zh = keys(Lang::Zh);
+        let roles = [
+            "operator",
+            "enterprise",
+            "issuer",
+            "agency",
+            "tenderee",
+            "provider",
+            "person",
+        ];
+        let results = ["passed", "failed", "indeterminate", "skipped"];
+        let verdicts = ["passed", "failed", "indeterminate"];
+        let checks = [
+            "format",
+            "integrity",
+            "signature-value",
+            "certificate-chain",
+            "key-usage",
+            "signature-policy",
+            "signing-time",
+            "certificate-validity",
+            "revocation",
+            "issuer-binding",
+            "registration",
+            "status",
+            "expectations",
+        ];
+        let mut wanted: Vec<String> = Vec::new();
+        wanted.extend(roles.iter().map(|r| format!("role-{r}")));
+        wanted.extend(results.iter().map(|r| format!("result-{r}")));
+        wanted.extend(verdicts.iter().map(|v| format!("verdict-{v}")));
+        wanted.extend(verdicts.iter().map(|v| format!("verdict-{v}-advice")));
+        wanted.extend(checks.iter().map(|c| format!("check-{c}")));
+        let missing: Vec<_> = wanted.iter().filter(|k| !zh.contains(*k)).collect();
+        assert!(missing.is_empty(), "{missing:?}");
+    }
+}

@@ -11,6 +11,7 @@ pub mod guarantees;
 pub mod home;
 pub mod i18n;
 pub mod login;
+pub mod paging;
 pub mod session;
 pub mod verify;
 
