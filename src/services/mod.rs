@@ -13,6 +13,7 @@ pub mod notify;
 pub mod ocsp_fetch;
 pub mod organizations;
 pub mod projects;
+pub mod stats;
 pub mod trust;
 pub mod views;
 

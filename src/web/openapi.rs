@@ -48,6 +48,7 @@ use super::idempotency;
         (name = "claims", description = "Demands on guarantees (索赔) and decisions"),
         (name = "verification", description = "Verifying a guarantee's signature and registration"),
         (name = "mail", description = "The mail outbox (operator)"),
+        (name = "statistics", description = "The exchange's public figures"),
     )
 )]
 pub struct ApiDoc;

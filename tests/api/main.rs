@@ -30,6 +30,7 @@ mod organizations;
 mod projects;
 mod revocation;
 mod security;
+mod stats;
 mod timestamps;
 mod tokens;
 mod trust_rules;

@@ -8,6 +8,7 @@ pub mod guarantees;
 pub mod mail;
 pub mod organizations;
 pub mod projects;
+pub mod stats;
 pub mod verify;
 
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -21,5 +22,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .configure(applications::routes)
         .configure(guarantees::routes)
         .configure(verify::routes)
-        .configure(mail::routes);
+        .configure(mail::routes)
+        .configure(stats::routes);
 }

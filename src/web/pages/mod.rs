@@ -6,6 +6,7 @@
 //! (post/redirect/get) with a flash message saying what happened.
 
 pub mod assets;
+pub mod charts;
 pub mod errors;
 pub mod guarantees;
 pub mod home;
@@ -13,6 +14,7 @@ pub mod i18n;
 pub mod login;
 pub mod paging;
 pub mod session;
+pub mod stats;
 pub mod verify;
 
 use actix_web::http::header;
@@ -30,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(home::routes)
         .configure(guarantees::routes)
         .configure(login::routes)
+        .configure(stats::routes)
         .configure(verify::routes);
 }
 

@@ -1,0 +1,99 @@
+//! The public statistics page: the exchange's figures, charts drawn on the server, and
+//! the same figures as tables beside them (also served as JSON at `/api/v1/stats`).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use super::errors::PageError;
+use super::i18n::{Lang, Tr};
+use super::session::visitor_of;
+use super::{charts, page, Chrome, Nav};
+use crate::domain::money::Amount;
+use crate::services::stats;
+use crate::services::ServiceError;
+use crate::web::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/stats", web::get().to(show));
+}
+
+struct Row {
+    label: String,
+    issued: i64,
+    amount: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/stats.html")]
+struct StatsPage {
+    chrome: Chrome,
+    issued: i64,
+    enterprises: i64,
+    projects: i64,
+    amount: String,
+    months: Vec<Row>,
+    kinds: Vec<Row>,
+    month_chart: String,
+    kind_chart: String,
+}
+
+async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let ctx = state.ctx.clone();
+    let figures = web::block(move || stats::exchange_stats(&ctx)).await??;
+    let visitor = visitor_of(&req).await?;
+    let tr = Tr::new(Lang::of(&req));
+    let chrome = Chrome::new(&req, visitor.as_ref(), &tr.t("stats-title"), Nav::Role);
+    let yuan = |fen: i64| Amount::from_fen(fen).grouped();
+    let months: Vec<Row> = figures
+        .by_month
+        .iter()
+        .map(|m| Row {
+            label: m.month.clone(),
+            issued: m.guarantees_issued,
+            amount: yuan(m.bond_amount_fen),
+        })
+        .collect();
+    let kinds: Vec<Row> = figures
+        .by_kind
+        .iter()
+        .map(|k| Row {
+            label: tr.t(&format!("kind-{}", k.kind)),
+            issued: k.guarantees_issued,
+            amount: yuan(k.bond_amount_fen),
+        })
+        .collect();
+    let chart_failed = |e: String| PageError::Service(ServiceError::Internal(anyhow::anyhow!(e)));
+    let month_chart = charts::bars(
+        &months.iter().map(|m| m.label.clone()).collect::<Vec<_>>(),
+        &figures
+            .by_month
+            .iter()
+            .map(|m| m.guarantees_issued)
+            .collect::<Vec<_>>(),
+        &tr.t("stats-axis-guarantees"),
+    )
+    .map_err(chart_failed)?;
+    let kind_chart = charts::bars(
+        &kinds.iter().map(|k| k.label.clone()).collect::<Vec<_>>(),
+        &figures
+            .by_kind
+            .iter()
+            .map(|k| k.bond_amount_fen / 100)
+            .collect::<Vec<_>>(),
+        &tr.t("stats-axis-yuan"),
+    )
+    .map_err(chart_failed)?;
+    let html = StatsPage {
+        chrome: chrome.clone(),
+        issued: figures.guarantees_issued,
+        enterprises: figures.enterprises_served,
+        projects: figures.projects_served,
+        amount: yuan(figures.bond_amount_fen),
+        months,
+        kinds,
+        month_chart,
+        kind_chart,
+    }
+    .render()?;
+    Ok(page(&chrome, html))
+}
