@@ -86,6 +86,7 @@ async fn a_letter_prints_on_one_page_and_its_qr_code_verifies_it(backend: TestBa
         "console errors on the letter: {errors:?}"
     );
     bidder.screenshot("letter").await;
+    bidder.assert_accessible("the letter").await;
     let pdf = bidder.print_a4().await;
     assert_eq!(pdf_pages(&pdf), 1, "the letter prints on one A4 page");
     let qr = decode_qr(&bidder.element_picture("main.letter .verify svg").await);
@@ -101,6 +102,7 @@ async fn a_letter_prints_on_one_page_and_its_qr_code_verifies_it(backend: TestBa
         .await;
     assert_eq!(prefilled.as_str(), Some(bond.number.as_str()));
     public.screenshot("verify-form").await;
+    public.assert_accessible("the verification form").await;
     public.fill("#code", &bond.code).await;
     public
         .click("form[action='/verify'] button[type=submit]")
@@ -114,6 +116,7 @@ async fn a_letter_prints_on_one_page_and_its_qr_code_verifies_it(backend: TestBa
     let essentials = public.text("dl.facts").await;
     assert!(essentials.contains(&bond.number), "{essentials}");
     public.screenshot("verify-passed").await;
+    public.assert_accessible("the verification report").await;
 
     // A copy with a changed amount, uploaded with the genuine signature.
     let enterprise = app.as_enterprise("enterprise1").await;
@@ -171,6 +174,28 @@ async fn a_letter_prints_on_one_page_and_its_qr_code_verifies_it(backend: TestBa
     assert!(public.wait_for("html[lang=en]").await);
     assert_eq!(public.text("h1").await, "Verify a guarantee");
     public.goto(&app.url("/")).await;
+    public.assert_accessible("the home page").await;
+    public.goto(&app.url("/stats")).await;
+    assert!(public.wait_for("figure.chart svg").await);
+    public.assert_accessible("the statistics page").await;
+    let errors = public.console_errors().await;
+    assert!(
+        errors.is_empty(),
+        "console errors on the public pages: {errors:?}"
+    );
+    public.screenshot("stats").await;
+    public.goto(&app.url("/login")).await;
+    public.assert_accessible("the sign-in page").await;
+    // The checker itself catches a field without a label (so the passes above mean
+    // something).
+    public
+        .eval("document.querySelector('main').insertAdjacentHTML('beforeend', '<input type=\"text\">'); return 1")
+        .await;
+    let caught = public.accessibility_problems().await;
+    assert!(
+        caught.iter().any(|v| v.id == "label"),
+        "axe-core flags an unlabelled field: {caught:?}"
+    );
     assert_eq!(
         public
             .eval("return document.documentElement.lang")

@@ -18,7 +18,11 @@ pub fn bars(labels: &[String], values: &[i64], unit: &str) -> Result<String, Str
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(70)
-            .build_cartesian_2d((0..labels.len().max(1)).into_segmented(), 0..top)
+            .build_cartesian_2d(
+                // A segmented range 0..n has a segment for each of 0..=n: one per label.
+                (0..labels.len().max(1) - 1).into_segmented(),
+                0..top,
+            )
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
@@ -59,5 +63,9 @@ mod tests {
             "no inline style: the CSP would block it"
         );
         assert!(!svg.contains("<script"));
+        // One bar per value: no empty segment after the last.
+        assert_eq!(svg.matches("fill=\"#8F1D1D\"").count(), 2, "{svg}");
+        let one = bars(&labels[..1], &[5], "guarantees").expect("chart");
+        assert_eq!(one.matches("fill=\"#8F1D1D\"").count(), 1, "{one}");
     }
 }
