@@ -54,7 +54,21 @@ pub struct Mail {
 /// Queues a mail. Call inside the transaction of the change that causes it: if that
 /// rolls back, the mail is never sent; if it commits, the mail will be.
 pub fn enqueue(conn: &mut DbConnection, mail: Mail, now: NaiveDateTime) -> QueryResult<String> {
-    let row = OutboxMail {
+    let row = new_row(mail, now, now, None);
+    diesel::insert_into(mail_outbox::table)
+        .values(&row)
+        .execute(conn)?;
+    Ok(row.id)
+}
+
+/// A row for a new mail, due at `due`.
+fn new_row(
+    mail: Mail,
+    due: NaiveDateTime,
+    now: NaiveDateTime,
+    digest_key: Option<&str>,
+) -> OutboxMail {
+    OutboxMail {
         id: uuid::Uuid::new_v4().to_string(),
         to_address: mail.to_address,
         subject: mail.subject,
@@ -62,17 +76,13 @@ pub fn enqueue(conn: &mut DbConnection, mail: Mail, now: NaiveDateTime) -> Query
         html_body: mail.html_body,
         status: MailStatus::Pending,
         attempts: 0,
-        next_attempt_at: now,
+        next_attempt_at: due,
         locked_until: None,
         last_error: None,
         created_at: now,
         sent_at: None,
-        digest_key: None,
-    };
-    diesel::insert_into(mail_outbox::table)
-        .values(&row)
-        .execute(conn)?;
-    Ok(row.id)
+        digest_key: digest_key.map(str::to_owned),
+    }
 }
 
 /// The digest `key` that still collects (pending, not claimed by a worker yet).
@@ -108,23 +118,8 @@ pub fn put_digest(
     ))
     .execute(conn)?;
     if rewritten == 0 {
-        let row = OutboxMail {
-            id: uuid::Uuid::new_v4().to_string(),
-            to_address: mail.to_address,
-            subject: mail.subject,
-            text_body: mail.text_body,
-            html_body: mail.html_body,
-            status: MailStatus::Pending,
-            attempts: 0,
-            next_attempt_at: send_at,
-            locked_until: None,
-            last_error: None,
-            created_at: now,
-            sent_at: None,
-            digest_key: Some(key.to_owned()),
-        };
         diesel::insert_into(mail_outbox::table)
-            .values(&row)
+            .values(&new_row(mail, send_at, now, Some(key)))
             .execute(conn)?;
     }
     Ok(())

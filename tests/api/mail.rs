@@ -267,12 +267,12 @@ async fn the_file_transport_writes_an_eml_file_per_mail(backend: TestBackend) {
         .contains("市第一中学新建工程"));
 }
 
-/// A send that outlasts the claim's lease: the claimant renews it while sending, so no
-/// other instance's worker starts the same mail meanwhile (with the old fixed lease a
-/// dead instance held its mail for ten minutes; now the lease is short, which without
-/// renewal would repeat every slow send).
-async fn a_send_slower_than_the_lease_is_renewed_not_repeated(backend: TestBackend) {
-    let smtp = SmtpServer::start(Mode::AcceptAfter(Duration::from_secs(5))).await;
+/// An SMTP server in `mode`, and the app sending to it with claims of three seconds.
+async fn with_a_three_second_lease(
+    backend: TestBackend,
+    mode: Mode,
+) -> (SmtpServer, crate::helpers::TestApp) {
+    let smtp = SmtpServer::start(mode).await;
     let deliver = smtp_delivery(smtp.port, Some(3));
     let app = backend
         .spawn_with(move |s| {
@@ -280,6 +280,16 @@ async fn a_send_slower_than_the_lease_is_renewed_not_repeated(backend: TestBacke
             s.mail_lease_seconds = 3;
         })
         .await;
+    (smtp, app)
+}
+
+/// A send that outlasts the claim's lease: the claimant renews it while sending, so no
+/// other instance's worker starts the same mail meanwhile (with the old fixed lease a
+/// dead instance held its mail for ten minutes; now the lease is short, which without
+/// renewal would repeat every slow send).
+async fn a_send_slower_than_the_lease_is_renewed_not_repeated(backend: TestBackend) {
+    let (smtp, app) =
+        with_a_three_second_lease(backend, Mode::AcceptAfter(Duration::from_secs(5))).await;
     let workers = app.start_mail_workers(2);
     let ids = app
         .enqueue_mails(vec![plain_mail("slow@example.com", "slow relay")])
@@ -294,14 +304,7 @@ async fn a_send_slower_than_the_lease_is_renewed_not_repeated(backend: TestBacke
 /// A mail claimed by an instance that died (its claim is never renewed nor released)
 /// goes once the short lease has run out, from another instance's worker.
 async fn a_mail_held_by_a_dead_instance_goes_after_the_short_lease(backend: TestBackend) {
-    let smtp = SmtpServer::start(Mode::Accept).await;
-    let deliver = smtp_delivery(smtp.port, Some(3));
-    let app = backend
-        .spawn_with(move |s| {
-            deliver(s);
-            s.mail_lease_seconds = 3;
-        })
-        .await;
+    let (smtp, app) = with_a_three_second_lease(backend, Mode::Accept).await;
     // Queued and claimed in one transaction, as the dead instance's worker left it:
     // the live worker never saw it unclaimed.
     let id = app
