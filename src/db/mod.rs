@@ -5,6 +5,7 @@ pub mod audit;
 pub(crate) mod columns;
 pub mod models;
 pub mod schema;
+pub mod trust_version;
 
 use std::time::Duration;
 

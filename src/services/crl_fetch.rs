@@ -179,7 +179,7 @@ fn fetch_due(ctx: &Context, urls: BTreeSet<String>) -> Result<FetchRound, Servic
         };
         write_tx(&mut conn, |c| -> Result<(), ServiceError> {
             diesel::insert_into(crls::table).values(&row).execute(c)?;
-            super::trust::bump_store_version(c)?;
+            crate::db::trust_version::bump(c)?;
             audit::append(
                 c,
                 &AuditEvent {

@@ -15,9 +15,7 @@ use openssl::x509::X509;
 use super::{new_id, require_role, Actor, Context, OrInternal, ServiceError};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Crl, IssuerCertificate, Organization, TrustAnchor};
-use crate::db::schema::{
-    crls, issuer_certificates, organizations, trust_anchors, trust_store_version,
-};
+use crate::db::schema::{crls, issuer_certificates, organizations, trust_anchors};
 use crate::db::{write_tx, DbConnection, DbPool};
 use crate::domain::party::{OrgKind, Role};
 use crate::pki::{
@@ -117,7 +115,7 @@ impl Verifier {
         policy: pki::SignaturePolicy,
     ) -> Result<Verifier, ServiceError> {
         let mut conn = super::conn(pool)?;
-        let version = store_version(&mut conn)?;
+        let version = crate::db::trust_version::current(&mut conn)?;
         let store = build_store(&mut conn, certs_dir, Vec::new())?;
         Ok(Verifier {
             engine: VerificationEngine::with_policy(policy),
@@ -159,13 +157,16 @@ impl Verifier {
     /// version moved since this instance built its store (an anchor or CRL registered or
     /// fetched through any instance). Costs one primary-key read when nothing changed.
     pub fn current(&self, conn: &mut DbConnection) -> Result<Arc<TrustStore>, ServiceError> {
-        if store_version(conn)? != self.built_at_version.load(Ordering::Acquire) {
+        if crate::db::trust_version::current(conn)? != self.built_at_version.load(Ordering::Acquire)
+        {
             let _rebuilding = self
                 .rebuilding
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             // Another request may have rebuilt it while this one waited.
-            if store_version(conn)? != self.built_at_version.load(Ordering::Acquire) {
+            if crate::db::trust_version::current(conn)?
+                != self.built_at_version.load(Ordering::Acquire)
+            {
                 self.rebuild(conn)?;
             }
         }
@@ -183,7 +184,7 @@ impl Verifier {
             .collect();
         // The version is read before the rows: a change committed in between makes the
         // store newer than its version says, and the next request rebuilds once more.
-        let version = store_version(conn)?;
+        let version = crate::db::trust_version::current(conn)?;
         let store = Arc::new(build_store(conn, &self.certs_dir, answers)?);
         let mut current = self
             .store
@@ -224,23 +225,6 @@ impl Verifier {
     pub fn engine(&self) -> &VerificationEngine {
         &self.engine
     }
-}
-
-/// The trust-store version: how many changes to anchors and CRLs were committed.
-fn store_version(conn: &mut DbConnection) -> QueryResult<i64> {
-    trust_store_version::table
-        .find(1)
-        .select(trust_store_version::version)
-        .first(conn)
-}
-
-/// Marks a change to what the trust store is built from; call it in the transaction
-/// that makes the change, so that every instance rebuilds at its next request.
-pub fn bump_store_version(conn: &mut DbConnection) -> QueryResult<()> {
-    diesel::update(trust_store_version::table.find(1))
-        .set(trust_store_version::version.eq(trust_store_version::version + 1))
-        .execute(conn)?;
-    Ok(())
 }
 
 fn build_store(
@@ -335,7 +319,7 @@ pub fn register_trust_anchor(
         diesel::insert_into(trust_anchors::table)
             .values(&anchor)
             .execute(c)?;
-        bump_store_version(c)?;
+        crate::db::trust_version::bump(c)?;
         record(
             c,
             actor,
@@ -384,7 +368,7 @@ pub fn register_crl(ctx: &Context, actor: &Actor, crl_bytes: &[u8]) -> Result<Cr
     let mut conn = ctx.conn()?;
     ctx.write_tx(&mut conn, |c| -> Result<(), ServiceError> {
         diesel::insert_into(crls::table).values(&row).execute(c)?;
-        bump_store_version(c)?;
+        crate::db::trust_version::bump(c)?;
         record(
             c,
             actor,
