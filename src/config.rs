@@ -96,6 +96,20 @@ pub struct Settings {
     pub mail_retry_base_ms: u64,
     /// Tries before a mail is marked failed for the operator.
     pub mail_max_attempts: u32,
+    /// How long a worker's claim on a mail holds against other instances' workers; it
+    /// is renewed while the send runs, so this is how soon a mail that a dead instance
+    /// was sending goes again (at least 3).
+    pub mail_lease_seconds: u32,
+    /// How long an issuer's digest of new applications collects further applications
+    /// before it is sent (0: it goes at the worker's next look, still taking whatever
+    /// arrived by then).
+    pub mail_digest_seconds: u32,
+    /// The most applications an enterprise may have waiting at once (submitted, approved
+    /// or paid, not yet issued).
+    pub application_limit_waiting: u32,
+    /// The most applications an enterprise may make in one day (China time), withdrawn
+    /// ones included.
+    pub application_limit_per_day: u32,
     /// A CRL fetched from a distribution point is fetched again once its nextUpdate is
     /// less than this far away.
     pub revocation_fetch_margin_seconds: u64,
@@ -140,6 +154,10 @@ struct Defaults {
     mail_poll_interval_ms: u64,
     mail_retry_base_ms: u64,
     mail_max_attempts: u32,
+    mail_lease_seconds: u32,
+    mail_digest_seconds: u32,
+    application_limit_waiting: u32,
+    application_limit_per_day: u32,
     revocation_fetch_margin_seconds: u64,
     revocation_fetch_interval_seconds: u64,
     revocation_fetch_timeout_ms: u64,
@@ -172,6 +190,10 @@ const DEFAULTS: Defaults = Defaults {
     mail_poll_interval_ms: 5_000,
     mail_retry_base_ms: 60_000,
     mail_max_attempts: 8,
+    mail_lease_seconds: 30,
+    mail_digest_seconds: 120,
+    application_limit_waiting: 20,
+    application_limit_per_day: 50,
     revocation_fetch_margin_seconds: 3600,
     revocation_fetch_interval_seconds: 3600,
     revocation_fetch_timeout_ms: 5_000,
@@ -405,6 +427,29 @@ impl Settings {
             (
                 "BAOHAN_REVOCATION_FETCH_MAX_BYTES",
                 self.revocation_fetch_max_bytes,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Setting {
+                    setting,
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
+        if self.mail_lease_seconds < 3 {
+            return Err(ConfigError::Setting {
+                setting: "BAOHAN_MAIL_LEASE_SECONDS",
+                message: "must be at least 3 (the claim is renewed every third of it)".into(),
+            });
+        }
+        for (setting, value) in [
+            (
+                "BAOHAN_APPLICATION_LIMIT_WAITING",
+                self.application_limit_waiting,
+            ),
+            (
+                "BAOHAN_APPLICATION_LIMIT_PER_DAY",
+                self.application_limit_per_day,
             ),
         ] {
             if value == 0 {
@@ -921,6 +966,38 @@ mod tests {
             jail.set_env("BAOHAN_MAIL_RETRY_BASE_MS", "250");
             let s = Settings::load(None).map_err(|e| e.to_string())?;
             assert_eq!((s.mail_max_attempts, s.mail_retry_base_ms), (3, 250));
+            jail.set_env("BAOHAN_MAIL_LEASE_SECONDS", "2");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("BAOHAN_MAIL_LEASE_SECONDS"), "{err}");
+            jail.set_env("BAOHAN_MAIL_LEASE_SECONDS", "3");
+            assert_eq!(
+                Settings::load(None)
+                    .map_err(|e| e.to_string())?
+                    .mail_lease_seconds,
+                3
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn application_limits_are_settings() {
+        figment::Jail::expect_with(|jail| {
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                (s.application_limit_waiting, s.application_limit_per_day),
+                (20, 50)
+            );
+            jail.set_env("BAOHAN_APPLICATION_LIMIT_PER_DAY", "0");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("BAOHAN_APPLICATION_LIMIT_PER_DAY"), "{err}");
+            jail.set_env("BAOHAN_APPLICATION_LIMIT_PER_DAY", "7");
+            jail.set_env("BAOHAN_APPLICATION_LIMIT_WAITING", "3");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                (s.application_limit_waiting, s.application_limit_per_day),
+                (3, 7)
+            );
             Ok(())
         });
     }

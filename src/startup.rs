@@ -69,6 +69,7 @@ impl Application {
             timestamping: Arc::new(services::trust::TimeStamping::load_or_make(
                 &settings.tsa_dir(),
             )?),
+            limits: services::Limits::from_settings(&settings),
             idempotency: None,
         };
 
@@ -194,7 +195,9 @@ where
         .run())
 }
 
-/// How often expiries and trust-store changes made by other instances are picked up.
+/// How often expiries, due CRLs and OCSP answers, and files added to the certificates
+/// directory are picked up (anchors and CRLs registered through any instance take effect
+/// at the next request: see `services::trust::Verifier::current`).
 const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Periodic work that any instance may do (every step is safe to repeat or to run on
@@ -202,7 +205,7 @@ const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 /// whose guarantees run out soon and issuers whose signing certificates do, fetch the
 /// CRLs and OCSP answers that are due from the distribution points and responders
 /// certificates name, forget expired idempotency keys, reload the trust
-/// store so anchors and CRLs registered or fetched elsewhere take effect.
+/// store so files added to the certificates directory take effect.
 async fn upkeep(ctx: services::Context) {
     let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
     loop {

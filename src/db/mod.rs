@@ -323,8 +323,16 @@ where
     }
 }
 
-/// Is the database answering? Used by `/readyz`.
-pub fn ping(conn: &mut DbConnection) -> Result<(), DbError> {
-    conn.batch_execute("SELECT 1")?;
+/// Does the database take a write? Used by `/readyz`: a database that answers reads but
+/// refuses writes (a read-only file, data directory or replica) fails every sign-in.
+pub fn check_writable(conn: &mut DbConnection) -> Result<(), DbError> {
+    use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
+    use schema::readiness_probe;
+    let changed = diesel::update(readiness_probe::table.find(1))
+        .set(readiness_probe::probes.eq(readiness_probe::probes + 1))
+        .execute(conn)?;
+    if changed != 1 {
+        return Err(DbError::Schema("no readiness probe row".into()));
+    }
     Ok(())
 }

@@ -262,6 +262,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
+        digest_key -> Nullable<Text>,
     }
 }
 
@@ -292,6 +293,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    readiness_probe (id) {
+        id -> Integer,
+        probes -> BigInt,
+    }
+}
+
+diesel::table! {
+    trust_store_version (id) {
+        id -> Integer,
+        version -> BigInt,
+    }
+}
+
 diesel::joinable!(users -> organizations (organization_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -304,6 +319,8 @@ diesel::joinable!(issuer_certificates -> organizations (organization_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     guarantee_number_counters,
+    trust_store_version,
+    readiness_probe,
     organizations,
     users,
     api_tokens,

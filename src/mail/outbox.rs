@@ -38,6 +38,8 @@ pub struct OutboxMail {
     pub last_error: Option<String>,
     pub created_at: NaiveDateTime,
     pub sent_at: Option<NaiveDateTime>,
+    /// The digest this mail is, while it still collects (see [`put_digest`]).
+    pub digest_key: Option<String>,
 }
 
 /// A mail to send, rendered already.
@@ -65,6 +67,7 @@ pub fn enqueue(conn: &mut DbConnection, mail: Mail, now: NaiveDateTime) -> Query
         last_error: None,
         created_at: now,
         sent_at: None,
+        digest_key: None,
     };
     diesel::insert_into(mail_outbox::table)
         .values(&row)
@@ -72,25 +75,67 @@ pub fn enqueue(conn: &mut DbConnection, mail: Mail, now: NaiveDateTime) -> Query
     Ok(row.id)
 }
 
-/// Drops a mail to `to` with `subject` that is still waiting and not being sent (no
-/// worker holds it): what it announced is no longer true. Returns how many went.
-pub fn drop_unsent(
+/// The digest `key` that still collects (pending, not claimed by a worker yet).
+pub fn open_digest(conn: &mut DbConnection, key: &str) -> QueryResult<Option<OutboxMail>> {
+    mail_outbox::table
+        .filter(mail_outbox::digest_key.eq(key))
+        .filter(mail_outbox::status.eq(MailStatus::Pending))
+        .select(OutboxMail::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Writes the digest `key` anew with `mail`, or starts it, due at `send_at`, when none
+/// collects (the last one was claimed for sending, or there was none). The caller
+/// serializes the writers of one key (the unique index on the key is the backstop).
+pub fn put_digest(
     conn: &mut DbConnection,
-    to: &str,
-    subject: &str,
+    key: &str,
+    mail: Mail,
+    send_at: NaiveDateTime,
     now: NaiveDateTime,
-) -> QueryResult<usize> {
+) -> QueryResult<()> {
+    let rewritten = diesel::update(
+        mail_outbox::table
+            .filter(mail_outbox::digest_key.eq(key))
+            .filter(mail_outbox::status.eq(MailStatus::Pending)),
+    )
+    .set((
+        mail_outbox::to_address.eq(&mail.to_address),
+        mail_outbox::subject.eq(&mail.subject),
+        mail_outbox::text_body.eq(&mail.text_body),
+        mail_outbox::html_body.eq(&mail.html_body),
+    ))
+    .execute(conn)?;
+    if rewritten == 0 {
+        let row = OutboxMail {
+            id: uuid::Uuid::new_v4().to_string(),
+            to_address: mail.to_address,
+            subject: mail.subject,
+            text_body: mail.text_body,
+            html_body: mail.html_body,
+            status: MailStatus::Pending,
+            attempts: 0,
+            next_attempt_at: send_at,
+            locked_until: None,
+            last_error: None,
+            created_at: now,
+            sent_at: None,
+            digest_key: Some(key.to_owned()),
+        };
+        diesel::insert_into(mail_outbox::table)
+            .values(&row)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Drops the digest `key` that still collects: nothing is left in it to tell.
+pub fn drop_digest(conn: &mut DbConnection, key: &str) -> QueryResult<usize> {
     diesel::delete(
         mail_outbox::table
-            .filter(mail_outbox::to_address.eq(to))
-            .filter(mail_outbox::subject.eq(subject))
-            .filter(mail_outbox::status.eq(MailStatus::Pending))
-            .filter(mail_outbox::attempts.eq(0))
-            .filter(
-                mail_outbox::locked_until
-                    .is_null()
-                    .or(mail_outbox::locked_until.lt(now)),
-            ),
+            .filter(mail_outbox::digest_key.eq(key))
+            .filter(mail_outbox::status.eq(MailStatus::Pending)),
     )
     .execute(conn)
 }
@@ -179,13 +224,37 @@ pub fn claim(
                     .or(mail_outbox::locked_until.lt(now)),
             ),
     )
-    .set(mail_outbox::locked_until.eq(Some(lease_until)))
+    // A digest stops collecting once claimed: what happens next starts another.
+    .set((
+        mail_outbox::locked_until.eq(Some(lease_until)),
+        mail_outbox::digest_key.eq(None::<String>),
+    ))
     .execute(conn)?;
     if changed == 1 {
         find(conn, id)
     } else {
         Ok(None)
     }
+}
+
+/// Extends the claim on mail `id` that ends at `held_until` to `until`; `false` when the
+/// claim is no longer the caller's (it ran out and someone else claimed the mail, or the
+/// mail is no longer pending).
+pub fn renew(
+    conn: &mut DbConnection,
+    id: &str,
+    held_until: NaiveDateTime,
+    until: NaiveDateTime,
+) -> QueryResult<bool> {
+    let changed = diesel::update(
+        mail_outbox::table
+            .filter(mail_outbox::id.eq(id))
+            .filter(mail_outbox::status.eq(MailStatus::Pending))
+            .filter(mail_outbox::locked_until.eq(held_until)),
+    )
+    .set(mail_outbox::locked_until.eq(Some(until)))
+    .execute(conn)?;
+    Ok(changed == 1)
 }
 
 /// Records a delivery.

@@ -12,11 +12,17 @@ use askama::Template;
 
 use super::outbox::Mail;
 
-/// A new application for an issuer to review (收到保函申请).
+/// New applications for an issuer to review (收到保函申请), collected into one mail.
 #[derive(Debug, Clone)]
-pub struct ApplicationReceived {
+pub struct ApplicationsWaiting {
     /// The issuer (or its staff member) being written to.
     pub recipient_name: String,
+    pub applications: Vec<WaitingApplication>,
+}
+
+/// One application in an issuer's digest.
+#[derive(Debug, Clone)]
+pub struct WaitingApplication {
     pub application_ref: String,
     pub enterprise_name: String,
     pub project_name: String,
@@ -267,18 +273,12 @@ macro_rules! mail_kind {
 }
 
 mail_kind!(
-    /// To the issuer: an application waits for its review.
-    application_received(ApplicationReceived),
-    "mail/application_received.txt",
-    "mail/application_received.html",
-    |m| application_received_subject(&m.application_ref)
+    /// To the issuer: applications wait for its review.
+    applications_waiting(ApplicationsWaiting),
+    "mail/applications_waiting.txt",
+    "mail/applications_waiting.html",
+    |m| format!("收到保函申请 New applications: {}", m.applications.len())
 );
-
-/// The subject of the mail about application `reference` (to find it again when the
-/// application is withdrawn before the mail went).
-pub fn application_received_subject(reference: &str) -> String {
-    one_line(&format!("收到保函申请 Application received: {reference}"))
-}
 
 mail_kind!(
     /// To the enterprise and to the agency: the guarantee is issued.
@@ -423,26 +423,29 @@ mod tests {
     }
 
     #[test]
-    fn application_received_names_the_application() {
-        let mail = application_received(
+    fn applications_waiting_lists_each_application() {
+        let line = |r: &str, amount: &str| WaitingApplication {
+            application_ref: r.into(),
+            enterprise_name: "某某建设有限公司".into(),
+            project_name: "市第一中学新建工程".into(),
+            section_name: "一标段".into(),
+            bond_amount: amount.into(),
+            bid_deadline: "2026-12-20 09:30".into(),
+            link: format!("https://baohan.example/applications/{r}"),
+        };
+        let mail = applications_waiting(
             "issuer@example.com",
-            &ApplicationReceived {
+            &ApplicationsWaiting {
                 recipient_name: EVIL.into(),
-                application_ref: "AP-2026-0042".into(),
-                enterprise_name: "某某建设有限公司".into(),
-                project_name: "市第一中学新建工程".into(),
-                section_name: "一标段".into(),
-                bond_amount: "¥80,000.00".into(),
-                bid_deadline: "2026-12-20 09:30".into(),
-                link: "https://baohan.example/applications/1".into(),
+                applications: vec![line("AP-1", "¥80,000.00"), line("AP-2", "¥12,000.00")],
             },
         )
         .expect("rendered");
-        assert_eq!(
-            mail.subject,
-            "收到保函申请 Application received: AP-2026-0042"
-        );
-        assert!(mail.text_body.contains("¥80,000.00"));
+        assert_eq!(mail.subject, "收到保函申请 New applications: 2");
+        for body in [&mail.text_body, &mail.html_body] {
+            assert!(body.contains("¥80,000.00") && body.contains("¥12,000.00"));
+            assert!(body.contains("AP-1") && body.contains("AP-2"));
+        }
         assert!(mail.html_body.contains("2026-12-20 09:30"));
         assert_name_handled(&mail);
     }

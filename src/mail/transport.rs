@@ -221,6 +221,7 @@ mod tests {
             last_error: None,
             created_at: now,
             sent_at: None,
+            digest_key: None,
         }
     }
 

@@ -2,16 +2,17 @@
 //! records the outcome, retrying with exponential backoff until the last attempt.
 //!
 //! Delivery is at least once. The normal path sends each mail once: a mail is claimed
-//! by one conditional UPDATE (see [`outbox::claim`]) for a lease much longer than a send
-//! may take, and only the claimant sends it. A crash (or a lost database) between the
-//! SMTP server accepting a mail and the row being marked sent means the lease runs out
-//! and the mail goes again: at most one duplicate per such crash, with the same
-//! Message-ID so that mail clients can fold it away. The opposite order (mark, then
+//! by one conditional UPDATE (see [`outbox::claim`]) for a short lease that the claimant
+//! renews while its send runs, and only the claimant sends it. A crash (or a lost
+//! database) between the SMTP server accepting a mail and the row being marked sent
+//! means the lease runs out, soon, since nobody renews it, and the mail goes again: at
+//! most one duplicate per such crash, with the same Message-ID so that mail clients can
+//! fold it away. The opposite order (mark, then
 //! send) would lose mail instead, which is worse for notices about guarantees.
 
 use std::time::Duration;
 
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::NaiveDateTime;
 use lettre::message::Mailbox;
 use secrecy::SecretString;
 use tokio::sync::watch;
@@ -33,8 +34,9 @@ pub struct WorkerConfig {
     pub retry_cap: Duration,
     /// Tries before the mail is marked failed.
     pub max_attempts: u32,
-    /// How long a claim holds a mail against other workers. Must exceed the longest
-    /// send ([`SEND_DEADLINE`]) by a wide margin, or a slow send could be repeated.
+    /// How long a claim holds a mail against other workers; renewed every third of it
+    /// while the send runs, so a send may take longer. A dead instance's mail waits this
+    /// long before another instance sends it.
     pub lease: Duration,
 }
 
@@ -48,7 +50,7 @@ impl Default for WorkerConfig {
             retry_base: Duration::from_secs(60),
             retry_cap: Duration::from_secs(3600),
             max_attempts: 8,
-            lease: Duration::from_secs(600),
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -60,6 +62,7 @@ impl WorkerConfig {
             poll_interval: Duration::from_millis(settings.mail_poll_interval_ms),
             retry_base: Duration::from_millis(settings.mail_retry_base_ms),
             max_attempts: settings.mail_max_attempts,
+            lease: Duration::from_secs(settings.mail_lease_seconds.into()),
             ..WorkerConfig::default()
         }
     }
@@ -196,29 +199,38 @@ impl Worker {
                 if stopping() {
                     return Ok(report);
                 }
-                let lease = self.config.lease;
                 let at = self.clock.now();
-                let claimed = self
-                    .db(move |c| outbox::claim(c, &id, at, later(at, lease)))
-                    .await?;
+                let until = later(at, self.config.lease);
+                let claimed = self.db(move |c| outbox::claim(c, &id, at, until)).await?;
                 // Someone else claimed it first, or it changed state: not ours.
                 if let Some(mail) = claimed {
-                    self.deliver(mail, &mut report).await?;
+                    self.deliver(mail, until, &mut report).await?;
                 }
             }
         }
     }
 
-    /// Sends one claimed mail and records the outcome.
-    async fn deliver(&self, mail: OutboxMail, report: &mut RoundReport) -> Result<(), WorkerError> {
+    /// Sends one mail claimed until `claimed_until`, renewing the claim while the send
+    /// runs, and records the outcome.
+    async fn deliver(
+        &self,
+        mail: OutboxMail,
+        claimed_until: NaiveDateTime,
+        report: &mut RoundReport,
+    ) -> Result<(), WorkerError> {
         let outcome = match transport::build_message(&self.from, &mail) {
             Ok(message) => {
-                match tokio::time::timeout(SEND_DEADLINE, self.transport.send(message)).await {
-                    Ok(result) => result,
-                    Err(_) => Err(transport::SendError {
-                        message: format!("no answer within {} s", SEND_DEADLINE.as_secs()),
-                        permanent: false,
-                    }),
+                let send = tokio::time::timeout(SEND_DEADLINE, self.transport.send(message));
+                tokio::select! {
+                    sent = send => match sent {
+                        Ok(result) => result,
+                        Err(_) => Err(transport::SendError {
+                            message: format!("no answer within {} s", SEND_DEADLINE.as_secs()),
+                            permanent: false,
+                        }),
+                    },
+                    // Renewing never ends by itself; the send does.
+                    () = self.keep_claimed(mail.id.clone(), claimed_until) => unreachable!(),
                 }
             }
             Err(e) => Err(e),
@@ -253,6 +265,30 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// Renews the claim on mail `id` every third of the lease, for as long as it is
+    /// polled (the send it runs beside ends it). A renewal that finds the claim gone
+    /// (this worker stalled past its lease and another took the mail) is logged: the
+    /// send cannot be called back, so the mail may go twice, as after a crash.
+    async fn keep_claimed(&self, id: String, mut until: NaiveDateTime) {
+        let every = self.config.lease / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            let next = later(self.clock.now(), self.config.lease);
+            let (id_, held) = (id.clone(), until);
+            match self.db(move |c| outbox::renew(c, &id_, held, next)).await {
+                Ok(true) => until = next,
+                Ok(false) => {
+                    tracing::warn!(mail_id = %id, "the claim on a mail being sent ran out; it may go twice");
+                    return std::future::pending().await;
+                }
+                // The database is away: try again at the next beat.
+                Err(e) => {
+                    tracing::warn!(mail_id = %id, error = %e, "could not renew a mail's claim")
+                }
+            }
+        }
     }
 
     /// Marks a delivered mail sent, trying a few times: while the row says pending the
@@ -293,9 +329,13 @@ impl Worker {
     }
 }
 
+/// `at` plus `wait`, to the millisecond: a claim's end is compared for equality when it
+/// is renewed, and every backend stores milliseconds exactly.
 fn later(at: NaiveDateTime, wait: Duration) -> NaiveDateTime {
+    use chrono::{DurationRound, TimeDelta};
     // A wait too long for chrono is a configuration slip; a day is long enough.
-    at + TimeDelta::from_std(wait).unwrap_or_else(|_| TimeDelta::days(1))
+    let t = at + TimeDelta::from_std(wait).unwrap_or_else(|_| TimeDelta::days(1));
+    t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t)
 }
 
 #[cfg(test)]
@@ -315,8 +355,12 @@ mod tests {
     }
 
     #[test]
-    fn the_lease_outlasts_any_send() {
-        let config = WorkerConfig::default();
-        assert!(config.lease > SEND_DEADLINE * 2);
+    fn a_claim_ends_on_a_whole_millisecond() {
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 2)
+            .and_then(|d| d.and_hms_nano_opt(9, 0, 0, 123_456_789))
+            .expect("time");
+        let until = later(at, Duration::from_secs(30));
+        assert_eq!(until.and_utc().timestamp_subsec_nanos(), 123_000_000);
+        assert_eq!(until.and_utc().timestamp() - at.and_utc().timestamp(), 30);
     }
 }

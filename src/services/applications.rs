@@ -18,13 +18,6 @@ use crate::domain::money::Amount;
 use crate::domain::party::{IssuerKind, OrgKind, Role};
 use crate::domain::tender;
 
-/// The most applications an enterprise may have waiting at once (submitted, approved
-/// or paid, not yet issued).
-pub const MAX_OPEN_APPLICATIONS: i64 = 20;
-/// The most applications an enterprise may make in one day (China time), withdrawn
-/// ones included.
-pub const MAX_APPLICATIONS_PER_DAY: i64 = 50;
-
 /// The start of `at`'s day in China time, as UTC.
 fn china_day_start(at: NaiveDateTime) -> NaiveDateTime {
     use chrono::TimeZone;
@@ -106,10 +99,12 @@ pub fn apply(
             ]))
             .count()
             .get_result(c)?;
-        if open >= MAX_OPEN_APPLICATIONS {
+        let limits = ctx.limits;
+        if open >= limits.applications_waiting {
             return Err(ServiceError::Conflict(format!(
-                "you have {MAX_OPEN_APPLICATIONS} applications waiting; \
-                 no more until one is issued, declined or withdrawn"
+                "you have {} applications waiting; \
+                 no more until one is issued, declined or withdrawn",
+                limits.applications_waiting
             )));
         }
         let day_start = china_day_start(at);
@@ -118,10 +113,10 @@ pub fn apply(
             .filter(applications::created_at.ge(day_start))
             .count()
             .get_result(c)?;
-        if today >= MAX_APPLICATIONS_PER_DAY {
+        if today >= limits.applications_per_day {
             return Err(ServiceError::Conflict(format!(
-                "you have made {MAX_APPLICATIONS_PER_DAY} applications today; \
-                 try again tomorrow"
+                "you have made {} applications today; try again tomorrow",
+                limits.applications_per_day
             )));
         }
         // One live application per enterprise and section: a second one would only
@@ -192,7 +187,7 @@ pub fn apply(
             issuer,
             pending_amendment: None,
         };
-        super::notify::application_received(c, ctx, &view, at)?;
+        super::notify::applications_waiting(c, ctx, &view.issuer, at)?;
         Ok(view)
     })
 }
@@ -433,6 +428,6 @@ pub fn confirm_payment(
 pub fn withdraw(ctx: &Context, actor: &Actor, id: &str) -> Result<ApplicationView, ServiceError> {
     let at = ctx.now();
     act(ctx, actor, id, ApplicationAction::Withdraw, |c, view| {
-        super::notify::application_withdrawn(c, view, at)
+        super::notify::applications_waiting(c, ctx, &view.issuer, at)
     })
 }

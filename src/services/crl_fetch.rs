@@ -78,10 +78,10 @@ pub(super) enum FetchError {
 
 /// Fetches the CRLs that are missing or due from every distribution point named by the
 /// registered issuer certificates and the trust anchors, stores the trusted ones, and
-/// reloads the trust store when one was stored.
+/// rebuilds the trust store when one was stored.
 pub fn refresh_fetched_crls(ctx: &Context) -> Result<FetchRound, ServiceError> {
-    let store = ctx.verifier.store();
     let mut conn = ctx.conn()?;
+    let store = ctx.verifier.current(&mut conn)?;
     let issued: Vec<Vec<u8>> = issuer_certificates::table
         .filter(issuer_certificates::deactivated_at.is_null())
         .select(issuer_certificates::certificate_der)
@@ -106,12 +106,12 @@ pub fn fetch_for_certificate(ctx: &Context, cert: &X509) -> Result<FetchRound, S
     fetch_due(ctx, crl_distribution_urls(cert).into_iter().collect())
 }
 
-/// Fetches and stores the CRLs that are missing or due at `urls`; reloads the trust store
-/// when one was stored.
+/// Fetches and stores the CRLs that are missing or due at `urls`; rebuilds the trust
+/// store when one was stored.
 fn fetch_due(ctx: &Context, urls: BTreeSet<String>) -> Result<FetchRound, ServiceError> {
     let settings = ctx.verifier.revocation_fetching().clone();
-    let store = ctx.verifier.store();
     let mut conn = ctx.conn()?;
+    let store = ctx.verifier.current(&mut conn)?;
     let mut round = FetchRound {
         urls: urls.len(),
         ..FetchRound::default()
@@ -179,6 +179,7 @@ fn fetch_due(ctx: &Context, urls: BTreeSet<String>) -> Result<FetchRound, Servic
         };
         write_tx(&mut conn, |c| -> Result<(), ServiceError> {
             diesel::insert_into(crls::table).values(&row).execute(c)?;
+            super::trust::bump_store_version(c)?;
             audit::append(
                 c,
                 &AuditEvent {
@@ -196,7 +197,7 @@ fn fetch_due(ctx: &Context, urls: BTreeSet<String>) -> Result<FetchRound, Servic
         round.stored += 1;
     }
     if round.stored > 0 {
-        ctx.verifier.reload(&ctx.pool)?;
+        ctx.verifier.current(&mut conn)?;
     }
     Ok(round)
 }

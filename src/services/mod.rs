@@ -60,9 +60,32 @@ pub struct Context {
     pub calendar: Arc<crate::domain::Calendar>,
     /// The exchange's own time-stamping authority and the anchors of its tokens.
     pub timestamping: Arc<trust::TimeStamping>,
+    /// Limits and pacing the services apply (from the settings).
+    pub limits: Limits,
     /// The `Idempotency-Key` claim of the request this context serves, if it has one:
     /// its write transactions record that they changed something ([`Context::write_tx`]).
     pub idempotency: Option<Arc<idempotency::Scope>>,
+}
+
+/// Limits and pacing the services apply, from the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Applications an enterprise may have waiting at once.
+    pub applications_waiting: i64,
+    /// Applications an enterprise may make in one day (China time).
+    pub applications_per_day: i64,
+    /// How long an issuer's digest of new applications collects before it goes.
+    pub mail_digest: chrono::Duration,
+}
+
+impl Limits {
+    pub fn from_settings(settings: &crate::config::Settings) -> Limits {
+        Limits {
+            applications_waiting: settings.application_limit_waiting.into(),
+            applications_per_day: settings.application_limit_per_day.into(),
+            mail_digest: chrono::Duration::seconds(settings.mail_digest_seconds.into()),
+        }
+    }
 }
 
 /// Who is acting: a signed-in user of one organization.

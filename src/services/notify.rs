@@ -4,7 +4,7 @@
 
 use chrono::NaiveDateTime;
 
-use super::views::{ApplicationView, GuaranteeView};
+use super::views::GuaranteeView;
 use super::{Context, OrInternal, ServiceError};
 use crate::db::models::{Claim, IssuerCertificate, Organization};
 use crate::db::DbConnection;
@@ -32,45 +32,85 @@ fn money(fen: i64) -> String {
     format!("¥{}", Amount::from_fen(fen))
 }
 
-/// A new application, to the issuer.
-pub fn application_received(
+/// How many applications one digest lists at most; the issuer's queue has them all.
+const DIGEST_LINES: i64 = 50;
+
+/// The issuer's digest of new applications, written anew after an application arrives
+/// or is withdrawn: one mail lists every application still waiting that arrived since
+/// the digest was started, and goes `ctx.limits.mail_digest` after that. Applying and
+/// withdrawing in a loop therefore mails the issuer nothing, and a burst of applications
+/// one mail. A digest the worker has claimed is closed; the next application starts
+/// another.
+pub fn applications_waiting(
     c: &mut DbConnection,
     ctx: &Context,
-    v: &ApplicationView,
+    issuer: &Organization,
     at: NaiveDateTime,
 ) -> Result<(), ServiceError> {
-    queue(c, &v.issuer, at, |to| {
-        templates::application_received(
-            to,
-            &templates::ApplicationReceived {
-                recipient_name: v.issuer.name.clone(),
-                application_ref: v.application.id.clone(),
-                enterprise_name: v.enterprise.name.clone(),
-                project_name: v.project.name.clone(),
-                section_name: v.section.name.clone(),
-                bond_amount: money(v.application.amount_fen),
-                bid_deadline: china_rfc3339(v.project.bid_deadline),
-                link: format!(
-                    "{}/api/v1/applications/{}",
-                    ctx.public_base_url, v.application.id
-                ),
-            },
-        )
-    })
-}
+    use crate::db::models::{Application, Project, Section};
+    use crate::db::schema::{applications, organizations, projects, sections};
+    use crate::domain::lifecycle::ApplicationState;
+    use diesel::prelude::*;
 
-/// An application was withdrawn: its "application received" mail to the issuer is
-/// dropped if it has not gone yet, so applying and withdrawing in a loop does not mail
-/// the issuer each time.
-pub fn application_withdrawn(
-    c: &mut DbConnection,
-    v: &ApplicationView,
-    at: NaiveDateTime,
-) -> Result<(), ServiceError> {
-    if let Some(address) = v.issuer.email.as_deref() {
-        let subject = templates::application_received_subject(&v.application.id);
-        outbox::drop_unsent(c, address, &subject, at)?;
+    let Some(address) = issuer.email.as_deref() else {
+        return Ok(());
+    };
+    // One writer of an issuer's digest at a time (a no-op update locks the issuer's
+    // row), so that each writer reads the applications the one before it committed.
+    diesel::update(organizations::table.find(&issuer.id))
+        .set(organizations::name.eq(organizations::name))
+        .execute(c)?;
+    let key = format!("applications:{}", issuer.id);
+    let open = outbox::open_digest(c, &key)?;
+    let since = open.as_ref().map_or(at, |m| m.created_at);
+    let waiting: Vec<(Application, Section, Project)> = applications::table
+        .inner_join(sections::table.inner_join(projects::table))
+        .filter(applications::issuer_id.eq(&issuer.id))
+        .filter(applications::status.eq(ApplicationState::Submitted))
+        .filter(applications::created_at.ge(since))
+        .order((applications::created_at.asc(), applications::id.asc()))
+        .limit(DIGEST_LINES)
+        .select((
+            Application::as_select(),
+            Section::as_select(),
+            Project::as_select(),
+        ))
+        .load(c)?;
+    if waiting.is_empty() {
+        outbox::drop_digest(c, &key)?;
+        return Ok(());
     }
+    let enterprise_ids: Vec<&str> = waiting
+        .iter()
+        .map(|(a, _, _)| a.enterprise_id.as_str())
+        .collect();
+    let names: std::collections::HashMap<String, String> = organizations::table
+        .filter(organizations::id.eq_any(&enterprise_ids))
+        .select((organizations::id, organizations::name))
+        .load::<(String, String)>(c)?
+        .into_iter()
+        .collect();
+    let applications = waiting
+        .iter()
+        .map(|(a, section, project)| templates::WaitingApplication {
+            application_ref: a.id.clone(),
+            enterprise_name: names.get(&a.enterprise_id).cloned().unwrap_or_default(),
+            project_name: project.name.clone(),
+            section_name: section.name.clone(),
+            bond_amount: money(a.amount_fen),
+            bid_deadline: china_rfc3339(project.bid_deadline),
+            link: format!("{}/api/v1/applications/{}", ctx.public_base_url, a.id),
+        })
+        .collect();
+    let mail = templates::applications_waiting(
+        address,
+        &templates::ApplicationsWaiting {
+            recipient_name: issuer.name.clone(),
+            applications,
+        },
+    )
+    .or_internal("mail template")?;
+    outbox::put_digest(c, &key, mail, since + ctx.limits.mail_digest, at)?;
     Ok(())
 }
 

@@ -25,8 +25,8 @@ use crate::pki::ocsp;
 /// was kept. A responder that fails is logged and asked again next round.
 pub fn refresh_ocsp_answers(ctx: &Context) -> Result<FetchRound, ServiceError> {
     let settings = ctx.verifier.revocation_fetching().clone();
-    let store = ctx.verifier.store();
     let mut conn = ctx.conn()?;
+    let store = ctx.verifier.current(&mut conn)?;
     let issued: Vec<Vec<u8>> = issuer_certificates::table
         .filter(issuer_certificates::deactivated_at.is_null())
         .select(issuer_certificates::certificate_der)

@@ -1,10 +1,13 @@
 //! What the exchange trusts: CA certificates and CRLs (from `certs/` and registered by
 //! the operator), and the issuer certificates bound to each issuer. The verifier holds
 //! the current trust store and the verification engine with its cache; registering an
-//! anchor or a CRL rebuilds the store without a restart.
+//! anchor or a CRL rebuilds the store without a restart, on every instance: the change
+//! bumps a version row in its own transaction, and each instance compares that version
+//! with its store's before it verifies or signs (one primary-key read).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use diesel::prelude::*;
 use openssl::x509::X509;
@@ -12,7 +15,9 @@ use openssl::x509::X509;
 use super::{new_id, require_role, Actor, Context, OrInternal, ServiceError};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Crl, IssuerCertificate, Organization, TrustAnchor};
-use crate::db::schema::{crls, issuer_certificates, organizations, trust_anchors};
+use crate::db::schema::{
+    crls, issuer_certificates, organizations, trust_anchors, trust_store_version,
+};
 use crate::db::{write_tx, DbConnection, DbPool};
 use crate::domain::party::{OrgKind, Role};
 use crate::pki::{
@@ -91,6 +96,11 @@ impl TimeStamping {
 pub struct Verifier {
     engine: VerificationEngine,
     store: RwLock<Arc<TrustStore>>,
+    /// The database's trust-store version the store was built at.
+    built_at_version: AtomicI64,
+    /// Held while rebuilding, so that a change seen by many requests at once is built
+    /// once.
+    rebuilding: Mutex<()>,
     certs_dir: PathBuf,
     revocation_fetching: super::crl_fetch::RevocationFetching,
     /// OCSP answers this instance fetched, by the SHA-256 of the certificate, kept
@@ -106,10 +116,14 @@ impl Verifier {
         certs_dir: &Path,
         policy: pki::SignaturePolicy,
     ) -> Result<Verifier, ServiceError> {
-        let store = build_store(pool, certs_dir, Vec::new())?;
+        let mut conn = super::conn(pool)?;
+        let version = store_version(&mut conn)?;
+        let store = build_store(&mut conn, certs_dir, Vec::new())?;
         Ok(Verifier {
             engine: VerificationEngine::with_policy(policy),
             store: RwLock::new(Arc::new(store)),
+            built_at_version: AtomicI64::new(version),
+            rebuilding: Mutex::new(()),
             certs_dir: certs_dir.to_path_buf(),
             revocation_fetching: super::crl_fetch::RevocationFetching::default(),
             ocsp_answers: RwLock::default(),
@@ -130,9 +144,36 @@ impl Verifier {
         &self.revocation_fetching
     }
 
-    /// Rebuilds the store (after an anchor or CRL was registered, or periodically so
-    /// that several instances pick up each other's registrations).
+    /// Rebuilds the store (after this instance fetched an OCSP answer, or periodically so
+    /// that files added to the certificates directory take effect).
     pub fn reload(&self, pool: &DbPool) -> Result<(), ServiceError> {
+        let mut conn = super::conn(pool)?;
+        let _rebuilding = self
+            .rebuilding
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.rebuild(&mut conn)
+    }
+
+    /// The store in force for a request: rebuilt first when the database's trust-store
+    /// version moved since this instance built its store (an anchor or CRL registered or
+    /// fetched through any instance). Costs one primary-key read when nothing changed.
+    pub fn current(&self, conn: &mut DbConnection) -> Result<Arc<TrustStore>, ServiceError> {
+        if store_version(conn)? != self.built_at_version.load(Ordering::Acquire) {
+            let _rebuilding = self
+                .rebuilding
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Another request may have rebuilt it while this one waited.
+            if store_version(conn)? != self.built_at_version.load(Ordering::Acquire) {
+                self.rebuild(conn)?;
+            }
+        }
+        Ok(self.store())
+    }
+
+    /// Builds the store from what the database holds now; the caller holds `rebuilding`.
+    fn rebuild(&self, conn: &mut DbConnection) -> Result<(), ServiceError> {
         let answers: Vec<([u8; 32], pki::ocsp::OcspAnswer)> = self
             .ocsp_answers
             .read()
@@ -140,12 +181,16 @@ impl Verifier {
             .iter()
             .map(|(f, a)| (*f, a.clone()))
             .collect();
-        let store = Arc::new(build_store(pool, &self.certs_dir, answers)?);
+        // The version is read before the rows: a change committed in between makes the
+        // store newer than its version says, and the next request rebuilds once more.
+        let version = store_version(conn)?;
+        let store = Arc::new(build_store(conn, &self.certs_dir, answers)?);
         let mut current = self
             .store
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         *current = store;
+        self.built_at_version.store(version, Ordering::Release);
         Ok(())
     }
 
@@ -166,7 +211,9 @@ impl Verifier {
             .insert(certificate_sha256, answer);
     }
 
-    /// The store in force now; cheap to clone, immutable.
+    /// The store this instance built last, without asking the database whether another
+    /// instance changed what it is built from: for work that must not touch the database.
+    /// Requests use [`Verifier::current`].
     pub fn store(&self) -> Arc<TrustStore> {
         self.store
             .read()
@@ -179,8 +226,25 @@ impl Verifier {
     }
 }
 
+/// The trust-store version: how many changes to anchors and CRLs were committed.
+fn store_version(conn: &mut DbConnection) -> QueryResult<i64> {
+    trust_store_version::table
+        .find(1)
+        .select(trust_store_version::version)
+        .first(conn)
+}
+
+/// Marks a change to what the trust store is built from; call it in the transaction
+/// that makes the change, so that every instance rebuilds at its next request.
+pub fn bump_store_version(conn: &mut DbConnection) -> QueryResult<()> {
+    diesel::update(trust_store_version::table.find(1))
+        .set(trust_store_version::version.eq(trust_store_version::version + 1))
+        .execute(conn)?;
+    Ok(())
+}
+
 fn build_store(
-    pool: &DbPool,
+    conn: &mut DbConnection,
     certs_dir: &Path,
     ocsp_answers: Vec<([u8; 32], pki::ocsp::OcspAnswer)>,
 ) -> Result<TrustStore, ServiceError> {
@@ -196,10 +260,9 @@ fn build_store(
             )
         })?;
     }
-    let mut conn = super::conn(pool)?;
     let anchors: Vec<Vec<u8>> = trust_anchors::table
         .select(trust_anchors::certificate_der)
-        .load(&mut conn)?;
+        .load(conn)?;
     for der in anchors {
         builder
             .add_certificates(&der)
@@ -207,7 +270,7 @@ fn build_store(
     }
     let lists: Vec<(Vec<u8>, Option<String>, chrono::NaiveDateTime)> = crls::table
         .select((crls::crl_der, crls::source_url, crls::created_at))
-        .load(&mut conn)?;
+        .load(conn)?;
     for (der, source_url, created_at) in lists {
         let source = match source_url {
             None => pki::CrlSource::Operator,
@@ -272,6 +335,7 @@ pub fn register_trust_anchor(
         diesel::insert_into(trust_anchors::table)
             .values(&anchor)
             .execute(c)?;
+        bump_store_version(c)?;
         record(
             c,
             actor,
@@ -282,7 +346,7 @@ pub fn register_trust_anchor(
             at,
         )
     })?;
-    ctx.verifier.reload(&ctx.pool)?;
+    ctx.verifier.current(&mut conn)?;
     Ok(anchor)
 }
 
@@ -320,6 +384,7 @@ pub fn register_crl(ctx: &Context, actor: &Actor, crl_bytes: &[u8]) -> Result<Cr
     let mut conn = ctx.conn()?;
     ctx.write_tx(&mut conn, |c| -> Result<(), ServiceError> {
         diesel::insert_into(crls::table).values(&row).execute(c)?;
+        bump_store_version(c)?;
         record(
             c,
             actor,
@@ -330,7 +395,7 @@ pub fn register_crl(ctx: &Context, actor: &Actor, crl_bytes: &[u8]) -> Result<Cr
             at,
         )
     })?;
-    ctx.verifier.reload(&ctx.pool)?;
+    ctx.verifier.current(&mut conn)?;
     Ok(row)
 }
 
@@ -415,7 +480,7 @@ pub fn register_issuer_certificate(
         }
     }
     ctx.verifier
-        .store()
+        .current(&mut conn)?
         .check_registrable(&cert, now.and_utc())
         .map_err(|m| ServiceError::invalid("certificate_pem", format!("the certificate {m}")))?;
     let key = match (&input.private_key_pem, &input.pkcs12_base64) {

@@ -1,5 +1,5 @@
 //! Probes for the load balancer: `/healthz` (the process answers) and `/readyz` (the
-//! database answers too).
+//! database takes a write too).
 
 use actix_web::http::StatusCode;
 use actix_web::{get, web, HttpResponse, ResponseError};
@@ -20,7 +20,7 @@ pub struct Liveness {
     status: &'static str,
 }
 
-/// The process and the database answer.
+/// The process answers and the database takes a write.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// Always `ready`.
@@ -39,12 +39,12 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Liveness { status: "ok" })
 }
 
-/// Readiness: the database answers too.
+/// Readiness: the database takes a write too (every sign-in writes).
 #[utoipa::path(
     tag = "health",
     responses(
         (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "The database is not reachable", body = ErrorBody),
+        (status = 503, description = "The database is not reachable or refuses writes", body = ErrorBody),
     )
 )]
 #[get("/readyz")]
@@ -52,7 +52,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.clone();
     let ready = web::block(move || -> Result<(), String> {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
-        crate::db::ping(&mut conn).map_err(|e| e.to_string())
+        crate::db::check_writable(&mut conn).map_err(|e| e.to_string())
     })
     .await;
     match ready {
@@ -62,7 +62,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         }),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
-            unavailable("the database is not reachable")
+            unavailable("the database is not reachable or refuses writes")
         }
         Err(_) => unavailable("the service is busy"),
     }

@@ -54,7 +54,70 @@ async fn the_demo_pki_lets_demo_issuers_sign(app: TestApp) {
     assert_eq!(report.indication, "PASSED", "{report:?}");
 }
 
+/// `/readyz` asks the database for a write, not only an answer: a database that takes
+/// reads but refuses writes fails every sign-in, so it is not ready. (It used to answer
+/// ready on a read-only data directory.)
+async fn readiness_needs_a_database_that_takes_writes(app: TestApp) {
+    let url = app.settings.database_url.clone().expect("a database URL");
+    // The probe itself, on a connection that may only read (SQLite's mode=ro, a
+    // PostgreSQL read-only session), fails; on one that may write, it passes.
+    let probed = tokio::task::spawn_blocking(move || {
+        let mut read_only = baohan::db::open_existing_read_only(&url).expect("read-only");
+        baohan::db::check_writable(&mut read_only)
+    })
+    .await
+    .expect("probe task");
+    assert!(probed.is_err(), "a read-only connection is not writable");
+    app.db(|c| baohan::db::check_writable(c).expect("writable"))
+        .await;
+
+    if !app
+        .settings
+        .database_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("postgres"))
+    {
+        return;
+    }
+    // The whole server on a database turned read-only (as a replica would be): new
+    // sessions start read-only, and the pool's connections are cut. Done from a session
+    // of the test's own, outside the pool, that stays writable.
+    let admin = |read_only: bool| {
+        let url = app.settings.database_url.clone().expect("a database URL");
+        tokio::task::spawn_blocking(move || {
+            use diesel::{Connection, RunQueryDsl};
+            let mut c = diesel::PgConnection::establish(&url).expect("admin session");
+            for sql in [
+                "SET default_transaction_read_only = off".to_owned(),
+                format!(
+                    "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET \
+                     default_transaction_read_only = {read_only}', current_database()); END $$"
+                ),
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    .to_owned(),
+            ] {
+                diesel::sql_query(sql).execute(&mut c).expect("admin sql");
+            }
+        })
+    };
+    admin(true).await.expect("read-only");
+    let res = app.public_get::<Health>("/readyz").response().await;
+    crate::helpers::assert_error(res, 503, "unavailable").await;
+    // A sign-in fails too: that is what the probe foretold.
+    let signed_in = app
+        .sign_in("enterprise1", crate::fixtures::library::DEMO_PASSWORD)
+        .response()
+        .await;
+    assert_ne!(signed_in.status(), 200);
+
+    admin(false).await.expect("writable again");
+    let ready = app.public_get::<Health>("/readyz").await;
+    assert_eq!(ready.database.as_deref(), Some("ok"));
+}
+
 crate::on_both_backends!(
+    readiness_needs_a_database_that_takes_writes,
     health_and_readiness_answer,
     demo_seed_is_idempotent_and_audited,
     the_demo_pki_lets_demo_issuers_sign,

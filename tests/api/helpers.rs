@@ -1,5 +1,5 @@
 use std::path::Path;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 use baohan::config::Settings;
 use baohan::db::DbPool;
@@ -132,9 +132,10 @@ pub struct TestApp {
     pub settings: Settings,
     /// The server's services context: its clock can be moved forward.
     pub ctx: baohan::services::Context,
-    // Field order is drop order: the pool closes before the database is dropped.
-    _postgres: Option<PostgresDb>,
-    _data_dir: tempfile::TempDir,
+    // Field order is drop order: the pool closes before the database is dropped. Other
+    // instances on the same database share both.
+    _postgres: Option<Arc<PostgresDb>>,
+    _data_dir: Arc<tempfile::TempDir>,
 }
 
 fn init_logs() {
@@ -235,6 +236,8 @@ async fn spawn(
     // The worker looks once at start and then rarely, so that tests reading the outbox
     // directly do not race it; mail tests set a short interval.
     settings.mail_poll_interval_ms = 3_600_000;
+    // An issuer's digest of new applications goes at the worker's next look.
+    settings.mail_digest_seconds = 0;
     // Tests sign in and verify far more often than a person; the limits have a test
     // of their own.
     settings.rate_limit_login_per_minute = 1_000_000;
@@ -264,8 +267,8 @@ async fn spawn(
         pool,
         settings: app_settings,
         ctx,
-        _postgres: postgres,
-        _data_dir: data_dir,
+        _postgres: postgres.map(Arc::new),
+        _data_dir: Arc::new(data_dir),
     }
 }
 
@@ -277,6 +280,30 @@ impl TestApp {
     /// The app's data directory (a temp dir dropped with the app).
     pub fn data_dir(&self) -> &Path {
         self._data_dir.path()
+    }
+
+    /// Another instance of the server on the same database and data directory, with the
+    /// same settings and a port of its own, as a second `baohan serve` behind the load
+    /// balancer would be. The fixtures work on it as on the first.
+    pub async fn another_instance(&self) -> TestApp {
+        let settings = self.settings.clone();
+        let app = tokio::task::spawn_blocking(move || {
+            Application::build(settings).expect("another instance starts")
+        })
+        .await
+        .expect("build task");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let (pool, ctx) = (app.pool().clone(), app.context().clone());
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            address,
+            api: self.api.clone(),
+            pool,
+            settings: self.settings.clone(),
+            ctx,
+            _postgres: self._postgres.clone(),
+            _data_dir: self._data_dir.clone(),
+        }
     }
 }
 

@@ -144,6 +144,63 @@ async fn the_database_refuses_a_second_live_application(app: TestApp) {
     );
 }
 
+/// A database from before the rule, where the old race left an enterprise two live
+/// applications for one section, upgrades: one stays live (the one furthest along),
+/// the other no longer counts, and the index holds from then on.
+async fn an_upgrade_over_duplicate_live_applications_keeps_one_live(app: TestApp) {
+    let tender = app
+        .as_agency()
+        .await
+        .create_project(&NewTender::two_sections("BZ-UPGRADE", 3))
+        .await;
+    let bank = app.as_issuer("bank").await;
+    let application = app
+        .as_enterprise("enterprise1")
+        .await
+        .apply(&tender.sections[0], &bank)
+        .await;
+    let _: Value = bank
+        .post(
+            &format!("/api/v1/applications/{}/approve", application.id),
+            &json!({ "premium": "800.00" }),
+            200,
+        )
+        .await;
+    app.revert_migrations_from("2026-12-04-000020").await;
+    // The duplicate the race made: newer, but only submitted.
+    app.execute_sql(format!(
+        "INSERT INTO applications (id, enterprise_id, section_id, issuer_id, kind, amount_fen, \
+         valid_from, valid_until, status, premium_fen, decline_reason, created_by, created_at, \
+         updated_at) SELECT id || '-race', enterprise_id, section_id, issuer_id, kind, \
+         amount_fen, valid_from, valid_until, 'submitted', NULL, NULL, created_by, updated_at, \
+         updated_at FROM applications WHERE id = '{}'",
+        application.id
+    ))
+    .await;
+    app.migrate()
+        .await
+        .expect("the upgrade runs over the duplicate");
+
+    let live = app
+        .db(|c| {
+            use baohan::db::schema::applications;
+            use diesel::prelude::*;
+            applications::table
+                .filter(applications::live.eq(true))
+                .select(applications::id)
+                .load::<String>(c)
+                .expect("applications")
+        })
+        .await;
+    assert_eq!(
+        live,
+        std::slice::from_ref(&application.id),
+        "the approved one stays live"
+    );
+    let refused = app.copy_application(&application.id, true).await;
+    assert!(refused.is_err(), "the index holds after the upgrade");
+}
+
 /// Thirty paid applications issued in parallel by one issuer: every issue succeeds
 /// (no 409 naming a constraint for a valid request) and the thirty numbers carry
 /// thirty distinct sequence numbers.
@@ -319,6 +376,7 @@ crate::on_both_backends!(
     an_ended_bond_frees_the_section_for_a_new_application,
     thirty_parallel_applications_create_exactly_one,
     the_database_refuses_a_second_live_application,
+    an_upgrade_over_duplicate_live_applications_keeps_one_live,
     thirty_parallel_issues_by_one_issuer_get_distinct_numbers,
     numbers_are_not_reused_after_a_postponement_deletes_drafts,
     a_lost_race_names_no_database_object,

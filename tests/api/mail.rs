@@ -267,7 +267,69 @@ async fn the_file_transport_writes_an_eml_file_per_mail(backend: TestBackend) {
         .contains("市第一中学新建工程"));
 }
 
+/// A send that outlasts the claim's lease: the claimant renews it while sending, so no
+/// other instance's worker starts the same mail meanwhile (with the old fixed lease a
+/// dead instance held its mail for ten minutes; now the lease is short, which without
+/// renewal would repeat every slow send).
+async fn a_send_slower_than_the_lease_is_renewed_not_repeated(backend: TestBackend) {
+    let smtp = SmtpServer::start(Mode::AcceptAfter(Duration::from_secs(5))).await;
+    let deliver = smtp_delivery(smtp.port, Some(3));
+    let app = backend
+        .spawn_with(move |s| {
+            deliver(s);
+            s.mail_lease_seconds = 3;
+        })
+        .await;
+    let workers = app.start_mail_workers(2);
+    let ids = app
+        .enqueue_mails(vec![plain_mail("slow@example.com", "slow relay")])
+        .await;
+    app.wait_for_outbox(&ids[0], sent).await;
+    workers.stop();
+    // The others looked every 50 ms for five seconds, two seconds past the first lease.
+    assert_eq!(smtp.begun(), 1, "one delivery began");
+    assert_eq!(smtp.received().len(), 1);
+}
+
+/// A mail claimed by an instance that died (its claim is never renewed nor released)
+/// goes once the short lease has run out, from another instance's worker.
+async fn a_mail_held_by_a_dead_instance_goes_after_the_short_lease(backend: TestBackend) {
+    let smtp = SmtpServer::start(Mode::Accept).await;
+    let deliver = smtp_delivery(smtp.port, Some(3));
+    let app = backend
+        .spawn_with(move |s| {
+            deliver(s);
+            s.mail_lease_seconds = 3;
+        })
+        .await;
+    // Queued and claimed in one transaction, as the dead instance's worker left it:
+    // the live worker never saw it unclaimed.
+    let id = app
+        .db(|conn| {
+            write_tx(conn, |c: &mut DbConnection| {
+                let now = library::now();
+                let id = enqueue(c, plain_mail("orphan@example.com", "orphaned"), now)?;
+                let claimed =
+                    baohan::mail::outbox::claim(c, &id, now, now + chrono::Duration::seconds(3))?;
+                assert!(claimed.is_some(), "claimed in the queuing transaction");
+                Ok::<_, diesel::result::Error>(id)
+            })
+            .expect("queued and claimed")
+        })
+        .await;
+    let orphaned_at = std::time::Instant::now();
+    smtp.wait_for(1, WAIT).await;
+    let waited = orphaned_at.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2),
+        "not before the lease ran out: {waited:?}"
+    );
+    app.wait_for_outbox(&id, sent).await;
+}
+
 crate::on_both_backends!(configured:
+    a_send_slower_than_the_lease_is_renewed_not_repeated,
+    a_mail_held_by_a_dead_instance_goes_after_the_short_lease,
     a_queued_mail_arrives_with_its_recipient_subject_text_and_html,
     an_smtp_server_answering_421_then_up_gets_the_mail_exactly_once,
     a_451_after_data_is_retried_and_delivered_once,

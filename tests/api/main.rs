@@ -19,6 +19,7 @@ mod health;
 mod http;
 mod idempotency;
 mod input;
+mod instances;
 mod invariants;
 mod lifecycle;
 mod mail;

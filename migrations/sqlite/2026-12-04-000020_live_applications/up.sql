@@ -10,5 +10,22 @@ WHERE status IN ('declined', 'withdrawn')
        SELECT application_id FROM guarantees
        WHERE status IN ('released', 'paid', 'cancelled', 'revoked', 'expired')
    );
+-- Before this rule, parallel applications could leave an enterprise with two live
+-- applications for one section, which the index below would refuse. One stays live: the
+-- one furthest along (issued, paid, approved, submitted), then the newest; the others
+-- keep their state but no longer count.
+UPDATE applications SET live = 0
+WHERE live AND EXISTS (
+    SELECT 1 FROM applications AS other
+    WHERE other.live
+      AND other.enterprise_id = applications.enterprise_id
+      AND other.section_id = applications.section_id
+      AND other.id <> applications.id
+      AND (CASE other.status WHEN 'issued' THEN 3 WHEN 'paid' THEN 2 WHEN 'approved' THEN 1 ELSE 0 END > CASE applications.status WHEN 'issued' THEN 3 WHEN 'paid' THEN 2 WHEN 'approved' THEN 1 ELSE 0 END
+           OR (CASE other.status WHEN 'issued' THEN 3 WHEN 'paid' THEN 2 WHEN 'approved' THEN 1 ELSE 0 END = CASE applications.status WHEN 'issued' THEN 3 WHEN 'paid' THEN 2 WHEN 'approved' THEN 1 ELSE 0 END
+               AND (other.created_at > applications.created_at
+                    OR (other.created_at = applications.created_at
+                        AND other.id > applications.id))))
+);
 CREATE UNIQUE INDEX applications_one_live_per_section
     ON applications (enterprise_id, section_id) WHERE live;

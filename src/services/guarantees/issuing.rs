@@ -400,7 +400,7 @@ fn record_signature(
     let report = ctx.verifier.engine().verify_with_time(
         &draft.document,
         &signature,
-        &ctx.verifier.store(),
+        &*ctx.verifier.current(c)?,
         &VerifyOptions {
             registered_fingerprints: Some(fingerprints),
             validation_time: Some(at.and_utc()),

@@ -112,7 +112,7 @@ pub fn chain_pem(ctx: &Context, view: &GuaranteeView) -> Result<String, ServiceE
     let der = der.ok_or_else(|| ServiceError::NotFound("signer certificate".into()))?;
     let cert = openssl::x509::X509::from_der(&der).or_internal("stored certificate")?;
     let mut pem = cert.to_pem().or_internal("certificate PEM")?;
-    let store = ctx.verifier.store();
+    let store = ctx.verifier.current(&mut conn)?;
     let mut current = cert;
     // Walk up through the anchors by issuer name (a short chain: a few CAs at most).
     for _ in 0..8 {

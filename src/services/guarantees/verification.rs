@@ -111,12 +111,14 @@ fn verify_view(
     expectations: Expectations,
 ) -> Result<VerificationReport, ServiceError> {
     let fingerprints = crate::services::trust::issuer_fingerprints(c, &view.issuer.id)?;
-    verify_with(ctx, view, fingerprints, expectations)
+    let store = ctx.verifier.current(c)?;
+    verify_with(ctx, &store, view, fingerprints, expectations)
 }
 
 /// Verifies a registered guarantee's current version against the exchange's record.
 fn verify_with(
     ctx: &Context,
+    store: &crate::pki::TrustStore,
     view: &GuaranteeView,
     fingerprints: Vec<String>,
     expectations: Expectations,
@@ -125,7 +127,7 @@ fn verify_with(
     Ok(ctx.verifier.engine().verify_cades(
         &view.version.document,
         signature,
-        &ctx.verifier.store(),
+        store,
         Some(&ctx.timestamping.trust),
         &VerifyOptions {
             registered_fingerprints: Some(fingerprints),
@@ -230,10 +232,11 @@ pub fn verify_documents(
         }
         None => (RegistryCheck::Online(None), None),
     };
+    let store = ctx.verifier.current(&mut conn)?;
     Ok(ctx.verifier.engine().verify_cades(
         document,
         signature,
-        &ctx.verifier.store(),
+        &store,
         Some(&ctx.timestamping.trust),
         &VerifyOptions {
             registered_fingerprints: fingerprints,
@@ -278,6 +281,7 @@ pub fn bonds_at_opening(
             china_rfc3339(project.bid_opening_at)
         )));
     }
+    let store = ctx.verifier.current(&mut conn)?;
     // A few queries for the whole project, not several per bond: the bonds with their
     // sections and current versions, the organizations named, each issuer's
     // certificates once.
@@ -348,7 +352,7 @@ pub fn bonds_at_opening(
             .get(&view.guarantee.issuer_id)
             .cloned()
             .unwrap_or_default();
-        let report = verify_with(ctx, &view, known, expectations)?;
+        let report = verify_with(ctx, &store, &view, known, expectations)?;
         out.push((view, report));
     }
     Ok(OpeningReport {

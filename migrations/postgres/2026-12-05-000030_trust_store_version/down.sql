@@ -1,0 +1,1 @@
+DROP TABLE trust_store_version;
