@@ -29,6 +29,7 @@ mod organizations;
 mod projects;
 mod revocation;
 mod security;
+mod three_instances;
 mod timestamps;
 mod tokens;
 mod trust_rules;
