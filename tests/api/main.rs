@@ -11,6 +11,7 @@ mod auth;
 mod certificates;
 mod change_mails;
 mod concurrency;
+mod crash_safety;
 mod confidentiality;
 mod database;
 mod errors;
