@@ -1,5 +1,6 @@
 //! Crash safety of the whole lifecycle: the real `baohan serve` SIGKILLed at random
-//! moments, at least [`MIN_KILLS`] times, while four enterprises apply for bonds, the
+//! moments, at least [`MIN_KILLS`] times with requests on the wire, while four
+//! enterprises (their work spread over several seconds) apply for bonds, the
 //! bank approves, confirms the premiums and issues with its hosted key, and, once the bid
 //! deadline has passed, the agency accepts some bonds and claims on others and the bank
 //! pays or rejects the claims; mail goes to a real SMTP server meanwhile. Each killed
@@ -36,7 +37,7 @@ use crate::helpers::{demo_uscc, TestApp};
 
 /// Replays a kill schedule.
 const SEED_ENV: &str = "BAOHAN_TEST_CRASH_SEED";
-/// Kills at least this many servers.
+/// At least this many kills fall while requests are on the wire.
 const MIN_KILLS: usize = 20;
 /// A server lives at least this long (ms, drawn at random) after its start; then it is
 /// killed within [`KILL_WITHIN_MS`] of the next moment a request is on the wire.
