@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use baohan::db::schema::{api_tokens, guarantees, idempotency_keys};
+use baohan::db::schema::{api_tokens, claims, guarantees, idempotency_keys};
 use diesel::prelude::*;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::{guarantees_of, send, tokens_named, Keyed};
 use crate::fixtures::server::{ServeOptions, ServeProcess, IDEMPOTENCY_LEASE_SECONDS};
-use crate::fixtures::{NewTender, TestPki};
+use crate::fixtures::{NewClaim, NewTender, TestPki};
 use crate::helpers::TestApp;
 
 /// One keyed request someone retries until it is answered.
@@ -243,6 +243,57 @@ async fn a_crash_after_the_change_never_runs_it_again(app: TestApp) {
     server.kill();
 }
 
+/// Killed just after a claim was filed, before its answer was stored: the retry is
+/// told the answer is lost and which claim was filed (it named the guarantee, which
+/// left the agency without the claim's id to follow it up).
+async fn a_claim_whose_answer_was_lost_is_named_on_retry(app: TestApp) {
+    TestPki::set_up(&app).await;
+    let deadline = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let mut tender = NewTender::two_sections("BZ-CLAIM-LOST", 3);
+    tender.bid_deadline = deadline.to_rfc3339();
+    tender.bid_opening_at = deadline.to_rfc3339();
+    let tender = app.as_agency().await.create_project(&tender).await;
+    let bond = app.issued_bond("enterprise1", &tender.sections[0]).await;
+    // A demand is made within validity, which starts at the deadline.
+    while chrono::Utc::now() <= deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let claim = Retried {
+        key: "claim-crash-after-change".into(),
+        token: app.as_agency().await.token,
+        path: format!("/api/v1/guarantees/{}/claims", bond.number),
+        body: serde_json::to_value(NewClaim::new(
+            "withdrew_after_deadline",
+            "开标后撤回投标文件",
+            "1000.00",
+        ))
+        .expect("claim"),
+    };
+    let server = ServeProcess::start(&app, &ServeOptions::new().crash_at("after_change")).await;
+    assert!(claim.try_send(&app, &server).await.is_none(), "no answer");
+    server.died().await;
+
+    let server = ServeProcess::start(&app, &ServeOptions::new()).await;
+    let lost = claim.settle(&app, &server).await;
+    assert_eq!(lost.code(), Some("idempotent_answer_lost"), "{lost:?}");
+    let number = bond.number.clone();
+    let filed: Vec<String> = app
+        .db(move |c| {
+            claims::table
+                .inner_join(guarantees::table)
+                .filter(guarantees::number.eq(number))
+                .select(claims::id)
+                .load(c)
+                .expect("claims")
+        })
+        .await;
+    assert_eq!(filed.len(), 1, "filed once");
+    let details = &lost.body["error"]["details"];
+    assert_eq!(details["entity_kind"], "claim", "{lost:?}");
+    assert_eq!(details["entity_id"], filed[0].as_str());
+    server.kill();
+}
+
 /// Keyed issues and token requests in flight, the server SIGKILLed at varied moments,
 /// restarted, and the requests retried: every key ends answered, each application has
 /// one guarantee and each token was made once, and every issue's answer carries the
@@ -362,5 +413,6 @@ async fn killed_at_random_moments_every_key_ends_answered_and_changed_once(app: 
 crate::on_both_backends!(
     a_crash_after_the_claim_runs_the_request_again,
     a_crash_after_the_change_never_runs_it_again,
+    a_claim_whose_answer_was_lost_is_named_on_retry,
     killed_at_random_moments_every_key_ends_answered_and_changed_once,
 );
