@@ -30,6 +30,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use crate::fixtures::library::{verify_chain, ChainCheck, DbConnection, DbPool};
 use crate::fixtures::server::{ServeOptions, ServeProcess};
 use crate::fixtures::smtp::{Mode, SmtpServer};
 use crate::fixtures::{NewClaim, NewSection, NewTender, Party, TestPki};
@@ -41,7 +42,7 @@ const SEED_ENV: &str = "BAOHAN_TEST_CRASH_SEED";
 const MIN_KILLS: usize = 20;
 /// A server lives at least this long (ms, drawn at random) after its start; then it is
 /// killed within [`KILL_WITHIN_MS`] of the next moment a request is on the wire.
-const UPTIME_MS: std::ops::RangeInclusive<u64> = 30..=400;
+const UPTIME_MS: std::ops::RangeInclusive<u64> = 20..=250;
 /// How soon after a request went out its server is killed (ms, drawn at random).
 const KILL_WITHIN_MS: std::ops::RangeInclusive<u64> = 0..=3;
 /// The clients start their work spread over this long (ms) in each phase, and pause up
@@ -52,7 +53,7 @@ const THINK_MS: u64 = 250;
 /// before it, every claim and acceptance made after it.
 const DEADLINE_SECONDS: i64 = 20;
 /// Sections of the tender; each enterprise applies for each.
-const SECTIONS: usize = 6;
+const SECTIONS: usize = 8;
 
 /// Where the server listens now; `None` while it is down.
 type Current = watch::Receiver<Option<String>>;
@@ -74,20 +75,23 @@ enum Settled {
     /// Answered with success: by its run, or given again by its key.
     Answered(Value),
     /// It ran, but the server died before storing the answer; the retry was told what
-    /// it made.
-    AnswerLost { entity_id: String },
+    /// it made or changed.
+    AnswerLost { kind: String, id: String },
 }
 
 impl Settled {
-    /// The id of what the request made or changed: the answer's `id_field`, or the one
-    /// the lost answer names.
-    fn id(&self, id_field: &str) -> String {
+    /// The id of the `kind` of thing the request made: its answer's `id`, or the one
+    /// the lost answer names (which must be of that kind).
+    fn made(&self, kind: &str) -> String {
         match self {
-            Settled::Answered(body) => body[id_field]
+            Settled::Answered(body) => body["id"]
                 .as_str()
-                .unwrap_or_else(|| panic!("{id_field} in {body}"))
+                .unwrap_or_else(|| panic!("an id in {body}"))
                 .to_owned(),
-            Settled::AnswerLost { entity_id } => entity_id.clone(),
+            Settled::AnswerLost { kind: named, id } => {
+                assert_eq!(named, kind, "the lost answer names what was made ({id})");
+                id.clone()
+            }
         }
     }
 }
@@ -123,13 +127,18 @@ impl Client {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 (409, Some("idempotent_answer_lost")) => {
-                    let entity_id = answer["error"]["details"]["entity_id"]
-                        .as_str()
-                        .unwrap_or_else(|| {
-                            panic!("{key}: a lost answer names its entity: {answer}")
-                        })
-                        .to_owned();
-                    return Settled::AnswerLost { entity_id };
+                    let named = |field: &str| {
+                        answer["error"]["details"][field]
+                            .as_str()
+                            .unwrap_or_else(|| {
+                                panic!("{key}: a lost answer names its entity: {answer}")
+                            })
+                            .to_owned()
+                    };
+                    return Settled::AnswerLost {
+                        kind: named("entity_kind"),
+                        id: named("entity_id"),
+                    };
                 }
                 _ => panic!("{key}: POST {path} at {address}: {status} {answer}"),
             }
@@ -170,11 +179,89 @@ struct Kills {
     with_requests_in_flight: usize,
 }
 
+/// What a kill may never leave behind, checked in the database while the server is
+/// down: an application issued without its guarantee (or a guarantee of one not
+/// issued), a guarantee without its signed current version or without its "issued"
+/// mail, a claimed guarantee without exactly one open claim (or an open claim on a
+/// guarantee not claimed), a paid claim on a guarantee not paid, a broken audit chain.
+fn half_written(conn: &mut DbConnection) -> Vec<String> {
+    use baohan::db::schema::mail_outbox;
+    let mut found = Vec::new();
+    let applications: Vec<(String, String)> = applications::table
+        .select((applications::id, applications::status))
+        .load(conn)
+        .expect("applications");
+    let bonds: Vec<(String, String, String, i32)> = guarantees::table
+        .select((
+            guarantees::application_id,
+            guarantees::number,
+            guarantees::status,
+            guarantees::current_version,
+        ))
+        .load(conn)
+        .expect("guarantees");
+    for (id, status) in &applications {
+        let count = bonds.iter().filter(|b| &b.0 == id).count();
+        if (status == "issued") != (count == 1) || count > 1 {
+            found.push(format!("application {id} {status} with {count} guarantees"));
+        }
+    }
+    let signed: Vec<(String, i32)> = guarantee_versions::table
+        .inner_join(guarantees::table)
+        .filter(guarantee_versions::signature.is_not_null())
+        .select((guarantees::number, guarantee_versions::version))
+        .load(conn)
+        .expect("versions");
+    let subjects: Vec<String> = mail_outbox::table
+        .select(mail_outbox::subject)
+        .load(conn)
+        .expect("outbox");
+    let open_claims: Vec<(String, String)> = claims::table
+        .inner_join(guarantees::table)
+        .filter(claims::status.ne("rejected"))
+        .select((guarantees::number, claims::status))
+        .load(conn)
+        .expect("claims");
+    for (_, number, status, version) in &bonds {
+        if !signed.iter().any(|(n, v)| n == number && v == version) {
+            found.push(format!("{number}: version {version} not signed"));
+        }
+        if !subjects
+            .iter()
+            .any(|s| s.contains("Guarantee issued") && s.contains(number.as_str()))
+        {
+            found.push(format!("{number}: no issued mail"));
+        }
+        let of = |state: &str| {
+            open_claims
+                .iter()
+                .filter(|(n, s)| n == number && s == state)
+                .count()
+        };
+        if (status == "claimed") != (of("filed") == 1) || of("filed") > 1 {
+            found.push(format!(
+                "{number} {status} with {} open claims",
+                of("filed")
+            ));
+        }
+        if of("paid") > 0 && status != "paid" {
+            found.push(format!("{number} {status} with a paid claim"));
+        }
+    }
+    match verify_chain(conn) {
+        ChainCheck::Intact { .. } => {}
+        broken => found.push(format!("audit chain: {broken:?}")),
+    }
+    found
+}
+
 /// Starts the server, lets it live a random while, SIGKILLs it just after a request
-/// went out (or after a second without any), and again, until told to stop and at
-/// least [`MIN_KILLS`] kills are done.
+/// went out (or after a second without any), checks that the kill left nothing
+/// half-written, and again, until told to stop and at least [`MIN_KILLS`] kills are
+/// done.
 async fn keep_killing(
     start: impl Fn() -> ServeProcess,
+    pool: DbPool,
     http: reqwest::Client,
     mut rng: StdRng,
     current: watch::Sender<Option<String>>,
@@ -199,6 +286,12 @@ async fn keep_killing(
         server.kill();
         let _ = current.send(None);
         kills.total += 1;
+        let pool = pool.clone();
+        let found =
+            tokio::task::spawn_blocking(move || half_written(&mut pool.get().expect("connection")))
+                .await
+                .expect("check");
+        assert!(found.is_empty(), "kill {}: {found:#?}", kills.total);
     }
     kills
 }
@@ -240,7 +333,7 @@ async fn apply_and_issue(
             &format!("apply-{tag}"),
         )
         .await;
-    let id = applied.id("id");
+    let id = applied.made("application");
     let bank = &parties.bank_token;
     let path = |step: &str| format!("/api/v1/applications/{id}/{step}");
     tokio::time::sleep(pauses[1]).await;
@@ -347,7 +440,7 @@ async fn after_the_deadline(
             &format!("claim-{number}"),
         )
         .await
-        .id("id");
+        .made("claim");
     tokio::time::sleep(pauses[1]).await;
     let decision = if fate == Fate::ClaimPaid {
         json!({ "decision": "pay" })
@@ -451,6 +544,7 @@ async fn killed_at_random_during_issuance_and_claims_nothing_is_lost_or_half_wri
         let options = options.clone();
         tokio::spawn(keep_killing(
             move || ServeProcess::spawn_on(&url, &dir, &options),
+            app.pool.clone(),
             app.api.clone(),
             StdRng::seed_from_u64(rng.gen()),
             current,
