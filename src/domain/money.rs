@@ -264,6 +264,27 @@ fn section_capital(n: u64) -> String {
     out
 }
 
+impl Amount {
+    /// Yuan with thousands separators and two decimals, as pages show money:
+    /// `1,234,567.89`, `-0.05`.
+    pub fn grouped(&self) -> String {
+        let plain = self.to_string();
+        let (sign, rest) = match plain.strip_prefix('-') {
+            Some(rest) => ("-", rest),
+            None => ("", plain.as_str()),
+        };
+        let (whole, cents) = rest.split_once('.').unwrap_or((rest, "00"));
+        let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+        for (i, digit) in whole.chars().enumerate() {
+            if i > 0 && (whole.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(digit);
+        }
+        format!("{sign}{grouped}.{cents}")
+    }
+}
+
 impl fmt::Display for Amount {
     /// Yuan with exactly two decimals: `100000.00`, `0.05`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -316,6 +337,22 @@ impl Visitor<'_> for AmountVisitor {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn pages_group_thousands() {
+        let cases = [
+            (0, "0.00"),
+            (5, "0.05"),
+            (99_999, "999.99"),
+            (100_000, "1,000.00"),
+            (123_456_789, "1,234,567.89"),
+            (-10_000_000, "-100,000.00"),
+        ];
+        for (fen, shown) in cases {
+            assert_eq!(Amount::from_fen(fen).grouped(), shown, "{fen}");
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

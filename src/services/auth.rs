@@ -366,3 +366,28 @@ pub fn revoke_api_token(ctx: &Context, actor: &Actor, token_id: &str) -> Result<
         },
     )
 }
+
+/// Who a signed-in user is, by name: what a page's header shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who {
+    pub username: String,
+    pub display_name: String,
+    pub organization_name: String,
+}
+
+/// The names of the actor's user and organization.
+pub fn who(ctx: &Context, actor: &Actor) -> Result<Who, ServiceError> {
+    let mut conn = ctx.conn()?;
+    let (username, display_name, organization_name) = users::table
+        .inner_join(organizations::table)
+        .filter(users::id.eq(&actor.user_id))
+        .select((users::username, users::display_name, organizations::name))
+        .first::<(String, String, String)>(&mut conn)
+        .optional()?
+        .ok_or(ServiceError::Unauthenticated)?;
+    Ok(Who {
+        username,
+        display_name,
+        organization_name,
+    })
+}

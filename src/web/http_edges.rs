@@ -47,8 +47,8 @@ pub const DESCRIPTION_PATH: &str = "/api/openapi.json";
 /// only (whether sibling hosts serve TLS is not ours to say).
 pub const HSTS: &str = "max-age=31536000";
 
-const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'";
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; \
+     frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
 /// The methods the route table knows, in the order `Allow` lists them.
 const METHODS: [Method; 6] = [
@@ -269,7 +269,10 @@ pub fn harden(headers: &mut HeaderMap, path: &str, https: bool) {
     };
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
-    set(headers, header::REFERRER_POLICY, "no-referrer");
+    // Same origin only: a form posted with an expired session can send its visitor
+    // back to it after signing in, and no other site learns a page's address (which may
+    // carry a guarantee number).
+    set(headers, header::REFERRER_POLICY, "same-origin");
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         set(
             headers,
@@ -277,8 +280,11 @@ pub fn harden(headers: &mut HeaderMap, path: &str, https: bool) {
             CONTENT_SECURITY_POLICY,
         );
     }
-    if path == DESCRIPTION_PATH && headers.contains_key(header::CACHE_CONTROL) {
-        // The description handler says how it may be cached.
+    if (path == DESCRIPTION_PATH || path.starts_with("/static/"))
+        && headers.contains_key(header::CACHE_CONTROL)
+    {
+        // The description and the embedded static files say how they may be cached:
+        // public, the same for everyone.
     } else {
         set(headers, header::CACHE_CONTROL, "no-store");
     }
@@ -420,10 +426,37 @@ pub async fn middleware(
         res = res.into_response(body_timed_out(s.body_read_timeout));
     }
     if res.status().is_client_error() || res.status().is_server_error() {
-        res = in_json_shape(res).await?;
+        if super::pages::errors::wants_html(res.request()) && !is_html(res.response()) {
+            // A browser gets a page in its language, whatever failed.
+            let failure = res
+                .response()
+                .extensions()
+                .get::<super::pages::errors::PageFailure>()
+                .cloned();
+            let status = res.status();
+            let mut page =
+                super::pages::errors::browser_page(res.request(), status, failure.as_ref());
+            if let Some(wait) = res.headers().get(header::RETRY_AFTER).cloned() {
+                page.headers_mut().insert(header::RETRY_AFTER, wait);
+            }
+            if let Some(allow) = res.headers().get(header::ALLOW).cloned() {
+                page.headers_mut().insert(header::ALLOW, allow);
+            }
+            res = res.into_response(page);
+        } else {
+            res = in_json_shape(res).await?;
+        }
     }
     harden(res.headers_mut(), &path, https);
     Ok(res)
+}
+
+fn is_html(response: &HttpResponse) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"))
 }
 
 /// An error an inner layer returned as `Err` (not as an answer), made into the answer

@@ -22,6 +22,9 @@ struct Letter<'a> {
     document_sha256: &'a str,
     verification_code: String,
     qr_svg: String,
+    /// The embedded stylesheet: styles never inline (the content security policy).
+    stylesheet: &'a str,
+    icon: &'a str,
 }
 
 /// Renders the letter of the guarantee's current version.
@@ -31,7 +34,7 @@ pub fn render(ctx: &Context, view: &GuaranteeView) -> Result<String, ServiceErro
     let qr_svg = QrCode::new(doc.verification_url.as_bytes())
         .or_internal("QR code")?
         .render::<svg::Color<'_>>()
-        .min_dimensions(160, 160)
+        .min_dimensions(128, 128)
         .build();
     let kind_title = match view.issuer.issuer_kind {
         Some(IssuerKind::Insurer) => "投标保证保险保单 Bid bond insurance policy",
@@ -46,6 +49,8 @@ pub fn render(ctx: &Context, view: &GuaranteeView) -> Result<String, ServiceErro
         document_sha256: &view.version.document_sha256,
         verification_code: code,
         qr_svg,
+        stylesheet: crate::web::pages::assets::STYLESHEET.path.as_str(),
+        icon: crate::web::pages::assets::ICON.path.as_str(),
     }
     .render()
     .or_internal("letter template")

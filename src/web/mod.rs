@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod json;
 pub mod letter;
 pub mod openapi;
+pub mod pages;
 pub mod rate_limit;
 
 use std::sync::Arc;
@@ -52,6 +53,8 @@ where
         .openapi(openapi::ApiDoc::openapi())
         .configure(configure(max_body_bytes))
         .split_for_parts();
+    // The pages are plain routes: they are not part of the API description.
+    let app = app.configure(pages::routes);
     utoipa::Modify::modify(&openapi::IdempotencyHeaders, &mut description);
     openapi::add_answers_of_the_edges(&mut description);
     let served = web::Data::new(openapi::Description::new(&description));

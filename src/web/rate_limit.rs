@@ -236,6 +236,19 @@ where
     }
 }
 
+/// Counts a page handler's request against its client's allowance (the same count as
+/// the API's): `Err(time to wait)` when over.
+pub fn check_page_request(limit: Limit, req: &actix_web::HttpRequest) -> Result<(), Duration> {
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return Ok(());
+    };
+    let Some(peer) = req.peer_addr() else {
+        return Ok(());
+    };
+    let client = client_address(peer.ip(), req.headers(), &state.settings.trusted_proxies);
+    state.rate_limits.check(limit, client)
+}
+
 /// Counts the request against its client's allowance: the 429 answer when over.
 fn refusal(limit: Limit, req: &ServiceRequest) -> Option<HttpResponse> {
     let Some(state) = req.app_data::<web::Data<AppState>>() else {

@@ -28,7 +28,7 @@ fn assert_hardened(headers: &HeaderMap, cache_control: &str, what: &str) {
     };
     assert_eq!(header("x-content-type-options"), "nosniff", "{what}");
     assert_eq!(header("x-frame-options"), "DENY", "{what}");
-    assert_eq!(header("referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(header("referrer-policy"), "same-origin", "{what}");
     assert!(
         header("content-security-policy").contains("frame-ancestors 'none'"),
         "{what}"

@@ -8,6 +8,7 @@ mod helpers;
 mod amendments;
 mod application_limits;
 mod auth;
+mod browser;
 mod certificates;
 mod change_mails;
 mod concurrency;

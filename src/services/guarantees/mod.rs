@@ -17,7 +17,8 @@ pub use expiry::{expire_due, send_expiry_notices, EXPIRY_NOTICE_DAYS};
 pub use issuing::{draft, issue_hosted, open_code, upload_signature, Issued};
 pub use lifecycle::{accept, award, cancel, contract_signed, release, revoke, transition};
 pub use verification::{
-    bonds_at_opening, verify_by_number, verify_documents, ExpectationsInput, OpeningReport,
+    bonds_at_opening, verify_by_number, verify_by_number_with_document, verify_documents,
+    ExpectationsInput, OpeningReport,
 };
 
 pub use crate::services::views::GuaranteeView;

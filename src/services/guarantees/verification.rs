@@ -147,14 +147,39 @@ pub fn verify_by_number(
     code: &str,
     expectations: ExpectationsInput,
 ) -> Result<VerificationReport, ServiceError> {
-    let number = GuaranteeNumber::parse(number).map_err(|e| ServiceError::invalid("number", e))?;
-    let code = VerificationCode::parse(code).map_err(|e| ServiceError::invalid("code", e))?;
     let expectations = expectations.parse()?;
     let mut conn = ctx.conn()?;
+    let view = view_by_code(&mut conn, number, code)?;
+    verify_view(ctx, &mut conn, &view, expectations)
+}
+
+/// Verification by number and code for the public page: the report, and the document
+/// of the version in force, whose terms the holder of the code has on the letter.
+pub fn verify_by_number_with_document(
+    ctx: &Context,
+    number: &str,
+    code: &str,
+) -> Result<(VerificationReport, Vec<u8>), ServiceError> {
+    let expectations = ExpectationsInput::default().parse()?;
+    let mut conn = ctx.conn()?;
+    let view = view_by_code(&mut conn, number, code)?;
+    let report = verify_view(ctx, &mut conn, &view, expectations)?;
+    Ok((report, view.version.document))
+}
+
+/// The guarantee with this number, if `code` is its verification code; the same
+/// answer for an unknown number and a wrong code.
+fn view_by_code(
+    conn: &mut DbConnection,
+    number: &str,
+    code: &str,
+) -> Result<GuaranteeView, ServiceError> {
+    let number = GuaranteeNumber::parse(number).map_err(|e| ServiceError::invalid("number", e))?;
+    let code = VerificationCode::parse(code).map_err(|e| ServiceError::invalid("code", e))?;
     let g: Option<Guarantee> = guarantees::table
         .filter(guarantees::number.eq(number.as_str()))
         .select(Guarantee::as_select())
-        .first(&mut conn)
+        .first(conn)
         .optional()?;
     let not_found =
         || ServiceError::NotFound("a guarantee with this number and verification code".into());
@@ -167,8 +192,7 @@ pub fn verify_by_number(
     if !code_matches {
         return Err(not_found());
     }
-    let view = guarantee_view(&mut conn, g)?;
-    verify_view(ctx, &mut conn, &view, expectations)
+    guarantee_view(conn, g)
 }
 
 /// Verification of a document and signature someone holds: the cryptographic checks,

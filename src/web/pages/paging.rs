@@ -1,0 +1,123 @@
+//! Lists on pages: which page of how many rows, read from the query string (so a list
+//! is bookmarkable), and the links to the pages before and after, keeping the filters.
+
+use serde::Deserialize;
+
+/// The rows a list shows by default, and the most it shows at once.
+pub const DEFAULT_SIZE: u32 = 20;
+pub const MAX_SIZE: u32 = 100;
+
+/// `?page=N&size=M` (1-based), clamped to sane values whatever was typed.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct PageQuery {
+    pub page: Option<u32>,
+    pub size: Option<u32>,
+}
+
+/// A page of a list: what to ask the database for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    /// 1-based.
+    pub page: u32,
+    pub size: u32,
+}
+
+impl Paging {
+    pub fn from_query(q: &PageQuery) -> Paging {
+        Paging {
+            page: q.page.unwrap_or(1).max(1),
+            size: q.size.unwrap_or(DEFAULT_SIZE).clamp(1, MAX_SIZE),
+        }
+    }
+
+    /// Rows to skip.
+    pub fn offset(&self) -> i64 {
+        i64::from(self.page - 1) * i64::from(self.size)
+    }
+
+    pub fn limit(&self) -> i64 {
+        i64::from(self.size)
+    }
+}
+
+/// What a list page shows under its table: the total and the links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pager {
+    pub total: i64,
+    pub page: u32,
+    pub pages: u32,
+    pub previous: Option<String>,
+    pub next: Option<String>,
+}
+
+impl Pager {
+    /// `base` is the list's path with its filters as a query string (without `page`),
+    /// e.g. `/issuer/queue?state=submitted`.
+    pub fn new(base: &str, paging: Paging, total: i64) -> Pager {
+        let size = i64::from(paging.size);
+        let pages = u32::try_from(((total + size - 1) / size).max(1)).unwrap_or(u32::MAX);
+        let link = |page: u32| {
+            let sep = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{sep}page={page}&size={}", paging.size)
+        };
+        Pager {
+            total,
+            page: paging.page,
+            pages,
+            previous: (paging.page > 1).then(|| link(paging.page - 1)),
+            next: (paging.page < pages).then(|| link(paging.page + 1)),
+        }
+    }
+}
+
+/// A query string of the filters that are set, for a list's links (values
+/// percent-encoded).
+pub fn query_of(filters: &[(&str, Option<&str>)]) -> String {
+    let parts: Vec<String> = filters
+        .iter()
+        .filter_map(|(k, v)| {
+            v.filter(|v| !v.is_empty())
+                .map(|v| format!("{k}={}", super::errors::urlencode(v)))
+        })
+        .collect();
+    parts.join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_values_are_clamped() {
+        let p = Paging::from_query(&PageQuery {
+            page: Some(0),
+            size: Some(10_000),
+        });
+        assert_eq!((p.page, p.size, p.offset()), (1, MAX_SIZE, 0));
+        let p = Paging::from_query(&PageQuery {
+            page: Some(3),
+            size: None,
+        });
+        assert_eq!((p.offset(), p.limit()), (40, 20));
+    }
+
+    #[test]
+    fn the_pager_links_keep_the_filters() {
+        let pager = Pager::new("/issuer/queue?state=paid", Paging { page: 2, size: 20 }, 45);
+        assert_eq!(pager.pages, 3);
+        assert_eq!(
+            pager.previous.as_deref(),
+            Some("/issuer/queue?state=paid&page=1&size=20")
+        );
+        assert_eq!(
+            pager.next.as_deref(),
+            Some("/issuer/queue?state=paid&page=3&size=20")
+        );
+        let empty = Pager::new("/projects", Paging { page: 1, size: 20 }, 0);
+        assert_eq!((empty.pages, empty.previous, empty.next), (1, None, None));
+        assert_eq!(
+            query_of(&[("q", Some("滨州 A")), ("state", None)]),
+            "q=%E6%BB%A8%E5%B7%9E%20A"
+        );
+    }
+}
