@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load test of the server (DESIGN.md §10, issue 4). Starts the release binary on
-# 127.0.0.1 with a fresh SQLite database in a temp dir, sets up a tender with issued
+# 127.0.0.1 with a fresh database (SQLite in a temp dir, or a PostgreSQL database made
+# for the run and dropped after it), sets up a tender with issued
 # bonds through the public API only, then runs wrk against
 #   (c) GET  /healthz          the reference: the server's raw request rate
 #   (a) POST /api/v1/verify    public verification by number + code
@@ -17,7 +18,9 @@
 #   LOAD_OPEN_SECS=20      bid deadline and opening, seconds after the project is created
 #   LOAD_PORT=18089        port on 127.0.0.1
 #   LOAD_LOG=warn          server log filter (info logs every request)
-#   BAOHAN_LOAD_POSTGRES_URL  not supported yet: see BENCHMARKS.md (the script refuses)
+#   BAOHAN_LOAD_POSTGRES_URL  a PostgreSQL server's admin URL (say
+#                          postgres://postgres@127.0.0.1:5432/postgres): the run makes a
+#                          database of its own there and drops it on exit; unset: SQLite
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,13 +34,7 @@ LOG=${LOAD_LOG:-warn}
 BASE="http://127.0.0.1:$PORT"
 BIN=target/release/baohan
 
-if [ -n "${BAOHAN_LOAD_POSTGRES_URL:-}" ]; then
-  # `baohan demo` (the only way to get a first operator) runs on SQLite only, and
-  # `baohan serve` seeds nothing, so the public API alone cannot set up PostgreSQL.
-  echo "load.sh: BAOHAN_LOAD_POSTGRES_URL is not supported yet: no public way to create" >&2
-  echo "the first operator on PostgreSQL (baohan demo is SQLite-only)" >&2
-  exit 2
-fi
+PG_ADMIN=${BAOHAN_LOAD_POSTGRES_URL:-}
 case "$BONDS" in '' | *[!0-9]*) echo "LOAD_BONDS must be a number" >&2; exit 2 ;; esac
 if [ "$BONDS" -lt 1 ] || [ "$BONDS" -gt 400 ]; then
   echo "LOAD_BONDS must be from 1 to 400 (two per section, at most 200 sections)" >&2
@@ -56,12 +53,18 @@ need() {
 need wrk wrk
 need curl curl
 need python3 python3
+if [ -n "$PG_ADMIN" ]; then
+  need psql postgresql-client
+  psql "$PG_ADMIN" -qtAc 'SELECT 1' >/dev/null ||
+    { echo "load.sh: cannot reach PostgreSQL at BAOHAN_LOAD_POSTGRES_URL" >&2; exit 2; }
+fi
 
 echo "== cargo build --release =="
 cargo build --release --bin baohan
 
 TMP=$(mktemp -d)
 SERVER_PID=
+PG_DB=
 cleanup() {
   local rc=$?
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -69,6 +72,10 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  if [ -n "$PG_DB" ]; then
+    psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null ||
+      echo "load.sh: could not drop the database $PG_DB" >&2
   fi
   if [ "$rc" -ne 0 ] && [ -f "$TMP/server.log" ]; then
     echo "== last server log lines ==" >&2
@@ -89,10 +96,26 @@ echo "== demo PKI in a temp dir =="
 "$BIN" pki ca --dir "$TMP/ca" --name "Baohan Load CA" >/dev/null
 mkdir -p "$TMP/data" "$TMP/certs"
 
-echo "== server: $BIN demo on 127.0.0.1:$PORT, SQLite in a temp dir, log=$LOG =="
+if [ -n "$PG_ADMIN" ]; then
+  PG_DB="baohan_load_$(date +%s)_$$"
+  psql "$PG_ADMIN" -qc "CREATE DATABASE \"$PG_DB\"" >/dev/null
+  # The admin URL with the new database as its path (query parameters kept).
+  DATABASE_URL=$(python3 -c 'import sys, urllib.parse as u
+p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' \
+    "$PG_ADMIN" "$PG_DB")
+  BACKEND="PostgreSQL $(psql "$PG_ADMIN" -qtAc 'SHOW server_version'), database $PG_DB"
+else
+  DATABASE_URL="sqlite://$TMP/data/baohan.db"
+  BACKEND="SQLite in a temp dir"
+fi
+
+echo "== server: $BIN demo on 127.0.0.1:$PORT, $BACKEND, log=$LOG =="
+BAOHAN_DATABASE_URL="$DATABASE_URL" \
 BAOHAN_DATA_DIR="$TMP/data" BAOHAN_CERTS_DIR="$TMP/certs" BAOHAN_LISTEN="127.0.0.1:$PORT" \
   BAOHAN_PUBLIC_BASE_URL="$BASE" BAOHAN_LOG="$LOG" RUST_LOG="$LOG" \
   BAOHAN_RATE_LIMIT_VERIFY_PER_MINUTE=1000000000 BAOHAN_RATE_LIMIT_LOGIN_PER_MINUTE=1000000000 \
+  BAOHAN_RATE_LIMIT_VERIFY_PER_NUMBER_PER_MINUTE=1000000000 \
+  BAOHAN_RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE=1000000000 \
   "$BIN" demo >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 100); do
@@ -260,6 +283,7 @@ echo
 echo "== summary =="
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'),"\
   "$(openssl version | cut -d' ' -f1-2); wrk and server on the same machine"
+echo "database: $BACKEND"
 python3 - "$TMP" "$BONDS" "$THREADS" "$CONNECTIONS" "$DURATION" <<'EOF'
 import sys
 tmp, bonds = sys.argv[1], int(sys.argv[2])

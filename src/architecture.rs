@@ -221,7 +221,7 @@ fn cycles<'a>(graph: &BTreeMap<&'a str, BTreeSet<&'a str>>) -> Vec<Vec<&'a str>>
 }
 
 /// The layers of docs/ARCHITECTURE.md and what each may use, besides itself and the
-/// crate's small shared modules (`config`, `clock`).
+/// crate's small shared modules (`config`, `clock`, `data_dir`).
 const LAYERS: &[(&str, &[&str])] = &[
     ("domain", &[]),
     ("db", &["domain"]),

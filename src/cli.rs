@@ -28,7 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the exchange (migrates the database first).
     Serve,
-    /// Serve with demo data on SQLite in the data directory, printing what to open.
+    /// Serve with demo data (on SQLite in the data directory unless BAOHAN_DATABASE_URL
+    /// names another database), printing what to open.
     Demo,
     /// Bring the database schema up to date and exit.
     Migrate,
@@ -148,17 +149,12 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     })
 }
 
-/// The demo always runs on the embedded default: SQLite in the data directory.
+/// The demo runs on the configured database (SQLite in the data directory by default,
+/// or PostgreSQL); the data directory holds its PKI, the master key that seals the
+/// hosted keys and the time-stamping authority either way, so a database seeded by the
+/// demo goes with the data directory that seeded it. Every step adds only what is
+/// missing: running it again keeps the data and adds nothing twice.
 fn demo(mut settings: Settings) -> anyhow::Result<()> {
-    if settings
-        .database_url
-        .as_deref()
-        .is_some_and(|u| !u.starts_with("sqlite://"))
-    {
-        anyhow::bail!(
-            "the demo runs on SQLite only: unset BAOHAN_DATABASE_URL or point it at sqlite://"
-        );
-    }
     settings.database_url = Some(settings.database_url());
     // Print the address actually served unless the operator named a public one.
     if std::env::var_os("BAOHAN_PUBLIC_BASE_URL").is_none()

@@ -538,7 +538,8 @@ impl Settings {
     }
 
     /// The master key: the setting, else the key file in the data directory, made with
-    /// a random key (readable by the owner only) the first time.
+    /// a random key (readable by the owner only) the first time, by one process even
+    /// when several start together on the directory (see [`crate::data_dir`]).
     pub fn master_key(&self) -> Result<MasterKey, ConfigError> {
         if let Some(key) = &self.master_key {
             return parse_master_key(key.expose_secret())
@@ -553,33 +554,24 @@ impl Settings {
             path: path.display().to_string(),
             source,
         };
-        if path.exists() {
-            let text = std::fs::read_to_string(&path).map_err(io)?;
-            return parse_master_key(text.trim())
-                .map(MasterKey)
-                .map_err(|message| ConfigError::Setting {
-                    setting: "master.key file",
-                    message,
-                });
-        }
-        std::fs::create_dir_all(&self.data_dir).map_err(io)?;
-        let mut key = [0u8; 32];
-        rand::Rng::fill(&mut rand::rngs::OsRng, &mut key[..]);
-        write_private_file(&path, hex::encode(key).as_bytes()).map_err(io)?;
-        Ok(MasterKey(key))
+        crate::data_dir::make_once(
+            &self.data_dir.join("master.key.lock"),
+            || path.exists(),
+            || {
+                let mut key = [0u8; 32];
+                rand::Rng::fill(&mut rand::rngs::OsRng, &mut key[..]);
+                crate::data_dir::write_private_file(&path, hex::encode(key).as_bytes())
+            },
+        )
+        .map_err(io)?;
+        let text = std::fs::read_to_string(&path).map_err(io)?;
+        parse_master_key(text.trim())
+            .map(MasterKey)
+            .map_err(|message| ConfigError::Setting {
+                setting: "master.key file",
+                message,
+            })
     }
-}
-
-fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(contents)
 }
 
 fn parse_master_key(text: &str) -> Result<[u8; 32], String> {

@@ -338,3 +338,164 @@ fn audit_verify_opens_only_an_existing_database_read_only() {
         text(&out)
     );
 }
+
+/// A PostgreSQL database made for one test and dropped after it, on the server
+/// `BAOHAN_TEST_POSTGRES_URL` names; `None` (after saying so) when none is configured
+/// and `BAOHAN_TEST_REQUIRE_POSTGRES` is unset.
+struct PostgresDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PostgresDb {
+    fn create() -> Option<PostgresDb> {
+        use diesel::{Connection, RunQueryDsl};
+        let Ok(admin_url) = std::env::var("BAOHAN_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("BAOHAN_TEST_REQUIRE_POSTGRES").is_err(),
+                "BAOHAN_TEST_REQUIRE_POSTGRES is set but BAOHAN_TEST_POSTGRES_URL is not"
+            );
+            eprintln!("skipped: set BAOHAN_TEST_POSTGRES_URL to run this test");
+            return None;
+        };
+        let name = format!("baohan_cli_{}", uuid::Uuid::new_v4().simple());
+        let mut c = diesel::PgConnection::establish(&admin_url).expect("PostgreSQL");
+        diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut c)
+            .expect("create database");
+        // The admin URL with the new database's name as its path.
+        let (base, query) = admin_url
+            .split_once('?')
+            .map_or((admin_url.as_str(), None), |(b, q)| (b, Some(q)));
+        let host_end = base[base.find("://").map_or(0, |i| i + 3)..]
+            .find('/')
+            .map_or(base.len(), |i| i + base.find("://").map_or(0, |s| s + 3));
+        let url = match query {
+            Some(q) => format!("{}/{name}?{q}", &base[..host_end]),
+            None => format!("{}/{name}", &base[..host_end]),
+        };
+        Some(PostgresDb {
+            admin_url,
+            name,
+            url,
+        })
+    }
+}
+
+impl Drop for PostgresDb {
+    fn drop(&mut self) {
+        use diesel::{Connection, RunQueryDsl};
+        if let Ok(mut c) = diesel::PgConnection::establish(&self.admin_url) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut c);
+        }
+    }
+}
+
+/// Runs `baohan demo` on `url` with the data directory `data` until it says it is
+/// listening; what it printed, then it is killed.
+fn run_demo_until_listening(url: &str, data: &Path) -> String {
+    use std::io::BufRead;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_baohan"))
+        .arg("demo")
+        .env("BAOHAN_DATABASE_URL", url)
+        .env("BAOHAN_DATA_DIR", data)
+        .env("BAOHAN_LISTEN", format!("127.0.0.1:{port}"))
+        .env("BAOHAN_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("baohan demo starts");
+    let mut printed = String::new();
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let listening = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                printed.push_str(&line);
+                printed.push('\n');
+                if line.trim_start().starts_with("listening on") {
+                    break true;
+                }
+            }
+            // It stopped printing: it exited.
+            _ => break false,
+        }
+    };
+    let _ = child.kill();
+    let status = child.wait().expect("reaped");
+    assert!(listening, "the demo stopped ({status}): {printed}");
+    printed
+}
+
+/// How many rows each table the demo seeds holds.
+fn demo_rows(url: &str) -> Vec<(&'static str, i64)> {
+    use diesel::{Connection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut c = diesel::PgConnection::establish(url).expect("the demo database");
+    [
+        "organizations",
+        "users",
+        "projects",
+        "sections",
+        "trust_anchors",
+        "crls",
+        "issuer_certificates",
+    ]
+    .into_iter()
+    .map(|table| {
+        let n = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+            .get_result::<Count>(&mut c)
+            .expect("count")
+            .n;
+        (table, n)
+    })
+    .collect()
+}
+
+#[test]
+fn the_demo_runs_on_postgresql_and_a_second_run_adds_nothing() {
+    use diesel::{Connection, ExpressionMethods, QueryDsl, RunQueryDsl};
+    let Some(db) = PostgresDb::create() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("dir");
+    let data = tmp.path().join("data");
+    let first = run_demo_until_listening(&db.url, &data);
+    assert!(first.contains("demo CA and CRL"), "{first}");
+    assert!(!first.contains("added now: 0 organizations"), "{first}");
+    let seeded = demo_rows(&db.url);
+    assert!(seeded.iter().all(|(_, n)| *n > 0), "{seeded:?}");
+
+    let second = run_demo_until_listening(&db.url, &data);
+    assert!(
+        second.contains("added now: 0 organizations, 0 users, 0 projects"),
+        "{second}"
+    );
+    assert_eq!(demo_rows(&db.url), seeded, "the second run added nothing");
+    assert!(
+        !data.join("baohan.db").exists(),
+        "no SQLite file beside PostgreSQL"
+    );
+    use baohan::db::schema::users;
+    let mut c = diesel::PgConnection::establish(&db.url).expect("the demo database");
+    for account in baohan::services::demo::DEMO_ACCOUNTS {
+        let n: i64 = users::table
+            .filter(users::username.eq(account.username))
+            .count()
+            .get_result(&mut c)
+            .expect("count");
+        assert_eq!(n, 1, "{} once", account.username);
+    }
+}

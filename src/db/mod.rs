@@ -246,12 +246,16 @@ fn prepare(url: &str) -> Result<(Backend, String), DbError> {
     Ok((backend, diesel_url))
 }
 
-/// Runs pending migrations for the connection's backend. On PostgreSQL an advisory
-/// lock makes concurrent starters wait for one another instead of racing.
+/// Runs pending migrations for the connection's backend. Several processes starting
+/// together on one database wait for one another instead of racing (each would find
+/// the same migrations pending and the losers fail on "table already exists"): on
+/// PostgreSQL an advisory lock, on SQLite the write lock, taken before the pending
+/// migrations are looked up and held until they are applied (each migration's own
+/// transaction becomes a savepoint inside it).
 pub fn run_migrations(conn: &mut DbConnection) -> Result<(), DbError> {
     match conn {
         DbConnection::Sqlite(c) => {
-            c.run_pending_migrations(SQLITE_MIGRATIONS)
+            c.immediate_transaction(|c| c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()))
                 .map_err(DbError::Migration)?;
         }
         DbConnection::Pg(c) => {

@@ -4,6 +4,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Claim, CreditEvent, Guarantee, Organization};
 use crate::db::schema::{claims, credit_events, guarantees, organizations, projects, sections};
 use crate::db::DbConnection;
@@ -113,6 +114,26 @@ pub fn file_claim(
         diesel::insert_into(claims::table)
             .values(&claim)
             .execute(c)?;
+        // The claim's own entry, after the guarantee's transition: the last thing the
+        // transaction audited is what a retry whose answer was lost is told it made.
+        audit::append(
+            c,
+            &AuditEvent {
+                actor_user_id: Some(&actor.user_id),
+                actor_organization_id: Some(&actor.organization_id),
+                action: "file_claim",
+                entity_kind: "claim",
+                entity_id: &claim.id,
+                to_state: Some(ClaimState::Filed.as_str()),
+                details: serde_json::json!({
+                    "guarantee_number": view.guarantee.number,
+                    "reason_code": reason.as_str(),
+                    "amount_fen": claim.amount_fen,
+                }),
+                ..Default::default()
+            },
+            at,
+        )?;
         let agency: Organization = organizations::table
             .find(&actor.organization_id)
             .select(Organization::as_select())
@@ -199,6 +220,23 @@ pub fn decide_claim(
                 "the claim is already decided".into(),
             ));
         }
+        audit::append(
+            c,
+            &AuditEvent {
+                actor_user_id: Some(&actor.user_id),
+                actor_organization_id: Some(&actor.organization_id),
+                action: "decide_claim",
+                entity_kind: "claim",
+                entity_id: &claim.id,
+                from_state: Some(ClaimState::Filed.as_str()),
+                to_state: Some(status.as_str()),
+                details: serde_json::json!({
+                    "guarantee_number": g.number,
+                    "reason": reason,
+                }),
+            },
+            at,
+        )?;
         if pay {
             let enterprise: Organization = organizations::table
                 .find(&g.enterprise_id)

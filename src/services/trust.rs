@@ -32,48 +32,28 @@ pub struct TimeStamping {
 
 impl TimeStamping {
     /// Loads the authority from `dir`, making it there once when the directory holds
-    /// none: a root of the exchange's own (`root/ca.pem`, `root/ca.key.pem`) and a
-    /// time-stamping certificate under it (`tsa.pem`, `tsa.key.pem`, `tsa-chain.pem`),
-    /// as `baohan pki ca` and `baohan pki tsa` would.
+    /// none: a root of the exchange's own (`root/ca.pem`, `root/ca.key.pem`, unless an
+    /// operator put one there) and a time-stamping certificate under it (`tsa.pem`,
+    /// `tsa.key.pem`, `tsa-chain.pem`), as `baohan pki ca` and `baohan pki tsa` would.
+    /// One process makes it even when several start together on the directory, and
+    /// `tsa.key.pem`, the sign that it is there, appears last (see [`crate::data_dir`]).
     pub fn load_or_make(dir: &Path) -> Result<TimeStamping, ServiceError> {
         let root = dir.join("root");
-        if !dir.join("tsa.key.pem").exists() {
-            let mut out = Vec::new();
-            if !root.join("ca.key.pem").exists() {
-                let made = pki::run_pki_cli(
-                    pki::PkiCommand::Ca(pki::CaArgs {
-                        dir: root.clone(),
-                        name: "Baohan Exchange Time-Stamping Root".into(),
-                        key_type: pki::demo::KeyType::EcP256,
-                    }),
-                    &mut out,
-                );
-                if made != 0 {
-                    return Err(ServiceError::Internal(anyhow::anyhow!(
-                        "making the time-stamping root in {}: {}",
-                        root.display(),
-                        String::from_utf8_lossy(&out).trim()
-                    )));
-                }
-            }
-            let made = pki::run_pki_cli(
-                pki::PkiCommand::Tsa(pki::TsaArgs {
-                    ca_dir: root.clone(),
-                    out_dir: dir.to_path_buf(),
-                    name: "Baohan Exchange".into(),
-                    key_type: pki::demo::KeyType::EcP256,
-                    days: 1825,
-                }),
-                &mut out,
-            );
-            if made != 0 {
-                return Err(ServiceError::Internal(anyhow::anyhow!(
-                    "making the time-stamping authority in {}: {}",
-                    dir.display(),
-                    String::from_utf8_lossy(&out).trim()
-                )));
-            }
-        }
+        let io = |e: std::io::Error| {
+            ServiceError::Internal(anyhow::Error::new(e).context(format!(
+                "making the time-stamping authority in {}",
+                dir.display()
+            )))
+        };
+        crate::data_dir::make_once(
+            &dir.join("make.lock"),
+            || dir.join("tsa.key.pem").exists(),
+            || Self::make(dir, &root),
+        )
+        .map_err(|e| match e {
+            MakeError::Io(e) => io(e),
+            MakeError::Service(e) => e,
+        })?;
         let read = |path: PathBuf| {
             std::fs::read(&path).map_err(|e| {
                 ServiceError::Internal(anyhow::Error::new(e).context(path.display().to_string()))
@@ -87,6 +67,73 @@ impl TimeStamping {
         let trust = TsaTrust::from_pem(&read(root.join("ca.pem"))?)
             .or_internal("the time-stamping root")?;
         Ok(TimeStamping { authority, trust })
+    }
+}
+
+/// Why making the time-stamping authority failed: a file could not be written or
+/// moved, or the making itself failed.
+#[derive(Debug)]
+enum MakeError {
+    Io(std::io::Error),
+    Service(ServiceError),
+}
+
+impl From<std::io::Error> for MakeError {
+    fn from(e: std::io::Error) -> Self {
+        MakeError::Io(e)
+    }
+}
+
+impl TimeStamping {
+    /// Makes the root when missing, then the authority in a directory of its own, and
+    /// moves its files into `dir`, the key last.
+    fn make(dir: &Path, root: &Path) -> Result<(), MakeError> {
+        let mut out = Vec::new();
+        let failed = |what: String, out: &[u8]| {
+            MakeError::Service(ServiceError::Internal(anyhow::anyhow!(
+                "{what}: {}",
+                String::from_utf8_lossy(out).trim()
+            )))
+        };
+        if !root.join("ca.key.pem").exists() {
+            let made = pki::run_pki_cli(
+                pki::PkiCommand::Ca(pki::CaArgs {
+                    dir: root.to_path_buf(),
+                    name: "Baohan Exchange Time-Stamping Root".into(),
+                    key_type: pki::demo::KeyType::EcP256,
+                }),
+                &mut out,
+            );
+            if made != 0 {
+                let what = format!("making the time-stamping root in {}", root.display());
+                return Err(failed(what, &out));
+            }
+        }
+        let fresh = dir.join(format!("new-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&fresh);
+        let made = pki::run_pki_cli(
+            pki::PkiCommand::Tsa(pki::TsaArgs {
+                ca_dir: root.to_path_buf(),
+                out_dir: fresh.clone(),
+                name: "Baohan Exchange".into(),
+                key_type: pki::demo::KeyType::EcP256,
+                days: 1825,
+            }),
+            &mut out,
+        );
+        if made != 0 {
+            let what = format!("making the time-stamping authority in {}", dir.display());
+            return Err(failed(what, &out));
+        }
+        let mut files: Vec<std::ffi::OsString> = std::fs::read_dir(&fresh)?
+            .map(|entry| entry.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()?;
+        files.sort_by_key(|name| name == "tsa.key.pem");
+        for name in files {
+            std::fs::rename(fresh.join(&name), dir.join(&name))?;
+        }
+        std::fs::remove_dir(&fresh)?;
+        Ok(())
     }
 }
 

@@ -5,129 +5,18 @@
 //! answered, each change happened at most once, and every issue's answer, with its
 //! verification code, is given by its key.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use baohan::db::schema::{api_tokens, guarantees, idempotency_keys};
+use baohan::db::schema::{api_tokens, claims, guarantees, idempotency_keys};
 use diesel::prelude::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{guarantees_of, send, tokens_named, Keyed};
-use crate::fixtures::{NewTender, TestPki};
+use crate::fixtures::server::{ServeOptions, ServeProcess, IDEMPOTENCY_LEASE_SECONDS};
+use crate::fixtures::{NewClaim, NewTender, TestPki};
 use crate::helpers::TestApp;
-
-/// How long a claim holds in the child: short, so the tests wait little for a dead
-/// claim to run out.
-const LEASE_SECONDS: u64 = 1;
-
-/// A `baohan serve` process serving the test app's database.
-struct Server {
-    child: Child,
-    address: String,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Starts the binary on the app's database, data directory (master key, time-stamping
-    /// authority) and a free port; `crash_at` arms its crash hook.
-    async fn start(app: &TestApp, crash_at: Option<&str>) -> Server {
-        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let log = app.data_dir().join(format!("server-{n}.log"));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_baohan"));
-        command
-            .arg("serve")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env(
-                "BAOHAN_DATABASE_URL",
-                app.settings
-                    .database_url
-                    .as_deref()
-                    .expect("a database URL"),
-            )
-            .env("BAOHAN_DATA_DIR", app.data_dir())
-            .env("BAOHAN_LISTEN", format!("127.0.0.1:{port}"))
-            .env("BAOHAN_DATABASE_POOL_SIZE", "4")
-            .env("BAOHAN_MAX_BODY_BYTES", "65536")
-            .env(
-                "BAOHAN_IDEMPOTENCY_LEASE_SECONDS",
-                LEASE_SECONDS.to_string(),
-            )
-            .env("BAOHAN_MAIL_POLL_INTERVAL_MS", "3600000")
-            .env("BAOHAN_LOG", "warn")
-            .env_remove(baohan::web::idempotency::CRASH_AT_ENV)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"));
-        if let Some(point) = crash_at {
-            command.env(baohan::web::idempotency::CRASH_AT_ENV, point);
-        }
-        let child = command.spawn().expect("baohan serve starts");
-        let mut server = Server {
-            child,
-            address: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        let started = Instant::now();
-        loop {
-            if let Ok(res) = app.api.get(server.url("/healthz")).send().await {
-                if res.status() == 200 {
-                    return server;
-                }
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("the server stopped ({status}): {}", server.log_text());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the server did not start: {}",
-                server.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.address)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGKILL, then reap it.
-    fn kill(mut self) {
-        self.child.kill().expect("kill");
-        self.child.wait().expect("reaped");
-    }
-
-    /// Waits for it to die by its crash hook.
-    async fn died(mut self) {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("status") {
-                assert!(!status.success(), "it crashed, it did not exit");
-                assert!(
-                    self.log_text().contains("aborting"),
-                    "died by the hook: {}",
-                    self.log_text()
-                );
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "it did not die"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
 
 /// One keyed request someone retries until it is answered.
 #[derive(Clone)]
@@ -139,7 +28,7 @@ struct Retried {
 }
 
 impl Retried {
-    fn request(&self, app: &TestApp, server: &Server) -> reqwest::RequestBuilder {
+    fn request(&self, app: &TestApp, server: &ServeProcess) -> reqwest::RequestBuilder {
         app.api
             .request(Method::POST, server.url(&self.path))
             .bearer_auth(&self.token)
@@ -148,14 +37,14 @@ impl Retried {
     }
 
     /// Sends it; `None` when the server died under it.
-    async fn try_send(&self, app: &TestApp, server: &Server) -> Option<Keyed> {
+    async fn try_send(&self, app: &TestApp, server: &ServeProcess) -> Option<Keyed> {
         let res = self.request(app, server).send().await.ok()?;
         Some(Keyed::read(res).await)
     }
 
     /// Retries until it is settled. "In progress" is allowed only while a dead run's
     /// lease can last.
-    async fn settle(&self, app: &TestApp, server: &Server) -> Keyed {
+    async fn settle(&self, app: &TestApp, server: &ServeProcess) -> Keyed {
         let started = Instant::now();
         loop {
             let answer = send(self.request(app, server)).await;
@@ -163,7 +52,7 @@ impl Retried {
                 return answer;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(LEASE_SECONDS + 4),
+                started.elapsed() < Duration::from_secs(IDEMPOTENCY_LEASE_SECONDS + 4),
                 "{}: still in progress after the lease: {answer:?}",
                 self.key
             );
@@ -281,13 +170,13 @@ async fn a_crash_after_the_claim_runs_the_request_again(app: TestApp) {
         path: format!("/api/v1/applications/{application}/issue"),
         body: json!({}),
     };
-    let server = Server::start(&app, Some("after_claim")).await;
+    let server = ServeProcess::start(&app, &ServeOptions::new().crash_at("after_claim")).await;
     assert!(issue.try_send(&app, &server).await.is_none(), "no answer");
     server.died().await;
     assert_eq!(key_state(&app, &issue.key).await, Some((false, false)));
     assert_eq!(guarantees_of(&app, &application).await, 0);
 
-    let server = Server::start(&app, None).await;
+    let server = ServeProcess::start(&app, &ServeOptions::new()).await;
     let answer = issue.settle(&app, &server).await;
     assert_eq!((answer.status, answer.replayed), (201, false), "{answer:?}");
     assert_code_is_the_guarantees(&app, &application, &answer).await;
@@ -310,7 +199,7 @@ async fn a_crash_after_the_change_never_runs_it_again(app: TestApp) {
         path: format!("/api/v1/applications/{application}/issue"),
         body: json!({}),
     };
-    let server = Server::start(&app, Some("after_change")).await;
+    let server = ServeProcess::start(&app, &ServeOptions::new().crash_at("after_change")).await;
     assert!(issue.try_send(&app, &server).await.is_none(), "no answer");
     server.died().await;
     assert_eq!(key_state(&app, &issue.key).await, Some((true, false)));
@@ -323,12 +212,12 @@ async fn a_crash_after_the_change_never_runs_it_again(app: TestApp) {
         path: "/api/v1/auth/tokens".into(),
         body: json!({ "name": "made before the crash" }),
     };
-    let server = Server::start(&app, Some("after_change")).await;
+    let server = ServeProcess::start(&app, &ServeOptions::new().crash_at("after_change")).await;
     assert!(token.try_send(&app, &server).await.is_none(), "no answer");
     server.died().await;
     assert_eq!(tokens_named(&app, "made before the crash").await, 1);
 
-    let server = Server::start(&app, None).await;
+    let server = ServeProcess::start(&app, &ServeOptions::new()).await;
     let answer = issue.settle(&app, &server).await;
     assert_eq!((answer.status, answer.replayed), (201, true), "{answer:?}");
     assert_code_is_the_guarantees(&app, &application, &answer).await;
@@ -351,6 +240,57 @@ async fn a_crash_after_the_change_never_runs_it_again(app: TestApp) {
     assert_eq!(lost.body["error"]["details"]["entity_kind"], "api_token");
     assert_eq!(lost.body["error"]["details"]["entity_id"], made.as_str());
     assert_eq!(tokens_named(&app, "made before the crash").await, 1);
+    server.kill();
+}
+
+/// Killed just after a claim was filed, before its answer was stored: the retry is
+/// told the answer is lost and which claim was filed (it named the guarantee, which
+/// left the agency without the claim's id to follow it up).
+async fn a_claim_whose_answer_was_lost_is_named_on_retry(app: TestApp) {
+    TestPki::set_up(&app).await;
+    let deadline = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let mut tender = NewTender::two_sections("BZ-CLAIM-LOST", 3);
+    tender.bid_deadline = deadline.to_rfc3339();
+    tender.bid_opening_at = deadline.to_rfc3339();
+    let tender = app.as_agency().await.create_project(&tender).await;
+    let bond = app.issued_bond("enterprise1", &tender.sections[0]).await;
+    // A demand is made within validity, which starts at the deadline.
+    while chrono::Utc::now() <= deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let claim = Retried {
+        key: "claim-crash-after-change".into(),
+        token: app.as_agency().await.token,
+        path: format!("/api/v1/guarantees/{}/claims", bond.number),
+        body: serde_json::to_value(NewClaim::new(
+            "withdrew_after_deadline",
+            "开标后撤回投标文件",
+            "1000.00",
+        ))
+        .expect("claim"),
+    };
+    let server = ServeProcess::start(&app, &ServeOptions::new().crash_at("after_change")).await;
+    assert!(claim.try_send(&app, &server).await.is_none(), "no answer");
+    server.died().await;
+
+    let server = ServeProcess::start(&app, &ServeOptions::new()).await;
+    let lost = claim.settle(&app, &server).await;
+    assert_eq!(lost.code(), Some("idempotent_answer_lost"), "{lost:?}");
+    let number = bond.number.clone();
+    let filed: Vec<String> = app
+        .db(move |c| {
+            claims::table
+                .inner_join(guarantees::table)
+                .filter(guarantees::number.eq(number))
+                .select(claims::id)
+                .load(c)
+                .expect("claims")
+        })
+        .await;
+    assert_eq!(filed.len(), 1, "filed once");
+    let details = &lost.body["error"]["details"];
+    assert_eq!(details["entity_kind"], "claim", "{lost:?}");
+    assert_eq!(details["entity_id"], filed[0].as_str());
     server.kill();
 }
 
@@ -387,7 +327,7 @@ async fn killed_at_random_moments_every_key_ends_answered_and_changed_once(app: 
     // (claimed with nothing changed, changed without an answer, answered).
     let mut left = std::collections::BTreeSet::new();
     for delay in delays_ms {
-        let server = Server::start(&app, None).await;
+        let server = ServeProcess::start(&app, &ServeOptions::new()).await;
         let address = server.address.clone();
         let in_flight: Vec<_> = requests
             .iter()
@@ -420,11 +360,11 @@ async fn killed_at_random_moments_every_key_ends_answered_and_changed_once(app: 
         left.extend(key_states(&app, "kill-").await);
         // Let the leases of the runs just killed run out, so the next round's copies
         // take their keys over instead of waiting.
-        tokio::time::sleep(Duration::from_millis(LEASE_SECONDS * 1000 + 50)).await;
+        tokio::time::sleep(Duration::from_millis(IDEMPOTENCY_LEASE_SECONDS * 1000 + 50)).await;
     }
     let answered_before = first.iter().filter(|a| a.is_some()).count();
 
-    let server = Server::start(&app, None).await;
+    let server = ServeProcess::start(&app, &ServeOptions::new()).await;
     let (mut replayed, mut ran, mut lost) = (0, 0, 0);
     for (i, request) in requests.iter().enumerate() {
         let answer = request.settle(&app, &server).await;
@@ -473,5 +413,6 @@ async fn killed_at_random_moments_every_key_ends_answered_and_changed_once(app: 
 crate::on_both_backends!(
     a_crash_after_the_claim_runs_the_request_again,
     a_crash_after_the_change_never_runs_it_again,
+    a_claim_whose_answer_was_lost_is_named_on_retry,
     killed_at_random_moments_every_key_ends_answered_and_changed_once,
 );
