@@ -108,7 +108,7 @@ async fn a_letter_prints_on_one_page_and_its_qr_code_verifies_it(backend: TestBa
         .click("form[action='/verify'] button[type=submit]")
         .await;
     assert!(
-        public.has(".banner.passed").await,
+        public.wait_for(".banner.passed").await,
         "{}",
         public.text("main").await
     );
@@ -160,7 +160,7 @@ async fn a_letter_prints_on_one_page_and_its_qr_code_verifies_it(backend: TestBa
         .click("form[action='/verify/upload'] button[type=submit]")
         .await;
     assert!(
-        public.has(".banner.failed").await,
+        public.wait_for(".banner.failed").await,
         "{}",
         public.text("main").await
     );
