@@ -5,12 +5,14 @@
 //! embedded stylesheet). Every page works without JavaScript; forms post and redirect
 //! (post/redirect/get) with a flash message saying what happened.
 
+pub mod agency;
 pub mod assets;
 pub mod errors;
 pub mod guarantees;
 pub mod home;
 pub mod i18n;
 pub mod login;
+pub mod operator;
 pub mod paging;
 pub mod session;
 pub mod verify;
@@ -27,9 +29,11 @@ pub use errors::PageError;
 /// Every page route (plain actix routes: pages are not part of the API description).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(assets::routes)
+        .configure(agency::routes)
         .configure(home::routes)
         .configure(guarantees::routes)
         .configure(login::routes)
+        .configure(operator::routes)
         .configure(verify::routes);
 }
 
