@@ -510,7 +510,11 @@ pub fn list_projects_page(
             query = query.filter(projects::agency_id.eq(actor.organization_id.clone()));
         }
         if let Some(p) = &pattern {
-            query = query.filter(projects::code.like(p.clone()).or(projects::name.like(p.clone())));
+            query = query.filter(
+                projects::code
+                    .like(p.clone())
+                    .or(projects::name.like(p.clone())),
+            );
         }
         match filter.stage {
             Some(ProjectStage::Open) => query = query.filter(projects::bid_deadline.gt(at)),

@@ -42,9 +42,7 @@ async fn the_agency_opens_the_bids_and_exports_them(app: TestApp) {
     agency.screenshot("agency-projects").await;
 
     let opening = format!("/agency/projects/{}/opening", tender.id);
-    agency
-        .click(&format!("a[href='{opening}']"))
-        .await;
+    agency.click(&format!("a[href='{opening}']")).await;
     assert!(agency.wait_for("table.bonds").await);
     agency.screenshot("agency-opening").await;
     let table = agency.text("table.bonds").await;
@@ -94,7 +92,10 @@ async fn the_agency_opens_the_bids_and_exports_them(app: TestApp) {
         .expect("type")
         .starts_with("text/csv"));
     let bytes = res.bytes().await.expect("body");
-    assert!(bytes.starts_with(b"\xEF\xBB\xBF"), "UTF-8 with a BOM for Excel");
+    assert!(
+        bytes.starts_with(b"\xEF\xBB\xBF"),
+        "UTF-8 with a BOM for Excel"
+    );
     let mut reader = csv::Reader::from_reader(&bytes[3..]);
     let headers = reader.headers().expect("headers").clone();
     let column = |name: &str| {
@@ -103,7 +104,8 @@ async fn the_agency_opens_the_bids_and_exports_them(app: TestApp) {
             .position(|h| h == name)
             .unwrap_or_else(|| panic!("column {name} in {headers:?}"))
     };
-    let (number_col, code_col, bidder_col) = (column("保函编号"), column("结果代码"), column("投标人"));
+    let (number_col, code_col, bidder_col) =
+        (column("保函编号"), column("结果代码"), column("投标人"));
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
     assert_eq!(rows.len(), numbers.len(), "the page's rows: {rows:?}");
     for number in numbers {
@@ -136,7 +138,10 @@ async fn the_agency_opens_the_bids_and_exports_them(app: TestApp) {
     assert_eq!(agency.text("p.flash").await, "保函已接受。");
     assert!(
         !agency
-            .has(&format!("form[action='/agency/guarantees/{}/accept']", first.number))
+            .has(&format!(
+                "form[action='/agency/guarantees/{}/accept']",
+                first.number
+            ))
             .await,
         "accepted once"
     );

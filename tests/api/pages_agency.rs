@@ -90,7 +90,10 @@ async fn the_agency_creates_a_project_through_its_form(app: TestApp) {
     assert!(page.contains("class=\"error-summary\""), "{page}");
     assert!(page.contains("href=\"#section-1-bond\""), "{page}");
     assert!(page.contains("id=\"section-1-bond-error\""), "{page}");
-    assert!(page.contains("投标保证金须大于零"), "the error in Chinese: {page}");
+    assert!(
+        page.contains("投标保证金须大于零"),
+        "the error in Chinese: {page}"
+    );
     // What was typed is kept.
     assert!(page.contains("value=\"滨州市政道路\""), "{page}");
     assert!(page.contains("value=\"90000.00\""), "{page}");
@@ -105,18 +108,34 @@ async fn the_agency_creates_a_project_through_its_form(app: TestApp) {
     ]);
     let res = post_form(&agency, &app, "/agency/projects/new", &fields).await;
     assert_eq!(res.status(), 303);
-    let to = res.headers()["location"].to_str().expect("location").to_owned();
+    let to = res.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
     assert!(to.starts_with("/agency/projects/"), "{to}");
     let (status, project) = html(&agency, &app, &to).await;
     assert_eq!(status, 200);
-    assert!(project.contains("项目已创建"), "the flash message: {project}");
-    assert!(project.contains("¥80,000.00") && project.contains("¥50,000.00"), "{project}");
-    assert!(!project.contains("/opening\""), "no opening link before opening");
+    assert!(
+        project.contains("项目已创建"),
+        "the flash message: {project}"
+    );
+    assert!(
+        project.contains("¥80,000.00") && project.contains("¥50,000.00"),
+        "{project}"
+    );
+    assert!(
+        !project.contains("/opening\""),
+        "no opening link before opening"
+    );
 
     // The same code again: the error is beside the code.
     let res = post_form(&agency, &app, "/agency/projects/new", &fields).await;
     assert_eq!(res.status(), 422);
-    assert!(res.text().await.expect("body").contains("id=\"code-error\""));
+    assert!(res
+        .text()
+        .await
+        .expect("body")
+        .contains("id=\"code-error\""));
 
     let (_, list) = html(&agency, &app, "/agency/projects?q=PAGE-1").await;
     assert!(list.contains("BZ-PAGE-1"), "{list}");
@@ -155,7 +174,10 @@ async fn the_agency_creates_a_project_through_its_form(app: TestApp) {
     .await;
     assert_eq!(res.status(), 303);
     let (_, project) = html(&agency, &app, &to).await;
-    assert!(project.contains("滨州市政道路二期") && project.contains("¥40,000.00"), "{project}");
+    assert!(
+        project.contains("滨州市政道路二期") && project.contains("¥40,000.00"),
+        "{project}"
+    );
 
     // Postpone: earlier than now is refused beside the deadline; later accepted.
     let postpone = format!("{to}/postpone");
@@ -172,7 +194,11 @@ async fn the_agency_creates_a_project_through_its_form(app: TestApp) {
     )
     .await;
     assert_eq!(res.status(), 422);
-    assert!(res.text().await.expect("body").contains("id=\"bid_deadline-error\""));
+    assert!(res
+        .text()
+        .await
+        .expect("body")
+        .contains("id=\"bid_deadline-error\""));
     let later = in_days(9);
     let res = post_form(
         &agency,
@@ -209,7 +235,12 @@ async fn the_opening_page_before_opening_says_when_bids_open(app: TestApp) {
         .format("%Y-%m-%d %H:%M")
         .to_string();
     for path in ["opening", "opening.csv", "opening/record"] {
-        let (status, page) = html(&agency, &app, &format!("/agency/projects/{}/{path}", tender.id)).await;
+        let (status, page) = html(
+            &agency,
+            &app,
+            &format!("/agency/projects/{}/{path}", tender.id),
+        )
+        .await;
         assert_eq!(status, 403, "{path}");
         assert!(page.contains("id=\"opens-at\""), "{path}: {page}");
         assert!(page.contains(&opening), "{path} says when: {page}");

@@ -46,7 +46,10 @@ async fn the_operator_registers_an_organization_and_a_user(app: TestApp) {
     let res = post_form(&operator, &app, "/operator/organizations/new", &fields).await;
     assert_eq!(res.status(), 422);
     let page = res.text().await.expect("body");
-    assert!(page.contains("href=\"#uscc\"") && page.contains("id=\"uscc-error\""), "{page}");
+    assert!(
+        page.contains("href=\"#uscc\"") && page.contains("id=\"uscc-error\""),
+        "{page}"
+    );
     assert!(page.contains("value=\"滨州页面测试有限公司\""), "{page}");
 
     fields.retain(|(k, _)| *k != "uscc");
@@ -55,7 +58,10 @@ async fn the_operator_registers_an_organization_and_a_user(app: TestApp) {
     assert_eq!(res.status(), 303);
     let org_page = res.headers()["location"].to_str().expect("to").to_owned();
     let (_, page) = html(&operator, &app, &org_page).await;
-    assert!(page.contains("机构已登记") && page.contains(&good), "{page}");
+    assert!(
+        page.contains("机构已登记") && page.contains(&good),
+        "{page}"
+    );
 
     let (_, list) = html(&operator, &app, "/operator/organizations?q=页面测试").await;
     assert!(list.contains("滨州页面测试有限公司"), "{list}");
@@ -73,16 +79,23 @@ async fn the_operator_registers_an_organization_and_a_user(app: TestApp) {
     assert_eq!(res.status(), 422);
     let page = res.text().await.expect("body");
     assert!(page.contains("id=\"password-error\""), "{page}");
-    assert!(!page.contains("value=\"short\""), "a password is never sent back");
+    assert!(
+        !page.contains("value=\"short\""),
+        "a password is never sent back"
+    );
     user.retain(|(k, _)| *k != "password");
     user.push(("password", "a long enough password"));
     let res = post_form(&operator, &app, &users, &user).await;
     assert_eq!(res.status(), 303);
     let (_, page) = html(&operator, &app, &org_page).await;
-    assert!(page.contains("pagesuser") && page.contains("有效"), "{page}");
+    assert!(
+        page.contains("pagesuser") && page.contains("有效"),
+        "{page}"
+    );
 
     // Deactivated: the user can no longer sign in.
-    let id_start = page.find("/operator/users/").expect("a deactivate form") + "/operator/users/".len();
+    let id_start =
+        page.find("/operator/users/").expect("a deactivate form") + "/operator/users/".len();
     let id: String = page[id_start..].chars().take_while(|c| *c != '/').collect();
     let org_id = org_page.rsplit('/').next().expect("id");
     let res = post_form(
@@ -144,12 +157,16 @@ async fn the_homes_count_the_agencys_and_the_operators_work(app: TestApp) {
         counts.contains(&(organizations, "已登记的机构".to_owned())),
         "{organizations}: {counts:?}"
     );
-    assert!(counts.contains(&(0, "发送失败的邮件".to_owned())), "{counts:?}");
+    assert!(
+        counts.contains(&(0, "发送失败的邮件".to_owned())),
+        "{counts:?}"
+    );
 }
 
 /// The (figure, label) pairs of a home's counts.
 fn figures(home: &str) -> Vec<(i64, String)> {
-    let pattern = regex::Regex::new(r#"<span class="figure">(\d+)</span>([^<]+)</a>"#).expect("regex");
+    let pattern =
+        regex::Regex::new(r#"<span class="figure">(\d+)</span>([^<]+)</a>"#).expect("regex");
     pattern
         .captures_iter(home)
         .map(|c| (c[1].parse().expect("number"), c[2].trim().to_owned()))

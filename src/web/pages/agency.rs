@@ -51,7 +51,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(postpone)),
         )
         .route("/agency/projects/{id}/opening", web::get().to(opening))
-        .route("/agency/projects/{id}/opening.csv", web::get().to(opening_csv))
+        .route(
+            "/agency/projects/{id}/opening.csv",
+            web::get().to(opening_csv),
+        )
         .route(
             "/agency/projects/{id}/opening/record",
             web::get().to(opening_record),
@@ -82,7 +85,11 @@ const SECTION_SLOTS: usize = 5;
 
 /// A stored UTC time as people read it: China time, to the minute.
 pub fn china_time(t: NaiveDateTime) -> String {
-    china_rfc3339(t).replace('T', " ").chars().take(16).collect()
+    china_rfc3339(t)
+        .replace('T', " ")
+        .chars()
+        .take(16)
+        .collect()
 }
 
 /// A stored UTC time as a `datetime-local` input's value (China time).
@@ -174,7 +181,6 @@ struct ProjectsPage {
     rows: Vec<ProjectRow>,
     pager: Pager,
 }
-
 
 async fn list(
     req: HttpRequest,
@@ -455,8 +461,7 @@ async fn create(
                         code: s.code.clone(),
                         name: s.name.clone(),
                         bond_amount: s.bond.trim().to_owned(),
-                        estimated_price: Some(s.price.trim().to_owned())
-                            .filter(|p| !p.is_empty()),
+                        estimated_price: Some(s.price.trim().to_owned()).filter(|p| !p.is_empty()),
                     }
                 })
                 .collect(),
@@ -789,9 +794,7 @@ async fn postpone(
                 "flash-project-postponed",
             ))
         }
-        Err(PageError::Service(ServiceError::Invalid { field, message })) => {
-            (field, message)
-        }
+        Err(PageError::Service(ServiceError::Invalid { field, message })) => (field, message),
         Err(e) => return Err(e),
     };
     let project = load_project(&state, &visitor, id.clone()).await?;
@@ -870,7 +873,12 @@ fn bond_row(tr: Tr, view: &GuaranteeView, report: Option<&VerificationReport>) -
                 reason,
             )
         }
-        None => (String::new(), tr.t("agency-not-verified"), String::new(), String::new()),
+        None => (
+            String::new(),
+            tr.t("agency-not-verified"),
+            String::new(),
+            String::new(),
+        ),
     };
     let passed = report.is_some_and(|r| r.indication == Indication::Passed);
     BondRow {
@@ -1398,7 +1406,11 @@ async fn file_claim(
     let actor = visitor.actor.clone();
     let claimed = number.clone();
     match run(move || claims::file_claim(&ctx, &actor, &claimed, input)).await {
-        Ok(_) => Ok(redirect_with_flash(&req, "/agency/claims", "flash-claim-filed")),
+        Ok(_) => Ok(redirect_with_flash(
+            &req,
+            "/agency/claims",
+            "flash-claim-filed",
+        )),
         Err(PageError::Service(ServiceError::Invalid { field, message })) => {
             let tr = Tr::new(Lang::of(&req));
             let mut errors = FieldErrors::default();

@@ -40,7 +40,11 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The agency's figures: projects opening this week, bonds to accept, open claims.
-async fn agency_counts(req: &HttpRequest, visitor: &Visitor, tr: Tr) -> Result<Vec<Count>, PageError> {
+async fn agency_counts(
+    req: &HttpRequest,
+    visitor: &Visitor,
+    tr: Tr,
+) -> Result<Vec<Count>, PageError> {
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Ok(Vec::new());
     };

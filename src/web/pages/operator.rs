@@ -612,7 +612,14 @@ async fn trust_page(
     visitor: Visitor,
 ) -> Result<HttpResponse, PageError> {
     visitor.require(OPERATOR)?;
-    trust_view(&req, &state, &visitor, BTreeMap::new(), FieldErrors::default()).await
+    trust_view(
+        &req,
+        &state,
+        &visitor,
+        BTreeMap::new(),
+        FieldErrors::default(),
+    )
+    .await
 }
 
 /// The answer to one of the trust forms: back to the list with a flash, or the page
@@ -634,7 +641,12 @@ async fn trust_answer<T>(
             form.remove("private_key_pem");
             form.remove("key_password");
             let mut errors = FieldErrors::default();
-            refused(&mut errors, Tr::new(Lang::of(req)), field_of(&field), &message);
+            refused(
+                &mut errors,
+                Tr::new(Lang::of(req)),
+                field_of(&field),
+                &message,
+            );
             trust_view(req, state, visitor, form, errors).await
         }
         Err(e) => Err(e),
@@ -652,13 +664,21 @@ async fn register_anchor(
     let ctx = state.ctx.clone();
     let actor = visitor.actor.clone();
     let result = run(move || trust::register_trust_anchor(&ctx, &actor, &name, &pem)).await;
-    trust_answer(&req, &state, &visitor, form, result, "flash-anchor-registered", |f| {
-        if f == "name" {
-            "anchor_name"
-        } else {
-            "anchor_pem"
-        }
-    })
+    trust_answer(
+        &req,
+        &state,
+        &visitor,
+        form,
+        result,
+        "flash-anchor-registered",
+        |f| {
+            if f == "name" {
+                "anchor_name"
+            } else {
+                "anchor_pem"
+            }
+        },
+    )
     .await
 }
 
@@ -673,9 +693,15 @@ async fn register_crl(
     let ctx = state.ctx.clone();
     let actor = visitor.actor.clone();
     let result = run(move || trust::register_crl(&ctx, &actor, pem.as_bytes())).await;
-    trust_answer(&req, &state, &visitor, form, result, "flash-crl-registered", |_| {
-        "crl_pem"
-    })
+    trust_answer(
+        &req,
+        &state,
+        &visitor,
+        form,
+        result,
+        "flash-crl-registered",
+        |_| "crl_pem",
+    )
     .await
 }
 
@@ -756,8 +782,7 @@ async fn mail_list(
     let actor = visitor.actor.clone();
     let wanted = status.clone();
     // The outbox answers its latest mails (at most its own limit), newest first.
-    let mails =
-        run(move || services::mail::list_mail(&pool, &actor, wanted.as_deref())).await?;
+    let mails = run(move || services::mail::list_mail(&pool, &actor, wanted.as_deref())).await?;
     let chrome = Chrome::new(
         &req,
         Some(&visitor),
@@ -774,7 +799,12 @@ async fn mail_list(
         format!("/operator/mail?{filters}")
     };
     let html = MailPage {
-        statuses: options(tr, "operator-mail-", &["failed", "pending", "sent"], &chosen),
+        statuses: options(
+            tr,
+            "operator-mail-",
+            &["failed", "pending", "sent"],
+            &chosen,
+        ),
         rows: mails
             .into_iter()
             .skip(usize::try_from(paging.offset()).unwrap_or(usize::MAX))
