@@ -1500,3 +1500,111 @@ async fn claims_list(
     .render()?;
     Ok(page(&chrome, html))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::lifecycle::ClaimState;
+
+    #[test]
+    fn a_datetime_input_is_read_as_china_time() {
+        assert_eq!(
+            from_local_input("2026-12-20T09:00"),
+            "2026-12-20T09:00:00+08:00"
+        );
+        assert_eq!(
+            from_local_input(" 2026-12-20T09:00:30 "),
+            "2026-12-20T09:00:30+08:00"
+        );
+        // Anything else goes to the service as typed, which names the problem.
+        assert_eq!(from_local_input("next week"), "next week");
+        let utc = chrono::NaiveDate::from_ymd_opt(2026, 12, 20)
+            .and_then(|d| d.and_hms_opt(1, 0, 0))
+            .expect("a time");
+        assert_eq!(local_input(utc), "2026-12-20T09:00");
+        assert_eq!(china_time(utc), "2026-12-20 09:00");
+    }
+
+    #[test]
+    fn a_refused_section_field_is_shown_in_the_group_it_was_typed_in() {
+        // Sections typed in groups 2 and 4: the service's second section is group 4.
+        assert_eq!(
+            project_field("sections[1].bond_amount", &[2, 4]),
+            ("section-4-bond".to_owned(), "section-bond")
+        );
+        assert_eq!(
+            project_field("bid_opening_at", &[1]),
+            ("bid_opening_at".to_owned(), "opening")
+        );
+    }
+
+    /// The keys these pages make from names (states, reasons, kinds, field errors)
+    /// exist in both languages: the catalogue test only sees keys written out.
+    #[test]
+    fn keys_made_from_names_exist_in_both_languages() {
+        let mut keys: Vec<String> = Vec::new();
+        for s in [
+            GuaranteeState::Issued,
+            GuaranteeState::Accepted,
+            GuaranteeState::Claimed,
+            GuaranteeState::Released,
+            GuaranteeState::Paid,
+            GuaranteeState::Cancelled,
+            GuaranteeState::Revoked,
+            GuaranteeState::Expired,
+        ] {
+            keys.push(format!("agency-state-{}", s.as_str()));
+        }
+        for s in [ClaimState::Filed, ClaimState::Paid, ClaimState::Rejected] {
+            keys.push(format!("agency-claim-state-{}", s.as_str()));
+        }
+        for r in CLAIM_REASONS {
+            keys.push(format!("agency-reason-{}", r.replace('_', "-")));
+        }
+        for s in [
+            ProjectStage::Open,
+            ProjectStage::Sealed,
+            ProjectStage::Opened,
+        ] {
+            keys.push(format!("agency-stage-{}", s.as_str()));
+        }
+        for kind in [
+            "code",
+            "code-taken",
+            "name",
+            "tenderee",
+            "deadline",
+            "opening",
+            "validity",
+            "sections",
+            "section-code",
+            "section-name",
+            "section-bond",
+            "section-price",
+            "bond-change",
+            "postpone-deadline",
+            "claim-reason",
+            "claim-statement",
+            "claim-amount",
+        ] {
+            keys.push(format!("agency-error-{kind}"));
+        }
+        for (prefix, values) in [
+            ("operator-kind-", &super::super::operator::ORG_KINDS[..]),
+            ("operator-issuer-kind-", &super::super::operator::ISSUER_KINDS[..]),
+            (
+                "operator-provider-kind-",
+                &super::super::operator::PROVIDER_KINDS[..],
+            ),
+            ("operator-mail-", &["failed", "pending", "sent"][..]),
+            ("role-", &super::super::operator::ROLES[..]),
+        ] {
+            keys.extend(values.iter().map(|v| format!("{prefix}{v}")));
+        }
+        for lang in Lang::ALL {
+            let tr = Tr::new(lang);
+            let missing: Vec<_> = keys.iter().filter(|k| !tr.has(k)).collect();
+            assert!(missing.is_empty(), "{}: {missing:?}", lang.tag());
+        }
+    }
+}

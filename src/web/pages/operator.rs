@@ -178,7 +178,7 @@ async fn organizations_list(
     Ok(page(&chrome, html))
 }
 
-const ORG_KINDS: [&str; 6] = [
+pub(super) const ORG_KINDS: [&str; 6] = [
     "enterprise",
     "issuer",
     "agency",
@@ -186,8 +186,8 @@ const ORG_KINDS: [&str; 6] = [
     "provider",
     "operator",
 ];
-const ISSUER_KINDS: [&str; 3] = ["bank", "insurer", "guarantor"];
-const PROVIDER_KINDS: [&str; 5] = ["hospital", "hotel", "library", "parking", "apartment"];
+pub(super) const ISSUER_KINDS: [&str; 3] = ["bank", "insurer", "guarantor"];
+pub(super) const PROVIDER_KINDS: [&str; 5] = ["hospital", "hotel", "library", "parking", "apartment"];
 
 /// (value, label, selected) of a select's options.
 type Options = Vec<(&'static str, String, bool)>;
@@ -337,7 +337,7 @@ impl OrganizationPage {
     }
 }
 
-const ROLES: [&str; 7] = [
+pub(super) const ROLES: [&str; 7] = [
     "enterprise",
     "issuer",
     "agency",
