@@ -3,12 +3,21 @@
 //! refused before opening with when it opens; other roles refused with a friendly page.
 
 use crate::fixtures::library::DEMO_PASSWORD;
-use crate::fixtures::NewTender;
+use crate::fixtures::{NewOrg, NewTender, NewUser};
 use crate::helpers::TestApp;
 
 /// A browser-like client signed in as `username` (the session cookie in its jar), and
 /// the session's CSRF token for forms.
 pub async fn page_session(app: &TestApp, username: &str) -> (reqwest::Client, String) {
+    page_session_with(app, username, DEMO_PASSWORD).await
+}
+
+/// As [`page_session`], with the user's own password.
+pub async fn page_session_with(
+    app: &TestApp,
+    username: &str,
+    password: &str,
+) -> (reqwest::Client, String) {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
@@ -16,7 +25,7 @@ pub async fn page_session(app: &TestApp, username: &str) -> (reqwest::Client, St
         .expect("client");
     let res = client
         .post(app.url("/api/v1/auth/login"))
-        .json(&serde_json::json!({ "username": username, "password": DEMO_PASSWORD }))
+        .json(&serde_json::json!({ "username": username, "password": password }))
         .send()
         .await
         .expect("sign in");
@@ -272,7 +281,75 @@ async fn other_roles_cannot_open_the_agency_pages(app: TestApp) {
     assert!(page.contains("<h1>"), "{page}");
 }
 
+/// Another agency's project, its opening, its CSV and its bonds do not exist for an
+/// agency: friendly 404 pages, and nothing of it in the list.
+async fn another_agencys_project_is_not_found(app: TestApp) {
+    let _pki = crate::fixtures::TestPki::set_up(&app).await;
+    let tender = app
+        .as_agency()
+        .await
+        .create_project(&NewTender::two_sections("BZ-OTHER-1", 2))
+        .await;
+    let bond = app.issued_bond("enterprise1", &tender.sections[0]).await;
+    let operator = app.as_operator().await;
+    let org = operator
+        .register_org(&NewOrg::new(
+            "agency",
+            "另一招标代理有限公司",
+            &crate::helpers::uscc("91371600MA3CQ0992"),
+        ))
+        .await;
+    operator
+        .add_user(&NewUser::new(&org.id, "agency2", "另一代理", "agency"))
+        .await;
+    app.advance_clock(chrono::Duration::days(2) + chrono::Duration::hours(1));
+    let (other, csrf) = page_session_with(&app, "agency2", "a long enough password").await;
+    for path in ["", "/opening", "/opening.csv", "/opening/record", "/edit"] {
+        let (status, page) = html(
+            &other,
+            &app,
+            &format!("/agency/projects/{}{path}", tender.id),
+        )
+        .await;
+        assert_eq!(status, 404, "{path}");
+        assert!(
+            page.contains("<h1>") && !page.contains(&bond.number),
+            "{path}: {page}"
+        );
+    }
+    let res = post_form(
+        &other,
+        &app,
+        &format!("/agency/guarantees/{}/accept", bond.number),
+        &[("csrf_token", &csrf)],
+    )
+    .await;
+    assert_eq!(res.status(), 404);
+    let (status, _) = html(
+        &other,
+        &app,
+        &format!("/agency/guarantees/{}/claim", bond.number),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (_, list) = html(&other, &app, "/agency/projects").await;
+    assert!(!list.contains("BZ-OTHER-1"), "{list}");
+    // The bond is untouched.
+    let (agency, _) = page_session(&app, "agency").await;
+    let (_, opening) = html(
+        &agency,
+        &app,
+        &format!("/agency/projects/{}/opening", tender.id),
+    )
+    .await;
+    assert!(
+        opening.contains(&format!("/agency/guarantees/{}/accept", bond.number)),
+        "{opening}"
+    );
+}
+
 crate::on_both_backends!(
+    another_agencys_project_is_not_found,
     the_agency_creates_a_project_through_its_form,
     the_opening_page_before_opening_says_when_bids_open,
     other_roles_cannot_open_the_agency_pages,

@@ -1591,7 +1591,10 @@ mod tests {
         }
         for (prefix, values) in [
             ("operator-kind-", &super::super::operator::ORG_KINDS[..]),
-            ("operator-issuer-kind-", &super::super::operator::ISSUER_KINDS[..]),
+            (
+                "operator-issuer-kind-",
+                &super::super::operator::ISSUER_KINDS[..],
+            ),
             (
                 "operator-provider-kind-",
                 &super::super::operator::PROVIDER_KINDS[..],

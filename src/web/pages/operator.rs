@@ -187,7 +187,8 @@ pub(super) const ORG_KINDS: [&str; 6] = [
     "operator",
 ];
 pub(super) const ISSUER_KINDS: [&str; 3] = ["bank", "insurer", "guarantor"];
-pub(super) const PROVIDER_KINDS: [&str; 5] = ["hospital", "hotel", "library", "parking", "apartment"];
+pub(super) const PROVIDER_KINDS: [&str; 5] =
+    ["hospital", "hotel", "library", "parking", "apartment"];
 
 /// (value, label, selected) of a select's options.
 type Options = Vec<(&'static str, String, bool)>;
