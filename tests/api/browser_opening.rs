@@ -147,7 +147,80 @@ async fn the_agency_opens_the_bids_and_exports_them(app: TestApp) {
     );
     let status = app.as_agency().await.guarantee(&first).await;
     assert_eq!(status.status, "accepted");
+
+    // The agency's other main pages, as they look.
+    for (path, ready, name) in [
+        (
+            format!("/agency/projects/{}", tender.id),
+            "table.list",
+            "agency-project",
+        ),
+        (
+            "/agency/projects/new".to_owned(),
+            "#section-1-code",
+            "agency-new-project",
+        ),
+        (
+            format!("/agency/guarantees/{}/claim", second.number),
+            "#statement",
+            "agency-claim",
+        ),
+        ("/agency/claims".to_owned(), "main h1", "agency-claims"),
+        ("/".to_owned(), "#role-counts", "agency-home"),
+    ] {
+        agency.goto(&app.url(&path)).await;
+        assert!(agency.wait_for(ready).await, "{path}");
+        agency.screenshot(name).await;
+    }
+    let errors = agency.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
     agency.close().await;
 }
 
-crate::on_both_backends!(the_agency_opens_the_bids_and_exports_them);
+/// The operator's main pages in a browser, and the audit check run by its button.
+async fn the_operator_pages_work_in_a_browser(app: TestApp) {
+    let _pki = TestPki::set_up(&app).await;
+    let operator = Chromium::start("zh-CN").await;
+    sign_in_for(&operator, &app, "/operator/audit", "operator").await;
+    operator
+        .click("form[action='/operator/audit'] button[type=submit]")
+        .await;
+    assert!(operator.wait_for(".banner.passed").await);
+    let entries = app.audit_entries().await;
+    assert_eq!(
+        operator.text("#chain-entries").await,
+        format!("已检查 {entries} 条记录。")
+    );
+    operator.screenshot("operator-audit").await;
+    for (path, ready, name) in [
+        ("/", "#role-counts", "operator-home"),
+        (
+            "/operator/organizations",
+            "table.list",
+            "operator-organizations",
+        ),
+        (
+            "/operator/organizations/new",
+            "#uscc",
+            "operator-organization-new",
+        ),
+        ("/operator/trust", "#certificate_pem", "operator-trust"),
+        ("/operator/mail", "main h1", "operator-mail"),
+    ] {
+        operator.goto(&app.url(path)).await;
+        assert!(operator.wait_for(ready).await, "{path}");
+        operator.screenshot(name).await;
+    }
+    // The signing certificate the test PKI registered is listed with its expiry.
+    operator.goto(&app.url("/operator/trust")).await;
+    assert!(operator.wait_for("table.list").await);
+    assert!(operator.text("main").await.contains("滨州城市商业银行"));
+    let errors = operator.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    operator.close().await;
+}
+
+crate::on_both_backends!(
+    the_agency_opens_the_bids_and_exports_them,
+    the_operator_pages_work_in_a_browser,
+);

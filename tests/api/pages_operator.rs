@@ -179,3 +179,45 @@ crate::on_both_backends!(
     the_audit_check_shows_the_chain_intact_with_its_entries,
     the_homes_count_the_agencys_and_the_operators_work,
 );
+
+/// The mail page needs a server of its own (an SMTP server that turns mail away).
+mod mail_page {
+    use super::{figures, html, page_session, post_form};
+    use crate::fixtures::outbox::{plain_mail, smtp_delivery, MailStatus};
+    use crate::fixtures::smtp::{Mode, SmtpServer};
+    use crate::helpers::TestBackend;
+
+    /// A mail the SMTP server keeps turning away ends failed: the operator's mail page
+    /// lists it with a retry button, the home counts it, and the retry is taken (audited).
+    async fn a_failed_mail_is_listed_and_retried_from_the_mail_page(backend: TestBackend) {
+        let smtp = SmtpServer::start(Mode::Defer451).await;
+        let app = backend.spawn_with(smtp_delivery(smtp.port, Some(2))).await;
+        let ids = app
+            .enqueue_mails(vec![plain_mail("pages@example.com", "页面重试测试")])
+            .await;
+        let id = &ids[0];
+        app.wait_for_outbox(id, |r| r.status == MailStatus::Failed)
+            .await;
+
+        let (operator, csrf) = page_session(&app, "operator").await;
+        let (_, home) = html(&operator, &app, "/").await;
+        assert!(
+            figures(&home).contains(&(1, "发送失败的邮件".to_owned())),
+            "{home}"
+        );
+        let (status, page) = html(&operator, &app, "/operator/mail?status=failed").await;
+        assert_eq!(status, 200);
+        assert!(page.contains("页面重试测试"), "{page}");
+        let retry = format!("/operator/mail/{id}/retry");
+        assert!(page.contains(&format!("action=\"{retry}\"")), "{page}");
+        let (_, sent) = html(&operator, &app, "/operator/mail?status=sent").await;
+        assert!(!sent.contains("页面重试测试"), "the status filter: {sent}");
+
+        let res = post_form(&operator, &app, &retry, &[("csrf_token", &csrf)]).await;
+        assert_eq!(res.status(), 303);
+        assert_eq!(res.headers()["location"], "/operator/mail?status=failed");
+        assert_eq!(app.audited("retry_mail").await, std::slice::from_ref(id));
+    }
+
+    crate::on_both_backends!(configured: a_failed_mail_is_listed_and_retried_from_the_mail_page);
+}
