@@ -348,7 +348,32 @@ async fn another_agencys_project_is_not_found(app: TestApp) {
     );
 }
 
+/// Three projects, two a page: the total, the links, and each project once.
+async fn the_project_list_is_paged(app: TestApp) {
+    let agency = app.as_agency().await;
+    for (code, days) in [("BZ-PAGED-1", 3), ("BZ-PAGED-2", 4), ("BZ-PAGED-3", 5)] {
+        agency
+            .create_project(&NewTender::two_sections(code, days))
+            .await;
+    }
+    let (client, _) = page_session(&app, "agency").await;
+    let (_, first) = html(&client, &app, "/agency/projects?q=PAGED&size=2").await;
+    assert!(first.contains("共 3 条"), "{first}");
+    assert!(first.contains("BZ-PAGED-1") && first.contains("BZ-PAGED-2"));
+    assert!(!first.contains("BZ-PAGED-3"));
+    assert!(
+        first.contains("href=\"/agency/projects?q=PAGED&#38;page=2&#38;size=2\""),
+        "the next page keeps the filter: {first}"
+    );
+    let (_, second) = html(&client, &app, "/agency/projects?q=PAGED&page=2&size=2").await;
+    assert!(
+        second.contains("BZ-PAGED-3") && !second.contains("BZ-PAGED-1"),
+        "{second}"
+    );
+}
+
 crate::on_both_backends!(
+    the_project_list_is_paged,
     another_agencys_project_is_not_found,
     the_agency_creates_a_project_through_its_form,
     the_opening_page_before_opening_says_when_bids_open,

@@ -155,8 +155,10 @@ fn fen(fen: i64) -> String {
 struct ListQuery {
     q: Option<String>,
     stage: Option<String>,
-    #[serde(flatten)]
-    paging: PageQuery,
+    // Not a flattened `PageQuery`: serde's flatten reads every value of a query string
+    // as text, so a number in it would never parse.
+    page: Option<u32>,
+    size: Option<u32>,
 }
 
 struct ProjectRow {
@@ -190,7 +192,10 @@ async fn list(
 ) -> Result<HttpResponse, PageError> {
     visitor.require(AGENCY)?;
     let query = query.into_inner();
-    let paging = Paging::from_query(&query.paging);
+    let paging = Paging::from_query(&PageQuery {
+        page: query.page,
+        size: query.size,
+    });
     let stage = query.stage.as_deref().and_then(ProjectStage::parse);
     let filter = ProjectFilter {
         text: query.q.clone(),
@@ -1477,19 +1482,17 @@ async fn claims_list(
     let paging = Paging::from_query(&query);
     let ctx = state.ctx.clone();
     let actor = visitor.actor.clone();
-    // The service answers the latest claims (at most its own limit); an agency has few.
-    let found = run(move || claims::list_claims(&ctx, &actor)).await?;
+    let (found, total) =
+        run(move || claims::list_claims_page(&ctx, &actor, paging.offset(), paging.limit()))
+            .await?;
     let chrome = Chrome::new(
         &req,
         Some(&visitor),
         &title(&req, "agency-claims-title"),
         Nav::Role,
     );
-    let total = i64::try_from(found.len()).unwrap_or(i64::MAX);
     let rows = found
         .iter()
-        .skip(usize::try_from(paging.offset()).unwrap_or(usize::MAX))
-        .take(paging.size as usize)
         .map(|c| claim_row(chrome.tr, &c.claim, &c.guarantee, c.overdue))
         .collect();
     let html = ClaimsPage {

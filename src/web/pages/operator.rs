@@ -100,8 +100,10 @@ fn optional(form: &BTreeMap<String, String>, key: &str) -> Option<String> {
 #[derive(Deserialize)]
 struct OrgQuery {
     q: Option<String>,
-    #[serde(flatten)]
-    paging: PageQuery,
+    // Not a flattened `PageQuery`: serde's flatten reads every value of a query string
+    // as text, so a number in it would never parse.
+    page: Option<u32>,
+    size: Option<u32>,
 }
 
 struct OrgRow {
@@ -130,7 +132,10 @@ async fn organizations_list(
 ) -> Result<HttpResponse, PageError> {
     visitor.require(OPERATOR)?;
     let query = query.into_inner();
-    let paging = Paging::from_query(&query.paging);
+    let paging = Paging::from_query(&PageQuery {
+        page: query.page,
+        size: query.size,
+    });
     let ctx = state.ctx.clone();
     let actor = visitor.actor.clone();
     let text = query.q.clone();
@@ -745,8 +750,10 @@ async fn register_certificate(
 #[derive(Deserialize)]
 struct MailQuery {
     status: Option<String>,
-    #[serde(flatten)]
-    paging: PageQuery,
+    // Not a flattened `PageQuery`: serde's flatten reads every value of a query string
+    // as text, so a number in it would never parse.
+    page: Option<u32>,
+    size: Option<u32>,
 }
 
 struct MailRow {
@@ -777,13 +784,24 @@ async fn mail_list(
 ) -> Result<HttpResponse, PageError> {
     visitor.require(OPERATOR)?;
     let query = query.into_inner();
-    let paging = Paging::from_query(&query.paging);
+    let paging = Paging::from_query(&PageQuery {
+        page: query.page,
+        size: query.size,
+    });
     let status = query.status.clone().filter(|s| !s.is_empty());
     let pool = state.ctx.pool.clone();
     let actor = visitor.actor.clone();
     let wanted = status.clone();
-    // The outbox answers its latest mails (at most its own limit), newest first.
-    let mails = run(move || services::mail::list_mail(&pool, &actor, wanted.as_deref())).await?;
+    let (mails, total) = run(move || {
+        services::mail::list_mail_page(
+            &pool,
+            &actor,
+            wanted.as_deref(),
+            paging.offset(),
+            paging.limit(),
+        )
+    })
+    .await?;
     let chrome = Chrome::new(
         &req,
         Some(&visitor),
@@ -791,7 +809,6 @@ async fn mail_list(
         Nav::Role,
     );
     let tr = chrome.tr;
-    let total = i64::try_from(mails.len()).unwrap_or(i64::MAX);
     let chosen = status.clone().unwrap_or_default();
     let filters = query_of(&[("status", status.as_deref())]);
     let base = if filters.is_empty() {
@@ -808,8 +825,6 @@ async fn mail_list(
         ),
         rows: mails
             .into_iter()
-            .skip(usize::try_from(paging.offset()).unwrap_or(usize::MAX))
-            .take(paging.size as usize)
             .map(|m| MailRow {
                 failed: m.status == services::mail::MailStatus::Failed,
                 status: tr.t(&format!("operator-mail-{}", m.status.as_str())),
