@@ -791,17 +791,18 @@ async fn postpone(
     let ctx = state.ctx.clone();
     let actor = visitor.actor.clone();
     let project_id = id.clone();
-    let view = match run(move || projects::postpone(&ctx, &actor, &project_id, input)).await {
-        Ok(_) => {
-            return Ok(redirect_with_flash(
-                &req,
-                &format!("/agency/projects/{id}"),
-                "flash-project-postponed",
-            ))
-        }
-        Err(PageError::Service(ServiceError::Invalid { field, message })) => (field, message),
-        Err(e) => return Err(e),
-    };
+    let (refused_field, message) =
+        match run(move || projects::postpone(&ctx, &actor, &project_id, input)).await {
+            Ok(_) => {
+                return Ok(redirect_with_flash(
+                    &req,
+                    &format!("/agency/projects/{id}"),
+                    "flash-project-postponed",
+                ))
+            }
+            Err(PageError::Service(ServiceError::Invalid { field, message })) => (field, message),
+            Err(e) => return Err(e),
+        };
     let project = load_project(&state, &visitor, id.clone()).await?;
     let chrome = Chrome::new(
         &req,
@@ -810,12 +811,12 @@ async fn postpone(
         Nav::Role,
     );
     let mut errors = FieldErrors::default();
-    let (field, kind) = if view.0 == "bid_opening_at" {
+    let (field, kind) = if refused_field == "bid_opening_at" {
         ("bid_opening_at", "opening")
     } else {
         ("bid_deadline", "postpone-deadline")
     };
-    errors.refused(chrome.tr, field, kind, &view.1);
+    errors.refused(chrome.tr, field, kind, &message);
     let html = PostponePage {
         chrome: chrome.clone(),
         id,
@@ -1030,6 +1031,7 @@ async fn opening(
                 })
                 .map(|(v, _)| (v.enterprise.id.clone(), v.enterprise.name.clone()))
                 .collect();
+            bidders.sort();
             bidders.dedup();
             AwardRow {
                 id: s.id.clone(),
