@@ -299,6 +299,52 @@ pub fn list_claims(ctx: &Context, actor: &Actor) -> Result<Vec<ClaimView>, Servi
         .collect()
 }
 
+/// One page of the claims [`list_claims`] would answer, newest first, with how many
+/// there are: the count and the page are asked of the database.
+pub fn list_claims_page(
+    ctx: &Context,
+    actor: &Actor,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<ClaimView>, i64), ServiceError> {
+    require_role(
+        actor,
+        &[Role::Agency, Role::Issuer, Role::Enterprise, Role::Operator],
+    )?;
+    let at = ctx.now();
+    let filtered = || {
+        let mut query = claims::table
+            .inner_join(guarantees::table.inner_join(sections::table.inner_join(projects::table)))
+            .into_boxed();
+        match actor.role {
+            Role::Agency => {
+                query = query.filter(projects::agency_id.eq(actor.organization_id.clone()))
+            }
+            Role::Issuer => {
+                query = query.filter(guarantees::issuer_id.eq(actor.organization_id.clone()))
+            }
+            Role::Enterprise => {
+                query = query.filter(guarantees::enterprise_id.eq(actor.organization_id.clone()))
+            }
+            _ => {}
+        }
+        query
+    };
+    let mut conn = ctx.conn()?;
+    let total: i64 = filtered().count().get_result(&mut conn)?;
+    let rows: Vec<Claim> = filtered()
+        .order((claims::filed_at.desc(), claims::id.asc()))
+        .offset(offset.max(0))
+        .limit(limit.clamp(1, 500))
+        .select(Claim::as_select())
+        .load(&mut conn)?;
+    let views = rows
+        .into_iter()
+        .map(|cl| claim_view(&mut conn, cl, at))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((views, total))
+}
+
 /// Credit events recorded against a subject (used by the credit archive and tests).
 pub fn credit_events_of(ctx: &Context, uscc: &str) -> Result<Vec<CreditEvent>, ServiceError> {
     let mut conn = ctx.conn()?;

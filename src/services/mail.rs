@@ -63,3 +63,40 @@ pub fn retry_mail(ctx: &Context, actor: &Actor, id: &str) -> Result<OutboxMail, 
         outbox::find(c, id)?.ok_or_else(|| ServiceError::NotFound("mail".into()))
     })
 }
+
+/// One page of the mails in one state (or all), newest first, with how many there are
+/// (operator only): the outbox of a busy exchange holds far more than a page.
+pub fn list_mail_page(
+    pool: &DbPool,
+    actor: &Actor,
+    status: Option<&str>,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<OutboxMail>, i64), ServiceError> {
+    use crate::db::schema::mail_outbox;
+    use diesel::prelude::*;
+    require_role(actor, &[Role::Operator])?;
+    let status = match status {
+        None => None,
+        Some(s) => Some(
+            s.parse::<MailStatus>()
+                .map_err(|_| ServiceError::invalid("status", "must be pending, sent or failed"))?,
+        ),
+    };
+    let filtered = || {
+        let mut query = mail_outbox::table.into_boxed();
+        if let Some(status) = status {
+            query = query.filter(mail_outbox::status.eq(status));
+        }
+        query
+    };
+    let mut conn = conn(pool)?;
+    let total: i64 = filtered().count().get_result(&mut conn)?;
+    let rows = filtered()
+        .order((mail_outbox::created_at.desc(), mail_outbox::id.asc()))
+        .offset(offset.max(0))
+        .limit(limit.clamp(1, LIST_LIMIT))
+        .select(OutboxMail::as_select())
+        .load(&mut conn)?;
+    Ok((rows, total))
+}

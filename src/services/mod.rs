@@ -2,6 +2,7 @@
 //! actor may do, runs in one database transaction, and writes its audit entry there.
 
 pub mod applications;
+pub mod audit;
 pub mod auth;
 pub mod claims;
 pub mod crl_fetch;

@@ -495,3 +495,86 @@ pub fn bootstrap_operator(
         Ok(user)
     })
 }
+
+/// One page of the organizations (operator only), by name, whose name or code holds
+/// `text` when given, with how many match.
+pub fn list_organizations_page(
+    ctx: &Context,
+    actor: &Actor,
+    text: Option<&str>,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<Organization>, i64), ServiceError> {
+    require_role(actor, &[Role::Operator])?;
+    let pattern = text
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| format!("%{}%", t.replace(['%', '_'], "")));
+    let filtered = || {
+        let mut query = organizations::table.into_boxed();
+        if let Some(p) = &pattern {
+            query = query.filter(
+                organizations::name
+                    .like(p.clone())
+                    .or(organizations::uscc.like(p.clone())),
+            );
+        }
+        query
+    };
+    let mut conn = ctx.conn()?;
+    let total: i64 = filtered().count().get_result(&mut conn)?;
+    let rows = filtered()
+        .order((organizations::name.asc(), organizations::id.asc()))
+        .offset(offset.max(0))
+        .limit(limit.clamp(1, 500))
+        .select(Organization::as_select())
+        .load(&mut conn)?;
+    Ok((rows, total))
+}
+
+/// The users of an organization, by username (operator only).
+pub fn list_users(
+    ctx: &Context,
+    actor: &Actor,
+    organization_id: &str,
+) -> Result<Vec<User>, ServiceError> {
+    require_role(actor, &[Role::Operator])?;
+    let mut conn = ctx.conn()?;
+    Ok(users::table
+        .filter(users::organization_id.eq(organization_id))
+        .order(users::username.asc())
+        .select(User::as_select())
+        .load(&mut conn)?)
+}
+
+/// What the operator's home counts: mail that failed, issuer certificates running out
+/// within 30 days (or already out), and the organizations registered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OperatorCounts {
+    pub failed_mail: i64,
+    pub certificates_expiring: i64,
+    pub organizations: i64,
+}
+
+pub fn operator_counts(ctx: &Context, actor: &Actor) -> Result<OperatorCounts, ServiceError> {
+    use crate::db::schema::{issuer_certificates, mail_outbox};
+    use crate::mail::outbox::MailStatus;
+    require_role(actor, &[Role::Operator])?;
+    let horizon = ctx.now() + chrono::Duration::days(30);
+    let mut conn = ctx.conn()?;
+    let failed_mail: i64 = mail_outbox::table
+        .filter(mail_outbox::status.eq(MailStatus::Failed))
+        .count()
+        .get_result(&mut conn)?;
+    let certificates_expiring: i64 = issuer_certificates::table
+        .filter(issuer_certificates::deactivated_at.is_null())
+        .filter(issuer_certificates::not_after.le(horizon))
+        .count()
+        .get_result(&mut conn)?;
+    let organizations: i64 = organizations::table.count().get_result(&mut conn)?;
+    Ok(OperatorCounts {
+        failed_mail,
+        certificates_expiring,
+        organizations,
+    })
+}

@@ -435,3 +435,155 @@ pub fn postpone(
         load_view(c, fresh)
     })
 }
+
+/// Which projects a list shows, by where they stand in the tender's timetable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectStage {
+    /// Bids are still accepted (the deadline is ahead).
+    Open,
+    /// The deadline passed, bids are not opened yet.
+    Sealed,
+    /// Bids are opened.
+    Opened,
+}
+
+impl ProjectStage {
+    pub fn parse(value: &str) -> Option<ProjectStage> {
+        match value {
+            "open" => Some(ProjectStage::Open),
+            "sealed" => Some(ProjectStage::Sealed),
+            "opened" => Some(ProjectStage::Opened),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectStage::Open => "open",
+            ProjectStage::Sealed => "sealed",
+            ProjectStage::Opened => "opened",
+        }
+    }
+
+    /// Where a project stands at `at`.
+    pub fn of(project: &Project, at: NaiveDateTime) -> ProjectStage {
+        if tender::opened(project.bid_opening_at, at) {
+            ProjectStage::Opened
+        } else if tender::deadline_passed(project.bid_deadline, at) {
+            ProjectStage::Sealed
+        } else {
+            ProjectStage::Open
+        }
+    }
+}
+
+/// The filters of a project list: text in the code or name, and the stage.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectFilter {
+    pub text: Option<String>,
+    pub stage: Option<ProjectStage>,
+}
+
+/// One page of the projects the actor may list (as [`list_projects`]), filtered, with
+/// the number of projects the filters match. Both the page and the count are asked of
+/// the database, so a list of thousands of projects costs one page of rows.
+pub fn list_projects_page(
+    ctx: &Context,
+    actor: &Actor,
+    filter: &ProjectFilter,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<ProjectView>, i64), ServiceError> {
+    require_role(actor, &[Role::Agency, Role::Operator])?;
+    let at = ctx.now();
+    let pattern = filter
+        .text
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| format!("%{}%", t.replace(['%', '_'], "")));
+    // A boxed query cannot be cloned: the same filters are built for the count and
+    // for the page.
+    let filtered = || {
+        let mut query = projects::table.into_boxed();
+        if actor.role == Role::Agency {
+            query = query.filter(projects::agency_id.eq(actor.organization_id.clone()));
+        }
+        if let Some(p) = &pattern {
+            query = query.filter(
+                projects::code
+                    .like(p.clone())
+                    .or(projects::name.like(p.clone())),
+            );
+        }
+        match filter.stage {
+            Some(ProjectStage::Open) => query = query.filter(projects::bid_deadline.gt(at)),
+            Some(ProjectStage::Sealed) => {
+                query = query
+                    .filter(projects::bid_deadline.le(at))
+                    .filter(projects::bid_opening_at.gt(at))
+            }
+            Some(ProjectStage::Opened) => query = query.filter(projects::bid_opening_at.le(at)),
+            None => {}
+        }
+        query
+    };
+    let mut conn = ctx.conn()?;
+    let total: i64 = filtered().count().get_result(&mut conn)?;
+    let rows: Vec<Project> = filtered()
+        .order((projects::bid_deadline.asc(), projects::code.asc()))
+        .offset(offset.max(0))
+        .limit(limit.clamp(1, 500))
+        .select(Project::as_select())
+        .load(&mut conn)?;
+    let views = rows
+        .into_iter()
+        .map(|p| load_view(&mut conn, p))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((views, total))
+}
+
+/// What an agency's home counts: its projects whose bids open in the next seven days,
+/// the bonds of its opened projects still to accept, and the claims it filed that
+/// await the issuer's decision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgencyCounts {
+    pub opening_this_week: i64,
+    pub bonds_to_accept: i64,
+    pub claims_open: i64,
+}
+
+pub fn agency_counts(ctx: &Context, actor: &Actor) -> Result<AgencyCounts, ServiceError> {
+    use crate::db::schema::{claims, guarantees};
+    use crate::domain::lifecycle::{ClaimState, GuaranteeState};
+    require_role(actor, &[Role::Agency])?;
+    let at = ctx.now();
+    let mut conn = ctx.conn()?;
+    let mine = actor.organization_id.clone();
+    let opening_this_week: i64 = projects::table
+        .filter(projects::agency_id.eq(&mine))
+        .filter(projects::bid_opening_at.gt(at))
+        .filter(projects::bid_opening_at.le(at + chrono::Duration::days(7)))
+        .count()
+        .get_result(&mut conn)?;
+    // Only bonds of opened projects: before opening the agency may not learn that a
+    // section has bidders, not even as a count.
+    let bonds_to_accept: i64 = guarantees::table
+        .inner_join(sections::table.inner_join(projects::table))
+        .filter(projects::agency_id.eq(&mine))
+        .filter(projects::bid_opening_at.le(at))
+        .filter(guarantees::status.eq(GuaranteeState::Issued))
+        .count()
+        .get_result(&mut conn)?;
+    let claims_open: i64 = claims::table
+        .inner_join(guarantees::table.inner_join(sections::table.inner_join(projects::table)))
+        .filter(projects::agency_id.eq(&mine))
+        .filter(claims::status.eq(ClaimState::Filed))
+        .count()
+        .get_result(&mut conn)?;
+    Ok(AgencyCounts {
+        opening_this_week,
+        bonds_to_accept,
+        claims_open,
+    })
+}

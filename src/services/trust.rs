@@ -718,3 +718,53 @@ fn record(
     )?;
     Ok(())
 }
+
+/// The most rows each of the operator's trust lists shows (newest first).
+pub const TRUST_LIST_LIMIT: i64 = 200;
+
+/// The trust anchors, newest first (operator).
+pub fn list_trust_anchors(ctx: &Context, actor: &Actor) -> Result<Vec<TrustAnchor>, ServiceError> {
+    require_role(actor, &[Role::Operator])?;
+    let mut conn = ctx.conn()?;
+    Ok(trust_anchors::table
+        .order(trust_anchors::created_at.desc())
+        .limit(TRUST_LIST_LIMIT)
+        .select(TrustAnchor::as_select())
+        .load(&mut conn)?)
+}
+
+/// The CRLs held, newest first (operator).
+pub fn list_crls(ctx: &Context, actor: &Actor) -> Result<Vec<Crl>, ServiceError> {
+    require_role(actor, &[Role::Operator])?;
+    let mut conn = ctx.conn()?;
+    Ok(crls::table
+        .order(crls::created_at.desc())
+        .limit(TRUST_LIST_LIMIT)
+        .select(Crl::as_select())
+        .load(&mut conn)?)
+}
+
+/// The issuer certificates with their issuers, soonest to run out first (operator).
+pub fn list_issuer_certificates(
+    ctx: &Context,
+    actor: &Actor,
+) -> Result<Vec<ExpiringCertificate>, ServiceError> {
+    require_role(actor, &[Role::Operator])?;
+    let mut conn = ctx.conn()?;
+    let rows: Vec<(IssuerCertificate, Organization)> = issuer_certificates::table
+        .inner_join(organizations::table)
+        .order((
+            issuer_certificates::deactivated_at.is_not_null(),
+            issuer_certificates::not_after.asc(),
+        ))
+        .limit(TRUST_LIST_LIMIT)
+        .select((IssuerCertificate::as_select(), Organization::as_select()))
+        .load(&mut conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(certificate, issuer)| ExpiringCertificate {
+            certificate,
+            issuer,
+        })
+        .collect())
+}

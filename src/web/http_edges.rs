@@ -426,7 +426,11 @@ pub async fn middleware(
         res = res.into_response(body_timed_out(s.body_read_timeout));
     }
     if res.status().is_client_error() || res.status().is_server_error() {
-        if super::pages::errors::wants_html(res.request()) && !is_html(res.response()) {
+        let browser = super::pages::errors::wants_html(res.request());
+        if browser && is_html(res.response()) {
+            // A page that answers with its own HTML and an error status (a form shown
+            // again with its errors, 422; a sealed bid opening, 403) stays as it is.
+        } else if browser {
             // A browser gets a page in its language, whatever failed.
             let failure = res
                 .response()

@@ -5,6 +5,7 @@
 //! embedded stylesheet). Every page works without JavaScript; forms post and redirect
 //! (post/redirect/get) with a flash message saying what happened.
 
+pub mod agency;
 pub mod assets;
 pub mod charts;
 pub mod errors;
@@ -12,6 +13,7 @@ pub mod guarantees;
 pub mod home;
 pub mod i18n;
 pub mod login;
+pub mod operator;
 pub mod paging;
 pub mod session;
 pub mod stats;
@@ -29,9 +31,11 @@ pub use errors::PageError;
 /// Every page route (plain actix routes: pages are not part of the API description).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(assets::routes)
+        .configure(agency::routes)
         .configure(home::routes)
         .configure(guarantees::routes)
         .configure(login::routes)
+        .configure(operator::routes)
         .configure(stats::routes)
         .configure(verify::routes);
 }
