@@ -6,10 +6,12 @@
 //! (post/redirect/get) with a flash message saying what happened.
 
 pub mod assets;
+pub mod enterprise;
 pub mod errors;
 pub mod guarantees;
 pub mod home;
 pub mod i18n;
+pub mod issuer;
 pub mod login;
 pub mod paging;
 pub mod session;
@@ -29,6 +31,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(assets::routes)
         .configure(home::routes)
         .configure(guarantees::routes)
+        .configure(enterprise::routes)
+        .configure(issuer::routes)
         .configure(login::routes)
         .configure(verify::routes);
 }
