@@ -68,3 +68,6 @@ guarantee-state-expired = Expired
 issuer-kind-bank = bank
 issuer-kind-insurer = insurer
 issuer-kind-guarantor = guarantee company
+home-counts-label = Your figures
+home-count-applications-waiting = Applications waiting
+home-count-guarantees-in-force = Guarantees in force

@@ -71,3 +71,7 @@ certificate-active = In force
 certificate-expiring = Expires within 30 days
 certificate-expired = Expired
 certificate-deactivated = Deactivated
+home-count-new-today = New applications today
+home-count-awaiting-payment = Awaiting payment
+home-count-to-issue = To issue
+home-count-claims-due = Claims to decide

@@ -67,3 +67,6 @@ guarantee-state-expired = 已过期
 issuer-kind-bank = 银行
 issuer-kind-insurer = 保险公司
 issuer-kind-guarantor = 担保公司
+home-counts-label = 我的数据
+home-count-applications-waiting = 办理中的申请
+home-count-guarantees-in-force = 有效保函

@@ -71,3 +71,7 @@ certificate-active = 有效
 certificate-expiring = 30 天内到期
 certificate-expired = 已过期
 certificate-deactivated = 已停用
+home-count-new-today = 今日新申请
+home-count-awaiting-payment = 待缴费
+home-count-to-issue = 待出函
+home-count-claims-due = 待处理索赔

@@ -307,6 +307,37 @@ pub fn list_page(
 
 type Db = <DbConnection as diesel::Connection>::Backend;
 
+/// How many of the actor's applications (as [`list`] chooses them) are in the given
+/// states (any when empty), counting only those made since the start of today (China
+/// time) when `today_only`: the figures of a home page, counted in the database.
+pub fn count(
+    ctx: &Context,
+    actor: &Actor,
+    states: &[ApplicationState],
+    today_only: bool,
+) -> Result<i64, ServiceError> {
+    require_role(actor, &[Role::Enterprise, Role::Issuer, Role::Operator])?;
+    let mut query: applications::BoxedQuery<'static, Db> = applications::table.into_boxed();
+    match actor.role {
+        Role::Enterprise => {
+            query = query.filter(applications::enterprise_id.eq(actor.organization_id.clone()))
+        }
+        Role::Issuer => {
+            query = query.filter(applications::issuer_id.eq(actor.organization_id.clone()))
+        }
+        _ => {}
+    }
+    if !states.is_empty() {
+        query = query.filter(applications::status.eq_any(states.to_vec()));
+    }
+    if today_only {
+        query = query.filter(applications::created_at.ge(china_day_start(ctx.now())));
+    }
+    let mut conn = ctx.conn()?;
+    Ok(query.count().get_result(&mut conn)?)
+}
+
+
 /// The issuer's issued applications whose guarantee has an amendment drafted (after a
 /// postponement) and not signed yet: work waiting for its signature, oldest first.
 pub fn awaiting_amendment(

@@ -6,7 +6,12 @@ use askama::Template;
 
 use super::errors::PageError;
 use super::i18n::{Lang, Tr};
-use super::session::visitor_of;
+use super::session::{visitor_of, Visitor};
+use crate::domain::lifecycle::{ApplicationState, ClaimState, GuaranteeState};
+use crate::domain::party::Role;
+use crate::services::projects::Window;
+use crate::services::{applications, claims, guarantees, Actor, Context, ServiceError};
+use crate::web::AppState;
 use super::{page, Chrome, Nav, NavLink};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -17,11 +22,96 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[template(path = "pages/home.html")]
 struct HomePage {
     chrome: Chrome,
+    /// The role's figures, when signed in (none for roles without a dashboard yet).
+    counts: Vec<Count>,
     /// The role's pages, when signed in.
     places: Vec<NavLink>,
 }
 
-async fn home(req: HttpRequest) -> Result<HttpResponse, PageError> {
+/// One figure of a role's home: what it counts, how many, and where to see them.
+pub struct Count {
+    pub label: String,
+    pub figure: i64,
+    pub href: &'static str,
+}
+
+/// The bidder's figures: applications waiting for the issuer or for the bidder, and
+/// guarantees in force.
+fn enterprise_counts(ctx: &Context, actor: &Actor, tr: Tr) -> Result<Vec<Count>, ServiceError> {
+    use ApplicationState::{Approved, Paid, Submitted};
+    let waiting = applications::count(ctx, actor, &[Submitted, Approved, Paid], false)?;
+    let none = Window { offset: 0, limit: 0 };
+    let in_force = guarantees::list_page(
+        ctx,
+        actor,
+        &[GuaranteeState::Issued, GuaranteeState::Accepted],
+        none,
+    )?
+    .total;
+    Ok(vec![
+        Count {
+            label: tr.t("home-count-applications-waiting"),
+            figure: waiting,
+            href: "/enterprise/applications",
+        },
+        Count {
+            label: tr.t("home-count-guarantees-in-force"),
+            figure: in_force,
+            href: "/enterprise/guarantees",
+        },
+    ])
+}
+
+/// The issuer's figures: today's new applications, those awaiting payment and those to
+/// issue, and the claims waiting for its decision.
+fn issuer_counts(ctx: &Context, actor: &Actor, tr: Tr) -> Result<Vec<Count>, ServiceError> {
+    use ApplicationState::{Approved, Paid};
+    let claims_due = claims::list_claims(ctx, actor)?
+        .iter()
+        .filter(|c| c.claim.status == ClaimState::Filed)
+        .count();
+    Ok(vec![
+        Count {
+            label: tr.t("home-count-new-today"),
+            figure: applications::count(ctx, actor, &[], true)?,
+            href: "/issuer/queue#new",
+        },
+        Count {
+            label: tr.t("home-count-awaiting-payment"),
+            figure: applications::count(ctx, actor, &[Approved], false)?,
+            href: "/issuer/queue#awaiting-payment",
+        },
+        Count {
+            label: tr.t("home-count-to-issue"),
+            figure: applications::count(ctx, actor, &[Paid], false)?,
+            href: "/issuer/queue#to-issue",
+        },
+        Count {
+            label: tr.t("home-count-claims-due"),
+            figure: i64::try_from(claims_due).unwrap_or(i64::MAX),
+            href: "/issuer/claims",
+        },
+    ])
+}
+
+/// The figures of the visitor's role.
+async fn counts(
+    state: &web::Data<AppState>,
+    visitor: &Visitor,
+    tr: Tr,
+) -> Result<Vec<Count>, PageError> {
+    let actor = visitor.actor.clone();
+    let ctx = state.ctx.clone();
+    let found = web::block(move || match actor.role {
+        Role::Enterprise => enterprise_counts(&ctx, &actor, tr),
+        Role::Issuer => issuer_counts(&ctx, &actor, tr),
+        _ => Ok(Vec::new()),
+    })
+    .await??;
+    Ok(found)
+}
+
+async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let visitor = visitor_of(&req).await?;
     let tr = Tr::new(Lang::of(&req));
     let title = match &visitor {
@@ -39,8 +129,13 @@ async fn home(req: HttpRequest) -> Result<HttpResponse, PageError> {
     } else {
         Vec::new()
     };
+    let counts = match &visitor {
+        Some(v) => counts(&state, v, tr).await?,
+        None => Vec::new(),
+    };
     let html = HomePage {
         chrome: chrome.clone(),
+        counts,
         places,
     }
     .render()?;
