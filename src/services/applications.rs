@@ -337,7 +337,6 @@ pub fn count(
     Ok(query.count().get_result(&mut conn)?)
 }
 
-
 /// The issuer's issued applications whose guarantee has an amendment drafted (after a
 /// postponement) and not signed yet: work waiting for its signature, oldest first.
 pub fn awaiting_amendment(
@@ -366,7 +365,6 @@ pub fn awaiting_amendment(
         .map(|a| application_view(&mut conn, a))
         .collect()
 }
-
 
 /// Moves an application along its lifecycle in one conditional update: it fails if the
 /// state moved meanwhile, and names the state it found. Returns the new state.

@@ -51,7 +51,11 @@ async fn an_enterprise_applies_and_the_bank_issues_in_the_browser(app: TestApp) 
     bidder.fill("#q", "flow-21").await;
     bidder.click("form[role=search] button[type=submit]").await;
     let link = format!("a[href='/projects/{}']", tender.id);
-    assert!(bidder.wait_for(&link).await, "{}", bidder.text("main").await);
+    assert!(
+        bidder.wait_for(&link).await,
+        "{}",
+        bidder.text("main").await
+    );
     looked_at(&bidder, "enterprise-projects").await;
     bidder.click(&link).await;
     let choice = format!("#issuer-{section}");
@@ -80,7 +84,9 @@ async fn an_enterprise_applies_and_the_bank_issues_in_the_browser(app: TestApp) 
     let officer = Chromium::start("zh-CN").await;
     sign_in_for(&officer, &app, "/issuer/queue", "bank").await;
     looked_at(&officer, "issuer-queue").await;
-    officer.click("#new + table a[href^='/applications/']").await;
+    officer
+        .click("#new + table a[href^='/applications/']")
+        .await;
     assert!(officer.wait_for("#premium").await);
     looked_at(&officer, "issuer-application").await;
     officer.fill("#premium", "800.00").await;

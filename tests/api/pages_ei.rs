@@ -71,16 +71,20 @@ impl<'a> Visitor<'a> {
             .await
             .expect("page");
         let status = res.status();
+        let kind = res
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = res.text().await.expect("body");
         if status.is_success() || status.is_client_error() {
-            let kind = res
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
-            assert!(kind.starts_with("text/html"), "{path}: {kind}");
+            assert!(
+                kind.starts_with("text/html"),
+                "{path}: {status} {kind} {body}"
+            );
         }
-        (status, res.text().await.expect("body"))
+        (status, body)
     }
 
     /// A page that must answer 200.
@@ -154,14 +158,17 @@ async fn a_bid_bond_goes_from_search_to_letter_through_the_pages(app: TestApp) {
     let bidder = Visitor::signed_in(&app, "enterprise1").await;
 
     let list = bidder.ok("/projects?q=pages-7").await;
-    assert!(list.contains(&format!("href=\"/projects/{}\"", tender.id)), "{list}");
+    assert!(
+        list.contains(&format!("href=\"/projects/{}\"", tender.id)),
+        "{list}"
+    );
     let none = bidder.ok("/projects?q=no-such-tender").await;
     assert!(!none.contains("BZ-PAGES-7"));
     // A mistyped date is shown back beside its field, with the list's filters kept.
     let (status, bad) = bidder
         .page("/projects?q=pages&deadline_from=2026-13-45")
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(status, StatusCode::OK);
     assert!(bad.contains("error-summary") && bad.contains("href=\"#deadline_from\""));
     assert!(bad.contains("value=\"2026-13-45\"") && bad.contains("value=\"pages\""));
 
@@ -175,17 +182,34 @@ async fn a_bid_bond_goes_from_search_to_letter_through_the_pages(app: TestApp) {
 
     // No issuer chosen: the page again, the error beside the section's choice.
     let (status, _, again) = bidder
-        .post(&apply, &[("csrf_token", &csrf), ("section_id", section), ("issuer_id", "")])
+        .post(
+            &apply,
+            &[
+                ("csrf_token", &csrf),
+                ("section_id", section),
+                ("issuer_id", ""),
+            ],
+        )
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(again.contains(&format!("href=\"#issuer-{section}\"")), "{again}");
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        again.contains(&format!("href=\"#issuer-{section}\"")),
+        "{again}"
+    );
     let (status, to, _) = bidder
         .post(
             &apply,
-            &[("csrf_token", &csrf), ("section_id", section), ("issuer_id", bank.org_id())],
+            &[
+                ("csrf_token", &csrf),
+                ("section_id", section),
+                ("issuer_id", bank.org_id()),
+            ],
         )
         .await;
-    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/enterprise/applications"));
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/enterprise/applications")
+    );
     let mine = bidder.ok("/enterprise/applications").await;
     assert!(mine.contains("class=\"flash\""), "{mine}");
     assert!(mine.contains("待出函机构审核"), "{mine}");
@@ -207,24 +231,65 @@ async fn a_bid_bond_goes_from_search_to_letter_through_the_pages(app: TestApp) {
             &[("csrf_token", &csrf), ("premium", "八百")],
         )
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(status, StatusCode::OK);
     assert!(again.contains("value=\"八百\"") && again.contains("id=\"premium-error\""));
+    // A file that is no signature, uploaded instead of issuing: refused beside the
+    // field (after approval and payment, below).
+    let upload = |csrf: &str| {
+        let boundary = "pages-ei-boundary";
+        let body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{csrf}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"signature\"; filename=\"x.p7s\"\r\n\
+             Content-Type: application/pkcs7-signature\r\n\r\nnot a signature\r\n--{boundary}--\r\n"
+        );
+        officer
+            .client
+            .post(app.url(&format!("/applications/{id}/signature")))
+            .header(ACCEPT, "text/html")
+            .header(
+                CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+    };
     for (action, fields) in [
-        ("approve", vec![("csrf_token", csrf.as_str()), ("premium", "800.00")]),
+        (
+            "approve",
+            vec![("csrf_token", csrf.as_str()), ("premium", "800.00")],
+        ),
         ("confirm-payment", vec![("csrf_token", csrf.as_str())]),
-        ("issue", vec![("csrf_token", csrf.as_str())]),
     ] {
         let (status, _, body) = officer
             .post(&format!("/applications/{id}/{action}"), &fields)
             .await;
         assert_eq!(status, StatusCode::SEE_OTHER, "{action}: {body}");
     }
+    let res = upload(&csrf).send().await.expect("upload");
+    assert_eq!(res.status(), StatusCode::OK);
+    let again = res.text().await.expect("body");
+    assert!(again.contains("id=\"signature-error\"") && again.contains("href=\"#signature\""));
+    // Without its token the upload changes nothing either.
+    let res = upload("").send().await.expect("upload");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (status, _, body) = officer
+        .post(
+            &format!("/applications/{id}/issue"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "issue: {body}");
     let issued = officer.ok("/issuer/guarantees").await;
     assert!(issued.contains("/letter"), "{issued}");
     // The officer's home counts today's application, nothing left to issue.
     let home = officer.ok("/").await;
-    assert!(home.contains("<span class=\"figure\">1</span>今日新申请"), "{home}");
-    assert!(home.contains("<span class=\"figure\">0</span>待出函"), "{home}");
+    assert!(
+        home.contains("<span class=\"figure\">1</span>今日新申请"),
+        "{home}"
+    );
+    assert!(
+        home.contains("<span class=\"figure\">0</span>待出函"),
+        "{home}"
+    );
 
     let held = bidder.ok("/enterprise/guarantees").await;
     assert!(held.contains("有效"), "{held}");
@@ -235,8 +300,14 @@ async fn a_bid_bond_goes_from_search_to_letter_through_the_pages(app: TestApp) {
         .expect("the letter's link")
         .to_owned();
     let home = bidder.ok("/").await;
-    assert!(home.contains("<span class=\"figure\">1</span>有效保函"), "{home}");
-    assert!(home.contains("<span class=\"figure\">0</span>办理中的申请"), "{home}");
+    assert!(
+        home.contains("<span class=\"figure\">1</span>有效保函"),
+        "{home}"
+    );
+    assert!(
+        home.contains("<span class=\"figure\">0</span>办理中的申请"),
+        "{home}"
+    );
     // The letter and the files open with the same cookie session.
     bidder.ok(&format!("/guarantees/{number}/letter")).await;
     let res = bidder
@@ -254,7 +325,10 @@ async fn a_bid_bond_goes_from_search_to_letter_through_the_pages(app: TestApp) {
             &[("csrf_token", &csrf)],
         )
         .await;
-    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/enterprise/guarantees"));
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/enterprise/guarantees")
+    );
     assert!(bidder.ok("/enterprise/guarantees").await.contains("已退保"));
 }
 
@@ -272,11 +346,17 @@ async fn a_form_without_its_csrf_token_ends_on_the_friendly_page(app: TestApp) {
     let (status, _, html) = bidder
         .post(
             &format!("/projects/{}/apply", tender.id),
-            &[("section_id", tender.sections[0].id.as_str()), ("issuer_id", bank.org_id())],
+            &[
+                ("section_id", tender.sections[0].id.as_str()),
+                ("issuer_id", bank.org_id()),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(html.contains("表单已失效") && html.starts_with("<!doctype html>"), "{html}");
+    assert!(
+        html.contains("表单已失效") && html.starts_with("<!doctype html>"),
+        "{html}"
+    );
     let mine = bidder.ok("/enterprise/applications").await;
     assert!(!mine.contains("BZ-PAGES-8"), "nothing was applied for");
 }
@@ -325,7 +405,10 @@ async fn an_absent_or_expired_session_signs_in_and_comes_back(app: TestApp) {
         .expect("page");
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let to = location(&res);
-    assert_eq!(to, format!("/login?next={}", urlencode(wanted)));
+    assert_eq!(
+        to,
+        format!("/login?next={}", urlencode(wanted).replace("%2F", "/"))
+    );
     assert_eq!(v.sign_in("enterprise1", wanted).await, wanted);
     v.ok(wanted).await;
 

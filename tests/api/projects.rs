@@ -168,7 +168,10 @@ async fn an_enterprise_lists_open_projects_and_active_issuers(app: TestApp) {
     assert!(found.is_empty());
     // By tenderee name and deadline day (China dates, both ends included).
     let found: Vec<Tender> = enterprise
-        .get(&format!("/api/v1/projects?tenderee={}", urlencode("城市建设")))
+        .get(&format!(
+            "/api/v1/projects?tenderee={}",
+            urlencode("城市建设")
+        ))
         .await;
     assert_eq!(ours(found), ["BZ-OPEN-SOON", "BZ-OPEN-LATER"]);
     let found: Vec<Tender> = enterprise
@@ -197,11 +200,20 @@ async fn an_enterprise_lists_open_projects_and_active_issuers(app: TestApp) {
     let issuers: Vec<serde_json::Value> = enterprise.get("/api/v1/issuers").await;
     let kinds: Vec<(&str, &str)> = issuers
         .iter()
-        .map(|i| (i["name"].as_str().unwrap_or(""), i["kind"].as_str().unwrap_or("")))
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap_or(""),
+                i["kind"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     assert!(kinds.contains(&("滨州城市商业银行", "bank")), "{issuers:?}");
-    assert!(kinds.iter().all(|(_, k)| ["bank", "insurer", "guarantor"].contains(k)));
-    assert!(issuers.iter().all(|i| i.as_object().is_some_and(|o| o.len() == 3)));
+    assert!(kinds
+        .iter()
+        .all(|(_, k)| ["bank", "insurer", "guarantor"].contains(k)));
+    assert!(issuers
+        .iter()
+        .all(|i| i.as_object().is_some_and(|o| o.len() == 3)));
 
     // Once the first deadline passes, that project is no longer offered.
     app.advance_clock(TimeDelta::days(3));

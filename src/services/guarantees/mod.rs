@@ -29,8 +29,8 @@ use crate::db::DbConnection;
 use crate::domain::guarantee_number::GuaranteeNumber;
 use crate::domain::lifecycle::GuaranteeState;
 use crate::domain::party::Role;
-use crate::services::projects::{Listed, Window};
 use crate::domain::tender;
+use crate::services::projects::{Listed, Window};
 use crate::services::views::guarantee_view;
 use crate::services::{require_role, Actor, Context, OrInternal, ServiceError};
 

@@ -191,7 +191,8 @@ async fn projects_list(
         ),
         Err(e) => return Err(e),
     };
-    let invalid = !errors.is_empty();
+    // Shown again with status 200: the service's edge turns any 4xx into the JSON
+    // error shape or the error page, and this is neither.
     let html = ProjectsPage {
         chrome: chrome.clone(),
         q: typed(&filters.q),
@@ -203,11 +204,7 @@ async fn projects_list(
         pager: Pager::new(&base, paging, total),
     }
     .render()?;
-    let mut res = page(&chrome, html);
-    if invalid {
-        *res.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(res)
+    Ok(page(&chrome, html))
 }
 
 // ---- One tender, and applying ---------------------------------------------------
@@ -350,13 +347,16 @@ async fn apply(
                 "issuer_id" | "kind" => tr.t("apply-error-issuer"),
                 _ => tr.t("apply-error-section"),
             };
-            let shown =
-                project_page(&req, &state, &visitor, id.into_inner(), Some((form, message)))
-                    .await?;
+            let shown = project_page(
+                &req,
+                &state,
+                &visitor,
+                id.into_inner(),
+                Some((form, message)),
+            )
+            .await?;
             let html = shown.render()?;
-            let mut res = page(&shown.chrome, html);
-            *res.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-            Ok(res)
+            Ok(page(&shown.chrome, html))
         }
         Err(e) => Err(e),
     }

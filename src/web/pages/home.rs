@@ -7,12 +7,12 @@ use askama::Template;
 use super::errors::PageError;
 use super::i18n::{Lang, Tr};
 use super::session::{visitor_of, Visitor};
+use super::{page, Chrome, Nav, NavLink};
 use crate::domain::lifecycle::{ApplicationState, ClaimState, GuaranteeState};
 use crate::domain::party::Role;
 use crate::services::projects::Window;
 use crate::services::{applications, claims, guarantees, Actor, Context, ServiceError};
 use crate::web::AppState;
-use super::{page, Chrome, Nav, NavLink};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home));
@@ -40,7 +40,10 @@ pub struct Count {
 fn enterprise_counts(ctx: &Context, actor: &Actor, tr: Tr) -> Result<Vec<Count>, ServiceError> {
     use ApplicationState::{Approved, Paid, Submitted};
     let waiting = applications::count(ctx, actor, &[Submitted, Approved, Paid], false)?;
-    let none = Window { offset: 0, limit: 0 };
+    let none = Window {
+        offset: 0,
+        limit: 0,
+    };
     let in_force = guarantees::list_page(
         ctx,
         actor,

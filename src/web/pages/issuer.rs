@@ -5,15 +5,17 @@
 //! claims on them and its signing certificates. The application page is the
 //! bidder's too, with the bidder's own step (withdraw).
 
+use actix_multipart::Multipart;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+use futures_util::TryStreamExt;
 use serde::Deserialize;
 
 use super::enterprise::{money, run, state_words, when, ApplicationRow, Button, GuaranteeRow};
 use super::errors::PageError;
 use super::i18n::{Lang, Tr};
 use super::paging::{PageQuery, Pager, Paging};
-use super::session::{SignedForm, Visitor};
+use super::session::{referring_path, visitor_of, SignedForm, Visitor};
 use super::{page, redirect_with_flash, Chrome, Nav};
 use crate::domain::lifecycle::{ApplicationAction, ApplicationState, ClaimState};
 use crate::domain::party::Role;
@@ -32,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(confirm_payment),
         )
         .route("/applications/{id}/issue", web::post().to(issue))
+        .route("/applications/{id}/signature", web::post().to(upload))
         .route("/issuer/guarantees", web::get().to(issued))
         .route("/issuer/claims", web::get().to(claims_page))
         .route("/issuer/claims/{id}/decide", web::post().to(decide))
@@ -175,11 +178,14 @@ struct ApplicationPage {
     premium_error: Option<String>,
     reason: String,
     reason_error: Option<String>,
+    signature_error: Option<String>,
 }
 
 impl ApplicationPage {
     fn has_errors(&self) -> bool {
-        self.premium_error.is_some() || self.reason_error.is_some()
+        self.premium_error.is_some()
+            || self.reason_error.is_some()
+            || self.signature_error.is_some()
     }
 }
 
@@ -190,6 +196,7 @@ struct Typed {
     premium_error: Option<String>,
     reason: String,
     reason_error: Option<String>,
+    signature_error: Option<String>,
 }
 
 async fn application_page(
@@ -208,7 +215,6 @@ async fn application_page(
     let is_issuer = visitor.role() == Role::Issuer;
     let status = view.application.status;
     let allowed = |action| is_issuer && status.transition(action).is_ok();
-    let invalid = typed.premium_error.is_some() || typed.reason_error.is_some();
     let shown = ApplicationPage {
         a: ApplicationRow::of(tr, &view),
         enterprise_uscc: view.enterprise.uscc.clone(),
@@ -225,14 +231,12 @@ async fn application_page(
         premium_error: typed.premium_error,
         reason: typed.reason,
         reason_error: typed.reason_error,
+        signature_error: typed.signature_error,
         chrome: chrome.clone(),
     };
+    // A form shown again answers 200 (the edge turns a 4xx into an error page).
     let html = shown.render()?;
-    let mut res = page(&chrome, html);
-    if invalid {
-        *res.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(res)
+    Ok(page(&chrome, html))
 }
 
 async fn application(
@@ -348,8 +352,85 @@ async fn issue(
     let visitor = posted.visitor;
     visitor.require(&[Role::Issuer])?;
     let (actor, id) = (visitor.actor.clone(), id.into_inner());
-    run(&state, move |ctx| guarantees::issue_hosted(ctx, &actor, &id)).await?;
-    Ok(redirect_with_flash(&req, "/issuer/guarantees", "flash-issued"))
+    run(&state, move |ctx| {
+        guarantees::issue_hosted(ctx, &actor, &id)
+    })
+    .await?;
+    Ok(redirect_with_flash(
+        &req,
+        "/issuer/guarantees",
+        "flash-issued",
+    ))
+}
+
+/// A signature made in the issuer's own system over the draft, uploaded as a file
+/// (multipart, so the CSRF token is read from the form's fields here). The service
+/// verifies it like any relying party would; a refused one is shown beside the field.
+async fn upload(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    mut form: Multipart,
+) -> Result<HttpResponse, PageError> {
+    let visitor = visitor_of(&req).await?.ok_or_else(|| PageError::SignIn {
+        next: referring_path(&req).unwrap_or_else(|| "/".to_owned()),
+    })?;
+    let limit = state.settings.max_body_bytes;
+    let (mut csrf, mut signature) = (String::new(), Vec::new());
+    while let Some(mut field) = form
+        .try_next()
+        .await
+        .map_err(|e| PageError::BadForm(e.to_string()))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field
+            .try_next()
+            .await
+            .map_err(|e| PageError::BadForm(e.to_string()))?
+        {
+            if bytes.len() + chunk.len() > limit {
+                return Err(PageError::BadForm("the file is too large".into()));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        match name.as_str() {
+            "csrf_token" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
+            "signature" => signature = bytes,
+            _ => {}
+        }
+    }
+    visitor.check_csrf(&csrf)?;
+    visitor.require(&[Role::Issuer])?;
+    let (actor, id) = (visitor.actor.clone(), id.into_inner());
+    let app_id = id.clone();
+    let signature = super::verify::signature_der(signature);
+    let done = run(&state, move |ctx| {
+        guarantees::upload_signature(ctx, &actor, &app_id, signature)
+    })
+    .await;
+    let tr = Tr::new(Lang::of(&req));
+    let message = match done {
+        Ok(_) => {
+            return Ok(redirect_with_flash(
+                &req,
+                "/issuer/guarantees",
+                "flash-issued",
+            ))
+        }
+        Err(PageError::Service(ServiceError::Invalid { field, .. })) if field == "signature" => {
+            tr.t("upload-error-file")
+        }
+        Err(PageError::Service(ServiceError::SignatureRejected(report))) => {
+            tr.t1("upload-error-rejected", "reason", report.summary())
+        }
+        Err(e) => return Err(e),
+    };
+    let typed = Typed {
+        signature_error: Some(message),
+        ..Typed::default()
+    };
+    application_page(&req, &state, &visitor, id, typed).await
 }
 
 // ---- Issued guarantees ---------------------------------------------------------------
@@ -443,7 +524,10 @@ async fn decide(
         decision: form.decision,
         reason: Some(form.reason).filter(|r| !r.trim().is_empty()),
     };
-    run(&state, move |ctx| claims::decide_claim(ctx, &actor, &id, input)).await?;
+    run(&state, move |ctx| {
+        claims::decide_claim(ctx, &actor, &id, input)
+    })
+    .await?;
     Ok(redirect_with_flash(&req, "/issuer/claims", "flash-decided"))
 }
 
