@@ -7,9 +7,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::organizations::required_text;
-use super::projects::{Listed, Window};
 use super::views::{application_view, ApplicationView};
-use super::{new_id, require_role, Actor, Context, OrInternal, ServiceError};
+use super::{new_id, require_role, Actor, Context, Listed, OrInternal, ServiceError, Window};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Application, Organization, Project, Section};
 use crate::db::schema::{applications, organizations, projects, sections};

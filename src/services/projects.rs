@@ -5,7 +5,7 @@ use chrono::{NaiveDateTime, SubsecRound};
 use diesel::prelude::*;
 
 use super::organizations::required_text;
-use super::{new_id, require_role, Actor, Context, ServiceError};
+use super::{new_id, require_role, Actor, Context, Listed, ServiceError, Window};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Organization, Project, Section};
 use crate::db::schema::{organizations, projects, sections};
@@ -218,20 +218,6 @@ pub struct ProjectSearch {
     pub deadline_from: Option<String>,
     /// Bid deadline on or before this day (China date, `YYYY-MM-DD`).
     pub deadline_to: Option<String>,
-}
-
-/// One page of a list, and how many rows the whole list has.
-#[derive(Debug, Clone)]
-pub struct Listed<T> {
-    pub rows: Vec<T>,
-    pub total: i64,
-}
-
-/// Which rows of a list to load: `limit` rows after skipping `offset`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub offset: i64,
-    pub limit: i64,
 }
 
 type Db = <crate::db::DbConnection as diesel::Connection>::Backend;

@@ -427,7 +427,49 @@ async fn an_absent_or_expired_session_signs_in_and_comes_back(app: TestApp) {
     v.ok(wanted).await;
 }
 
+/// The issuer's other pages: its certificates with their expiry and how it signs
+/// with each, the claims on its guarantees (none yet), and its issued guarantees paged.
+async fn the_issuer_sees_its_certificates_claims_and_guarantees_paged(app: TestApp) {
+    let _pki = TestPki::set_up(&app).await;
+    let tender = app
+        .as_agency()
+        .await
+        .create_project(&NewTender::two_sections("BZ-PAGES-10", 3))
+        .await;
+    for section in &tender.sections {
+        app.issued_bond("enterprise1", section).await;
+    }
+    let officer = Visitor::signed_in(&app, "bank").await;
+    let certificates = officer.ok("/issuer/certificates").await;
+    assert!(certificates.contains("托管密钥"), "{certificates}");
+    assert!(certificates.contains("有效"), "{certificates}");
+    // The insurer signs in its own system: no hosted key.
+    let insurer = Visitor::signed_in(&app, "insurer").await;
+    assert!(insurer
+        .ok("/issuer/certificates")
+        .await
+        .contains("本机构系统"));
+    assert!(officer
+        .ok("/issuer/claims")
+        .await
+        .contains("您的保函暂无索赔"));
+
+    let first = officer.ok("/issuer/guarantees?size=1").await;
+    assert_eq!(first.matches("/letter\"").count(), 1, "{first}");
+    assert!(first.contains("共 2 条"), "{first}");
+    assert!(
+        first.contains("href=\"/issuer/guarantees?page=2&#38;size=1\""),
+        "{first}"
+    );
+    let second = officer.ok("/issuer/guarantees?page=2&size=1").await;
+    assert_eq!(second.matches("/letter\"").count(), 1);
+    assert_ne!(first, second);
+    // Another issuer's list holds none of them.
+    assert!(insurer.ok("/issuer/guarantees").await.contains("暂无保函"));
+}
+
 crate::on_both_backends!(
+    the_issuer_sees_its_certificates_claims_and_guarantees_paged,
     a_bid_bond_goes_from_search_to_letter_through_the_pages,
     a_form_without_its_csrf_token_ends_on_the_friendly_page,
     another_organizations_application_is_a_friendly_not_found,

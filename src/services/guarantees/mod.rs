@@ -30,9 +30,8 @@ use crate::domain::guarantee_number::GuaranteeNumber;
 use crate::domain::lifecycle::GuaranteeState;
 use crate::domain::party::Role;
 use crate::domain::tender;
-use crate::services::projects::{Listed, Window};
 use crate::services::views::guarantee_view;
-use crate::services::{require_role, Actor, Context, OrInternal, ServiceError};
+use crate::services::{require_role, Actor, Context, Listed, OrInternal, ServiceError, Window};
 
 /// A guarantee by number, if the actor may see it: its bidder, its issuer and the
 /// operator at any time; the project's agency and tenderee only after bid opening.

@@ -17,9 +17,9 @@ use crate::db::models::Organization;
 use crate::domain::money::Amount;
 use crate::domain::party::Role;
 use crate::services::applications::{self, NewApplication};
-use crate::services::projects::{self, ProjectSearch, ProjectView, Window};
+use crate::services::projects::{self, ProjectSearch, ProjectView};
 use crate::services::views::{ApplicationView, GuaranteeView};
-use crate::services::{guarantees, organizations, Context, ServiceError};
+use crate::services::{guarantees, organizations, Context, ServiceError, Window};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

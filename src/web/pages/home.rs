@@ -10,8 +10,7 @@ use super::session::{visitor_of, Visitor};
 use super::{page, Chrome, Nav, NavLink};
 use crate::domain::lifecycle::{ApplicationState, ClaimState, GuaranteeState};
 use crate::domain::party::Role;
-use crate::services::projects::Window;
-use crate::services::{applications, claims, guarantees, Actor, Context, ServiceError};
+use crate::services::{applications, claims, guarantees, Actor, Context, ServiceError, Window};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

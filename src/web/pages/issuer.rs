@@ -20,8 +20,7 @@ use super::{page, redirect_with_flash, Chrome, Nav};
 use crate::domain::lifecycle::{ApplicationAction, ApplicationState, ClaimState};
 use crate::domain::party::Role;
 use crate::services::claims::{self, ClaimDecision, ClaimView};
-use crate::services::projects::Window;
-use crate::services::{applications, guarantees, trust, ServiceError};
+use crate::services::{applications, guarantees, trust, ServiceError, Window};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
