@@ -468,7 +468,60 @@ async fn the_issuer_sees_its_certificates_claims_and_guarantees_paged(app: TestA
     assert!(insurer.ok("/issuer/guarantees").await.contains("暂无保函"));
 }
 
+/// After a postponement, the amendment of a bond in force waits in the issuer's queue
+/// under "amendments to sign", and signing it from the application page empties that
+/// part.
+async fn an_amendment_to_sign_waits_in_the_queue_until_signed(app: TestApp) {
+    let _pki = TestPki::set_up(&app).await;
+    let agency = app.as_agency().await;
+    let tender = agency
+        .create_project(&NewTender::two_sections("BZ-PAGES-11", 3))
+        .await;
+    let bond = app.issued_bond("enterprise1", &tender.sections[0]).await;
+    let officer = Visitor::signed_in(&app, "bank").await;
+    let queue = officer.ok("/issuer/queue").await;
+    let amendments = |html: &str| -> String {
+        let from = html.find("id=\"amendments\"").expect("the amendments part");
+        let to = html.find("id=\"claims\"").expect("the claims part");
+        html[from..to].to_owned()
+    };
+    assert!(!amendments(&queue).contains("/applications/"), "{queue}");
+    let later = (chrono::Utc::now() + TimeDelta::days(10)).to_rfc3339();
+    agency.postpone(&tender, &later).await;
+
+    let queue = officer.ok("/issuer/queue").await;
+    let part = amendments(&queue);
+    let id = part
+        .split("href=\"/applications/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the amendment's application")
+        .to_owned();
+    let page = officer.ok(&format!("/applications/{id}")).await;
+    assert!(
+        page.contains("BZ-PAGES-11") && page.contains("待签署变更，有效期至"),
+        "{page}"
+    );
+    let csrf = hidden(&page, "csrf_token");
+    let (status, _, body) = officer
+        .post(
+            &format!("/applications/{id}/issue"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let queue = officer.ok("/issuer/queue").await;
+    assert!(!amendments(&queue).contains("/applications/"), "{queue}");
+    let signed = app
+        .as_enterprise("enterprise1")
+        .await
+        .guarantee(&bond.number)
+        .await;
+    assert_eq!(signed.version, 2);
+}
+
 crate::on_both_backends!(
+    an_amendment_to_sign_waits_in_the_queue_until_signed,
     the_issuer_sees_its_certificates_claims_and_guarantees_paged,
     a_bid_bond_goes_from_search_to_letter_through_the_pages,
     a_form_without_its_csrf_token_ends_on_the_friendly_page,
