@@ -8,7 +8,7 @@ use diesel::prelude::*;
 
 use super::organizations::required_text;
 use super::views::{application_view, ApplicationView};
-use super::{new_id, require_role, Actor, Context, OrInternal, ServiceError};
+use super::{new_id, require_role, Actor, Context, Listed, OrInternal, ServiceError, Window};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Application, Organization, Project, Section};
 use crate::db::schema::{applications, organizations, projects, sections};
@@ -256,6 +256,108 @@ pub fn list(
     let rows: Vec<Application> = query
         .order(applications::created_at.desc())
         .limit(500)
+        .select(Application::as_select())
+        .load(&mut conn)?;
+    rows.into_iter()
+        .map(|a| application_view(&mut conn, a))
+        .collect()
+}
+
+/// The actor's applications as [`list`] chooses them, in the given states (any when
+/// empty), newest first, one window of them with the count of all: what a list page
+/// shows, paged in the database.
+pub fn list_page(
+    ctx: &Context,
+    actor: &Actor,
+    states: &[ApplicationState],
+    window: Window,
+) -> Result<Listed<ApplicationView>, ServiceError> {
+    require_role(actor, &[Role::Enterprise, Role::Issuer, Role::Operator])?;
+    let filtered = || {
+        let mut query: applications::BoxedQuery<'static, Db> = applications::table.into_boxed();
+        match actor.role {
+            Role::Enterprise => {
+                query = query.filter(applications::enterprise_id.eq(actor.organization_id.clone()))
+            }
+            Role::Issuer => {
+                query = query.filter(applications::issuer_id.eq(actor.organization_id.clone()))
+            }
+            _ => {}
+        }
+        if !states.is_empty() {
+            query = query.filter(applications::status.eq_any(states.to_vec()));
+        }
+        query
+    };
+    let mut conn = ctx.conn()?;
+    let total: i64 = filtered().count().get_result(&mut conn)?;
+    let rows: Vec<Application> = filtered()
+        .order((applications::created_at.desc(), applications::id.asc()))
+        .offset(window.offset)
+        .limit(window.limit)
+        .select(Application::as_select())
+        .load(&mut conn)?;
+    let rows = rows
+        .into_iter()
+        .map(|a| application_view(&mut conn, a))
+        .collect::<Result<_, _>>()?;
+    Ok(Listed { rows, total })
+}
+
+type Db = <DbConnection as diesel::Connection>::Backend;
+
+/// How many of the actor's applications (as [`list`] chooses them) are in the given
+/// states (any when empty), counting only those made since the start of today (China
+/// time) when `today_only`: the figures of a home page, counted in the database.
+pub fn count(
+    ctx: &Context,
+    actor: &Actor,
+    states: &[ApplicationState],
+    today_only: bool,
+) -> Result<i64, ServiceError> {
+    require_role(actor, &[Role::Enterprise, Role::Issuer, Role::Operator])?;
+    let mut query: applications::BoxedQuery<'static, Db> = applications::table.into_boxed();
+    match actor.role {
+        Role::Enterprise => {
+            query = query.filter(applications::enterprise_id.eq(actor.organization_id.clone()))
+        }
+        Role::Issuer => {
+            query = query.filter(applications::issuer_id.eq(actor.organization_id.clone()))
+        }
+        _ => {}
+    }
+    if !states.is_empty() {
+        query = query.filter(applications::status.eq_any(states.to_vec()));
+    }
+    if today_only {
+        query = query.filter(applications::created_at.ge(china_day_start(ctx.now())));
+    }
+    let mut conn = ctx.conn()?;
+    Ok(query.count().get_result(&mut conn)?)
+}
+
+/// The issuer's issued applications whose guarantee has an amendment drafted (after a
+/// postponement) and not signed yet: work waiting for its signature, oldest first.
+pub fn awaiting_amendment(
+    ctx: &Context,
+    actor: &Actor,
+) -> Result<Vec<ApplicationView>, ServiceError> {
+    use crate::db::schema::{guarantee_drafts, guarantees};
+    require_role(actor, &[Role::Issuer])?;
+    let mut conn = ctx.conn()?;
+    let ids: Vec<String> = guarantees::table
+        .inner_join(
+            guarantee_drafts::table.on(guarantee_drafts::application_id
+                .eq(guarantees::application_id)
+                .and(guarantee_drafts::version.gt(guarantees::current_version))),
+        )
+        .filter(guarantees::issuer_id.eq(&actor.organization_id))
+        .select(guarantees::application_id)
+        .distinct()
+        .load(&mut conn)?;
+    let rows: Vec<Application> = applications::table
+        .filter(applications::id.eq_any(&ids))
+        .order(applications::created_at.asc())
         .select(Application::as_select())
         .load(&mut conn)?;
     rows.into_iter()

@@ -99,6 +99,20 @@ pub struct Actor {
     pub role: Role,
 }
 
+/// One page of a list, and how many rows the whole list has.
+#[derive(Debug, Clone)]
+pub struct Listed<T> {
+    pub rows: Vec<T>,
+    pub total: i64,
+}
+
+/// Which rows of a list to load: `limit` rows after skipping `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub offset: i64,
+    pub limit: i64,
+}
+
 /// What a service refuses or fails with. The web layer maps each to a status and the
 /// JSON error shape; messages are safe to show to the caller.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::{new_id, require_role, Actor, Context, ServiceError};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Organization, User};
-use crate::db::schema::{organizations, users};
+use crate::db::schema::{issuer_certificates, organizations, users};
 use crate::db::write_tx;
 use crate::domain::party::{IssuerKind, OrgKind, ProviderKind, Role};
 use crate::domain::resident_id::ResidentId;
@@ -240,6 +240,33 @@ pub fn list_organizations(ctx: &Context, actor: &Actor) -> Result<Vec<Organizati
     require_role(actor, &[Role::Operator])?;
     let mut conn = ctx.conn()?;
     Ok(organizations::table
+        .order(organizations::name.asc())
+        .select(Organization::as_select())
+        .load(&mut conn)?)
+}
+
+/// The issuers an enterprise can apply to: issuer organizations holding a signing
+/// certificate in force now (registered, not deactivated, within its validity), so
+/// that every issuer offered can actually issue. Names and kinds only are shown: which
+/// enterprises apply to them is nobody else's business.
+pub fn list_active_issuers(
+    ctx: &Context,
+    actor: &Actor,
+) -> Result<Vec<Organization>, ServiceError> {
+    require_role(actor, &[Role::Enterprise, Role::Operator])?;
+    let now = ctx.now();
+    let mut conn = ctx.conn()?;
+    Ok(organizations::table
+        .filter(organizations::kind.eq(OrgKind::Issuer))
+        .filter(
+            organizations::id.eq_any(
+                issuer_certificates::table
+                    .filter(issuer_certificates::deactivated_at.is_null())
+                    .filter(issuer_certificates::not_before.le(now))
+                    .filter(issuer_certificates::not_after.gt(now))
+                    .select(issuer_certificates::organization_id),
+            ),
+        )
         .order(organizations::name.asc())
         .select(Organization::as_select())
         .load(&mut conn)?)

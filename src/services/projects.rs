@@ -5,7 +5,7 @@ use chrono::{NaiveDateTime, SubsecRound};
 use diesel::prelude::*;
 
 use super::organizations::required_text;
-use super::{new_id, require_role, Actor, Context, ServiceError};
+use super::{new_id, require_role, Actor, Context, Listed, ServiceError, Window};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Organization, Project, Section};
 use crate::db::schema::{organizations, projects, sections};
@@ -199,20 +199,136 @@ fn invalid(e: TenderError) -> ServiceError {
     ServiceError::invalid(e.field, e.problem)
 }
 
-/// The projects the actor may see: an agency its own, the operator all. Others see
-/// projects through their applications (a later use case), not this list.
+/// The projects the actor may see: an agency its own, the operator all, an enterprise
+/// those still open for bidding (their deadline ahead). The tender itself is public; who
+/// bids on it is not, and nothing here says.
 pub fn list_projects(ctx: &Context, actor: &Actor) -> Result<Vec<ProjectView>, ServiceError> {
-    require_role(actor, &[Role::Agency, Role::Operator])?;
-    let mut conn = ctx.conn()?;
-    let mut query = projects::table.into_boxed();
-    if actor.role == Role::Agency {
-        query = query.filter(projects::agency_id.eq(&actor.organization_id));
+    Ok(search_projects(ctx, actor, &ProjectSearch::default(), None)?.rows)
+}
+
+/// What a list of projects is narrowed to (every part optional).
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProjectSearch {
+    /// Part of the project's code or name.
+    pub q: Option<String>,
+    /// Part of the tenderee's name.
+    pub tenderee: Option<String>,
+    /// Bid deadline on or after this day (China date, `YYYY-MM-DD`).
+    pub deadline_from: Option<String>,
+    /// Bid deadline on or before this day (China date, `YYYY-MM-DD`).
+    pub deadline_to: Option<String>,
+}
+
+type Db = <crate::db::DbConnection as diesel::Connection>::Backend;
+
+// Searches ignore case alike on both backends (SQLite's `LIKE` ignores ASCII case,
+// PostgreSQL's does not): both sides are lowered first.
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// A `LIKE` pattern matching `text` anywhere, its own `%`, `_` and backslash taken literally.
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
     }
-    let rows: Vec<Project> = query
-        .order(projects::bid_deadline.asc())
-        .select(Project::as_select())
-        .load(&mut conn)?;
-    rows.into_iter().map(|p| load_view(&mut conn, p)).collect()
+    out.push('%');
+    out
+}
+
+/// The start (UTC) of a China day typed as `YYYY-MM-DD`, `days_after` days later.
+fn china_day(field: &str, text: &str, days_after: i64) -> Result<NaiveDateTime, ServiceError> {
+    let day = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| ServiceError::invalid(field, "must be a date like 2026-12-20"))?;
+    let start = day.and_time(chrono::NaiveTime::MIN) + chrono::Duration::days(days_after)
+        - chrono::Duration::hours(8);
+    crate::domain::time::check_window(start).map_err(|e| ServiceError::invalid(field, e))?;
+    Ok(start)
+}
+
+/// The projects of [`list_projects`] narrowed by `search`, one window of them (all when
+/// `None`), soonest deadline first, with the count of all that match. Filtering and
+/// counting happen in the database, so a long list costs one page.
+pub fn search_projects(
+    ctx: &Context,
+    actor: &Actor,
+    search: &ProjectSearch,
+    window: Option<Window>,
+) -> Result<Listed<ProjectView>, ServiceError> {
+    require_role(actor, &[Role::Agency, Role::Operator, Role::Enterprise])?;
+    let now = ctx.now();
+    let text = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let q = text(&search.q);
+    let tenderee = text(&search.tenderee);
+    let from = text(&search.deadline_from)
+        .map(|d| china_day("deadline_from", &d, 0))
+        .transpose()?;
+    let until = text(&search.deadline_to)
+        .map(|d| china_day("deadline_to", &d, 1))
+        .transpose()?;
+    let filtered = || {
+        let mut query: projects::BoxedQuery<'static, Db> = projects::table.into_boxed();
+        match actor.role {
+            Role::Agency => {
+                query = query.filter(projects::agency_id.eq(actor.organization_id.clone()))
+            }
+            // Open for bidding: an enterprise can still apply for its sections.
+            Role::Enterprise => query = query.filter(projects::bid_deadline.gt(now)),
+            _ => {}
+        }
+        if let Some(q) = &q {
+            let pattern = contains_pattern(&q.to_lowercase());
+            query = query.filter(
+                lower(projects::code)
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(lower(projects::name).like(pattern).escape('\\')),
+            );
+        }
+        if let Some(name) = &tenderee {
+            query = query.filter(
+                projects::tenderee_id.eq_any(
+                    organizations::table
+                        .filter(
+                            lower(organizations::name)
+                                .like(contains_pattern(&name.to_lowercase()))
+                                .escape('\\'),
+                        )
+                        .select(organizations::id),
+                ),
+            );
+        }
+        if let Some(from) = from {
+            query = query.filter(projects::bid_deadline.ge(from));
+        }
+        if let Some(until) = until {
+            query = query.filter(projects::bid_deadline.lt(until));
+        }
+        query
+    };
+    let mut conn = ctx.conn()?;
+    let total: i64 = filtered().count().get_result(&mut conn)?;
+    let mut query = filtered()
+        .order((projects::bid_deadline.asc(), projects::code.asc()))
+        .select(Project::as_select());
+    if let Some(w) = window {
+        query = query.offset(w.offset).limit(w.limit);
+    }
+    let rows: Vec<Project> = query.load(&mut conn)?;
+    let rows = rows
+        .into_iter()
+        .map(|p| load_view(&mut conn, p))
+        .collect::<Result<_, _>>()?;
+    Ok(Listed { rows, total })
 }
 
 /// One project, if the actor may see it (otherwise it does not exist for them).

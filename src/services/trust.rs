@@ -644,6 +644,23 @@ pub fn expiring_certificates(
         .collect())
 }
 
+/// The issuer's own signing certificates, the active ones first, each by when it runs
+/// out (so the one to renew next is at the top).
+pub fn own_certificates(
+    ctx: &Context,
+    actor: &Actor,
+) -> Result<Vec<IssuerCertificate>, ServiceError> {
+    require_role(actor, &[Role::Issuer])?;
+    let mut conn = ctx.conn()?;
+    let mut rows: Vec<IssuerCertificate> = issuer_certificates::table
+        .filter(issuer_certificates::organization_id.eq(&actor.organization_id))
+        .order(issuer_certificates::not_after.asc())
+        .select(IssuerCertificate::as_select())
+        .load(&mut conn)?;
+    rows.sort_by_key(|c| c.deactivated_at.is_some());
+    Ok(rows)
+}
+
 /// Tells each issuer, once per certificate, that an active signing certificate runs out
 /// within [`CERTIFICATE_EXPIRY_NOTICE_DAYS`]. Claiming the notice is a conditional
 /// update, so several instances running this together send each mail once.

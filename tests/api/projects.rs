@@ -132,7 +132,115 @@ async fn only_agencies_create_projects(app: TestApp) {
         .await;
 }
 
+/// An enterprise finds what it can still bid on: projects whose deadline is ahead,
+/// narrowed by code or name, tenderee and deadline day; never a project whose bids
+/// have closed, and nothing about who applied. It also finds the issuers that can
+/// issue today (those with a signing certificate in force).
+async fn an_enterprise_lists_open_projects_and_active_issuers(app: TestApp) {
+    let _pki = crate::fixtures::TestPki::set_up(&app).await;
+    let agency = app.as_agency().await;
+    let soon = agency
+        .create_project(&NewTender::two_sections("BZ-OPEN-SOON", 2))
+        .await;
+    let mut later = project("BZ-OPEN-LATER", "1000.00", None);
+    later.name = "黄河大桥维修".into();
+    let later = agency.create_project(&later).await;
+    let enterprise = app.as_enterprise("enterprise1").await;
+    // (The demo tender is open too; these tests look at their own.)
+    let ours = |listed: Vec<Tender>| -> Vec<String> {
+        codes(listed)
+            .into_iter()
+            .filter(|c| c.starts_with("BZ-OPEN"))
+            .collect()
+    };
+    let listed: Vec<Tender> = enterprise.get("/api/v1/projects").await;
+    assert_eq!(ours(listed), ["BZ-OPEN-SOON", "BZ-OPEN-LATER"]);
+
+    // By part of the code (case ignored) or of the name.
+    let found: Vec<Tender> = enterprise.get("/api/v1/projects?q=open-l").await;
+    assert_eq!(codes(found), ["BZ-OPEN-LATER"]);
+    let found: Vec<Tender> = enterprise
+        .get("/api/v1/projects?q=%E5%A4%A7%E6%A1%A5")
+        .await;
+    assert_eq!(codes(found), ["BZ-OPEN-LATER"]);
+    // A `%` typed is a percent sign, not "anything".
+    let found: Vec<Tender> = enterprise.get("/api/v1/projects?q=%25").await;
+    assert!(found.is_empty());
+    // By tenderee name and deadline day (China dates, both ends included).
+    let found: Vec<Tender> = enterprise
+        .get(&format!(
+            "/api/v1/projects?tenderee={}",
+            urlencode("城市建设")
+        ))
+        .await;
+    assert_eq!(ours(found), ["BZ-OPEN-SOON", "BZ-OPEN-LATER"]);
+    let found: Vec<Tender> = enterprise
+        .get("/api/v1/projects?tenderee=nobody-at-all")
+        .await;
+    assert!(found.is_empty());
+    let soon_day = &soon.bid_deadline[..10];
+    let later_day = &later.bid_deadline[..10];
+    let found: Vec<Tender> = enterprise
+        .get(&format!(
+            "/api/v1/projects?deadline_from={later_day}&deadline_to={later_day}"
+        ))
+        .await;
+    assert_eq!(ours(found), ["BZ-OPEN-LATER"]);
+    let found: Vec<Tender> = enterprise
+        .get(&format!("/api/v1/projects?deadline_to={soon_day}"))
+        .await;
+    assert_eq!(ours(found), ["BZ-OPEN-SOON"]);
+    let error = enterprise
+        .get::<Vec<Tender>>("/api/v1/projects?deadline_from=yesterday")
+        .fails(422, "validation_failed")
+        .await;
+    assert_eq!(error.field(), Some("deadline_from"));
+
+    // The issuers that can issue: both of the test PKI's, by kind.
+    let issuers: Vec<serde_json::Value> = enterprise.get("/api/v1/issuers").await;
+    let kinds: Vec<(&str, &str)> = issuers
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap_or(""),
+                i["kind"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(kinds.contains(&("滨州城市商业银行", "bank")), "{issuers:?}");
+    assert!(kinds
+        .iter()
+        .all(|(_, k)| ["bank", "insurer", "guarantor"].contains(k)));
+    assert!(issuers
+        .iter()
+        .all(|i| i.as_object().is_some_and(|o| o.len() == 3)));
+
+    // Once the first deadline passes, that project is no longer offered.
+    app.advance_clock(TimeDelta::days(3));
+    // (Sessions do not last that long: sign in again.)
+    let enterprise = app.as_enterprise("enterprise1").await;
+    let agency = app.as_agency().await;
+    let listed: Vec<Tender> = enterprise.get("/api/v1/projects").await;
+    assert_eq!(ours(listed), ["BZ-OPEN-LATER"]);
+    // The agency still sees both of its own.
+    let own = agency.projects().await;
+    assert_eq!(ours(own), ["BZ-OPEN-SOON", "BZ-OPEN-LATER"]);
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 crate::on_both_backends!(
+    an_enterprise_lists_open_projects_and_active_issuers,
     the_agency_creates_a_project_with_sections,
     bad_amounts_are_refused_naming_the_field,
     the_tenderee_must_be_a_registered_tenderee,

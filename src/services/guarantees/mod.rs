@@ -27,10 +27,11 @@ use crate::db::models::Guarantee;
 use crate::db::schema::{guarantees, issuer_certificates};
 use crate::db::DbConnection;
 use crate::domain::guarantee_number::GuaranteeNumber;
+use crate::domain::lifecycle::GuaranteeState;
 use crate::domain::party::Role;
 use crate::domain::tender;
 use crate::services::views::guarantee_view;
-use crate::services::{require_role, Actor, Context, OrInternal, ServiceError};
+use crate::services::{require_role, Actor, Context, Listed, OrInternal, ServiceError, Window};
 
 /// A guarantee by number, if the actor may see it: its bidder, its issuer and the
 /// operator at any time; the project's agency and tenderee only after bid opening.
@@ -97,6 +98,48 @@ pub fn list(ctx: &Context, actor: &Actor) -> Result<Vec<GuaranteeView>, ServiceE
         .map(|g| guarantee_view(&mut conn, g))
         .collect()
 }
+
+/// The guarantees of [`list`], in the given states (any when empty), newest first, one
+/// window of them with the count of all (paged in the database).
+pub fn list_page(
+    ctx: &Context,
+    actor: &Actor,
+    states: &[GuaranteeState],
+    window: Window,
+) -> Result<Listed<GuaranteeView>, ServiceError> {
+    require_role(actor, &[Role::Enterprise, Role::Issuer, Role::Operator])?;
+    let filtered = || {
+        let mut query: guarantees::BoxedQuery<'static, Db> = guarantees::table.into_boxed();
+        match actor.role {
+            Role::Enterprise => {
+                query = query.filter(guarantees::enterprise_id.eq(actor.organization_id.clone()))
+            }
+            Role::Issuer => {
+                query = query.filter(guarantees::issuer_id.eq(actor.organization_id.clone()))
+            }
+            _ => {}
+        }
+        if !states.is_empty() {
+            query = query.filter(guarantees::status.eq_any(states.to_vec()));
+        }
+        query
+    };
+    let mut conn = ctx.conn()?;
+    let total: i64 = filtered().count().get_result(&mut conn)?;
+    let rows: Vec<Guarantee> = filtered()
+        .order((guarantees::issued_at.desc(), guarantees::number.asc()))
+        .offset(window.offset)
+        .limit(window.limit)
+        .select(Guarantee::as_select())
+        .load(&mut conn)?;
+    let rows = rows
+        .into_iter()
+        .map(|g| guarantee_view(&mut conn, g))
+        .collect::<Result<_, _>>()?;
+    Ok(Listed { rows, total })
+}
+
+type Db = <DbConnection as diesel::Connection>::Backend;
 
 /// The signer's certificate followed by the trusted CA certificates that issued it,
 /// as PEM, so a relying party can verify offline.

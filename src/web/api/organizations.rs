@@ -18,6 +18,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(create_organization)
         .service(list_organizations)
         .service(get_organization)
+        .service(list_issuers)
         .service(create_user)
         .service(deactivate_user);
 }
@@ -97,6 +98,40 @@ async fn list_organizations(
     Ok(HttpResponse::Ok().json(
         orgs.into_iter()
             .map(OrganizationView::from)
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// An issuer an enterprise can apply to.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct IssuerOut {
+    id: String,
+    name: String,
+    #[schema(value_type = IssuerKind)]
+    kind: String,
+}
+
+/// The issuers that can issue today (enterprise, operator): an issuer is listed while
+/// it holds a signing certificate in force.
+#[utoipa::path(
+    tag = "organizations",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "Issuers", body = Vec<IssuerOut>), SignedIn)
+)]
+#[get("/issuers")]
+async fn list_issuers(
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let ctx = state.ctx.clone();
+    let orgs = web::block(move || organizations::list_active_issuers(&ctx, &who.0)).await??;
+    Ok(HttpResponse::Ok().json(
+        orgs.into_iter()
+            .map(|o| IssuerOut {
+                kind: o.issuer_kind.map(|k| k.to_string()).unwrap_or_default(),
+                id: o.id,
+                name: o.name,
+            })
             .collect::<Vec<_>>(),
     ))
 }

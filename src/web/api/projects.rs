@@ -5,10 +5,12 @@ use serde::Serialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::domain::money::Amount;
-use crate::services::projects::{self, NewProject, Postponement, ProjectChanges, ProjectView};
+use crate::services::projects::{
+    self, NewProject, Postponement, ProjectChanges, ProjectSearch, ProjectView,
+};
 use crate::web::api::dto::china_time;
 use crate::web::auth::Authenticated;
-use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
+use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn, Unprocessable};
 use crate::web::error::ApiError;
 use crate::web::json::Json;
 use crate::web::AppState;
@@ -116,19 +118,29 @@ async fn create_project(
     Ok(HttpResponse::Created().json(ProjectOut::from(view)))
 }
 
-/// The projects the caller may see.
+/// The projects the caller may see: an agency its own, the operator all, an enterprise
+/// those open for bidding (deadline ahead); narrowed by the optional filters.
 #[utoipa::path(
     tag = "projects",
+    params(ProjectSearch),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, description = "Projects", body = Vec<ProjectOut>), SignedIn)
+    responses(
+        (status = 200, description = "Projects, soonest deadline first", body = Vec<ProjectOut>),
+        SignedIn,
+        Unprocessable,
+    )
 )]
 #[get("/projects")]
 async fn list_projects(
     state: web::Data<AppState>,
     who: Authenticated,
+    search: web::Query<ProjectSearch>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
-    let views = web::block(move || projects::list_projects(&ctx, &who.0)).await??;
+    let search = search.into_inner();
+    let views = web::block(move || projects::search_projects(&ctx, &who.0, &search, None))
+        .await??
+        .rows;
     Ok(HttpResponse::Ok().json(views.into_iter().map(ProjectOut::from).collect::<Vec<_>>()))
 }
 

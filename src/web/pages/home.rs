@@ -8,8 +8,11 @@ use super::errors::PageError;
 use super::i18n::{Lang, Tr};
 use super::session::{visitor_of, Visitor};
 use super::{page, Chrome, Nav, NavLink};
+use crate::domain::lifecycle::{ApplicationState, ClaimState, GuaranteeState};
 use crate::domain::party::Role;
-use crate::services::{organizations, projects, ServiceError};
+use crate::services::{
+    applications, claims, guarantees, organizations, projects, Actor, Context, ServiceError, Window,
+};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -20,10 +23,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[template(path = "pages/home.html")]
 struct HomePage {
     chrome: Chrome,
-    /// The role's pages, when signed in.
-    places: Vec<NavLink>,
+    /// The role's figures, when signed in (none for roles without a dashboard yet).
     /// The role's counts, each linking to where its items are.
     counts: Vec<Count>,
+    /// The role's pages, when signed in.
+    places: Vec<NavLink>,
 }
 
 /// One figure of a role's home.
@@ -99,7 +103,86 @@ async fn operator_counts(
     ])
 }
 
-async fn home(req: HttpRequest) -> Result<HttpResponse, PageError> {
+/// The bidder's figures: applications waiting for the issuer or for the bidder, and
+/// guarantees in force.
+fn enterprise_counts(ctx: &Context, actor: &Actor, tr: Tr) -> Result<Vec<Count>, ServiceError> {
+    use ApplicationState::{Approved, Paid, Submitted};
+    let waiting = applications::count(ctx, actor, &[Submitted, Approved, Paid], false)?;
+    let none = Window {
+        offset: 0,
+        limit: 0,
+    };
+    let in_force = guarantees::list_page(
+        ctx,
+        actor,
+        &[GuaranteeState::Issued, GuaranteeState::Accepted],
+        none,
+    )?
+    .total;
+    Ok(vec![
+        Count {
+            label: tr.t("home-count-applications-waiting"),
+            figure: waiting,
+            href: "/enterprise/applications",
+        },
+        Count {
+            label: tr.t("home-count-guarantees-in-force"),
+            figure: in_force,
+            href: "/enterprise/guarantees",
+        },
+    ])
+}
+
+/// The issuer's figures: today's new applications, those awaiting payment and those to
+/// issue, and the claims waiting for its decision.
+fn issuer_counts(ctx: &Context, actor: &Actor, tr: Tr) -> Result<Vec<Count>, ServiceError> {
+    use ApplicationState::{Approved, Paid};
+    let claims_due = claims::list_claims(ctx, actor)?
+        .iter()
+        .filter(|c| c.claim.status == ClaimState::Filed)
+        .count();
+    Ok(vec![
+        Count {
+            label: tr.t("home-count-new-today"),
+            figure: applications::count(ctx, actor, &[], true)?,
+            href: "/issuer/queue#new",
+        },
+        Count {
+            label: tr.t("home-count-awaiting-payment"),
+            figure: applications::count(ctx, actor, &[Approved], false)?,
+            href: "/issuer/queue#awaiting-payment",
+        },
+        Count {
+            label: tr.t("home-count-to-issue"),
+            figure: applications::count(ctx, actor, &[Paid], false)?,
+            href: "/issuer/queue#to-issue",
+        },
+        Count {
+            label: tr.t("home-count-claims-due"),
+            figure: i64::try_from(claims_due).unwrap_or(i64::MAX),
+            href: "/issuer/claims",
+        },
+    ])
+}
+
+/// The figures of the visitor's role.
+async fn counts(
+    state: &web::Data<AppState>,
+    visitor: &Visitor,
+    tr: Tr,
+) -> Result<Vec<Count>, PageError> {
+    let actor = visitor.actor.clone();
+    let ctx = state.ctx.clone();
+    let found = web::block(move || match actor.role {
+        Role::Enterprise => enterprise_counts(&ctx, &actor, tr),
+        Role::Issuer => issuer_counts(&ctx, &actor, tr),
+        _ => Ok(Vec::new()),
+    })
+    .await??;
+    Ok(found)
+}
+
+async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let visitor = visitor_of(&req).await?;
     let tr = Tr::new(Lang::of(&req));
     let title = match &visitor {
@@ -120,12 +203,13 @@ async fn home(req: HttpRequest) -> Result<HttpResponse, PageError> {
     let counts = match visitor.as_ref() {
         Some(v) if v.role() == Role::Agency => agency_counts(&req, v, tr).await?,
         Some(v) if v.role() == Role::Operator => operator_counts(&req, v, tr).await?,
-        _ => Vec::new(),
+        Some(v) => counts(&state, v, tr).await?,
+        None => Vec::new(),
     };
     let html = HomePage {
         chrome: chrome.clone(),
-        places,
         counts,
+        places,
     }
     .render()?;
     Ok(page(&chrome, html))

@@ -8,10 +8,12 @@
 pub mod agency;
 pub mod assets;
 pub mod charts;
+pub mod enterprise;
 pub mod errors;
 pub mod guarantees;
 pub mod home;
 pub mod i18n;
+pub mod issuer;
 pub mod login;
 pub mod operator;
 pub mod paging;
@@ -34,6 +36,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(agency::routes)
         .configure(home::routes)
         .configure(guarantees::routes)
+        .configure(enterprise::routes)
+        .configure(issuer::routes)
         .configure(login::routes)
         .configure(operator::routes)
         .configure(stats::routes)

@@ -179,7 +179,7 @@ async fn files(mut form: Multipart, limit: usize) -> Result<(Vec<u8>, Vec<u8>), 
 }
 
 /// A signature as uploaded: DER, or PEM (`-----BEGIN CMS-----` / PKCS7), or base64.
-fn signature_der(bytes: Vec<u8>) -> Vec<u8> {
+pub(super) fn signature_der(bytes: Vec<u8>) -> Vec<u8> {
     use base64::Engine;
     let text = String::from_utf8_lossy(&bytes);
     let trimmed = text.trim();
