@@ -176,7 +176,8 @@ fn demo(mut settings: Settings) -> anyhow::Result<()> {
         seeded.users,
         seeded.projects
     );
-    println!("  open:     {base}/healthz   (API under {base}/api/v1)");
+    println!("  open:     {base}/   in a browser (sign in with a login below), {base}/verify to check a letter");
+    println!("            API under {base}/api/v1, described at {base}/api/openapi.json");
     println!("  project:  {DEMO_PROJECT_CODE}");
     match settings.mail_transport {
         MailTransport::File => println!(
