@@ -297,10 +297,7 @@ pub fn list_page(
         .limit(window.limit)
         .select(Application::as_select())
         .load(&mut conn)?;
-    let rows = rows
-        .into_iter()
-        .map(|a| application_view(&mut conn, a))
-        .collect::<Result<_, _>>()?;
+    let rows = super::views::application_views(&mut conn, rows)?;
     Ok(Listed { rows, total })
 }
 

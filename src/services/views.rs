@@ -196,6 +196,137 @@ pub fn guarantee_view(
     })
 }
 
+/// Guarantee rows with their current versions, parties and pending amendments, in a
+/// few queries for all of them (a list page), in the rows' order.
+pub fn guarantee_views(
+    c: &mut DbConnection,
+    rows: Vec<Guarantee>,
+) -> Result<Vec<GuaranteeView>, ServiceError> {
+    use std::collections::HashMap;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = rows.iter().map(|g| g.id.as_str()).collect();
+    let mut versions: HashMap<(String, i32), GuaranteeVersion> = guarantee_versions::table
+        .filter(guarantee_versions::guarantee_id.eq_any(&ids))
+        .select(GuaranteeVersion::as_select())
+        .load::<GuaranteeVersion>(c)?
+        .into_iter()
+        .map(|v| ((v.guarantee_id.clone(), v.version), v))
+        .collect();
+    let section_ids: Vec<&str> = rows.iter().map(|g| g.section_id.as_str()).collect();
+    let places: HashMap<String, (Section, Project)> = sections::table
+        .inner_join(projects::table)
+        .filter(sections::id.eq_any(&section_ids))
+        .select((Section::as_select(), Project::as_select()))
+        .load::<(Section, Project)>(c)?
+        .into_iter()
+        .map(|(s, p)| (s.id.clone(), (s, p)))
+        .collect();
+    let mut org_ids: Vec<&str> = rows
+        .iter()
+        .flat_map(|g| [g.enterprise_id.as_str(), g.issuer_id.as_str()])
+        .collect();
+    org_ids.extend(places.values().map(|(_, p)| p.tenderee_id.as_str()));
+    let orgs = organizations_by_id(c, &org_ids)?;
+    let current: Vec<(String, i32)> = rows
+        .iter()
+        .map(|g| (g.application_id.clone(), g.current_version))
+        .collect();
+    let mut pending = pending_amendments(c, &current)?;
+    rows.into_iter()
+        .map(|guarantee| {
+            let version = versions
+                .remove(&(guarantee.id.clone(), guarantee.current_version))
+                .or_internal("a guarantee's current version")?;
+            let (section, project) = places
+                .get(&guarantee.section_id)
+                .cloned()
+                .or_internal("a guarantee's section")?;
+            Ok(GuaranteeView {
+                pending_amendment: pending.remove(&guarantee.application_id),
+                enterprise: org_of(&orgs, &guarantee.enterprise_id)?,
+                issuer: org_of(&orgs, &guarantee.issuer_id)?,
+                tenderee: org_of(&orgs, &project.tenderee_id)?,
+                section,
+                project,
+                version,
+                guarantee,
+            })
+        })
+        .collect()
+}
+
+/// Applications with their sections, projects, parties and pending amendments, in a
+/// few queries for all of them (a list page), in the rows' order.
+pub fn application_views(
+    c: &mut DbConnection,
+    rows: Vec<Application>,
+) -> Result<Vec<ApplicationView>, ServiceError> {
+    use std::collections::HashMap;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let section_ids: Vec<&str> = rows.iter().map(|a| a.section_id.as_str()).collect();
+    let places: HashMap<String, (Section, Project)> = sections::table
+        .inner_join(projects::table)
+        .filter(sections::id.eq_any(&section_ids))
+        .select((Section::as_select(), Project::as_select()))
+        .load::<(Section, Project)>(c)?
+        .into_iter()
+        .map(|(s, p)| (s.id.clone(), (s, p)))
+        .collect();
+    let org_ids: Vec<&str> = rows
+        .iter()
+        .flat_map(|a| [a.enterprise_id.as_str(), a.issuer_id.as_str()])
+        .collect();
+    let orgs = organizations_by_id(c, &org_ids)?;
+    let ids: Vec<&str> = rows.iter().map(|a| a.id.as_str()).collect();
+    let current: Vec<(String, i32)> = guarantees::table
+        .filter(guarantees::application_id.eq_any(&ids))
+        .select((guarantees::application_id, guarantees::current_version))
+        .load(c)?;
+    let mut pending = pending_amendments(c, &current)?;
+    rows.into_iter()
+        .map(|application| {
+            let (section, project) = places
+                .get(&application.section_id)
+                .cloned()
+                .or_internal("an application's section")?;
+            Ok(ApplicationView {
+                pending_amendment: pending.remove(&application.id),
+                enterprise: org_of(&orgs, &application.enterprise_id)?,
+                issuer: org_of(&orgs, &application.issuer_id)?,
+                section,
+                project,
+                application,
+            })
+        })
+        .collect()
+}
+
+fn organizations_by_id(
+    c: &mut DbConnection,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, Organization>, ServiceError> {
+    Ok(organizations::table
+        .filter(organizations::id.eq_any(ids))
+        .select(Organization::as_select())
+        .load::<Organization>(c)?
+        .into_iter()
+        .map(|o| (o.id.clone(), o))
+        .collect())
+}
+
+fn org_of(
+    orgs: &std::collections::HashMap<String, Organization>,
+    id: &str,
+) -> Result<Organization, ServiceError> {
+    orgs.get(id)
+        .cloned()
+        .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("organization {id} missing")))
+}
+
 /// An application with its section, project and parties.
 pub fn application_view(
     c: &mut DbConnection,

@@ -132,10 +132,7 @@ pub fn list_page(
         .limit(window.limit)
         .select(Guarantee::as_select())
         .load(&mut conn)?;
-    let rows = rows
-        .into_iter()
-        .map(|g| guarantee_view(&mut conn, g))
-        .collect::<Result<_, _>>()?;
+    let rows = crate::services::views::guarantee_views(&mut conn, rows)?;
     Ok(Listed { rows, total })
 }
 

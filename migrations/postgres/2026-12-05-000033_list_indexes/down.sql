@@ -1,0 +1,4 @@
+DROP INDEX applications_issuer_created;
+DROP INDEX applications_enterprise_created;
+DROP INDEX guarantees_issuer_issued;
+DROP INDEX guarantees_enterprise_issued;
