@@ -23,9 +23,10 @@ async fn sign_in_for(browser: &Chromium, app: &TestApp, path: &str, username: &s
 }
 
 /// Takes a screenshot and checks the page broke no rule of the content security
-/// policy.
+/// policy and has no serious accessibility problem.
 async fn looked_at(browser: &Chromium, name: &str) {
     browser.screenshot(name).await;
+    browser.assert_accessible(name).await;
     let csp: Vec<String> = browser
         .console_errors()
         .await

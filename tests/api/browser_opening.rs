@@ -45,6 +45,7 @@ async fn the_agency_opens_the_bids_and_exports_them(app: TestApp) {
     agency.click(&format!("a[href='{opening}']")).await;
     assert!(agency.wait_for("table.bonds").await);
     agency.screenshot("agency-opening").await;
+    agency.assert_accessible("the bid-opening page").await;
     let table = agency.text("table.bonds").await;
     for number in numbers {
         assert!(table.contains(number.as_str()), "{number} listed: {table}");
@@ -171,6 +172,7 @@ async fn the_agency_opens_the_bids_and_exports_them(app: TestApp) {
         agency.goto(&app.url(&path)).await;
         assert!(agency.wait_for(ready).await, "{path}");
         agency.screenshot(name).await;
+        agency.assert_accessible(name).await;
     }
     let errors = agency.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
@@ -210,6 +212,7 @@ async fn the_operator_pages_work_in_a_browser(app: TestApp) {
         operator.goto(&app.url(path)).await;
         assert!(operator.wait_for(ready).await, "{path}");
         operator.screenshot(name).await;
+        operator.assert_accessible(name).await;
     }
     // The signing certificate the test PKI registered is listed with its expiry.
     operator.goto(&app.url("/operator/trust")).await;
