@@ -9,7 +9,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
 
 use crate::fixtures::library::DEMO_PASSWORD;
-use crate::fixtures::{NewTender, Party, TestPki};
+use crate::fixtures::{NewClaim, NewTender, Party, TestPki};
 use crate::helpers::TestApp;
 
 /// A browser without JavaScript: its own cookie jar, redirects seen one by one.
@@ -520,7 +520,60 @@ async fn an_amendment_to_sign_waits_in_the_queue_until_signed(app: TestApp) {
     assert_eq!(signed.version, 2);
 }
 
+/// A claim filed by the agency waits on the issuer's claims page with its deadline; the
+/// issuer rejects it there (its form checked for the CSRF token), and the guarantee
+/// returns to where it stood.
+async fn the_issuer_decides_a_claim_from_its_claims_page(app: TestApp) {
+    let _pki = TestPki::set_up(&app).await;
+    let tender = app
+        .as_agency()
+        .await
+        .create_project(&NewTender::two_sections("BZ-PAGES-CLAIM", 2))
+        .await;
+    let bond = app.issued_bond("enterprise1", &tender.sections[0]).await;
+    app.advance_clock(TimeDelta::days(2) + TimeDelta::hours(1));
+    let agency = app.as_agency().await;
+    agency.accept(&bond).await;
+    let claim = agency
+        .claim(
+            &bond,
+            &NewClaim::new("withdrew_after_deadline", "截止后撤回投标", "1000.00"),
+        )
+        .await;
+
+    let officer = Visitor::signed_in(&app, "bank").await;
+    let page = officer.ok("/issuer/claims").await;
+    let action = format!("/issuer/claims/{}/decide", claim.id);
+    assert!(page.contains(&action), "{page}");
+    // Without the session's token nothing is decided.
+    let (status, _, _) = officer
+        .post(&action, &[("decision", "reject"), ("reason", "材料不足")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let token = hidden(&page, "csrf_token");
+    let (status, to, _) = officer
+        .post(
+            &action,
+            &[
+                ("csrf_token", &token),
+                ("decision", "reject"),
+                ("reason", "材料不足"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/issuer/claims")
+    );
+    let claims = agency.claims().await;
+    let decided = claims.iter().find(|c| c.id == claim.id).expect("the claim");
+    assert_eq!(decided.status, "rejected");
+    assert_eq!(agency.guarantee(&bond).await.status, "accepted");
+    assert!(officer.ok("/issuer/claims").await.contains("flash"));
+}
+
 crate::on_both_backends!(
+    the_issuer_decides_a_claim_from_its_claims_page,
     an_amendment_to_sign_waits_in_the_queue_until_signed,
     the_issuer_sees_its_certificates_claims_and_guarantees_paged,
     a_bid_bond_goes_from_search_to_letter_through_the_pages,
