@@ -64,14 +64,14 @@ fn login_page(
         Nav::None,
     );
     let html = LoginPage {
-        chrome,
+        chrome: chrome.clone(),
         next,
         form_token: token.clone(),
         username,
         error,
     }
     .render()?;
-    let mut res = page(&Chrome::anonymous(req, Lang::of(req), "", Nav::None), html);
+    let mut res = page(&chrome, html);
     res.add_cookie(&session::cookie(
         FORM_COOKIE,
         token,
@@ -157,14 +157,12 @@ async fn sign_in(
 struct Nothing {}
 
 async fn sign_out(
-    req: HttpRequest,
     state: web::Data<AppState>,
     posted: SignedForm<Nothing>,
 ) -> Result<HttpResponse, PageError> {
     let ctx = state.ctx.clone();
     let credential = posted.visitor.credential();
     web::block(move || services::auth::logout(&ctx, &credential)).await??;
-    let _ = &req;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/"))
         .cookie(session::removal(SESSION_COOKIE))
