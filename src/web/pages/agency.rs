@@ -208,12 +208,7 @@ async fn list(
         projects::list_projects_page(&ctx, &actor, &filter, paging.offset(), paging.limit())
     })
     .await?;
-    let chrome = Chrome::new(
-        &req,
-        Some(&visitor),
-        &title(&req, "agency-projects-title"),
-        Nav::Role,
-    );
+    let chrome = Chrome::titled(&req, &visitor, "agency-projects-title");
     let tr = chrome.tr;
     let rows = views
         .into_iter()
@@ -369,12 +364,7 @@ impl NewProjectPage {
 
 async fn new_form(req: HttpRequest, visitor: Visitor) -> Result<HttpResponse, PageError> {
     visitor.require(AGENCY)?;
-    let chrome = Chrome::new(
-        &req,
-        Some(&visitor),
-        &title(&req, "agency-new-title"),
-        Nav::Role,
-    );
+    let chrome = Chrome::titled(&req, &visitor, "agency-new-title");
     let form = ProjectForm {
         validity_days: "90".into(),
         sections: vec![SectionSlot::default(); SECTION_SLOTS],
@@ -426,12 +416,7 @@ async fn create(
 ) -> Result<HttpResponse, PageError> {
     let SignedForm { visitor, form } = posted;
     visitor.require(AGENCY)?;
-    let chrome = Chrome::new(
-        &req,
-        Some(&visitor),
-        &title(&req, "agency-new-title"),
-        Nav::Role,
-    );
+    let chrome = Chrome::titled(&req, &visitor, "agency-new-title");
     let tr = chrome.tr;
     let form = ProjectForm::read(&form);
     let mut errors = FieldErrors::default();
@@ -614,12 +599,7 @@ async fn edit_form(
 ) -> Result<HttpResponse, PageError> {
     visitor.require(AGENCY)?;
     let view = load_project(&state, &visitor, id.into_inner()).await?;
-    let chrome = Chrome::new(
-        &req,
-        Some(&visitor),
-        &title(&req, "agency-edit-title"),
-        Nav::Role,
-    );
+    let chrome = Chrome::titled(&req, &visitor, "agency-edit-title");
     let html = EditPage {
         chrome: chrome.clone(),
         id: view.project.id.clone(),
@@ -652,12 +632,7 @@ async fn edit(
     visitor.require(AGENCY)?;
     let id = id.into_inner();
     let view = load_project(&state, &visitor, id.clone()).await?;
-    let chrome = Chrome::new(
-        &req,
-        Some(&visitor),
-        &title(&req, "agency-edit-title"),
-        Nav::Role,
-    );
+    let chrome = Chrome::titled(&req, &visitor, "agency-edit-title");
     let tr = chrome.tr;
     let name = form.get("name").cloned().unwrap_or_default();
     let bonds: Vec<(String, String, String)> = view
@@ -749,12 +724,7 @@ async fn postpone_form(
 ) -> Result<HttpResponse, PageError> {
     visitor.require(AGENCY)?;
     let view = load_project(&state, &visitor, id.into_inner()).await?;
-    let chrome = Chrome::new(
-        &req,
-        Some(&visitor),
-        &title(&req, "agency-postpone-title"),
-        Nav::Role,
-    );
+    let chrome = Chrome::titled(&req, &visitor, "agency-postpone-title");
     let html = PostponePage {
         chrome: chrome.clone(),
         id: view.project.id.clone(),
@@ -804,12 +774,7 @@ async fn postpone(
             Err(e) => return Err(e),
         };
     let project = load_project(&state, &visitor, id.clone()).await?;
-    let chrome = Chrome::new(
-        &req,
-        Some(&visitor),
-        &title(&req, "agency-postpone-title"),
-        Nav::Role,
-    );
+    let chrome = Chrome::titled(&req, &visitor, "agency-postpone-title");
     let mut errors = FieldErrors::default();
     let (field, kind) = if refused_field == "bid_opening_at" {
         ("bid_opening_at", "opening")
@@ -1001,12 +966,7 @@ async fn opening(
         Err(sealed) => return Ok(sealed),
     };
     let view = load_project(&state, &visitor, id.clone()).await?;
-    let chrome = Chrome::new(
-        &req,
-        Some(&visitor),
-        &title(&req, "agency-opening-title"),
-        Nav::Role,
-    );
+    let chrome = Chrome::titled(&req, &visitor, "agency-opening-title");
     let (live, ended) = opening_rows(chrome.tr, &report);
     let names: BTreeMap<String, String> = report
         .bonds
@@ -1487,12 +1447,7 @@ async fn claims_list(
     let (found, total) =
         run(move || claims::list_claims_page(&ctx, &actor, paging.offset(), paging.limit()))
             .await?;
-    let chrome = Chrome::new(
-        &req,
-        Some(&visitor),
-        &title(&req, "agency-claims-title"),
-        Nav::Role,
-    );
+    let chrome = Chrome::titled(&req, &visitor, "agency-claims-title");
     let rows = found
         .iter()
         .map(|c| claim_row(chrome.tr, &c.claim, &c.guarantee, c.overdue))

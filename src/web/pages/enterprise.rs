@@ -19,7 +19,7 @@ use crate::domain::party::Role;
 use crate::services::applications::{self, NewApplication};
 use crate::services::projects::{self, ProjectSearch, ProjectView};
 use crate::services::views::{ApplicationView, GuaranteeView};
-use crate::services::{guarantees, organizations, Context, ServiceError, Window};
+use crate::services::{guarantees, organizations, Context, ServiceError};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -70,13 +70,6 @@ pub async fn run<T: Send + 'static>(
 ) -> Result<T, PageError> {
     let ctx = state.ctx.clone();
     Ok(web::block(move || f(&ctx)).await??)
-}
-
-fn window(paging: Paging) -> Window {
-    Window {
-        offset: paging.offset(),
-        limit: paging.limit(),
-    }
 }
 
 // ---- Tenders open for bidding -------------------------------------------------
@@ -149,7 +142,7 @@ async fn projects_list(
 ) -> Result<HttpResponse, PageError> {
     visitor.require(&[Role::Enterprise])?;
     let tr = Tr::new(super::i18n::Lang::of(&req));
-    let chrome = Chrome::new(&req, Some(&visitor), &tr.t("projects-title"), Nav::Role);
+    let chrome = Chrome::titled(&req, &visitor, "projects-title");
     let filters = filters.into_inner();
     let paging = Paging::from_query(&paging);
     let typed = |v: &Option<String>| v.as_deref().unwrap_or_default().trim().to_owned();
@@ -161,7 +154,7 @@ async fn projects_list(
     };
     let actor = visitor.actor.clone();
     let found = run(&state, move |ctx| {
-        projects::search_projects(ctx, &actor, &search, Some(window(paging)))
+        projects::search_projects(ctx, &actor, &search, Some(paging.window()))
     })
     .await;
     let base = format!(
@@ -424,11 +417,11 @@ async fn my_applications(
 ) -> Result<HttpResponse, PageError> {
     visitor.require(&[Role::Enterprise])?;
     let tr = Tr::new(super::i18n::Lang::of(&req));
-    let chrome = Chrome::new(&req, Some(&visitor), &tr.t("applications-title"), Nav::Role);
+    let chrome = Chrome::titled(&req, &visitor, "applications-title");
     let paging = Paging::from_query(&paging);
     let actor = visitor.actor.clone();
     let listed = run(&state, move |ctx| {
-        applications::list_page(ctx, &actor, &[], window(paging))
+        applications::list_page(ctx, &actor, &[], paging.window())
     })
     .await?;
     let html = ApplicationsPage {
@@ -524,12 +517,12 @@ async fn my_guarantees(
 ) -> Result<HttpResponse, PageError> {
     visitor.require(&[Role::Enterprise])?;
     let tr = Tr::new(super::i18n::Lang::of(&req));
-    let chrome = Chrome::new(&req, Some(&visitor), &tr.t("guarantees-title"), Nav::Role);
+    let chrome = Chrome::titled(&req, &visitor, "guarantees-title");
     let paging = Paging::from_query(&paging);
     let actor = visitor.actor.clone();
     let (listed, now) = run(&state, move |ctx| {
         Ok((
-            guarantees::list_page(ctx, &actor, &[], window(paging))?,
+            guarantees::list_page(ctx, &actor, &[], paging.window())?,
             ctx.now(),
         ))
     })

@@ -105,7 +105,7 @@ async fn queue(
 ) -> Result<HttpResponse, PageError> {
     visitor.require(&[Role::Issuer])?;
     let tr = Tr::new(Lang::of(&req));
-    let chrome = Chrome::new(&req, Some(&visitor), &tr.t("queue-title"), Nav::Role);
+    let chrome = Chrome::titled(&req, &visitor, "queue-title");
     let actor = visitor.actor.clone();
     let (listed, amendments, claims) = run(&state, move |ctx| {
         let first = Window {
@@ -450,15 +450,14 @@ async fn issued(
 ) -> Result<HttpResponse, PageError> {
     visitor.require(&[Role::Issuer])?;
     let tr = Tr::new(Lang::of(&req));
-    let chrome = Chrome::new(&req, Some(&visitor), &tr.t("issued-title"), Nav::Role);
+    let chrome = Chrome::titled(&req, &visitor, "issued-title");
     let paging = Paging::from_query(&paging);
     let actor = visitor.actor.clone();
     let (listed, now) = run(&state, move |ctx| {
-        let window = Window {
-            offset: paging.offset(),
-            limit: paging.limit(),
-        };
-        Ok((guarantees::list_page(ctx, &actor, &[], window)?, ctx.now()))
+        Ok((
+            guarantees::list_page(ctx, &actor, &[], paging.window())?,
+            ctx.now(),
+        ))
     })
     .await?;
     let html = IssuedPage {
@@ -490,7 +489,7 @@ async fn claims_page(
 ) -> Result<HttpResponse, PageError> {
     visitor.require(&[Role::Issuer])?;
     let tr = Tr::new(Lang::of(&req));
-    let chrome = Chrome::new(&req, Some(&visitor), &tr.t("claims-title"), Nav::Role);
+    let chrome = Chrome::titled(&req, &visitor, "claims-title");
     let actor = visitor.actor.clone();
     let listed = run(&state, move |ctx| claims::list_claims(ctx, &actor)).await?;
     let html = ClaimsPage {
@@ -556,8 +555,7 @@ async fn certificates(
     visitor: Visitor,
 ) -> Result<HttpResponse, PageError> {
     visitor.require(&[Role::Issuer])?;
-    let tr = Tr::new(Lang::of(&req));
-    let chrome = Chrome::new(&req, Some(&visitor), &tr.t("certificates-title"), Nav::Role);
+    let chrome = Chrome::titled(&req, &visitor, "certificates-title");
     let actor = visitor.actor.clone();
     let (rows, now) = run(&state, move |ctx| {
         Ok((trust::own_certificates(ctx, &actor)?, ctx.now()))

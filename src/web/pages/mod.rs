@@ -113,6 +113,12 @@ impl Chrome {
         chrome
     }
 
+    /// The layout of a signed-in visitor's page titled with the catalogue's `title_key`.
+    pub fn titled(req: &HttpRequest, visitor: &Visitor, title_key: &str) -> Chrome {
+        let title = Tr::new(Lang::of(req)).t(title_key);
+        Chrome::new(req, Some(visitor), &title, Nav::Role)
+    }
+
     /// The layout without a visitor (error pages, which must not touch the database).
     pub fn anonymous(req: &HttpRequest, lang: Lang, title: &str, nav: Nav) -> Chrome {
         let tr = Tr::new(lang);

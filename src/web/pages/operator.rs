@@ -149,12 +149,7 @@ async fn organizations_list(
         )
     })
     .await?;
-    let chrome = Chrome::new(
-        &req,
-        Some(&visitor),
-        &title(&req, "operator-organizations-title"),
-        Nav::Role,
-    );
+    let chrome = Chrome::titled(&req, &visitor, "operator-organizations-title");
     let tr = chrome.tr;
     let q = query.q.unwrap_or_default();
     let filters = query_of(&[("q", Some(q.as_str()))]);
@@ -802,12 +797,7 @@ async fn mail_list(
         )
     })
     .await?;
-    let chrome = Chrome::new(
-        &req,
-        Some(&visitor),
-        &title(&req, "operator-mail-title"),
-        Nav::Role,
-    );
+    let chrome = Chrome::titled(&req, &visitor, "operator-mail-title");
     let tr = chrome.tr;
     let chosen = status.clone().unwrap_or_default();
     let filters = query_of(&[("status", status.as_deref())]);
@@ -881,12 +871,7 @@ struct AuditPage {
 
 async fn audit_page(req: HttpRequest, visitor: Visitor) -> Result<HttpResponse, PageError> {
     visitor.require(OPERATOR)?;
-    let chrome = Chrome::new(
-        &req,
-        Some(&visitor),
-        &title(&req, "operator-audit-title"),
-        Nav::Role,
-    );
+    let chrome = Chrome::titled(&req, &visitor, "operator-audit-title");
     let html = AuditPage {
         chrome: chrome.clone(),
         intact: None,
@@ -910,12 +895,7 @@ async fn audit_check(
     let ctx = state.ctx.clone();
     let actor = visitor.actor.clone();
     let check = run(move || services::audit::check_chain(&ctx, &actor)).await?;
-    let chrome = Chrome::new(
-        &req,
-        Some(&visitor),
-        &title(&req, "operator-audit-title"),
-        Nav::Role,
-    );
+    let chrome = Chrome::titled(&req, &visitor, "operator-audit-title");
     let page_data = match check {
         ChainCheck::Intact { entries } => AuditPage {
             chrome: chrome.clone(),

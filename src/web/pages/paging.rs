@@ -38,6 +38,14 @@ impl Paging {
     pub fn limit(&self) -> i64 {
         i64::from(self.size)
     }
+
+    /// The window the services page by.
+    pub fn window(&self) -> crate::services::Window {
+        crate::services::Window {
+            offset: self.offset(),
+            limit: self.limit(),
+        }
+    }
 }
 
 /// What a list page shows under its table: the total and the links.
