@@ -203,6 +203,24 @@ async fn a_letter_prints_on_one_page_and_its_qr_code_verifies_it(backend: TestBa
             .as_str(),
         Some("en")
     );
+    // On a phone, in English: nothing wider than the screen.
+    public
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("phone-sized window");
+    for (path, name) in [("/verify", "verify-phone-en"), ("/stats", "stats-phone-en")] {
+        public.goto(&app.url(path)).await;
+        assert!(public.wait_for("main h1").await);
+        let overflow = public
+            .eval("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            .await;
+        assert!(
+            overflow.as_i64().is_some_and(|o| o <= 0),
+            "{path} is wider than a phone by {overflow} px"
+        );
+        public.screenshot(name).await;
+    }
     public.close().await;
 }
 
