@@ -167,6 +167,28 @@ const LAST_USE_PRECISION_SECONDS: i64 = 60;
 
 /// Resolves a bearer token or session cookie value to the actor behind it.
 pub fn authenticate(ctx: &Context, token: &str) -> Result<(Actor, Credential), ServiceError> {
+    let (user, org, credential) = resolve(ctx, token)?;
+    Ok((actor_of(&user, &org)?, credential))
+}
+
+/// [`authenticate`], with the names a page's header shows, from the same lookup.
+pub fn authenticate_visitor(
+    ctx: &Context,
+    token: &str,
+) -> Result<(Actor, Credential, Who), ServiceError> {
+    let (user, org, credential) = resolve(ctx, token)?;
+    let actor = actor_of(&user, &org)?;
+    let who = Who {
+        username: user.username,
+        display_name: user.display_name,
+        organization_name: org.name,
+    };
+    Ok((actor, credential, who))
+}
+
+/// The active user and organization behind a token or session (one connection, two
+/// indexed reads), and the credential it is.
+fn resolve(ctx: &Context, token: &str) -> Result<(User, Organization, Credential), ServiceError> {
     let mut conn = ctx.conn()?;
     let hash = token_hash(token);
     let at = ctx.now();
@@ -218,7 +240,7 @@ pub fn authenticate(ctx: &Context, token: &str) -> Result<(Actor, Credential), S
         .first(&mut conn)
         .optional()?
         .ok_or(ServiceError::Unauthenticated)?;
-    Ok((actor_of(&user, &org)?, credential))
+    Ok((user, org, credential))
 }
 
 fn actor_of(user: &User, org: &Organization) -> Result<Actor, ServiceError> {
@@ -373,21 +395,4 @@ pub struct Who {
     pub username: String,
     pub display_name: String,
     pub organization_name: String,
-}
-
-/// The names of the actor's user and organization.
-pub fn who(ctx: &Context, actor: &Actor) -> Result<Who, ServiceError> {
-    let mut conn = ctx.conn()?;
-    let (username, display_name, organization_name) = users::table
-        .inner_join(organizations::table)
-        .filter(users::id.eq(&actor.user_id))
-        .select((users::username, users::display_name, organizations::name))
-        .first::<(String, String, String)>(&mut conn)
-        .optional()?
-        .ok_or(ServiceError::Unauthenticated)?;
-    Ok(Who {
-        username,
-        display_name,
-        organization_name,
-    })
 }

@@ -84,7 +84,7 @@ pub async fn visitor_of(req: &HttpRequest) -> Result<Option<Visitor>, PageError>
     };
     let ctx: Context = state.ctx.clone();
     let found = web::block(move || -> Result<Option<Visitor>, services::ServiceError> {
-        let (actor, credential) = match services::auth::authenticate(&ctx, &token) {
+        let (actor, credential, who) = match services::auth::authenticate_visitor(&ctx, &token) {
             Ok(found) => found,
             Err(services::ServiceError::Unauthenticated) => return Ok(None),
             Err(e) => return Err(e),
@@ -93,7 +93,6 @@ pub async fn visitor_of(req: &HttpRequest) -> Result<Option<Visitor>, PageError>
             // An API token in the cookie is not a browser session.
             return Ok(None);
         };
-        let who = services::auth::who(&ctx, &actor)?;
         Ok(Some(Visitor {
             actor,
             who,
