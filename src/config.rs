@@ -110,6 +110,9 @@ pub struct Settings {
     /// The most applications an enterprise may make in one day (China time), withdrawn
     /// ones included.
     pub application_limit_per_day: u32,
+    /// How long the public statistics are served as computed before they are computed
+    /// again (0: every request computes them).
+    pub stats_cache_seconds: u32,
     /// A CRL fetched from a distribution point is fetched again once its nextUpdate is
     /// less than this far away.
     pub revocation_fetch_margin_seconds: u64,
@@ -158,6 +161,7 @@ struct Defaults {
     mail_digest_seconds: u32,
     application_limit_waiting: u32,
     application_limit_per_day: u32,
+    stats_cache_seconds: u32,
     revocation_fetch_margin_seconds: u64,
     revocation_fetch_interval_seconds: u64,
     revocation_fetch_timeout_ms: u64,
@@ -194,6 +198,7 @@ const DEFAULTS: Defaults = Defaults {
     mail_digest_seconds: 120,
     application_limit_waiting: 20,
     application_limit_per_day: 50,
+    stats_cache_seconds: 10,
     revocation_fetch_margin_seconds: 3600,
     revocation_fetch_interval_seconds: 3600,
     revocation_fetch_timeout_ms: 5_000,

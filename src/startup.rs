@@ -70,6 +70,9 @@ impl Application {
                 &settings.tsa_dir(),
             )?),
             limits: services::Limits::from_settings(&settings),
+            stats: Arc::new(services::stats::Memo::new(chrono::Duration::seconds(
+                settings.stats_cache_seconds.into(),
+            ))),
             idempotency: None,
         };
 

@@ -64,6 +64,8 @@ pub struct Context {
     pub timestamping: Arc<trust::TimeStamping>,
     /// Limits and pacing the services apply (from the settings).
     pub limits: Limits,
+    /// The public statistics as last computed on this instance.
+    pub stats: Arc<stats::Memo>,
     /// The `Idempotency-Key` claim of the request this context serves, if it has one:
     /// its write transactions record that they changed something ([`Context::write_tx`]).
     pub idempotency: Option<Arc<idempotency::Scope>>,

@@ -3,6 +3,9 @@
 //! by month (China time) and by issuer kind. Aggregates only: nothing names a bidder.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{Duration, NaiveDateTime};
 
 use diesel::dsl::count;
 use diesel::prelude::*;
@@ -28,6 +31,10 @@ pub struct ExchangeStats {
     pub by_month: Vec<MonthFigures>,
     /// By issuer kind: bank, insurer, guarantor (each listed, even at zero).
     pub by_kind: Vec<KindFigures>,
+    /// When these figures were computed (UTC): they are served as computed for a few
+    /// seconds (the `stats_cache_seconds` setting).
+    #[schema(value_type = String, format = DateTime)]
+    pub as_of: chrono::DateTime<chrono::Utc>,
 }
 
 /// One month's figures.
@@ -77,8 +84,52 @@ fn buckets(conn: &mut DbConnection) -> QueryResult<Vec<Bucket>> {
     }
 }
 
-/// The exchange's figures now (public).
-pub fn exchange_stats(ctx: &Context) -> Result<ExchangeStats, ServiceError> {
+/// The figures as last computed, kept for a short while: the statistics are public and
+/// read far more often than they change, and computing them scans every guarantee.
+#[derive(Debug)]
+pub struct Memo {
+    ttl: Duration,
+    held: Mutex<Option<Arc<ExchangeStats>>>,
+}
+
+impl Memo {
+    /// Figures are computed again once they are `ttl` old (every time when zero).
+    pub fn new(ttl: Duration) -> Memo {
+        Memo {
+            ttl,
+            held: Mutex::new(None),
+        }
+    }
+
+    fn fresh(&self, at: NaiveDateTime) -> Option<Arc<ExchangeStats>> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.as_ref()
+            .filter(|s| {
+                let age = at - s.as_of.naive_utc();
+                age >= Duration::zero() && age < self.ttl
+            })
+            .cloned()
+    }
+
+    fn keep(&self, figures: Arc<ExchangeStats>) {
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(figures);
+    }
+}
+
+/// The exchange's figures (public), as computed at most the memo's lifetime ago on this
+/// instance. Two requests that find them stale at once may both compute them; either
+/// result is right.
+pub fn exchange_stats(ctx: &Context) -> Result<Arc<ExchangeStats>, ServiceError> {
+    let at = ctx.now();
+    if let Some(figures) = ctx.stats.fresh(at) {
+        return Ok(figures);
+    }
+    let figures = Arc::new(compute(ctx, at)?);
+    ctx.stats.keep(figures.clone());
+    Ok(figures)
+}
+
+fn compute(ctx: &Context, at: NaiveDateTime) -> Result<ExchangeStats, ServiceError> {
     let mut conn = ctx.conn()?;
     let enterprises_served: i64 = guarantees::table
         .select(count(guarantees::enterprise_id).aggregate_distinct())
@@ -122,5 +173,6 @@ pub fn exchange_stats(ctx: &Context) -> Result<ExchangeStats, ServiceError> {
             })
             .collect(),
         by_kind,
+        as_of: at.and_utc(),
     })
 }

@@ -238,6 +238,8 @@ async fn spawn(
     settings.mail_poll_interval_ms = 3_600_000;
     // An issuer's digest of new applications goes at the worker's next look.
     settings.mail_digest_seconds = 0;
+    // Statistics are computed afresh for every request; the memo has a test of its own.
+    settings.stats_cache_seconds = 0;
     // Tests sign in and verify far more often than a person; the limits have a test
     // of their own.
     settings.rate_limit_login_per_minute = 1_000_000;

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::fixtures::{NewTender, TestPki};
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, TestBackend};
 
 async fn the_figures_count_what_was_issued_by_month_and_kind(app: TestApp) {
     let empty: Value = app.public_get("/api/v1/stats").await;
@@ -66,4 +66,43 @@ async fn the_figures_count_what_was_issued_by_month_and_kind(app: TestApp) {
     );
 }
 
+/// The figures are kept for `stats_cache_seconds` and then computed again: a bond issued
+/// meanwhile shows once they are that old, by the exchange's clock.
+async fn the_figures_are_kept_a_few_seconds_then_computed_again(backend: TestBackend) {
+    let app = backend.spawn_with(|s| s.stats_cache_seconds = 60).await;
+    let first: Value = app.public_get("/api/v1/stats").await;
+    assert_eq!(first["guarantees_issued"], 0, "{first}");
+    let _pki = TestPki::set_up(&app).await;
+    let tender = app
+        .as_agency()
+        .await
+        .create_project(&NewTender::two_sections("BZ-STATS-2", 3))
+        .await;
+    app.issued_bond("enterprise1", &tender.sections[0]).await;
+    let kept: Value = app.public_get("/api/v1/stats").await;
+    assert_eq!(kept, first, "served as computed within the lifetime");
+    let page = app
+        .api
+        .get(app.url("/stats"))
+        .header("accept", "text/html")
+        .header("accept-language", "en")
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("<svg"), "the page draws the kept figures");
+    app.ctx.clock.advance(chrono::Duration::seconds(61));
+    let again: Value = app.public_get("/api/v1/stats").await;
+    assert_eq!(again["guarantees_issued"], 1, "{again}");
+    assert_ne!(again["as_of"], first["as_of"], "{again}");
+}
+
 crate::on_both_backends!(the_figures_count_what_was_issued_by_month_and_kind);
+
+mod memo {
+    use super::*;
+
+    crate::on_both_backends!(configured: the_figures_are_kept_a_few_seconds_then_computed_again);
+}

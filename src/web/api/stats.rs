@@ -21,5 +21,5 @@ pub fn routes(cfg: &mut ServiceConfig) {
 async fn exchange_stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     let figures = web::block(move || stats::exchange_stats(&ctx)).await??;
-    Ok(HttpResponse::Ok().json(figures))
+    Ok(HttpResponse::Ok().json(&*figures))
 }

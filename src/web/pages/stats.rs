@@ -1,6 +1,8 @@
 //! The public statistics page: the exchange's figures, charts drawn on the server, and
 //! the same figures as tables beside them (also served as JSON at `/api/v1/stats`).
 
+use std::sync::{Arc, Mutex};
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
@@ -9,7 +11,7 @@ use super::i18n::{Lang, Tr};
 use super::session::visitor_of;
 use super::{charts, page, Chrome, Nav};
 use crate::domain::money::Amount;
-use crate::services::stats;
+use crate::services::stats::{self, ExchangeStats};
 use crate::services::ServiceError;
 use crate::web::AppState;
 
@@ -62,6 +64,44 @@ async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
             amount: yuan(k.bond_amount_fen),
         })
         .collect();
+    let charts = charts_of(&figures, tr, &months, &kinds)?;
+    let (month_chart, kind_chart) = &*charts;
+    let html = StatsPage {
+        chrome: chrome.clone(),
+        issued: figures.guarantees_issued,
+        enterprises: figures.enterprises_served,
+        projects: figures.projects_served,
+        amount: yuan(figures.bond_amount_fen),
+        months,
+        kinds,
+        month_chart: month_chart.clone(),
+        kind_chart: kind_chart.clone(),
+    }
+    .render()?;
+    Ok(page(&chrome, html))
+}
+
+/// The two charts of the figures in one language, drawn once for each computation of the
+/// figures (they are kept a few seconds, see [`stats::Memo`]) and language.
+#[allow(clippy::type_complexity)]
+static DRAWN: Mutex<Vec<(Arc<ExchangeStats>, Lang, Arc<(String, String)>)>> =
+    Mutex::new(Vec::new());
+
+fn charts_of(
+    figures: &Arc<ExchangeStats>,
+    tr: Tr,
+    months: &[Row],
+    kinds: &[Row],
+) -> Result<Arc<(String, String)>, PageError> {
+    let drawn_before = DRAWN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(f, lang, _)| Arc::ptr_eq(f, figures) && *lang == tr.lang)
+        .map(|(_, _, charts)| charts.clone());
+    if let Some(charts) = drawn_before {
+        return Ok(charts);
+    }
     let chart_failed = |e: String| PageError::Service(ServiceError::Internal(anyhow::anyhow!(e)));
     let month_chart = charts::bars(
         &months.iter().map(|m| m.label.clone()).collect::<Vec<_>>(),
@@ -83,17 +123,10 @@ async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
         &tr.t("stats-axis-yuan"),
     )
     .map_err(chart_failed)?;
-    let html = StatsPage {
-        chrome: chrome.clone(),
-        issued: figures.guarantees_issued,
-        enterprises: figures.enterprises_served,
-        projects: figures.projects_served,
-        amount: yuan(figures.bond_amount_fen),
-        months,
-        kinds,
-        month_chart,
-        kind_chart,
-    }
-    .render()?;
-    Ok(page(&chrome, html))
+    let charts = Arc::new((month_chart, kind_chart));
+    let mut drawn = DRAWN.lock().unwrap_or_else(|p| p.into_inner());
+    // Only the current figures' charts are worth keeping.
+    drawn.retain(|(f, _, _)| Arc::ptr_eq(f, figures));
+    drawn.push((figures.clone(), tr.lang, charts.clone()));
+    Ok(charts)
 }
