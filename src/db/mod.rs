@@ -1,6 +1,7 @@
 //! Persistence: one diesel `MultiConnection` over SQLite and PostgreSQL, an r2d2 pool,
 //! embedded migrations per backend, and the few places where the dialects differ.
 
+pub mod any_of;
 pub mod audit;
 pub(crate) mod columns;
 pub mod models;

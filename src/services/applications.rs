@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use super::organizations::required_text;
 use super::views::{application_view, ApplicationView};
 use super::{new_id, require_role, Actor, Context, Listed, OrInternal, ServiceError, Window};
+use crate::db::any_of::any_of;
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Application, Organization, Project, Section};
 use crate::db::schema::{applications, organizations, projects, sections};
@@ -285,7 +286,7 @@ pub fn list_page(
             _ => {}
         }
         if !states.is_empty() {
-            query = query.filter(applications::status.eq_any(states.to_vec()));
+            query = query.filter(any_of(applications::status, states.to_vec()));
         }
         query
     };
@@ -324,7 +325,7 @@ pub fn count(
         _ => {}
     }
     if !states.is_empty() {
-        query = query.filter(applications::status.eq_any(states.to_vec()));
+        query = query.filter(any_of(applications::status, states.to_vec()));
     }
     if today_only {
         query = query.filter(applications::created_at.ge(china_day_start(ctx.now())));
@@ -353,7 +354,7 @@ pub fn awaiting_amendment(
         .distinct()
         .load(&mut conn)?;
     let rows: Vec<Application> = applications::table
-        .filter(applications::id.eq_any(&ids))
+        .filter(any_of(applications::id, &ids))
         .order(applications::created_at.asc())
         .select(Application::as_select())
         .load(&mut conn)?;

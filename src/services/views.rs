@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use chrono::NaiveDateTime;
 
 use super::{OrInternal, ServiceError};
+use crate::db::any_of::any_of;
 use crate::db::models::{Application, Guarantee, GuaranteeVersion, Organization, Project, Section};
 use crate::db::schema::{
     guarantee_drafts, guarantee_versions, guarantees, organizations, projects, sections,
@@ -99,7 +100,7 @@ pub fn pending_amendments(
 ) -> Result<std::collections::HashMap<String, PendingAmendment>, ServiceError> {
     let ids: Vec<&str> = current.iter().map(|(id, _)| id.as_str()).collect();
     let drafts: Vec<(String, i32, Vec<u8>, NaiveDateTime)> = guarantee_drafts::table
-        .filter(guarantee_drafts::application_id.eq_any(&ids))
+        .filter(any_of(guarantee_drafts::application_id, &ids))
         .order(guarantee_drafts::version.asc())
         .select((
             guarantee_drafts::application_id,
@@ -171,7 +172,7 @@ pub fn guarantee_view(
         project.tenderee_id.as_str(),
     ];
     let orgs: Vec<Organization> = organizations::table
-        .filter(organizations::id.eq_any(ids))
+        .filter(any_of(organizations::id, ids))
         .select(Organization::as_select())
         .load(c)?;
     let org = |id: &str| {
@@ -208,7 +209,7 @@ pub fn guarantee_views(
     }
     let ids: Vec<&str> = rows.iter().map(|g| g.id.as_str()).collect();
     let mut versions: HashMap<(String, i32), GuaranteeVersion> = guarantee_versions::table
-        .filter(guarantee_versions::guarantee_id.eq_any(&ids))
+        .filter(any_of(guarantee_versions::guarantee_id, &ids))
         .select(GuaranteeVersion::as_select())
         .load::<GuaranteeVersion>(c)?
         .into_iter()
@@ -217,7 +218,7 @@ pub fn guarantee_views(
     let section_ids: Vec<&str> = rows.iter().map(|g| g.section_id.as_str()).collect();
     let places: HashMap<String, (Section, Project)> = sections::table
         .inner_join(projects::table)
-        .filter(sections::id.eq_any(&section_ids))
+        .filter(any_of(sections::id, &section_ids))
         .select((Section::as_select(), Project::as_select()))
         .load::<(Section, Project)>(c)?
         .into_iter()
@@ -270,7 +271,7 @@ pub fn application_views(
     let section_ids: Vec<&str> = rows.iter().map(|a| a.section_id.as_str()).collect();
     let places: HashMap<String, (Section, Project)> = sections::table
         .inner_join(projects::table)
-        .filter(sections::id.eq_any(&section_ids))
+        .filter(any_of(sections::id, &section_ids))
         .select((Section::as_select(), Project::as_select()))
         .load::<(Section, Project)>(c)?
         .into_iter()
@@ -283,7 +284,7 @@ pub fn application_views(
     let orgs = organizations_by_id(c, &org_ids)?;
     let ids: Vec<&str> = rows.iter().map(|a| a.id.as_str()).collect();
     let current: Vec<(String, i32)> = guarantees::table
-        .filter(guarantees::application_id.eq_any(&ids))
+        .filter(any_of(guarantees::application_id, &ids))
         .select((guarantees::application_id, guarantees::current_version))
         .load(c)?;
     let mut pending = pending_amendments(c, &current)?;
@@ -310,7 +311,7 @@ fn organizations_by_id(
     ids: &[&str],
 ) -> Result<std::collections::HashMap<String, Organization>, ServiceError> {
     Ok(organizations::table
-        .filter(organizations::id.eq_any(ids))
+        .filter(any_of(organizations::id, ids))
         .select(Organization::as_select())
         .load::<Organization>(c)?
         .into_iter()

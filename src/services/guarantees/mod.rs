@@ -23,6 +23,7 @@ pub use verification::{
 
 pub use crate::services::views::GuaranteeView;
 
+use crate::db::any_of::any_of;
 use crate::db::models::Guarantee;
 use crate::db::schema::{guarantees, issuer_certificates};
 use crate::db::DbConnection;
@@ -120,7 +121,7 @@ pub fn list_page(
             _ => {}
         }
         if !states.is_empty() {
-            query = query.filter(guarantees::status.eq_any(states.to_vec()));
+            query = query.filter(any_of(guarantees::status, states.to_vec()));
         }
         query
     };
