@@ -299,6 +299,19 @@ pub fn list_claims(ctx: &Context, actor: &Actor) -> Result<Vec<ClaimView>, Servi
         .collect()
 }
 
+/// How many claims against the issuer's guarantees wait for its decision (filed, not
+/// yet paid or rejected), counted in the database.
+pub fn count_waiting(ctx: &Context, actor: &Actor) -> Result<i64, ServiceError> {
+    require_role(actor, &[Role::Issuer])?;
+    let mut conn = ctx.conn()?;
+    Ok(claims::table
+        .inner_join(guarantees::table)
+        .filter(claims::status.eq(ClaimState::Filed))
+        .filter(guarantees::issuer_id.eq(&actor.organization_id))
+        .count()
+        .get_result(&mut conn)?)
+}
+
 /// One page of the claims [`list_claims`] would answer, newest first, with how many
 /// there are: the count and the page are asked of the database.
 pub fn list_claims_page(

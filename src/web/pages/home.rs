@@ -8,7 +8,7 @@ use super::errors::PageError;
 use super::i18n::{Lang, Tr};
 use super::session::{visitor_of, Visitor};
 use super::{page, Chrome, Nav, NavLink};
-use crate::domain::lifecycle::{ApplicationState, ClaimState, GuaranteeState};
+use crate::domain::lifecycle::{ApplicationState, GuaranteeState};
 use crate::domain::party::Role;
 use crate::services::{
     applications, claims, guarantees, organizations, projects, Actor, Context, ServiceError, Window,
@@ -137,10 +137,6 @@ fn enterprise_counts(ctx: &Context, actor: &Actor, tr: Tr) -> Result<Vec<Count>,
 /// issue, and the claims waiting for its decision.
 fn issuer_counts(ctx: &Context, actor: &Actor, tr: Tr) -> Result<Vec<Count>, ServiceError> {
     use ApplicationState::{Approved, Paid};
-    let claims_due = claims::list_claims(ctx, actor)?
-        .iter()
-        .filter(|c| c.claim.status == ClaimState::Filed)
-        .count();
     Ok(vec![
         Count {
             label: tr.t("home-count-new-today"),
@@ -159,7 +155,7 @@ fn issuer_counts(ctx: &Context, actor: &Actor, tr: Tr) -> Result<Vec<Count>, Ser
         },
         Count {
             label: tr.t("home-count-claims-due"),
-            figure: i64::try_from(claims_due).unwrap_or(i64::MAX),
+            figure: claims::count_waiting(ctx, actor)?,
             href: "/issuer/claims",
         },
     ])
