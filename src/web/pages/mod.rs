@@ -10,6 +10,7 @@ pub mod assets;
 pub mod charts;
 pub mod enterprise;
 pub mod errors;
+pub mod forms;
 pub mod guarantees;
 pub mod home;
 pub mod i18n;
