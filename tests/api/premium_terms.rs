@@ -6,7 +6,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::fixtures::{expect_error, NewTender, Party, TestPki};
+use crate::fixtures::{all_at_once, expect_error, NewTender, Party, TestPki};
 use crate::helpers::TestApp;
 use crate::pages_ei::{hidden, Visitor};
 
@@ -351,7 +351,35 @@ async fn terms_published_on_the_page_show_on_the_tender_and_the_approve_form(app
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
+/// Thirty publications at once: each gets its own version (none lost, none twice) and
+/// its own audit entry; the terms in force are the highest version.
+async fn versions_published_at_once_are_numbered_one_by_one(app: TestApp) {
+    let _pki = TestPki::set_up(&app).await;
+    let bank = app.as_issuer("bank").await;
+    let answers = all_at_once((0..30).map(|n| {
+        let mut terms = bank_terms();
+        terms["rate_bp"] = json!(10 + n);
+        bank.request(Method::PUT, "/api/v1/issuers/me/premium-terms")
+            .json(&terms)
+    }))
+    .await;
+    let mut versions: Vec<i64> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 200, "{body}");
+            body["version"].as_i64().expect("version")
+        })
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=30).collect::<Vec<i64>>());
+    let own = bank.own_terms().await;
+    assert_eq!(own.history.len(), 30);
+    assert_eq!(own.current.expect("in force").version, 30);
+    assert_eq!(app.audited("publish_premium_terms").await.len(), 30);
+}
+
 crate::on_both_backends!(
+    versions_published_at_once_are_numbered_one_by_one,
     published_terms_reach_enterprises_with_their_quote,
     only_an_issuers_own_users_publish_and_bad_values_change_nothing,
     terms_published_on_the_page_show_on_the_tender_and_the_approve_form,
