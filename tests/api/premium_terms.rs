@@ -346,9 +346,56 @@ async fn terms_published_on_the_page_show_on_the_tender_and_the_approve_form(app
         .ok(&format!("/applications/{}", application.id))
         .await;
     assert!(form.contains("name=\"premium\" value=\"\""), "{form}");
-    // An enterprise is not shown the issuer's page.
+    // An enterprise is not shown the issuer's page, nor can it publish with its own
+    // session's token.
     let (status, _) = bidder.page("/issuer/premium-terms").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    let bidder_csrf = hidden(&english, "csrf_token");
+    for (path, fields) in [
+        (
+            "/issuer/premium-terms",
+            vec![
+                ("csrf_token", bidder_csrf.as_str()),
+                ("rate_percent", "0.15"),
+                ("minimum_premium", "100"),
+                ("turnaround_days", "2"),
+            ],
+        ),
+        (
+            "/issuer/premium-terms/withdraw",
+            vec![("csrf_token", bidder_csrf.as_str())],
+        ),
+    ] {
+        let (status, _, _) = bidder.post(path, &fields).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
+    // A note too long comes back beside its field, a form far too large is refused;
+    // nothing is published.
+    let huge = "长".repeat(20_000);
+    let (status, _, _) = officer
+        .post(
+            "/issuer/premium-terms",
+            &[("csrf_token", csrf.as_str()), ("note", huge.as_str())],
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let long = "长".repeat(300);
+    let (status, _, again) = officer
+        .post(
+            "/issuer/premium-terms",
+            &[
+                ("csrf_token", &csrf),
+                ("rate_percent", "0.15"),
+                ("minimum_premium", "100"),
+                ("turnaround_days", "2"),
+                ("note", &long),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(again.contains("id=\"note-error\""), "{again}");
+    assert_eq!(app.audited("publish_premium_terms").await.len(), 1);
+    assert_eq!(app.audited("withdraw_premium_terms").await.len(), 1);
 }
 
 /// Thirty publications at once: each gets its own version (none lost, none twice) and
