@@ -17,6 +17,7 @@ nav-queue = Applications to handle
 nav-issued = Issued guarantees
 nav-claims = Claims
 nav-certificates = Certificates
+nav-premium-terms = Premium terms
 nav-my-projects = My projects
 nav-organizations = Organizations and users
 nav-trust = Certificates and trust

@@ -17,6 +17,7 @@ nav-queue = 待办申请
 nav-issued = 已出具保函
 nav-claims = 索赔
 nav-certificates = 证书
+nav-premium-terms = 保费标准
 nav-my-projects = 我的项目
 nav-organizations = 机构与用户
 nav-trust = 证书与信任

@@ -334,11 +334,13 @@ pub fn count(
 }
 
 /// The issuer's issued applications whose guarantee has an amendment drafted (after a
-/// postponement) and not signed yet: work waiting for its signature, oldest first.
+/// postponement) and not signed yet: work waiting for its signature, oldest first, one
+/// window of them with the count of all.
 pub fn awaiting_amendment(
     ctx: &Context,
     actor: &Actor,
-) -> Result<Vec<ApplicationView>, ServiceError> {
+    window: Window,
+) -> Result<Listed<ApplicationView>, ServiceError> {
     use crate::db::schema::{guarantee_drafts, guarantees};
     require_role(actor, &[Role::Issuer])?;
     let mut conn = ctx.conn()?;
@@ -352,14 +354,19 @@ pub fn awaiting_amendment(
         .select(guarantees::application_id)
         .distinct()
         .load(&mut conn)?;
+    let total: i64 = applications::table
+        .filter(applications::id.eq_any(&ids))
+        .count()
+        .get_result(&mut conn)?;
     let rows: Vec<Application> = applications::table
         .filter(applications::id.eq_any(&ids))
-        .order(applications::created_at.asc())
+        .order((applications::created_at.asc(), applications::id.asc()))
+        .offset(window.offset.max(0))
+        .limit(window.limit.clamp(1, 500))
         .select(Application::as_select())
         .load(&mut conn)?;
-    rows.into_iter()
-        .map(|a| application_view(&mut conn, a))
-        .collect()
+    let rows = super::views::application_views(&mut conn, rows)?;
+    Ok(Listed { rows, total })
 }
 
 /// Moves an application along its lifecycle in one conditional update: it fails if the

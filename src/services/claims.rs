@@ -16,7 +16,7 @@ use crate::services::guarantees::{require_project_agency, transition, with_guara
 use crate::services::notify;
 use crate::services::organizations::{required_multi_line_text, required_text};
 use crate::services::views::{guarantee_view_by_id, GuaranteeView};
-use crate::services::{new_id, require_role, Actor, Context, ServiceError};
+use crate::services::{new_id, require_role, Actor, Context, Listed, ServiceError, Window};
 
 /// A demand as the agency files it for the tenderee.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
@@ -307,6 +307,18 @@ pub fn list_claims_page(
     offset: i64,
     limit: i64,
 ) -> Result<(Vec<ClaimView>, i64), ServiceError> {
+    let listed = list_claims_in(ctx, actor, &[], Window { offset, limit })?;
+    Ok((listed.rows, listed.total))
+}
+
+/// Like [`list_claims_page`], only the claims in the given states (any when empty):
+/// the issuer's claims to decide are those still filed.
+pub fn list_claims_in(
+    ctx: &Context,
+    actor: &Actor,
+    states: &[ClaimState],
+    window: Window,
+) -> Result<Listed<ClaimView>, ServiceError> {
     require_role(
         actor,
         &[Role::Agency, Role::Issuer, Role::Enterprise, Role::Operator],
@@ -328,21 +340,24 @@ pub fn list_claims_page(
             }
             _ => {}
         }
+        if !states.is_empty() {
+            query = query.filter(claims::status.eq_any(states.to_vec()));
+        }
         query
     };
     let mut conn = ctx.conn()?;
     let total: i64 = filtered().count().get_result(&mut conn)?;
     let rows: Vec<Claim> = filtered()
         .order((claims::filed_at.desc(), claims::id.asc()))
-        .offset(offset.max(0))
-        .limit(limit.clamp(1, 500))
+        .offset(window.offset.max(0))
+        .limit(window.limit.clamp(1, 500))
         .select(Claim::as_select())
         .load(&mut conn)?;
-    let views = rows
+    let rows = rows
         .into_iter()
         .map(|cl| claim_view(&mut conn, cl, at))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((views, total))
+    Ok(Listed { rows, total })
 }
 
 /// Credit events recorded against a subject (used by the credit archive and tests).

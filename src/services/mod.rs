@@ -13,6 +13,7 @@ pub mod mail;
 pub mod notify;
 pub mod ocsp_fetch;
 pub mod organizations;
+pub mod premium_terms;
 pub mod projects;
 pub mod stats;
 pub mod trust;

@@ -33,6 +33,8 @@ mod organizations;
 mod pages_agency;
 mod pages_ei;
 mod pages_operator;
+mod pages_queue;
+mod premium_terms;
 mod projects;
 mod revocation;
 mod security;

@@ -7,6 +7,7 @@ pub mod dto;
 pub mod guarantees;
 pub mod mail;
 pub mod organizations;
+pub mod premium_terms;
 pub mod projects;
 pub mod stats;
 pub mod verify;
@@ -18,6 +19,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.configure(auth::routes)
         .configure(admin::routes)
         .configure(organizations::routes)
+        .configure(premium_terms::routes)
         .configure(projects::routes)
         .configure(applications::routes)
         .configure(guarantees::routes)

@@ -16,10 +16,11 @@ use super::{page, redirect_with_flash, Chrome, Nav};
 use crate::db::models::Organization;
 use crate::domain::money::Amount;
 use crate::domain::party::Role;
+use crate::domain::premium::{rate_percent, PremiumTerms};
 use crate::services::applications::{self, NewApplication};
 use crate::services::projects::{self, ProjectSearch, ProjectView};
 use crate::services::views::{ApplicationView, GuaranteeView};
-use crate::services::{guarantees, organizations, Context, ServiceError};
+use crate::services::{guarantees, premium_terms, Context, ServiceError};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -61,6 +62,25 @@ pub fn issuer_kind_words(tr: Tr, org: &Organization) -> String {
     org.issuer_kind
         .map(|k| tr.t(&format!("issuer-kind-{}", k.as_str())))
         .unwrap_or_default()
+}
+
+/// Terms as a page shows them, in the visitor's words.
+pub struct TermsWords {
+    pub rate: String,
+    pub minimum: String,
+    pub maximum: Option<String>,
+    pub turnaround: String,
+}
+
+impl TermsWords {
+    pub fn of(tr: Tr, t: &PremiumTerms) -> TermsWords {
+        TermsWords {
+            rate: format!("{} %", rate_percent(t.rate_bp())),
+            minimum: money(t.minimum().fen()),
+            maximum: t.maximum_bond().map(|m| money(m.fen())),
+            turnaround: tr.t1("terms-days", "days", t.turnaround_days()),
+        }
+    }
 }
 
 /// Runs a service call off the request thread.
@@ -211,12 +231,27 @@ struct SectionRow {
     /// What was wrong with the last try to apply for it.
     error: Option<String>,
     chosen: String,
+    /// What each issuer would charge for this section's bond, in the issuers' order.
+    quotes: Vec<QuoteRow>,
+}
+
+/// An issuer's premium for one section's bond, in the visitor's words: the premium, or
+/// "no published terms", or "does not guarantee this amount".
+struct QuoteRow {
+    issuer_id: String,
+    issuer: String,
+    words: String,
+    /// The issuer's terms do not cover a bond this large.
+    not_serving: bool,
 }
 
 struct IssuerRow {
     id: String,
     name: String,
     kind: String,
+    /// The premium terms in force, if the issuer published any.
+    terms: Option<TermsWords>,
+    note: String,
 }
 
 #[derive(Template)]
@@ -256,7 +291,7 @@ async fn project_page(
     let actor = visitor.actor.clone();
     let (view, issuers) = run(state, move |ctx| {
         let view = projects::get_project(ctx, &actor, &id)?;
-        let issuers = organizations::list_active_issuers(ctx, &actor)?;
+        let issuers = premium_terms::issuers_with_terms(ctx, &actor)?;
         Ok((view, issuers))
     })
     .await?;
@@ -274,7 +309,27 @@ async fn project_page(
                 _ => (None, String::new()),
             };
             let bond = Amount::from_fen(s.bond_amount_fen);
+            let quotes = issuers
+                .iter()
+                .map(|(o, terms)| {
+                    let terms = terms.as_ref().and_then(|v| v.terms);
+                    let (words, not_serving) = match terms.map(|t| t.quote(bond)) {
+                        None => (tr.t("quote-no-terms"), false),
+                        Some(Ok(premium)) => {
+                            (tr.t1("quote-premium", "premium", premium.grouped()), false)
+                        }
+                        Some(Err(_)) => (tr.t("quote-not-serving"), true),
+                    };
+                    QuoteRow {
+                        issuer_id: o.id.clone(),
+                        issuer: o.name.clone(),
+                        words,
+                        not_serving,
+                    }
+                })
+                .collect();
             SectionRow {
+                quotes,
                 id: s.id.clone(),
                 code: s.code.clone(),
                 name: s.name.clone(),
@@ -293,10 +348,15 @@ async fn project_page(
         sections,
         issuers: issuers
             .iter()
-            .map(|o| IssuerRow {
+            .map(|(o, v)| IssuerRow {
                 id: o.id.clone(),
                 name: o.name.clone(),
                 kind: issuer_kind_words(tr, o),
+                terms: v
+                    .as_ref()
+                    .and_then(|v| v.terms.as_ref())
+                    .map(|t| TermsWords::of(tr, t)),
+                note: v.as_ref().and_then(|v| v.note.clone()).unwrap_or_default(),
             })
             .collect(),
         chrome,

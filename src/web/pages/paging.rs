@@ -24,9 +24,16 @@ pub struct Paging {
 
 impl Paging {
     pub fn from_query(q: &PageQuery) -> Paging {
+        Paging::of(q.page, q.size, DEFAULT_SIZE)
+    }
+
+    /// A page as typed (1-based page, rows per page, `default_size` when not given),
+    /// clamped to sane values: for a page that holds several lists, each with its own
+    /// page number in the query string.
+    pub fn of(page: Option<u32>, size: Option<u32>, default_size: u32) -> Paging {
         Paging {
-            page: q.page.unwrap_or(1).max(1),
-            size: q.size.unwrap_or(DEFAULT_SIZE).clamp(1, MAX_SIZE),
+            page: page.unwrap_or(1).max(1),
+            size: size.unwrap_or(default_size).clamp(1, MAX_SIZE),
         }
     }
 
@@ -56,17 +63,32 @@ pub struct Pager {
     pub pages: u32,
     pub previous: Option<String>,
     pub next: Option<String>,
+    /// What the pager's navigation is called, when a page has several lists (else the
+    /// catalogue's "Pages").
+    pub label: Option<String>,
 }
 
 impl Pager {
     /// `base` is the list's path with its filters as a query string (without `page`),
     /// e.g. `/issuer/queue?state=submitted`.
     pub fn new(base: &str, paging: Paging, total: i64) -> Pager {
+        Pager::keyed(base, "page", paging, total, "")
+    }
+
+    /// The pager of one of several lists on a page: its page number travels as `key`
+    /// (e.g. `new_page`), `base` carries the other lists' page numbers so they stay
+    /// where they are, and the links end in `#anchor` (the list's heading) when given.
+    pub fn keyed(base: &str, key: &str, paging: Paging, total: i64, anchor: &str) -> Pager {
         let size = i64::from(paging.size);
         let pages = u32::try_from(((total + size - 1) / size).max(1)).unwrap_or(u32::MAX);
+        let fragment = if anchor.is_empty() {
+            String::new()
+        } else {
+            format!("#{anchor}")
+        };
         let link = |page: u32| {
             let sep = if base.contains('?') { '&' } else { '?' };
-            format!("{base}{sep}page={page}&size={}", paging.size)
+            format!("{base}{sep}{key}={page}&size={}{fragment}", paging.size)
         };
         Pager {
             total,
@@ -74,6 +96,15 @@ impl Pager {
             pages,
             previous: (paging.page > 1).then(|| link(paging.page - 1)),
             next: (paging.page < pages).then(|| link(paging.page + 1)),
+            label: None,
+        }
+    }
+
+    /// The same pager, its navigation called `label`.
+    pub fn labelled(self, label: String) -> Pager {
+        Pager {
+            label: Some(label),
+            ..self
         }
     }
 }
@@ -121,6 +152,25 @@ mod tests {
             pager.next.as_deref(),
             Some("/issuer/queue?state=paid&page=3&size=20")
         );
+        // One of several lists: its own key and anchor, the others' pages kept.
+        let part = Pager::keyed(
+            "/issuer/queue?paid_page=3",
+            "new_page",
+            Paging { page: 2, size: 5 },
+            11,
+            "new",
+        );
+        assert_eq!(part.pages, 3);
+        assert_eq!(
+            part.next.as_deref(),
+            Some("/issuer/queue?paid_page=3&new_page=3&size=5#new")
+        );
+        assert_eq!(
+            part.previous.as_deref(),
+            Some("/issuer/queue?paid_page=3&new_page=1&size=5#new")
+        );
+        assert_eq!(Paging::of(None, Some(0), 50), Paging { page: 1, size: 1 });
+        assert_eq!(Paging::of(Some(4), None, 50).offset(), 150);
         let empty = Pager::new("/projects", Paging { page: 1, size: 20 }, 0);
         assert_eq!((empty.pages, empty.previous, empty.next), (1, None, None));
         assert_eq!(
