@@ -241,7 +241,7 @@ async fn each_filter_narrows_to_what_it_names(app: TestApp) {
         list(&enterprise, "/api/v1/guarantees?state=cancelled")
             .await
             .numbers(),
-        [cancelled.clone()]
+        std::slice::from_ref(&cancelled)
     );
     assert_eq!(
         count(list(&enterprise, "/api/v1/guarantees?state=issued").await),
@@ -272,7 +272,7 @@ async fn each_filter_narrows_to_what_it_names(app: TestApp) {
         list(&enterprise, &format!("/api/v1/guarantees?number={number}"))
             .await
             .numbers(),
-        [number.clone()]
+        std::slice::from_ref(&number)
     );
     let prefix = &number[..number.len() - 3];
     let expected = all
@@ -483,7 +483,7 @@ async fn filters_refuse_bad_values_and_never_widen_what_a_caller_sees(app: TestA
     }
     assert_eq!(
         list(&enterprise2, "/api/v1/guarantees").await.numbers(),
-        [w.other_bond.clone()]
+        std::slice::from_ref(&w.other_bond)
     );
     // The insurer asking for the bank's bonds sees none; the bank none of the
     // insurer's.
@@ -665,7 +665,37 @@ async fn the_application_page_filters_and_sorts(app: TestApp) {
     assert!(res.text().await.expect("page").contains(r#"id="to-error""#));
 }
 
+/// The description names the paging parameters and the headers of every list.
+async fn every_list_documents_its_paging(app: TestApp) {
+    let spec: Value = app.public_get("/api/openapi.json").await;
+    for (path, filter) in [
+        ("/api/v1/guarantees", Some("state")),
+        ("/api/v1/applications", Some("project")),
+        ("/api/v1/claims", Some("number")),
+        ("/api/v1/organizations", Some("kind")),
+        ("/api/v1/projects", Some("q")),
+        ("/api/v1/admin/mail", Some("status")),
+        ("/api/v1/projects/{id}/bonds", None),
+    ] {
+        let op = &spec["paths"][path]["get"];
+        let names: Vec<&str> = op["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} has parameters"))
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for name in ["page", "per_page"].into_iter().chain(filter) {
+            assert!(names.contains(&name), "{path} documents {name}: {names:?}");
+        }
+        let headers = &op["responses"]["200"]["headers"];
+        assert!(headers["X-Total-Count"].is_object(), "{path}");
+        assert!(headers["Link"].is_object(), "{path}");
+        assert!(op["responses"]["422"].is_object(), "{path}");
+    }
+}
+
 crate::on_both_backends!(
+    every_list_documents_its_paging,
     paging_shows_every_row_once_in_the_order_asked,
     each_filter_narrows_to_what_it_names,
     filters_refuse_bad_values_and_never_widen_what_a_caller_sees,

@@ -11,7 +11,8 @@ use serde::Deserialize;
 use super::errors::PageError;
 use super::i18n::Tr;
 use super::paging::{
-    error_of, field_errors, list_request, query_of, PageQuery, Pager, Paging, SortHeading,
+    error_of, field_errors, list_request, query_of, FieldError, PageQuery, Pager, Paging,
+    SortHeading, StateOption,
 };
 use super::session::{SignedForm, Visitor};
 use super::{page, redirect_with_flash, Chrome, Nav};
@@ -36,10 +37,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/enterprise/applications/{id}/withdraw",
             web::post().to(withdraw),
-        )
-        .route(
-            "/enterprise/guarantees",
-            web::get().to(super::guarantees::guarantee_list),
         )
         .route(
             "/enterprise/guarantees/{number}/cancel",
@@ -112,12 +109,6 @@ struct ProjectFilters {
     tenderee: Option<String>,
     deadline_from: Option<String>,
     deadline_to: Option<String>,
-}
-
-/// A field of a form and what is wrong with it (already in the visitor's words).
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
 }
 
 #[derive(Template)]
@@ -420,13 +411,6 @@ const APPLICATION_STATES: [ApplicationState; 6] = [
     ApplicationState::Declined,
     ApplicationState::Withdrawn,
 ];
-
-/// A choice of a state select.
-pub struct StateOption {
-    pub value: &'static str,
-    pub words: String,
-    pub selected: bool,
-}
 
 #[derive(Template)]
 #[template(path = "pages/enterprise/applications.html")]

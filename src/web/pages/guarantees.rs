@@ -6,10 +6,12 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::enterprise::{run, FieldError, GuaranteeRow, StateOption};
+use super::enterprise::{run, GuaranteeRow};
 use super::errors::PageError;
 use super::i18n::{Lang, Tr};
-use super::paging::{error_of, field_errors, list_request, query_of, Pager, SortHeading};
+use super::paging::{
+    error_of, field_errors, list_request, query_of, FieldError, Pager, SortHeading, StateOption,
+};
 use super::session::Visitor;
 use super::{page, Chrome};
 use crate::domain::lifecycle::GuaranteeState;
@@ -19,7 +21,9 @@ use crate::services::listing::SortKey;
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/guarantees/{number}/letter", web::get().to(letter));
+    cfg.route("/guarantees/{number}/letter", web::get().to(letter))
+        .route("/enterprise/guarantees", web::get().to(guarantee_list))
+        .route("/issuer/guarantees", web::get().to(guarantee_list));
 }
 
 /// The letter as its parties print it (the same as the API's, reached by signing in).
@@ -85,7 +89,7 @@ impl GuaranteeListPage {
 /// The guarantee list of the signed-in enterprise (`/enterprise/guarantees`) or issuer
 /// (`/issuer/guarantees`): the filter form, the sortable table and the pager. A value
 /// the list refuses shows the page again with the error beside its field.
-pub async fn guarantee_list(
+async fn guarantee_list(
     req: HttpRequest,
     state: web::Data<AppState>,
     visitor: Visitor,

@@ -33,10 +33,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/applications/{id}/issue", web::post().to(issue))
         .route("/applications/{id}/signature", web::post().to(upload))
-        .route(
-            "/issuer/guarantees",
-            web::get().to(super::guarantees::guarantee_list),
-        )
         .route("/issuer/claims", web::get().to(claims_page))
         .route("/issuer/claims/{id}/decide", web::post().to(decide))
         .route("/issuer/certificates", web::get().to(certificates));

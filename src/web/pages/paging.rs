@@ -3,7 +3,6 @@
 
 use serde::Deserialize;
 
-use super::enterprise::FieldError;
 use super::i18n::Tr;
 use crate::services::listing::{Params, Problems, Sort, SortKey};
 
@@ -93,6 +92,19 @@ pub fn query_of(filters: &[(&str, Option<&str>)]) -> String {
         })
         .collect();
     parts.join("&")
+}
+
+/// A field of a form and what is wrong with it (already in the visitor's words).
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// A choice of a list's state select.
+pub struct StateOption {
+    pub value: &'static str,
+    pub words: String,
+    pub selected: bool,
 }
 
 /// A list page's request: which page (`page`, `size`), and the filters among `known`
