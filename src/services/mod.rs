@@ -9,6 +9,7 @@ pub mod crl_fetch;
 pub mod demo;
 pub mod guarantees;
 pub mod idempotency;
+pub mod listing;
 pub mod mail;
 pub mod notify;
 pub mod ocsp_fetch;

@@ -26,6 +26,7 @@ mod input;
 mod instances;
 mod invariants;
 mod lifecycle;
+mod listing;
 mod mail;
 mod openapi;
 mod openapi_fuzz;

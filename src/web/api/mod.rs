@@ -5,6 +5,7 @@ pub mod applications;
 pub mod auth;
 pub mod dto;
 pub mod guarantees;
+pub mod listing;
 pub mod mail;
 pub mod organizations;
 pub mod premium_terms;

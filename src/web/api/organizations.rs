@@ -1,15 +1,18 @@
 //! Administration of organizations and users (the operator).
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::db::models::{Organization, User};
 use crate::domain::money::Amount;
 use crate::domain::party::{IssuerKind, OrgKind, ProviderKind, Role};
-use crate::services::organizations::{self, NewOrganization, NewUser};
+use crate::services::organizations::{
+    self, NewOrganization, NewUser, OrganizationFilter, OrganizationQuery,
+};
 use crate::services::{premium_terms, ServiceError};
 use crate::web::api::dto::china_time;
+use crate::web::api::listing::{filters, ListRequest, PageParams};
 use crate::web::api::premium_terms::{PremiumTermsOut, QuoteOut};
 use crate::web::auth::Authenticated;
 use crate::web::error::responses::{
@@ -87,24 +90,38 @@ async fn create_organization(
     Ok(HttpResponse::Created().json(OrganizationView::from(org)))
 }
 
-/// The organizations the caller may see.
+/// The organizations (operator), narrowed by the filters, one page of them.
 #[utoipa::path(
     tag = "organizations",
+    params(OrganizationQuery, PageParams),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, description = "Organizations", body = Vec<OrganizationView>), SignedIn)
+    responses(
+        (status = 200, description = "One page of organizations", body = Vec<OrganizationView>,
+            headers(
+                ("X-Total-Count" = i64, description = "How many organizations the filters match"),
+                ("Link" = String, description = "RFC 8288 links to the first, previous, next and last pages, keeping the filters"),
+            )),
+        SignedIn,
+        Unprocessable,
+    )
 )]
 #[get("/organizations")]
 async fn list_organizations(
+    req: HttpRequest,
     state: web::Data<AppState>,
     who: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
+    let (page, params) = ListRequest::of(&req)?;
+    let filter = filters(params, OrganizationFilter::read)?;
     let ctx = state.ctx.clone();
-    let orgs = web::block(move || organizations::list_organizations(&ctx, &who.0)).await??;
-    Ok(HttpResponse::Ok().json(
-        orgs.into_iter()
-            .map(OrganizationView::from)
-            .collect::<Vec<_>>(),
-    ))
+    let window = page.window();
+    let listed = web::block(move || organizations::list(&ctx, &who.0, &filter, window)).await??;
+    let rows: Vec<OrganizationView> = listed
+        .rows
+        .into_iter()
+        .map(OrganizationView::from)
+        .collect();
+    Ok(page.answer(&rows, listed.total))
 }
 
 /// An issuer an enterprise can apply to, with its premium terms in force.

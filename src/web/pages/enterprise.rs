@@ -10,14 +10,21 @@ use serde::Deserialize;
 
 use super::errors::PageError;
 use super::i18n::Tr;
-use super::paging::{query_of, PageQuery, Pager, Paging};
+use super::paging::{
+    error_of, field_errors, list_request, query_of, FieldError, PageQuery, Pager, Paging,
+    SortHeading, StateOption,
+};
 use super::session::{SignedForm, Visitor};
 use super::{page, redirect_with_flash, Chrome, Nav};
 use crate::db::models::Organization;
+use crate::domain::lifecycle::ApplicationState;
 use crate::domain::money::Amount;
 use crate::domain::party::Role;
 use crate::domain::premium::{rate_percent, PremiumTerms};
-use crate::services::applications::{self, NewApplication};
+use crate::services::applications::{
+    self, ApplicationFilter, ApplicationQuery, ApplicationSort, NewApplication,
+};
+use crate::services::listing::SortKey;
 use crate::services::projects::{self, ProjectSearch, ProjectView};
 use crate::services::views::{ApplicationView, GuaranteeView};
 use crate::services::{guarantees, premium_terms, Context, ServiceError};
@@ -32,7 +39,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/enterprise/applications/{id}/withdraw",
             web::post().to(withdraw),
         )
-        .route("/enterprise/guarantees", web::get().to(my_guarantees))
         .route(
             "/enterprise/guarantees/{number}/cancel",
             web::post().to(cancel),
@@ -125,12 +131,6 @@ struct ProjectFilters {
     deadline_to: Option<String>,
 }
 
-/// A field of a form and what is wrong with it (already in the visitor's words).
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
 #[derive(Template)]
 #[template(path = "pages/enterprise/projects.html")]
 struct ProjectsPage {
@@ -171,6 +171,7 @@ async fn projects_list(
         tenderee: filters.tenderee.clone(),
         deadline_from: filters.deadline_from.clone(),
         deadline_to: filters.deadline_to.clone(),
+        sort: None,
     };
     let actor = visitor.actor.clone();
     let found = run(&state, move |ctx| {
@@ -461,37 +462,105 @@ impl ApplicationRow {
     }
 }
 
+/// Every application state, in the order the filter offers them.
+const APPLICATION_STATES: [ApplicationState; 6] = [
+    ApplicationState::Submitted,
+    ApplicationState::Approved,
+    ApplicationState::Paid,
+    ApplicationState::Issued,
+    ApplicationState::Declined,
+    ApplicationState::Withdrawn,
+];
+
 #[derive(Template)]
 #[template(path = "pages/enterprise/applications.html")]
 struct ApplicationsPage {
     chrome: Chrome,
+    typed: ApplicationQuery,
+    states: Vec<StateOption>,
+    /// The sort asked for, kept through a new search.
+    sort: String,
+    errors: Vec<FieldError>,
+    amount_heading: SortHeading,
+    created_heading: SortHeading,
     rows: Vec<ApplicationRow>,
     pager: Pager,
 }
 
+impl ApplicationsPage {
+    fn error_of(&self, field: &str) -> Option<&str> {
+        error_of(&self.errors, field)
+    }
+}
+
+/// The bidder's applications: the filter form (state, tender code, dates), the table
+/// sortable by amount and date, and the pager, all in the query string.
 async fn my_applications(
     req: HttpRequest,
     state: web::Data<AppState>,
     visitor: Visitor,
-    paging: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PageError> {
     visitor.require(&[Role::Enterprise])?;
     let tr = Tr::new(super::i18n::Lang::of(&req));
     let chrome = Chrome::titled(&req, &visitor, "applications-title");
-    let paging = Paging::from_query(&paging);
-    let actor = visitor.actor.clone();
-    let listed = run(&state, move |ctx| {
-        applications::list_page(ctx, &actor, &[], paging.window())
-    })
-    .await?;
+    let (paging, params) = list_request(&req, &["state", "project", "from", "to", "sort"]);
+    let (typed, checked) = ApplicationFilter::read(params);
+    let sort = match &checked {
+        Ok(filter) => filter.sort,
+        Err(_) => ApplicationSort::DEFAULT,
+    };
+    let (rows, total, errors) = match checked {
+        Ok(filter) => {
+            let actor = visitor.actor.clone();
+            let listed = run(&state, move |ctx| {
+                applications::list(ctx, &actor, &filter, paging.window())
+            })
+            .await?;
+            let rows = listed
+                .rows
+                .iter()
+                .map(|v| ApplicationRow::of(tr, v))
+                .collect();
+            (rows, listed.total, Vec::new())
+        }
+        Err(problems) => (Vec::new(), 0, field_errors(tr, problems)),
+    };
+    let path = "/enterprise/applications";
+    let filters = |with_sort: Option<&str>| {
+        let state = typed.state.join(",");
+        let q = query_of(&[
+            ("state", Some(state.as_str())),
+            ("project", typed.project.as_deref()),
+            ("from", typed.from.as_deref()),
+            ("to", typed.to.as_deref()),
+            ("sort", with_sort),
+        ]);
+        if q.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{q}")
+        }
+    };
+    let heading = |key: ApplicationSort, label: &str| {
+        SortHeading::new(tr.t(label), key, sort, |s| filters(Some(s)))
+    };
     let html = ApplicationsPage {
         chrome: chrome.clone(),
-        rows: listed
-            .rows
+        states: APPLICATION_STATES
             .iter()
-            .map(|v| ApplicationRow::of(tr, v))
+            .map(|s| StateOption {
+                value: s.as_str(),
+                words: state_words(tr, "application", s.as_str()),
+                selected: typed.state.iter().any(|t| t == s.as_str()),
+            })
             .collect(),
-        pager: Pager::new("/enterprise/applications", paging, listed.total),
+        sort: typed.sort.clone().unwrap_or_default(),
+        errors,
+        amount_heading: heading(ApplicationSort::Amount, "col-bond"),
+        created_heading: heading(ApplicationSort::CreatedAt, "col-applied-at"),
+        rows,
+        pager: Pager::new(&filters(typed.sort.as_deref()), paging, total),
+        typed,
     }
     .render()?;
     Ok(page(&chrome, html))
@@ -559,45 +628,6 @@ impl GuaranteeRow {
                 && now < v.project.bid_deadline,
         }
     }
-}
-
-#[derive(Template)]
-#[template(path = "pages/enterprise/guarantees.html")]
-struct GuaranteesPage {
-    chrome: Chrome,
-    rows: Vec<GuaranteeRow>,
-    pager: Pager,
-}
-
-async fn my_guarantees(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    visitor: Visitor,
-    paging: web::Query<PageQuery>,
-) -> Result<HttpResponse, PageError> {
-    visitor.require(&[Role::Enterprise])?;
-    let tr = Tr::new(super::i18n::Lang::of(&req));
-    let chrome = Chrome::titled(&req, &visitor, "guarantees-title");
-    let paging = Paging::from_query(&paging);
-    let actor = visitor.actor.clone();
-    let (listed, now) = run(&state, move |ctx| {
-        Ok((
-            guarantees::list_page(ctx, &actor, &[], paging.window())?,
-            ctx.now(),
-        ))
-    })
-    .await?;
-    let html = GuaranteesPage {
-        chrome: chrome.clone(),
-        rows: listed
-            .rows
-            .iter()
-            .map(|v| GuaranteeRow::of(tr, v, now))
-            .collect(),
-        pager: Pager::new("/enterprise/guarantees", paging, listed.total),
-    }
-    .render()?;
-    Ok(page(&chrome, html))
 }
 
 async fn cancel(

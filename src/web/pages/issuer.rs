@@ -11,10 +11,10 @@ use askama::Template;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
 
-use super::enterprise::{money, run, state_words, when, ApplicationRow, Button, GuaranteeRow};
+use super::enterprise::{money, run, state_words, when, ApplicationRow, Button};
 use super::errors::PageError;
 use super::i18n::{Lang, Tr};
-use super::paging::{query_of, PageQuery, Pager, Paging};
+use super::paging::{query_of, Pager, Paging};
 use super::session::{referring_path, visitor_of, SignedForm, Visitor};
 use super::{page, redirect_with_flash, Chrome, Nav};
 use crate::domain::lifecycle::{ApplicationAction, ApplicationState, ClaimState};
@@ -35,7 +35,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/applications/{id}/issue", web::post().to(issue))
         .route("/applications/{id}/signature", web::post().to(upload))
-        .route("/issuer/guarantees", web::get().to(issued))
         .route("/issuer/claims", web::get().to(claims_page))
         .route("/issuer/claims/{id}/decide", web::post().to(decide))
         .route("/issuer/certificates", web::get().to(certificates));
@@ -531,47 +530,6 @@ async fn upload(
         ..Typed::default()
     };
     application_page(&req, &state, &visitor, id, typed).await
-}
-
-// ---- Issued guarantees ---------------------------------------------------------------
-
-#[derive(Template)]
-#[template(path = "pages/issuer/guarantees.html")]
-struct IssuedPage {
-    chrome: Chrome,
-    rows: Vec<GuaranteeRow>,
-    pager: Pager,
-}
-
-async fn issued(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    visitor: Visitor,
-    paging: web::Query<PageQuery>,
-) -> Result<HttpResponse, PageError> {
-    visitor.require(&[Role::Issuer])?;
-    let tr = Tr::new(Lang::of(&req));
-    let chrome = Chrome::titled(&req, &visitor, "issued-title");
-    let paging = Paging::from_query(&paging);
-    let actor = visitor.actor.clone();
-    let (listed, now) = run(&state, move |ctx| {
-        Ok((
-            guarantees::list_page(ctx, &actor, &[], paging.window())?,
-            ctx.now(),
-        ))
-    })
-    .await?;
-    let html = IssuedPage {
-        chrome: chrome.clone(),
-        rows: listed
-            .rows
-            .iter()
-            .map(|v| GuaranteeRow::of(tr, v, now))
-            .collect(),
-        pager: Pager::new("/issuer/guarantees", paging, listed.total),
-    }
-    .render()?;
-    Ok(page(&chrome, html))
 }
 
 // ---- Claims --------------------------------------------------------------------------

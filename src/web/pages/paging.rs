@@ -3,6 +3,9 @@
 
 use serde::Deserialize;
 
+use super::i18n::Tr;
+use crate::services::listing::{Params, Problems, Sort, SortKey};
+
 /// The rows a list shows by default, and the most it shows at once.
 pub const DEFAULT_SIZE: u32 = 20;
 pub const MAX_SIZE: u32 = 100;
@@ -120,6 +123,109 @@ pub fn query_of(filters: &[(&str, Option<&str>)]) -> String {
         })
         .collect();
     parts.join("&")
+}
+
+/// A field of a form and what is wrong with it (already in the visitor's words).
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// A choice of a list's state select.
+pub struct StateOption {
+    pub value: &'static str,
+    pub words: String,
+    pub selected: bool,
+}
+
+/// A list page's request: which page (`page`, `size`), and the filters among `known`
+/// (names the list does not know, from a link elsewhere, are left out rather than
+/// refused: this is a page for people).
+pub fn list_request(req: &actix_web::HttpRequest, known: &[&str]) -> (Paging, Params) {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect();
+    let number = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.trim().parse::<u32>().ok())
+    };
+    let paging = Paging::from_query(&PageQuery {
+        page: number("page"),
+        size: number("size"),
+    });
+    let filters = pairs
+        .iter()
+        .filter(|(k, _)| known.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    (paging, Params::new(filters))
+}
+
+/// A sortable column's heading: its link (keeping the filters) and, on the column the
+/// list is sorted by, its `aria-sort`.
+pub struct SortHeading {
+    pub label: String,
+    pub href: String,
+    pub aria_sort: Option<&'static str>,
+}
+
+impl SortHeading {
+    /// The heading `label` of the column sorted by `key`, the list being sorted by
+    /// `current`; `href` makes a link of the list sorted as asked. A click on the
+    /// sorted column turns its order round; on another, it sorts ascending.
+    pub fn new<K: SortKey>(
+        label: String,
+        key: K,
+        current: Sort<K>,
+        href: impl Fn(&str) -> String,
+    ) -> SortHeading {
+        let here = current.key == key;
+        let next = Sort {
+            key,
+            descending: here && !current.descending,
+        };
+        SortHeading {
+            label,
+            href: href(&next.as_param()),
+            aria_sort: here.then_some(if current.descending {
+                "descending"
+            } else {
+                "ascending"
+            }),
+        }
+    }
+}
+
+/// The problems of a list's filters as the errors beside its fields (one per field),
+/// each in the visitor's words.
+pub fn field_errors(tr: Tr, problems: Problems) -> Vec<FieldError> {
+    let mut errors: Vec<FieldError> = Vec::new();
+    for p in problems.0 {
+        if errors.iter().any(|e| e.field == p.field) {
+            continue;
+        }
+        let key = match p.field.as_str() {
+            "state" => "list-error-state",
+            "sort" => "list-error-sort",
+            "from" | "to" => "list-error-date",
+            _ => "list-error-value",
+        };
+        errors.push(FieldError {
+            message: tr.t(key),
+            field: p.field,
+        });
+    }
+    errors
+}
+
+/// The message of `field` among `errors`, if it has one.
+pub fn error_of<'a>(errors: &'a [FieldError], field: &str) -> Option<&'a str> {
+    errors
+        .iter()
+        .find(|e| e.field == field)
+        .map(|e| e.message.as_str())
 }
 
 #[cfg(test)]

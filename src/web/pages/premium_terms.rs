@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::agency::FieldErrors;
 use super::enterprise::{run, when, Button, TermsWords};
 use super::errors::PageError;
+use super::forms::FieldErrors;
 use super::i18n::{Lang, Tr};
 use super::session::{SignedForm, Visitor};
 use super::{page, redirect_with_flash, Chrome};
@@ -56,10 +56,6 @@ struct TermsPage {
 }
 
 impl TermsPage {
-    fn error(&self, field: impl AsRef<str>) -> Option<&str> {
-        self.errors.get(field)
-    }
-
     fn value(&self, field: &str) -> String {
         self.form.get(field).cloned().unwrap_or_default()
     }
