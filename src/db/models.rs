@@ -11,8 +11,8 @@ use crate::domain::{
 
 use super::schema::{
     api_tokens, applications, claims, credit_events, crls, guarantee_drafts, guarantee_versions,
-    guarantees, issuer_certificates, organizations, projects, sections, sessions, trust_anchors,
-    users,
+    guarantees, issuer_certificates, organizations, premium_terms, projects, sections, sessions,
+    trust_anchors, users,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -240,4 +240,21 @@ pub struct CreditEvent {
     pub reference: String,
     pub source: String,
     pub occurred_at: NaiveDateTime,
+}
+
+/// One version of an issuer's premium terms (保费标准); a withdrawn version has no values.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = premium_terms)]
+pub struct PremiumTermsRow {
+    pub id: String,
+    pub issuer_id: String,
+    pub version: i32,
+    pub withdrawn: bool,
+    pub rate_bp: Option<i32>,
+    pub minimum_fen: Option<i64>,
+    pub maximum_bond_fen: Option<i64>,
+    pub turnaround_days: Option<i32>,
+    pub note: Option<String>,
+    pub published_at: NaiveDateTime,
+    pub published_by: String,
 }

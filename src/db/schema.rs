@@ -307,6 +307,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    premium_terms (id) {
+        id -> Text,
+        issuer_id -> Text,
+        version -> Integer,
+        withdrawn -> Bool,
+        rate_bp -> Nullable<Integer>,
+        minimum_fen -> Nullable<BigInt>,
+        maximum_bond_fen -> Nullable<BigInt>,
+        turnaround_days -> Nullable<Integer>,
+        note -> Nullable<Text>,
+        published_at -> Timestamp,
+        published_by -> Text,
+    }
+}
+
 diesel::joinable!(users -> organizations (organization_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -316,6 +332,7 @@ diesel::joinable!(guarantees -> sections (section_id));
 diesel::joinable!(guarantee_versions -> guarantees (guarantee_id));
 diesel::joinable!(claims -> guarantees (guarantee_id));
 diesel::joinable!(issuer_certificates -> organizations (organization_id));
+diesel::joinable!(premium_terms -> organizations (issuer_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     guarantee_number_counters,
@@ -340,4 +357,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_head,
     mail_outbox,
     idempotency_keys,
+    premium_terms,
 );

@@ -1,5 +1,5 @@
-//! Pure domain rules: money, identifiers, parties, lifecycles, tenders, claims, the
-//! business-day calendar, and the text and dates people type.
+//! Pure domain rules: money, identifiers, parties, premium terms, lifecycles, tenders,
+//! claims, the business-day calendar, and the text and dates people type.
 //!
 //! No I/O here: no database, no HTTP, no clock reads. Each concept has its own error
 //! enum; the web layer attaches field names when it reports them (tender checks, which
@@ -11,6 +11,7 @@ pub mod guarantee_number;
 pub mod lifecycle;
 pub mod money;
 pub mod party;
+pub mod premium;
 pub mod region;
 pub mod resident_id;
 mod string_enum;
@@ -29,6 +30,7 @@ pub use lifecycle::{
 };
 pub use money::{Amount, MoneyError};
 pub use party::{IssuerKind, OrgKind, ProviderKind, Role};
+pub use premium::{PremiumTerms, QuoteError, TermsError};
 pub use resident_id::{ResidentId, ResidentIdError};
 pub(crate) use string_enum::string_enum;
 pub use string_enum::ParseEnumError;

@@ -144,23 +144,6 @@ pub fn list(conn: &mut DbConnection, status: MailStatus) -> QueryResult<Vec<Outb
         .load(conn)
 }
 
-/// Mails in any state or in one, newest first, at most `limit` (the operator's view).
-pub fn list_recent(
-    conn: &mut DbConnection,
-    status: Option<MailStatus>,
-    limit: i64,
-) -> QueryResult<Vec<OutboxMail>> {
-    let mut query = mail_outbox::table
-        .select(OutboxMail::as_select())
-        .order(mail_outbox::created_at.desc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(status) = status {
-        query = query.filter(mail_outbox::status.eq(status));
-    }
-    query.load(conn)
-}
-
 /// One mail by id.
 pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<OutboxMail>> {
     mail_outbox::table

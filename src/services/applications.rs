@@ -6,6 +6,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::listing::{parse_each, DayRange, Params, Problems, Sort, SortKey};
 use super::organizations::required_text;
 use super::views::{application_view, ApplicationView};
 use super::{new_id, require_role, Actor, Context, Listed, OrInternal, ServiceError, Window};
@@ -231,49 +232,146 @@ pub fn get(ctx: &Context, actor: &Actor, id: &str) -> Result<ApplicationView, Se
     load_visible(&mut conn, actor, id)
 }
 
-/// The actor's applications: an enterprise's own, an issuer's queue, or all for the
-/// operator; optionally only those in one state.
+/// An application list's filters as typed: the API's query parameters and a page's
+/// form. Every one is optional; blank is the same as absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ApplicationQuery {
+    /// States, repeated or comma-separated: `submitted`, `approved`, `paid`, `issued`,
+    /// `declined`, `withdrawn`.
+    #[param(required = false, style = Form, explode = true)]
+    pub state: Vec<String>,
+    /// The same as `state` (the name earlier clients use).
+    #[param(required = false, style = Form, explode = true)]
+    pub status: Vec<String>,
+    /// The project, by id or by project code.
+    pub project: Option<String>,
+    /// The section, by id.
+    pub section: Option<String>,
+    /// The issuer, by organization id or unified social credit code.
+    pub issuer: Option<String>,
+    /// The enterprise, by organization id or unified social credit code.
+    pub enterprise: Option<String>,
+    /// Made on or after this day (China date, `YYYY-MM-DD`).
+    pub from: Option<String>,
+    /// Made on or before this day (China date, `YYYY-MM-DD`).
+    pub to: Option<String>,
+    /// `created_at` or `amount`; a leading `-` sorts descending. Default `-created_at`
+    /// (newest first).
+    pub sort: Option<String>,
+}
+
+/// What an application is sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplicationSort {
+    CreatedAt,
+    Amount,
+}
+
+impl SortKey for ApplicationSort {
+    const KEYS: &'static [(&'static str, Self)] = &[
+        ("created_at", ApplicationSort::CreatedAt),
+        ("amount", ApplicationSort::Amount),
+    ];
+    const DEFAULT: Sort<Self> = Sort {
+        key: ApplicationSort::CreatedAt,
+        descending: true,
+    };
+}
+
+/// An application list's filters, checked. They only narrow what the actor may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationFilter {
+    pub states: Vec<ApplicationState>,
+    pub project: Option<String>,
+    pub section: Option<String>,
+    pub issuer: Option<String>,
+    pub enterprise: Option<String>,
+    pub created: DayRange,
+    pub sort: Sort<ApplicationSort>,
+}
+
+impl Default for ApplicationFilter {
+    fn default() -> Self {
+        ApplicationFilter {
+            states: Vec::new(),
+            project: None,
+            section: None,
+            issuer: None,
+            enterprise: None,
+            created: DayRange::default(),
+            sort: ApplicationSort::DEFAULT,
+        }
+    }
+}
+
+impl ApplicationFilter {
+    /// Reads the filters from a list's parameters: what was typed (to show again) and
+    /// the checked filter, or every problem found (unknown names included).
+    pub fn read(mut params: Params) -> (ApplicationQuery, Result<ApplicationFilter, Problems>) {
+        let typed = ApplicationQuery {
+            state: params.many("state"),
+            status: params.many("status"),
+            project: params.one("project"),
+            section: params.one("section"),
+            issuer: params.one("issuer"),
+            enterprise: params.one("enterprise"),
+            from: params.one("from"),
+            to: params.one("to"),
+            sort: params.one("sort"),
+        };
+        let mut states = parse_each(&mut params, "state", &typed.state);
+        states.extend(parse_each::<ApplicationState>(
+            &mut params,
+            "status",
+            &typed.status,
+        ));
+        let filter = ApplicationFilter {
+            states,
+            project: typed.project.clone(),
+            section: typed.section.clone(),
+            issuer: typed.issuer.clone(),
+            enterprise: typed.enterprise.clone(),
+            created: DayRange::read(
+                &mut params,
+                ("from", typed.from.as_deref()),
+                ("to", typed.to.as_deref()),
+            ),
+            sort: Sort::read(&mut params, typed.sort.as_deref()),
+        };
+        let checked = params.finish(filter);
+        (typed, checked)
+    }
+
+    /// Only these states, nothing else narrowed.
+    pub fn in_states(states: &[ApplicationState]) -> ApplicationFilter {
+        ApplicationFilter {
+            states: states.to_vec(),
+            ..ApplicationFilter::default()
+        }
+    }
+}
+
+/// The applications the actor may see (an enterprise its own, an issuer those
+/// addressed to it, the operator all) that `filter` keeps, one window of them in its
+/// order with the count of all: both asked of the database.
 pub fn list(
     ctx: &Context,
     actor: &Actor,
-    status: Option<&str>,
-) -> Result<Vec<ApplicationView>, ServiceError> {
-    require_role(actor, &[Role::Enterprise, Role::Issuer, Role::Operator])?;
-    let mut conn = ctx.conn()?;
-    let mut query = applications::table.into_boxed();
-    match actor.role {
-        Role::Enterprise => {
-            query = query.filter(applications::enterprise_id.eq(&actor.organization_id))
-        }
-        Role::Issuer => query = query.filter(applications::issuer_id.eq(&actor.organization_id)),
-        _ => {}
-    }
-    if let Some(status) = status {
-        let state: ApplicationState = status
-            .parse()
-            .map_err(|e: crate::domain::ParseEnumError| ServiceError::invalid("status", e))?;
-        query = query.filter(applications::status.eq(state));
-    }
-    let rows: Vec<Application> = query
-        .order(applications::created_at.desc())
-        .limit(500)
-        .select(Application::as_select())
-        .load(&mut conn)?;
-    rows.into_iter()
-        .map(|a| application_view(&mut conn, a))
-        .collect()
-}
-
-/// The actor's applications as [`list`] chooses them, in the given states (any when
-/// empty), newest first, one window of them with the count of all: what a list page
-/// shows, paged in the database.
-pub fn list_page(
-    ctx: &Context,
-    actor: &Actor,
-    states: &[ApplicationState],
+    filter: &ApplicationFilter,
     window: Window,
 ) -> Result<Listed<ApplicationView>, ServiceError> {
     require_role(actor, &[Role::Enterprise, Role::Issuer, Role::Operator])?;
+    // The ids of the organizations a key names, by id or by unified social credit code.
+    let organizations_named = |key: &String| {
+        organizations::table
+            .filter(
+                organizations::id
+                    .eq(key.clone())
+                    .or(organizations::uscc.eq(key.clone())),
+            )
+            .select(organizations::id)
+    };
     let filtered = || {
         let mut query: applications::BoxedQuery<'static, Db> = applications::table.into_boxed();
         match actor.role {
@@ -285,21 +383,69 @@ pub fn list_page(
             }
             _ => {}
         }
-        if !states.is_empty() {
-            query = query.filter(any_of(applications::status, states.to_vec()));
+        if !filter.states.is_empty() {
+            query = query.filter(any_of(applications::status, filter.states.clone()));
+        }
+        if let Some(project) = &filter.project {
+            query = query.filter(
+                applications::section_id.eq_any(
+                    sections::table
+                        .inner_join(projects::table)
+                        .filter(
+                            projects::id
+                                .eq(project.clone())
+                                .or(projects::code.eq(project.clone())),
+                        )
+                        .select(sections::id),
+                ),
+            );
+        }
+        if let Some(section) = &filter.section {
+            query = query.filter(applications::section_id.eq(section.clone()));
+        }
+        if let Some(issuer) = &filter.issuer {
+            query = query.filter(applications::issuer_id.eq_any(organizations_named(issuer)));
+        }
+        if let Some(enterprise) = &filter.enterprise {
+            query =
+                query.filter(applications::enterprise_id.eq_any(organizations_named(enterprise)));
+        }
+        if let Some(start) = filter.created.start() {
+            query = query.filter(applications::created_at.ge(start));
+        }
+        if let Some(end) = filter.created.end() {
+            query = query.filter(applications::created_at.lt(end));
         }
         query
     };
     let mut conn = ctx.conn()?;
     let total: i64 = filtered().count().get_result(&mut conn)?;
-    let rows: Vec<Application> = filtered()
-        .order((applications::created_at.desc(), applications::id.asc()))
+    let sorted = match (filter.sort.key, filter.sort.descending) {
+        (ApplicationSort::CreatedAt, false) => filtered().order_by(applications::created_at.asc()),
+        (ApplicationSort::CreatedAt, true) => filtered().order_by(applications::created_at.desc()),
+        (ApplicationSort::Amount, false) => filtered().order_by(applications::amount_fen.asc()),
+        (ApplicationSort::Amount, true) => filtered().order_by(applications::amount_fen.desc()),
+    };
+    // The id is unique: rows with equal keys keep one order across pages.
+    let rows: Vec<Application> = sorted
+        .then_order_by(applications::id.asc())
         .offset(window.offset)
         .limit(window.limit)
         .select(Application::as_select())
         .load(&mut conn)?;
     let rows = super::views::application_views(&mut conn, rows)?;
     Ok(Listed { rows, total })
+}
+
+/// The applications of [`list`] in the given states (any when empty), newest first,
+/// one window of them with the count of all: what the issuer's queue shows.
+pub fn list_page(
+    ctx: &Context,
+    actor: &Actor,
+    states: &[ApplicationState],
+    window: Window,
+) -> Result<Listed<ApplicationView>, ServiceError> {
+    list(ctx, actor, &ApplicationFilter::in_states(states), window)
 }
 
 type Db = <DbConnection as diesel::Connection>::Backend;
@@ -335,11 +481,13 @@ pub fn count(
 }
 
 /// The issuer's issued applications whose guarantee has an amendment drafted (after a
-/// postponement) and not signed yet: work waiting for its signature, oldest first.
+/// postponement) and not signed yet: work waiting for its signature, oldest first, one
+/// window of them with the count of all.
 pub fn awaiting_amendment(
     ctx: &Context,
     actor: &Actor,
-) -> Result<Vec<ApplicationView>, ServiceError> {
+    window: Window,
+) -> Result<Listed<ApplicationView>, ServiceError> {
     use crate::db::schema::{guarantee_drafts, guarantees};
     require_role(actor, &[Role::Issuer])?;
     let mut conn = ctx.conn()?;
@@ -353,14 +501,19 @@ pub fn awaiting_amendment(
         .select(guarantees::application_id)
         .distinct()
         .load(&mut conn)?;
+    let total: i64 = applications::table
+        .filter(any_of(applications::id, &ids))
+        .count()
+        .get_result(&mut conn)?;
     let rows: Vec<Application> = applications::table
         .filter(any_of(applications::id, &ids))
-        .order(applications::created_at.asc())
+        .order((applications::created_at.asc(), applications::id.asc()))
+        .offset(window.offset.max(0))
+        .limit(window.limit.clamp(1, 500))
         .select(Application::as_select())
         .load(&mut conn)?;
-    rows.into_iter()
-        .map(|a| application_view(&mut conn, a))
-        .collect()
+    let rows = super::views::application_views(&mut conn, rows)?;
+    Ok(Listed { rows, total })
 }
 
 /// Moves an application along its lifecycle in one conditional update: it fails if the

@@ -4,6 +4,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::db::any_of::any_of;
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Claim, CreditEvent, Guarantee, Organization};
 use crate::db::schema::{claims, credit_events, guarantees, organizations, projects, sections};
@@ -13,10 +14,13 @@ use crate::domain::lifecycle::{ClaimState, GuaranteeAction};
 use crate::domain::money::Amount;
 use crate::domain::party::Role;
 use crate::services::guarantees::{require_project_agency, transition, with_guarantee};
+use crate::services::listing::{
+    parse_each, prefix_pattern, DayRange, Params, Problems, Sort, SortKey,
+};
 use crate::services::notify;
 use crate::services::organizations::{required_multi_line_text, required_text};
 use crate::services::views::{guarantee_view_by_id, GuaranteeView};
-use crate::services::{new_id, require_role, Actor, Context, ServiceError};
+use crate::services::{new_id, require_role, Actor, Context, Listed, ServiceError, Window};
 
 /// A demand as the agency files it for the tenderee.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
@@ -269,34 +273,23 @@ pub fn decide_claim(
     })
 }
 
-/// Claims the actor is party to: the agency's projects', the issuer's guarantees', the
-/// bidder's own.
-pub fn list_claims(ctx: &Context, actor: &Actor) -> Result<Vec<ClaimView>, ServiceError> {
-    require_role(
-        actor,
-        &[Role::Agency, Role::Issuer, Role::Enterprise, Role::Operator],
-    )?;
-    let at = ctx.now();
-    let mut conn = ctx.conn()?;
-    let mut query = claims::table
-        .inner_join(guarantees::table.inner_join(sections::table.inner_join(projects::table)))
-        .into_boxed();
-    match actor.role {
-        Role::Agency => query = query.filter(projects::agency_id.eq(&actor.organization_id)),
-        Role::Issuer => query = query.filter(guarantees::issuer_id.eq(&actor.organization_id)),
-        Role::Enterprise => {
-            query = query.filter(guarantees::enterprise_id.eq(&actor.organization_id))
-        }
-        _ => {}
-    }
-    let rows: Vec<Claim> = query
-        .order(claims::filed_at.desc())
-        .limit(500)
-        .select(Claim::as_select())
-        .load(&mut conn)?;
-    rows.into_iter()
-        .map(|cl| claim_view(&mut conn, cl, at))
-        .collect()
+/// A claim list's filters as typed: the API's query parameters. Every one is optional;
+/// blank is the same as absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ClaimQuery {
+    /// States, repeated or comma-separated: `filed`, `paid`, `rejected`.
+    #[param(required = false, style = Form, explode = true)]
+    pub state: Vec<String>,
+    /// The guarantee's number, or its beginning.
+    pub number: Option<String>,
+    /// Filed on or after this day (China date, `YYYY-MM-DD`).
+    pub from: Option<String>,
+    /// Filed on or before this day (China date, `YYYY-MM-DD`).
+    pub to: Option<String>,
+    /// `filed_at` or `deadline` (the issuer's decision deadline); a leading `-` sorts
+    /// descending. Default `-filed_at` (newest first).
+    pub sort: Option<String>,
 }
 
 /// How many claims against the issuer's guarantees wait for its decision (filed, not
@@ -312,14 +305,80 @@ pub fn count_waiting(ctx: &Context, actor: &Actor) -> Result<i64, ServiceError> 
         .get_result(&mut conn)?)
 }
 
-/// One page of the claims [`list_claims`] would answer, newest first, with how many
-/// there are: the count and the page are asked of the database.
-pub fn list_claims_page(
+/// What a claim is sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimSort {
+    FiledAt,
+    Deadline,
+}
+
+impl SortKey for ClaimSort {
+    const KEYS: &'static [(&'static str, Self)] = &[
+        ("filed_at", ClaimSort::FiledAt),
+        ("deadline", ClaimSort::Deadline),
+    ];
+    const DEFAULT: Sort<Self> = Sort {
+        key: ClaimSort::FiledAt,
+        descending: true,
+    };
+}
+
+/// A claim list's filters, checked. They only narrow what the actor may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimFilter {
+    pub states: Vec<ClaimState>,
+    /// Upper case: numbers are.
+    pub number: Option<String>,
+    pub filed: DayRange,
+    pub sort: Sort<ClaimSort>,
+}
+
+impl Default for ClaimFilter {
+    fn default() -> Self {
+        ClaimFilter {
+            states: Vec::new(),
+            number: None,
+            filed: DayRange::default(),
+            sort: ClaimSort::DEFAULT,
+        }
+    }
+}
+
+impl ClaimFilter {
+    /// Reads the filters from a list's parameters: what was typed and the checked
+    /// filter, or every problem found (unknown names included).
+    pub fn read(mut params: Params) -> (ClaimQuery, Result<ClaimFilter, Problems>) {
+        let typed = ClaimQuery {
+            state: params.many("state"),
+            number: params.one("number"),
+            from: params.one("from"),
+            to: params.one("to"),
+            sort: params.one("sort"),
+        };
+        let filter = ClaimFilter {
+            states: parse_each(&mut params, "state", &typed.state),
+            number: typed.number.as_deref().map(str::to_uppercase),
+            filed: DayRange::read(
+                &mut params,
+                ("from", typed.from.as_deref()),
+                ("to", typed.to.as_deref()),
+            ),
+            sort: Sort::read(&mut params, typed.sort.as_deref()),
+        };
+        let checked = params.finish(filter);
+        (typed, checked)
+    }
+}
+
+/// The claims the actor is party to (the agency's projects', the issuer's guarantees',
+/// the bidder's own; the operator all) that `filter` keeps, one window of them in its
+/// order with the count of all: both asked of the database.
+pub fn list(
     ctx: &Context,
     actor: &Actor,
-    offset: i64,
-    limit: i64,
-) -> Result<(Vec<ClaimView>, i64), ServiceError> {
+    filter: &ClaimFilter,
+    window: Window,
+) -> Result<Listed<ClaimView>, ServiceError> {
     require_role(
         actor,
         &[Role::Agency, Role::Issuer, Role::Enterprise, Role::Operator],
@@ -341,21 +400,80 @@ pub fn list_claims_page(
             }
             _ => {}
         }
+        if !filter.states.is_empty() {
+            query = query.filter(any_of(claims::status, filter.states.clone()));
+        }
+        if let Some(number) = &filter.number {
+            query = query.filter(guarantees::number.like(prefix_pattern(number)).escape('\\'));
+        }
+        if let Some(start) = filter.filed.start() {
+            query = query.filter(claims::filed_at.ge(start));
+        }
+        if let Some(end) = filter.filed.end() {
+            query = query.filter(claims::filed_at.lt(end));
+        }
         query
     };
     let mut conn = ctx.conn()?;
     let total: i64 = filtered().count().get_result(&mut conn)?;
-    let rows: Vec<Claim> = filtered()
-        .order((claims::filed_at.desc(), claims::id.asc()))
-        .offset(offset.max(0))
-        .limit(limit.clamp(1, 500))
+    let sorted = match (filter.sort.key, filter.sort.descending) {
+        (ClaimSort::FiledAt, false) => filtered().order_by(claims::filed_at.asc()),
+        (ClaimSort::FiledAt, true) => filtered().order_by(claims::filed_at.desc()),
+        (ClaimSort::Deadline, false) => filtered().order_by(claims::decide_by.asc()),
+        (ClaimSort::Deadline, true) => filtered().order_by(claims::decide_by.desc()),
+    };
+    // The id is unique: rows with equal keys keep one order across pages.
+    let rows: Vec<Claim> = sorted
+        .then_order_by(claims::id.asc())
+        .offset(window.offset.max(0))
+        .limit(window.limit.clamp(1, 500))
         .select(Claim::as_select())
         .load(&mut conn)?;
-    let views = rows
+    let rows = rows
         .into_iter()
         .map(|cl| claim_view(&mut conn, cl, at))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((views, total))
+    Ok(Listed { rows, total })
+}
+
+/// Claims the actor is party to, newest first (the first 500).
+pub fn list_claims(ctx: &Context, actor: &Actor) -> Result<Vec<ClaimView>, ServiceError> {
+    let first = Window {
+        offset: 0,
+        limit: 500,
+    };
+    Ok(list(ctx, actor, &ClaimFilter::default(), first)?.rows)
+}
+
+/// One page of the claims [`list`] would answer in the given states (any when empty),
+/// newest first: the issuer's claims to decide are those still filed.
+pub fn list_claims_in(
+    ctx: &Context,
+    actor: &Actor,
+    states: &[ClaimState],
+    window: Window,
+) -> Result<Listed<ClaimView>, ServiceError> {
+    let filter = ClaimFilter {
+        states: states.to_vec(),
+        ..ClaimFilter::default()
+    };
+    list(ctx, actor, &filter, window)
+}
+
+/// One page of the claims [`list`] would answer, newest first, with how many there are.
+pub fn list_claims_page(
+    ctx: &Context,
+    actor: &Actor,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<ClaimView>, i64), ServiceError> {
+    let listed = list(
+        ctx,
+        actor,
+        &ClaimFilter::default(),
+        Window { offset, limit },
+    )?;
+    Ok((listed.rows, listed.total))
 }
 
 /// Credit events recorded against a subject (used by the credit archive and tests).

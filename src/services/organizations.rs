@@ -3,7 +3,9 @@
 
 use diesel::prelude::*;
 
-use super::{new_id, require_role, Actor, Context, ServiceError};
+use super::listing::{contains_pattern, lower, parse_each, Params, Problems, Sort, SortKey};
+use super::{new_id, require_role, Actor, Context, Listed, ServiceError, Window};
+use crate::db::any_of::any_of;
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Organization, User};
 use crate::db::schema::{issuer_certificates, organizations, users};
@@ -523,6 +525,122 @@ pub fn bootstrap_operator(
     })
 }
 
+/// An organization list's filters as typed: the API's query parameters. Every one is
+/// optional; blank is the same as absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrganizationQuery {
+    /// Kinds, repeated or comma-separated: `enterprise`, `issuer`, `agency`, `tenderee`,
+    /// `provider`, `operator`.
+    #[param(required = false, style = Form, explode = true)]
+    pub kind: Vec<String>,
+    /// Part of the name or of the unified social credit code.
+    pub q: Option<String>,
+    /// `name` or `created`; a leading `-` sorts descending. Default `name`.
+    pub sort: Option<String>,
+}
+
+/// What an organization is sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrganizationSort {
+    Name,
+    Created,
+}
+
+impl SortKey for OrganizationSort {
+    const KEYS: &'static [(&'static str, Self)] = &[
+        ("name", OrganizationSort::Name),
+        ("created", OrganizationSort::Created),
+    ];
+    const DEFAULT: Sort<Self> = Sort {
+        key: OrganizationSort::Name,
+        descending: false,
+    };
+}
+
+/// An organization list's filters, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationFilter {
+    pub kinds: Vec<OrgKind>,
+    pub text: Option<String>,
+    pub sort: Sort<OrganizationSort>,
+}
+
+impl Default for OrganizationFilter {
+    fn default() -> Self {
+        OrganizationFilter {
+            kinds: Vec::new(),
+            text: None,
+            sort: OrganizationSort::DEFAULT,
+        }
+    }
+}
+
+impl OrganizationFilter {
+    /// Reads the filters from a list's parameters: what was typed and the checked
+    /// filter, or every problem found (unknown names included).
+    pub fn read(mut params: Params) -> (OrganizationQuery, Result<OrganizationFilter, Problems>) {
+        let typed = OrganizationQuery {
+            kind: params.many("kind"),
+            q: params.one("q"),
+            sort: params.one("sort"),
+        };
+        let filter = OrganizationFilter {
+            kinds: parse_each(&mut params, "kind", &typed.kind),
+            text: typed.q.clone(),
+            sort: Sort::read(&mut params, typed.sort.as_deref()),
+        };
+        let checked = params.finish(filter);
+        (typed, checked)
+    }
+}
+
+/// The organizations (operator only) that `filter` keeps, one window of them in its
+/// order with the count of all: both asked of the database.
+pub fn list(
+    ctx: &Context,
+    actor: &Actor,
+    filter: &OrganizationFilter,
+    window: Window,
+) -> Result<Listed<Organization>, ServiceError> {
+    require_role(actor, &[Role::Operator])?;
+    let pattern = filter
+        .text
+        .as_deref()
+        .map(|t| contains_pattern(&t.to_lowercase()));
+    let filtered = || {
+        let mut query = organizations::table.into_boxed();
+        if !filter.kinds.is_empty() {
+            query = query.filter(any_of(organizations::kind, filter.kinds.clone()));
+        }
+        if let Some(p) = &pattern {
+            query = query.filter(
+                lower(organizations::name)
+                    .like(p.clone())
+                    .escape('\\')
+                    .or(lower(organizations::uscc).like(p.clone()).escape('\\')),
+            );
+        }
+        query
+    };
+    let mut conn = ctx.conn()?;
+    let total: i64 = filtered().count().get_result(&mut conn)?;
+    let sorted = match (filter.sort.key, filter.sort.descending) {
+        (OrganizationSort::Name, false) => filtered().order_by(organizations::name.asc()),
+        (OrganizationSort::Name, true) => filtered().order_by(organizations::name.desc()),
+        (OrganizationSort::Created, false) => filtered().order_by(organizations::created_at.asc()),
+        (OrganizationSort::Created, true) => filtered().order_by(organizations::created_at.desc()),
+    };
+    // The id is unique: rows with equal keys keep one order across pages.
+    let rows = sorted
+        .then_order_by(organizations::id.asc())
+        .offset(window.offset.max(0))
+        .limit(window.limit.clamp(1, 500))
+        .select(Organization::as_select())
+        .load(&mut conn)?;
+    Ok(Listed { rows, total })
+}
+
 /// One page of the organizations (operator only), by name, whose name or code holds
 /// `text` when given, with how many match.
 pub fn list_organizations_page(
@@ -532,31 +650,15 @@ pub fn list_organizations_page(
     offset: i64,
     limit: i64,
 ) -> Result<(Vec<Organization>, i64), ServiceError> {
-    require_role(actor, &[Role::Operator])?;
-    let pattern = text
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(|t| format!("%{}%", t.replace(['%', '_'], "")));
-    let filtered = || {
-        let mut query = organizations::table.into_boxed();
-        if let Some(p) = &pattern {
-            query = query.filter(
-                organizations::name
-                    .like(p.clone())
-                    .or(organizations::uscc.like(p.clone())),
-            );
-        }
-        query
+    let filter = OrganizationFilter {
+        text: text
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned),
+        ..OrganizationFilter::default()
     };
-    let mut conn = ctx.conn()?;
-    let total: i64 = filtered().count().get_result(&mut conn)?;
-    let rows = filtered()
-        .order((organizations::name.asc(), organizations::id.asc()))
-        .offset(offset.max(0))
-        .limit(limit.clamp(1, 500))
-        .select(Organization::as_select())
-        .load(&mut conn)?;
-    Ok((rows, total))
+    let listed = list(ctx, actor, &filter, Window { offset, limit })?;
+    Ok((listed.rows, listed.total))
 }
 
 /// The users of an organization, by username (operator only).

@@ -4,6 +4,7 @@
 use chrono::{NaiveDateTime, SubsecRound};
 use diesel::prelude::*;
 
+use super::listing::{contains_pattern, lower, DayRange, Params, Problems, Sort, SortKey};
 use super::organizations::required_text;
 use super::{new_id, require_role, Actor, Context, Listed, ServiceError, Window};
 use crate::db::audit::{self, AuditEvent};
@@ -206,7 +207,7 @@ pub fn list_projects(ctx: &Context, actor: &Actor) -> Result<Vec<ProjectView>, S
     Ok(search_projects(ctx, actor, &ProjectSearch::default(), None)?.rows)
 }
 
-/// What a list of projects is narrowed to (every part optional).
+/// What a list of projects is narrowed to (every part optional), and its order.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ProjectSearch {
@@ -218,37 +219,44 @@ pub struct ProjectSearch {
     pub deadline_from: Option<String>,
     /// Bid deadline on or before this day (China date, `YYYY-MM-DD`).
     pub deadline_to: Option<String>,
+    /// `deadline` or `code`; a leading `-` sorts descending. Default `deadline`
+    /// (soonest first).
+    pub sort: Option<String>,
+}
+
+impl ProjectSearch {
+    /// Reads the search from a list's parameters; a name it does not know is a problem.
+    pub fn read(mut params: Params) -> Result<ProjectSearch, Problems> {
+        let search = ProjectSearch {
+            q: params.one("q"),
+            tenderee: params.one("tenderee"),
+            deadline_from: params.one("deadline_from"),
+            deadline_to: params.one("deadline_to"),
+            sort: params.one("sort"),
+        };
+        params.finish(search)
+    }
+}
+
+/// What a project is sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectSort {
+    Deadline,
+    Code,
+}
+
+impl SortKey for ProjectSort {
+    const KEYS: &'static [(&'static str, Self)] = &[
+        ("deadline", ProjectSort::Deadline),
+        ("code", ProjectSort::Code),
+    ];
+    const DEFAULT: Sort<Self> = Sort {
+        key: ProjectSort::Deadline,
+        descending: false,
+    };
 }
 
 type Db = <crate::db::DbConnection as diesel::Connection>::Backend;
-
-// Searches ignore case alike on both backends (SQLite's `LIKE` ignores ASCII case,
-// PostgreSQL's does not): both sides are lowered first.
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
-
-/// A `LIKE` pattern matching `text` anywhere, its own `%`, `_` and backslash taken literally.
-pub(crate) fn contains_pattern(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
-/// The start (UTC) of a China day typed as `YYYY-MM-DD`, `days_after` days later.
-fn china_day(field: &str, text: &str, days_after: i64) -> Result<NaiveDateTime, ServiceError> {
-    let day = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .map_err(|_| ServiceError::invalid(field, "must be a date like 2026-12-20"))?;
-    let start = day.and_time(chrono::NaiveTime::MIN) + chrono::Duration::days(days_after)
-        - chrono::Duration::hours(8);
-    crate::domain::time::check_window(start).map_err(|e| ServiceError::invalid(field, e))?;
-    Ok(start)
-}
 
 /// The projects of [`list_projects`] narrowed by `search`, one window of them (all when
 /// `None`), soonest deadline first, with the count of all that match. Filtering and
@@ -269,12 +277,15 @@ pub fn search_projects(
     };
     let q = text(&search.q);
     let tenderee = text(&search.tenderee);
-    let from = text(&search.deadline_from)
-        .map(|d| china_day("deadline_from", &d, 0))
-        .transpose()?;
-    let until = text(&search.deadline_to)
-        .map(|d| china_day("deadline_to", &d, 1))
-        .transpose()?;
+    let mut params = Params::default();
+    let deadline = DayRange::read(
+        &mut params,
+        ("deadline_from", text(&search.deadline_from).as_deref()),
+        ("deadline_to", text(&search.deadline_to).as_deref()),
+    );
+    let sort = Sort::<ProjectSort>::read(&mut params, text(&search.sort).as_deref());
+    params.finish(())?;
+    let (from, until) = (deadline.start(), deadline.end());
     let filtered = || {
         let mut query: projects::BoxedQuery<'static, Db> = projects::table.into_boxed();
         match actor.role {
@@ -317,8 +328,15 @@ pub fn search_projects(
     };
     let mut conn = ctx.conn()?;
     let total: i64 = filtered().count().get_result(&mut conn)?;
-    let mut query = filtered()
-        .order((projects::bid_deadline.asc(), projects::code.asc()))
+    let sorted = match (sort.key, sort.descending) {
+        (ProjectSort::Deadline, false) => filtered().order_by(projects::bid_deadline.asc()),
+        (ProjectSort::Deadline, true) => filtered().order_by(projects::bid_deadline.desc()),
+        (ProjectSort::Code, false) => filtered().order_by(projects::code.asc()),
+        (ProjectSort::Code, true) => filtered().order_by(projects::code.desc()),
+    };
+    // The id is unique: rows with equal keys keep one order across pages.
+    let mut query = sorted
+        .then_order_by(projects::id.asc())
         .select(Project::as_select());
     if let Some(w) = window {
         query = query.offset(w.offset).limit(w.limit);

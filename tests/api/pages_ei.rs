@@ -13,13 +13,13 @@ use crate::fixtures::{NewClaim, NewTender, Party, TestPki};
 use crate::helpers::TestApp;
 
 /// A browser without JavaScript: its own cookie jar, redirects seen one by one.
-struct Visitor<'a> {
+pub(crate) struct Visitor<'a> {
     app: &'a TestApp,
-    client: reqwest::Client,
+    pub(crate) client: reqwest::Client,
 }
 
 impl<'a> Visitor<'a> {
-    fn new(app: &'a TestApp) -> Visitor<'a> {
+    pub(crate) fn new(app: &'a TestApp) -> Visitor<'a> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .cookie_store(true)
@@ -29,7 +29,7 @@ impl<'a> Visitor<'a> {
     }
 
     /// Signed in through the sign-in page, as `username`.
-    async fn signed_in(app: &'a TestApp, username: &str) -> Visitor<'a> {
+    pub(crate) async fn signed_in(app: &'a TestApp, username: &str) -> Visitor<'a> {
         let v = Visitor::new(app);
         let landed = v.sign_in(username, "/").await;
         assert_eq!(landed, "/");
@@ -38,7 +38,7 @@ impl<'a> Visitor<'a> {
 
     /// Fills in the sign-in form reached from `/login?next=...`; answers where it
     /// sends the visitor.
-    async fn sign_in(&self, username: &str, next: &str) -> String {
+    pub(crate) async fn sign_in(&self, username: &str, next: &str) -> String {
         let form = self
             .page(&format!("/login?next={}", urlencode(next)))
             .await
@@ -62,7 +62,7 @@ impl<'a> Visitor<'a> {
     }
 
     /// A page as a browser asks for it: its status and HTML.
-    async fn page(&self, path: &str) -> (StatusCode, String) {
+    pub(crate) async fn page(&self, path: &str) -> (StatusCode, String) {
         let res = self
             .client
             .get(self.app.url(path))
@@ -88,14 +88,18 @@ impl<'a> Visitor<'a> {
     }
 
     /// A page that must answer 200.
-    async fn ok(&self, path: &str) -> String {
+    pub(crate) async fn ok(&self, path: &str) -> String {
         let (status, html) = self.page(path).await;
         assert_eq!(status, StatusCode::OK, "{path}: {html}");
         html
     }
 
     /// Posts a form; answers the status, the redirect target (if any) and the body.
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String, String) {
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (StatusCode, String, String) {
         let res = self
             .client
             .post(self.app.url(path))

@@ -7,6 +7,7 @@ mod amendments;
 mod expiry;
 mod issuing;
 mod lifecycle;
+mod list;
 mod verification;
 
 use chrono::NaiveDateTime;
@@ -16,6 +17,7 @@ pub use amendments::offer_amendments;
 pub use expiry::{expire_due, send_expiry_notices, EXPIRY_NOTICE_DAYS};
 pub use issuing::{draft, issue_hosted, open_code, upload_signature, Issued};
 pub use lifecycle::{accept, award, cancel, contract_signed, release, revoke, transition};
+pub use list::{list, GuaranteeFilter, GuaranteeQuery, GuaranteeSort};
 pub use verification::{
     bonds_at_opening, verify_by_number, verify_by_number_with_document, verify_documents,
     ExpectationsInput, OpeningReport,
@@ -23,7 +25,6 @@ pub use verification::{
 
 pub use crate::services::views::GuaranteeView;
 
-use crate::db::any_of::any_of;
 use crate::db::models::Guarantee;
 use crate::db::schema::{guarantees, issuer_certificates};
 use crate::db::DbConnection;
@@ -78,66 +79,16 @@ pub fn get(ctx: &Context, actor: &Actor, number: &str) -> Result<GuaranteeView, 
     load_visible(&mut conn, actor, number, ctx.now())
 }
 
-/// The guarantees an enterprise holds or an issuer issued (newest first).
-pub fn list(ctx: &Context, actor: &Actor) -> Result<Vec<GuaranteeView>, ServiceError> {
-    require_role(actor, &[Role::Enterprise, Role::Issuer, Role::Operator])?;
-    let mut conn = ctx.conn()?;
-    let mut query = guarantees::table.into_boxed();
-    match actor.role {
-        Role::Enterprise => {
-            query = query.filter(guarantees::enterprise_id.eq(&actor.organization_id))
-        }
-        Role::Issuer => query = query.filter(guarantees::issuer_id.eq(&actor.organization_id)),
-        _ => {}
-    }
-    let rows: Vec<Guarantee> = query
-        .order(guarantees::issued_at.desc())
-        .limit(500)
-        .select(Guarantee::as_select())
-        .load(&mut conn)?;
-    rows.into_iter()
-        .map(|g| guarantee_view(&mut conn, g))
-        .collect()
-}
-
-/// The guarantees of [`list`], in the given states (any when empty), newest first, one
-/// window of them with the count of all (paged in the database).
+/// The guarantees of [`list`] in the given states (any when empty), newest first, one
+/// window of them with the count of all: what a home page shows.
 pub fn list_page(
     ctx: &Context,
     actor: &Actor,
     states: &[GuaranteeState],
     window: Window,
 ) -> Result<Listed<GuaranteeView>, ServiceError> {
-    require_role(actor, &[Role::Enterprise, Role::Issuer, Role::Operator])?;
-    let filtered = || {
-        let mut query: guarantees::BoxedQuery<'static, Db> = guarantees::table.into_boxed();
-        match actor.role {
-            Role::Enterprise => {
-                query = query.filter(guarantees::enterprise_id.eq(actor.organization_id.clone()))
-            }
-            Role::Issuer => {
-                query = query.filter(guarantees::issuer_id.eq(actor.organization_id.clone()))
-            }
-            _ => {}
-        }
-        if !states.is_empty() {
-            query = query.filter(any_of(guarantees::status, states.to_vec()));
-        }
-        query
-    };
-    let mut conn = ctx.conn()?;
-    let total: i64 = filtered().count().get_result(&mut conn)?;
-    let rows: Vec<Guarantee> = filtered()
-        .order((guarantees::issued_at.desc(), guarantees::number.asc()))
-        .offset(window.offset)
-        .limit(window.limit)
-        .select(Guarantee::as_select())
-        .load(&mut conn)?;
-    let rows = crate::services::views::guarantee_views(&mut conn, rows)?;
-    Ok(Listed { rows, total })
+    list(ctx, actor, &GuaranteeFilter::in_states(states), window)
 }
-
-type Db = <DbConnection as diesel::Connection>::Backend;
 
 /// The signer's certificate followed by the trusted CA certificates that issued it,
 /// as PEM, so a relying party can verify offline.

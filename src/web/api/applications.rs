@@ -8,12 +8,13 @@ use serde::{Deserialize, Serialize};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::domain::money::Amount;
-use crate::services::applications::{self, NewApplication};
+use crate::services::applications::{self, ApplicationFilter, ApplicationQuery, NewApplication};
 use crate::services::guarantees;
 use crate::services::views::ApplicationView;
 use crate::web::api::dto::{
     china_time, Binary, IssuedOut, NamedParty, PendingAmendmentOut, SectionRef, SignedDocument,
 };
+use crate::web::api::listing::{filters, ListRequest, PageParams};
 use crate::web::auth::Authenticated;
 use crate::web::error::responses::{
     BadRequest, Conflict, JsonBody, NotFound, SignedIn, Unprocessable,
@@ -123,43 +124,35 @@ async fn apply(
     Ok(HttpResponse::Created().json(ApplicationOut::from(view)))
 }
 
-/// Filters of the application list.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// Only applications in this state.
-    status: Option<String>,
-}
-
 /// The applications the caller may see: its own (enterprise) or addressed to it
-/// (issuer).
+/// (issuer), narrowed by the filters, one page of them.
 #[utoipa::path(
     tag = "applications",
-    params(ListQuery),
+    params(ApplicationQuery, PageParams),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
-        (status = 200, description = "Applications", body = Vec<ApplicationOut>),
+        (status = 200, description = "One page of applications", body = Vec<ApplicationOut>,
+            headers(
+                ("X-Total-Count" = i64, description = "How many applications the filters match"),
+                ("Link" = String, description = "RFC 8288 links to the first, previous, next and last pages, keeping the filters"),
+            )),
         SignedIn,
-        BadRequest,
         Unprocessable,
     )
 )]
 #[get("/applications")]
 async fn list(
+    req: HttpRequest,
     state: web::Data<AppState>,
     who: Authenticated,
-    query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let (page, params) = ListRequest::of(&req)?;
+    let filter = filters(params, ApplicationFilter::read)?;
     let ctx = state.ctx.clone();
-    let views =
-        web::block(move || applications::list(&ctx, &who.0, query.status.as_deref())).await??;
-    Ok(HttpResponse::Ok().json(
-        views
-            .into_iter()
-            .map(ApplicationOut::from)
-            .collect::<Vec<_>>(),
-    ))
+    let window = page.window();
+    let listed = web::block(move || applications::list(&ctx, &who.0, &filter, window)).await??;
+    let rows: Vec<ApplicationOut> = listed.rows.into_iter().map(ApplicationOut::from).collect();
+    Ok(page.answer(&rows, listed.total))
 }
 
 /// One application.

@@ -1,15 +1,17 @@
 //! Guarantees: reading and downloading (parties only), the agency's and issuer's
 //! lifecycle actions, awards, claims, and the bid-opening view.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::domain::money::Amount;
 use crate::pki::VerificationReport;
-use crate::services::claims::{self, ClaimDecision, ClaimView, NewClaim};
-use crate::services::guarantees::{self, GuaranteeView};
+use crate::services::claims::{self, ClaimDecision, ClaimFilter, ClaimQuery, ClaimView, NewClaim};
+use crate::services::guarantees::{self, GuaranteeFilter, GuaranteeQuery, GuaranteeView};
+use crate::services::ServiceError;
 use crate::web::api::dto::{china_time, Binary, GuaranteeOut, ProjectRef, SignedDocument};
+use crate::web::api::listing::{filters, ListRequest, PageParams};
 use crate::web::auth::Authenticated;
 use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn, Unprocessable};
 use crate::web::error::ApiError;
@@ -35,17 +37,35 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(contract);
 }
 
-/// The guarantees the caller is a party to.
+/// The guarantees the caller is a party to (an enterprise those it holds, an issuer
+/// those it issued, the operator all), narrowed by the filters, one page of them.
 #[utoipa::path(
     tag = "guarantees",
+    params(GuaranteeQuery, PageParams),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, description = "Guarantees", body = Vec<GuaranteeOut>), SignedIn)
+    responses(
+        (status = 200, description = "One page of guarantees", body = Vec<GuaranteeOut>,
+            headers(
+                ("X-Total-Count" = i64, description = "How many guarantees the filters match"),
+                ("Link" = String, description = "RFC 8288 links to the first, previous, next and last pages, keeping the filters"),
+            )),
+        SignedIn,
+        Unprocessable,
+    )
 )]
 #[get("/guarantees")]
-async fn list(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
+async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let (page, params) = ListRequest::of(&req)?;
+    let filter = filters(params, GuaranteeFilter::read)?;
     let ctx = state.ctx.clone();
-    let views = web::block(move || guarantees::list(&ctx, &who.0)).await??;
-    Ok(HttpResponse::Ok().json(views.iter().map(GuaranteeOut::from).collect::<Vec<_>>()))
+    let window = page.window();
+    let listed = web::block(move || guarantees::list(&ctx, &who.0, &filter, window)).await??;
+    let rows: Vec<GuaranteeOut> = listed.rows.iter().map(GuaranteeOut::from).collect();
+    Ok(page.answer(&rows, listed.total))
 }
 
 async fn load(
@@ -355,20 +375,34 @@ async fn file_claim(
     Ok(HttpResponse::Created().json(ClaimOut::from(claim)))
 }
 
-/// The claims the caller may see.
+/// The claims the caller may see, narrowed by the filters, one page of them.
 #[utoipa::path(
     tag = "claims",
+    params(ClaimQuery, PageParams),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, description = "Claims", body = Vec<ClaimOut>), SignedIn)
+    responses(
+        (status = 200, description = "One page of claims", body = Vec<ClaimOut>,
+            headers(
+                ("X-Total-Count" = i64, description = "How many claims the filters match"),
+                ("Link" = String, description = "RFC 8288 links to the first, previous, next and last pages, keeping the filters"),
+            )),
+        SignedIn,
+        Unprocessable,
+    )
 )]
 #[get("/claims")]
 async fn list_claims(
+    req: HttpRequest,
     state: web::Data<AppState>,
     who: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
+    let (page, params) = ListRequest::of(&req)?;
+    let filter = filters(params, ClaimFilter::read)?;
     let ctx = state.ctx.clone();
-    let claims = web::block(move || claims::list_claims(&ctx, &who.0)).await??;
-    Ok(HttpResponse::Ok().json(claims.into_iter().map(ClaimOut::from).collect::<Vec<_>>()))
+    let window = page.window();
+    let listed = web::block(move || claims::list(&ctx, &who.0, &filter, window)).await??;
+    let rows: Vec<ClaimOut> = listed.rows.into_iter().map(ClaimOut::from).collect();
+    Ok(page.answer(&rows, listed.total))
 }
 
 /// Pays or rejects a claim (issuer).
@@ -427,11 +461,13 @@ pub struct ReleasedOut {
     released: Vec<String>,
 }
 
-/// Every bond of a project with its report (after bid opening only).
+/// Every bond of a project with its report (after bid opening only); with a page, the
+/// bonds in force are that page of them (the counts stay those of all).
 pub async fn bonds_of(
     state: &web::Data<AppState>,
     who: Authenticated,
     project_id: String,
+    page: Option<ListRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
     // (Not `bonds`: that name is the handler's route below.)
@@ -444,40 +480,65 @@ pub async fn bonds_of(
         .iter()
         .filter(|(_, r)| r.indication == crate::pki::Indication::Passed)
         .count();
-    Ok(HttpResponse::Ok().json(BondsOut {
+    let count = found.len();
+    let (skip, take) = match &page {
+        Some(p) => {
+            let w = p.window();
+            (
+                usize::try_from(w.offset).unwrap_or(usize::MAX),
+                usize::try_from(w.limit).unwrap_or(usize::MAX),
+            )
+        }
+        None => (0, usize::MAX),
+    };
+    let body = BondsOut {
         project: ProjectRef::from(&project),
-        count: found.len(),
+        count,
         passed,
         bonds: found
             .into_iter()
+            .skip(skip)
+            .take(take)
             .map(|(v, report)| BondOut {
                 guarantee: GuaranteeOut::from(&v),
                 report,
             })
             .collect(),
         ended: ended.iter().map(GuaranteeOut::from).collect(),
-    }))
+    };
+    Ok(match page {
+        Some(p) => p.answer(&body, i64::try_from(count).unwrap_or(i64::MAX)),
+        None => HttpResponse::Ok().json(body),
+    })
 }
 
 /// Every bond of a project with its verification report, after bid opening (agency).
 #[utoipa::path(
     tag = "projects",
-    params(("id" = String, Path, description = "Project id")),
+    params(("id" = String, Path, description = "Project id"), PageParams),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
-        (status = 200, description = "The bonds and their reports", body = BondsOut),
+        (status = 200, description = "The bonds and their reports; `bonds` holds one page of the bonds in force", body = BondsOut,
+            headers(
+                ("X-Total-Count" = i64, description = "How many bonds are in force"),
+                ("Link" = String, description = "RFC 8288 links to the first, previous, next and last pages"),
+            )),
         SignedIn,
         NotFound,
         Conflict,
+        Unprocessable,
     )
 )]
 #[get("/projects/{id}/bonds")]
 async fn bonds(
+    req: HttpRequest,
     state: web::Data<AppState>,
     who: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    bonds_of(&state, who, id.into_inner()).await
+    let (page, params) = ListRequest::of(&req)?;
+    params.finish(()).map_err(ServiceError::from)?;
+    bonds_of(&state, who, id.into_inner(), Some(page)).await
 }
 
 /// The winner of a section.

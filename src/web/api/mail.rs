@@ -1,13 +1,14 @@
 //! The operator's view of the mail outbox (`/admin/mail`).
 
-use actix_web::{get, post, web, HttpResponse};
-use serde::{Deserialize, Serialize};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use serde::Serialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::services::mail::{self, OutboxMail};
+use crate::services::mail::{self, MailFilter, MailQuery, OutboxMail};
 use crate::web::api::dto::china_time;
+use crate::web::api::listing::{filters, ListRequest, PageParams};
 use crate::web::auth::Authenticated;
-use crate::web::error::responses::{BadRequest, Conflict, NotFound, SignedIn, Unprocessable};
+use crate::web::error::responses::{Conflict, NotFound, SignedIn, Unprocessable};
 use crate::web::error::ApiError;
 use crate::web::AppState;
 
@@ -45,37 +46,34 @@ impl From<OutboxMail> for MailView {
     }
 }
 
-/// Filters of the outbox list.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// Only mails in this state: `pending`, `sent` or `failed`.
-    status: Option<String>,
-}
-
-/// The outbox, newest first (operator).
+/// The outbox (operator), narrowed by the filters, one page of it, newest first.
 #[utoipa::path(
     tag = "mail",
-    params(ListQuery),
+    params(MailQuery, PageParams),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
-        (status = 200, description = "Mails", body = Vec<MailView>),
+        (status = 200, description = "One page of mails", body = Vec<MailView>,
+            headers(
+                ("X-Total-Count" = i64, description = "How many mails the filters match"),
+                ("Link" = String, description = "RFC 8288 links to the first, previous, next and last pages, keeping the filters"),
+            )),
         SignedIn,
-        BadRequest,
         Unprocessable,
     )
 )]
 #[get("/admin/mail")]
 async fn list_mail(
+    req: HttpRequest,
     state: web::Data<AppState>,
     who: Authenticated,
-    query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let (page, params) = ListRequest::of(&req)?;
+    let filter = filters(params, MailFilter::read)?;
     let pool = state.pool.clone();
-    let status = query.into_inner().status;
-    let mails = web::block(move || mail::list_mail(&pool, &who.0, status.as_deref())).await??;
-    Ok(HttpResponse::Ok().json(mails.into_iter().map(MailView::from).collect::<Vec<_>>()))
+    let window = page.window();
+    let listed = web::block(move || mail::list(&pool, &who.0, &filter, window)).await??;
+    let rows: Vec<MailView> = listed.rows.into_iter().map(MailView::from).collect();
+    Ok(page.answer(&rows, listed.total))
 }
 
 /// Queues a failed mail for another attempt now (operator).

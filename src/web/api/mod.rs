@@ -5,8 +5,10 @@ pub mod applications;
 pub mod auth;
 pub mod dto;
 pub mod guarantees;
+pub mod listing;
 pub mod mail;
 pub mod organizations;
+pub mod premium_terms;
 pub mod projects;
 pub mod stats;
 pub mod verify;
@@ -18,6 +20,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.configure(auth::routes)
         .configure(admin::routes)
         .configure(organizations::routes)
+        .configure(premium_terms::routes)
         .configure(projects::routes)
         .configure(applications::routes)
         .configure(guarantees::routes)

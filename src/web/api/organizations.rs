@@ -1,15 +1,23 @@
 //! Administration of organizations and users (the operator).
 
-use actix_web::{get, post, web, HttpResponse};
-use serde::Serialize;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::db::models::{Organization, User};
+use crate::domain::money::Amount;
 use crate::domain::party::{IssuerKind, OrgKind, ProviderKind, Role};
-use crate::services::organizations::{self, NewOrganization, NewUser};
+use crate::services::organizations::{
+    self, NewOrganization, NewUser, OrganizationFilter, OrganizationQuery,
+};
+use crate::services::{premium_terms, ServiceError};
 use crate::web::api::dto::china_time;
+use crate::web::api::listing::{filters, ListRequest, PageParams};
+use crate::web::api::premium_terms::{PremiumTermsOut, QuoteOut};
 use crate::web::auth::Authenticated;
-use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
+use crate::web::error::responses::{
+    BadRequest, Conflict, JsonBody, NotFound, SignedIn, Unprocessable,
+};
 use crate::web::error::ApiError;
 use crate::web::json::Json;
 use crate::web::AppState;
@@ -82,55 +90,102 @@ async fn create_organization(
     Ok(HttpResponse::Created().json(OrganizationView::from(org)))
 }
 
-/// The organizations the caller may see.
+/// The organizations (operator), narrowed by the filters, one page of them.
 #[utoipa::path(
     tag = "organizations",
+    params(OrganizationQuery, PageParams),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, description = "Organizations", body = Vec<OrganizationView>), SignedIn)
+    responses(
+        (status = 200, description = "One page of organizations", body = Vec<OrganizationView>,
+            headers(
+                ("X-Total-Count" = i64, description = "How many organizations the filters match"),
+                ("Link" = String, description = "RFC 8288 links to the first, previous, next and last pages, keeping the filters"),
+            )),
+        SignedIn,
+        Unprocessable,
+    )
 )]
 #[get("/organizations")]
 async fn list_organizations(
+    req: HttpRequest,
     state: web::Data<AppState>,
     who: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
+    let (page, params) = ListRequest::of(&req)?;
+    let filter = filters(params, OrganizationFilter::read)?;
     let ctx = state.ctx.clone();
-    let orgs = web::block(move || organizations::list_organizations(&ctx, &who.0)).await??;
-    Ok(HttpResponse::Ok().json(
-        orgs.into_iter()
-            .map(OrganizationView::from)
-            .collect::<Vec<_>>(),
-    ))
+    let window = page.window();
+    let listed = web::block(move || organizations::list(&ctx, &who.0, &filter, window)).await??;
+    let rows: Vec<OrganizationView> = listed
+        .rows
+        .into_iter()
+        .map(OrganizationView::from)
+        .collect();
+    Ok(page.answer(&rows, listed.total))
 }
 
-/// An issuer an enterprise can apply to.
+/// An issuer an enterprise can apply to, with its premium terms in force.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct IssuerOut {
     id: String,
     name: String,
     #[schema(value_type = IssuerKind)]
     kind: String,
+    /// The premium terms in force; null when the issuer published none or withdrew them.
+    premium_terms: Option<PremiumTermsOut>,
+    /// With `bond_amount`: the premium these terms give for it (null without terms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quote: Option<QuoteOut>,
 }
 
-/// The issuers that can issue today (enterprise, operator): an issuer is listed while
-/// it holds a signing certificate in force.
+/// What the list of issuers may be asked.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct IssuersQuery {
+    /// A bond amount (decimal yuan): each issuer with terms then shows the premium it
+    /// would charge for it and whether it guarantees a bond that large.
+    #[param(pattern = r"^[0-9]+(\.[0-9]{1,2})?$", example = "80000.00")]
+    bond_amount: Option<String>,
+}
+
+/// The issuers that can issue today (enterprise, operator), each with its premium
+/// terms: an issuer is listed while it holds a signing certificate in force.
 #[utoipa::path(
     tag = "organizations",
+    params(IssuersQuery),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, description = "Issuers", body = Vec<IssuerOut>), SignedIn)
+    responses(
+        (status = 200, description = "Issuers", body = Vec<IssuerOut>),
+        SignedIn,
+        BadRequest,
+        Unprocessable,
+    )
 )]
 #[get("/issuers")]
 async fn list_issuers(
     state: web::Data<AppState>,
     who: Authenticated,
+    query: web::Query<IssuersQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let bond = query
+        .bond_amount
+        .as_deref()
+        .map(|typed| {
+            Amount::parse(typed.trim()).map_err(|e| ServiceError::invalid("bond_amount", e))
+        })
+        .transpose()?;
     let ctx = state.ctx.clone();
-    let orgs = web::block(move || organizations::list_active_issuers(&ctx, &who.0)).await??;
+    let issuers = web::block(move || premium_terms::issuers_with_terms(&ctx, &who.0)).await??;
     Ok(HttpResponse::Ok().json(
-        orgs.into_iter()
-            .map(|o| IssuerOut {
+        issuers
+            .into_iter()
+            .map(|(o, terms)| IssuerOut {
                 kind: o.issuer_kind.map(|k| k.to_string()).unwrap_or_default(),
                 id: o.id,
                 name: o.name,
+                premium_terms: terms.as_ref().and_then(PremiumTermsOut::of),
+                quote: bond.and_then(|b| terms.as_ref().and_then(|t| QuoteOut::of(t, b))),
             })
             .collect::<Vec<_>>(),
     ))

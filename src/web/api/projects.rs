@@ -1,6 +1,6 @@
 //! Tender projects and their sections (the agency).
 
-use actix_web::{get, patch, post, web, HttpResponse};
+use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -8,7 +8,9 @@ use crate::domain::money::Amount;
 use crate::services::projects::{
     self, NewProject, Postponement, ProjectChanges, ProjectSearch, ProjectView,
 };
+use crate::services::ServiceError;
 use crate::web::api::dto::china_time;
+use crate::web::api::listing::{ListRequest, PageParams};
 use crate::web::auth::Authenticated;
 use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn, Unprocessable};
 use crate::web::error::ApiError;
@@ -119,29 +121,36 @@ async fn create_project(
 }
 
 /// The projects the caller may see: an agency its own, the operator all, an enterprise
-/// those open for bidding (deadline ahead); narrowed by the optional filters.
+/// those open for bidding (deadline ahead); narrowed by the optional filters, one page
+/// of them.
 #[utoipa::path(
     tag = "projects",
-    params(ProjectSearch),
+    params(ProjectSearch, PageParams),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
-        (status = 200, description = "Projects, soonest deadline first", body = Vec<ProjectOut>),
+        (status = 200, description = "One page of projects, soonest deadline first unless sorted otherwise", body = Vec<ProjectOut>,
+            headers(
+                ("X-Total-Count" = i64, description = "How many projects the filters match"),
+                ("Link" = String, description = "RFC 8288 links to the first, previous, next and last pages, keeping the filters"),
+            )),
         SignedIn,
         Unprocessable,
     )
 )]
 #[get("/projects")]
 async fn list_projects(
+    req: HttpRequest,
     state: web::Data<AppState>,
     who: Authenticated,
-    search: web::Query<ProjectSearch>,
 ) -> Result<HttpResponse, ApiError> {
+    let (page, params) = ListRequest::of(&req)?;
+    let search = ProjectSearch::read(params).map_err(ServiceError::from)?;
     let ctx = state.ctx.clone();
-    let search = search.into_inner();
-    let views = web::block(move || projects::search_projects(&ctx, &who.0, &search, None))
-        .await??
-        .rows;
-    Ok(HttpResponse::Ok().json(views.into_iter().map(ProjectOut::from).collect::<Vec<_>>()))
+    let window = page.window();
+    let listed = web::block(move || projects::search_projects(&ctx, &who.0, &search, Some(window)))
+        .await??;
+    let rows: Vec<ProjectOut> = listed.rows.into_iter().map(ProjectOut::from).collect();
+    Ok(page.answer(&rows, listed.total))
 }
 
 /// One project.

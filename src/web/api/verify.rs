@@ -130,7 +130,7 @@ async fn bulk(
     who: Authenticated,
     body: Json<BulkRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    super::guarantees::bonds_of(&state, who, body.into_inner().project_id).await
+    super::guarantees::bonds_of(&state, who, body.into_inner().project_id, None).await
 }
 
 /// The signature policy in force: the digest algorithms, keys, key usages and claimed

@@ -13,6 +13,7 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use super::errors::PageError;
+use super::forms::{form_page, submit, FieldErrors, Outcome};
 use super::i18n::{Lang, Tr};
 use super::paging::{query_of, PageQuery, Pager, Paging};
 use super::session::{SignedForm, Visitor};
@@ -254,45 +255,6 @@ async fn list(
 }
 
 // ---------------------------------------------------------------------------------
-// Errors of a form: one per field, in the visitor's words
-
-/// The errors of a form, by the form's field id, in the order the summary lists them.
-#[derive(Default)]
-pub(super) struct FieldErrors {
-    pub(super) list: Vec<(String, String)>,
-}
-
-impl FieldErrors {
-    pub(super) fn add(&mut self, field: &str, message: String) {
-        if !self.list.iter().any(|(f, _)| f == field) {
-            self.list.push((field.to_owned(), message));
-        }
-    }
-
-    pub(super) fn get(&self, field: impl AsRef<str>) -> Option<&str> {
-        self.list
-            .iter()
-            .find(|(f, _)| f == field.as_ref())
-            .map(|(_, m)| m.as_str())
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
-
-    /// The message of a refusal on `field` (a form id): the catalogue's words for that
-    /// kind of field, and in English the service's own precise words beside them (they
-    /// are written in English).
-    pub(super) fn refused(&mut self, tr: Tr, field: &str, kind: &str, service_message: &str) {
-        let mut message = tr.t(&format!("agency-error-{kind}"));
-        if tr.lang == Lang::En && !service_message.is_empty() {
-            message = format!("{message} ({service_message})");
-        }
-        self.add(field, message);
-    }
-}
-
-// ---------------------------------------------------------------------------------
 // Creating a project
 
 #[derive(Default, Clone)]
@@ -353,10 +315,6 @@ struct NewProjectPage {
 }
 
 impl NewProjectPage {
-    fn error(&self, field: impl AsRef<str>) -> Option<&str> {
-        self.errors.get(field)
-    }
-
     fn section_field(&self, slot: &&usize, what: &str) -> String {
         format!("section-{slot}-{what}")
     }
@@ -423,7 +381,7 @@ async fn create(
     // What the service cannot see: a number that is not a number, sections left out.
     let validity_days = form.validity_days.trim().parse::<i32>();
     if validity_days.is_err() {
-        errors.refused(tr, "bid_validity_days", "validity", "");
+        errors.refused(tr, "bid_validity_days", "agency-error-validity", "");
     }
     let slots: Vec<usize> = form
         .sections
@@ -433,7 +391,7 @@ async fn create(
         .map(|(i, _)| i + 1)
         .collect();
     if slots.is_empty() {
-        errors.refused(tr, "section-1-code", "sections", "");
+        errors.refused(tr, "section-1-code", "agency-error-sections", "");
     }
     if errors.is_empty() {
         let input = NewProject {
@@ -468,12 +426,12 @@ async fn create(
             }
             Err(PageError::Service(ServiceError::Invalid { field, message })) => {
                 let (field, kind) = project_field(&field, &slots);
-                errors.refused(tr, &field, kind, &message);
+                errors.refused(tr, &field, &format!("agency-error-{kind}"), &message);
             }
             Err(PageError::Service(ServiceError::Conflict(message)))
                 if message.starts_with("code:") =>
             {
-                errors.refused(tr, "code", "code-taken", &message);
+                errors.refused(tr, "code", "agency-error-code-taken", &message);
             }
             Err(e) => return Err(e),
         }
@@ -484,9 +442,7 @@ async fn create(
         errors,
     }
     .render()?;
-    let mut res = page(&chrome, html);
-    *res.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    Ok(res)
+    Ok(form_page(&chrome, html, true))
 }
 
 // ---------------------------------------------------------------------------------
@@ -585,12 +541,6 @@ struct EditPage {
     errors: FieldErrors,
 }
 
-impl EditPage {
-    fn error(&self, field: impl AsRef<str>) -> Option<&str> {
-        self.errors.get(field)
-    }
-}
-
 async fn edit_form(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -661,27 +611,30 @@ async fn edit(
     let actor = visitor.actor.clone();
     let project_id = id.clone();
     let mut errors = FieldErrors::default();
-    match run(move || projects::update_project(&ctx, &actor, &project_id, changes)).await {
-        Ok(_) => {
+    match submit(None, move || {
+        projects::update_project(&ctx, &actor, &project_id, changes)
+    })
+    .await?
+    {
+        Outcome::Done(_) => {
             return Ok(redirect_with_flash(
                 &req,
                 &format!("/agency/projects/{id}"),
                 "flash-project-updated",
             ))
         }
-        Err(PageError::Service(ServiceError::Invalid { field, message })) => {
+        Outcome::Refused { field, message } => {
             if field == "name" {
-                errors.refused(tr, "name", "name", &message);
+                errors.refused(tr, "name", "agency-error-name", &message);
             } else {
                 let code = field.strip_prefix("bond_amounts.").unwrap_or_default();
                 let target = bonds
                     .iter()
                     .find(|(c, _, _)| c == code)
                     .map_or("bond-1".to_owned(), |(_, _, f)| f.clone());
-                errors.refused(tr, &target, "bond-change", &message);
+                errors.refused(tr, &target, "agency-error-bond-change", &message);
             }
         }
-        Err(e) => return Err(e),
     }
     let html = EditPage {
         chrome: chrome.clone(),
@@ -691,9 +644,7 @@ async fn edit(
         errors,
     }
     .render()?;
-    let mut res = page(&chrome, html);
-    *res.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    Ok(res)
+    Ok(form_page(&chrome, html, true))
 }
 
 // ---------------------------------------------------------------------------------
@@ -708,12 +659,6 @@ struct PostponePage {
     deadline: String,
     opening: String,
     errors: FieldErrors,
-}
-
-impl PostponePage {
-    fn error(&self, field: impl AsRef<str>) -> Option<&str> {
-        self.errors.get(field)
-    }
 }
 
 async fn postpone_form(
@@ -761,18 +706,20 @@ async fn postpone(
     let ctx = state.ctx.clone();
     let actor = visitor.actor.clone();
     let project_id = id.clone();
-    let (refused_field, message) =
-        match run(move || projects::postpone(&ctx, &actor, &project_id, input)).await {
-            Ok(_) => {
-                return Ok(redirect_with_flash(
-                    &req,
-                    &format!("/agency/projects/{id}"),
-                    "flash-project-postponed",
-                ))
-            }
-            Err(PageError::Service(ServiceError::Invalid { field, message })) => (field, message),
-            Err(e) => return Err(e),
-        };
+    let (refused_field, message) = match submit(None, move || {
+        projects::postpone(&ctx, &actor, &project_id, input)
+    })
+    .await?
+    {
+        Outcome::Done(_) => {
+            return Ok(redirect_with_flash(
+                &req,
+                &format!("/agency/projects/{id}"),
+                "flash-project-postponed",
+            ))
+        }
+        Outcome::Refused { field, message } => (field, message),
+    };
     let project = load_project(&state, &visitor, id.clone()).await?;
     let chrome = Chrome::titled(&req, &visitor, "agency-postpone-title");
     let mut errors = FieldErrors::default();
@@ -781,7 +728,7 @@ async fn postpone(
     } else {
         ("bid_deadline", "postpone-deadline")
     };
-    errors.refused(chrome.tr, field, kind, &message);
+    errors.refused(chrome.tr, field, &format!("agency-error-{kind}"), &message);
     let html = PostponePage {
         chrome: chrome.clone(),
         id,
@@ -791,9 +738,7 @@ async fn postpone(
         errors,
     }
     .render()?;
-    let mut res = page(&chrome, html);
-    *res.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    Ok(res)
+    Ok(form_page(&chrome, html, true))
 }
 
 // ---------------------------------------------------------------------------------
@@ -1257,12 +1202,6 @@ struct ClaimPage {
     errors: FieldErrors,
 }
 
-impl ClaimPage {
-    fn error(&self, field: impl AsRef<str>) -> Option<&str> {
-        self.errors.get(field)
-    }
-}
-
 fn reasons(tr: Tr, chosen: &str) -> Vec<(&'static str, String, bool)> {
     CLAIM_REASONS
         .iter()
@@ -1315,11 +1254,7 @@ async fn claim_page(
         errors,
     }
     .render()?;
-    let mut res = page(&chrome, html);
-    if failed {
-        *res.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(res)
+    Ok(form_page(&chrome, html, failed))
 }
 
 async fn claim_form(
@@ -1372,13 +1307,17 @@ async fn file_claim(
     let ctx = state.ctx.clone();
     let actor = visitor.actor.clone();
     let claimed = number.clone();
-    match run(move || claims::file_claim(&ctx, &actor, &claimed, input)).await {
-        Ok(_) => Ok(redirect_with_flash(
+    match submit(None, move || {
+        claims::file_claim(&ctx, &actor, &claimed, input)
+    })
+    .await?
+    {
+        Outcome::Done(_) => Ok(redirect_with_flash(
             &req,
             "/agency/claims",
             "flash-claim-filed",
         )),
-        Err(PageError::Service(ServiceError::Invalid { field, message })) => {
+        Outcome::Refused { field, message } => {
             let tr = Tr::new(Lang::of(&req));
             let mut errors = FieldErrors::default();
             let (id, kind) = match field.as_str() {
@@ -1386,10 +1325,9 @@ async fn file_claim(
                 "statement" => ("statement", "claim-statement"),
                 _ => ("amount", "claim-amount"),
             };
-            errors.refused(tr, id, kind, &message);
+            errors.refused(tr, id, &format!("agency-error-{kind}"), &message);
             claim_page(&req, &state, &visitor, number, form, errors).await
         }
-        Err(e) => Err(e),
     }
 }
 

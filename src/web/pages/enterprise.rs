@@ -10,16 +10,24 @@ use serde::Deserialize;
 
 use super::errors::PageError;
 use super::i18n::Tr;
-use super::paging::{query_of, PageQuery, Pager, Paging};
+use super::paging::{
+    error_of, field_errors, list_request, query_of, FieldError, PageQuery, Pager, Paging,
+    SortHeading, StateOption,
+};
 use super::session::{SignedForm, Visitor};
 use super::{page, redirect_with_flash, Chrome, Nav};
 use crate::db::models::Organization;
+use crate::domain::lifecycle::ApplicationState;
 use crate::domain::money::Amount;
 use crate::domain::party::Role;
-use crate::services::applications::{self, NewApplication};
+use crate::domain::premium::{rate_percent, PremiumTerms};
+use crate::services::applications::{
+    self, ApplicationFilter, ApplicationQuery, ApplicationSort, NewApplication,
+};
+use crate::services::listing::SortKey;
 use crate::services::projects::{self, ProjectSearch, ProjectView};
 use crate::services::views::{ApplicationView, GuaranteeView};
-use crate::services::{guarantees, organizations, Context, ServiceError};
+use crate::services::{guarantees, premium_terms, Context, ServiceError};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -31,7 +39,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/enterprise/applications/{id}/withdraw",
             web::post().to(withdraw),
         )
-        .route("/enterprise/guarantees", web::get().to(my_guarantees))
         .route(
             "/enterprise/guarantees/{number}/cancel",
             web::post().to(cancel),
@@ -61,6 +68,25 @@ pub fn issuer_kind_words(tr: Tr, org: &Organization) -> String {
     org.issuer_kind
         .map(|k| tr.t(&format!("issuer-kind-{}", k.as_str())))
         .unwrap_or_default()
+}
+
+/// Terms as a page shows them, in the visitor's words.
+pub struct TermsWords {
+    pub rate: String,
+    pub minimum: String,
+    pub maximum: Option<String>,
+    pub turnaround: String,
+}
+
+impl TermsWords {
+    pub fn of(tr: Tr, t: &PremiumTerms) -> TermsWords {
+        TermsWords {
+            rate: format!("{} %", rate_percent(t.rate_bp())),
+            minimum: money(t.minimum().fen()),
+            maximum: t.maximum_bond().map(|m| money(m.fen())),
+            turnaround: tr.t1("terms-days", "days", t.turnaround_days()),
+        }
+    }
 }
 
 /// Runs a service call off the request thread.
@@ -105,12 +131,6 @@ struct ProjectFilters {
     deadline_to: Option<String>,
 }
 
-/// A field of a form and what is wrong with it (already in the visitor's words).
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
 #[derive(Template)]
 #[template(path = "pages/enterprise/projects.html")]
 struct ProjectsPage {
@@ -151,6 +171,7 @@ async fn projects_list(
         tenderee: filters.tenderee.clone(),
         deadline_from: filters.deadline_from.clone(),
         deadline_to: filters.deadline_to.clone(),
+        sort: None,
     };
     let actor = visitor.actor.clone();
     let found = run(&state, move |ctx| {
@@ -211,12 +232,27 @@ struct SectionRow {
     /// What was wrong with the last try to apply for it.
     error: Option<String>,
     chosen: String,
+    /// What each issuer would charge for this section's bond, in the issuers' order.
+    quotes: Vec<QuoteRow>,
+}
+
+/// An issuer's premium for one section's bond, in the visitor's words: the premium, or
+/// "no published terms", or "does not guarantee this amount".
+struct QuoteRow {
+    issuer_id: String,
+    issuer: String,
+    words: String,
+    /// The issuer's terms do not cover a bond this large.
+    not_serving: bool,
 }
 
 struct IssuerRow {
     id: String,
     name: String,
     kind: String,
+    /// The premium terms in force, if the issuer published any.
+    terms: Option<TermsWords>,
+    note: String,
 }
 
 #[derive(Template)]
@@ -256,7 +292,7 @@ async fn project_page(
     let actor = visitor.actor.clone();
     let (view, issuers) = run(state, move |ctx| {
         let view = projects::get_project(ctx, &actor, &id)?;
-        let issuers = organizations::list_active_issuers(ctx, &actor)?;
+        let issuers = premium_terms::issuers_with_terms(ctx, &actor)?;
         Ok((view, issuers))
     })
     .await?;
@@ -274,7 +310,27 @@ async fn project_page(
                 _ => (None, String::new()),
             };
             let bond = Amount::from_fen(s.bond_amount_fen);
+            let quotes = issuers
+                .iter()
+                .map(|(o, terms)| {
+                    let terms = terms.as_ref().and_then(|v| v.terms);
+                    let (words, not_serving) = match terms.map(|t| t.quote(bond)) {
+                        None => (tr.t("quote-no-terms"), false),
+                        Some(Ok(premium)) => {
+                            (tr.t1("quote-premium", "premium", premium.grouped()), false)
+                        }
+                        Some(Err(_)) => (tr.t("quote-not-serving"), true),
+                    };
+                    QuoteRow {
+                        issuer_id: o.id.clone(),
+                        issuer: o.name.clone(),
+                        words,
+                        not_serving,
+                    }
+                })
+                .collect();
             SectionRow {
+                quotes,
                 id: s.id.clone(),
                 code: s.code.clone(),
                 name: s.name.clone(),
@@ -293,10 +349,15 @@ async fn project_page(
         sections,
         issuers: issuers
             .iter()
-            .map(|o| IssuerRow {
+            .map(|(o, v)| IssuerRow {
                 id: o.id.clone(),
                 name: o.name.clone(),
                 kind: issuer_kind_words(tr, o),
+                terms: v
+                    .as_ref()
+                    .and_then(|v| v.terms.as_ref())
+                    .map(|t| TermsWords::of(tr, t)),
+                note: v.as_ref().and_then(|v| v.note.clone()).unwrap_or_default(),
             })
             .collect(),
         chrome,
@@ -401,37 +462,105 @@ impl ApplicationRow {
     }
 }
 
+/// Every application state, in the order the filter offers them.
+const APPLICATION_STATES: [ApplicationState; 6] = [
+    ApplicationState::Submitted,
+    ApplicationState::Approved,
+    ApplicationState::Paid,
+    ApplicationState::Issued,
+    ApplicationState::Declined,
+    ApplicationState::Withdrawn,
+];
+
 #[derive(Template)]
 #[template(path = "pages/enterprise/applications.html")]
 struct ApplicationsPage {
     chrome: Chrome,
+    typed: ApplicationQuery,
+    states: Vec<StateOption>,
+    /// The sort asked for, kept through a new search.
+    sort: String,
+    errors: Vec<FieldError>,
+    amount_heading: SortHeading,
+    created_heading: SortHeading,
     rows: Vec<ApplicationRow>,
     pager: Pager,
 }
 
+impl ApplicationsPage {
+    fn error_of(&self, field: &str) -> Option<&str> {
+        error_of(&self.errors, field)
+    }
+}
+
+/// The bidder's applications: the filter form (state, tender code, dates), the table
+/// sortable by amount and date, and the pager, all in the query string.
 async fn my_applications(
     req: HttpRequest,
     state: web::Data<AppState>,
     visitor: Visitor,
-    paging: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PageError> {
     visitor.require(&[Role::Enterprise])?;
     let tr = Tr::new(super::i18n::Lang::of(&req));
     let chrome = Chrome::titled(&req, &visitor, "applications-title");
-    let paging = Paging::from_query(&paging);
-    let actor = visitor.actor.clone();
-    let listed = run(&state, move |ctx| {
-        applications::list_page(ctx, &actor, &[], paging.window())
-    })
-    .await?;
+    let (paging, params) = list_request(&req, &["state", "project", "from", "to", "sort"]);
+    let (typed, checked) = ApplicationFilter::read(params);
+    let sort = match &checked {
+        Ok(filter) => filter.sort,
+        Err(_) => ApplicationSort::DEFAULT,
+    };
+    let (rows, total, errors) = match checked {
+        Ok(filter) => {
+            let actor = visitor.actor.clone();
+            let listed = run(&state, move |ctx| {
+                applications::list(ctx, &actor, &filter, paging.window())
+            })
+            .await?;
+            let rows = listed
+                .rows
+                .iter()
+                .map(|v| ApplicationRow::of(tr, v))
+                .collect();
+            (rows, listed.total, Vec::new())
+        }
+        Err(problems) => (Vec::new(), 0, field_errors(tr, problems)),
+    };
+    let path = "/enterprise/applications";
+    let filters = |with_sort: Option<&str>| {
+        let state = typed.state.join(",");
+        let q = query_of(&[
+            ("state", Some(state.as_str())),
+            ("project", typed.project.as_deref()),
+            ("from", typed.from.as_deref()),
+            ("to", typed.to.as_deref()),
+            ("sort", with_sort),
+        ]);
+        if q.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{q}")
+        }
+    };
+    let heading = |key: ApplicationSort, label: &str| {
+        SortHeading::new(tr.t(label), key, sort, |s| filters(Some(s)))
+    };
     let html = ApplicationsPage {
         chrome: chrome.clone(),
-        rows: listed
-            .rows
+        states: APPLICATION_STATES
             .iter()
-            .map(|v| ApplicationRow::of(tr, v))
+            .map(|s| StateOption {
+                value: s.as_str(),
+                words: state_words(tr, "application", s.as_str()),
+                selected: typed.state.iter().any(|t| t == s.as_str()),
+            })
             .collect(),
-        pager: Pager::new("/enterprise/applications", paging, listed.total),
+        sort: typed.sort.clone().unwrap_or_default(),
+        errors,
+        amount_heading: heading(ApplicationSort::Amount, "col-bond"),
+        created_heading: heading(ApplicationSort::CreatedAt, "col-applied-at"),
+        rows,
+        pager: Pager::new(&filters(typed.sort.as_deref()), paging, total),
+        typed,
     }
     .render()?;
     Ok(page(&chrome, html))
@@ -499,45 +628,6 @@ impl GuaranteeRow {
                 && now < v.project.bid_deadline,
         }
     }
-}
-
-#[derive(Template)]
-#[template(path = "pages/enterprise/guarantees.html")]
-struct GuaranteesPage {
-    chrome: Chrome,
-    rows: Vec<GuaranteeRow>,
-    pager: Pager,
-}
-
-async fn my_guarantees(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    visitor: Visitor,
-    paging: web::Query<PageQuery>,
-) -> Result<HttpResponse, PageError> {
-    visitor.require(&[Role::Enterprise])?;
-    let tr = Tr::new(super::i18n::Lang::of(&req));
-    let chrome = Chrome::titled(&req, &visitor, "guarantees-title");
-    let paging = Paging::from_query(&paging);
-    let actor = visitor.actor.clone();
-    let (listed, now) = run(&state, move |ctx| {
-        Ok((
-            guarantees::list_page(ctx, &actor, &[], paging.window())?,
-            ctx.now(),
-        ))
-    })
-    .await?;
-    let html = GuaranteesPage {
-        chrome: chrome.clone(),
-        rows: listed
-            .rows
-            .iter()
-            .map(|v| GuaranteeRow::of(tr, v, now))
-            .collect(),
-        pager: Pager::new("/enterprise/guarantees", paging, listed.total),
-    }
-    .render()?;
-    Ok(page(&chrome, html))
 }
 
 async fn cancel(

@@ -124,6 +124,25 @@ impl Tr {
             .unwrap_or_else(|| key.to_owned())
     }
 
+    /// The message `key` with two arguments.
+    pub fn t2(
+        &self,
+        key: &str,
+        first: (&str, impl std::fmt::Display),
+        second: (&str, impl std::fmt::Display),
+    ) -> String {
+        let mut args: HashMap<Cow<'static, str>, FluentValue<'_>> = HashMap::new();
+        for (name, value) in [
+            (first.0, first.1.to_string()),
+            (second.0, second.1.to_string()),
+        ] {
+            args.insert(Cow::Owned(name.to_owned()), FluentValue::from(value));
+        }
+        CATALOGUES
+            .try_lookup_with_args(&self.lang.id(), key, &args)
+            .unwrap_or_else(|| key.to_owned())
+    }
+
     /// Whether the catalogue has `key` in this language.
     pub fn has(&self, key: &str) -> bool {
         CATALOGUES.try_lookup(&self.lang.id(), key).is_some()

@@ -11,16 +11,17 @@ use askama::Template;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
 
-use super::enterprise::{money, run, state_words, when, ApplicationRow, Button, GuaranteeRow};
+use super::enterprise::{money, run, state_words, when, ApplicationRow, Button};
 use super::errors::PageError;
 use super::i18n::{Lang, Tr};
-use super::paging::{PageQuery, Pager, Paging};
+use super::paging::{query_of, Pager, Paging};
 use super::session::{referring_path, visitor_of, SignedForm, Visitor};
 use super::{page, redirect_with_flash, Chrome, Nav};
 use crate::domain::lifecycle::{ApplicationAction, ApplicationState, ClaimState};
+use crate::domain::money::Amount;
 use crate::domain::party::Role;
 use crate::services::claims::{self, ClaimDecision, ClaimView};
-use crate::services::{applications, guarantees, trust, ServiceError, Window};
+use crate::services::{applications, guarantees, premium_terms, trust, ServiceError};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -34,14 +35,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/applications/{id}/issue", web::post().to(issue))
         .route("/applications/{id}/signature", web::post().to(upload))
-        .route("/issuer/guarantees", web::get().to(issued))
         .route("/issuer/claims", web::get().to(claims_page))
         .route("/issuer/claims/{id}/decide", web::post().to(decide))
         .route("/issuer/certificates", web::get().to(certificates));
 }
 
-/// How many rows each part of the queue shows (the rest are a page away).
-const QUEUE_PART: i64 = 50;
+/// How many rows each part of the queue shows by default (the rest are a page away).
+const QUEUE_PART: u32 = 50;
 
 // ---- The queue --------------------------------------------------------------------
 
@@ -50,7 +50,74 @@ struct QueuePart {
     heading: &'static str,
     id: &'static str,
     rows: Vec<ApplicationRow>,
-    total: i64,
+    pager: Pager,
+}
+
+/// Which page of each part of the queue to show: each part has its own page number,
+/// so paging one leaves the others where they are; `size` is shared.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+struct QueueQuery {
+    new_page: Option<u32>,
+    approved_page: Option<u32>,
+    paid_page: Option<u32>,
+    amendments_page: Option<u32>,
+    claims_page: Option<u32>,
+    size: Option<u32>,
+}
+
+impl QueueQuery {
+    /// Each part: its page key, its anchor and heading key, and its page number.
+    fn parts(&self) -> [(&'static str, &'static str, &'static str, Option<u32>); 5] {
+        [
+            ("new_page", "new", "queue-new", self.new_page),
+            (
+                "approved_page",
+                "awaiting-payment",
+                "queue-awaiting-payment",
+                self.approved_page,
+            ),
+            ("paid_page", "to-issue", "queue-to-issue", self.paid_page),
+            (
+                "amendments_page",
+                "amendments",
+                "queue-amendments",
+                self.amendments_page,
+            ),
+            ("claims_page", "claims", "queue-claims", self.claims_page),
+        ]
+    }
+
+    fn paging(&self, page: Option<u32>) -> Paging {
+        Paging::of(page, self.size, QUEUE_PART)
+    }
+
+    /// The pager of the part paged by `key`: the other parts' pages kept in its links.
+    fn pager(&self, tr: Tr, key: &str, total: i64) -> Pager {
+        let (_, anchor, heading, page) = self
+            .parts()
+            .into_iter()
+            .find(|(k, ..)| *k == key)
+            .unwrap_or(("", "", "", None));
+        let others: Vec<(&str, Option<String>)> = self
+            .parts()
+            .into_iter()
+            .filter(|(k, ..)| *k != key)
+            .map(|(k, _, _, page)| (k, page.filter(|p| *p > 1).map(|p| p.to_string())))
+            .collect();
+        let others: Vec<(&str, Option<&str>)> =
+            others.iter().map(|(k, v)| (*k, v.as_deref())).collect();
+        let query = query_of(&others);
+        let base = if query.is_empty() {
+            "/issuer/queue".to_owned()
+        } else {
+            format!("/issuer/queue?{query}")
+        };
+        Pager::keyed(&base, key, self.paging(page), total, anchor).labelled(tr.t1(
+            "queue-pager-label",
+            "part",
+            tr.t(heading),
+        ))
+    }
 }
 
 /// A claim as the issuer's lists show it.
@@ -95,52 +162,63 @@ struct QueuePage {
     chrome: Chrome,
     parts: Vec<QueuePart>,
     amendments: Vec<ApplicationRow>,
+    amendments_pager: Pager,
     claims: Vec<ClaimRow>,
+    claims_pager: Pager,
 }
 
 async fn queue(
     req: HttpRequest,
     state: web::Data<AppState>,
     visitor: Visitor,
+    query: web::Query<QueueQuery>,
 ) -> Result<HttpResponse, PageError> {
     visitor.require(&[Role::Issuer])?;
     let tr = Tr::new(Lang::of(&req));
     let chrome = Chrome::titled(&req, &visitor, "queue-title");
+    let query = query.into_inner();
     let actor = visitor.actor.clone();
     let (listed, amendments, claims) = run(&state, move |ctx| {
-        let first = Window {
-            offset: 0,
-            limit: QUEUE_PART,
-        };
         let mut listed = Vec::new();
-        for s in [
-            ApplicationState::Submitted,
-            ApplicationState::Approved,
-            ApplicationState::Paid,
+        for (s, page) in [
+            (ApplicationState::Submitted, query.new_page),
+            (ApplicationState::Approved, query.approved_page),
+            (ApplicationState::Paid, query.paid_page),
         ] {
-            listed.push((s, applications::list_page(ctx, &actor, &[s], first)?));
+            let window = query.paging(page).window();
+            listed.push((s, applications::list_page(ctx, &actor, &[s], window)?));
         }
-        let amendments = applications::awaiting_amendment(ctx, &actor)?;
-        let claims: Vec<ClaimView> = claims::list_claims(ctx, &actor)?
-            .into_iter()
-            .filter(|c| c.claim.status == ClaimState::Filed)
-            .collect();
+        let amendments = applications::awaiting_amendment(
+            ctx,
+            &actor,
+            query.paging(query.amendments_page).window(),
+        )?;
+        let claims = claims::list_claims_in(
+            ctx,
+            &actor,
+            &[ClaimState::Filed],
+            query.paging(query.claims_page).window(),
+        )?;
         Ok((listed, amendments, claims))
     })
     .await?;
     let parts = listed
         .into_iter()
         .map(|(s, l)| {
-            let (heading, id) = match s {
-                ApplicationState::Submitted => ("queue-new", "new"),
-                ApplicationState::Approved => ("queue-awaiting-payment", "awaiting-payment"),
-                _ => ("queue-to-issue", "to-issue"),
+            let (heading, id, key) = match s {
+                ApplicationState::Submitted => ("queue-new", "new", "new_page"),
+                ApplicationState::Approved => (
+                    "queue-awaiting-payment",
+                    "awaiting-payment",
+                    "approved_page",
+                ),
+                _ => ("queue-to-issue", "to-issue", "paid_page"),
             };
             QueuePart {
                 heading,
                 id,
                 rows: l.rows.iter().map(|v| ApplicationRow::of(tr, v)).collect(),
-                total: l.total,
+                pager: query.pager(tr, key, l.total),
             }
         })
         .collect();
@@ -148,10 +226,13 @@ async fn queue(
         chrome: chrome.clone(),
         parts,
         amendments: amendments
+            .rows
             .iter()
             .map(|v| ApplicationRow::of(tr, v))
             .collect(),
-        claims: claims.iter().map(|c| ClaimRow::of(tr, c)).collect(),
+        amendments_pager: query.pager(tr, "amendments_page", amendments.total),
+        claims: claims.rows.iter().map(|c| ClaimRow::of(tr, c)).collect(),
+        claims_pager: query.pager(tr, "claims_page", claims.total),
     }
     .render()?;
     Ok(page(&chrome, html))
@@ -174,6 +255,8 @@ struct ApplicationPage {
     can_confirm: bool,
     can_issue: bool,
     premium: String,
+    /// The premium shown is the quote of the issuer's terms.
+    premium_quoted: bool,
     premium_error: Option<String>,
     reason: String,
     reason_error: Option<String>,
@@ -207,13 +290,28 @@ async fn application_page(
 ) -> Result<HttpResponse, PageError> {
     visitor.require(&[Role::Enterprise, Role::Issuer])?;
     let actor = visitor.actor.clone();
-    let view = run(state, move |ctx| applications::get(ctx, &actor, &id)).await?;
+    let (view, terms) = run(state, move |ctx| {
+        let view = applications::get(ctx, &actor, &id)?;
+        // The issuer's own terms in force, to prefill the premium it quotes.
+        let terms = if actor.role == Role::Issuer {
+            premium_terms::current(ctx, &actor, &view.application.issuer_id)?
+        } else {
+            None
+        };
+        Ok((view, terms))
+    })
+    .await?;
     let tr = Tr::new(Lang::of(req));
     let title = tr.t1("application-title", "code", &view.project.code);
     let chrome = Chrome::new(req, Some(visitor), &title, Nav::Role);
     let is_issuer = visitor.role() == Role::Issuer;
     let status = view.application.status;
     let allowed = |action| is_issuer && status.transition(action).is_ok();
+    // Nothing typed yet: the quote of the issuer's terms for this bond, if they cover it.
+    let quoted = terms
+        .and_then(|v| v.terms)
+        .and_then(|t| t.quote(Amount::from_fen(view.application.amount_fen)).ok())
+        .filter(|_| typed.premium.is_empty() && typed.premium_error.is_none());
     let shown = ApplicationPage {
         a: ApplicationRow::of(tr, &view),
         enterprise_uscc: view.enterprise.uscc.clone(),
@@ -226,7 +324,8 @@ async fn application_page(
         can_confirm: allowed(ApplicationAction::ConfirmPayment),
         can_issue: allowed(ApplicationAction::Issue)
             || (is_issuer && view.pending_amendment.is_some()),
-        premium: typed.premium,
+        premium_quoted: quoted.is_some(),
+        premium: quoted.map_or(typed.premium, |q| q.to_string()),
         premium_error: typed.premium_error,
         reason: typed.reason,
         reason_error: typed.reason_error,
@@ -421,7 +520,8 @@ async fn upload(
             tr.t("upload-error-file")
         }
         Err(PageError::Service(ServiceError::SignatureRejected(report))) => {
-            tr.t1("upload-error-rejected", "reason", report.summary())
+            let reason = super::verify::refusal_words(tr, &report);
+            tr.t1("upload-error-rejected", "reason", reason)
         }
         Err(e) => return Err(e),
     };
@@ -430,47 +530,6 @@ async fn upload(
         ..Typed::default()
     };
     application_page(&req, &state, &visitor, id, typed).await
-}
-
-// ---- Issued guarantees ---------------------------------------------------------------
-
-#[derive(Template)]
-#[template(path = "pages/issuer/guarantees.html")]
-struct IssuedPage {
-    chrome: Chrome,
-    rows: Vec<GuaranteeRow>,
-    pager: Pager,
-}
-
-async fn issued(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    visitor: Visitor,
-    paging: web::Query<PageQuery>,
-) -> Result<HttpResponse, PageError> {
-    visitor.require(&[Role::Issuer])?;
-    let tr = Tr::new(Lang::of(&req));
-    let chrome = Chrome::titled(&req, &visitor, "issued-title");
-    let paging = Paging::from_query(&paging);
-    let actor = visitor.actor.clone();
-    let (listed, now) = run(&state, move |ctx| {
-        Ok((
-            guarantees::list_page(ctx, &actor, &[], paging.window())?,
-            ctx.now(),
-        ))
-    })
-    .await?;
-    let html = IssuedPage {
-        chrome: chrome.clone(),
-        rows: listed
-            .rows
-            .iter()
-            .map(|v| GuaranteeRow::of(tr, v, now))
-            .collect(),
-        pager: Pager::new("/issuer/guarantees", paging, listed.total),
-    }
-    .render()?;
-    Ok(page(&chrome, html))
 }
 
 // ---- Claims --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ pub mod assets;
 pub mod charts;
 pub mod enterprise;
 pub mod errors;
+pub mod forms;
 pub mod guarantees;
 pub mod home;
 pub mod i18n;
@@ -17,6 +18,7 @@ pub mod issuer;
 pub mod login;
 pub mod operator;
 pub mod paging;
+pub mod premium_terms;
 pub mod session;
 pub mod stats;
 pub mod verify;
@@ -40,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(issuer::routes)
         .configure(login::routes)
         .configure(operator::routes)
+        .configure(premium_terms::routes)
         .configure(stats::routes)
         .configure(verify::routes);
 }
@@ -176,6 +179,7 @@ fn nav_links(tr: Tr, role: Option<Role>, path: &str) -> Vec<NavLink> {
             ("/issuer/queue", "nav-queue"),
             ("/issuer/guarantees", "nav-issued"),
             ("/issuer/claims", "nav-claims"),
+            ("/issuer/premium-terms", "nav-premium-terms"),
             ("/issuer/certificates", "nav-certificates"),
         ],
         Some(Role::Agency) | Some(Role::Tenderee) => &[

@@ -3,23 +3,22 @@
 //! outbox (failed mail and retry) and the audit-chain check. The services decide what
 //! is allowed; these pages gather the form and show the answer.
 
-use std::collections::BTreeMap;
-
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::agency::{china_time, run, FieldErrors};
+use super::agency::{china_time, run};
 use super::errors::PageError;
+use super::forms::{form_page, submit, FieldErrors, Outcome, Typed};
 use super::i18n::{Lang, Tr};
 use super::paging::{query_of, PageQuery, Pager, Paging};
 use super::session::{SignedForm, Visitor};
 use super::{page, redirect_with_flash, Chrome, Nav};
 use crate::db::audit::ChainCheck;
 use crate::domain::party::Role;
+use crate::services;
 use crate::services::organizations::{self, NewOrganization, NewUser};
 use crate::services::trust::{self, NewIssuerCertificate};
-use crate::services::{self, ServiceError};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -63,35 +62,20 @@ fn title(req: &HttpRequest, key: &str) -> String {
     Tr::new(Lang::of(req)).t(key)
 }
 
-/// The error beside a field the service refused: the catalogue's words for the field,
-/// and in English the service's own (English) words beside them.
-fn refused(errors: &mut FieldErrors, tr: Tr, field: &str, message: &str) {
+/// The catalogue key of the error beside a field the service refused: the words for
+/// that field, or general words for one the catalogue does not name.
+fn refused_key(tr: Tr, field: &str) -> String {
     let key = format!("operator-error-{}", field.replace('_', "-"));
-    let mut text = if tr.has(&key) {
-        tr.t(&key)
+    if tr.has(&key) {
+        key
     } else {
-        tr.t("operator-error-other")
-    };
-    if tr.lang == Lang::En {
-        text = format!("{text} ({message})");
+        "operator-error-other".to_owned()
     }
-    errors.add(field, text);
 }
 
-fn unprocessable(mut res: HttpResponse) -> HttpResponse {
-    *res.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-    res
-}
-
-/// A form's typed value.
-fn typed(form: &BTreeMap<String, String>, key: &str) -> String {
-    form.get(key).cloned().unwrap_or_default()
-}
-
-fn optional(form: &BTreeMap<String, String>, key: &str) -> Option<String> {
-    form.get(key)
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
+/// The one error of a form the service refused on `field`.
+fn refused(tr: Tr, field: &str, message: &str) -> FieldErrors {
+    FieldErrors::one(tr, field, &refused_key(tr, field), message)
 }
 
 // ---------------------------------------------------------------------------------
@@ -204,7 +188,7 @@ fn options(tr: Tr, prefix: &str, values: &[&'static str], chosen: &str) -> Optio
 #[template(path = "pages/operator/organization_new.html")]
 struct OrganizationFormPage {
     chrome: Chrome,
-    form: BTreeMap<String, String>,
+    form: Typed,
     kinds: Options,
     issuer_kinds: Options,
     provider_kinds: Options,
@@ -212,20 +196,10 @@ struct OrganizationFormPage {
     errors: FieldErrors,
 }
 
-impl OrganizationFormPage {
-    fn error(&self, field: impl AsRef<str>) -> Option<&str> {
-        self.errors.get(field)
-    }
-
-    fn value(&self, field: &str) -> String {
-        typed(&self.form, field)
-    }
-}
-
 fn organization_form_page(
     req: &HttpRequest,
     visitor: &Visitor,
-    form: BTreeMap<String, String>,
+    form: Typed,
     errors: FieldErrors,
 ) -> Result<HttpResponse, PageError> {
     let chrome = Chrome::new(
@@ -237,71 +211,69 @@ fn organization_form_page(
     let tr = chrome.tr;
     let failed = !errors.is_empty();
     let html = OrganizationFormPage {
-        kinds: options(tr, "operator-kind-", &ORG_KINDS, &typed(&form, "kind")),
+        kinds: options(tr, "operator-kind-", &ORG_KINDS, &form.value("kind")),
         issuer_kinds: options(
             tr,
             "operator-issuer-kind-",
             &ISSUER_KINDS,
-            &typed(&form, "issuer_kind"),
+            &form.value("issuer_kind"),
         ),
         provider_kinds: options(
             tr,
             "operator-provider-kind-",
             &PROVIDER_KINDS,
-            &typed(&form, "provider_kind"),
+            &form.value("provider_kind"),
         ),
-        whitelist: form.contains_key("whitelist_uscc"),
+        whitelist: form.has("whitelist_uscc"),
         chrome: chrome.clone(),
         form,
         errors,
     }
     .render()?;
-    let res = page(&chrome, html);
-    Ok(if failed { unprocessable(res) } else { res })
+    Ok(form_page(&chrome, html, failed))
 }
 
 async fn organization_form(req: HttpRequest, visitor: Visitor) -> Result<HttpResponse, PageError> {
     visitor.require(OPERATOR)?;
-    organization_form_page(&req, &visitor, BTreeMap::new(), FieldErrors::default())
+    organization_form_page(&req, &visitor, Typed::default(), FieldErrors::default())
 }
 
 async fn create_organization(
     req: HttpRequest,
     state: web::Data<AppState>,
-    posted: SignedForm<BTreeMap<String, String>>,
+    posted: SignedForm<Typed>,
 ) -> Result<HttpResponse, PageError> {
     let SignedForm { visitor, form } = posted;
     visitor.require(OPERATOR)?;
-    let kind = typed(&form, "kind");
+    let kind = form.value("kind");
     let input = NewOrganization {
-        issuer_kind: optional(&form, "issuer_kind").filter(|_| kind == "issuer"),
-        provider_kind: optional(&form, "provider_kind").filter(|_| kind == "provider"),
+        issuer_kind: form.optional("issuer_kind").filter(|_| kind == "issuer"),
+        provider_kind: form
+            .optional("provider_kind")
+            .filter(|_| kind == "provider"),
         kind,
-        name: typed(&form, "name"),
-        uscc: typed(&form, "uscc").trim().to_owned(),
-        short_code: optional(&form, "short_code"),
-        email: optional(&form, "email"),
-        whitelist_uscc: form.contains_key("whitelist_uscc"),
+        name: form.value("name"),
+        uscc: form.value("uscc").trim().to_owned(),
+        short_code: form.optional("short_code"),
+        email: form.optional("email"),
+        whitelist_uscc: form.has("whitelist_uscc"),
     };
     let ctx = state.ctx.clone();
     let actor = visitor.actor.clone();
-    match run(move || organizations::create_organization(&ctx, &actor, input)).await {
-        Ok(org) => Ok(redirect_with_flash(
+    match submit(Some("uscc"), move || {
+        organizations::create_organization(&ctx, &actor, input)
+    })
+    .await?
+    {
+        Outcome::Done(org) => Ok(redirect_with_flash(
             &req,
             &format!("/operator/organizations/{}", org.id),
             "flash-organization-created",
         )),
-        Err(PageError::Service(ServiceError::Invalid { field, message })) => {
-            let mut errors = FieldErrors::default();
-            refused(&mut errors, Tr::new(Lang::of(&req)), &field, &message);
+        Outcome::Refused { field, message } => {
+            let errors = refused(Tr::new(Lang::of(&req)), &field, &message);
             organization_form_page(&req, &visitor, form, errors)
         }
-        Err(PageError::Service(ServiceError::Conflict(message))) => {
-            let mut errors = FieldErrors::default();
-            refused(&mut errors, Tr::new(Lang::of(&req)), "uscc", &message);
-            organization_form_page(&req, &visitor, form, errors)
-        }
-        Err(e) => Err(e),
     }
 }
 
@@ -324,18 +296,8 @@ struct OrganizationPage {
     email: String,
     users: Vec<UserRow>,
     roles: Options,
-    form: BTreeMap<String, String>,
+    form: Typed,
     errors: FieldErrors,
-}
-
-impl OrganizationPage {
-    fn error(&self, field: impl AsRef<str>) -> Option<&str> {
-        self.errors.get(field)
-    }
-
-    fn value(&self, field: &str) -> String {
-        typed(&self.form, field)
-    }
 }
 
 pub(super) const ROLES: [&str; 7] = [
@@ -353,7 +315,7 @@ async fn organization_view(
     state: &AppState,
     visitor: &Visitor,
     id: String,
-    form: BTreeMap<String, String>,
+    form: Typed,
     errors: FieldErrors,
 ) -> Result<HttpResponse, PageError> {
     let ctx = state.ctx.clone();
@@ -368,7 +330,7 @@ async fn organization_view(
     let tr = chrome.tr;
     let failed = !errors.is_empty();
     let html = OrganizationPage {
-        roles: options(tr, "role-", &ROLES, &typed(&form, "role")),
+        roles: options(tr, "role-", &ROLES, &form.value("role")),
         chrome: chrome.clone(),
         kind: tr.t(&format!("operator-kind-{}", org.kind.as_str())),
         id: org.id,
@@ -389,8 +351,7 @@ async fn organization_view(
         errors,
     }
     .render()?;
-    let res = page(&chrome, html);
-    Ok(if failed { unprocessable(res) } else { res })
+    Ok(form_page(&chrome, html, failed))
 }
 
 async fn organization_page(
@@ -405,7 +366,7 @@ async fn organization_page(
         &state,
         &visitor,
         id.into_inner(),
-        BTreeMap::new(),
+        Typed::default(),
         FieldErrors::default(),
     )
     .await
@@ -415,40 +376,38 @@ async fn create_user(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    posted: SignedForm<BTreeMap<String, String>>,
+    posted: SignedForm<Typed>,
 ) -> Result<HttpResponse, PageError> {
     let SignedForm { visitor, mut form } = posted;
     visitor.require(OPERATOR)?;
     let id = id.into_inner();
     let input = NewUser {
         organization_id: id.clone(),
-        username: typed(&form, "username"),
-        display_name: typed(&form, "display_name"),
-        email: optional(&form, "email"),
-        role: typed(&form, "role"),
-        password: typed(&form, "password"),
+        username: form.value("username"),
+        display_name: form.value("display_name"),
+        email: form.optional("email"),
+        role: form.value("role"),
+        password: form.value("password"),
         resident_id: None,
     };
     let ctx = state.ctx.clone();
     let actor = visitor.actor.clone();
-    match run(move || organizations::create_user(&ctx, &actor, input)).await {
-        Ok(_) => Ok(redirect_with_flash(
+    match submit(Some("username"), move || {
+        organizations::create_user(&ctx, &actor, input)
+    })
+    .await?
+    {
+        Outcome::Done(_) => Ok(redirect_with_flash(
             &req,
             &format!("/operator/organizations/{id}"),
             "flash-user-created",
         )),
-        Err(PageError::Service(e @ (ServiceError::Invalid { .. } | ServiceError::Conflict(_)))) => {
-            let (field, message) = match e {
-                ServiceError::Invalid { field, message } => (field, message),
-                other => ("username".to_owned(), other.to_string()),
-            };
+        Outcome::Refused { field, message } => {
             // A password is never sent back.
-            form.remove("password");
-            let mut errors = FieldErrors::default();
-            refused(&mut errors, Tr::new(Lang::of(&req)), &field, &message);
+            form.forget("password");
+            let errors = refused(Tr::new(Lang::of(&req)), &field, &message);
             organization_view(&req, &state, &visitor, id, form, errors).await
         }
-        Err(e) => Err(e),
     }
 }
 
@@ -518,25 +477,15 @@ struct TrustPage {
     crls: Vec<CrlRow>,
     /// (organization id, name) of the issuers, for the certificate form.
     issuers: Vec<(String, String, bool)>,
-    form: BTreeMap<String, String>,
+    form: Typed,
     errors: FieldErrors,
-}
-
-impl TrustPage {
-    fn error(&self, field: impl AsRef<str>) -> Option<&str> {
-        self.errors.get(field)
-    }
-
-    fn value(&self, field: &str) -> String {
-        typed(&self.form, field)
-    }
 }
 
 async fn trust_view(
     req: &HttpRequest,
     state: &AppState,
     visitor: &Visitor,
-    form: BTreeMap<String, String>,
+    form: Typed,
     errors: FieldErrors,
 ) -> Result<HttpResponse, PageError> {
     let ctx = state.ctx.clone();
@@ -557,7 +506,7 @@ async fn trust_view(
         &title(req, "operator-trust-title"),
         Nav::Role,
     );
-    let chosen = typed(&form, "organization_id");
+    let chosen = form.value("organization_id");
     let soon = now + chrono::Duration::days(30);
     let failed = !errors.is_empty();
     let html = TrustPage {
@@ -603,8 +552,7 @@ async fn trust_view(
         errors,
     }
     .render()?;
-    let res = page(&chrome, html);
-    Ok(if failed { unprocessable(res) } else { res })
+    Ok(form_page(&chrome, html, failed))
 }
 
 async fn trust_page(
@@ -617,7 +565,7 @@ async fn trust_page(
         &req,
         &state,
         &visitor,
-        BTreeMap::new(),
+        Typed::default(),
         FieldErrors::default(),
     )
     .await
@@ -630,41 +578,37 @@ async fn trust_answer<T>(
     req: &HttpRequest,
     state: &AppState,
     visitor: &Visitor,
-    mut form: BTreeMap<String, String>,
-    result: Result<T, PageError>,
+    mut form: Typed,
+    result: Outcome<T>,
     flash: &'static str,
     field_of: impl Fn(&str) -> &'static str,
 ) -> Result<HttpResponse, PageError> {
     match result {
-        Ok(_) => Ok(redirect_with_flash(req, "/operator/trust", flash)),
-        Err(PageError::Service(ServiceError::Invalid { field, message })) => {
+        Outcome::Done(_) => Ok(redirect_with_flash(req, "/operator/trust", flash)),
+        Outcome::Refused { field, message } => {
             // Secrets are never sent back.
-            form.remove("private_key_pem");
-            form.remove("key_password");
-            let mut errors = FieldErrors::default();
-            refused(
-                &mut errors,
-                Tr::new(Lang::of(req)),
-                field_of(&field),
-                &message,
-            );
+            form.forget("private_key_pem");
+            form.forget("key_password");
+            let errors = refused(Tr::new(Lang::of(req)), field_of(&field), &message);
             trust_view(req, state, visitor, form, errors).await
         }
-        Err(e) => Err(e),
     }
 }
 
 async fn register_anchor(
     req: HttpRequest,
     state: web::Data<AppState>,
-    posted: SignedForm<BTreeMap<String, String>>,
+    posted: SignedForm<Typed>,
 ) -> Result<HttpResponse, PageError> {
     let SignedForm { visitor, form } = posted;
     visitor.require(OPERATOR)?;
-    let (name, pem) = (typed(&form, "anchor_name"), typed(&form, "anchor_pem"));
+    let (name, pem) = (form.value("anchor_name"), form.value("anchor_pem"));
     let ctx = state.ctx.clone();
     let actor = visitor.actor.clone();
-    let result = run(move || trust::register_trust_anchor(&ctx, &actor, &name, &pem)).await;
+    let result = submit(None, move || {
+        trust::register_trust_anchor(&ctx, &actor, &name, &pem)
+    })
+    .await?;
     trust_answer(
         &req,
         &state,
@@ -686,14 +630,17 @@ async fn register_anchor(
 async fn register_crl(
     req: HttpRequest,
     state: web::Data<AppState>,
-    posted: SignedForm<BTreeMap<String, String>>,
+    posted: SignedForm<Typed>,
 ) -> Result<HttpResponse, PageError> {
     let SignedForm { visitor, form } = posted;
     visitor.require(OPERATOR)?;
-    let pem = typed(&form, "crl_pem");
+    let pem = form.value("crl_pem");
     let ctx = state.ctx.clone();
     let actor = visitor.actor.clone();
-    let result = run(move || trust::register_crl(&ctx, &actor, pem.as_bytes())).await;
+    let result = submit(None, move || {
+        trust::register_crl(&ctx, &actor, pem.as_bytes())
+    })
+    .await?;
     trust_answer(
         &req,
         &state,
@@ -709,20 +656,27 @@ async fn register_crl(
 async fn register_certificate(
     req: HttpRequest,
     state: web::Data<AppState>,
-    posted: SignedForm<BTreeMap<String, String>>,
+    posted: SignedForm<Typed>,
 ) -> Result<HttpResponse, PageError> {
     let SignedForm { visitor, form } = posted;
     visitor.require(OPERATOR)?;
     let input = NewIssuerCertificate {
-        organization_id: typed(&form, "organization_id"),
-        certificate_pem: typed(&form, "certificate_pem"),
-        private_key_pem: optional(&form, "private_key_pem"),
+        organization_id: form.value("organization_id"),
+        certificate_pem: form.value("certificate_pem"),
+        private_key_pem: form.optional("private_key_pem"),
         pkcs12_base64: None,
-        key_password: form.get("key_password").filter(|p| !p.is_empty()).cloned(),
+        key_password: form
+            .0
+            .get("key_password")
+            .filter(|p| !p.is_empty())
+            .cloned(),
     };
     let ctx = state.ctx.clone();
     let actor = visitor.actor.clone();
-    let result = run(move || trust::register_issuer_certificate(&ctx, &actor, input)).await;
+    let result = submit(None, move || {
+        trust::register_issuer_certificate(&ctx, &actor, input)
+    })
+    .await?;
     trust_answer(
         &req,
         &state,

@@ -16,7 +16,7 @@ use super::session::visitor_of;
 use super::{page, Chrome, Nav};
 use crate::domain::money::Amount;
 use crate::domain::GuaranteeNumber;
-use crate::pki::{GuaranteeDocument, VerificationReport};
+use crate::pki::{Check, CheckResult, GuaranteeDocument, SubIndication, VerificationReport};
 use crate::services::guarantees::{self, ExpectationsInput};
 use crate::services::ServiceError;
 use crate::web::rate_limit::{check_page_request, Limit};
@@ -277,6 +277,55 @@ fn name_of(value: &impl Serialize) -> String {
         .unwrap_or_default()
 }
 
+/// A sub-indication in the visitor's words (`sub-hash-failure`), else its own name.
+fn sub_indication_words(tr: Tr, sub: &SubIndication) -> String {
+    let key = format!(
+        "sub-{}",
+        name_of(sub).to_ascii_lowercase().replace('_', "-")
+    );
+    if tr.has(&key) {
+        tr.t(&key)
+    } else {
+        name_of(sub)
+    }
+}
+
+/// A check's name in the visitor's words (`check-certificate-chain`), else its title.
+fn check_words(tr: Tr, check: &Check) -> String {
+    let key = format!("check-{}", name_of(&check.id).replace('_', "-"));
+    if tr.has(&key) {
+        tr.t(&key)
+    } else {
+        check.title.clone()
+    }
+}
+
+/// Why a report refused a signature, in the visitor's words: the check that decided
+/// (the first failed one, else the first indeterminate one, as the report decides) and
+/// its sub-indication, e.g. "Content integrity: The file does not match its signature".
+pub(super) fn refusal_words(tr: Tr, report: &VerificationReport) -> String {
+    let deciding = [CheckResult::Failed, CheckResult::Indeterminate]
+        .iter()
+        .find_map(|wanted| report.checks.iter().find(|c| c.result == *wanted));
+    let sub = report
+        .sub_indication
+        .as_ref()
+        .or(deciding.and_then(|c| c.sub_indication.as_ref()));
+    let verdict = format!(
+        "verdict-{}",
+        name_of(&report.indication).to_ascii_lowercase()
+    );
+    let reason = sub.map_or_else(|| tr.t(&verdict), |s| sub_indication_words(tr, s));
+    match deciding {
+        Some(check) => tr.t2(
+            "refusal-check-reason",
+            ("check", check_words(tr, check)),
+            ("reason", reason),
+        ),
+        None => reason,
+    }
+}
+
 fn date(rfc3339: &str) -> String {
     rfc3339.replace('T', " ").chars().take(16).collect()
 }
@@ -289,26 +338,17 @@ async fn report_page(
     let chrome = chrome(req, "report-title").await?;
     let tr = chrome.tr;
     let indication = name_of(&report.indication).to_ascii_lowercase();
-    let reason = report.sub_indication.as_ref().map(|s| {
-        let key = format!("sub-{}", name_of(s).to_ascii_lowercase().replace('_', "-"));
-        if tr.has(&key) {
-            tr.t(&key)
-        } else {
-            name_of(s)
-        }
-    });
+    let reason = report
+        .sub_indication
+        .as_ref()
+        .map(|s| sub_indication_words(tr, s));
     let checks = report
         .checks
         .iter()
         .map(|c| {
-            let id = name_of(&c.id).replace('_', "-");
             let result = name_of(&c.result);
             CheckRow {
-                title: if tr.has(&format!("check-{id}")) {
-                    tr.t(&format!("check-{id}"))
-                } else {
-                    c.title.clone()
-                },
+                title: check_words(tr, c),
                 result: tr.t(&format!("result-{}", result.replace('_', "-"))),
                 result_class: format!("result-{result}"),
                 explanation: c.explanation.clone(),

@@ -1,0 +1,1 @@
+DROP TABLE premium_terms;
