@@ -10,7 +10,7 @@ use crate::fixtures::{NewTender, Party, TestPki};
 use crate::helpers::TestApp;
 
 /// Signs in through the sign-in page, sent there by opening `path`, and lands on it.
-async fn sign_in_for(browser: &Chromium, app: &TestApp, path: &str, username: &str) {
+pub(crate) async fn sign_in_for(browser: &Chromium, app: &TestApp, path: &str, username: &str) {
     browser.goto(&app.url(path)).await;
     assert!(browser.path().await.starts_with("/login?next="));
     browser.fill("#username", username).await;

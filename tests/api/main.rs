@@ -11,6 +11,7 @@ mod auth;
 mod browser;
 mod browser_flow;
 mod browser_opening;
+mod browser_phone;
 mod certificates;
 mod change_mails;
 mod concurrency;

@@ -1,0 +1,93 @@
+//! Every role's main pages on a phone (390 x 844, in Chinese, the default): nothing is
+//! wider than the screen (lists turn into cards), every page still answers with its
+//! heading, and each is kept as a screenshot (not committed).
+
+use crate::browser_flow::sign_in_for;
+use crate::fixtures::chromium::Chromium;
+use crate::fixtures::{NewTender, TestPki};
+use crate::helpers::TestApp;
+
+/// Opens each page and checks it fits the phone's width.
+async fn fits_a_phone(browser: &Chromium, app: &TestApp, role: &str, paths: &[&str]) {
+    for path in paths {
+        browser.goto(&app.url(path)).await;
+        assert!(
+            browser.wait_for("main h1").await,
+            "{role} {path}: {}",
+            browser.text("body").await
+        );
+        let overflow = browser
+            .eval("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            .await;
+        assert!(
+            overflow.as_i64().is_some_and(|o| o <= 0),
+            "{role} {path} is wider than a phone by {overflow} px"
+        );
+        let name = format!("phone-{role}{}", path.replace('/', "-"));
+        browser.screenshot(name.trim_end_matches('-')).await;
+    }
+}
+
+async fn every_role_s_main_pages_fit_a_phone(app: TestApp) {
+    let _pki = TestPki::set_up(&app).await;
+    let tender = app
+        .as_agency()
+        .await
+        .create_project(&NewTender::two_sections("BZ-PHONE-1", 3))
+        .await;
+    // Something in every list: an issued bond and an application waiting.
+    app.issued_bond("enterprise1", &tender.sections[0]).await;
+    app.issued_bond("enterprise2", &tender.sections[1]).await;
+
+    let roles: [(&str, &str, &[&str]); 4] = [
+        (
+            "enterprise1",
+            "/projects",
+            &[
+                "/",
+                "/projects",
+                "/enterprise/applications",
+                "/enterprise/guarantees",
+            ],
+        ),
+        (
+            "bank",
+            "/issuer/queue",
+            &[
+                "/",
+                "/issuer/queue",
+                "/issuer/guarantees",
+                "/issuer/premium-terms",
+            ],
+        ),
+        (
+            "agency",
+            "/agency/projects",
+            &["/", "/agency/projects", "/agency/claims"],
+        ),
+        (
+            "operator",
+            "/operator/organizations",
+            &[
+                "/",
+                "/operator/organizations",
+                "/operator/trust",
+                "/operator/mail",
+                "/operator/audit",
+            ],
+        ),
+    ];
+    for (username, first, paths) in roles {
+        let browser = Chromium::start("zh-CN").await;
+        browser
+            .client
+            .set_window_size(390, 844)
+            .await
+            .expect("phone-sized window");
+        sign_in_for(&browser, &app, first, username).await;
+        fits_a_phone(&browser, &app, username, paths).await;
+        browser.close().await;
+    }
+}
+
+crate::on_both_backends!(every_role_s_main_pages_fit_a_phone);
