@@ -1,3 +1,4 @@
+DROP INDEX guarantees_issuer_application_version;
 DROP INDEX claims_status_guarantee;
 DROP INDEX applications_enterprise_status;
 DROP INDEX guarantees_issuer_status;
