@@ -23,14 +23,14 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(update_category);
 }
 
-/// A matter as it stands: its code, version and fields (amounts decimal yuan).
+/// A matter as it stands: its code, version and fields (amounts decimal yuan). The
+/// fields are what `PUT /matters/{code}` takes back.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct MatterOut {
     pub code: String,
     /// The version now in force (1: as seeded from the data file).
     pub version: i32,
     pub updated_at: String,
-    #[serde(flatten)]
     pub fields: MatterFields,
 }
 
@@ -73,13 +73,13 @@ fn history_out(history: Vec<Version<MatterFields>>) -> Vec<MatterVersionOut> {
         .collect()
 }
 
-/// A record category as it stands.
+/// A record category as it stands; its fields are what
+/// `PUT /record-categories/{code}` takes back.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RecordCategoryOut {
     pub code: String,
     pub version: i32,
     pub updated_at: String,
-    #[serde(flatten)]
     pub fields: CategoryFields,
 }
 
