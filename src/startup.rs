@@ -75,6 +75,9 @@ impl Application {
             ))),
             idempotency: None,
         };
+        // The configured lists the pages and the API read: whatever the data files hold
+        // that the database lacks (several instances may do this at once).
+        services::catalogue::seed(&ctx)?;
 
         let edges = http::http_edges::EdgeSettings::from_settings(&settings);
         let edge_data = web::Data::new(edges.clone());

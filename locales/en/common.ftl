@@ -10,6 +10,7 @@ footer-text = Baohan is run by the city's credit office. Anyone can check an ele
 nav-home = Home
 nav-verify = Verify a guarantee
 nav-stats = Statistics
+nav-matters = Deposit matters
 nav-projects = Tenders
 nav-my-applications = My applications
 nav-my-guarantees = My guarantees

@@ -10,6 +10,7 @@ footer-text = 保函由市信用办运营。电子保函可在“验证保函”
 nav-home = 首页
 nav-verify = 验证保函
 nav-stats = 统计
+nav-matters = 押金事项
 nav-projects = 招标项目
 nav-my-applications = 我的申请
 nav-my-guarantees = 我的保函

@@ -329,6 +329,17 @@ where
     }
 }
 
+/// Holds, until the transaction on `conn` ends, a lock every caller passing the same
+/// `key` waits for: on PostgreSQL a transaction-scoped advisory lock; on SQLite nothing
+/// more is needed, [`write_tx`]'s `BEGIN IMMEDIATE` already holds the write lock. For
+/// read-then-insert work that several instances may start together (seeding).
+pub fn lock_for_transaction(conn: &mut DbConnection, key: i64) -> diesel::QueryResult<()> {
+    match conn {
+        DbConnection::Sqlite(_) => Ok(()),
+        DbConnection::Pg(c) => c.batch_execute(&format!("SELECT pg_advisory_xact_lock({key})")),
+    }
+}
+
 /// Does the database take a write? Used by `/readyz`: a database that answers reads but
 /// refuses writes (a read-only file, data directory or replica) fails every sign-in.
 pub fn check_writable(conn: &mut DbConnection) -> Result<(), DbError> {

@@ -11,8 +11,9 @@ use crate::domain::{
 
 use super::schema::{
     api_tokens, applications, claims, credit_events, crls, guarantee_drafts, guarantee_versions,
-    guarantees, issuer_certificates, organizations, premium_terms, projects, sections, sessions,
-    trust_anchors, users,
+    guarantees, issuer_certificates, matter_versions, matters, organizations, premium_terms,
+    projects, record_categories, record_category_versions, sections, sessions, trust_anchors,
+    users,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -257,4 +258,73 @@ pub struct PremiumTermsRow {
     pub note: Option<String>,
     pub published_at: NaiveDateTime,
     pub published_by: String,
+}
+
+/// A matter of the catalogue (管理清单) as it stands: its latest version.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = matters, primary_key(code), treat_none_as_null = true)]
+pub struct MatterRow {
+    pub code: String,
+    pub position: i32,
+    pub name_zh: String,
+    pub name_en: String,
+    pub legal_basis: String,
+    pub scenario_zh: String,
+    pub scenario_en: String,
+    pub collecting_body_zh: String,
+    pub collecting_body_en: String,
+    pub typical_amount_fen: i64,
+    pub path: String,
+    pub required_level: Option<String>,
+    pub subject_kind: Option<String>,
+    pub deposit_ceiling_fen: Option<i64>,
+    pub commitment_text: Option<String>,
+    pub write_off_state: String,
+    pub write_off_due_on: Option<chrono::NaiveDate>,
+    pub write_off_done_on: Option<chrono::NaiveDate>,
+    pub write_off_evidence: Option<String>,
+    pub version: i32,
+    pub updated_at: NaiveDateTime,
+    pub updated_by: Option<String>,
+}
+
+/// A record category (信用记录类别) as it stands: its latest version.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = record_categories, primary_key(code), treat_none_as_null = true)]
+pub struct RecordCategoryRow {
+    pub code: String,
+    pub position: i32,
+    pub name_zh: String,
+    pub name_en: String,
+    pub dimension: String,
+    pub polarity: String,
+    pub points: i32,
+    pub validity_days: i32,
+    pub version: i32,
+    pub updated_at: NaiveDateTime,
+    pub updated_by: Option<String>,
+}
+
+/// One version of a matter: its whole content as JSON, who made it (none: the seed).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = matter_versions)]
+pub struct MatterVersionRow {
+    pub id: String,
+    pub code: String,
+    pub version: i32,
+    pub content: String,
+    pub changed_at: NaiveDateTime,
+    pub changed_by: Option<String>,
+}
+
+/// One version of a record category, like [`MatterVersionRow`].
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = record_category_versions)]
+pub struct RecordCategoryVersionRow {
+    pub id: String,
+    pub code: String,
+    pub version: i32,
+    pub content: String,
+    pub changed_at: NaiveDateTime,
+    pub changed_by: Option<String>,
 }

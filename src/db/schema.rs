@@ -323,6 +323,71 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    matters (code) {
+        code -> Text,
+        position -> Integer,
+        name_zh -> Text,
+        name_en -> Text,
+        legal_basis -> Text,
+        scenario_zh -> Text,
+        scenario_en -> Text,
+        collecting_body_zh -> Text,
+        collecting_body_en -> Text,
+        typical_amount_fen -> BigInt,
+        path -> Text,
+        required_level -> Nullable<Text>,
+        subject_kind -> Nullable<Text>,
+        deposit_ceiling_fen -> Nullable<BigInt>,
+        commitment_text -> Nullable<Text>,
+        write_off_state -> Text,
+        write_off_due_on -> Nullable<Date>,
+        write_off_done_on -> Nullable<Date>,
+        write_off_evidence -> Nullable<Text>,
+        version -> Integer,
+        updated_at -> Timestamp,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    matter_versions (id) {
+        id -> Text,
+        code -> Text,
+        version -> Integer,
+        content -> Text,
+        changed_at -> Timestamp,
+        changed_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    record_categories (code) {
+        code -> Text,
+        position -> Integer,
+        name_zh -> Text,
+        name_en -> Text,
+        dimension -> Text,
+        polarity -> Text,
+        points -> Integer,
+        validity_days -> Integer,
+        version -> Integer,
+        updated_at -> Timestamp,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    record_category_versions (id) {
+        id -> Text,
+        code -> Text,
+        version -> Integer,
+        content -> Text,
+        changed_at -> Timestamp,
+        changed_by -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(users -> organizations (organization_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -333,6 +398,8 @@ diesel::joinable!(guarantee_versions -> guarantees (guarantee_id));
 diesel::joinable!(claims -> guarantees (guarantee_id));
 diesel::joinable!(issuer_certificates -> organizations (organization_id));
 diesel::joinable!(premium_terms -> organizations (issuer_id));
+diesel::joinable!(matter_versions -> matters (code));
+diesel::joinable!(record_category_versions -> record_categories (code));
 
 diesel::allow_tables_to_appear_in_same_query!(
     guarantee_number_counters,
@@ -358,4 +425,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     mail_outbox,
     idempotency_keys,
     premium_terms,
+    matters,
+    matter_versions,
+    record_categories,
+    record_category_versions,
 );

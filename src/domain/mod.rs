@@ -6,6 +6,7 @@
 //! cover several fields at once, name the field themselves).
 
 pub mod calendar;
+pub mod catalogue;
 pub mod claim;
 pub mod guarantee_number;
 pub mod lifecycle;

@@ -4,6 +4,7 @@
 pub mod applications;
 pub mod audit;
 pub mod auth;
+pub mod catalogue;
 pub mod claims;
 pub mod crl_fetch;
 pub mod demo;

@@ -29,6 +29,7 @@ mod invariants;
 mod lifecycle;
 mod listing;
 mod mail;
+mod matters;
 mod openapi;
 mod openapi_fuzz;
 mod organizations;

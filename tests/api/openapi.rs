@@ -380,6 +380,7 @@ async fn the_description_says_what_clients_rely_on() {
         "verification",
         "mail",
         "statistics",
+        "deposit-free",
         "health",
         "openapi",
     ];

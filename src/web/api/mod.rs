@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod applications;
 pub mod auth;
+pub mod catalogue;
 pub mod dto;
 pub mod guarantees;
 pub mod listing;
@@ -26,5 +27,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .configure(guarantees::routes)
         .configure(verify::routes)
         .configure(mail::routes)
-        .configure(stats::routes);
+        .configure(stats::routes)
+        .configure(catalogue::routes);
 }

@@ -293,6 +293,16 @@ mod catalogue_tests {
         wanted.extend(verdicts.iter().map(|v| format!("verdict-{v}")));
         wanted.extend(verdicts.iter().map(|v| format!("verdict-{v}-advice")));
         wanted.extend(checks.iter().map(|c| format!("check-{c}")));
+        {
+            use crate::domain::catalogue::{MatterPath, SubjectKind, WriteOffState};
+            wanted.extend(MatterPath::ALL.iter().map(|p| format!("matter-path-{p}")));
+            wanted.extend(WriteOffState::ALL.iter().map(|s| format!("write-off-{s}")));
+            wanted.extend(
+                SubjectKind::ALL
+                    .iter()
+                    .map(|s| format!("matter-subject-{s}")),
+            );
+        }
         let missing: Vec<_> = wanted.iter().filter(|k| !zh.contains(*k)).collect();
         assert!(missing.is_empty(), "{missing:?}");
     }

@@ -16,6 +16,7 @@ pub mod home;
 pub mod i18n;
 pub mod issuer;
 pub mod login;
+pub mod matters;
 pub mod operator;
 pub mod paging;
 pub mod premium_terms;
@@ -41,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(enterprise::routes)
         .configure(issuer::routes)
         .configure(login::routes)
+        .configure(matters::routes)
         .configure(operator::routes)
         .configure(premium_terms::routes)
         .configure(stats::routes)
@@ -166,6 +168,7 @@ fn nav_links(tr: Tr, role: Option<Role>, path: &str) -> Vec<NavLink> {
             ("/", "nav-home"),
             ("/verify", "nav-verify"),
             ("/stats", "nav-stats"),
+            ("/matters", "nav-matters"),
         ],
         Some(Role::Enterprise) => &[
             ("/", "nav-home"),
@@ -194,6 +197,7 @@ fn nav_links(tr: Tr, role: Option<Role>, path: &str) -> Vec<NavLink> {
             ("/operator/trust", "nav-trust"),
             ("/operator/mail", "nav-mail"),
             ("/operator/audit", "nav-audit"),
+            ("/matters", "nav-matters"),
         ],
         Some(_) => &[("/", "nav-home"), ("/verify", "nav-verify")],
     };
