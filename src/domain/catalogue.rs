@@ -2,8 +2,8 @@
 //! deposit the city collects and the path by which it goes away, and the record
 //! categories (信用记录类别) a department may send into a credit archive.
 //!
-//! Both lists start from data files in the repository (`data/matters.toml`,
-//! `data/record_categories.toml`), checked here with the same rules as an edit by the
+//! Both lists start from data files in the repository (`catalogue/matters.toml`,
+//! `catalogue/record_categories.toml`), checked here with the same rules as an edit by the
 //! credit office: what the seed may hold, an edit may hold, and nothing else.
 
 use chrono::NaiveDate;
@@ -16,9 +16,9 @@ use super::text::{self, TextRules};
 use super::time::{EARLIEST_DATE, LATEST_DATE};
 
 /// The matters file as shipped.
-pub const MATTERS_TOML: &str = include_str!("../../data/matters.toml");
+pub const MATTERS_TOML: &str = include_str!("../../catalogue/matters.toml");
 /// The record categories file as shipped.
-pub const RECORD_CATEGORIES_TOML: &str = include_str!("../../data/record_categories.toml");
+pub const RECORD_CATEGORIES_TOML: &str = include_str!("../../catalogue/record_categories.toml");
 
 /// Longest name, collecting body or level-of-detail line, in characters.
 pub const NAME_MAX_CHARS: usize = 100;

@@ -475,9 +475,9 @@ pub struct Seeded {
 pub fn seed(ctx: &Context) -> Result<Seeded, ServiceError> {
     let at = ctx.now();
     let matters_seed = catalogue::seed_matters(catalogue::MATTERS_TOML, china_date(at))
-        .or_internal("data/matters.toml")?;
+        .or_internal("catalogue/matters.toml")?;
     let categories_seed = catalogue::seed_categories(catalogue::RECORD_CATEGORIES_TOML)
-        .or_internal("data/record_categories.toml")?;
+        .or_internal("catalogue/record_categories.toml")?;
     let mut conn = ctx.conn()?;
     // Usually every code is there: no write transaction then.
     let (m, k) = present_codes(&mut conn)?;
