@@ -184,7 +184,23 @@ struct Kills {
 /// issued), a guarantee without its signed current version or without its "issued"
 /// mail, a claimed guarantee without exactly one open claim (or an open claim on a
 /// guarantee not claimed), a paid claim on a guarantee not paid, a broken audit chain.
+///
+/// Everything is read in one snapshot: on PostgreSQL the backend of a killed server
+/// still runs a `COMMIT` that arrived before the kill, and separate reads could straddle
+/// it and see half of a whole transaction.
 fn half_written(conn: &mut DbConnection) -> Vec<String> {
+    conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        if matches!(conn, DbConnection::Pg(_)) {
+            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(conn)?;
+        }
+        Ok(half_written_in(conn))
+    })
+    .expect("a snapshot of the database")
+}
+
+/// [`half_written`], in the snapshot it opened.
+fn half_written_in(conn: &mut DbConnection) -> Vec<String> {
     use baohan::db::schema::mail_outbox;
     let mut found = Vec::new();
     let applications: Vec<(String, String)> = applications::table
