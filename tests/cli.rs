@@ -350,7 +350,7 @@ struct PostgresDb {
 
 impl PostgresDb {
     fn create() -> Option<PostgresDb> {
-        use diesel::{Connection, RunQueryDsl};
+        use diesel::RunQueryDsl;
         let Ok(admin_url) = std::env::var("BAOHAN_TEST_POSTGRES_URL") else {
             assert!(
                 std::env::var("BAOHAN_TEST_REQUIRE_POSTGRES").is_err(),
@@ -360,7 +360,7 @@ impl PostgresDb {
             return None;
         };
         let name = format!("baohan_cli_{}", uuid::Uuid::new_v4().simple());
-        let mut c = diesel::PgConnection::establish(&admin_url).expect("PostgreSQL");
+        let mut c = baohan::db::pg_establish(&admin_url).expect("PostgreSQL");
         diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
             .execute(&mut c)
             .expect("create database");
@@ -385,8 +385,8 @@ impl PostgresDb {
 
 impl Drop for PostgresDb {
     fn drop(&mut self) {
-        use diesel::{Connection, RunQueryDsl};
-        if let Ok(mut c) = diesel::PgConnection::establish(&self.admin_url) {
+        use diesel::RunQueryDsl;
+        if let Ok(mut c) = baohan::db::pg_establish(&self.admin_url) {
             let _ = diesel::sql_query(format!(
                 "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
                 self.name
@@ -437,13 +437,13 @@ fn run_demo_until_listening(url: &str, data: &Path) -> String {
 
 /// How many rows each table the demo seeds holds.
 fn demo_rows(url: &str) -> Vec<(&'static str, i64)> {
-    use diesel::{Connection, RunQueryDsl};
+    use diesel::RunQueryDsl;
     #[derive(diesel::QueryableByName)]
     struct Count {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let mut c = diesel::PgConnection::establish(url).expect("the demo database");
+    let mut c = baohan::db::pg_establish(url).expect("the demo database");
     [
         "organizations",
         "users",
@@ -466,7 +466,7 @@ fn demo_rows(url: &str) -> Vec<(&'static str, i64)> {
 
 #[test]
 fn the_demo_runs_on_postgresql_and_a_second_run_adds_nothing() {
-    use diesel::{Connection, ExpressionMethods, QueryDsl, RunQueryDsl};
+    use diesel::{ExpressionMethods, QueryDsl, RunQueryDsl};
     let Some(db) = PostgresDb::create() else {
         return;
     };
@@ -489,7 +489,7 @@ fn the_demo_runs_on_postgresql_and_a_second_run_adds_nothing() {
         "no SQLite file beside PostgreSQL"
     );
     use baohan::db::schema::users;
-    let mut c = diesel::PgConnection::establish(&db.url).expect("the demo database");
+    let mut c = baohan::db::pg_establish(&db.url).expect("the demo database");
     for account in baohan::services::demo::DEMO_ACCOUNTS {
         let n: i64 = users::table
             .filter(users::username.eq(account.username))

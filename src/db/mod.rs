@@ -92,7 +92,7 @@ impl DbConnection {
     ) -> Result<DbConnection, diesel::ConnectionError> {
         Ok(match backend {
             Backend::Sqlite => DbConnection::Sqlite(SqliteConnection::establish(diesel_url)?),
-            Backend::Postgres => DbConnection::Pg(PgConnection::establish(diesel_url)?),
+            Backend::Postgres => DbConnection::Pg(pg_establish(diesel_url)?),
         })
     }
 
@@ -102,6 +102,15 @@ impl DbConnection {
             DbConnection::Pg(_) => Backend::Postgres,
         }
     }
+}
+
+/// Opens a PostgreSQL connection, OpenSSL set up first by its Rust binding. libpq
+/// initializes OpenSSL itself when nothing did, and then OpenSSL frees its state at
+/// exit while other threads may still be using it (a crash after a clean run); the
+/// binding's initialization asks OpenSSL not to.
+pub fn pg_establish(url: &str) -> Result<PgConnection, diesel::ConnectionError> {
+    openssl::init();
+    PgConnection::establish(url)
 }
 
 /// The r2d2 manager: like diesel's, but it opens the backend chosen from the scheme.
@@ -203,7 +212,7 @@ pub fn open_existing_read_only(url: &str) -> Result<DbConnection, DbError> {
             (DbConnection::Sqlite(conn), expected)
         }
         Backend::Postgres => {
-            let mut conn = PgConnection::establish(&diesel_url)?;
+            let mut conn = pg_establish(&diesel_url)?;
             conn.batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")?;
             let expected = MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES_MIGRATIONS)
                 .map_err(DbError::Migration)?

@@ -87,8 +87,8 @@ async fn readiness_needs_a_database_that_takes_writes(app: TestApp) {
     let admin = |read_only: bool| {
         let url = app.settings.database_url.clone().expect("a database URL");
         tokio::task::spawn_blocking(move || {
-            use diesel::{Connection, RunQueryDsl};
-            let mut c = diesel::PgConnection::establish(&url).expect("admin session");
+            use diesel::RunQueryDsl;
+            let mut c = baohan::db::pg_establish(&url).expect("admin session");
             for sql in [
                 "SET default_transaction_read_only = off".to_owned(),
                 format!(

@@ -29,6 +29,8 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
+                    // Before libpq can initialize OpenSSL with a cleanup at exit.
+                    openssl::init();
                     if let Some(app) = $crate::helpers::spawn_postgres().await {
                         super::$case(app).await
                     }
@@ -51,6 +53,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
+                    openssl::init();
                     if $crate::helpers::postgres_configured() {
                         super::$case($crate::helpers::TestBackend::Postgres).await
                     }
@@ -107,8 +110,8 @@ impl Drop for PostgresDb {
             let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
             // Drop runs inside the async test: do the blocking work on a plain thread.
             let _ = std::thread::spawn(move || {
-                use diesel::{Connection, RunQueryDsl};
-                if let Ok(mut c) = diesel::PgConnection::establish(&admin_url) {
+                use diesel::RunQueryDsl;
+                if let Ok(mut c) = baohan::db::pg_establish(&admin_url) {
                     let _ = diesel::sql_query(format!(
                         "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
                     ))
@@ -167,7 +170,7 @@ pub async fn spawn_sqlite_with(configure: impl FnOnce(&mut Settings) + Send + 's
 pub async fn spawn_postgres_with(
     configure: impl FnOnce(&mut Settings) + Send + 'static,
 ) -> Option<TestApp> {
-    let db = create_postgres_database().await?;
+    let db = create_migrated_postgres_database().await?;
     // A data directory still holds the master key file.
     let dir = tempfile::tempdir().expect("temp dir");
     Some(spawn(db.url.clone(), dir, Some(db), configure).await)
@@ -175,23 +178,155 @@ pub async fn spawn_postgres_with(
 
 /// A fresh, empty PostgreSQL database for one test, or `None` when not configured.
 pub async fn create_postgres_database() -> Option<PostgresDb> {
-    let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
-        if std::env::var(REQUIRE_POSTGRES_ENV).is_ok() {
-            panic!("{REQUIRE_POSTGRES_ENV} is set but {POSTGRES_ENV} is not");
+    create_postgres_database_from(None).await
+}
+
+/// A fresh PostgreSQL database for one test with every migration applied: a copy of a
+/// template database migrated once per set of migrations (by whichever test gets there
+/// first), which is far quicker than running the migrations for every test.
+pub async fn create_migrated_postgres_database() -> Option<PostgresDb> {
+    let admin_url = postgres_admin_url()?;
+    let template = tokio::task::spawn_blocking(move || migrated_template(&admin_url))
+        .await
+        .expect("template task");
+    create_postgres_database_from(Some(template)).await
+}
+
+/// The admin URL of the PostgreSQL tests, or `None` (after saying so) when not set.
+fn postgres_admin_url() -> Option<String> {
+    match std::env::var(POSTGRES_ENV) {
+        Ok(url) => Some(url),
+        Err(_) => {
+            if std::env::var(REQUIRE_POSTGRES_ENV).is_ok() {
+                panic!("{REQUIRE_POSTGRES_ENV} is set but {POSTGRES_ENV} is not");
+            }
+            eprintln!("skipped: set {POSTGRES_ENV} to run this test on PostgreSQL");
+            None
         }
-        eprintln!("skipped: set {POSTGRES_ENV} to run this test on PostgreSQL");
-        return None;
+    }
+}
+
+/// The name of the template migrated with this checkout's PostgreSQL migrations, made
+/// if absent. Its name carries a hash of the migrations, so a changed migration gets a
+/// new template; older ones are dropped when a new one is made. Test processes running
+/// at once take turns under an advisory lock; a template is published by renaming it
+/// once migrated, so a copy never starts from a half-migrated one.
+fn migrated_template(admin_url: &str) -> String {
+    use diesel::RunQueryDsl;
+    use sha2::Digest;
+    /// The advisory lock the test processes take to make the template.
+    const TEMPLATE_LOCK: i64 = 0x6261_6f68_616e_7465;
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    for entry in std::fs::read_dir(&root).expect("migrations") {
+        let dir = entry.expect("entry").path();
+        for name in ["up.sql", "down.sql"] {
+            if dir.join(name).is_file() {
+                files.push(dir.join(name));
+            }
+        }
+    }
+    files.sort();
+    let mut hash = sha2::Sha256::new();
+    for file in &files {
+        hash.update(
+            file.strip_prefix(&root)
+                .expect("under root")
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        hash.update(std::fs::read(file).expect("migration"));
+    }
+    let name = format!(
+        "baohan_test_template_{}",
+        &hex::encode(hash.finalize())[..16]
+    );
+
+    let mut admin = baohan::db::pg_establish(admin_url)
+        .unwrap_or_else(|e| panic!("PostgreSQL at {POSTGRES_ENV} is not reachable: {e}"));
+    let exists = |c: &mut diesel::PgConnection, name: &str| -> bool {
+        #[derive(diesel::QueryableByName)]
+        struct Found {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+            .bind::<diesel::sql_types::Text, _>(name)
+            .get_result::<Found>(c)
+            .expect("pg_database")
+            .n
+            == 1
     };
+    if exists(&mut admin, &name) {
+        return name;
+    }
+    diesel::sql_query(format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"))
+        .execute(&mut admin)
+        .expect("template lock");
+    if !exists(&mut admin, &name) {
+        let building = format!("{name}_building");
+        diesel::sql_query(format!(
+            "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
+        ))
+        .execute(&mut admin)
+        .expect("drop a half-made template");
+        diesel::sql_query(format!("CREATE DATABASE \"{building}\""))
+            .execute(&mut admin)
+            .expect("create the template");
+        let pool = baohan::db::connect(&database_url_with_name(admin_url, &building), 1)
+            .expect("migrate the template");
+        drop(pool);
+        diesel::sql_query(format!(
+            "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
+        ))
+        .execute(&mut admin)
+        .expect("publish the template");
+        // Templates of other migrations are of no more use.
+        #[derive(diesel::QueryableByName)]
+        struct Old {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            datname: String,
+        }
+        let old: Vec<Old> = diesel::sql_query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'baohan\\_test\\_template\\_%' \
+             AND datname <> $1",
+        )
+        .bind::<diesel::sql_types::Text, _>(&name)
+        .load(&mut admin)
+        .expect("old templates");
+        for Old { datname } in old {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{datname}\""))
+                .execute(&mut admin);
+        }
+    }
+    diesel::sql_query(format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})"))
+        .execute(&mut admin)
+        .expect("template unlock");
+    name
+}
+
+/// A database for one test: a copy of `template`, or empty. Its commits do not wait
+/// for the disk (`synchronous_commit = off`, for this database only): the tests kill
+/// the server, never PostgreSQL, and what a commit returned stays visible to every
+/// session whatever the setting.
+async fn create_postgres_database_from(template: Option<String>) -> Option<PostgresDb> {
+    let admin_url = postgres_admin_url()?;
     let name = format!("baohan_test_{}", uuid::Uuid::new_v4().simple());
     let created = {
         let (admin_url, name) = (admin_url.clone(), name.clone());
         tokio::task::spawn_blocking(move || {
-            use diesel::{Connection, RunQueryDsl};
-            let mut c = diesel::PgConnection::establish(&admin_url)
+            use diesel::RunQueryDsl;
+            let mut c = baohan::db::pg_establish(&admin_url)
                 .unwrap_or_else(|e| panic!("PostgreSQL at {POSTGRES_ENV} is not reachable: {e}"));
-            diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+            let from = template.map_or(String::new(), |t| format!(" TEMPLATE \"{t}\""));
+            diesel::sql_query(format!("CREATE DATABASE \"{name}\"{from}"))
                 .execute(&mut c)
                 .expect("create test database");
+            diesel::sql_query(format!(
+                "ALTER DATABASE \"{name}\" SET synchronous_commit = off"
+            ))
+            .execute(&mut c)
+            .expect("test database settings");
         })
     };
     created.await.expect("create database task");
