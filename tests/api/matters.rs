@@ -497,7 +497,136 @@ async fn the_credit_office_edits_a_matter_through_its_form(app: TestApp) {
     assert_eq!(status, reqwest::StatusCode::FORBIDDEN);
 }
 
+/// The record categories' page: public, every category in the page's language with its
+/// signed points; the credit office's form keeps a wrong value with its error (422, the
+/// category unchanged), saves a good one as a new version shown in the history, and is
+/// refused to anyone else and without the CSRF token.
+async fn the_credit_office_edits_a_record_category_through_its_form(app: TestApp) {
+    let anyone = Visitor::new(&app);
+    let list = anyone.ok("/record-categories").await;
+    let shipped = seed_categories(RECORD_CATEGORIES_TOML).expect("categories file");
+    for (code, k) in &shipped {
+        assert!(list.contains(&format!("<tr id=\"{code}\">")), "{code}");
+        assert!(list.contains(&k.name_zh), "{code} in Chinese");
+    }
+    assert!(
+        list.contains("−30") && list.contains("+20"),
+        "signed points"
+    );
+    assert!(
+        !list.contains("/record-categories/administrative_penalty/edit"),
+        "no form link for the public"
+    );
+    let (status, _) = anyone
+        .page("/record-categories/administrative_penalty/edit")
+        .await;
+    assert!(
+        status == reqwest::StatusCode::SEE_OTHER || status == reqwest::StatusCode::FORBIDDEN,
+        "signed out: {status}"
+    );
+
+    let operator = Visitor::signed_in(&app, "operator").await;
+    let list = operator.ok("/record-categories").await;
+    assert!(list.contains("href=\"/record-categories/administrative_penalty/edit\""));
+    let form = operator
+        .ok("/record-categories/administrative_penalty/edit")
+        .await;
+    assert!(form.contains("name=\"points\" value=\"30\""), "filled");
+    assert!(form.contains("初始清单"), "its history");
+    let csrf = hidden(&form, "csrf_token");
+    let post = |fields: Vec<(&'static str, &'static str)>, csrf: String| {
+        let operator = &operator;
+        async move {
+            let mut pairs = fields;
+            let csrf = csrf;
+            let mut all: Vec<(&str, &str)> = pairs.drain(..).collect();
+            if !csrf.is_empty() {
+                all.push(("csrf_token", csrf.as_str()));
+            }
+            operator
+                .post("/record-categories/administrative_penalty/edit", &all)
+                .await
+        }
+    };
+    let good = |points: &'static str| {
+        vec![
+            ("name_zh", "行政处罚"),
+            ("name_en", "Administrative penalty (revised)"),
+            ("dimension", "compliance"),
+            ("polarity", "negative"),
+            ("points", points),
+            ("validity_days", "1095"),
+        ]
+    };
+    let version = || async {
+        app.signed_out()
+            .record_category("administrative_penalty")
+            .await[0]
+            .version
+    };
+    // Not a number, then out of range: each shown again as typed with its error.
+    for points in ["thirty", "0", "1001"] {
+        let (status, _, html) = post(good(points), csrf.clone()).await;
+        assert_eq!(
+            status,
+            reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+            "{points}"
+        );
+        assert!(html.contains("id=\"points-error\""), "{points}: {html}");
+        assert!(
+            html.contains(&format!("value=\"{points}\"")),
+            "{points} kept"
+        );
+        assert!(html.contains("value=\"Administrative penalty (revised)\""));
+        assert_eq!(version().await, 1, "{points} changed nothing");
+    }
+    let mut bad_dimension = good("40");
+    bad_dimension[2] = ("dimension", "popularity");
+    let (status, _, html) = post(bad_dimension, csrf.clone()).await;
+    assert_eq!(status, reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("id=\"dimension-error\""), "{html}");
+    // Without the token: refused.
+    let (status, _, _) = post(good("40"), String::new()).await;
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN);
+    assert_eq!(version().await, 1);
+
+    let (status, to, _) = post(good("40"), csrf.clone()).await;
+    assert_eq!(status, reqwest::StatusCode::SEE_OTHER);
+    assert_eq!(to, "/record-categories#administrative_penalty");
+    let page = operator.ok("/record-categories").await;
+    assert!(page.contains("记录类别已保存为新版本"), "the flash");
+    assert!(page.contains("−40"));
+    let history = app
+        .signed_out()
+        .record_category("administrative_penalty")
+        .await;
+    assert_eq!(history[0].version, 2);
+    assert_eq!(history[0].source, "credit_office");
+    assert_eq!(history[0].content.points, 40);
+    assert_eq!(
+        history[0].content.name_en,
+        "Administrative penalty (revised)"
+    );
+    let form = operator
+        .ok("/record-categories/administrative_penalty/edit")
+        .await;
+    assert!(
+        form.contains("市信用办") && form.contains("初始清单"),
+        "both versions"
+    );
+
+    // An enterprise may not open or post the form.
+    let enterprise = Visitor::signed_in(&app, "enterprise1").await;
+    let (status, _) = enterprise
+        .page("/record-categories/administrative_penalty/edit")
+        .await;
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN);
+    let unknown = operator.page("/record-categories/no_such/edit").await;
+    assert_eq!(unknown.0, reqwest::StatusCode::NOT_FOUND);
+}
+
 crate::on_both_backends!(
+    the_credit_office_edits_a_record_category_through_its_form,
     the_credit_office_edits_a_matter_through_its_form,
     the_public_catalogue_page_lists_every_matter_in_both_languages,
     the_lists_are_there_once_even_when_instances_start_together,

@@ -20,6 +20,7 @@ pub mod matters;
 pub mod operator;
 pub mod paging;
 pub mod premium_terms;
+pub mod record_categories;
 pub mod session;
 pub mod stats;
 pub mod verify;
@@ -43,6 +44,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(issuer::routes)
         .configure(login::routes)
         .configure(matters::routes)
+        .configure(record_categories::routes)
         .configure(operator::routes)
         .configure(premium_terms::routes)
         .configure(stats::routes)
@@ -198,6 +200,7 @@ fn nav_links(tr: Tr, role: Option<Role>, path: &str) -> Vec<NavLink> {
             ("/operator/mail", "nav-mail"),
             ("/operator/audit", "nav-audit"),
             ("/matters", "nav-matters"),
+            ("/record-categories", "nav-categories"),
         ],
         Some(_) => &[("/", "nav-home"), ("/verify", "nav-verify")],
     };
