@@ -9,6 +9,7 @@ mod amendments;
 mod application_limits;
 mod auth;
 mod browser;
+mod browser_catalogue;
 mod browser_flow;
 mod browser_opening;
 mod browser_phone;

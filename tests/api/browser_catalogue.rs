@@ -1,0 +1,129 @@
+//! The credit office keeps the matters catalogue in a real browser (headless chromium):
+//! it signs in on its way to a matter's form, renames the matter, marks it written off
+//! without the date and the evidence and is shown the errors beside the fields with its
+//! choice kept, adds them and saves, and finds the new version in the matter's history;
+//! then the public catalogue and the record categories, each page accessible and free
+//! of CSP violations. Screenshots go to `target/screenshots`.
+
+use crate::fixtures::chromium::Chromium;
+use crate::fixtures::library::DEMO_PASSWORD;
+use crate::helpers::TestApp;
+
+async fn looked_at(browser: &Chromium, name: &str) {
+    browser.screenshot(name).await;
+    browser.assert_accessible(name).await;
+    // A refused form answers 422, which the console lists too; only CSP matters here.
+    let csp: Vec<String> = browser
+        .console_errors()
+        .await
+        .into_iter()
+        .filter(|m| m.contains("Content Security Policy"))
+        .collect();
+    assert!(csp.is_empty(), "{name}: {csp:?}");
+}
+
+async fn the_credit_office_writes_off_a_matter_in_the_browser(app: TestApp) {
+    let office = Chromium::start("zh-CN").await;
+    let form = "/matters/rental_housing/edit";
+    office.goto(&app.url(form)).await;
+    assert!(office.path().await.starts_with("/login?next="));
+    office.fill("#username", "operator").await;
+    office.fill("#password", DEMO_PASSWORD).await;
+    office
+        .click("form[action='/login'] button[type=submit]")
+        .await;
+    assert_eq!(office.wait_to_leave("/login").await, form);
+    assert!(office.wait_for("#write_off_state").await);
+    looked_at(&office, "credit-office-matter-form").await;
+
+    // A first edit: the English name, the write-off left in progress.
+    office
+        .find("#write_off_state")
+        .await
+        .select_by_value("in_progress")
+        .await
+        .expect("the state it is in");
+    office.fill("#name_en", "Rental deposit (supervised)").await;
+    office
+        .click("form[action='/matters/rental_housing/edit'] button[type=submit]")
+        .await;
+    assert_eq!(office.wait_to_leave(form).await, "/matters/rental_housing");
+    assert!(office.wait_for(".flash").await);
+    assert!(office.text("main").await.contains("推进中"));
+
+    office.goto(&app.url(form)).await;
+    assert!(office.wait_for("#write_off_state").await);
+    office
+        .find("#write_off_state")
+        .await
+        .select_by_value("done")
+        .await
+        .expect("done is the next step");
+    // Written off, but without the date and the evidence: refused beside the fields.
+    office
+        .click("form[action='/matters/rental_housing/edit'] button[type=submit]")
+        .await;
+    assert!(office.wait_for(".error-summary").await);
+    assert!(office.has("#write_off_done_on-error").await);
+    assert!(office.has("#write_off_evidence-error").await);
+    let kept = office
+        .eval("return document.querySelector('#write_off_state').value")
+        .await;
+    assert_eq!(kept, serde_json::json!("done"), "the choice is kept");
+    looked_at(&office, "credit-office-matter-refused").await;
+
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"))
+        .date_naive()
+        .to_string();
+    // A date field takes keystrokes in the browser's own order: set its value instead.
+    office
+        .eval(&format!(
+            "document.querySelector('#write_off_done_on').value = '{today}'; return null"
+        ))
+        .await;
+    office
+        .fill(
+            "#write_off_evidence",
+            "全市住房租赁押金纳入监管账户，不再收取",
+        )
+        .await;
+    office
+        .click("form[action='/matters/rental_housing/edit'] button[type=submit]")
+        .await;
+    assert_eq!(
+        office.wait_to_leave(form).await,
+        "/matters/rental_housing",
+        "{}",
+        office.text("main").await
+    );
+    assert!(office.wait_for(".flash").await);
+    let main = office.text("main").await;
+    assert!(main.contains("已销号") && main.contains(&today), "{main}");
+    looked_at(&office, "credit-office-matter-saved").await;
+    let history = office.text("#history + table").await;
+    assert!(
+        history.contains("市信用办") && history.contains("初始清单"),
+        "{history}"
+    );
+    let stored = app.signed_out().matter("rental_housing").await.matter;
+    assert_eq!(
+        (stored.version, stored.fields.write_off_state.as_str()),
+        (3, "done")
+    );
+
+    // The public pages: the catalogue and the record categories.
+    office.goto(&app.url("/matters")).await;
+    assert!(office.wait_for("table#matters").await);
+    looked_at(&office, "matters-catalogue").await;
+    office.click("a[href='/record-categories']").await;
+    assert!(office.wait_for("table#categories").await);
+    assert!(office
+        .text("table#categories")
+        .await
+        .contains("失信被执行人"));
+    looked_at(&office, "record-categories").await;
+    office.close().await;
+}
+
+crate::on_both_backends!(the_credit_office_writes_off_a_matter_in_the_browser);
