@@ -105,20 +105,34 @@ pub struct PostgresDb {
 }
 
 impl Drop for PostgresDb {
+    /// Drops the database without making the test wait: PostgreSQL forces a checkpoint
+    /// for every `DROP DATABASE` and waits for it, which, with other tests writing, took
+    /// seconds per test. A `psql` left running does it (and outlives a test process that
+    /// ends now); without `psql`, the test waits for the drop itself.
     fn drop(&mut self) {
-        {
-            let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-            // Drop runs inside the async test: do the blocking work on a plain thread.
-            let _ = std::thread::spawn(move || {
-                use diesel::RunQueryDsl;
-                if let Ok(mut c) = baohan::db::pg_establish(&admin_url) {
-                    let _ = diesel::sql_query(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    ))
-                    .execute(&mut c);
-                }
-            })
-            .join();
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        let detached = std::process::Command::new("psql")
+            .args(["-X", "-q", "-d", &self.admin_url, "-c", &sql])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        match detached {
+            // Reaped when it ends, if this process is still there.
+            Ok(mut child) => {
+                std::thread::spawn(move || child.wait());
+            }
+            Err(_) => {
+                let admin_url = self.admin_url.clone();
+                // Drop runs inside the async test: do the blocking work on a plain thread.
+                let _ = std::thread::spawn(move || {
+                    use diesel::RunQueryDsl;
+                    if let Ok(mut c) = baohan::db::pg_establish(&admin_url) {
+                        let _ = diesel::sql_query(sql).execute(&mut c);
+                    }
+                })
+                .join();
+            }
         }
     }
 }
