@@ -73,9 +73,11 @@ CREATE TABLE credit_records (
         OR (cancels IS NOT NULL AND points = 0 AND NOT in_force AND NOT serious_dishonesty)),
     CHECK (expires_at IS NULL OR expires_at > occurred_at)
 );
-CREATE INDEX credit_records_subject ON credit_records(subject_id, recorded_at);
--- The expiry worker's queue: records in force, in the order they lapse.
-CREATE INDEX credit_records_lapsing ON credit_records(expires_at)
+CREATE INDEX credit_records_subject ON credit_records(subject_id, recorded_at, id);
+-- The expiry worker's queue: records in force, in the order they lapse (id breaks
+-- ties, so the batch query reads the index in order and sorts nothing; both backends
+-- use it for `WHERE in_force AND expires_at <= ?`, generic plans included).
+CREATE INDEX credit_records_lapsing ON credit_records(expires_at, id)
     WHERE in_force AND expires_at IS NOT NULL;
 
 CREATE TABLE credit_level_changes (
