@@ -273,9 +273,9 @@ pub fn check_record(ctx: &Context, r: &NewRecord) -> Result<CheckedRecord, Servi
     })
 }
 
-/// Runs a write that may lose a race to a concurrent one (two first records of a new
-/// subject on PostgreSQL, the same reference twice): the loser's transaction rolled
-/// back whole, so it runs again and then sees what the winner committed.
+/// Runs a write that may lose a race to a concurrent one (the same reference twice at
+/// once on PostgreSQL): the loser's transaction rolled back whole, so it runs again and
+/// then sees what the winner committed, and answers the duplicate as such.
 fn with_retries<T>(mut f: impl FnMut() -> Result<T, ServiceError>) -> Result<T, ServiceError> {
     let mut attempts = 0;
     loop {
@@ -439,10 +439,26 @@ fn find_or_create_subject(
         created_at: at,
         updated_at: at,
     };
-    diesel::insert_into(credit_subjects::table)
-        .values(&row)
-        .execute(c)?;
-    Ok(row.id)
+    // Inside a savepoint: when a parallel transaction created the subject first (a
+    // unique violation once it commits), this one goes on with that row instead of
+    // failing (a paid claim's transaction cannot simply run again).
+    let inserted = c.transaction(|c| {
+        diesel::insert_into(credit_subjects::table)
+            .values(&row)
+            .execute(c)
+    });
+    match inserted {
+        Ok(_) => Ok(row.id),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(credit_subjects::table
+            .filter(credit_subjects::kind.eq(s.kind))
+            .filter(credit_subjects::subject_key.eq(&s.key))
+            .select(credit_subjects::id)
+            .first(c)?),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn load_subject(c: &mut DbConnection, id: &str) -> Result<CreditSubjectRow, ServiceError> {

@@ -217,6 +217,23 @@ async fn the_same_reference_stores_one_record_however_often_it_is_sent(app: Test
         "counted once each"
     );
     assert_eq!(app.credit_rows().await[..2], [1, 2]);
+
+    // Thirty different references at once about a subject nobody recorded yet: one
+    // subject, thirty records, and every one counted (no update lost to another).
+    let fresh = uscc("91371600MA3CX0009");
+    let answers =
+        all_at_once((0..30).map(|n| {
+            office.request(Method::POST, "/api/v1/credit/records").json(
+                &NewCreditRecord::enterprise(&fresh, "volunteer_service", &format!("ZY-{n}")),
+            )
+        }))
+        .await;
+    assert!(answers.iter().all(|(s, _)| *s == 201), "{answers:?}");
+    let archive = office.credit_lookup("enterprise", &fresh).await;
+    assert_eq!(archive.records.len(), 30);
+    let expected = (base_score() + 30 * category_points("volunteer_service")).min(1000);
+    assert_eq!(archive.subject.score, expected);
+    assert_eq!(app.credit_rows().await[..2], [2, 32]);
 }
 
 async fn invalid_numbers_and_unknown_categories_are_refused_by_field_and_write_nothing(
