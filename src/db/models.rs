@@ -13,10 +13,10 @@ use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
 use crate::domain::credit::CancelReason;
 
 use super::schema::{
-    api_tokens, applications, claims, credit_events, credit_level_changes, credit_records,
-    credit_subjects, crls, guarantee_drafts, guarantee_versions, guarantees, issuer_certificates,
-    matter_versions, matters, organizations, premium_terms, projects, record_categories,
-    record_category_versions, sections, sessions, trust_anchors, users,
+    api_tokens, applications, claims, credit_level_changes, credit_records, credit_subjects, crls,
+    guarantee_drafts, guarantee_versions, guarantees, issuer_certificates, matter_versions,
+    matters, organizations, premium_terms, projects, record_categories, record_category_versions,
+    sections, sessions, trust_anchors, users,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -231,19 +231,6 @@ pub struct Claim {
     pub decided_by: Option<String>,
     pub decided_at: Option<NaiveDateTime>,
     pub decision_reason: Option<String>,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = credit_events)]
-pub struct CreditEvent {
-    pub id: String,
-    pub subject_uscc: String,
-    pub kind: String,
-    pub positive: bool,
-    pub amount_fen: Option<i64>,
-    pub reference: String,
-    pub source: String,
-    pub occurred_at: NaiveDateTime,
 }
 
 /// One version of an issuer's premium terms (保费标准); a withdrawn version has no values.

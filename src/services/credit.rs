@@ -41,6 +41,7 @@ use crate::domain::party::Role;
 use crate::domain::text::{self, TextRules};
 use crate::domain::time::china_date;
 use crate::domain::{ResidentId, Uscc};
+use crate::mail::templates::CreditCause;
 
 /// The department name the exchange's own records carry.
 pub const EXCHANGE_DEPARTMENT: &str = "baohan-exchange";
@@ -166,31 +167,41 @@ fn optional_note(value: &Option<String>) -> Result<Option<String>, ServiceError>
     }
 }
 
-/// Checks who a record is about: a valid resident ID (as of the exchange's today) for a
-/// person, a valid USCC for an enterprise, exactly as given (spaces and lowercase are
-/// refused, not fixed, like everywhere else). The answer holds no ID number in clear.
+/// The key a subject is looked up by, and its masked number: a valid resident ID (as
+/// of the exchange's today) for a person, a valid USCC for an enterprise, exactly as
+/// given (spaces and lowercase are refused, not fixed, like everywhere else). Neither
+/// holds an ID number in clear.
+fn subject_key(
+    ctx: &Context,
+    subject_type: &str,
+    subject_id: &str,
+) -> Result<(SubjectKind, String, String), ServiceError> {
+    let kind: SubjectKind = subject_type
+        .trim()
+        .parse()
+        .map_err(|e| ServiceError::invalid("subject_type", e))?;
+    Ok(match kind {
+        SubjectKind::Person => {
+            let id = ResidentId::parse(subject_id, china_date(ctx.now()))
+                .map_err(|e| ServiceError::invalid("subject_id", e))?;
+            (kind, id.hmac_hex(&ctx.keys.id_hmac), id.masked())
+        }
+        SubjectKind::Enterprise => {
+            let uscc =
+                Uscc::parse(subject_id).map_err(|e| ServiceError::invalid("subject_id", e))?;
+            (kind, uscc.as_str().to_owned(), uscc.as_str().to_owned())
+        }
+    })
+}
+
+/// Checks who a record is about: its number (see [`subject_key`]) and its name.
 pub fn check_subject(
     ctx: &Context,
     subject_type: &str,
     subject_id: &str,
     name: &str,
 ) -> Result<SubjectRef, ServiceError> {
-    let kind: SubjectKind = subject_type
-        .trim()
-        .parse()
-        .map_err(|e| ServiceError::invalid("subject_type", e))?;
-    let (key, masked) = match kind {
-        SubjectKind::Person => {
-            let id = ResidentId::parse(subject_id, china_date(ctx.now()))
-                .map_err(|e| ServiceError::invalid("subject_id", e))?;
-            (id.hmac_hex(&ctx.keys.id_hmac), id.masked())
-        }
-        SubjectKind::Enterprise => {
-            let uscc = Uscc::parse(subject_id.trim())
-                .map_err(|e| ServiceError::invalid("subject_id", e))?;
-            (uscc.as_str().to_owned(), uscc.as_str().to_owned())
-        }
-    };
+    let (kind, key, masked) = subject_key(ctx, subject_type, subject_id)?;
     Ok(SubjectRef {
         kind,
         key,
@@ -584,14 +595,12 @@ fn level_changed(
         .select((record_categories::name_zh, record_categories::name_en))
         .first(c)
         .optional()?;
-    let reason = category_name.map(|(zh, en)| {
-        let what = format!("{zh} {en}");
-        match (cause.cancels.is_some(), cause.in_force) {
-            (true, _) => format!("撤销记录 Record cancelled: {what}"),
-            (false, true) => format!("新增记录 New record: {what}"),
-            (false, false) => format!("记录到期 Record lapsed: {what}"),
-        }
-    });
+    let cause_kind = match (cause.cancels.is_some(), cause.in_force) {
+        (true, _) => CreditCause::Cancelled,
+        (false, true) => CreditCause::NewRecord,
+        (false, false) => CreditCause::Lapsed,
+    };
+    let reason = category_name.map(|(zh, en)| cause_kind.reason(&zh, &en));
     let recipients = recipients_of(c, subject)?;
     super::notify::credit_level_changed(c, ctx, subject, from, reason, &recipients, at)
 }
@@ -819,15 +828,13 @@ pub struct ArchiveRecord {
     pub cancelled_by: Option<String>,
 }
 
-impl ArchiveRecord {
-    /// What the record adds to its subject's score now: its signed points while in
-    /// force, nothing otherwise.
-    pub fn contribution(&self) -> i32 {
-        if self.record.in_force {
-            signed_points(self.record.polarity, self.record.points)
-        } else {
-            0
-        }
+/// What a record adds to its subject's score now: its signed points while in force,
+/// nothing otherwise.
+pub fn contribution(r: &CreditRecordRow) -> i32 {
+    if r.in_force {
+        signed_points(r.polarity, r.points)
+    } else {
+        0
     }
 }
 
@@ -852,7 +859,7 @@ impl Archive {
             .records
             .iter()
             .filter(|r| r.record.in_force)
-            .map(|r| (r, r.contribution()))
+            .map(|r| (r, contribution(&r.record)))
             .collect();
         moving.sort_by_key(|(r, c)| (std::cmp::Reverse(c.abs()), r.record.recorded_at));
         moving
@@ -943,9 +950,9 @@ pub fn find_archive(
     subject_id: &str,
 ) -> Result<Archive, ServiceError> {
     require_credit_office(actor)?;
-    let s = check_subject(ctx, subject_type, subject_id, "-")?;
+    let (kind, key, _) = subject_key(ctx, subject_type, subject_id)?;
     let mut conn = ctx.conn()?;
-    let subject = subject_by_key(&mut conn, s.kind, &s.key)?
+    let subject = subject_by_key(&mut conn, kind, &key)?
         .ok_or_else(|| ServiceError::NotFound("credit subject".into()))?;
     archive_of(&mut conn, Some(subject))
 }

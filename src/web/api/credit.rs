@@ -8,7 +8,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::db::models::{CreditLevelChangeRow, CreditRecordRow};
 use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
-use crate::domain::credit::{signed_points, CancelReason};
+use crate::domain::credit::CancelReason;
 use crate::services::credit::{self, Archive, ArchiveRecord, NewCancellation, NewRecord, Recorded};
 use crate::web::api::dto::china_time;
 use crate::web::auth::Authenticated;
@@ -113,11 +113,7 @@ impl RecordOut {
             dimension: r.dimension,
             polarity: r.polarity,
             points: r.points,
-            contribution: if r.in_force {
-                signed_points(r.polarity, r.points)
-            } else {
-                0
-            },
+            contribution: credit::contribution(r),
             occurred_at: china_time(r.occurred_at),
             expires_at: r.expires_at.map(china_time),
             source_department: r.source_department.clone(),
