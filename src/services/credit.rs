@@ -606,8 +606,9 @@ fn level_changed(
 }
 
 /// The mail addresses the exchange knows for a subject: for an enterprise, its
-/// organization's and its active users'; for a person, the active users signed up with
-/// that resident ID. Each once.
+/// organization's and its active users'; for a person, its own resident accounts
+/// registered with that resident ID (never a work account of an enterprise that checked
+/// the same person's name: personal credit is not the employer's mail). Each once.
 fn recipients_of(
     c: &mut DbConnection,
     subject: &CreditSubjectRow,
@@ -632,6 +633,7 @@ fn recipients_of(
         SubjectKind::Person => {
             let user_mails: Vec<Option<String>> = users::table
                 .filter(users::resident_id_hmac.eq(&subject.subject_key))
+                .filter(users::role.eq(Role::Person))
                 .filter(users::active.eq(true))
                 .select(users::email)
                 .load(c)?;
