@@ -207,7 +207,8 @@ where
 const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Periodic work that any instance may do (every step is safe to repeat or to run on
-/// several instances at once): expire guarantees whose validity ended, tell bidders
+/// several instances at once): expire guarantees whose validity ended, take lapsed
+/// credit records out of force, tell bidders
 /// whose guarantees run out soon and issuers whose signing certificates do, fetch the
 /// CRLs and OCSP answers that are due from the distribution points and responders
 /// certificates name, forget expired idempotency keys, reload the trust
@@ -219,6 +220,12 @@ async fn upkeep(ctx: services::Context) {
         let c = ctx.clone();
         let done = tokio::task::spawn_blocking(move || {
             let expired = services::guarantees::expire_due(&c)?;
+            // Credit records that lapsed leave force and their subjects' scores.
+            match services::credit::expire_lapsed(&c) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(records = n, "credit records lapsed"),
+                Err(e) => tracing::warn!(error = %e, "expiring credit records failed"),
+            }
             services::guarantees::send_expiry_notices(&c)?;
             services::trust::send_certificate_expiry_notices(&c)?;
             // A CRL that cannot be fetched is logged and tried next round; it must not

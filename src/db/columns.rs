@@ -5,6 +5,8 @@
 //! The domain stays free of diesel: the impls live here, made for each type by
 //! diesel's own derives in their `foreign_derive` form.
 
+use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
+use crate::domain::credit::CancelReason;
 use crate::domain::{
     ApplicationState, ClaimReason, ClaimState, GuaranteeState, IssuerKind, OrgKind, PreClaimState,
     ProviderKind, Role,
@@ -56,7 +58,12 @@ pub(crate) use text_columns;
 
 text_columns!(
     ApplicationState,
+    CancelReason,
     ClaimReason,
+    CreditLevel,
+    Dimension,
+    Polarity,
+    SubjectKind,
     ClaimState,
     GuaranteeState,
     IssuerKind,

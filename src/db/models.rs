@@ -9,11 +9,14 @@ use crate::domain::{
     ProviderKind, Role,
 };
 
+use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
+use crate::domain::credit::CancelReason;
+
 use super::schema::{
-    api_tokens, applications, claims, credit_events, crls, guarantee_drafts, guarantee_versions,
-    guarantees, issuer_certificates, matter_versions, matters, organizations, premium_terms,
-    projects, record_categories, record_category_versions, sections, sessions, trust_anchors,
-    users,
+    api_tokens, applications, claims, credit_level_changes, credit_records, credit_subjects, crls,
+    guarantee_drafts, guarantee_versions, guarantees, issuer_certificates, matter_versions,
+    matters, organizations, premium_terms, projects, record_categories, record_category_versions,
+    sections, sessions, trust_anchors, users,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -230,19 +233,6 @@ pub struct Claim {
     pub decision_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = credit_events)]
-pub struct CreditEvent {
-    pub id: String,
-    pub subject_uscc: String,
-    pub kind: String,
-    pub positive: bool,
-    pub amount_fen: Option<i64>,
-    pub reference: String,
-    pub source: String,
-    pub occurred_at: NaiveDateTime,
-}
-
 /// One version of an issuer's premium terms (保费标准); a withdrawn version has no values.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = premium_terms)]
@@ -327,4 +317,65 @@ pub struct RecordCategoryVersionRow {
     pub content: String,
     pub changed_at: NaiveDateTime,
     pub changed_by: Option<String>,
+}
+
+/// A subject of the credit archive (一人一档): a person or an enterprise, with the scores
+/// its records in force give, kept current by every change to them.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = credit_subjects)]
+pub struct CreditSubjectRow {
+    pub id: String,
+    pub kind: SubjectKind,
+    /// A person's resident ID as HMAC hex; an enterprise's USCC.
+    pub subject_key: String,
+    pub masked_id: String,
+    pub name: String,
+    pub organization_id: Option<String>,
+    pub score_identity: i32,
+    pub score_compliance: i32,
+    pub score_public_interest: i32,
+    pub score_history: i32,
+    pub score: i32,
+    pub level: CreditLevel,
+    pub level_since: NaiveDateTime,
+    pub serious_dishonesty_count: i32,
+    pub version: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// One record of a subject's archive; only `in_force` ever changes, true to false.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = credit_records)]
+pub struct CreditRecordRow {
+    pub id: String,
+    pub subject_id: String,
+    pub category: String,
+    pub dimension: Dimension,
+    pub polarity: Polarity,
+    pub points: i32,
+    pub serious_dishonesty: bool,
+    pub occurred_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+    pub source_department: String,
+    pub source_ref: String,
+    pub note: Option<String>,
+    pub cancels: Option<String>,
+    pub cancel_reason: Option<CancelReason>,
+    pub recorded_at: NaiveDateTime,
+    pub recorded_by: Option<String>,
+    pub in_force: bool,
+}
+
+/// A subject's level moved.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = credit_level_changes)]
+pub struct CreditLevelChangeRow {
+    pub id: String,
+    pub subject_id: String,
+    pub from_level: CreditLevel,
+    pub to_level: CreditLevel,
+    pub score: i32,
+    pub cause_record_id: Option<String>,
+    pub changed_at: NaiveDateTime,
 }

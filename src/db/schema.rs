@@ -388,6 +388,62 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    credit_subjects (id) {
+        id -> Text,
+        kind -> Text,
+        subject_key -> Text,
+        masked_id -> Text,
+        name -> Text,
+        organization_id -> Nullable<Text>,
+        score_identity -> Integer,
+        score_compliance -> Integer,
+        score_public_interest -> Integer,
+        score_history -> Integer,
+        score -> Integer,
+        level -> Text,
+        level_since -> Timestamp,
+        serious_dishonesty_count -> Integer,
+        version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    credit_records (id) {
+        id -> Text,
+        subject_id -> Text,
+        category -> Text,
+        dimension -> Text,
+        polarity -> Text,
+        points -> Integer,
+        serious_dishonesty -> Bool,
+        occurred_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        source_department -> Text,
+        source_ref -> Text,
+        note -> Nullable<Text>,
+        cancels -> Nullable<Text>,
+        cancel_reason -> Nullable<Text>,
+        recorded_at -> Timestamp,
+        recorded_by -> Nullable<Text>,
+        in_force -> Bool,
+    }
+}
+
+diesel::table! {
+    credit_level_changes (id) {
+        id -> Text,
+        subject_id -> Text,
+        from_level -> Text,
+        to_level -> Text,
+        score -> Integer,
+        cause_record_id -> Nullable<Text>,
+        changed_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> organizations (organization_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -400,6 +456,9 @@ diesel::joinable!(issuer_certificates -> organizations (organization_id));
 diesel::joinable!(premium_terms -> organizations (issuer_id));
 diesel::joinable!(matter_versions -> matters (code));
 diesel::joinable!(record_category_versions -> record_categories (code));
+diesel::joinable!(credit_records -> credit_subjects (subject_id));
+diesel::joinable!(credit_records -> record_categories (category));
+diesel::joinable!(credit_level_changes -> credit_subjects (subject_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     guarantee_number_counters,
@@ -429,4 +488,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     matter_versions,
     record_categories,
     record_category_versions,
+    credit_subjects,
+    credit_records,
+    credit_level_changes,
 );

@@ -8,6 +8,7 @@
 pub mod calendar;
 pub mod catalogue;
 pub mod claim;
+pub mod credit;
 pub mod guarantee_number;
 pub mod lifecycle;
 pub mod money;

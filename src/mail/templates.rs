@@ -168,6 +168,26 @@ pub struct CertificateExpiring {
     pub time_left: TimeLeft,
 }
 
+/// What moved a credit level: a record of a category arriving, cancelled or lapsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditCause {
+    NewRecord,
+    Cancelled,
+    Lapsed,
+}
+
+impl CreditCause {
+    /// The reason line of the mail, both languages, naming the record's category.
+    pub fn reason(&self, category_zh: &str, category_en: &str) -> String {
+        let (zh, en) = match self {
+            CreditCause::NewRecord => ("新增记录", "New record"),
+            CreditCause::Cancelled => ("撤销记录", "Record cancelled"),
+            CreditCause::Lapsed => ("记录到期", "Record lapsed"),
+        };
+        format!("{zh}：{category_zh} / {en}: {category_en}")
+    }
+}
+
 /// A person's or enterprise's credit level changed (信用等级变更).
 #[derive(Debug, Clone)]
 pub struct CreditLevelChanged {
@@ -652,6 +672,10 @@ mod tests {
         assert!(mail.text_body.contains("from B to A (score 812)"));
         assert!(mail.html_body.contains("按时还款 repaid on time"));
         assert_name_handled(&mail);
+        assert_eq!(
+            CreditCause::Lapsed.reason("公用事业费欠缴", "Utility bill arrears"),
+            "记录到期：公用事业费欠缴 / Record lapsed: Utility bill arrears"
+        );
     }
 
     #[test]

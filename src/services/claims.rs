@@ -1,13 +1,14 @@
 //! Claims (索赔) under URDG 758: the agency demands payment for the tenderee, the issuer
-//! pays or rejects within the decision period. A paid claim is a credit event.
+//! pays or rejects within the decision period. A paid claim is a negative record in the
+//! bidder's credit archive, written in the claim's transaction.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::any_of::any_of;
 use crate::db::audit::{self, AuditEvent};
-use crate::db::models::{Claim, CreditEvent, Guarantee, Organization};
-use crate::db::schema::{claims, credit_events, guarantees, organizations, projects, sections};
+use crate::db::models::{Claim, Guarantee, Organization};
+use crate::db::schema::{claims, guarantees, organizations, projects, sections};
 use crate::db::DbConnection;
 use crate::domain::claim::{self, ClaimReason};
 use crate::domain::lifecycle::{ClaimState, GuaranteeAction};
@@ -246,18 +247,21 @@ pub fn decide_claim(
                 .find(&g.enterprise_id)
                 .select(Organization::as_select())
                 .first(c)?;
-            diesel::insert_into(credit_events::table)
-                .values(&CreditEvent {
-                    id: new_id(),
-                    subject_uscc: enterprise.uscc,
-                    kind: "guarantee_claim_paid".into(),
-                    positive: false,
-                    amount_fen: Some(claim.amount_fen),
-                    reference: g.number.clone(),
-                    source: "baohan exchange".into(),
-                    occurred_at: at,
-                })
-                .execute(c)?;
+            // The bidder's credit archive takes a negative record now, in this
+            // transaction: its level moves at once.
+            super::credit::record_claim_paid(
+                c,
+                ctx,
+                &enterprise,
+                &claim.id,
+                format!(
+                    "保函 {} 索赔赔付 ¥{} Bid bond claim paid",
+                    g.number,
+                    Amount::from_fen(claim.amount_fen)
+                ),
+                &actor.user_id,
+                at,
+            )?;
         }
         let fresh: Claim = claims::table
             .find(&claim.id)
@@ -474,14 +478,4 @@ pub fn list_claims_page(
         Window { offset, limit },
     )?;
     Ok((listed.rows, listed.total))
-}
-
-/// Credit events recorded against a subject (used by the credit archive and tests).
-pub fn credit_events_of(ctx: &Context, uscc: &str) -> Result<Vec<CreditEvent>, ServiceError> {
-    let mut conn = ctx.conn()?;
-    Ok(credit_events::table
-        .filter(credit_events::subject_uscc.eq(uscc))
-        .order(credit_events::occurred_at.asc())
-        .select(CreditEvent::as_select())
-        .load(&mut conn)?)
 }

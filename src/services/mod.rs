@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod catalogue;
 pub mod claims;
+pub mod credit;
 pub mod crl_fetch;
 pub mod demo;
 pub mod guarantees;

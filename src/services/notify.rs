@@ -309,3 +309,29 @@ pub fn guarantee_expiring(
         )
     })
 }
+
+/// A credit subject's level moved, to every address the archive knows for it (see
+/// `services::credit`); a subject nobody can be mailed at gets none.
+pub fn credit_level_changed(
+    c: &mut DbConnection,
+    ctx: &Context,
+    subject: &crate::db::models::CreditSubjectRow,
+    from: crate::domain::catalogue::CreditLevel,
+    reason: Option<String>,
+    recipients: &[String],
+    at: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    let m = templates::CreditLevelChanged {
+        recipient_name: subject.name.clone(),
+        old_level: from.as_str().to_owned(),
+        new_level: subject.level.as_str().to_owned(),
+        score: subject.score.to_string(),
+        reason,
+        link: format!("{}/api/v1/credit/me", ctx.public_base_url),
+    };
+    for address in recipients {
+        let mail = templates::credit_level_changed(address, &m).or_internal("mail template")?;
+        outbox::enqueue(c, mail, at)?;
+    }
+    Ok(())
+}

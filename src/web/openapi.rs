@@ -49,7 +49,7 @@ use super::idempotency;
         (name = "verification", description = "Verifying a guarantee's signature and registration"),
         (name = "mail", description = "The mail outbox (operator)"),
         (name = "statistics", description = "The exchange's public figures"),
-        (name = "deposit-free", description = "The deposit-free city: the matters catalogue and the record categories"),
+        (name = "deposit-free", description = "The deposit-free city: the matters catalogue, the record categories and the credit archive"),
     )
 )]
 pub struct ApiDoc;

@@ -134,13 +134,24 @@ async fn the_guarantee_lifecycle_end_to_end(backend: TestBackend) {
     let decided = app.as_issuer("bank").await.decide(&claim, "pay").await;
     assert_eq!(decided.status, "paid");
     assert_eq!(decided.guarantee.status, "paid");
-    let events = app.credit_events_of(&demo_uscc("enterprise2")).await;
-    assert_eq!(events.len(), 1);
-    assert!(!events[0].positive);
-    assert_eq!(events[0].amount_fen, Some(5_000_000));
+    // The bidder's credit archive holds the paid claim as a negative record in force.
+    let archive = app.as_enterprise("enterprise2").await.credit_me().await;
+    let paid: Vec<_> = archive
+        .records
+        .iter()
+        .filter(|r| r.category == "bid_bond_claim_paid")
+        .collect();
+    assert_eq!(paid.len(), 1, "{archive:?}");
+    assert!(paid[0].in_force && paid[0].contribution < 0, "{paid:?}");
+    assert_eq!(paid[0].source_ref, format!("claim:{}", claim.id));
+    assert_eq!(
+        archive.subject.masked_id.as_deref(),
+        Some(demo_uscc("enterprise2").as_str())
+    );
 
     // The mails: application received (issuer), issued (bidder), released, claim filed
-    // (issuer, bidder) and decided (bidder, agency) went to the SMTP server.
+    // (issuer, bidder) and decided (bidder, agency), and the bidder's credit level
+    // change after the paid claim went to the SMTP server.
     let expect = [
         ("bank@", "application"),
         ("insurer@", "application"),
@@ -151,8 +162,9 @@ async fn the_guarantee_lifecycle_end_to_end(backend: TestBackend) {
         ("bank@", "claim"),
         ("enterprise2@", "claim"),
         ("agency@", "claim"),
+        ("enterprise2@", "credit level changed"),
     ];
-    let received = smtp.wait_for(12, WAIT).await;
+    let received = smtp.wait_for(13, WAIT).await;
     for (to, word) in expect {
         assert!(
             received

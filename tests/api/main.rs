@@ -18,6 +18,7 @@ mod change_mails;
 mod concurrency;
 mod confidentiality;
 mod crash_safety;
+mod credit;
 mod database;
 mod errors;
 mod exchange;

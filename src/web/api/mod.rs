@@ -4,6 +4,7 @@ pub mod admin;
 pub mod applications;
 pub mod auth;
 pub mod catalogue;
+pub mod credit;
 pub mod dto;
 pub mod guarantees;
 pub mod listing;
@@ -28,5 +29,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .configure(verify::routes)
         .configure(mail::routes)
         .configure(stats::routes)
-        .configure(catalogue::routes);
+        .configure(catalogue::routes)
+        .configure(credit::routes);
 }

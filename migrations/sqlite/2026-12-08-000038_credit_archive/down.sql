@@ -1,0 +1,3 @@
+DROP TABLE credit_level_changes;
+DROP TABLE credit_records;
+DROP TABLE credit_subjects;
