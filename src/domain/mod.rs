@@ -16,6 +16,7 @@ pub mod party;
 pub mod premium;
 pub mod region;
 pub mod resident_id;
+pub mod rights_code;
 mod string_enum;
 pub mod tender;
 pub mod text;
