@@ -537,9 +537,7 @@ async fn the_credit_office_edits_a_record_category_through_its_form(app: TestApp
     let post = |fields: Vec<(&'static str, &'static str)>, csrf: String| {
         let operator = &operator;
         async move {
-            let mut pairs = fields;
-            let csrf = csrf;
-            let mut all: Vec<(&str, &str)> = pairs.drain(..).collect();
+            let mut all: Vec<(&str, &str)> = fields.to_vec();
             if !csrf.is_empty() {
                 all.push(("csrf_token", csrf.as_str()));
             }
