@@ -9,19 +9,6 @@ use crate::fixtures::chromium::Chromium;
 use crate::fixtures::library::DEMO_PASSWORD;
 use crate::helpers::TestApp;
 
-async fn looked_at(browser: &Chromium, name: &str) {
-    browser.screenshot(name).await;
-    browser.assert_accessible(name).await;
-    // A refused form answers 422, which the console lists too; only CSP matters here.
-    let csp: Vec<String> = browser
-        .console_errors()
-        .await
-        .into_iter()
-        .filter(|m| m.contains("Content Security Policy"))
-        .collect();
-    assert!(csp.is_empty(), "{name}: {csp:?}");
-}
-
 async fn the_credit_office_writes_off_a_matter_in_the_browser(app: TestApp) {
     let office = Chromium::start("zh-CN").await;
     let form = "/matters/rental_housing/edit";
@@ -34,7 +21,7 @@ async fn the_credit_office_writes_off_a_matter_in_the_browser(app: TestApp) {
         .await;
     assert_eq!(office.wait_to_leave("/login").await, form);
     assert!(office.wait_for("#write_off_state").await);
-    looked_at(&office, "credit-office-matter-form").await;
+    office.looked_at("credit-office-matter-form").await;
 
     // A first edit: the English name, the write-off left in progress.
     office
@@ -70,7 +57,7 @@ async fn the_credit_office_writes_off_a_matter_in_the_browser(app: TestApp) {
         .eval("return document.querySelector('#write_off_state').value")
         .await;
     assert_eq!(kept, serde_json::json!("done"), "the choice is kept");
-    looked_at(&office, "credit-office-matter-refused").await;
+    office.looked_at("credit-office-matter-refused").await;
 
     let today = chrono::Utc::now()
         .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"))
@@ -100,7 +87,7 @@ async fn the_credit_office_writes_off_a_matter_in_the_browser(app: TestApp) {
     assert!(office.wait_for(".flash").await);
     let main = office.text("main").await;
     assert!(main.contains("已销号") && main.contains(&today), "{main}");
-    looked_at(&office, "credit-office-matter-saved").await;
+    office.looked_at("credit-office-matter-saved").await;
     let history = office.text("#history + table").await;
     assert!(
         history.contains("市信用办") && history.contains("初始清单"),
@@ -115,14 +102,14 @@ async fn the_credit_office_writes_off_a_matter_in_the_browser(app: TestApp) {
     // The public pages: the catalogue and the record categories.
     office.goto(&app.url("/matters")).await;
     assert!(office.wait_for("table#matters").await);
-    looked_at(&office, "matters-catalogue").await;
+    office.looked_at("matters-catalogue").await;
     office.click("a[href='/record-categories']").await;
     assert!(office.wait_for("table#categories").await);
     assert!(office
         .text("table#categories")
         .await
         .contains("失信被执行人"));
-    looked_at(&office, "record-categories").await;
+    office.looked_at("record-categories").await;
     office.close().await;
 }
 

@@ -22,20 +22,6 @@ pub(crate) async fn sign_in_for(browser: &Chromium, app: &TestApp, path: &str, u
     assert_eq!(landed, path, "{}", browser.text("main").await);
 }
 
-/// Takes a screenshot and checks the page broke no rule of the content security
-/// policy and has no serious accessibility problem.
-async fn looked_at(browser: &Chromium, name: &str) {
-    browser.screenshot(name).await;
-    browser.assert_accessible(name).await;
-    let csp: Vec<String> = browser
-        .console_errors()
-        .await
-        .into_iter()
-        .filter(|m| m.contains("Content Security Policy"))
-        .collect();
-    assert!(csp.is_empty(), "{name}: {csp:?}");
-}
-
 async fn an_enterprise_applies_and_the_bank_issues_in_the_browser(app: TestApp) {
     let _pki = TestPki::set_up(&app).await;
     let tender = app
@@ -57,11 +43,11 @@ async fn an_enterprise_applies_and_the_bank_issues_in_the_browser(app: TestApp) 
         "{}",
         bidder.text("main").await
     );
-    looked_at(&bidder, "enterprise-projects").await;
+    bidder.looked_at("enterprise-projects").await;
     bidder.click(&link).await;
     let choice = format!("#issuer-{section}");
     assert!(bidder.wait_for(&choice).await);
-    looked_at(&bidder, "enterprise-project").await;
+    bidder.looked_at("enterprise-project").await;
     bidder
         .find(&choice)
         .await
@@ -79,17 +65,17 @@ async fn an_enterprise_applies_and_the_bank_issues_in_the_browser(app: TestApp) 
     );
     assert!(bidder.wait_for(".flash").await);
     assert!(bidder.text("main").await.contains("待出函机构审核"));
-    looked_at(&bidder, "enterprise-applications").await;
+    bidder.looked_at("enterprise-applications").await;
 
     // The bank's officer finds it in the queue and takes it through its steps.
     let officer = Chromium::start("zh-CN").await;
     sign_in_for(&officer, &app, "/issuer/queue", "bank").await;
-    looked_at(&officer, "issuer-queue").await;
+    officer.looked_at("issuer-queue").await;
     officer
         .click("#new + table a[href^='/applications/']")
         .await;
     assert!(officer.wait_for("#premium").await);
-    looked_at(&officer, "issuer-application").await;
+    officer.looked_at("issuer-application").await;
     officer.fill("#premium", "800.00").await;
     officer
         .click("form[action$='/approve'] button[type=submit]")
@@ -113,17 +99,17 @@ async fn an_enterprise_applies_and_the_bank_issues_in_the_browser(app: TestApp) 
         "/issuer/guarantees"
     );
     assert!(officer.wait_for("a[href$='/letter']").await);
-    looked_at(&officer, "issuer-guarantees").await;
+    officer.looked_at("issuer-guarantees").await;
 
     // The bidder sees the guarantee in force and opens its letter.
     bidder.goto(&app.url("/enterprise/guarantees")).await;
     assert!(bidder.wait_for("a[href$='/letter']").await);
     assert!(bidder.text("main").await.contains("有效"));
-    looked_at(&bidder, "enterprise-guarantees").await;
+    bidder.looked_at("enterprise-guarantees").await;
     bidder.click("td a[href$='/letter']").await;
     assert!(bidder.wait_for("main.letter").await);
     assert!(bidder.text("main.letter").await.contains("BZ-FLOW-21"));
-    looked_at(&bidder, "enterprise-letter").await;
+    bidder.looked_at("enterprise-letter").await;
 
     officer.close().await;
     bidder.close().await;

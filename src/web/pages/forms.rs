@@ -124,6 +124,55 @@ impl Typed {
     pub fn forget(&mut self, key: &str) {
         self.0.remove(key);
     }
+
+    /// Only the form's own `fields` of what was posted (empty when not sent), each cut
+    /// to `max_chars` characters: what a form keeps and shows again.
+    pub fn only(&self, fields: &[&str], max_chars: usize) -> Typed {
+        Typed(
+            fields
+                .iter()
+                .map(|f| {
+                    (
+                        f.to_string(),
+                        self.value(f).chars().take(max_chars).collect(),
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Checks for the forms' unit tests: each field's error key exists in both languages,
+/// and a form's fields are exactly those of the API body it posts.
+#[cfg(test)]
+pub(crate) mod checks {
+    use super::super::i18n::{Lang, Tr};
+
+    /// `<prefix><field with hyphens>` exists in every language, for each field.
+    pub fn error_keys_exist(prefix: &str, fields: &[&str]) {
+        for lang in Lang::ALL {
+            let tr = Tr::new(lang);
+            for f in fields {
+                let key = format!("{prefix}{}", f.replace('_', "-"));
+                assert!(tr.has(&key), "{key} in {lang:?}");
+            }
+        }
+    }
+
+    /// The form's fields are the keys of the API body `T` (as its default serializes).
+    pub fn fields_are_the_api_body<T: Default + serde::Serialize>(fields: &[&str]) {
+        let api = serde_json::to_value(T::default()).expect("json");
+        let mut api: Vec<&str> = api
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut form = fields.to_vec();
+        api.sort_unstable();
+        form.sort_unstable();
+        assert_eq!(api, form);
+    }
 }
 
 #[cfg(test)]

@@ -363,15 +363,7 @@ async fn edit(
     let (entry, _) = web::block(move || catalogue::matter(&ctx, &lookup)).await??;
     let name = name_in(tr.lang, &entry.matter);
     // Only the form's own fields are kept (and shown again), each cut to a sane length.
-    let form = Typed(
-        FIELDS
-            .iter()
-            .map(|f| {
-                let v: String = form.value(f).chars().take(TYPED_MAX_CHARS).collect();
-                (f.to_string(), v)
-            })
-            .collect(),
-    );
+    let form = form.only(&FIELDS, TYPED_MAX_CHARS);
     let fields = fields_of(&form);
     let mut errors = FieldErrors::default();
     let refuse = |errors: &mut FieldErrors, field: &str, message: &str| {
@@ -406,29 +398,14 @@ async fn edit(
 
 #[cfg(test)]
 mod tests {
+    use super::super::forms::checks;
     use super::*;
 
     /// Every field's error is shown through a key made from its name: each must exist,
     /// and the form's fields are exactly those of the API.
     #[test]
     fn every_field_has_its_error_in_both_languages() {
-        for lang in Lang::ALL {
-            let tr = Tr::new(lang);
-            for f in FIELDS {
-                let key = format!("matter-error-{}", f.replace('_', "-"));
-                assert!(tr.has(&key), "{key} in {lang:?}");
-            }
-        }
-        let api = serde_json::to_value(MatterFields::default()).expect("json");
-        let mut api: Vec<&str> = api
-            .as_object()
-            .expect("object")
-            .keys()
-            .map(String::as_str)
-            .collect();
-        let mut form = FIELDS.to_vec();
-        api.sort_unstable();
-        form.sort_unstable();
-        assert_eq!(api, form);
+        checks::error_keys_exist("matter-error-", &FIELDS);
+        checks::fields_are_the_api_body::<MatterFields>(&FIELDS);
     }
 }

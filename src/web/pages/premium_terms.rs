@@ -220,17 +220,12 @@ async fn withdraw(
 
 #[cfg(test)]
 mod tests {
+    use super::super::forms::checks;
     use super::*;
 
     /// Every field's error is shown through a key made from its name: each must exist.
     #[test]
     fn every_field_has_its_error_in_both_languages() {
-        for lang in Lang::ALL {
-            let tr = Tr::new(lang);
-            for f in FIELDS {
-                let key = format!("terms-error-{}", f.replace('_', "-"));
-                assert!(tr.has(&key), "{key} in {lang:?}");
-            }
-        }
+        checks::error_keys_exist("terms-error-", &FIELDS);
     }
 }
