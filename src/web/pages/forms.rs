@@ -142,6 +142,31 @@ impl Typed {
     }
 }
 
+/// A select's options: (value, text, chosen).
+pub type Options = Vec<(&'static str, String, bool)>;
+
+/// The options of a select over every value of an enum (by `as_str`), each labelled by
+/// the message `<prefix><value>` or, without a prefix, by the value itself; `chosen`
+/// is selected.
+pub fn options<T: Copy>(
+    tr: Tr,
+    prefix: Option<&str>,
+    all: &[T],
+    as_str: fn(T) -> &'static str,
+    chosen: &str,
+) -> Options {
+    all.iter()
+        .map(|v| {
+            let value = as_str(*v);
+            let text = match prefix {
+                Some(prefix) => tr.t(&format!("{prefix}{value}")),
+                None => value.to_owned(),
+            };
+            (value, text, value == chosen)
+        })
+        .collect()
+}
+
 /// Checks for the forms' unit tests: each field's error key exists in both languages,
 /// and a form's fields are exactly those of the API body it posts.
 #[cfg(test)]

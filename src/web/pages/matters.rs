@@ -8,7 +8,7 @@ use askama::Template;
 
 use super::agency::china_time;
 use super::errors::PageError;
-use super::forms::{form_page, submit, FieldErrors, Outcome, Typed};
+use super::forms::{form_page, options, submit, FieldErrors, Options, Outcome, Typed};
 use super::i18n::{Lang, Tr};
 use super::session::{visitor_of, SignedForm, Visitor};
 use super::{page, redirect_with_flash, Chrome, Nav};
@@ -80,12 +80,27 @@ async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
     Ok(page(&chrome, html))
 }
 
-/// One version in a matter's history.
-struct VersionView {
-    version: i32,
-    changed_at: String,
-    source: String,
-    summary: String,
+/// One version in an entry's history (the matters' and the record categories').
+pub(super) struct VersionView {
+    pub version: i32,
+    pub changed_at: String,
+    pub source: String,
+    pub summary: String,
+}
+
+impl VersionView {
+    /// A version's time, who made it, and its content summed up in a line.
+    pub fn of<F>(v: &Version<F>, tr: &Tr, summary: String) -> VersionView {
+        VersionView {
+            version: v.version,
+            changed_at: china_time(v.changed_at),
+            source: tr.t(match v.source {
+                VersionSource::DataFile => "matter-source-data-file",
+                VersionSource::CreditOffice => "matter-source-credit-office",
+            }),
+            summary,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -115,20 +130,13 @@ fn version_view(v: &Version<MatterFields>, lang: Lang, tr: &Tr) -> VersionView {
         Lang::Zh => &c.name_zh,
         Lang::En => &c.name_en,
     };
-    VersionView {
-        version: v.version,
-        changed_at: china_time(v.changed_at),
-        source: tr.t(match v.source {
-            VersionSource::DataFile => "matter-source-data-file",
-            VersionSource::CreditOffice => "matter-source-credit-office",
-        }),
-        summary: format!(
-            "{name} · {} · ¥{} · {}",
-            tr.t(&format!("matter-path-{}", c.path)),
-            Amount::parse(&c.typical_amount).map_or(c.typical_amount.clone(), |a| a.grouped()),
-            tr.t(&format!("write-off-{}", c.write_off_state)),
-        ),
-    }
+    let summary = format!(
+        "{name} · {} · ¥{} · {}",
+        tr.t(&format!("matter-path-{}", c.path)),
+        Amount::parse(&c.typical_amount).map_or(c.typical_amount.clone(), |a| a.grouped()),
+        tr.t(&format!("write-off-{}", c.write_off_state)),
+    );
+    VersionView::of(v, tr, summary)
 }
 
 async fn show(
@@ -194,8 +202,6 @@ const FIELDS: [&str; 17] = [
 /// The longest value kept of a field as typed (the checks refuse far less).
 const TYPED_MAX_CHARS: usize = 2000;
 
-type Options = Vec<(&'static str, String, bool)>;
-
 #[derive(Template)]
 #[template(path = "pages/matters/edit.html")]
 struct EditPage {
@@ -248,25 +254,6 @@ fn fields_of(form: &Typed) -> MatterFields {
         write_off_done_on: form.optional("write_off_done_on"),
         write_off_evidence: form.optional("write_off_evidence"),
     }
-}
-
-fn options<T: Copy + std::fmt::Display>(
-    tr: Tr,
-    prefix: Option<&str>,
-    all: &[T],
-    as_str: fn(T) -> &'static str,
-    chosen: &str,
-) -> Options {
-    all.iter()
-        .map(|v| {
-            let value = as_str(*v);
-            let text = match prefix {
-                Some(prefix) => tr.t(&format!("{prefix}{value}")),
-                None => value.to_owned(),
-            };
-            (value, text, value == chosen)
-        })
-        .collect()
 }
 
 fn render_form(

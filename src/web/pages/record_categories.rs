@@ -6,15 +6,15 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::agency::china_time;
 use super::errors::PageError;
-use super::forms::{form_page, submit, FieldErrors, Outcome, Typed};
+use super::forms::{form_page, options, submit, FieldErrors, Options, Outcome, Typed};
 use super::i18n::{Lang, Tr};
+use super::matters::VersionView;
 use super::session::{visitor_of, SignedForm, Visitor};
 use super::{page, redirect_with_flash, Chrome, Nav};
 use crate::domain::catalogue::{CategoryFields, Dimension, Polarity, RecordCategory};
 use crate::domain::party::Role;
-use crate::services::catalogue::{self, CategoryEntry, Version, VersionSource};
+use crate::services::catalogue::{self, CategoryEntry, Version};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -107,16 +107,6 @@ const FIELDS: [&str; 6] = [
 /// The longest value kept of a field as typed (the checks refuse far less).
 const TYPED_MAX_CHARS: usize = 500;
 
-type Options = Vec<(&'static str, String, bool)>;
-
-/// One version in a category's history.
-struct VersionView {
-    version: i32,
-    changed_at: String,
-    source: String,
-    summary: String,
-}
-
 #[derive(Template)]
 #[template(path = "pages/record_categories/edit.html")]
 struct EditPage {
@@ -174,34 +164,12 @@ fn version_view(v: &Version<CategoryFields>, lang: Lang, tr: &Tr) -> VersionView
         Ok(p) => signed_points(p, c.points),
         Err(_) => c.points.to_string(),
     };
-    VersionView {
-        version: v.version,
-        changed_at: china_time(v.changed_at),
-        source: tr.t(match v.source {
-            VersionSource::DataFile => "matter-source-data-file",
-            VersionSource::CreditOffice => "matter-source-credit-office",
-        }),
-        summary: format!(
-            "{name} · {} · {points} · {}",
-            tr.t(&format!("category-dimension-{}", c.dimension)),
-            tr.t1("category-days", "days", c.validity_days.to_string()),
-        ),
-    }
-}
-
-fn options<T: Copy>(
-    tr: Tr,
-    prefix: &str,
-    all: &[T],
-    as_str: fn(T) -> &'static str,
-    chosen: &str,
-) -> Options {
-    all.iter()
-        .map(|v| {
-            let value = as_str(*v);
-            (value, tr.t(&format!("{prefix}{value}")), value == chosen)
-        })
-        .collect()
+    let summary = format!(
+        "{name} · {} · {points} · {}",
+        tr.t(&format!("category-dimension-{}", c.dimension)),
+        tr.t1("category-days", "days", c.validity_days.to_string()),
+    );
+    VersionView::of(v, tr, summary)
 }
 
 /// What the form page needs besides what was typed: the category's current name and its
@@ -248,14 +216,14 @@ fn render_form(
         code: stored.code.clone(),
         dimensions: options(
             tr,
-            "category-dimension-",
+            Some("category-dimension-"),
             Dimension::ALL,
             Dimension::as_str,
             &form.value("dimension"),
         ),
         polarities: options(
             tr,
-            "category-polarity-",
+            Some("category-polarity-"),
             Polarity::ALL,
             Polarity::as_str,
             &form.value("polarity"),
