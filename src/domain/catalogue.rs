@@ -87,6 +87,14 @@ string_enum! {
     }
 }
 
+impl CreditLevel {
+    /// Whether this level is `required` or better.
+    pub fn meets(self, required: CreditLevel) -> bool {
+        let rank = |l: CreditLevel| CreditLevel::ALL.iter().position(|x| *x == l);
+        rank(self) <= rank(required)
+    }
+}
+
 string_enum! {
     /// The dimension of a credit score a record counts in.
     pub enum Dimension ("dimension") {
@@ -600,6 +608,17 @@ pub fn seed_categories(toml_text: &str) -> Result<Vec<(String, RecordCategory)>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_level_meets_itself_and_every_lower_requirement() {
+        use CreditLevel::*;
+        assert!(Aa.meets(Aa) && Aa.meets(A) && Aa.meets(D));
+        assert!(A.meets(A) && A.meets(B) && !A.meets(Aa));
+        assert!(D.meets(D) && !D.meets(C));
+        for l in CreditLevel::ALL {
+            assert!(l.meets(*l), "{l}");
+        }
+    }
 
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 12, 1).unwrap()

@@ -36,6 +36,7 @@ mod openapi;
 mod openapi_fuzz;
 mod organizations;
 mod pages_agency;
+mod pages_credit;
 mod pages_ei;
 mod pages_operator;
 mod pages_queue;

@@ -8,6 +8,7 @@
 pub mod agency;
 pub mod assets;
 pub mod charts;
+pub mod credit;
 pub mod enterprise;
 pub mod errors;
 pub mod forms;
@@ -43,6 +44,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(enterprise::routes)
         .configure(issuer::routes)
         .configure(login::routes)
+        .configure(credit::routes)
         .configure(matters::routes)
         .configure(record_categories::routes)
         .configure(operator::routes)
@@ -177,6 +179,13 @@ fn nav_links(tr: Tr, role: Option<Role>, path: &str) -> Vec<NavLink> {
             ("/projects", "nav-projects"),
             ("/enterprise/applications", "nav-my-applications"),
             ("/enterprise/guarantees", "nav-my-guarantees"),
+            ("/credit", "nav-credit"),
+            ("/verify", "nav-verify"),
+        ],
+        Some(Role::Person) => &[
+            ("/", "nav-home"),
+            ("/credit", "nav-credit"),
+            ("/matters", "nav-matters"),
             ("/verify", "nav-verify"),
         ],
         Some(Role::Issuer) => &[

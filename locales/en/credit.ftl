@@ -1,0 +1,25 @@
+# My credit: a subject's own archive.
+credit-title = My credit
+nav-credit = My credit
+credit-standing = Standing
+credit-level = level
+credit-points = points
+credit-score = Score
+credit-base = everyone starts at { $base }
+credit-on-dishonesty-list = You are on the serious-dishonesty list while a record that put you there is in force: the lowest level, and no deposit is waived.
+credit-no-records = No department has sent a record about you yet: you stand at the starting score.
+credit-matters = Deposits you need not pay
+credit-matters-lede = The deposits the city replaces by credit for you, and whether your level is enough for each. Show your credit rights code where the deposit is asked.
+credit-deposit-free = Deposit-free for you
+credit-yes = Yes
+credit-no = Not at your level
+credit-dimensions = Your score by dimension
+credit-moving = What moves your score
+credit-nothing-moving = No record in force moves your score.
+credit-occurred-on = Occurred on
+credit-expires-on = In force until
+credit-department = Sent by
+credit-changes = Your level's history
+credit-from = From
+credit-to = To
+credit-json = Get your archive as JSON

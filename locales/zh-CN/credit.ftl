@@ -1,0 +1,25 @@
+# 我的信用：信用主体查看自己的档案。
+credit-title = 我的信用
+nav-credit = 我的信用
+credit-standing = 信用状况
+credit-level = 级
+credit-points = 分
+credit-score = 信用分
+credit-base = 起始分 { $base }
+credit-on-dishonesty-list = 在使您列入严重失信主体名单的记录有效期内，您的信用等级为最低级，不享受任何免押。
+credit-no-records = 尚无部门报送您的信用记录：您的信用分为起始分。
+credit-matters = 您可免交的押金
+credit-matters-lede = 本市以信用替代的押金事项，以及您的信用等级是否满足各事项的要求。办理时出示您的信用权益码即可。
+credit-deposit-free = 是否免押
+credit-yes = 免押
+credit-no = 等级不足
+credit-dimensions = 各维度得分
+credit-moving = 影响您信用分的记录
+credit-nothing-moving = 没有影响您信用分的有效记录。
+credit-occurred-on = 发生日期
+credit-expires-on = 有效期至
+credit-department = 报送部门
+credit-changes = 信用等级变更记录
+credit-from = 原等级
+credit-to = 新等级
+credit-json = 以 JSON 获取您的信用档案

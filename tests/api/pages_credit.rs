@@ -1,0 +1,122 @@
+//! My credit page: an enterprise sees its level, score and the deposit-free matters its
+//! level qualifies for; a record the credit office posts moves all of it at once, with
+//! the record shown as what moves the score and the change in the level's history; a
+//! serious-dishonesty record takes every matter away. Only a subject opens the page.
+
+use crate::fixtures::credit::NewCreditRecord;
+use crate::helpers::{demo_uscc, TestApp};
+use crate::pages_ei::Visitor;
+
+/// The rows of the matters table: (code, qualifies).
+fn matters_of(html: &str) -> Vec<(String, bool)> {
+    let mut rows = Vec::new();
+    for part in html.split("<tr data-matter=\"").skip(1) {
+        let code = part.split('"').next().unwrap_or_default().to_owned();
+        let qualifies = part
+            .split("data-qualifies=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default()
+            == "true";
+        rows.push((code, qualifies));
+    }
+    rows
+}
+
+fn text_of(html: &str, id: &str) -> String {
+    let start = format!("id=\"{id}\">");
+    html.split(&start)
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn my_credit_page_shows_the_level_and_what_moves_it(app: TestApp) {
+    let firm = Visitor::signed_in(&app, "enterprise1").await;
+    let home = firm.ok("/").await;
+    assert!(home.contains("href=\"/credit\""), "in the navigation");
+    let page = firm.ok("/credit").await;
+    assert_eq!(text_of(&page, "level"), "A");
+    assert_eq!(text_of(&page, "score"), "600");
+    assert!(page.contains("id=\"no-records\""));
+    let matters = matters_of(&page);
+    // Only the enterprise's credit-substituted matters, each against its required level.
+    let expected = [
+        ("bid_bond", true),
+        ("performance_bond", false),
+        ("migrant_wage_deposit", true),
+    ];
+    for (code, qualifies) in expected {
+        assert!(
+            matters.contains(&(code.to_owned(), qualifies)),
+            "{code} {qualifies}: {matters:?}"
+        );
+    }
+    assert!(
+        !matters.iter().any(|(code, _)| code == "hotel_room"),
+        "no matter for residents: {matters:?}"
+    );
+
+    // The credit office records a penalty: the page moves with it.
+    let office = app.as_operator().await;
+    let uscc = demo_uscc("enterprise1");
+    office
+        .post_record(&NewCreditRecord::enterprise(
+            &uscc,
+            "administrative_penalty",
+            "滨市监罚〔2026〕7号",
+        ))
+        .await;
+    let page = firm.ok("/credit").await;
+    assert_eq!(text_of(&page, "level"), "B");
+    assert_eq!(text_of(&page, "score"), "570");
+    assert!(!page.contains("id=\"no-records\""));
+    assert!(
+        page.contains("行政处罚") && page.contains("−30"),
+        "what moves it"
+    );
+    assert!(page.contains("class=\"negative\""));
+    let changes = page.split("id=\"changes\"").nth(1).unwrap_or_default();
+    assert!(changes.contains(">A<") && changes.contains(">B<"), "A to B");
+    let matters = matters_of(&page);
+    assert!(
+        matters.contains(&("bid_bond".to_owned(), true)),
+        "B is enough"
+    );
+    assert!(matters.contains(&("migrant_wage_deposit".to_owned(), false)));
+
+    // A judgment defaulter: the lowest level and no deposit waived at all.
+    office
+        .post_record(&NewCreditRecord::enterprise(
+            &uscc,
+            "judgment_defaulter",
+            "(2026)鲁16执7号",
+        ))
+        .await;
+    let page = firm.ok("/credit").await;
+    assert_eq!(text_of(&page, "level"), "D");
+    assert!(page.contains("id=\"dishonesty\""));
+    assert!(matters_of(&page).iter().all(|(_, qualifies)| !qualifies));
+
+    // In English too.
+    let (status, _) = firm.page("/lang?to=en&back=/credit").await;
+    assert!(status.is_redirection(), "{status}");
+    let en = firm.ok("/credit").await;
+    assert!(en.contains("My credit") && en.contains("Administrative penalty"));
+
+    // Another enterprise sees its own standing, not this one's.
+    let other = Visitor::signed_in(&app, "enterprise2").await;
+    let page = other.ok("/credit").await;
+    assert_eq!(text_of(&page, "level"), "A");
+    assert!(!page.contains("行政处罚"));
+    // Who has no archive of its own may not open the page; signed out, sign in first.
+    for staff in ["bank", "agency", "operator"] {
+        let (status, _) = Visitor::signed_in(&app, staff).await.page("/credit").await;
+        assert_eq!(status, reqwest::StatusCode::FORBIDDEN, "{staff}");
+    }
+    let (status, _) = Visitor::new(&app).page("/credit").await;
+    assert!(status.is_redirection(), "{status}");
+}
+
+crate::on_both_backends!(my_credit_page_shows_the_level_and_what_moves_it);
