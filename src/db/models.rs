@@ -14,10 +14,9 @@ use crate::domain::credit::{CancelReason, LookPurpose};
 
 use super::schema::{
     api_tokens, applications, claims, credit_level_changes, credit_looks, credit_records,
-    credit_subjects, crls,
-    guarantee_drafts, guarantee_versions, guarantees, issuer_certificates, matter_versions,
-    matters, organizations, premium_terms, projects, record_categories, record_category_versions,
-    sections, sessions, trust_anchors, users,
+    credit_subjects, crls, guarantee_drafts, guarantee_versions, guarantees, issuer_certificates,
+    matter_versions, matters, organizations, premium_terms, projects, record_categories,
+    record_category_versions, sections, sessions, trust_anchors, users,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
