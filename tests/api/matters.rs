@@ -539,7 +539,7 @@ async fn the_credit_office_edits_a_record_category_through_its_form(app: TestApp
         async move {
             let mut pairs = fields;
             let csrf = csrf;
-            let mut all: Vec<(&str, &str)> = pairs.drain(..).collect();
+            let mut all: Vec<(&str, &str)> = std::mem::take(&mut pairs);
             if !csrf.is_empty() {
                 all.push(("csrf_token", csrf.as_str()));
             }

@@ -184,7 +184,7 @@ fn version_view(v: &Version<CategoryFields>, lang: Lang, tr: &Tr) -> VersionView
         summary: format!(
             "{name} · {} · {points} · {}",
             tr.t(&format!("category-dimension-{}", c.dimension)),
-            tr.t1("category-days", "days", &c.validity_days.to_string()),
+            tr.t1("category-days", "days", c.validity_days.to_string()),
         ),
     }
 }
