@@ -250,16 +250,22 @@ pub fn get_underwriting(
     actor: &Actor,
     id: &str,
 ) -> Result<(ApplicationView, Option<ApplicantCredit>), ServiceError> {
-    if actor.role != Role::Issuer {
-        return Ok((get(ctx, actor, id)?, None));
-    }
+    let underwrites = |view: &ApplicationView| {
+        actor.role == Role::Issuer
+            && view.application.issuer_id == actor.organization_id
+            && UNDERWRITING_STATES.contains(&view.application.status)
+    };
     let mut conn = ctx.conn()?;
+    // A plain read first: only a read that shows the credit takes a write transaction.
+    let view = load_visible(&mut conn, actor, id)?;
+    if !underwrites(&view) {
+        return Ok((view, None));
+    }
     let at = ctx.now();
     ctx.write_tx(&mut conn, |c| {
+        // Again inside the transaction: the state may have moved meanwhile.
         let view = load_visible(c, actor, id)?;
-        let underwriting = view.application.issuer_id == actor.organization_id
-            && UNDERWRITING_STATES.contains(&view.application.status);
-        let standing = if underwriting {
+        let standing = if underwrites(&view) {
             Some(credit::applicant_credit(
                 c,
                 actor,
