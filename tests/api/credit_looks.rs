@@ -3,14 +3,16 @@
 //! and the purpose, the subject's own reads never; another issuer, the agency, the
 //! operator, the applicant itself and the issuer of an application it no longer
 //! underwrites see no credit and log nothing; the issuer sees a negative record with its
-//! points and the level move both ways; the list carries no user id, and a look by
-//! resident ID stores no resident ID.
+//! points and the level move both ways; thirty first looks at once make one archive and
+//! thirty looks; the list carries no user id, and a look by resident ID stores no
+//! resident ID.
 
+use reqwest::Method;
 use serde_json::json;
 
 use crate::fixtures::credit::NewCreditRecord;
 use crate::fixtures::library::resident_id;
-use crate::fixtures::{NewTender, Party};
+use crate::fixtures::{all_at_once, NewTender, Party};
 use crate::helpers::{demo_uscc, TestApp};
 use crate::pages_ei::Visitor;
 
@@ -262,6 +264,23 @@ async fn the_issuer_sees_a_negative_record_with_its_points_and_the_level_move(ap
     assert!(looks.iter().all(|l| l.purpose == "underwriting"));
 }
 
+async fn thirty_first_looks_at_once_make_one_archive_and_thirty_looks(app: TestApp) {
+    let application = application_to(&app, "bank", "BZ-LOOK-4").await;
+    let bank = app.as_issuer("bank").await;
+    let path = format!("/api/v1/applications/{application}");
+    let answers = all_at_once((0..30).map(|_| bank.request(Method::GET, &path))).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(body["applicant_credit"]["level"], "A", "{body}");
+    }
+    let [subjects, _, _] = app.credit_rows().await;
+    assert_eq!(subjects, 1, "one archive for the enterprise");
+    assert_eq!(app.credit_look_rows().await, 30, "every read logged");
+    let enterprise = app.as_enterprise("enterprise1").await;
+    assert_eq!(enterprise.credit_looks().await.len(), 30);
+    assert_eq!(enterprise.credit_me().await.records.len(), 0);
+}
+
 async fn a_look_by_resident_id_stores_no_resident_id(app: TestApp) {
     let office = app.as_operator().await;
     let id = resident_id("37160219850615432");
@@ -287,5 +306,6 @@ crate::on_both_backends!(
     the_office_and_the_underwriting_issuer_are_listed_and_the_subjects_own_reads_are_not,
     another_issuer_the_agency_and_the_applicant_see_no_credit_and_log_nothing,
     the_issuer_sees_a_negative_record_with_its_points_and_the_level_move,
+    thirty_first_looks_at_once_make_one_archive_and_thirty_looks,
     a_look_by_resident_id_stores_no_resident_id,
 );
