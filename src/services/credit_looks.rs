@@ -3,8 +3,8 @@
 //! logged and a logged read happened. The subject sees the organization, the purpose and
 //! the time of each look; the officer's user id stays in the row for the audit alone.
 //!
-//! The archive's reads ([`super::credit`]) call [`log_look`]; nothing here reads an
-//! archive, so this module imports nothing of them.
+//! The archive's reads call [`log_look`]; nothing here reads an archive, so this module
+//! imports nothing of the archive's.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
