@@ -871,6 +871,36 @@ impl Archive {
     }
 }
 
+/// A subject's records with their category's names (zh, en), newest first, at most
+/// [`ARCHIVE_RECORDS_MAX`]; with `lowering`, only those in force that lower the score.
+fn named_records(
+    c: &mut DbConnection,
+    subject_id: &str,
+    lowering: bool,
+) -> Result<Vec<(CreditRecordRow, String, String)>, ServiceError> {
+    let mut query = credit_records::table
+        .inner_join(record_categories::table)
+        .filter(credit_records::subject_id.eq(subject_id))
+        .into_boxed();
+    if lowering {
+        query = query
+            .filter(credit_records::in_force)
+            .filter(credit_records::polarity.eq(Polarity::Negative));
+    }
+    Ok(query
+        .order((
+            credit_records::recorded_at.desc(),
+            credit_records::id.desc(),
+        ))
+        .limit(ARCHIVE_RECORDS_MAX)
+        .select((
+            CreditRecordRow::as_select(),
+            record_categories::name_zh,
+            record_categories::name_en,
+        ))
+        .load(c)?)
+}
+
 fn archive_of(
     c: &mut DbConnection,
     subject: Option<CreditSubjectRow>,
@@ -887,20 +917,7 @@ fn archive_of(
             level_changes: Vec::new(),
         });
     };
-    let rows: Vec<(CreditRecordRow, String, String)> = credit_records::table
-        .inner_join(record_categories::table)
-        .filter(credit_records::subject_id.eq(&subject.id))
-        .order((
-            credit_records::recorded_at.desc(),
-            credit_records::id.desc(),
-        ))
-        .limit(ARCHIVE_RECORDS_MAX)
-        .select((
-            CreditRecordRow::as_select(),
-            record_categories::name_zh,
-            record_categories::name_en,
-        ))
-        .load(c)?;
+    let rows = named_records(c, &subject.id, false)?;
     let cancellations: BTreeMap<String, String> = rows
         .iter()
         .filter_map(|(r, _, _)| r.cancels.clone().map(|t| (t, r.id.clone())))
@@ -1098,22 +1115,7 @@ pub fn applicant_credit(
         Some(application_id),
         at,
     )?;
-    let rows: Vec<(CreditRecordRow, String, String)> = credit_records::table
-        .inner_join(record_categories::table)
-        .filter(credit_records::subject_id.eq(&subject.id))
-        .filter(credit_records::in_force)
-        .filter(credit_records::polarity.eq(Polarity::Negative))
-        .order((
-            credit_records::recorded_at.desc(),
-            credit_records::id.desc(),
-        ))
-        .limit(ARCHIVE_RECORDS_MAX)
-        .select((
-            CreditRecordRow::as_select(),
-            record_categories::name_zh,
-            record_categories::name_en,
-        ))
-        .load(c)?;
+    let rows = named_records(c, &subject.id, true)?;
     Ok(ApplicantCredit {
         standing: Standing {
             score: subject.score,
