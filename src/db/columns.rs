@@ -6,7 +6,7 @@
 //! diesel's own derives in their `foreign_derive` form.
 
 use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
-use crate::domain::credit::CancelReason;
+use crate::domain::credit::{CancelReason, LookPurpose};
 use crate::domain::{
     ApplicationState, ClaimReason, ClaimState, GuaranteeState, IssuerKind, OrgKind, PreClaimState,
     ProviderKind, Role,
@@ -61,6 +61,7 @@ text_columns!(
     CancelReason,
     ClaimReason,
     CreditLevel,
+    LookPurpose,
     Dimension,
     Polarity,
     SubjectKind,

@@ -10,13 +10,13 @@ use crate::domain::{
 };
 
 use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
-use crate::domain::credit::CancelReason;
+use crate::domain::credit::{CancelReason, LookPurpose};
 
 use super::schema::{
-    api_tokens, applications, claims, credit_level_changes, credit_records, credit_subjects, crls,
-    guarantee_drafts, guarantee_versions, guarantees, issuer_certificates, matter_versions,
-    matters, organizations, premium_terms, projects, record_categories, record_category_versions,
-    sections, sessions, trust_anchors, users,
+    api_tokens, applications, claims, credit_level_changes, credit_looks, credit_records,
+    credit_subjects, crls, guarantee_drafts, guarantee_versions, guarantees, issuer_certificates,
+    matter_versions, matters, organizations, premium_terms, projects, record_categories,
+    record_category_versions, sections, sessions, trust_anchors, users,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -378,4 +378,19 @@ pub struct CreditLevelChangeRow {
     pub score: i32,
     pub cause_record_id: Option<String>,
     pub changed_at: NaiveDateTime,
+}
+
+/// A look at a subject's archive by someone other than the subject (PIPL).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = credit_looks)]
+pub struct CreditLookRow {
+    pub id: String,
+    pub subject_id: String,
+    /// The officer, kept for the audit; never shown to the subject.
+    pub looked_by: String,
+    pub organization_id: String,
+    pub purpose: LookPurpose,
+    /// The application underwritten, for an issuer's look.
+    pub application_id: Option<String>,
+    pub looked_at: NaiveDateTime,
 }

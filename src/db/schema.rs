@@ -444,6 +444,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    credit_looks (id) {
+        id -> Text,
+        subject_id -> Text,
+        looked_by -> Text,
+        organization_id -> Text,
+        purpose -> Text,
+        application_id -> Nullable<Text>,
+        looked_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> organizations (organization_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -459,6 +471,8 @@ diesel::joinable!(record_category_versions -> record_categories (code));
 diesel::joinable!(credit_records -> credit_subjects (subject_id));
 diesel::joinable!(credit_records -> record_categories (category));
 diesel::joinable!(credit_level_changes -> credit_subjects (subject_id));
+diesel::joinable!(credit_looks -> credit_subjects (subject_id));
+diesel::joinable!(credit_looks -> organizations (organization_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     guarantee_number_counters,
@@ -491,4 +505,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     credit_subjects,
     credit_records,
     credit_level_changes,
+    credit_looks,
 );

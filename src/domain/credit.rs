@@ -31,6 +31,16 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// Why someone other than the subject looked at its archive (查询用途).
+    pub enum LookPurpose ("look purpose") {
+        /// The credit office at its work.
+        CreditOffice => "credit_office",
+        /// An issuer underwriting an application made to it (授信审查).
+        Underwriting => "underwriting",
+    }
+}
+
 /// The points a record carries, signed by its polarity: what it adds to its dimension
 /// while in force.
 pub fn signed_points(polarity: Polarity, points: i32) -> i32 {

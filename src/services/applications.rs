@@ -6,6 +6,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::credit::{self, ApplicantCredit};
 use super::listing::{parse_each, DayRange, Params, Problems, Sort, SortKey};
 use super::organizations::required_text;
 use super::views::{application_view, ApplicationView};
@@ -230,6 +231,53 @@ pub fn load_visible(
 pub fn get(ctx: &Context, actor: &Actor, id: &str) -> Result<ApplicationView, ServiceError> {
     let mut conn = ctx.conn()?;
     load_visible(&mut conn, actor, id)
+}
+
+/// The states in which an issuer is still underwriting an application, and so may read
+/// its applicant's credit: before the guarantee is issued, while it can still decide.
+pub const UNDERWRITING_STATES: [ApplicationState; 3] = [
+    ApplicationState::Submitted,
+    ApplicationState::Approved,
+    ApplicationState::Paid,
+];
+
+/// One application, if visible to the actor, and for the issuer it is made to while it
+/// underwrites it, the applicant's credit standing. The issuer's read of the standing and
+/// its look (logged as underwriting, with this application) are one transaction; anyone
+/// else reads the application alone, and nothing is logged.
+pub fn get_underwriting(
+    ctx: &Context,
+    actor: &Actor,
+    id: &str,
+) -> Result<(ApplicationView, Option<ApplicantCredit>), ServiceError> {
+    let underwrites = |view: &ApplicationView| {
+        actor.role == Role::Issuer
+            && view.application.issuer_id == actor.organization_id
+            && UNDERWRITING_STATES.contains(&view.application.status)
+    };
+    let mut conn = ctx.conn()?;
+    // A plain read first: only a read that shows the credit takes a write transaction.
+    let view = load_visible(&mut conn, actor, id)?;
+    if !underwrites(&view) {
+        return Ok((view, None));
+    }
+    let at = ctx.now();
+    ctx.write_tx(&mut conn, |c| {
+        // Again inside the transaction: the state may have moved meanwhile.
+        let view = load_visible(c, actor, id)?;
+        let standing = if underwrites(&view) {
+            Some(credit::applicant_credit(
+                c,
+                actor,
+                &view.enterprise,
+                &view.application.id,
+                at,
+            )?)
+        } else {
+            None
+        };
+        Ok((view, standing))
+    })
 }
 
 /// An application list's filters as typed: the API's query parameters and a page's

@@ -15,7 +15,9 @@
 //! (in id order when several). Adding a record takes only its subject.
 //!
 //! Who: the credit office adds and cancels records and reads any archive; a signed-in
-//! enterprise (or resident) reads its own. The exchange adds a record for a paid claim.
+//! enterprise (or resident) reads its own; an issuer reads an applicant's standing while
+//! it underwrites. The exchange adds a record for a paid claim. Every read by anyone but
+//! the subject is logged in its own transaction ([`super::credit_looks`]).
 
 use std::collections::BTreeMap;
 
@@ -23,7 +25,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::catalogue::require_credit_office;
-use super::{new_id, Actor, Context, OrInternal, ServiceError};
+use super::credit_looks::{log_look, looks_at, LookView};
+use super::{new_id, Actor, Context, Listed, OrInternal, ServiceError, Window};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{
     CreditLevelChangeRow, CreditRecordRow, CreditSubjectRow, Organization, RecordCategoryRow,
@@ -35,7 +38,7 @@ use crate::db::DbConnection;
 use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
 use crate::domain::credit::{
     default_expiry, parse_record_time, signed_points, CancelReason, DimensionScores, LevelsConfig,
-    Standing,
+    LookPurpose, Standing,
 };
 use crate::domain::party::Role;
 use crate::domain::text::{self, TextRules};
@@ -868,6 +871,36 @@ impl Archive {
     }
 }
 
+/// A subject's records with their category's names (zh, en), newest first, at most
+/// [`ARCHIVE_RECORDS_MAX`]; with `lowering`, only those in force that lower the score.
+fn named_records(
+    c: &mut DbConnection,
+    subject_id: &str,
+    lowering: bool,
+) -> Result<Vec<(CreditRecordRow, String, String)>, ServiceError> {
+    let mut query = credit_records::table
+        .inner_join(record_categories::table)
+        .filter(credit_records::subject_id.eq(subject_id))
+        .into_boxed();
+    if lowering {
+        query = query
+            .filter(credit_records::in_force)
+            .filter(credit_records::polarity.eq(Polarity::Negative));
+    }
+    Ok(query
+        .order((
+            credit_records::recorded_at.desc(),
+            credit_records::id.desc(),
+        ))
+        .limit(ARCHIVE_RECORDS_MAX)
+        .select((
+            CreditRecordRow::as_select(),
+            record_categories::name_zh,
+            record_categories::name_en,
+        ))
+        .load(c)?)
+}
+
 fn archive_of(
     c: &mut DbConnection,
     subject: Option<CreditSubjectRow>,
@@ -884,20 +917,7 @@ fn archive_of(
             level_changes: Vec::new(),
         });
     };
-    let rows: Vec<(CreditRecordRow, String, String)> = credit_records::table
-        .inner_join(record_categories::table)
-        .filter(credit_records::subject_id.eq(&subject.id))
-        .order((
-            credit_records::recorded_at.desc(),
-            credit_records::id.desc(),
-        ))
-        .limit(ARCHIVE_RECORDS_MAX)
-        .select((
-            CreditRecordRow::as_select(),
-            record_categories::name_zh,
-            record_categories::name_en,
-        ))
-        .load(c)?;
+    let rows = named_records(c, &subject.id, false)?;
     let cancellations: BTreeMap<String, String> = rows
         .iter()
         .filter_map(|(r, _, _)| r.cancels.clone().map(|t| (t, r.id.clone())))
@@ -934,13 +954,27 @@ fn archive_of(
 pub fn archive(ctx: &Context, actor: &Actor, subject_id: &str) -> Result<Archive, ServiceError> {
     require_credit_office(actor)?;
     let mut conn = ctx.conn()?;
-    let subject = credit_subjects::table
-        .find(subject_id)
-        .select(CreditSubjectRow::as_select())
-        .first(&mut conn)
-        .optional()?
-        .ok_or_else(|| ServiceError::NotFound("credit subject".into()))?;
-    archive_of(&mut conn, Some(subject))
+    let at = ctx.now();
+    ctx.write_tx(&mut conn, |c| {
+        let subject = credit_subjects::table
+            .find(subject_id)
+            .select(CreditSubjectRow::as_select())
+            .first(c)
+            .optional()?
+            .ok_or_else(|| ServiceError::NotFound("credit subject".into()))?;
+        office_look(c, actor, subject, at)
+    })
+}
+
+/// The credit office's read of an archive and its look, in the caller's transaction.
+fn office_look(
+    c: &mut DbConnection,
+    actor: &Actor,
+    subject: CreditSubjectRow,
+    at: NaiveDateTime,
+) -> Result<Archive, ServiceError> {
+    log_look(c, actor, &subject.id, LookPurpose::CreditOffice, None, at)?;
+    archive_of(c, Some(subject))
 }
 
 /// A subject's archive by its resident ID or USCC (the credit office): sent in a body,
@@ -954,9 +988,12 @@ pub fn find_archive(
     require_credit_office(actor)?;
     let (kind, key, _) = subject_key(ctx, subject_type, subject_id)?;
     let mut conn = ctx.conn()?;
-    let subject = subject_by_key(&mut conn, kind, &key)?
-        .ok_or_else(|| ServiceError::NotFound("credit subject".into()))?;
-    archive_of(&mut conn, Some(subject))
+    let at = ctx.now();
+    ctx.write_tx(&mut conn, |c| {
+        let subject = subject_by_key(c, kind, &key)?
+            .ok_or_else(|| ServiceError::NotFound("credit subject".into()))?;
+        office_look(c, actor, subject, at)
+    })
 }
 
 fn subject_by_key(
@@ -974,33 +1011,128 @@ fn subject_by_key(
 
 /// The signed-in subject's own archive: an enterprise's (by its organization's USCC),
 /// or a resident's (by the resident ID its account was registered with).
+/// Reading one's own archive is no look: nothing is logged.
 pub fn my_archive(ctx: &Context, actor: &Actor) -> Result<Archive, ServiceError> {
     let mut conn = ctx.conn()?;
-    let subject = match actor.role {
+    let subject = my_subject(&mut conn, actor)?;
+    archive_of(&mut conn, subject)
+}
+
+/// The signed-in enterprise's or resident's own subject, if it has an archive.
+fn my_subject(
+    c: &mut DbConnection,
+    actor: &Actor,
+) -> Result<Option<CreditSubjectRow>, ServiceError> {
+    match actor.role {
         Role::Enterprise => {
             let uscc: String = organizations::table
                 .find(&actor.organization_id)
                 .select(organizations::uscc)
-                .first(&mut conn)?;
-            subject_by_key(&mut conn, SubjectKind::Enterprise, &uscc)?
+                .first(c)?;
+            subject_by_key(c, SubjectKind::Enterprise, &uscc)
         }
         Role::Person => {
             let hmac: Option<String> = users::table
                 .find(&actor.user_id)
                 .select(users::resident_id_hmac)
-                .first(&mut conn)?;
+                .first(c)?;
             match hmac {
-                Some(key) => subject_by_key(&mut conn, SubjectKind::Person, &key)?,
-                None => None,
+                Some(key) => subject_by_key(c, SubjectKind::Person, &key),
+                None => Ok(None),
             }
         }
-        _ => {
-            return Err(ServiceError::Forbidden(
-                "only an enterprise or a resident has a credit archive of its own".into(),
-            ))
-        }
+        _ => Err(ServiceError::Forbidden(
+            "only an enterprise or a resident has a credit archive of its own".into(),
+        )),
+    }
+}
+
+/// Who looked at the signed-in subject's archive ("who looked at my credit"), newest
+/// first, one page: the organization, the purpose and the time of each look. Without an
+/// archive, nobody has.
+pub fn my_looks(
+    ctx: &Context,
+    actor: &Actor,
+    window: Window,
+) -> Result<Listed<LookView>, ServiceError> {
+    let mut conn = ctx.conn()?;
+    match my_subject(&mut conn, actor)? {
+        Some(subject) => looks_at(&mut conn, &subject.id, window),
+        None => Ok(Listed {
+            rows: Vec::new(),
+            total: 0,
+        }),
+    }
+}
+
+/// A record in force that lowers the score, as an underwriting issuer sees it.
+#[derive(Debug, Clone)]
+pub struct LoweringRecord {
+    pub category: String,
+    pub category_name_zh: String,
+    pub category_name_en: String,
+    /// The points it takes off the score (positive).
+    pub points: i32,
+    pub occurred_at: NaiveDateTime,
+}
+
+/// An applicant's standing as the issuer underwriting its application sees it: the
+/// level and score as its subject row holds them, and its records in force that lower
+/// the score, newest first.
+#[derive(Debug, Clone)]
+pub struct ApplicantCredit {
+    pub standing: Standing,
+    pub base_score: i32,
+    pub lowering: Vec<LoweringRecord>,
+}
+
+/// The issuer reads the applicant enterprise's standing for one application it
+/// underwrites, and the look is logged (underwriting, with the application), all in the
+/// caller's transaction. Whether this issuer may read it (the application is made to it
+/// and still being underwritten) is the caller's check. An enterprise with no archive yet
+/// gets one at the base standing, so the look has a subject to be shown to.
+pub fn applicant_credit(
+    c: &mut DbConnection,
+    actor: &Actor,
+    enterprise: &Organization,
+    application_id: &str,
+    at: NaiveDateTime,
+) -> Result<ApplicantCredit, ServiceError> {
+    let config = levels()?;
+    let subject_ref = SubjectRef {
+        kind: SubjectKind::Enterprise,
+        key: enterprise.uscc.clone(),
+        masked: enterprise.uscc.clone(),
+        name: enterprise.name.clone(),
     };
-    archive_of(&mut conn, subject)
+    let subject_id = find_or_create_subject(c, config, &subject_ref, at)?;
+    let subject = load_subject(c, &subject_id)?;
+    log_look(
+        c,
+        actor,
+        &subject.id,
+        LookPurpose::Underwriting,
+        Some(application_id),
+        at,
+    )?;
+    let rows = named_records(c, &subject.id, true)?;
+    Ok(ApplicantCredit {
+        standing: Standing {
+            score: subject.score,
+            level: subject.level,
+        },
+        base_score: config.base_score,
+        lowering: rows
+            .into_iter()
+            .map(|(r, zh, en)| LoweringRecord {
+                category: r.category,
+                category_name_zh: zh,
+                category_name_en: en,
+                points: r.points,
+                occurred_at: r.occurred_at,
+            })
+            .collect(),
+    })
 }
 
 /// The exchange records a paid bid-bond claim against the bidder, in the claim's own

@@ -7,8 +7,10 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::domain::catalogue::CreditLevel;
 use crate::domain::money::Amount;
 use crate::services::applications::{self, ApplicationFilter, ApplicationQuery, NewApplication};
+use crate::services::credit::ApplicantCredit;
 use crate::services::guarantees;
 use crate::services::views::ApplicationView;
 use crate::web::api::dto::{
@@ -68,6 +70,54 @@ pub struct ApplicationOut {
     /// An amendment of the issued guarantee (after a postponement) drafted and not yet
     /// signed by the issuer; `valid_until` above stays what is signed until then.
     pending_amendment: Option<PendingAmendmentOut>,
+    /// The applicant's credit standing: present only for the issuer the application is
+    /// made to, while it underwrites it (`submitted`, `approved`, `paid`), and each such
+    /// read is shown to the applicant as a look (`GET /api/v1/credit/me/looks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    applicant_credit: Option<ApplicantCreditOut>,
+}
+
+/// An applicant's credit as its issuer sees it while underwriting: the level and score
+/// its archive holds, and its records in force that lower the score.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApplicantCreditOut {
+    level: CreditLevel,
+    score: i32,
+    base_score: i32,
+    /// Newest first; empty for an enterprise with no such record ("no records").
+    lowering_records: Vec<LoweringRecordOut>,
+}
+
+/// A record in force that lowers the applicant's score.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LoweringRecordOut {
+    category: String,
+    category_name_zh: String,
+    category_name_en: String,
+    /// The points it takes off the score.
+    points: i32,
+    occurred_at: String,
+}
+
+impl From<ApplicantCredit> for ApplicantCreditOut {
+    fn from(c: ApplicantCredit) -> Self {
+        ApplicantCreditOut {
+            level: c.standing.level,
+            score: c.standing.score,
+            base_score: c.base_score,
+            lowering_records: c
+                .lowering
+                .into_iter()
+                .map(|r| LoweringRecordOut {
+                    category: r.category,
+                    category_name_zh: r.category_name_zh,
+                    category_name_en: r.category_name_en,
+                    points: r.points,
+                    occurred_at: china_time(r.occurred_at),
+                })
+                .collect(),
+        }
+    }
 }
 
 impl From<ApplicationView> for ApplicationOut {
@@ -96,6 +146,7 @@ impl From<ApplicationView> for ApplicationOut {
             created_at: china_time(a.created_at),
             updated_at: china_time(a.updated_at),
             pending_amendment: v.pending_amendment.as_ref().map(PendingAmendmentOut::from),
+            applicant_credit: None,
         }
     }
 }
@@ -155,7 +206,8 @@ async fn list(
     Ok(page.answer(&rows, listed.total))
 }
 
-/// One application.
+/// One application. Its issuer, while underwriting it, also reads the applicant's
+/// credit standing (`applicant_credit`), and the applicant is shown that look.
 #[utoipa::path(
     tag = "applications",
     params(("id" = String, Path, description = "Application id")),
@@ -173,8 +225,11 @@ async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = state.ctx.clone();
-    let view = web::block(move || applications::get(&ctx, &who.0, &id)).await??;
-    Ok(HttpResponse::Ok().json(ApplicationOut::from(view)))
+    let (view, standing) =
+        web::block(move || applications::get_underwriting(&ctx, &who.0, &id)).await??;
+    let mut out = ApplicationOut::from(view);
+    out.applicant_credit = standing.map(ApplicantCreditOut::from);
+    Ok(HttpResponse::Ok().json(out))
 }
 
 /// Withdraws an application before issue (enterprise).

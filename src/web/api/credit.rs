@@ -2,17 +2,20 @@
 //! office, a subject's archive as the credit office sees it, and one's own. Answers
 //! carry a resident ID only masked.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::db::models::{CreditLevelChangeRow, CreditRecordRow};
 use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
-use crate::domain::credit::CancelReason;
+use crate::domain::credit::{CancelReason, LookPurpose};
 use crate::services::credit::{self, Archive, ArchiveRecord, NewCancellation, NewRecord, Recorded};
+use crate::services::credit_looks::LookView;
+use crate::services::ServiceError;
 use crate::web::api::dto::china_time;
+use crate::web::api::listing::{ListRequest, PageParams};
 use crate::web::auth::Authenticated;
-use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn};
+use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn, Unprocessable};
 use crate::web::error::ApiError;
 use crate::web::json::Json;
 use crate::web::AppState;
@@ -21,6 +24,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(post_record)
         .service(post_cancellation)
         .service(my_archive)
+        .service(my_looks)
         .service(find_subject)
         .service(get_subject);
 }
@@ -331,7 +335,65 @@ async fn my_archive(
     Ok(HttpResponse::Ok().json(ArchiveOut::of(&archive)))
 }
 
-/// A subject's archive by its id (the credit office).
+/// A look at one's archive by someone else: who (the organization, never the person),
+/// why and when.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LookOut {
+    /// The organization that looked: the credit office, or an issuer.
+    pub organization: String,
+    /// `credit_office` (the credit office at its work) or `underwriting` (an issuer
+    /// deciding on an application of the subject's).
+    pub purpose: LookPurpose,
+    /// The application underwritten, for an issuer's look.
+    pub application_id: Option<String>,
+    pub looked_at: String,
+}
+
+impl LookOut {
+    fn of(l: LookView) -> LookOut {
+        LookOut {
+            organization: l.organization_name,
+            purpose: l.purpose,
+            application_id: l.application_id,
+            looked_at: china_time(l.looked_at),
+        }
+    }
+}
+
+/// Who looked at the signed-in enterprise's (or resident's) credit archive ("who looked
+/// at my credit", PIPL), newest first: each read by the credit office or by an issuer
+/// underwriting one of its applications. One's own reads are not listed.
+#[utoipa::path(
+    tag = "deposit-free",
+    params(PageParams),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "One page of looks, newest first", body = Vec<LookOut>,
+            headers(
+                ("X-Total-Count" = i64, description = "How many looks there are"),
+                ("Link" = String, description = "RFC 8288 links to the first, previous, next and last pages"),
+            )),
+        SignedIn,
+        Unprocessable,
+    )
+)]
+#[get("/credit/me/looks")]
+async fn my_looks(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    who: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let (page, params) = ListRequest::of(&req)?;
+    params.finish(()).map_err(ServiceError::from)?;
+    let ctx = state.ctx.clone();
+    let window = page.window();
+    let listed = web::block(move || credit::my_looks(&ctx, &who.0, window)).await??;
+    let rows: Vec<LookOut> = listed.rows.into_iter().map(LookOut::of).collect();
+    Ok(page.answer(&rows, listed.total))
+}
+
+/// A subject's archive by its id (the credit office). The read is logged as a look the
+/// subject is shown.
 #[utoipa::path(
     tag = "deposit-free",
     params(("id" = String, Path, description = "The subject's id")),
@@ -363,7 +425,8 @@ pub struct SubjectLookup {
     pub subject_id: String,
 }
 
-/// A subject's archive by its resident ID or USCC (the credit office). Changes nothing.
+/// A subject's archive by its resident ID or USCC (the credit office). Changes nothing
+/// but the look it logs, which the subject is shown.
 #[utoipa::path(
     tag = "deposit-free",
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),

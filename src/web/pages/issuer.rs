@@ -21,6 +21,7 @@ use crate::domain::lifecycle::{ApplicationAction, ApplicationState, ClaimState};
 use crate::domain::money::Amount;
 use crate::domain::party::Role;
 use crate::services::claims::{self, ClaimDecision, ClaimView};
+use crate::services::credit::ApplicantCredit;
 use crate::services::{applications, guarantees, premium_terms, trust, ServiceError};
 use crate::web::AppState;
 
@@ -261,6 +262,37 @@ struct ApplicationPage {
     reason: String,
     reason_error: Option<String>,
     signature_error: Option<String>,
+    /// The applicant's credit, for the issuer while it underwrites (the read is logged
+    /// and shown to the applicant).
+    credit: Option<CreditShown>,
+}
+
+/// The applicant's credit as the underwriting issuer's page shows it.
+struct CreditShown {
+    level: String,
+    score: i32,
+    /// Records in force that lower the score: category name, points, occurred at.
+    lowering: Vec<(String, i32, String)>,
+}
+
+impl CreditShown {
+    fn of(lang: Lang, c: ApplicantCredit) -> CreditShown {
+        CreditShown {
+            level: c.standing.level.to_string(),
+            score: c.standing.score,
+            lowering: c
+                .lowering
+                .into_iter()
+                .map(|r| {
+                    let name = match lang {
+                        Lang::Zh => r.category_name_zh,
+                        Lang::En => r.category_name_en,
+                    };
+                    (name, r.points, when(r.occurred_at))
+                })
+                .collect(),
+        }
+    }
 }
 
 impl ApplicationPage {
@@ -290,18 +322,19 @@ async fn application_page(
 ) -> Result<HttpResponse, PageError> {
     visitor.require(&[Role::Enterprise, Role::Issuer])?;
     let actor = visitor.actor.clone();
-    let (view, terms) = run(state, move |ctx| {
-        let view = applications::get(ctx, &actor, &id)?;
+    let (view, credit, terms) = run(state, move |ctx| {
+        let (view, credit) = applications::get_underwriting(ctx, &actor, &id)?;
         // The issuer's own terms in force, to prefill the premium it quotes.
         let terms = if actor.role == Role::Issuer {
             premium_terms::current(ctx, &actor, &view.application.issuer_id)?
         } else {
             None
         };
-        Ok((view, terms))
+        Ok((view, credit, terms))
     })
     .await?;
-    let tr = Tr::new(Lang::of(req));
+    let lang = Lang::of(req);
+    let tr = Tr::new(lang);
     let title = tr.t1("application-title", "code", &view.project.code);
     let chrome = Chrome::new(req, Some(visitor), &title, Nav::Role);
     let is_issuer = visitor.role() == Role::Issuer;
@@ -330,6 +363,7 @@ async fn application_page(
         reason: typed.reason,
         reason_error: typed.reason_error,
         signature_error: typed.signature_error,
+        credit: credit.map(|c| CreditShown::of(lang, c)),
         chrome: chrome.clone(),
     };
     // A form shown again answers 200 (the edge turns a 4xx into an error page).
