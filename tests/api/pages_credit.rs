@@ -1,7 +1,8 @@
 //! My credit page: an enterprise sees its level, score and the deposit-free matters its
 //! level qualifies for; a record the credit office posts moves all of it at once, with
 //! the record shown as what moves the score and the change in the level's history; a
-//! serious-dishonesty record takes every matter away. Only a subject opens the page.
+//! serious-dishonesty record takes every matter away; a look by the credit office is
+//! listed by its organization and purpose. Only a subject opens the page.
 
 use crate::fixtures::credit::NewCreditRecord;
 use crate::helpers::{demo_uscc, TestApp};
@@ -98,6 +99,23 @@ async fn my_credit_page_shows_the_level_and_what_moves_it(app: TestApp) {
     assert_eq!(text_of(&page, "level"), "D");
     assert!(page.contains("id=\"dishonesty\""));
     assert!(matters_of(&page).iter().all(|(_, qualifies)| !qualifies));
+
+    // Nobody else has looked yet: the subject's own visits are not looks. Then the
+    // credit office looks the enterprise up, and the page names it.
+    assert!(page.contains("目前共 0 次"), "no look yet");
+    assert!(!page.contains("id=\"looks\""));
+    office.credit_lookup("enterprise", &uscc).await;
+    let page = firm.ok("/credit").await;
+    assert!(page.contains("目前共 1 次"), "one look");
+    let looks = page.split("id=\"looks\"").nth(1).unwrap_or_default();
+    assert!(
+        looks.contains("滨州市社会信用体系建设服务中心") && looks.contains("信用办履职"),
+        "{looks}"
+    );
+    assert!(
+        !looks.contains("operator"),
+        "the organization, never the officer"
+    );
 
     // In English too.
     let (status, _) = firm.page("/lang?to=en&back=/credit").await;

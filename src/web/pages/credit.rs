@@ -1,7 +1,8 @@
 //! My credit (我的信用): a resident's or an enterprise's own archive as the credit
 //! office keeps it: the level and score with what moves them (each record in force and
 //! its contribution, per dimension), the level's history, and in one look (一键查询) the
-//! deposit-free matters the level qualifies for. The page reads the subject row and its
+//! deposit-free matters the level qualifies for, and who else looked at the archive
+//! (the organization, why, when). The page reads the subject row and its
 //! records; nothing is recomputed here.
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -14,7 +15,7 @@ use super::session::Visitor;
 use super::{page, Chrome, Nav};
 use crate::domain::catalogue::{Dimension, MatterPath};
 use crate::domain::party::Role;
-use crate::services::{catalogue, credit};
+use crate::services::{catalogue, credit, Window};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -37,6 +38,16 @@ struct DimensionView {
     name: String,
     points: String,
 }
+
+/// A look at the archive by someone else: which organization, why, when.
+struct LookView {
+    organization: String,
+    purpose: String,
+    at: String,
+}
+
+/// The looks the page lists, newest first; the API pages through all of them.
+const LOOKS_SHOWN: i64 = 20;
 
 struct ChangeView {
     at: String,
@@ -66,6 +77,8 @@ struct MinePage {
     moving: Vec<MovingView>,
     changes: Vec<ChangeView>,
     matters: Vec<MatterView>,
+    looks: Vec<LookView>,
+    looks_total: i64,
 }
 
 fn signed(points: i32) -> String {
@@ -87,10 +100,15 @@ async fn mine(
 ) -> Result<HttpResponse, PageError> {
     visitor.require(&[Role::Enterprise, Role::Person])?;
     let (ctx, actor) = (state.ctx.clone(), visitor.actor.clone());
-    let (archive, matters) = web::block(move || {
+    let (archive, matters, looks) = web::block(move || {
         let archive = credit::my_archive(&ctx, &actor)?;
         let matters = catalogue::list_matters(&ctx)?;
-        Ok::<_, crate::services::ServiceError>((archive, matters))
+        let window = Window {
+            offset: 0,
+            limit: LOOKS_SHOWN,
+        };
+        let looks = credit::my_looks(&ctx, &actor, window)?;
+        Ok::<_, crate::services::ServiceError>((archive, matters, looks))
     })
     .await??;
     let lang = Lang::of(&req);
@@ -162,7 +180,47 @@ async fn mine(
                 })
             })
             .collect(),
+        looks: looks
+            .rows
+            .iter()
+            .map(|l| LookView {
+                organization: l.organization_name.clone(),
+                purpose: tr.t(&format!("credit-look-{}", l.purpose)),
+                at: china_time(l.looked_at),
+            })
+            .collect(),
+        looks_total: looks.total,
     }
     .render()?;
     Ok(page(&chrome, html))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::credit::LookPurpose;
+
+    /// The keys the page makes from values exist in both languages.
+    #[test]
+    fn keys_made_from_values_exist() {
+        for lang in Lang::ALL {
+            let tr = Tr::new(lang);
+            for p in LookPurpose::ALL {
+                assert!(tr.has(&format!("credit-look-{p}")), "{p} in {lang:?}");
+            }
+            for d in Dimension::ALL {
+                assert!(
+                    tr.has(&format!("category-dimension-{d}")),
+                    "{d} in {lang:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn points_are_signed_with_a_true_minus() {
+        assert_eq!(signed(20), "+20");
+        assert_eq!(signed(-50), "−50");
+        assert_eq!(signed(0), "0");
+    }
 }
