@@ -13,10 +13,10 @@ use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
 use crate::domain::credit::{CancelReason, LookPurpose};
 
 use super::schema::{
-    api_tokens, applications, claims, credit_level_changes, credit_looks, credit_records,
-    credit_subjects, crls, guarantee_drafts, guarantee_versions, guarantees, issuer_certificates,
-    matter_versions, matters, organizations, premium_terms, projects, record_categories,
-    record_category_versions, sections, sessions, trust_anchors, users,
+    api_tokens, applications, claims, credit_disputes, credit_level_changes, credit_looks,
+    credit_records, credit_subjects, crls, guarantee_drafts, guarantee_versions, guarantees,
+    issuer_certificates, matter_versions, matters, organizations, premium_terms, projects,
+    record_categories, record_category_versions, sections, sessions, trust_anchors, users,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -378,6 +378,26 @@ pub struct CreditLevelChangeRow {
     pub score: i32,
     pub cause_record_id: Option<String>,
     pub changed_at: NaiveDateTime,
+}
+
+/// A subject's dispute of one of its records (信用异议).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = credit_disputes)]
+pub struct CreditDisputeRow {
+    pub id: String,
+    pub record_id: String,
+    pub subject_id: String,
+    pub filed_by: String,
+    pub reason: String,
+    pub filed_at: NaiveDateTime,
+    pub decide_by: NaiveDateTime,
+    /// `filed`, `upheld` or `corrected`.
+    pub status: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<NaiveDateTime>,
+    pub decision_note: Option<String>,
+    /// The cancelling record a correction wrote.
+    pub correction_record_id: Option<String>,
 }
 
 /// A look at a subject's archive by someone other than the subject (PIPL).

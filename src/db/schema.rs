@@ -456,6 +456,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    credit_disputes (id) {
+        id -> Text,
+        record_id -> Text,
+        subject_id -> Text,
+        filed_by -> Text,
+        reason -> Text,
+        filed_at -> Timestamp,
+        decide_by -> Timestamp,
+        status -> Text,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        decision_note -> Nullable<Text>,
+        correction_record_id -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(users -> organizations (organization_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -472,6 +489,7 @@ diesel::joinable!(credit_records -> credit_subjects (subject_id));
 diesel::joinable!(credit_records -> record_categories (category));
 diesel::joinable!(credit_level_changes -> credit_subjects (subject_id));
 diesel::joinable!(credit_looks -> credit_subjects (subject_id));
+diesel::joinable!(credit_disputes -> credit_records (record_id));
 diesel::joinable!(credit_looks -> organizations (organization_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -506,4 +524,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     credit_records,
     credit_level_changes,
     credit_looks,
+    credit_disputes,
 );

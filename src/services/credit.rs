@@ -32,7 +32,8 @@ use crate::db::models::{
     CreditLevelChangeRow, CreditRecordRow, CreditSubjectRow, Organization, RecordCategoryRow,
 };
 use crate::db::schema::{
-    credit_level_changes, credit_records, credit_subjects, organizations, record_categories, users,
+    credit_disputes, credit_level_changes, credit_records, credit_subjects, organizations,
+    record_categories, users,
 };
 use crate::db::DbConnection;
 use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
@@ -153,7 +154,7 @@ pub struct Recorded {
     pub subject: CreditSubjectRow,
 }
 
-fn levels() -> Result<&'static LevelsConfig, ServiceError> {
+pub(super) fn levels() -> Result<&'static LevelsConfig, ServiceError> {
     LevelsConfig::shipped().or_internal("catalogue/credit_levels.toml")
 }
 
@@ -671,80 +672,111 @@ pub fn cancel_record(
     with_retries(|| {
         let at = ctx.now();
         ctx.write_tx(&mut conn, |c| {
-            refuse_duplicate(c, &department, &reference)?;
-            let target: CreditRecordRow = credit_records::table
-                .find(&target_id)
-                .select(CreditRecordRow::as_select())
-                .first(c)
-                .optional()?
-                .ok_or_else(|| ServiceError::NotFound("credit record".into()))?;
-            let left = diesel::update(
-                credit_records::table
-                    .filter(credit_records::id.eq(&target.id))
-                    .filter(credit_records::in_force),
-            )
-            .set(credit_records::in_force.eq(false))
-            .execute(c)?;
-            if left != 1 {
-                return Err(ServiceError::InvalidTransition {
-                    message: "the record is not in force (cancelled, lapsed, or itself a \
-                              cancellation): there is nothing to cancel"
-                        .into(),
-                    current: "not_in_force",
-                });
-            }
-            let record = CreditRecordRow {
-                id: new_id(),
-                subject_id: target.subject_id.clone(),
-                category: target.category.clone(),
-                dimension: target.dimension,
-                polarity: target.polarity,
-                points: 0,
-                serious_dishonesty: false,
-                occurred_at: at,
-                expires_at: None,
-                source_department: department.clone(),
-                source_ref: reference.clone(),
+            let cancellation = Cancellation {
+                target_id: &target_id,
+                reason,
+                department: &department,
+                reference: &reference,
                 note: note.clone(),
-                cancels: Some(target.id.clone()),
-                cancel_reason: Some(reason),
-                recorded_at: at,
-                recorded_by: Some(actor.user_id.clone()),
-                in_force: false,
             };
-            diesel::insert_into(credit_records::table)
-                .values(&record)
-                .execute(c)?;
-            audit::append(
-                c,
-                &AuditEvent {
-                    actor_user_id: Some(&actor.user_id),
-                    actor_organization_id: Some(&actor.organization_id),
-                    action: "cancel_credit_record",
-                    entity_kind: "credit_record",
-                    entity_id: &target.id,
-                    from_state: Some("in_force"),
-                    to_state: Some("cancelled"),
-                    details: serde_json::json!({
-                        "cancelled_by": record.id,
-                        "reason": reason,
-                        "subject": target.subject_id,
-                    }),
-                },
-                at,
-            )?;
-            let subject = apply(
-                c,
-                ctx,
-                config,
-                &target.subject_id,
-                &[leaving(&target)],
-                &record,
-                at,
-            )?;
-            Ok(Recorded { record, subject })
+            cancel_in_tx(c, ctx, config, actor, &cancellation, at)
         })
     })
+}
+
+/// A cancelling record to write: which record it cancels, why, and its own source.
+pub(super) struct Cancellation<'a> {
+    pub target_id: &'a str,
+    pub reason: CancelReason,
+    pub department: &'a str,
+    pub reference: &'a str,
+    pub note: Option<String>,
+}
+
+/// Cancels a record in force in the caller's transaction: the record leaves force by
+/// the conditional update, the cancelling record is written and audited, and the
+/// subject's scores and level follow. What the credit office's cancellation and a
+/// dispute's correction share.
+pub(super) fn cancel_in_tx(
+    c: &mut DbConnection,
+    ctx: &Context,
+    config: &LevelsConfig,
+    actor: &Actor,
+    k: &Cancellation<'_>,
+    at: NaiveDateTime,
+) -> Result<Recorded, ServiceError> {
+    refuse_duplicate(c, k.department, k.reference)?;
+    let target: CreditRecordRow = credit_records::table
+        .find(k.target_id)
+        .select(CreditRecordRow::as_select())
+        .first(c)
+        .optional()?
+        .ok_or_else(|| ServiceError::NotFound("credit record".into()))?;
+    let left = diesel::update(
+        credit_records::table
+            .filter(credit_records::id.eq(&target.id))
+            .filter(credit_records::in_force),
+    )
+    .set(credit_records::in_force.eq(false))
+    .execute(c)?;
+    if left != 1 {
+        return Err(ServiceError::InvalidTransition {
+            message: "the record is not in force (cancelled, lapsed, or itself a \
+                      cancellation): there is nothing to cancel"
+                .into(),
+            current: "not_in_force",
+        });
+    }
+    let record = CreditRecordRow {
+        id: new_id(),
+        subject_id: target.subject_id.clone(),
+        category: target.category.clone(),
+        dimension: target.dimension,
+        polarity: target.polarity,
+        points: 0,
+        serious_dishonesty: false,
+        occurred_at: at,
+        expires_at: None,
+        source_department: k.department.to_owned(),
+        source_ref: k.reference.to_owned(),
+        note: k.note.clone(),
+        cancels: Some(target.id.clone()),
+        cancel_reason: Some(k.reason),
+        recorded_at: at,
+        recorded_by: Some(actor.user_id.clone()),
+        in_force: false,
+    };
+    diesel::insert_into(credit_records::table)
+        .values(&record)
+        .execute(c)?;
+    audit::append(
+        c,
+        &AuditEvent {
+            actor_user_id: Some(&actor.user_id),
+            actor_organization_id: Some(&actor.organization_id),
+            action: "cancel_credit_record",
+            entity_kind: "credit_record",
+            entity_id: &target.id,
+            from_state: Some("in_force"),
+            to_state: Some("cancelled"),
+            details: serde_json::json!({
+                "cancelled_by": record.id,
+                "reason": k.reason,
+                "subject": target.subject_id,
+            }),
+        },
+        at,
+    )?;
+    let subject = apply(
+        c,
+        ctx,
+        config,
+        &target.subject_id,
+        &[leaving(&target)],
+        &record,
+        at,
+    )?;
+    Ok(Recorded { record, subject })
 }
 
 /// What a record leaving force does: the opposite of its arrival.
@@ -831,6 +863,8 @@ pub struct ArchiveRecord {
     pub category_name_zh: String,
     pub category_name_en: String,
     pub cancelled_by: Option<String>,
+    /// Under a dispute the credit office has not decided yet.
+    pub disputed: bool,
 }
 
 /// What a record adds to its subject's score now: its signed points while in force,
@@ -922,10 +956,18 @@ fn archive_of(
         .iter()
         .filter_map(|(r, _, _)| r.cancels.clone().map(|t| (t, r.id.clone())))
         .collect();
+    let disputed: std::collections::BTreeSet<String> = credit_disputes::table
+        .filter(credit_disputes::subject_id.eq(&subject.id))
+        .filter(credit_disputes::status.eq("filed"))
+        .select(credit_disputes::record_id)
+        .load::<String>(c)?
+        .into_iter()
+        .collect();
     let records = rows
         .into_iter()
         .map(|(record, zh, en)| ArchiveRecord {
             cancelled_by: cancellations.get(&record.id).cloned(),
+            disputed: disputed.contains(&record.id),
             record,
             category_name_zh: zh,
             category_name_en: en,
@@ -1019,7 +1061,7 @@ pub fn my_archive(ctx: &Context, actor: &Actor) -> Result<Archive, ServiceError>
 }
 
 /// The signed-in enterprise's or resident's own subject, if it has an archive.
-fn my_subject(
+pub(super) fn my_subject(
     c: &mut DbConnection,
     actor: &Actor,
 ) -> Result<Option<CreditSubjectRow>, ServiceError> {

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod claims;
 pub mod credit;
+pub mod credit_disputes;
 pub mod credit_looks;
 pub mod crl_fetch;
 pub mod demo;

@@ -19,6 +19,7 @@ mod concurrency;
 mod confidentiality;
 mod crash_safety;
 mod credit;
+mod credit_disputes;
 mod credit_looks;
 mod database;
 mod errors;

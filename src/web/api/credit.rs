@@ -178,6 +178,8 @@ pub struct ArchiveRecordOut {
     pub category_name_en: String,
     /// The record that cancelled this one, if one did.
     pub cancelled_by: Option<String>,
+    /// Under a dispute (异议) the credit office has not decided yet.
+    pub disputed: bool,
 }
 
 impl ArchiveRecordOut {
@@ -187,6 +189,7 @@ impl ArchiveRecordOut {
             category_name_zh: r.category_name_zh.clone(),
             category_name_en: r.category_name_en.clone(),
             cancelled_by: r.cancelled_by.clone(),
+            disputed: r.disputed,
         }
     }
 }

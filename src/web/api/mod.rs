@@ -5,6 +5,7 @@ pub mod applications;
 pub mod auth;
 pub mod catalogue;
 pub mod credit;
+pub mod credit_disputes;
 pub mod dto;
 pub mod guarantees;
 pub mod listing;
@@ -30,5 +31,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .configure(mail::routes)
         .configure(stats::routes)
         .configure(catalogue::routes)
-        .configure(credit::routes);
+        .configure(credit::routes)
+        .configure(credit_disputes::routes);
 }
