@@ -6,7 +6,7 @@
 
 use crate::fixtures::credit::NewCreditRecord;
 use crate::helpers::{demo_uscc, TestApp};
-use crate::pages_ei::Visitor;
+use crate::pages_ei::{hidden, Visitor};
 
 /// The rows of the matters table: (code, qualifies).
 fn matters_of(html: &str) -> Vec<(String, bool)> {
@@ -137,4 +137,74 @@ async fn my_credit_page_shows_the_level_and_what_moves_it(app: TestApp) {
     assert!(status.is_redirection(), "{status}");
 }
 
-crate::on_both_backends!(my_credit_page_shows_the_level_and_what_moves_it);
+/// A subject disputes a record from its credit page: the form refuses an empty reason
+/// beside the field and a post without the CSRF token, files a good one and the record
+/// then shows as under dispute, without the link; the form of a record under dispute is
+/// the conflict page, another's record not found.
+async fn a_subject_disputes_a_record_from_its_credit_page(app: TestApp) {
+    let office = app.as_operator().await;
+    let recorded = office
+        .post_record(&NewCreditRecord::enterprise(
+            &demo_uscc("enterprise1"),
+            "administrative_penalty",
+            "滨市监罚〔2026〕77号",
+        ))
+        .await;
+    let record = recorded.record.id;
+    let form_path = format!("/credit/records/{record}/dispute");
+    let firm = Visitor::signed_in(&app, "enterprise1").await;
+    let page = firm.ok("/credit").await;
+    assert!(page.contains(&format!("href=\"{form_path}\"")), "offered");
+    let form = firm.ok(&form_path).await;
+    assert!(form.contains("行政处罚") && form.contains("−30"));
+    assert!(form.contains("15 个工作日"));
+    let csrf = hidden(&form, "csrf_token");
+
+    let (status, _, html) = firm
+        .post(&form_path, &[("reason", "   "), ("csrf_token", &csrf)])
+        .await;
+    assert_eq!(status, reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("id=\"reason-error\""), "{html}");
+    let reason = "处罚决定已被复议机关撤销，见滨政复决〔2026〕5号";
+    let (status, _, _) = firm.post(&form_path, &[("reason", reason)]).await;
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN, "no CSRF token");
+    let open = office
+        .send(reqwest::Method::GET, "/api/v1/credit/disputes", None)
+        .await;
+    assert_eq!(open.as_array().map(Vec::len), Some(0), "nothing filed yet");
+
+    let (status, to, _) = firm
+        .post(&form_path, &[("reason", reason), ("csrf_token", &csrf)])
+        .await;
+    assert_eq!(status, reqwest::StatusCode::SEE_OTHER);
+    assert_eq!(to, "/credit");
+    let page = firm.ok("/credit").await;
+    assert!(page.contains("您的异议已提交"), "the flash");
+    assert!(page.contains("异议处理中"));
+    assert!(
+        !page.contains(&format!("href=\"{form_path}\"")),
+        "no second dispute"
+    );
+    let open = office
+        .send(reqwest::Method::GET, "/api/v1/credit/disputes", None)
+        .await;
+    let open = open.as_array().expect("list");
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0]["reason"], reason);
+    assert_eq!(open[0]["record_id"], record.as_str());
+
+    let (status, _) = firm.page(&form_path).await;
+    assert_eq!(
+        status,
+        reqwest::StatusCode::CONFLICT,
+        "under dispute already"
+    );
+    let other = Visitor::signed_in(&app, "enterprise2").await;
+    let (status, _) = other.page(&form_path).await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "another's record");
+}
+
+crate::on_both_backends!(
+    my_credit_page_shows_the_level_and_what_moves_it,
+    a_subject_disputes_a_record_from_its_credit_page,
+);

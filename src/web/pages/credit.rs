@@ -10,20 +10,28 @@ use askama::Template;
 
 use super::agency::china_time;
 use super::errors::PageError;
+use super::forms::{form_page, submit, FieldErrors, Outcome, Typed};
 use super::i18n::{Lang, Tr};
-use super::session::Visitor;
-use super::{page, Chrome, Nav};
+use super::session::{SignedForm, Visitor};
+use super::{page, redirect_with_flash, Chrome, Nav};
 use crate::domain::catalogue::{Dimension, MatterPath};
 use crate::domain::party::Role;
-use crate::services::{catalogue, credit, Window};
+use crate::services::credit::ArchiveRecord;
+use crate::services::credit_disputes::{self, NewDispute};
+use crate::services::{catalogue, credit, ServiceError, Window};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/credit", web::get().to(mine));
+    cfg.route("/credit", web::get().to(mine))
+        .route("/credit/records/{id}/dispute", web::get().to(dispute_form))
+        .route("/credit/records/{id}/dispute", web::post().to(dispute));
 }
 
 /// A record that moves the score, as the page shows it.
 struct MovingView {
+    record_id: String,
+    /// Under a dispute not decided yet; otherwise the page offers to dispute it.
+    disputed: bool,
     category: String,
     dimension: String,
     /// Signed: "+20", "−50".
@@ -108,7 +116,7 @@ async fn mine(
             limit: LOOKS_SHOWN,
         };
         let looks = credit::my_looks(&ctx, &actor, window)?;
-        Ok::<_, crate::services::ServiceError>((archive, matters, looks))
+        Ok::<_, ServiceError>((archive, matters, looks))
     })
     .await??;
     let lang = Lang::of(&req);
@@ -142,6 +150,8 @@ async fn mine(
             .explanation()
             .into_iter()
             .map(|(r, contribution)| MovingView {
+                record_id: r.record.id.clone(),
+                disputed: r.disputed,
                 category: match lang {
                     Lang::Zh => r.category_name_zh.clone(),
                     Lang::En => r.category_name_en.clone(),
@@ -193,6 +203,130 @@ async fn mine(
     }
     .render()?;
     Ok(page(&chrome, html))
+}
+
+// ---- Disputing a record (信用异议) ----------------------------------------------
+
+/// The longest reason kept as typed (the service refuses more).
+const REASON_MAX_CHARS: usize = 2500;
+
+#[derive(Template)]
+#[template(path = "pages/credit/dispute.html")]
+struct DisputePage {
+    chrome: Chrome,
+    record_id: String,
+    category: String,
+    points: String,
+    occurred_on: String,
+    department: String,
+    reason: String,
+    errors: FieldErrors,
+    days: u32,
+}
+
+/// The signed-in subject's own record in force, not under dispute: the one the form
+/// may dispute. Another's or an unknown record is not found; one that cannot be
+/// disputed is the conflict page.
+async fn disputable(
+    state: &AppState,
+    visitor: &Visitor,
+    id: String,
+) -> Result<ArchiveRecord, PageError> {
+    let (ctx, actor) = (state.ctx.clone(), visitor.actor.clone());
+    let archive = web::block(move || credit::my_archive(&ctx, &actor)).await??;
+    let record = archive
+        .records
+        .into_iter()
+        .find(|r| r.record.id == id)
+        .ok_or_else(|| ServiceError::NotFound("credit record".into()))?;
+    if !record.record.in_force || record.record.cancels.is_some() || record.disputed {
+        return Err(ServiceError::InvalidTransition {
+            message: "only a record in force and not under dispute can be disputed".into(),
+            current: "not_disputable",
+        }
+        .into());
+    }
+    Ok(record)
+}
+
+fn render_dispute(
+    req: &HttpRequest,
+    visitor: &Visitor,
+    r: &ArchiveRecord,
+    reason: String,
+    errors: FieldErrors,
+) -> Result<HttpResponse, PageError> {
+    let lang = Lang::of(req);
+    let tr = Tr::new(lang);
+    let chrome = Chrome::new(req, Some(visitor), &tr.t("dispute-title"), Nav::Role);
+    let refused = !errors.is_empty();
+    let html = DisputePage {
+        chrome: chrome.clone(),
+        record_id: r.record.id.clone(),
+        category: match lang {
+            Lang::Zh => r.category_name_zh.clone(),
+            Lang::En => r.category_name_en.clone(),
+        },
+        points: signed(credit::contribution(&r.record)),
+        occurred_on: date_of(r.record.occurred_at),
+        department: r.record.source_department.clone(),
+        reason,
+        errors,
+        days: credit_disputes::DECISION_BUSINESS_DAYS,
+    }
+    .render()?;
+    Ok(form_page(&chrome, html, refused))
+}
+
+async fn dispute_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    visitor.require(&[Role::Enterprise, Role::Person])?;
+    let record = disputable(&state, &visitor, id.into_inner()).await?;
+    render_dispute(
+        &req,
+        &visitor,
+        &record,
+        String::new(),
+        FieldErrors::default(),
+    )
+}
+
+async fn dispute(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    posted: SignedForm<Typed>,
+) -> Result<HttpResponse, PageError> {
+    let SignedForm { visitor, form } = posted;
+    visitor.require(&[Role::Enterprise, Role::Person])?;
+    let record = disputable(&state, &visitor, id.into_inner()).await?;
+    let reason: String = form
+        .value("reason")
+        .chars()
+        .take(REASON_MAX_CHARS)
+        .collect();
+    let (ctx, actor) = (state.ctx.clone(), visitor.actor.clone());
+    let filing = NewDispute {
+        record_id: record.record.id.clone(),
+        reason: reason.clone(),
+    };
+    match submit(Some("reason"), move || {
+        credit_disputes::file(&ctx, &actor, filing)
+    })
+    .await?
+    {
+        Outcome::Done(_) => Ok(redirect_with_flash(&req, "/credit", "flash-dispute-filed")),
+        Outcome::Refused { field, message } => {
+            let tr = Tr::new(Lang::of(&req));
+            let mut errors = FieldErrors::default();
+            errors.refused(tr, &field, "dispute-error-reason", &message);
+            render_dispute(&req, &visitor, &record, reason, errors)
+        }
+    }
 }
 
 #[cfg(test)]
