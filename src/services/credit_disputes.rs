@@ -20,6 +20,9 @@ use crate::domain::text::{self, TextRules};
 
 /// Business days the credit office has to decide a dispute.
 pub const DECISION_BUSINESS_DAYS: u32 = 15;
+/// The department a dispute's correction is recorded under.
+pub const CREDIT_OFFICE_DEPARTMENT: &str = "市信用办";
+
 /// The longest reason or decision note kept.
 const TEXT_MAX_CHARS: usize = 2000;
 /// The most disputes one list answers.
@@ -230,10 +233,7 @@ pub fn decide(
     })
 }
 
-/// The department a dispute's correction is recorded under.
-pub const CREDIT_OFFICE_DEPARTMENT: &str = "市信用办";
-
-/// Whether a dispute filed at `filed` is past its deadline at `now`.
+/// Whether a dispute is still waiting past its deadline at `now`.
 pub fn overdue(row: &CreditDisputeRow, now: NaiveDateTime) -> bool {
     row.status == "filed" && now > row.decide_by
 }
