@@ -14,7 +14,7 @@ use super::credit::{self, Cancellation};
 use super::{new_id, Actor, Context, ServiceError};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{CreditDisputeRow, CreditRecordRow};
-use crate::db::schema::{credit_disputes, credit_records};
+use crate::db::schema::{credit_disputes, credit_records, credit_subjects, record_categories};
 use crate::domain::credit::CancelReason;
 use crate::domain::text::{self, TextRules};
 
@@ -137,6 +137,61 @@ pub fn open(ctx: &Context, actor: &Actor) -> Result<Vec<CreditDisputeRow>, Servi
         .limit(LIST_MAX)
         .select(CreditDisputeRow::as_select())
         .load(&mut conn)?)
+}
+
+/// An open dispute as the credit office's page shows it: the dispute, its subject and
+/// the record disputed.
+#[derive(Debug, Clone)]
+pub struct OpenDispute {
+    pub dispute: CreditDisputeRow,
+    pub subject_name: String,
+    /// A resident ID masked, or an enterprise's USCC.
+    pub subject_masked_id: String,
+    pub record: CreditRecordRow,
+    pub category_name_zh: String,
+    pub category_name_en: String,
+}
+
+/// [`open`], each with its subject and record, for the credit office's page.
+pub fn open_with_records(ctx: &Context, actor: &Actor) -> Result<Vec<OpenDispute>, ServiceError> {
+    require_credit_office(actor)?;
+    let mut conn = ctx.conn()?;
+    let rows: Vec<(
+        CreditDisputeRow,
+        CreditRecordRow,
+        String,
+        String,
+        String,
+        String,
+    )> = credit_disputes::table
+        .inner_join(
+            credit_records::table
+                .inner_join(record_categories::table)
+                .inner_join(credit_subjects::table),
+        )
+        .filter(credit_disputes::status.eq("filed"))
+        .order((credit_disputes::decide_by.asc(), credit_disputes::id.asc()))
+        .limit(LIST_MAX)
+        .select((
+            CreditDisputeRow::as_select(),
+            CreditRecordRow::as_select(),
+            credit_subjects::name,
+            credit_subjects::masked_id,
+            record_categories::name_zh,
+            record_categories::name_en,
+        ))
+        .load(&mut conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(dispute, record, name, masked, zh, en)| OpenDispute {
+            dispute,
+            subject_name: name,
+            subject_masked_id: masked,
+            record,
+            category_name_zh: zh,
+            category_name_en: en,
+        })
+        .collect())
 }
 
 /// The credit office decides a filed dispute: upheld, or corrected by a cancelling

@@ -140,7 +140,8 @@ async fn my_credit_page_shows_the_level_and_what_moves_it(app: TestApp) {
 /// A subject disputes a record from its credit page: the form refuses an empty reason
 /// beside the field and a post without the CSRF token, files a good one and the record
 /// then shows as under dispute, without the link; the form of a record under dispute is
-/// the conflict page, another's record not found.
+/// the conflict page, another's record not found. The credit office decides it on its
+/// page: without reasons refused, corrected the level is back, decided once only.
 async fn a_subject_disputes_a_record_from_its_credit_page(app: TestApp) {
     let office = app.as_operator().await;
     let recorded = office
@@ -202,6 +203,56 @@ async fn a_subject_disputes_a_record_from_its_credit_page(app: TestApp) {
     let other = Visitor::signed_in(&app, "enterprise2").await;
     let (status, _) = other.page(&form_path).await;
     assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "another's record");
+
+    // The credit office decides it on its page.
+    let (status, _) = firm.page("/credit/disputes").await;
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN, "the office's page");
+    let officer = Visitor::signed_in(&app, "operator").await;
+    let list = officer.ok("/credit/disputes").await;
+    let dispute = open[0]["id"].as_str().expect("id");
+    let decision = format!("/credit/disputes/{dispute}/decision");
+    assert!(list.contains(&format!("action=\"{decision}\"")));
+    assert!(list.contains(reason) && list.contains(&demo_uscc("enterprise1")));
+    assert!(list.contains("处理期限") && !list.contains("已逾期"));
+    let csrf = hidden(&list, "csrf_token");
+    // Without reasons: refused, nothing decided.
+    let (status, _, _) = officer
+        .post(
+            &decision,
+            &[("decision", "correct"), ("note", ""), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(firm.ok("/credit").await.contains("异议处理中"));
+    let (status, to, _) = officer
+        .post(
+            &decision,
+            &[
+                ("decision", "correct"),
+                ("note", "复议决定书已核实"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::SEE_OTHER);
+    assert_eq!(to, "/credit/disputes");
+    let list = officer.ok("/credit/disputes").await;
+    assert!(list.contains("异议已处理") && list.contains("id=\"none\""));
+    let page = firm.ok("/credit").await;
+    assert_eq!(text_of(&page, "level"), "A", "corrected: the level is back");
+    assert!(!page.contains("异议处理中"));
+    // Decided once only.
+    let (status, _, _) = officer
+        .post(
+            &decision,
+            &[
+                ("decision", "uphold"),
+                ("note", "再次"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CONFLICT);
 }
 
 crate::on_both_backends!(

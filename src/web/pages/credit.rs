@@ -17,14 +17,16 @@ use super::{page, redirect_with_flash, Chrome, Nav};
 use crate::domain::catalogue::{Dimension, MatterPath};
 use crate::domain::party::Role;
 use crate::services::credit::ArchiveRecord;
-use crate::services::credit_disputes::{self, NewDispute};
+use crate::services::credit_disputes::{self, DisputeDecision, NewDispute};
 use crate::services::{catalogue, credit, ServiceError, Window};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/credit", web::get().to(mine))
         .route("/credit/records/{id}/dispute", web::get().to(dispute_form))
-        .route("/credit/records/{id}/dispute", web::post().to(dispute));
+        .route("/credit/records/{id}/dispute", web::post().to(dispute))
+        .route("/credit/disputes", web::get().to(office_disputes))
+        .route("/credit/disputes/{id}/decision", web::post().to(decide));
 }
 
 /// A record that moves the score, as the page shows it.
@@ -327,6 +329,85 @@ async fn dispute(
             render_dispute(&req, &visitor, &record, reason, errors)
         }
     }
+}
+
+// ---- The credit office decides disputes ------------------------------------------
+
+/// An open dispute as a row of the office's page.
+struct OpenView {
+    id: String,
+    subject: String,
+    category: String,
+    points: String,
+    reason: String,
+    filed_at: String,
+    decide_by: String,
+    overdue: bool,
+}
+
+#[derive(Template)]
+#[template(path = "pages/credit/disputes.html")]
+struct DisputesPage {
+    chrome: Chrome,
+    disputes: Vec<OpenView>,
+}
+
+async fn office_disputes(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    visitor: Visitor,
+) -> Result<HttpResponse, PageError> {
+    visitor.require(&[Role::Operator])?;
+    let (ctx, actor) = (state.ctx.clone(), visitor.actor.clone());
+    let now = state.ctx.now();
+    let open = web::block(move || credit_disputes::open_with_records(&ctx, &actor)).await??;
+    let lang = Lang::of(&req);
+    let tr = Tr::new(lang);
+    let chrome = Chrome::new(&req, Some(&visitor), &tr.t("disputes-title"), Nav::Role);
+    let html = DisputesPage {
+        chrome: chrome.clone(),
+        disputes: open
+            .iter()
+            .map(|o| OpenView {
+                id: o.dispute.id.clone(),
+                subject: format!("{} ({})", o.subject_name, o.subject_masked_id),
+                category: match lang {
+                    Lang::Zh => o.category_name_zh.clone(),
+                    Lang::En => o.category_name_en.clone(),
+                },
+                points: signed(credit::contribution(&o.record)),
+                reason: o.dispute.reason.clone(),
+                filed_at: china_time(o.dispute.filed_at),
+                decide_by: china_time(o.dispute.decide_by),
+                overdue: credit_disputes::overdue(&o.dispute, now),
+            })
+            .collect(),
+    }
+    .render()?;
+    Ok(page(&chrome, html))
+}
+
+/// A decision posted from the office's page. A decision without its reasons, or a
+/// dispute decided meanwhile, is the page's error (the list shows what stands).
+async fn decide(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    posted: SignedForm<Typed>,
+) -> Result<HttpResponse, PageError> {
+    let SignedForm { visitor, form } = posted;
+    visitor.require(&[Role::Operator])?;
+    let (ctx, actor) = (state.ctx.clone(), visitor.actor.clone());
+    let decision = DisputeDecision {
+        decision: form.value("decision"),
+        note: form.value("note").chars().take(REASON_MAX_CHARS).collect(),
+    };
+    web::block(move || credit_disputes::decide(&ctx, &actor, &id, decision)).await??;
+    Ok(redirect_with_flash(
+        &req,
+        "/credit/disputes",
+        "flash-dispute-decided",
+    ))
 }
 
 #[cfg(test)]

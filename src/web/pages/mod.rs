@@ -210,6 +210,7 @@ fn nav_links(tr: Tr, role: Option<Role>, path: &str) -> Vec<NavLink> {
             ("/operator/audit", "nav-audit"),
             ("/matters", "nav-matters"),
             ("/record-categories", "nav-categories"),
+            ("/credit/disputes", "nav-disputes"),
         ],
         Some(_) => &[("/", "nav-home"), ("/verify", "nav-verify")],
     };
