@@ -48,6 +48,7 @@ async fn every_role_s_main_pages_fit_a_phone(app: TestApp) {
                 "/projects",
                 "/enterprise/applications",
                 "/enterprise/guarantees",
+                "/credit",
             ],
         ),
         (
@@ -74,6 +75,9 @@ async fn every_role_s_main_pages_fit_a_phone(app: TestApp) {
                 "/operator/trust",
                 "/operator/mail",
                 "/operator/audit",
+                "/matters",
+                "/record-categories",
+                "/credit/disputes",
             ],
         ),
     ];
