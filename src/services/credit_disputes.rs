@@ -127,18 +127,6 @@ pub fn mine(ctx: &Context, actor: &Actor) -> Result<Vec<CreditDisputeRow>, Servi
         .load(&mut conn)?)
 }
 
-/// The disputes waiting for the credit office, the most pressing deadline first.
-pub fn open(ctx: &Context, actor: &Actor) -> Result<Vec<CreditDisputeRow>, ServiceError> {
-    require_credit_office(actor)?;
-    let mut conn = ctx.conn()?;
-    Ok(credit_disputes::table
-        .filter(credit_disputes::status.eq("filed"))
-        .order((credit_disputes::decide_by.asc(), credit_disputes::id.asc()))
-        .limit(LIST_MAX)
-        .select(CreditDisputeRow::as_select())
-        .load(&mut conn)?)
-}
-
 /// An open dispute as the credit office's page shows it: the dispute, its subject and
 /// the record disputed.
 #[derive(Debug, Clone)]
@@ -152,8 +140,9 @@ pub struct OpenDispute {
     pub category_name_en: String,
 }
 
-/// [`open`], each with its subject and record, for the credit office's page.
-pub fn open_with_records(ctx: &Context, actor: &Actor) -> Result<Vec<OpenDispute>, ServiceError> {
+/// The disputes waiting for the credit office, the most pressing deadline first, each
+/// with its subject and record.
+pub fn open(ctx: &Context, actor: &Actor) -> Result<Vec<OpenDispute>, ServiceError> {
     require_credit_office(actor)?;
     let mut conn = ctx.conn()?;
     let rows: Vec<(

@@ -122,7 +122,10 @@ async fn open_disputes(
     let ctx = state.ctx.clone();
     let now = ctx.now();
     let rows = web::block(move || credit_disputes::open(&ctx, &who.0)).await??;
-    let out: Vec<DisputeOut> = rows.iter().map(|d| DisputeOut::of(d, now)).collect();
+    let out: Vec<DisputeOut> = rows
+        .iter()
+        .map(|o| DisputeOut::of(&o.dispute, now))
+        .collect();
     Ok(HttpResponse::Ok().json(out))
 }
 

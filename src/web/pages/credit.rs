@@ -91,7 +91,8 @@ struct MinePage {
     looks_total: i64,
 }
 
-fn signed(points: i32) -> String {
+/// Points as the pages show them: signed, with a true minus sign ("+20", "−50").
+pub(super) fn signed(points: i32) -> String {
     match points {
         p if p > 0 => format!("+{p}"),
         p if p < 0 => format!("−{}", p.unsigned_abs()),
@@ -360,7 +361,7 @@ async fn office_disputes(
     visitor.require(&[Role::Operator])?;
     let (ctx, actor) = (state.ctx.clone(), visitor.actor.clone());
     let now = state.ctx.now();
-    let open = web::block(move || credit_disputes::open_with_records(&ctx, &actor)).await??;
+    let open = web::block(move || credit_disputes::open(&ctx, &actor)).await??;
     let lang = Lang::of(&req);
     let tr = Tr::new(lang);
     let chrome = Chrome::new(&req, Some(&visitor), &tr.t("disputes-title"), Nav::Role);

@@ -6,6 +6,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
+use super::credit::signed;
 use super::errors::PageError;
 use super::forms::{form_page, options, submit, FieldErrors, Options, Outcome, Typed};
 use super::i18n::{Lang, Tr};
@@ -13,6 +14,7 @@ use super::matters::VersionView;
 use super::session::{visitor_of, SignedForm, Visitor};
 use super::{page, redirect_with_flash, Chrome, Nav};
 use crate::domain::catalogue::{CategoryFields, Dimension, Polarity, RecordCategory};
+use crate::domain::credit;
 use crate::domain::party::Role;
 use crate::services::catalogue::{self, CategoryEntry, Version};
 use crate::web::AppState;
@@ -43,17 +45,10 @@ impl CategoryView {
             name: name_in(lang, k),
             dimension: tr.t(&format!("category-dimension-{}", k.dimension)),
             polarity: tr.t(&format!("category-polarity-{}", k.polarity)),
-            points: signed_points(k.polarity, k.points),
+            points: signed(credit::signed_points(k.polarity, k.points)),
             validity_days: k.validity_days,
             version: e.version,
         }
-    }
-}
-
-fn signed_points(polarity: Polarity, points: impl std::fmt::Display) -> String {
-    match polarity {
-        Polarity::Positive => format!("+{points}"),
-        Polarity::Negative => format!("−{points}"),
     }
 }
 
@@ -160,9 +155,9 @@ fn version_view(v: &Version<CategoryFields>, lang: Lang, tr: &Tr) -> VersionView
         Lang::Zh => &c.name_zh,
         Lang::En => &c.name_en,
     };
-    let points = match c.polarity.parse::<Polarity>() {
-        Ok(p) => signed_points(p, c.points),
-        Err(_) => c.points.to_string(),
+    let points = match (c.polarity.parse::<Polarity>(), i32::try_from(c.points)) {
+        (Ok(p), Ok(points)) => signed(credit::signed_points(p, points)),
+        _ => c.points.to_string(),
     };
     let summary = format!(
         "{name} · {} · {points} · {}",
