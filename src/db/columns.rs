@@ -7,6 +7,7 @@
 
 use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
 use crate::domain::credit::{CancelReason, LookPurpose};
+use crate::domain::waiver::{RefusalReason, WaiverState};
 use crate::domain::{
     ApplicationState, ClaimReason, ClaimState, GuaranteeState, IssuerKind, OrgKind, PreClaimState,
     ProviderKind, Role,
@@ -57,6 +58,8 @@ macro_rules! text_columns {
 pub(crate) use text_columns;
 
 text_columns!(
+    RefusalReason,
+    WaiverState,
     ApplicationState,
     CancelReason,
     ClaimReason,

@@ -11,12 +11,14 @@ use crate::domain::{
 
 use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
 use crate::domain::credit::{CancelReason, LookPurpose};
+use crate::domain::waiver::WaiverState;
 
 use super::schema::{
     api_tokens, applications, claims, credit_disputes, credit_level_changes, credit_looks,
-    credit_records, credit_subjects, crls, guarantee_drafts, guarantee_versions, guarantees,
-    issuer_certificates, matter_versions, matters, organizations, premium_terms, projects,
-    record_categories, record_category_versions, sections, sessions, trust_anchors, users,
+    credit_records, credit_rights_codes, credit_subjects, credit_waivers, crls, guarantee_drafts,
+    guarantee_versions, guarantees, issuer_certificates, matter_versions, matters, organizations,
+    premium_terms, projects, record_categories, record_category_versions, sections, sessions,
+    trust_anchors, users,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -413,4 +415,47 @@ pub struct CreditLookRow {
     /// The application underwritten, for an issuer's look.
     pub application_id: Option<String>,
     pub looked_at: NaiveDateTime,
+}
+
+/// An issued credit rights code (信用权益码). Its text is rebuilt from the id and the
+/// expiry; `used_at` is set once, by the check that wins it.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = credit_rights_codes)]
+pub struct RightsCodeRow {
+    /// Hex of the code's 16 random bytes.
+    pub id: String,
+    pub subject_id: String,
+    pub issued_to: String,
+    /// The one provider that may check it, when the subject chose one.
+    pub provider_id: Option<String>,
+    pub issued_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+    pub used_by: Option<String>,
+    /// `None` for a grant; the refusal of the check that used it.
+    pub outcome: Option<String>,
+}
+
+/// A deposit waived on a granted code, and its settlement.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = credit_waivers)]
+pub struct WaiverRow {
+    pub id: String,
+    pub code_id: String,
+    pub subject_id: String,
+    pub provider_id: String,
+    pub checked_by: String,
+    pub matter: String,
+    pub amount_fen: i64,
+    pub provider_ref: Option<String>,
+    pub granted_at: NaiveDateTime,
+    pub state: WaiverState,
+    pub bill_fen: Option<i64>,
+    pub billed_at: Option<NaiveDateTime>,
+    pub due_at: Option<NaiveDateTime>,
+    pub settled_at: Option<NaiveDateTime>,
+    pub paid_late: bool,
+    /// The record settlement wrote: on time, late or the default.
+    pub record_id: Option<String>,
+    pub version: i32,
 }

@@ -473,6 +473,59 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    credit_lines (subject_id) {
+        subject_id -> Text,
+        in_use_fen -> BigInt,
+        defaults_open -> Integer,
+        version -> Integer,
+    }
+}
+
+diesel::table! {
+    credit_line_matters (subject_id, matter) {
+        subject_id -> Text,
+        matter -> Text,
+        in_use_fen -> BigInt,
+    }
+}
+
+diesel::table! {
+    credit_rights_codes (id) {
+        id -> Text,
+        subject_id -> Text,
+        issued_to -> Text,
+        provider_id -> Nullable<Text>,
+        issued_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        used_by -> Nullable<Text>,
+        outcome -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    credit_waivers (id) {
+        id -> Text,
+        code_id -> Text,
+        subject_id -> Text,
+        provider_id -> Text,
+        checked_by -> Text,
+        matter -> Text,
+        amount_fen -> BigInt,
+        provider_ref -> Nullable<Text>,
+        granted_at -> Timestamp,
+        state -> Text,
+        bill_fen -> Nullable<BigInt>,
+        billed_at -> Nullable<Timestamp>,
+        due_at -> Nullable<Timestamp>,
+        settled_at -> Nullable<Timestamp>,
+        paid_late -> Bool,
+        record_id -> Nullable<Text>,
+        version -> Integer,
+    }
+}
+
 diesel::joinable!(users -> organizations (organization_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -491,6 +544,10 @@ diesel::joinable!(credit_level_changes -> credit_subjects (subject_id));
 diesel::joinable!(credit_looks -> credit_subjects (subject_id));
 diesel::joinable!(credit_disputes -> credit_records (record_id));
 diesel::joinable!(credit_looks -> organizations (organization_id));
+diesel::joinable!(credit_lines -> credit_subjects (subject_id));
+diesel::joinable!(credit_waivers -> credit_subjects (subject_id));
+diesel::joinable!(credit_waivers -> organizations (provider_id));
+diesel::joinable!(credit_waivers -> matters (matter));
 
 diesel::allow_tables_to_appear_in_same_query!(
     guarantee_number_counters,
@@ -525,4 +582,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     credit_level_changes,
     credit_looks,
     credit_disputes,
+    credit_lines,
+    credit_line_matters,
+    credit_rights_codes,
+    credit_waivers,
 );

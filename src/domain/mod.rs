@@ -23,6 +23,7 @@ pub mod text;
 pub mod time;
 pub mod uscc;
 pub mod verification_code;
+pub mod waiver;
 
 pub use calendar::{Calendar, CalendarError, DayKind};
 pub use claim::ClaimReason;
