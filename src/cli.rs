@@ -164,7 +164,8 @@ fn demo(mut settings: Settings) -> anyhow::Result<()> {
     }
     let pool = db::connect(&settings.database_url(), settings.database_pool_size)?;
     let mut conn = pool.get()?;
-    let seeded = demo::seed(&mut conn)?;
+    let keys = crate::services::Keys::from_master(&settings.master_key()?)?;
+    let seeded = demo::seed(&mut conn, &keys)?;
     drop(conn);
     let base = settings.base_url().to_owned();
     let listen = settings.listen;

@@ -84,10 +84,14 @@ impl Role {
 
     /// Whether a user of an organization of `kind` may hold this role.
     ///
-    /// Each organization kind has exactly one staff role; `Person` is never allowed
-    /// because residents do not belong to an organization.
+    /// Each organization kind has exactly one staff role. A resident (`Person`) works
+    /// for nobody: its account is kept in the register of the city's platform, the
+    /// operator's organization, which gives it no operator rights (those go by role).
     pub fn allowed_for(self, kind: OrgKind) -> bool {
-        self.organization_kind() == Some(kind)
+        match self {
+            Role::Person => kind == OrgKind::Operator,
+            _ => self.organization_kind() == Some(kind),
+        }
     }
 }
 
@@ -174,7 +178,8 @@ mod tests {
     #[test]
     fn allowed_roles_match_the_explicit_table() {
         use OrgKind as K;
-        // (role, the only organization kind it is allowed for)
+        // (role, the only organization kind it is allowed for; residents are kept in
+        // the operator's register)
         let expected: [(Role, Option<OrgKind>); 7] = [
             (Role::Operator, Some(K::Operator)),
             (Role::Enterprise, Some(K::Enterprise)),
@@ -182,7 +187,7 @@ mod tests {
             (Role::Agency, Some(K::Agency)),
             (Role::Tenderee, Some(K::Tenderee)),
             (Role::Provider, Some(K::Provider)),
-            (Role::Person, None),
+            (Role::Person, Some(K::Operator)),
         ];
         assert_eq!(expected.len(), Role::ALL.len());
         for (role, allowed) in expected {

@@ -10,8 +10,9 @@ use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{Project, Section, User};
 use crate::db::schema::{organizations, projects, sections, users};
 use crate::db::{write_tx, DbConnection};
-use crate::domain::party::{IssuerKind, OrgKind, Role};
+use crate::domain::party::{IssuerKind, OrgKind, ProviderKind, Role};
 use crate::domain::uscc::Uscc;
+use crate::domain::ResidentId;
 
 /// The password of every demo account. Printed by `baohan demo`; demo only.
 pub const DEMO_PASSWORD: &str = "baohan-demo-2026";
@@ -20,6 +21,9 @@ pub const DEMO_PASSWORD: &str = "baohan-demo-2026";
 pub struct DemoAccount {
     pub kind: OrgKind,
     pub issuer_kind: Option<IssuerKind>,
+    pub provider_kind: Option<ProviderKind>,
+    /// A resident's first 17 digits of a resident ID (the check digit is computed).
+    pub resident_body: Option<&'static str>,
     pub name: &'static str,
     /// The first 17 characters of the USCC; the check character is computed.
     pub uscc_body: &'static str,
@@ -32,6 +36,8 @@ pub const DEMO_ACCOUNTS: &[DemoAccount] = &[
     DemoAccount {
         kind: OrgKind::Operator,
         issuer_kind: None,
+        provider_kind: None,
+        resident_body: None,
         name: "滨州市社会信用体系建设服务中心",
         uscc_body: "12371600MB2850001",
         username: "operator",
@@ -41,6 +47,8 @@ pub const DEMO_ACCOUNTS: &[DemoAccount] = &[
     DemoAccount {
         kind: OrgKind::Enterprise,
         issuer_kind: None,
+        provider_kind: None,
+        resident_body: None,
         name: "滨州鲁北路桥建设有限公司",
         uscc_body: "91371600MA3C20001",
         username: "enterprise1",
@@ -50,6 +58,8 @@ pub const DEMO_ACCOUNTS: &[DemoAccount] = &[
     DemoAccount {
         kind: OrgKind::Enterprise,
         issuer_kind: None,
+        provider_kind: None,
+        resident_body: None,
         name: "滨州黄河水利工程有限公司",
         uscc_body: "91371602MA3C20002",
         username: "enterprise2",
@@ -59,6 +69,8 @@ pub const DEMO_ACCOUNTS: &[DemoAccount] = &[
     DemoAccount {
         kind: OrgKind::Issuer,
         issuer_kind: Some(IssuerKind::Bank),
+        provider_kind: None,
+        resident_body: None,
         name: "滨州城市商业银行",
         uscc_body: "91371600BK0000003",
         username: "bank",
@@ -68,6 +80,8 @@ pub const DEMO_ACCOUNTS: &[DemoAccount] = &[
     DemoAccount {
         kind: OrgKind::Issuer,
         issuer_kind: Some(IssuerKind::Insurer),
+        provider_kind: None,
+        resident_body: None,
         name: "黄河财产保险股份有限公司滨州中心支公司",
         uscc_body: "91371600BX0000004",
         username: "insurer",
@@ -77,6 +91,8 @@ pub const DEMO_ACCOUNTS: &[DemoAccount] = &[
     DemoAccount {
         kind: OrgKind::Issuer,
         issuer_kind: Some(IssuerKind::Guarantor),
+        provider_kind: None,
+        resident_body: None,
         name: "滨州市融资担保有限公司",
         uscc_body: "91371600GU0000005",
         username: "guarantor",
@@ -86,6 +102,8 @@ pub const DEMO_ACCOUNTS: &[DemoAccount] = &[
     DemoAccount {
         kind: OrgKind::Agency,
         issuer_kind: None,
+        provider_kind: None,
+        resident_body: None,
         name: "滨州公共资源招标代理有限公司",
         uscc_body: "91371600AG0000006",
         username: "agency",
@@ -95,11 +113,48 @@ pub const DEMO_ACCOUNTS: &[DemoAccount] = &[
     DemoAccount {
         kind: OrgKind::Tenderee,
         issuer_kind: None,
+        provider_kind: None,
+        resident_body: None,
         name: "滨州市城市建设投资发展有限公司",
         uscc_body: "91371600TE0000007",
         username: "tenderee",
         display_name: "城投公司 采购部",
         role: Role::Tenderee,
+    },
+    DemoAccount {
+        kind: OrgKind::Provider,
+        issuer_kind: None,
+        provider_kind: Some(ProviderKind::Hotel),
+        resident_body: None,
+        name: "滨州黄河大酒店有限公司",
+        uscc_body: "91371600HT0000008",
+        username: "hotel",
+        display_name: "黄河大酒店 前台",
+        role: Role::Provider,
+    },
+    DemoAccount {
+        kind: OrgKind::Provider,
+        issuer_kind: None,
+        provider_kind: Some(ProviderKind::Hospital),
+        resident_body: None,
+        name: "滨州市人民医院",
+        uscc_body: "12371600HP0000009",
+        username: "hospital",
+        display_name: "市人民医院 住院处",
+        role: Role::Provider,
+    },
+    // A resident: its account is kept in the city platform's register (the operator's
+    // organization), under the resident ID its credit archive is kept by.
+    DemoAccount {
+        kind: OrgKind::Operator,
+        issuer_kind: None,
+        provider_kind: None,
+        resident_body: Some("37160219900307002"),
+        name: "滨州市社会信用体系建设服务中心",
+        uscc_body: "12371600MB2850001",
+        username: "resident",
+        display_name: "张晓梅",
+        role: Role::Person,
     },
 ];
 
@@ -115,7 +170,9 @@ pub struct Seeded {
 }
 
 /// Inserts whatever of the demo data is missing, in one transaction.
-pub fn seed(conn: &mut DbConnection) -> Result<Seeded, ServiceError> {
+/// `keys`: the server's, under which the demo resident's ID is kept (hashed).
+pub fn seed(conn: &mut DbConnection, keys: &super::Keys) -> Result<Seeded, ServiceError> {
+    let id_hmac = &keys.id_hmac;
     let at = now();
     // Hash before the transaction: argon2 is deliberately slow.
     let password_hash = hash_password(DEMO_PASSWORD)?;
@@ -138,6 +195,7 @@ pub fn seed(conn: &mut DbConnection) -> Result<Seeded, ServiceError> {
                             name: account.name.into(),
                             uscc: uscc.as_str().into(),
                             issuer_kind: account.issuer_kind.map(|k| k.as_str().into()),
+                            provider_kind: account.provider_kind.map(|k| k.as_str().into()),
                             email: Some(format!("{}@demo.baohan.localhost", account.username)),
                             ..Default::default()
                         },
@@ -156,6 +214,11 @@ pub fn seed(conn: &mut DbConnection) -> Result<Seeded, ServiceError> {
                 .count()
                 .get_result(c)?;
             if has_user == 0 {
+                let resident = account
+                    .resident_body
+                    .map(|body| ResidentId::from_body(body, crate::domain::time::china_date(at)))
+                    .transpose()
+                    .or_internal("demo resident ID")?;
                 let user = User {
                     id: new_id(),
                     organization_id: org_id.clone(),
@@ -164,8 +227,8 @@ pub fn seed(conn: &mut DbConnection) -> Result<Seeded, ServiceError> {
                     email: Some(format!("{}@demo.baohan.localhost", account.username)),
                     role: account.role,
                     password_hash: password_hash.clone(),
-                    resident_id_hmac: None,
-                    resident_id_masked: None,
+                    resident_id_hmac: resident.as_ref().map(|r| r.hmac_hex(id_hmac)),
+                    resident_id_masked: resident.as_ref().map(|r| r.masked()),
                     active: true,
                     created_at: at,
                 };

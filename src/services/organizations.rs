@@ -340,6 +340,12 @@ pub fn create_user(ctx: &Context, actor: &Actor, input: NewUser) -> Result<User,
         .resident_id
         .map(|s| ResidentId::parse(&s, today).map_err(|e| ServiceError::invalid("resident_id", e)))
         .transpose()?;
+    if role == Role::Person && resident.is_none() {
+        return Err(ServiceError::invalid(
+            "resident_id",
+            "a resident's account needs the resident ID its credit archive is kept under",
+        ));
+    }
     let org = get_organization(ctx, actor, &input.organization_id)
         .map_err(|_| ServiceError::invalid("organization_id", "no such organization"))?;
     let org_kind = org.kind;

@@ -400,7 +400,7 @@ async fn spawn(
     let (app, pool) = tokio::task::spawn_blocking(move || {
         let app = Application::build(settings).expect("application starts");
         let pool = app.pool().clone();
-        demo::seed(&mut pool.get().expect("connection")).expect("demo data");
+        demo::seed(&mut pool.get().expect("connection"), &app.context().keys).expect("demo data");
         (app, pool)
     })
     .await
