@@ -208,7 +208,7 @@ const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Periodic work that any instance may do (every step is safe to repeat or to run on
 /// several instances at once): expire guarantees whose validity ended, take lapsed
-/// credit records out of force, tell bidders
+/// credit records out of force, default bills unpaid past their window, tell bidders
 /// whose guarantees run out soon and issuers whose signing certificates do, fetch the
 /// CRLs and OCSP answers that are due from the distribution points and responders
 /// certificates name, forget expired idempotency keys, reload the trust
@@ -225,6 +225,12 @@ async fn upkeep(ctx: services::Context) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(records = n, "credit records lapsed"),
                 Err(e) => tracing::warn!(error = %e, "expiring credit records failed"),
+            }
+            // Bills unpaid past their window and its grace become defaults.
+            match services::waivers::default_overdue(&c) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(waivers = n, "unpaid bills defaulted"),
+                Err(e) => tracing::warn!(error = %e, "defaulting unpaid bills failed"),
             }
             services::guarantees::send_expiry_notices(&c)?;
             services::trust::send_certificate_expiry_notices(&c)?;

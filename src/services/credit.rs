@@ -32,8 +32,8 @@ use crate::db::models::{
     CreditLevelChangeRow, CreditRecordRow, CreditSubjectRow, Organization, RecordCategoryRow,
 };
 use crate::db::schema::{
-    credit_disputes, credit_level_changes, credit_records, credit_subjects, organizations,
-    record_categories, users,
+    credit_disputes, credit_level_changes, credit_records, credit_subjects, credit_waivers,
+    organizations, record_categories, users,
 };
 use crate::db::DbConnection;
 use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
@@ -44,6 +44,7 @@ use crate::domain::credit::{
 use crate::domain::party::Role;
 use crate::domain::text::{self, TextRules};
 use crate::domain::time::china_date;
+use crate::domain::waiver::WaiverState;
 use crate::domain::{ResidentId, Uscc};
 use crate::mail::templates::CreditCause;
 
@@ -404,6 +405,16 @@ pub fn record_in_tx(
     Ok(Recorded { record, subject })
 }
 
+/// The subject's id, in the caller's transaction, giving it an archive at the base
+/// standing if it has none yet (a code shown before any record arrived).
+pub(super) fn subject_for(
+    c: &mut DbConnection,
+    s: &SubjectRef,
+    at: NaiveDateTime,
+) -> Result<String, ServiceError> {
+    find_or_create_subject(c, levels()?, s, at)
+}
+
 /// The subject's id, inserting it at the base score when it has no archive yet. An
 /// enterprise the exchange knows (by its USCC) is linked to its organization.
 fn find_or_create_subject(
@@ -706,6 +717,9 @@ pub(super) fn cancel_in_tx(
     at: NaiveDateTime,
 ) -> Result<Recorded, ServiceError> {
     refuse_duplicate(c, k.department, k.reference)?;
+    if k.reason == CancelReason::CreditRepair {
+        refuse_repair_of_unpaid_default(c, k.target_id)?;
+    }
     let target: CreditRecordRow = credit_records::table
         .find(k.target_id)
         .select(CreditRecordRow::as_select())
@@ -777,6 +791,29 @@ pub(super) fn cancel_in_tx(
         at,
     )?;
     Ok(Recorded { record, subject })
+}
+
+/// A credit repair (信用修复) of a waiver's default needs the bill paid first: the
+/// default's record stays while its waiver stands defaulted. A correction (the record
+/// was wrong) is not held back.
+fn refuse_repair_of_unpaid_default(
+    c: &mut DbConnection,
+    record_id: &str,
+) -> Result<(), ServiceError> {
+    let unpaid: i64 = credit_waivers::table
+        .filter(credit_waivers::record_id.eq(record_id))
+        .filter(credit_waivers::state.eq(WaiverState::Defaulted))
+        .count()
+        .get_result(c)?;
+    if unpaid > 0 {
+        return Err(ServiceError::InvalidTransition {
+            message: "the default this record stands for is still unpaid: a credit repair \
+                      needs its provider to report it paid first"
+                .into(),
+            current: "defaulted",
+        });
+    }
+    Ok(())
 }
 
 /// What a record leaving force does: the opposite of its arrival.

@@ -23,6 +23,7 @@ pub mod projects;
 pub mod stats;
 pub mod trust;
 pub mod views;
+pub mod waivers;
 
 use std::sync::Arc;
 
@@ -38,6 +39,8 @@ pub struct Keys {
     pub hosted: pki::MasterKey,
     /// Seals small secrets kept for printing again (verification codes).
     pub sealing: pki::MasterKey,
+    /// Seals credit rights codes (信用权益码).
+    pub rights_code: [u8; 32],
 }
 
 impl Keys {
@@ -49,6 +52,7 @@ impl Keys {
             id_hmac: master.derive("resident-id-hmac"),
             hosted: key("hosted-issuer-keys")?,
             sealing: key("sealed-secrets")?,
+            rights_code: master.derive("credit-rights-code"),
         })
     }
 }

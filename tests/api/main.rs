@@ -51,4 +51,5 @@ mod three_instances;
 mod timestamps;
 mod tokens;
 mod trust_rules;
+mod waivers;
 mod windows;

@@ -15,6 +15,7 @@ pub mod premium_terms;
 pub mod projects;
 pub mod stats;
 pub mod verify;
+pub mod waivers;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -32,5 +33,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .configure(stats::routes)
         .configure(catalogue::routes)
         .configure(credit::routes)
-        .configure(credit_disputes::routes);
+        .configure(credit_disputes::routes)
+        .configure(waivers::routes);
 }
