@@ -713,3 +713,18 @@ pub fn operator_counts(ctx: &Context, actor: &Actor) -> Result<OperatorCounts, S
         organizations,
     })
 }
+
+/// The kind of provider an organization is (a hospital, a hotel ...); `None` for any
+/// other organization.
+pub fn provider_kind_of(
+    ctx: &Context,
+    organization_id: &str,
+) -> Result<Option<ProviderKind>, ServiceError> {
+    let mut conn = ctx.conn()?;
+    Ok(organizations::table
+        .find(organization_id)
+        .select(organizations::provider_kind)
+        .first::<Option<ProviderKind>>(&mut conn)
+        .optional()?
+        .flatten())
+}

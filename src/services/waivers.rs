@@ -44,7 +44,7 @@ const DEFAULT_BATCH: i64 = 200;
 /// Waivers a subject's list shows at most, newest first.
 pub const MY_WAIVERS_MAX: i64 = 200;
 
-pub(super) fn lines() -> Result<&'static LinesConfig, ServiceError> {
+pub fn lines() -> Result<&'static LinesConfig, ServiceError> {
     LinesConfig::shipped().or_internal("catalogue/credit_lines.toml")
 }
 

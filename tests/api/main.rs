@@ -13,6 +13,7 @@ mod browser_catalogue;
 mod browser_flow;
 mod browser_opening;
 mod browser_phone;
+mod browser_waivers;
 mod certificates;
 mod change_mails;
 mod concurrency;

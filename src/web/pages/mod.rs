@@ -25,6 +25,7 @@ pub mod record_categories;
 pub mod session;
 pub mod stats;
 pub mod verify;
+pub mod waivers;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -45,6 +46,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(issuer::routes)
         .configure(login::routes)
         .configure(credit::routes)
+        .configure(waivers::routes)
         .configure(matters::routes)
         .configure(record_categories::routes)
         .configure(operator::routes)
@@ -185,6 +187,7 @@ fn nav_links(tr: Tr, role: Option<Role>, path: &str) -> Vec<NavLink> {
         Some(Role::Person) => &[
             ("/", "nav-home"),
             ("/credit", "nav-credit"),
+            ("/credit/rights-code", "nav-rights-code"),
             ("/matters", "nav-matters"),
             ("/verify", "nav-verify"),
         ],
@@ -212,7 +215,12 @@ fn nav_links(tr: Tr, role: Option<Role>, path: &str) -> Vec<NavLink> {
             ("/record-categories", "nav-categories"),
             ("/credit/disputes", "nav-disputes"),
         ],
-        Some(_) => &[("/", "nav-home"), ("/verify", "nav-verify")],
+        Some(Role::Provider) => &[
+            ("/", "nav-home"),
+            ("/provider/check", "nav-check"),
+            ("/provider/waivers", "nav-waivers"),
+            ("/matters", "nav-matters"),
+        ],
     };
     links
         .iter()
