@@ -55,10 +55,15 @@ async fn the_figures_count_what_was_issued_by_month_and_kind(app: TestApp) {
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("html");
     assert!(
-        html.contains("<h1>Electronic guarantee statistics</h1>"),
+        html.contains("<h1>Electronic guarantee statistics</h1>")
+            && html.contains("Deposit-free city"),
         "{html}"
     );
-    assert_eq!(html.matches("<svg").count(), 2, "two charts");
+    assert_eq!(
+        html.matches("<svg").count(),
+        4,
+        "two charts of guarantees, two of deposits waived"
+    );
     assert!(html.contains(&month), "the month is in the table");
     assert!(
         !html.contains("style="),

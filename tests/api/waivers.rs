@@ -624,7 +624,101 @@ async fn an_unpaid_bill_becomes_a_default_by_the_exchanges_clock(app: TestApp) {
     assert_eq!(repaid["state"], "repaid");
 }
 
+async fn the_statistics_count_waivers_by_domain_matter_and_month(app: TestApp) {
+    let city = city(&app).await;
+    let empty: Value = app.public_get("/api/v1/stats").await;
+    assert_eq!(empty["deposit_free"]["usages"], 0, "{empty}");
+    assert_eq!(
+        empty["deposit_free"]["by_domain"].as_array().map(Vec::len),
+        Some(5)
+    );
+
+    let stay = granted(&check(&city.hotel, &city.code(None).await, "hotel_room", "500.00").await);
+    settle(&city.hotel, &stay, "paid").await;
+    granted(&check(&city.hotel, &city.code(None).await, "hotel_room", "250.00").await);
+    let admission = granted(
+        &check(
+            &city.hospital,
+            &city.code(None).await,
+            "hospital_admission",
+            "3000.00",
+        )
+        .await,
+    );
+    bill(&city.hospital, &admission, "100.00").await;
+    app.advance_clock(TimeDelta::days(11));
+    let city = city.signed_in_again().await;
+    settle(&city.hospital, &admission, "defaulted").await;
+    // A refusal is no usage.
+    refused(
+        &check(
+            &city.library,
+            &city.code(None).await,
+            "library_lending",
+            "100000.00",
+        )
+        .await,
+    );
+
+    let figures: Value = app.public_get("/api/v1/stats").await;
+    let free = &figures["deposit_free"];
+    assert_eq!(free["usages"], 3, "{free}");
+    assert_eq!(free["subjects_served"], 1, "{free}");
+    assert_eq!(free["providers"], 2, "{free}");
+    assert_eq!(free["waived_fen"], 375_000, "{free}");
+    assert_eq!(free["defaults"], 1, "{free}");
+    let domain = |kind: &str| {
+        free["by_domain"]
+            .as_array()
+            .expect("domains")
+            .iter()
+            .find(|d| d["kind"] == kind)
+            .cloned()
+            .expect(kind)
+    };
+    assert_eq!(domain("hotel")["usages"], 2);
+    assert_eq!(domain("hotel")["providers"], 1);
+    assert_eq!(domain("hotel")["waived_fen"], 75_000);
+    assert_eq!(domain("hospital")["defaults"], 1);
+    assert_eq!(domain("library")["usages"], 0);
+    let matters: Vec<(&str, i64)> = free["by_matter"]
+        .as_array()
+        .expect("matters")
+        .iter()
+        .map(|m| {
+            (
+                m["key"].as_str().expect("key"),
+                m["usages"].as_i64().expect("n"),
+            )
+        })
+        .collect();
+    assert_eq!(matters, [("hospital_admission", 1), ("hotel_room", 2)]);
+    let months = free["by_month"].as_array().expect("months");
+    let total: i64 = months
+        .iter()
+        .map(|m| m["usages"].as_i64().expect("n"))
+        .sum();
+    assert_eq!(total, 3);
+
+    let page = app
+        .api
+        .get(app.url("/stats"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("无押金城市"), "{page}");
+    assert!(page.contains("id=\"free-usages\">3<"), "{page}");
+    assert!(page.contains("¥3,750.00"), "{page}");
+    assert!(page.contains("酒店住宿押金"), "the matter by name");
+    assert!(!page.contains("王丽"), "nothing names a person");
+}
+
 crate::on_both_backends!(
+    the_statistics_count_waivers_by_domain_matter_and_month,
     a_default_lowers_the_level_at_once_and_repayment_with_repair_restores_it,
     a_code_cannot_be_replayed_forged_altered_misdirected_or_used_late,
     thirty_checks_of_one_code_at_once_grant_one_and_the_line_holds,

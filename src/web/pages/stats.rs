@@ -11,8 +11,8 @@ use super::i18n::{Lang, Tr};
 use super::session::visitor_of;
 use super::{charts, page, Chrome, Nav};
 use crate::domain::money::Amount;
-use crate::services::stats::{self, ExchangeStats};
-use crate::services::ServiceError;
+use crate::services::stats::{self, ExchangeStats, WaiverFigures};
+use crate::services::{catalogue, ServiceError};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -23,6 +23,23 @@ struct Row {
     label: String,
     issued: i64,
     amount: String,
+}
+
+/// A row of the deposit-free tables.
+struct WaiverRow {
+    label: String,
+    providers: i64,
+    usages: i64,
+    waived: String,
+    defaults: i64,
+}
+
+/// The charts of one computation of the figures, in one language.
+struct Charts {
+    months: String,
+    kinds: String,
+    domains: String,
+    waiver_months: String,
 }
 
 #[derive(Template)]
@@ -37,11 +54,24 @@ struct StatsPage {
     kinds: Vec<Row>,
     month_chart: String,
     kind_chart: String,
+    usages: i64,
+    subjects_served: i64,
+    providers: i64,
+    waived: String,
+    defaults: i64,
+    domains: Vec<WaiverRow>,
+    matters: Vec<WaiverRow>,
+    waiver_months: Vec<WaiverRow>,
+    domain_chart: String,
+    waiver_month_chart: String,
 }
 
 async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let ctx = state.ctx.clone();
-    let figures = web::block(move || stats::exchange_stats(&ctx)).await??;
+    let (figures, catalogue) = web::block(move || {
+        Ok::<_, ServiceError>((stats::exchange_stats(&ctx)?, catalogue::list_matters(&ctx)?))
+    })
+    .await??;
     let visitor = visitor_of(&req).await?;
     let tr = Tr::new(Lang::of(&req));
     let chrome = Chrome::new(&req, visitor.as_ref(), &tr.t("stats-title"), Nav::Role);
@@ -64,8 +94,45 @@ async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
             amount: yuan(k.bond_amount_fen),
         })
         .collect();
-    let charts = charts_of(&figures, tr, &months, &kinds)?;
-    let (month_chart, kind_chart) = &*charts;
+    let free = &figures.deposit_free;
+    let waiver_row = |label: String, providers: i64, f: &WaiverFigures| WaiverRow {
+        label,
+        providers,
+        usages: f.usages,
+        waived: yuan(f.waived_fen),
+        defaults: f.defaults,
+    };
+    let domains: Vec<WaiverRow> = free
+        .by_domain
+        .iter()
+        .map(|d| WaiverRow {
+            label: tr.t(&format!("operator-provider-kind-{}", d.kind)),
+            providers: d.providers,
+            usages: d.usages,
+            waived: yuan(d.waived_fen),
+            defaults: d.defaults,
+        })
+        .collect();
+    let matters: Vec<WaiverRow> = free
+        .by_matter
+        .iter()
+        .map(|m| {
+            let name = catalogue.iter().find(|e| e.code == m.key).map_or_else(
+                || m.key.clone(),
+                |e| match tr.lang {
+                    Lang::Zh => e.matter.name_zh.clone(),
+                    Lang::En => e.matter.name_en.clone(),
+                },
+            );
+            waiver_row(name, 0, m)
+        })
+        .collect();
+    let waiver_months: Vec<WaiverRow> = free
+        .by_month
+        .iter()
+        .map(|m| waiver_row(m.key.clone(), 0, m))
+        .collect();
+    let charts = charts_of(&figures, tr, &months, &kinds, &domains)?;
     let html = StatsPage {
         chrome: chrome.clone(),
         issued: figures.guarantees_issued,
@@ -74,8 +141,18 @@ async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
         amount: yuan(figures.bond_amount_fen),
         months,
         kinds,
-        month_chart: month_chart.clone(),
-        kind_chart: kind_chart.clone(),
+        month_chart: charts.months.clone(),
+        kind_chart: charts.kinds.clone(),
+        usages: free.usages,
+        subjects_served: free.subjects_served,
+        providers: free.providers,
+        waived: yuan(free.waived_fen),
+        defaults: free.defaults,
+        domains,
+        matters,
+        waiver_months,
+        domain_chart: charts.domains.clone(),
+        waiver_month_chart: charts.waiver_months.clone(),
     }
     .render()?;
     Ok(page(&chrome, html))
@@ -84,15 +161,15 @@ async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
 /// The two charts of the figures in one language, drawn once for each computation of the
 /// figures (they are kept a few seconds, see [`stats::Memo`]) and language.
 #[allow(clippy::type_complexity)]
-static DRAWN: Mutex<Vec<(Arc<ExchangeStats>, Lang, Arc<(String, String)>)>> =
-    Mutex::new(Vec::new());
+static DRAWN: Mutex<Vec<(Arc<ExchangeStats>, Lang, Arc<Charts>)>> = Mutex::new(Vec::new());
 
 fn charts_of(
     figures: &Arc<ExchangeStats>,
     tr: Tr,
     months: &[Row],
     kinds: &[Row],
-) -> Result<Arc<(String, String)>, PageError> {
+    domains: &[WaiverRow],
+) -> Result<Arc<Charts>, PageError> {
     let drawn_before = DRAWN
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -123,7 +200,33 @@ fn charts_of(
         &tr.t("stats-axis-yuan"),
     )
     .map_err(chart_failed)?;
-    let charts = Arc::new((month_chart, kind_chart));
+    let free = &figures.deposit_free;
+    let domain_chart = charts::bars(
+        &domains.iter().map(|d| d.label.clone()).collect::<Vec<_>>(),
+        &free
+            .by_domain
+            .iter()
+            .map(|d| d.waived_fen / 100)
+            .collect::<Vec<_>>(),
+        &tr.t("stats-axis-waived"),
+    )
+    .map_err(chart_failed)?;
+    let waiver_month_chart = charts::bars(
+        &free
+            .by_month
+            .iter()
+            .map(|m| m.key.clone())
+            .collect::<Vec<_>>(),
+        &free.by_month.iter().map(|m| m.usages).collect::<Vec<_>>(),
+        &tr.t("stats-axis-usages"),
+    )
+    .map_err(chart_failed)?;
+    let charts = Arc::new(Charts {
+        months: month_chart,
+        kinds: kind_chart,
+        domains: domain_chart,
+        waiver_months: waiver_month_chart,
+    });
     let mut drawn = DRAWN.lock().unwrap_or_else(|p| p.into_inner());
     // Only the current figures' charts are worth keeping.
     drawn.retain(|(f, _, _)| Arc::ptr_eq(f, figures));
