@@ -73,6 +73,9 @@ pub struct Settings {
     pub rate_limit_verify_per_minute: u32,
     /// Sign-in attempts per account and minute, from all addresses together.
     pub rate_limit_login_per_account_per_minute: u32,
+    /// Credit rights code checks per client address and minute (a provider's
+    /// registration desks behind one address share it).
+    pub rate_limit_rights_code_per_minute: u32,
     /// Verifications by number and code per guarantee number and minute, from all
     /// addresses together.
     pub rate_limit_verify_per_number_per_minute: u32,
@@ -147,6 +150,7 @@ struct Defaults {
     rate_limit_verify_per_minute: u32,
     rate_limit_login_per_account_per_minute: u32,
     rate_limit_verify_per_number_per_minute: u32,
+    rate_limit_rights_code_per_minute: u32,
     api_token_lifetime_days: u32,
     trusted_proxies: &'static [&'static str],
     mail_transport: MailTransport,
@@ -184,6 +188,7 @@ const DEFAULTS: Defaults = Defaults {
     rate_limit_verify_per_minute: 300,
     rate_limit_login_per_account_per_minute: 10,
     rate_limit_verify_per_number_per_minute: 20,
+    rate_limit_rights_code_per_minute: 600,
     api_token_lifetime_days: 365,
     trusted_proxies: &[],
     mail_transport: MailTransport::File,
@@ -359,6 +364,10 @@ impl Settings {
             (
                 "BAOHAN_RATE_LIMIT_VERIFY_PER_NUMBER_PER_MINUTE",
                 self.rate_limit_verify_per_number_per_minute,
+            ),
+            (
+                "BAOHAN_RATE_LIMIT_RIGHTS_CODE_PER_MINUTE",
+                self.rate_limit_rights_code_per_minute,
             ),
             (
                 "BAOHAN_API_TOKEN_LIFETIME_DAYS",

@@ -1,5 +1,5 @@
-//! Rate limits on the endpoints worth guessing at: sign-in (passwords) and public
-//! verification (numbers and codes). Per client (see [`super::client_address`]), and per
+//! Rate limits on the endpoints worth guessing at: sign-in (passwords), public
+//! verification (numbers and codes) and credit rights code checks. Per client (see [`super::client_address`]), and per
 //! target too: per account for sign-in and per guarantee number for verification, so
 //! that guesses spread over many addresses still meet a limit. With the `governor`
 //! crate's GCRA limiter; over the limit a client gets 429 with `Retry-After` in the JSON
@@ -48,6 +48,8 @@ pub enum Limit {
     SignIn,
     /// Public verification: guessing guarantee numbers and verification codes.
     PublicVerification,
+    /// Credit rights code checks by providers: trying codes.
+    RightsCodeCheck,
 }
 
 /// The limiters, shared by every worker of a process. (Several instances behind a load
@@ -56,6 +58,7 @@ pub enum Limit {
 pub struct RateLimits {
     sign_in: Arc<Limiter<IpAddr>>,
     public_verification: Arc<Limiter<IpAddr>>,
+    rights_code_check: Arc<Limiter<IpAddr>>,
     per_account: Arc<Limiter<String>>,
     per_number: Arc<Limiter<String>>,
 }
@@ -67,6 +70,7 @@ pub struct Quotas {
     pub verify_per_client: u32,
     pub sign_in_per_account: u32,
     pub verify_per_number: u32,
+    pub rights_code_per_client: u32,
 }
 
 impl RateLimits {
@@ -77,6 +81,7 @@ impl RateLimits {
             verify_per_client: settings.rate_limit_verify_per_minute,
             sign_in_per_account: settings.rate_limit_login_per_account_per_minute,
             verify_per_number: settings.rate_limit_verify_per_number_per_minute,
+            rights_code_per_client: settings.rate_limit_rights_code_per_minute,
         })
     }
 
@@ -89,6 +94,7 @@ impl RateLimits {
         RateLimits {
             sign_in: limiter(quotas.sign_in_per_client),
             public_verification: limiter(quotas.verify_per_client),
+            rights_code_check: limiter(quotas.rights_code_per_client),
             per_account: limiter(quotas.sign_in_per_account),
             per_number: limiter(quotas.verify_per_number),
         }
@@ -100,6 +106,7 @@ impl RateLimits {
         match limit {
             Limit::SignIn => self.sign_in.check(&client),
             Limit::PublicVerification => self.public_verification.check(&client),
+            Limit::RightsCodeCheck => self.rights_code_check.check(&client),
         }
     }
 

@@ -393,6 +393,7 @@ async fn spawn(
     // of their own.
     settings.rate_limit_login_per_minute = 1_000_000;
     settings.rate_limit_verify_per_minute = 1_000_000;
+    settings.rate_limit_rights_code_per_minute = 1_000_000;
     settings.rate_limit_login_per_account_per_minute = 1_000_000;
     settings.rate_limit_verify_per_number_per_minute = 1_000_000;
     configure(&mut settings);

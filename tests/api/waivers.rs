@@ -726,3 +726,34 @@ crate::on_both_backends!(
     a_provider_learns_nothing_of_the_archive,
     an_unpaid_bill_becomes_a_default_by_the_exchanges_clock,
 );
+
+/// Trying codes is slowed down per client address, on the API and on the scan page
+/// alike (they share the count); other endpoints are not limited.
+#[tokio::test]
+async fn rights_code_checks_are_rate_limited() {
+    let app = crate::helpers::spawn_sqlite_with(|s| s.rate_limit_rights_code_per_minute = 2).await;
+    let hotel = app
+        .as_user::<Anyone>("hotel", crate::fixtures::library::DEMO_PASSWORD)
+        .await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let res = hotel
+            .request(Method::POST, "/api/v1/credit/checks")
+            .json(&json!({ "code": "BHQ1GUESS", "matter": "hotel_room", "amount": "1.00" }))
+            .send()
+            .await
+            .expect("send");
+        statuses.push(res.status().as_u16());
+        if res.status() == 429 {
+            assert!(res.headers().contains_key("retry-after"));
+            crate::fixtures::expect_error(res, 429, "rate_limited").await;
+        }
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    let line: Value = app
+        .as_user::<Anyone>("resident", crate::fixtures::library::DEMO_PASSWORD)
+        .await
+        .get("/api/v1/credit/me/line")
+        .await;
+    assert_eq!(line["in_use"], "0.00");
+}

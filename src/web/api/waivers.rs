@@ -14,9 +14,12 @@ use crate::services::ServiceError;
 use crate::web::api::dto::china_time;
 use crate::web::api::listing::{ListRequest, PageParams};
 use crate::web::auth::Authenticated;
-use crate::web::error::responses::{Conflict, JsonBody, NotFound, SignedIn, Unprocessable};
+use crate::web::error::responses::{
+    Conflict, JsonBody, NotFound, SignedIn, TooManyRequests, Unprocessable,
+};
 use crate::web::error::ApiError;
 use crate::web::json::Json;
+use crate::web::rate_limit::{Limit, RateLimited};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -201,9 +204,10 @@ pub struct CheckOut {
         (status = 200, description = "Granted or refused", body = CheckOut),
         SignedIn,
         JsonBody,
+        TooManyRequests,
     )
 )]
-#[post("/credit/checks")]
+#[post("/credit/checks", wrap = "RateLimited(Limit::RightsCodeCheck)")]
 async fn check_code(
     state: web::Data<AppState>,
     who: Authenticated,

@@ -19,6 +19,7 @@ use crate::domain::party::{ProviderKind, Role};
 use crate::domain::waiver::{provider_collects, Settlement};
 use crate::services::waivers::{self, CheckOutcome, CheckRequest, WaiverView};
 use crate::services::{catalogue, OrInternal, ServiceError, Window};
+use crate::web::rate_limit::{check_page_request, Limit};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -266,6 +267,7 @@ async fn check(
     state: web::Data<AppState>,
     posted: SignedForm<Typed>,
 ) -> Result<HttpResponse, PageError> {
+    check_page_request(Limit::RightsCodeCheck, &req).map_err(PageError::TooMany)?;
     let SignedForm { visitor, form } = posted;
     visitor.require(&[Role::Provider])?;
     let lang = Lang::of(&req);
