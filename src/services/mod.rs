@@ -9,6 +9,7 @@ pub mod claims;
 pub mod credit;
 pub mod credit_disputes;
 pub mod credit_looks;
+pub mod credit_office;
 pub mod crl_fetch;
 pub mod demo;
 pub mod guarantees;

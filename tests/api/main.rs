@@ -40,6 +40,7 @@ mod openapi_fuzz;
 mod organizations;
 mod pages_agency;
 mod pages_credit;
+mod pages_credit_office;
 mod pages_ei;
 mod pages_operator;
 mod pages_queue;

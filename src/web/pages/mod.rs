@@ -9,6 +9,7 @@ pub mod agency;
 pub mod assets;
 pub mod charts;
 pub mod credit;
+pub mod credit_office;
 pub mod enterprise;
 pub mod errors;
 pub mod forms;
@@ -46,6 +47,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(issuer::routes)
         .configure(login::routes)
         .configure(credit::routes)
+        .configure(credit_office::routes)
         .configure(waivers::routes)
         .configure(matters::routes)
         .configure(record_categories::routes)
@@ -211,6 +213,7 @@ fn nav_links(tr: Tr, role: Option<Role>, path: &str) -> Vec<NavLink> {
             ("/operator/trust", "nav-trust"),
             ("/operator/mail", "nav-mail"),
             ("/operator/audit", "nav-audit"),
+            ("/credit/office", "nav-credit-office"),
             ("/matters", "nav-matters"),
             ("/record-categories", "nav-categories"),
             ("/credit/disputes", "nav-disputes"),

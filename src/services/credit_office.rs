@@ -1,0 +1,85 @@
+//! The credit office's dashboard (信用办工作台): where the archive and the deposit-free
+//! city stand, in counts read from the tables' indexes and the subjects' own rows
+//! (never by scoring anything at read time).
+
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+
+use super::catalogue::require_credit_office;
+use super::{Actor, Context, ServiceError};
+use crate::db::schema::{credit_disputes, credit_records, credit_subjects, credit_waivers};
+use crate::domain::catalogue::CreditLevel;
+use crate::domain::waiver::WaiverState;
+
+/// The counts on the office's dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dashboard {
+    pub subjects: i64,
+    /// Subjects per level, best first (every level listed).
+    pub by_level: Vec<(CreditLevel, i64)>,
+    /// On the serious-dishonesty list (严重失信).
+    pub dishonest: i64,
+    pub records_in_force: i64,
+    pub disputes_open: i64,
+    /// Open disputes past their deadline.
+    pub disputes_overdue: i64,
+    /// Waivers holding a line: granted and not billed, billed, defaulted.
+    pub waivers_open: i64,
+    pub waivers_billed: i64,
+    /// Billed and past the repayment window.
+    pub waivers_overdue: i64,
+    pub waivers_defaulted: i64,
+}
+
+pub fn dashboard(ctx: &Context, actor: &Actor) -> Result<Dashboard, ServiceError> {
+    require_credit_office(actor)?;
+    let mut conn = ctx.conn()?;
+    let c = &mut *conn;
+    let now = ctx.now();
+    let levels: Vec<(CreditLevel, i64)> = credit_subjects::table
+        .group_by(credit_subjects::level)
+        .select((credit_subjects::level, count_star()))
+        .load(c)?;
+    let by_level: Vec<(CreditLevel, i64)> = CreditLevel::ALL
+        .iter()
+        .map(|l| {
+            let n = levels.iter().find(|(x, _)| x == l).map_or(0, |(_, n)| *n);
+            (*l, n)
+        })
+        .collect();
+    let waivers_in = |c: &mut crate::db::DbConnection, state: WaiverState| {
+        credit_waivers::table
+            .filter(credit_waivers::state.eq(state))
+            .count()
+            .get_result::<i64>(c)
+    };
+    Ok(Dashboard {
+        subjects: by_level.iter().map(|(_, n)| n).sum(),
+        by_level,
+        dishonest: credit_subjects::table
+            .filter(credit_subjects::serious_dishonesty_count.gt(0))
+            .count()
+            .get_result(c)?,
+        records_in_force: credit_records::table
+            .filter(credit_records::in_force)
+            .count()
+            .get_result(c)?,
+        disputes_open: credit_disputes::table
+            .filter(credit_disputes::status.eq("filed"))
+            .count()
+            .get_result(c)?,
+        disputes_overdue: credit_disputes::table
+            .filter(credit_disputes::status.eq("filed"))
+            .filter(credit_disputes::decide_by.lt(now))
+            .count()
+            .get_result(c)?,
+        waivers_open: waivers_in(c, WaiverState::Open)?,
+        waivers_billed: waivers_in(c, WaiverState::Billed)?,
+        waivers_overdue: credit_waivers::table
+            .filter(credit_waivers::state.eq(WaiverState::Billed))
+            .filter(credit_waivers::due_at.lt(now))
+            .count()
+            .get_result(c)?,
+        waivers_defaulted: waivers_in(c, WaiverState::Defaulted)?,
+    })
+}
