@@ -398,8 +398,11 @@ pub struct CreditDisputeRow {
     pub decided_by: Option<String>,
     pub decided_at: Option<NaiveDateTime>,
     pub decision_note: Option<String>,
-    /// The cancelling record a correction wrote.
+    /// The cancelling record a correction (or a granted repair) wrote.
     pub correction_record_id: Option<String>,
+    /// `dispute` (异议: the record is wrong) or `repair` (信用修复: the record was right
+    /// and the subject has put it right).
+    pub kind: String,
 }
 
 /// A look at a subject's archive by someone other than the subject (PIPL).

@@ -470,6 +470,7 @@ diesel::table! {
         decided_at -> Nullable<Timestamp>,
         decision_note -> Nullable<Text>,
         correction_record_id -> Nullable<Text>,
+        kind -> Text,
     }
 }
 

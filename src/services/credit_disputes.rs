@@ -34,9 +34,19 @@ const LIST_MAX: i64 = 500;
 pub struct NewDispute {
     /// The record disputed: one of the signed-in subject's own.
     pub record_id: String,
-    /// Why the record is wrong, as the subject puts it.
+    /// Why the record is wrong (a dispute), or what the subject did to put it right (a
+    /// repair request), as the subject puts it.
     pub reason: String,
+    /// `dispute` (异议, the default) or `repair` (信用修复: granted, the record is
+    /// cancelled as a credit repair).
+    #[serde(default)]
+    #[schema(example = "dispute")]
+    pub kind: Option<String>,
 }
+
+/// What a request about a record asks: the record is wrong, or it was right and has
+/// been put right.
+pub const KINDS: [&str; 2] = ["dispute", "repair"];
 
 /// The credit office's decision on a dispute.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
@@ -59,6 +69,11 @@ fn text_field(field: &'static str, value: &str) -> Result<String, ServiceError> 
 /// record (409), a record already under dispute (409, by the unique index).
 pub fn file(ctx: &Context, actor: &Actor, d: NewDispute) -> Result<CreditDisputeRow, ServiceError> {
     let reason = text_field("reason", &d.reason)?;
+    let kind = match d.kind.as_deref().map(str::trim) {
+        None | Some("") => "dispute".to_owned(),
+        Some(k) if KINDS.contains(&k) => k.to_owned(),
+        Some(_) => return Err(ServiceError::invalid("kind", "must be dispute or repair")),
+    };
     let record_id = d.record_id.trim().to_owned();
     let mut conn = ctx.conn()?;
     let at = ctx.now();
@@ -91,6 +106,7 @@ pub fn file(ctx: &Context, actor: &Actor, d: NewDispute) -> Result<CreditDispute
             decided_at: None,
             decision_note: None,
             correction_record_id: None,
+            kind: kind.clone(),
         };
         diesel::insert_into(credit_disputes::table)
             .values(&row)
@@ -104,7 +120,11 @@ pub fn file(ctx: &Context, actor: &Actor, d: NewDispute) -> Result<CreditDispute
                 entity_kind: "credit_dispute",
                 entity_id: &row.id,
                 to_state: Some("filed"),
-                details: serde_json::json!({ "record": record.id, "subject": mine.id }),
+                details: serde_json::json!({
+                    "record": record.id,
+                    "subject": mine.id,
+                    "kind": kind,
+                }),
                 ..Default::default()
             },
             at,
@@ -215,10 +235,18 @@ pub fn decide(
             .optional()?
             .ok_or_else(|| ServiceError::NotFound("credit dispute".into()))?;
         let correction = if correct {
-            let reference = format!("dispute:{}", dispute.id);
+            // A repair granted cancels the record as a credit repair (held back while a
+            // default it stands for is unpaid); a dispute upheld in the subject's favour,
+            // as a correction.
+            let (reason, prefix) = if dispute.kind == "repair" {
+                (CancelReason::CreditRepair, "repair")
+            } else {
+                (CancelReason::Correction, "dispute")
+            };
+            let reference = format!("{prefix}:{}", dispute.id);
             let cancellation = Cancellation {
                 target_id: &dispute.record_id,
-                reason: CancelReason::Correction,
+                reason,
                 department: CREDIT_OFFICE_DEPARTMENT,
                 reference: &reference,
                 note: Some(note.clone()),

@@ -16,7 +16,7 @@ use crate::fixtures::{all_at_once, Anyone, NewClaim, NewTender, Session, TestPki
 use crate::helpers::{demo_uscc, uscc, TestApp};
 
 /// The shipped levels: base score and the points of the shipped categories.
-fn base_score() -> i32 {
+pub(crate) fn base_score() -> i32 {
     baohan::domain::credit::LevelsConfig::shipped()
         .expect("levels")
         .base_score

@@ -200,4 +200,67 @@ async fn a_subject_disputes_a_record_and_the_credit_office_decides(app: TestApp)
     assert_eq!(audited.len(), 2, "filed and decided: {audited:?}");
 }
 
-crate::on_both_backends!(a_subject_disputes_a_record_and_the_credit_office_decides);
+/// A repair request (信用修复申请): the record was right and the subject put it right;
+/// granted, it is cancelled as a credit repair (not a correction) and the level comes
+/// back. An unknown kind is refused by field; the page offers the repair beside a
+/// negative record and the office's list names the request's kind.
+async fn a_repair_request_granted_cancels_the_record_as_a_credit_repair(app: TestApp) {
+    let office = app.as_operator().await;
+    let firm = app.as_enterprise("enterprise1").await;
+    let penalty = office
+        .post_record(&NewCreditRecord::enterprise(
+            &demo_uscc("enterprise1"),
+            "utility_arrears",
+            "滨水欠〔2026〕3号",
+        ))
+        .await;
+    let record_id = penalty.record.id.clone();
+    let error = firm
+        .send(
+            Method::POST,
+            "/api/v1/credit/me/disputes",
+            Some(&json!({ "record_id": record_id, "reason": "已缴清", "kind": "pardon" })),
+        )
+        .fails(422, "validation_failed")
+        .await;
+    assert_eq!(error.field(), Some("kind"));
+    let request = firm
+        .request(Method::POST, "/api/v1/credit/me/disputes")
+        .json(&json!({
+            "record_id": record_id,
+            "reason": "欠缴水费已于 2026-11-25 全部缴清，附缴费凭证",
+            "kind": "repair",
+        }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(request.status(), 201);
+    let request: Value = request.json().await.expect("json");
+    let id = request["id"].as_str().expect("id").to_owned();
+    let page = crate::pages_ei::Visitor::signed_in(&app, "operator")
+        .await
+        .ok("/credit/disputes")
+        .await;
+    assert!(page.contains("信用修复申请"), "{page}");
+    let decided = office
+        .send(
+            Method::POST,
+            &format!("/api/v1/credit/disputes/{id}/decision"),
+            Some(&json!({ "decision": "correct", "note": "已缴清，准予修复" })),
+        )
+        .await;
+    assert_eq!(decided["status"], "corrected");
+    let mine = firm.credit_me().await;
+    let cancelling = mine
+        .records
+        .iter()
+        .find(|r| r.cancels.as_deref() == Some(record_id.as_str()))
+        .expect("the cancelling record");
+    assert_eq!(cancelling.cancel_reason.as_deref(), Some("credit_repair"));
+    assert_eq!(mine.subject.score, crate::credit::base_score());
+}
+
+crate::on_both_backends!(
+    a_subject_disputes_a_record_and_the_credit_office_decides,
+    a_repair_request_granted_cancels_the_record_as_a_credit_repair,
+);

@@ -25,6 +25,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/credit", web::get().to(mine))
         .route("/credit/records/{id}/dispute", web::get().to(dispute_form))
         .route("/credit/records/{id}/dispute", web::post().to(dispute))
+        .route("/credit/records/{id}/repair", web::get().to(repair_form))
+        .route("/credit/records/{id}/repair", web::post().to(repair))
         .route("/credit/disputes", web::get().to(office_disputes))
         .route("/credit/disputes/{id}/decision", web::post().to(decide));
 }
@@ -217,6 +219,12 @@ const REASON_MAX_CHARS: usize = 2500;
 #[template(path = "pages/credit/dispute.html")]
 struct DisputePage {
     chrome: Chrome,
+    /// `dispute` or `repair`: the request's kind and its path.
+    kind: &'static str,
+    lede: String,
+    reason_label: String,
+    hint: String,
+    submit: String,
     record_id: String,
     category: String,
     points: String,
@@ -224,7 +232,6 @@ struct DisputePage {
     department: String,
     reason: String,
     errors: FieldErrors,
-    days: u32,
 }
 
 /// The signed-in subject's own record in force, not under dispute: the one the form
@@ -255,16 +262,31 @@ async fn disputable(
 fn render_dispute(
     req: &HttpRequest,
     visitor: &Visitor,
+    kind: &'static str,
     r: &ArchiveRecord,
     reason: String,
     errors: FieldErrors,
 ) -> Result<HttpResponse, PageError> {
     let lang = Lang::of(req);
     let tr = Tr::new(lang);
-    let chrome = Chrome::new(req, Some(visitor), &tr.t("dispute-title"), Nav::Role);
+    let chrome = Chrome::new(
+        req,
+        Some(visitor),
+        &tr.t(&format!("{kind}-title")),
+        Nav::Role,
+    );
     let refused = !errors.is_empty();
     let html = DisputePage {
         chrome: chrome.clone(),
+        kind,
+        lede: tr.t1(
+            &format!("{kind}-lede"),
+            "days",
+            credit_disputes::DECISION_BUSINESS_DAYS,
+        ),
+        reason_label: tr.t(&format!("{kind}-reason")),
+        hint: tr.t(&format!("{kind}-hint")),
+        submit: tr.t(&format!("{kind}-submit")),
         record_id: r.record.id.clone(),
         category: match lang {
             Lang::Zh => r.category_name_zh.clone(),
@@ -275,7 +297,6 @@ fn render_dispute(
         department: r.record.source_department.clone(),
         reason,
         errors,
-        days: credit_disputes::DECISION_BUSINESS_DAYS,
     }
     .render()?;
     Ok(form_page(&chrome, html, refused))
@@ -287,15 +308,16 @@ async fn dispute_form(
     visitor: Visitor,
     id: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    visitor.require(&[Role::Enterprise, Role::Person])?;
-    let record = disputable(&state, &visitor, id.into_inner()).await?;
-    render_dispute(
-        &req,
-        &visitor,
-        &record,
-        String::new(),
-        FieldErrors::default(),
-    )
+    request_form(req, state, visitor, id, "dispute").await
+}
+
+async fn repair_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    request_form(req, state, visitor, id, "repair").await
 }
 
 async fn dispute(
@@ -303,6 +325,45 @@ async fn dispute(
     state: web::Data<AppState>,
     id: web::Path<String>,
     posted: SignedForm<Typed>,
+) -> Result<HttpResponse, PageError> {
+    request(req, state, id, posted, "dispute").await
+}
+
+async fn repair(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    posted: SignedForm<Typed>,
+) -> Result<HttpResponse, PageError> {
+    request(req, state, id, posted, "repair").await
+}
+
+/// The form of a request about a record: a dispute (异议) or a repair (信用修复).
+async fn request_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    id: web::Path<String>,
+    kind: &'static str,
+) -> Result<HttpResponse, PageError> {
+    visitor.require(&[Role::Enterprise, Role::Person])?;
+    let record = disputable(&state, &visitor, id.into_inner()).await?;
+    render_dispute(
+        &req,
+        &visitor,
+        kind,
+        &record,
+        String::new(),
+        FieldErrors::default(),
+    )
+}
+
+async fn request(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    posted: SignedForm<Typed>,
+    kind: &'static str,
 ) -> Result<HttpResponse, PageError> {
     let SignedForm { visitor, form } = posted;
     visitor.require(&[Role::Enterprise, Role::Person])?;
@@ -316,18 +377,27 @@ async fn dispute(
     let filing = NewDispute {
         record_id: record.record.id.clone(),
         reason: reason.clone(),
+        kind: Some(kind.to_owned()),
     };
     match submit(Some("reason"), move || {
         credit_disputes::file(&ctx, &actor, filing)
     })
     .await?
     {
-        Outcome::Done(_) => Ok(redirect_with_flash(&req, "/credit", "flash-dispute-filed")),
+        Outcome::Done(_) => Ok(redirect_with_flash(
+            &req,
+            "/credit",
+            if kind == "repair" {
+                "flash-repair-filed"
+            } else {
+                "flash-dispute-filed"
+            },
+        )),
         Outcome::Refused { field, message } => {
             let tr = Tr::new(Lang::of(&req));
             let mut errors = FieldErrors::default();
-            errors.refused(tr, &field, "dispute-error-reason", &message);
-            render_dispute(&req, &visitor, &record, reason, errors)
+            errors.refused(tr, &field, &format!("{kind}-error-reason"), &message);
+            render_dispute(&req, &visitor, kind, &record, reason, errors)
         }
     }
 }
@@ -337,6 +407,8 @@ async fn dispute(
 /// An open dispute as a row of the office's page.
 struct OpenView {
     id: String,
+    /// Dispute or credit repair request, in the visitor's words.
+    kind_name: String,
     subject: String,
     category: String,
     points: String,
@@ -371,6 +443,7 @@ async fn office_disputes(
             .iter()
             .map(|o| OpenView {
                 id: o.dispute.id.clone(),
+                kind_name: tr.t(&format!("request-kind-{}", o.dispute.kind)),
                 subject: format!("{} ({})", o.subject_name, o.subject_masked_id),
                 category: match lang {
                     Lang::Zh => o.category_name_zh.clone(),

@@ -1,0 +1,1 @@
+ALTER TABLE credit_disputes DROP COLUMN kind;
