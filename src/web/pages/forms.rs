@@ -184,6 +184,18 @@ pub(crate) mod checks {
         }
     }
 
+    /// `<prefix><value>` exists in every language, for each value a page makes a key
+    /// from (states, reasons, kinds).
+    pub fn value_keys_exist<T: std::fmt::Display>(prefix: &str, values: &[T]) {
+        for lang in Lang::ALL {
+            let tr = Tr::new(lang);
+            for v in values {
+                let key = format!("{prefix}{v}");
+                assert!(tr.has(&key), "{key} in {lang:?}");
+            }
+        }
+    }
+
     /// The form's fields are the keys of the API body `T` (as its default serializes).
     pub fn fields_are_the_api_body<T: Default + serde::Serialize>(fields: &[&str]) {
         let api = serde_json::to_value(T::default()).expect("json");
