@@ -133,6 +133,51 @@ pub fn file(ctx: &Context, actor: &Actor, d: NewDispute) -> Result<CreditDispute
     })
 }
 
+/// One of the signed-in subject's own records that a request may be filed against: in
+/// force, not a cancellation, not under a request already; with its category's names.
+/// Another's or an unknown record is not found; one that cannot be disputed is 409.
+/// Reads that record alone (the form shows it), not the archive.
+pub fn disputable(
+    ctx: &Context,
+    actor: &Actor,
+    record_id: &str,
+) -> Result<credit::ArchiveRecord, ServiceError> {
+    let mut conn = ctx.conn()?;
+    let c = &mut *conn;
+    let mine = credit::my_subject(c, actor)?
+        .ok_or_else(|| ServiceError::NotFound("credit record".into()))?;
+    let (record, zh, en): (CreditRecordRow, String, String) = credit_records::table
+        .inner_join(record_categories::table)
+        .filter(credit_records::id.eq(record_id))
+        .filter(credit_records::subject_id.eq(&mine.id))
+        .select((
+            CreditRecordRow::as_select(),
+            record_categories::name_zh,
+            record_categories::name_en,
+        ))
+        .first(c)
+        .optional()?
+        .ok_or_else(|| ServiceError::NotFound("credit record".into()))?;
+    let open: i64 = credit_disputes::table
+        .filter(credit_disputes::record_id.eq(&record.id))
+        .filter(credit_disputes::status.eq("filed"))
+        .count()
+        .get_result(c)?;
+    if !record.in_force || record.cancels.is_some() || open > 0 {
+        return Err(ServiceError::InvalidTransition {
+            message: "only a record in force and not under a request can be disputed".into(),
+            current: "not_disputable",
+        });
+    }
+    Ok(credit::ArchiveRecord {
+        record,
+        category_name_zh: zh,
+        category_name_en: en,
+        cancelled_by: None,
+        disputed: false,
+    })
+}
+
 /// The signed-in subject's disputes, newest first.
 pub fn mine(ctx: &Context, actor: &Actor) -> Result<Vec<CreditDisputeRow>, ServiceError> {
     let mut conn = ctx.conn()?;

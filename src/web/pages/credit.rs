@@ -234,29 +234,15 @@ struct DisputePage {
     errors: FieldErrors,
 }
 
-/// The signed-in subject's own record in force, not under dispute: the one the form
-/// may dispute. Another's or an unknown record is not found; one that cannot be
-/// disputed is the conflict page.
+/// The signed-in subject's own record the form may file a request against (see
+/// [`credit_disputes::disputable`]).
 async fn disputable(
     state: &AppState,
     visitor: &Visitor,
     id: String,
 ) -> Result<ArchiveRecord, PageError> {
     let (ctx, actor) = (state.ctx.clone(), visitor.actor.clone());
-    let archive = web::block(move || credit::my_archive(&ctx, &actor)).await??;
-    let record = archive
-        .records
-        .into_iter()
-        .find(|r| r.record.id == id)
-        .ok_or_else(|| ServiceError::NotFound("credit record".into()))?;
-    if !record.record.in_force || record.record.cancels.is_some() || record.disputed {
-        return Err(ServiceError::InvalidTransition {
-            message: "only a record in force and not under dispute can be disputed".into(),
-            current: "not_disputable",
-        }
-        .into());
-    }
-    Ok(record)
+    Ok(web::block(move || credit_disputes::disputable(&ctx, &actor, &id)).await??)
 }
 
 fn render_dispute(
