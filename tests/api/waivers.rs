@@ -157,8 +157,18 @@ async fn a_default_lowers_the_level_at_once_and_repayment_with_repair_restores_i
         "a clean archive stands at the base level"
     );
 
-    // A hotel stay without a deposit, paid at check-out.
-    let stay = granted(&check(&city.hotel, &city.code(None).await, "hotel_room", "500.00").await);
+    // A hotel stay without a deposit, checked by the hotel's own system (PMS) with an
+    // API token its desk made, and paid at check-out.
+    let token: Value = city
+        .hotel
+        .post(
+            "/api/v1/auth/tokens",
+            &json!({ "name": "PMS 前台系统" }),
+            201,
+        )
+        .await;
+    let pms = app.with_token(token["token"].as_str().expect("token"));
+    let stay = granted(&check(&pms, &city.code(None).await, "hotel_room", "500.00").await);
     let line: Value = city.resident.get("/api/v1/credit/me/line").await;
     assert_eq!(line["in_use"], "500.00");
     assert_eq!(line["total"], "30000.00");
