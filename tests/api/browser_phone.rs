@@ -39,7 +39,7 @@ async fn every_role_s_main_pages_fit_a_phone(app: TestApp) {
     app.issued_bond("enterprise1", &tender.sections[0]).await;
     app.issued_bond("enterprise2", &tender.sections[1]).await;
 
-    let roles: [(&str, &str, &[&str]); 4] = [
+    let roles: [(&str, &str, &[&str]); 6] = [
         (
             "enterprise1",
             "/projects",
@@ -78,7 +78,18 @@ async fn every_role_s_main_pages_fit_a_phone(app: TestApp) {
                 "/matters",
                 "/record-categories",
                 "/credit/disputes",
+                "/credit/office",
             ],
+        ),
+        (
+            "resident",
+            "/credit/rights-code",
+            &["/", "/credit", "/credit/rights-code"],
+        ),
+        (
+            "hotel",
+            "/provider/check",
+            &["/", "/provider/check", "/provider/waivers"],
         ),
     ];
     for (username, first, paths) in roles {
