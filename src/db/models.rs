@@ -13,10 +13,11 @@ use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
 use crate::domain::credit::{CancelReason, LookPurpose};
 
 use super::schema::{
-    api_tokens, applications, claims, credit_disputes, credit_level_changes, credit_looks,
-    credit_records, credit_subjects, crls, guarantee_drafts, guarantee_versions, guarantees,
-    issuer_certificates, matter_versions, matters, organizations, premium_terms, projects,
-    record_categories, record_category_versions, sections, sessions, trust_anchors, users,
+    api_tokens, applications, claims, credit_disputes, credit_imports, credit_level_changes,
+    credit_looks, credit_records, credit_subjects, crls, guarantee_drafts, guarantee_versions,
+    guarantees, issuer_certificates, matter_versions, matters, organizations, premium_terms,
+    projects, record_categories, record_category_versions, sections, sessions, trust_anchors,
+    users,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -413,4 +414,24 @@ pub struct CreditLookRow {
     /// The application underwritten, for an issuer's look.
     pub application_id: Option<String>,
     pub looked_at: NaiveDateTime,
+}
+
+/// A bulk import of one file (by its SHA-256): how far its committed batches reached.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = credit_imports)]
+pub struct CreditImportRow {
+    pub id: String,
+    pub file_sha256: String,
+    /// `csv` or `ndjson`.
+    pub format: String,
+    /// The last line number a committed batch covered (0: none yet).
+    pub last_line: i64,
+    pub lines_stored: i64,
+    pub lines_rejected: i64,
+    /// `running` or `finished`.
+    pub status: String,
+    pub started_by: Option<String>,
+    pub started_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
 }
