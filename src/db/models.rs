@@ -323,7 +323,9 @@ pub struct RecordCategoryVersionRow {
 /// A subject of the credit archive (一人一档): a person or an enterprise, with the scores
 /// its records in force give, kept current by every change to them.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = credit_subjects)]
+// None is NULL (these columns have no defaults): a bulk import's many-row inserts are
+// then one statement on SQLite, not one per row.
+#[diesel(table_name = credit_subjects, treat_none_as_default_value = false)]
 pub struct CreditSubjectRow {
     pub id: String,
     pub kind: SubjectKind,
@@ -347,7 +349,9 @@ pub struct CreditSubjectRow {
 
 /// One record of a subject's archive; only `in_force` ever changes, true to false.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = credit_records)]
+// None is NULL (these columns have no defaults): a bulk import's many-row inserts are
+// then one statement on SQLite, not one per row.
+#[diesel(table_name = credit_records, treat_none_as_default_value = false)]
 pub struct CreditRecordRow {
     pub id: String,
     pub subject_id: String,
@@ -370,7 +374,9 @@ pub struct CreditRecordRow {
 
 /// A subject's level moved.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = credit_level_changes)]
+// None is NULL (these columns have no defaults): a bulk import's many-row inserts are
+// then one statement on SQLite, not one per row.
+#[diesel(table_name = credit_level_changes, treat_none_as_default_value = false)]
 pub struct CreditLevelChangeRow {
     pub id: String,
     pub subject_id: String,

@@ -556,7 +556,7 @@ fn apply(
 
 /// Records a level change: its row, its audit entry and a mail to whoever the archive
 /// knows for the subject.
-pub(super) fn level_changed(
+fn level_changed(
     c: &mut DbConnection,
     ctx: &Context,
     subject: &CreditSubjectRow,
