@@ -1,5 +1,7 @@
-//! The command line: `serve`, `demo`, `migrate`, `bootstrap`, `verify`, `pki`,
-//! `audit verify`.
+//! The command line: `serve`, `demo`, `migrate`, `bootstrap`, `import`, `verify`,
+//! `pki`, `audit verify`.
+
+pub mod import;
 
 use std::path::PathBuf;
 
@@ -46,6 +48,11 @@ pub enum Command {
         #[arg(long, default_value = "operator")]
         username: String,
     },
+    /// Import credit records from a CSV or NDJSON file into the configured database
+    /// (migrates it first): batches in transactions, resumable after a crash, every
+    /// rejected line reported by number and reason.
+    #[command(after_help = import::after_help())]
+    Import(import::ImportArgs),
     /// Verify a guarantee offline (no database): exits 0 PASSED, 1 FAILED, 2 INDETERMINATE.
     Verify(crate::pki::VerifyArgs),
     /// Demo PKI: make a CA, an issuer certificate, a CRL; revoke a certificate.
@@ -97,6 +104,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
+        Command::Import(args) => import::run(settings, args),
         Command::Verify(_) | Command::Pki { .. } => unreachable!("handled above"),
         Command::Bootstrap {
             name,

@@ -24,7 +24,8 @@ pub struct AuditEvent<'a> {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = audit_log)]
+// None is NULL (no column has a default): many rows are one statement on SQLite.
+#[diesel(table_name = audit_log, treat_none_as_default_value = false)]
 pub struct AuditEntry {
     pub seq: i64,
     pub occurred_at: NaiveDateTime,
@@ -152,6 +153,73 @@ pub fn append(
         })
     });
     Ok(entry.seq)
+}
+
+/// Appends several entries in order, as [`append`] one after the other would, with
+/// one read of the head and statements of many rows: for a bulk import, whose batch may
+/// move thousands of levels in one transaction.
+pub fn append_all(
+    conn: &mut DbConnection,
+    events: &[AuditEvent<'_>],
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    /// Rows per statement: within SQLite's bound-parameter limit at 12 columns.
+    const ROWS: usize = 1000;
+    let Some(last_event) = events.last() else {
+        return Ok(());
+    };
+    diesel::update(audit_head::table.find(1))
+        .set(audit_head::last_seq.eq(audit_head::last_seq))
+        .execute(conn)?;
+    let (mut seq, mut prev_hash): (i64, String) = audit_head::table
+        .find(1)
+        .select((audit_head::last_seq, audit_head::last_hash))
+        .first(conn)?;
+    let mut entries = Vec::with_capacity(events.len());
+    for event in events {
+        seq += 1;
+        let mut entry = AuditEntry {
+            seq,
+            occurred_at: truncate_to_micros(now),
+            actor_user_id: event.actor_user_id.map(str::to_owned),
+            actor_organization_id: event.actor_organization_id.map(str::to_owned),
+            action: event.action.to_owned(),
+            entity_kind: event.entity_kind.to_owned(),
+            entity_id: event.entity_id.to_owned(),
+            from_state: event.from_state.map(str::to_owned),
+            to_state: event.to_state.map(str::to_owned),
+            details: event.details.to_string(),
+            prev_hash,
+            hash: String::new(),
+        };
+        entry.hash = entry.compute_hash();
+        prev_hash = entry.hash.clone();
+        entries.push(entry);
+    }
+    for chunk in entries.chunks(ROWS) {
+        match conn {
+            DbConnection::Sqlite(c) => diesel::insert_into(audit_log::table)
+                .values(chunk)
+                .execute(c)?,
+            DbConnection::Pg(c) => diesel::insert_into(audit_log::table)
+                .values(chunk)
+                .execute(c)?,
+        };
+    }
+    diesel::update(audit_head::table.find(1))
+        .set((
+            audit_head::last_seq.eq(seq),
+            audit_head::last_hash.eq(&prev_hash),
+        ))
+        .execute(conn)?;
+    LAST_APPENDED.with(|last| {
+        *last.borrow_mut() = Some(Appended {
+            action: last_event.action.to_owned(),
+            entity_kind: last_event.entity_kind.to_owned(),
+            entity_id: last_event.entity_id.to_owned(),
+        })
+    });
+    Ok(())
 }
 
 fn truncate_to_micros(t: NaiveDateTime) -> NaiveDateTime {

@@ -14,11 +14,11 @@ use crate::domain::credit::{CancelReason, LookPurpose};
 use crate::domain::waiver::WaiverState;
 
 use super::schema::{
-    api_tokens, applications, claims, credit_disputes, credit_level_changes, credit_looks,
-    credit_records, credit_rights_codes, credit_subjects, credit_waivers, crls, guarantee_drafts,
-    guarantee_versions, guarantees, issuer_certificates, matter_versions, matters, organizations,
-    premium_terms, projects, record_categories, record_category_versions, sections, sessions,
-    trust_anchors, users,
+    api_tokens, applications, claims, credit_disputes, credit_imports, credit_level_changes,
+    credit_looks, credit_records, credit_rights_codes, credit_subjects, credit_waivers, crls,
+    guarantee_drafts, guarantee_versions, guarantees, issuer_certificates, matter_versions,
+    matters, organizations, premium_terms, projects, record_categories, record_category_versions,
+    sections, sessions, trust_anchors, users,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -324,7 +324,9 @@ pub struct RecordCategoryVersionRow {
 /// A subject of the credit archive (一人一档): a person or an enterprise, with the scores
 /// its records in force give, kept current by every change to them.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = credit_subjects)]
+// None is NULL (these columns have no defaults): a bulk import's many-row inserts are
+// then one statement on SQLite, not one per row.
+#[diesel(table_name = credit_subjects, treat_none_as_default_value = false)]
 pub struct CreditSubjectRow {
     pub id: String,
     pub kind: SubjectKind,
@@ -348,7 +350,9 @@ pub struct CreditSubjectRow {
 
 /// One record of a subject's archive; only `in_force` ever changes, true to false.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = credit_records)]
+// None is NULL (these columns have no defaults): a bulk import's many-row inserts are
+// then one statement on SQLite, not one per row.
+#[diesel(table_name = credit_records, treat_none_as_default_value = false)]
 pub struct CreditRecordRow {
     pub id: String,
     pub subject_id: String,
@@ -371,7 +375,9 @@ pub struct CreditRecordRow {
 
 /// A subject's level moved.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = credit_level_changes)]
+// None is NULL (these columns have no defaults): a bulk import's many-row inserts are
+// then one statement on SQLite, not one per row.
+#[diesel(table_name = credit_level_changes, treat_none_as_default_value = false)]
 pub struct CreditLevelChangeRow {
     pub id: String,
     pub subject_id: String,
@@ -461,4 +467,24 @@ pub struct WaiverRow {
     /// The record settlement wrote: on time, late or the default.
     pub record_id: Option<String>,
     pub version: i32,
+}
+
+/// A bulk import of one file (by its SHA-256): how far its committed batches reached.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = credit_imports)]
+pub struct CreditImportRow {
+    pub id: String,
+    pub file_sha256: String,
+    /// `csv` or `ndjson`.
+    pub format: String,
+    /// The last line number a committed batch covered (0: none yet).
+    pub last_line: i64,
+    pub lines_stored: i64,
+    pub lines_rejected: i64,
+    /// `running` or `finished`.
+    pub status: String,
+    pub started_by: Option<String>,
+    pub started_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
 }

@@ -539,6 +539,22 @@ diesel::joinable!(issuer_certificates -> organizations (organization_id));
 diesel::joinable!(premium_terms -> organizations (issuer_id));
 diesel::joinable!(matter_versions -> matters (code));
 diesel::joinable!(record_category_versions -> record_categories (code));
+diesel::table! {
+    credit_imports (id) {
+        id -> Text,
+        file_sha256 -> Text,
+        format -> Text,
+        last_line -> BigInt,
+        lines_stored -> BigInt,
+        lines_rejected -> BigInt,
+        status -> Text,
+        started_by -> Nullable<Text>,
+        started_at -> Timestamp,
+        updated_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(credit_records -> credit_subjects (subject_id));
 diesel::joinable!(credit_records -> record_categories (category));
 diesel::joinable!(credit_level_changes -> credit_subjects (subject_id));
@@ -587,4 +603,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     credit_line_matters,
     credit_rights_codes,
     credit_waivers,
+    credit_imports,
 );

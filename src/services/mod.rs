@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod claims;
 pub mod credit;
 pub mod credit_disputes;
+pub mod credit_import;
 pub mod credit_looks;
 pub mod credit_office;
 pub mod crl_fetch;

@@ -206,6 +206,17 @@ pub struct EdgeSettings {
 }
 
 impl EdgeSettings {
+    /// The body limit of a request: the configured one, or the bulk import's for its
+    /// upload (which streams its body to a file and never holds it in memory).
+    pub fn body_limit(&self, method: &actix_web::http::Method, path: &str) -> usize {
+        use crate::web::api::credit_import::{IMPORT_BODY_MAX_BYTES, IMPORT_PATH};
+        if method == actix_web::http::Method::POST && path == IMPORT_PATH {
+            self.max_body_bytes.max(IMPORT_BODY_MAX_BYTES)
+        } else {
+            self.max_body_bytes
+        }
+    }
+
     pub fn from_settings(settings: &Settings) -> EdgeSettings {
         EdgeSettings {
             max_body_bytes: settings.max_body_bytes,
@@ -389,8 +400,9 @@ pub async fn middleware(
         )
     });
     if let Some(s) = &settings {
-        if declared_length(req.headers()).is_some_and(|n| n > s.max_body_bytes as u64) {
-            let mut res = req.into_response(payload_too_large(s.max_body_bytes));
+        let limit = s.body_limit(req.method(), &path);
+        if declared_length(req.headers()).is_some_and(|n| n > limit as u64) {
+            let mut res = req.into_response(payload_too_large(limit));
             harden(res.headers_mut(), &path, https);
             return Ok(res);
         }
@@ -586,11 +598,12 @@ impl ExpectCheck {
 
     fn refusal(&self, req: &Request) -> Option<HttpResponse> {
         let head = req.head();
-        if declared_length(&head.headers).is_some_and(|n| n > self.settings.max_body_bytes as u64) {
-            return Some(payload_too_large(self.settings.max_body_bytes));
-        }
         let url = Url::new(head.uri.clone());
         let path = url.path();
+        let limit = self.settings.body_limit(&head.method, path);
+        if declared_length(&head.headers).is_some_and(|n| n > limit as u64) {
+            return Some(payload_too_large(limit));
+        }
         let Some(operation) = self.routes.operation(&head.method, path) else {
             return Some(refusal_for_unrouted(&self.routes, &head.method, path));
         };

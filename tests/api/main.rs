@@ -21,6 +21,7 @@ mod confidentiality;
 mod crash_safety;
 mod credit;
 mod credit_disputes;
+mod credit_import;
 mod credit_looks;
 mod database;
 mod errors;

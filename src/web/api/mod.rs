@@ -6,6 +6,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod credit;
 pub mod credit_disputes;
+pub mod credit_import;
 pub mod dto;
 pub mod guarantees;
 pub mod listing;
@@ -34,5 +35,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .configure(catalogue::routes)
         .configure(credit::routes)
         .configure(credit_disputes::routes)
-        .configure(waivers::routes);
+        .configure(waivers::routes)
+        .configure(credit_import::routes);
 }

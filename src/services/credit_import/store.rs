@@ -1,0 +1,644 @@
+//! Storing a batch of checked lines in the caller's transaction: duplicates dropped,
+//! subjects found or made, the records inserted many rows a statement, and each
+//! touched subject's scores and level brought up to date once.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::{Prepared, Reason, Rejection};
+use crate::db::audit::{self, AuditEvent};
+use crate::db::models::{CreditLevelChangeRow, CreditRecordRow, CreditSubjectRow};
+use crate::db::schema::{
+    credit_level_changes, credit_records, credit_subjects, organizations, record_categories, users,
+};
+use crate::db::DbConnection;
+use crate::domain::catalogue::{CreditLevel, Dimension, SubjectKind};
+use crate::domain::credit::{signed_points, DimensionScores, LevelsConfig};
+use crate::domain::party::Role;
+use crate::mail::templates::CreditCause;
+use crate::services::credit::SubjectRef;
+use crate::services::{new_id, notify, Context, ServiceError};
+
+/// Rows per multi-row statement: within SQLite's 32,766 bound parameters at 17 columns.
+const ROWS_PER_STATEMENT: usize = 1000;
+/// Keys per `IN (...)` list.
+const KEYS_PER_QUERY: usize = 1000;
+
+/// Keeps SQLite's statement journals in memory on the import's connection: each
+/// multi-row insert may need one (a row may fail a constraint half way), and writing
+/// them to a temporary file took a quarter of an import's time.
+pub(super) fn tune(c: &mut DbConnection) -> Result<(), ServiceError> {
+    use diesel::connection::SimpleConnection;
+    if let DbConnection::Sqlite(c) = c {
+        c.batch_execute("PRAGMA temp_store = MEMORY")?;
+    }
+    Ok(())
+}
+
+/// What one batch stored.
+#[derive(Debug, Default)]
+pub(super) struct Outcome {
+    pub(super) stored: u64,
+    pub(super) rejections: Vec<Rejection>,
+    pub(super) subjects_created: u64,
+    pub(super) level_changes: u64,
+}
+
+/// Runs the same code on the connection of either backend, for the statements the
+/// multi-backend connection cannot express (multi-row inserts with `ON CONFLICT`,
+/// `RETURNING`, row locks).
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            DbConnection::Sqlite($c) => $body,
+            DbConnection::Pg($c) => $body,
+        }
+    };
+}
+
+pub(super) fn store_batch(
+    c: &mut DbConnection,
+    ctx: &Context,
+    config: &LevelsConfig,
+    lines: &[Prepared],
+    recorded_by: Option<&str>,
+    at: NaiveDateTime,
+) -> Result<Outcome, ServiceError> {
+    let mut outcome = Outcome::default();
+    // A reference twice in the batch: the first one goes on.
+    let mut first_at: HashMap<(&str, &str), u64> = HashMap::new();
+    let mut keep: Vec<&Prepared> = Vec::with_capacity(lines.len());
+    for p in lines {
+        match first_at.entry((p.department.as_str(), p.reference.as_str())) {
+            std::collections::hash_map::Entry::Occupied(first) => {
+                outcome.rejections.push(Rejection::new(
+                    p.line,
+                    Reason::DuplicateInFile,
+                    Some("source_ref"),
+                    format!(
+                        "this department's reference is also on line {}",
+                        first.get()
+                    ),
+                ))
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(p.line);
+                keep.push(p);
+            }
+        }
+    }
+    // References stored already, per department.
+    let stored = stored_references(c, &keep)?;
+    keep.retain(|p| {
+        let known = stored.contains(&(p.department.clone(), p.reference.clone()));
+        if known {
+            outcome.rejections.push(already_stored(p.line));
+        }
+        !known
+    });
+    if keep.is_empty() {
+        outcome.rejections.sort_by_key(|r| r.line);
+        return Ok(outcome);
+    }
+
+    // Subjects: found, or made at the base standing.
+    let (subject_ids, created) = subjects_of(c, config, &keep, at)?;
+    outcome.subjects_created = created;
+
+    // The records, in statements of many rows; a reference a concurrent writer stored
+    // meanwhile is not inserted (and reported as stored already).
+    let rows: Vec<CreditRecordRow> = keep
+        .iter()
+        .map(|p| {
+            let in_force = p.expires_at > at;
+            CreditRecordRow {
+                id: new_id(),
+                subject_id: subject_ids[&(p.subject.kind, p.subject.key.clone())].clone(),
+                category: p.category.clone(),
+                dimension: p.dimension,
+                polarity: p.polarity,
+                points: p.points,
+                serious_dishonesty: in_force && config.is_serious_dishonesty(&p.category),
+                occurred_at: p.occurred_at,
+                expires_at: Some(p.expires_at),
+                source_department: p.department.clone(),
+                source_ref: p.reference.clone(),
+                note: p.note.clone(),
+                cancels: None,
+                cancel_reason: None,
+                recorded_at: at,
+                recorded_by: recorded_by.map(str::to_owned),
+                in_force,
+            }
+        })
+        .collect();
+    let mut inserted: HashSet<String> = HashSet::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let ids: Vec<String> =
+            on_backend!(&mut *c, |conn| diesel::insert_into(credit_records::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .returning(credit_records::id)
+                .get_results(conn)?);
+        inserted.extend(ids);
+    }
+    // Per subject, the sum of its new records in force, and the last one (the cause of
+    // a level change).
+    let mut changes: BTreeMap<&str, (DimensionScores, i32, &CreditRecordRow)> = BTreeMap::new();
+    for (p, row) in keep.iter().zip(&rows) {
+        if !inserted.contains(&row.id) {
+            outcome.rejections.push(already_stored(p.line));
+            continue;
+        }
+        outcome.stored += 1;
+        if !row.in_force {
+            continue;
+        }
+        let entry =
+            changes
+                .entry(row.subject_id.as_str())
+                .or_insert((DimensionScores::default(), 0, row));
+        entry
+            .0
+            .add(row.dimension, signed_points(row.polarity, row.points));
+        entry.1 += i32::from(row.serious_dishonesty);
+        entry.2 = row;
+    }
+    outcome.level_changes = apply_changes(c, ctx, config, &changes, at)?;
+    outcome.rejections.sort_by_key(|r| r.line);
+    Ok(outcome)
+}
+
+fn already_stored(line: u64) -> Rejection {
+    Rejection::new(
+        line,
+        Reason::AlreadyStored,
+        Some("source_ref"),
+        "this department's reference is stored already (an earlier line of this file, an \
+         earlier import or the API); nothing was stored",
+    )
+}
+
+/// The (department, reference) pairs of `lines` already in the archive.
+fn stored_references(
+    c: &mut DbConnection,
+    lines: &[&Prepared],
+) -> Result<HashSet<(String, String)>, ServiceError> {
+    let mut by_department: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for p in lines {
+        by_department
+            .entry(&p.department)
+            .or_default()
+            .push(&p.reference);
+    }
+    let mut found = HashSet::new();
+    for (department, references) in by_department {
+        for chunk in references.chunks(KEYS_PER_QUERY) {
+            let query = credit_records::table
+                .filter(credit_records::source_department.eq(department))
+                .filter(credit_records::source_ref.eq_any(chunk.to_vec()))
+                .select(credit_records::source_ref);
+            let refs: Vec<String> = on_backend!(&mut *c, |conn| query.load(conn)?);
+            found.extend(refs.into_iter().map(|r| (department.to_owned(), r)));
+        }
+    }
+    Ok(found)
+}
+
+type SubjectKey = (SubjectKind, String);
+
+/// The subject id of every line's subject, making the missing ones at the base
+/// standing (an enterprise the exchange knows linked to its organization), and how many
+/// were made. Like `find_or_create_subject` of the archive, for a batch at once.
+fn subjects_of(
+    c: &mut DbConnection,
+    config: &LevelsConfig,
+    lines: &[&Prepared],
+    at: NaiveDateTime,
+) -> Result<(HashMap<SubjectKey, String>, u64), ServiceError> {
+    let mut wanted: BTreeMap<SubjectKey, &SubjectRef> = BTreeMap::new();
+    for p in lines {
+        wanted
+            .entry((p.subject.kind, p.subject.key.clone()))
+            .or_insert(&p.subject);
+    }
+    let keys: Vec<&str> = wanted.keys().map(|(_, k)| k.as_str()).collect();
+    let existing = subjects_by_key(c, &keys)?;
+    let mut ids: HashMap<SubjectKey, String> = HashMap::with_capacity(wanted.len());
+    let mut unlinked: Vec<(String, String)> = Vec::new();
+    for (id, kind, key, organization_id) in existing {
+        if !wanted.contains_key(&(kind, key.clone())) {
+            continue;
+        }
+        if kind == SubjectKind::Enterprise && organization_id.is_none() {
+            unlinked.push((id.clone(), key.clone()));
+        }
+        ids.insert((kind, key), id);
+    }
+    let missing: Vec<&SubjectRef> = wanted
+        .iter()
+        .filter(|(k, _)| !ids.contains_key(*k))
+        .map(|(_, s)| *s)
+        .collect();
+    // The organizations the exchange knows among the enterprises without a link.
+    let usccs: Vec<&str> = missing
+        .iter()
+        .filter(|s| s.kind == SubjectKind::Enterprise)
+        .map(|s| s.key.as_str())
+        .chain(unlinked.iter().map(|(_, key)| key.as_str()))
+        .collect();
+    let mut organization_of: HashMap<String, String> = HashMap::new();
+    for chunk in usccs.chunks(KEYS_PER_QUERY) {
+        let query = organizations::table
+            .filter(organizations::uscc.eq_any(chunk.to_vec()))
+            .select((organizations::uscc, organizations::id));
+        let found: Vec<(String, String)> = on_backend!(&mut *c, |conn| query.load(conn)?);
+        organization_of.extend(found);
+    }
+    for (id, key) in &unlinked {
+        if let Some(org) = organization_of.get(key) {
+            diesel::update(credit_subjects::table.find(id))
+                .set(credit_subjects::organization_id.eq(org))
+                .execute(c)?;
+        }
+    }
+    if missing.is_empty() {
+        return Ok((ids, 0));
+    }
+    let fresh = config.standing(&DimensionScores::default(), 0);
+    let rows: Vec<CreditSubjectRow> = missing
+        .iter()
+        .map(|s| CreditSubjectRow {
+            id: new_id(),
+            kind: s.kind,
+            subject_key: s.key.clone(),
+            masked_id: s.masked.clone(),
+            name: s.name.clone(),
+            organization_id: match s.kind {
+                SubjectKind::Enterprise => organization_of.get(&s.key).cloned(),
+                SubjectKind::Person => None,
+            },
+            score_identity: 0,
+            score_compliance: 0,
+            score_public_interest: 0,
+            score_history: 0,
+            score: fresh.score,
+            level: fresh.level,
+            level_since: at,
+            serious_dishonesty_count: 0,
+            version: 1,
+            created_at: at,
+            updated_at: at,
+        })
+        .collect();
+    // A concurrent writer may make one of them first: its row is the subject then.
+    let mut created = 0;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let made: Vec<String> =
+            on_backend!(&mut *c, |conn| diesel::insert_into(credit_subjects::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .returning(credit_subjects::id)
+                .get_results(conn)?);
+        created += made.len() as u64;
+    }
+    let keys: Vec<&str> = missing.iter().map(|s| s.key.as_str()).collect();
+    for (id, kind, key, _) in subjects_by_key(c, &keys)? {
+        ids.insert((kind, key), id);
+    }
+    for p in lines {
+        if !ids.contains_key(&(p.subject.kind, p.subject.key.clone())) {
+            return Err(ServiceError::Internal(anyhow::anyhow!(
+                "a credit subject made by the import is missing"
+            )));
+        }
+    }
+    Ok((ids, created))
+}
+
+/// A subject as the import finds it: id, kind, key and organization.
+type FoundSubject = (String, SubjectKind, String, Option<String>);
+
+/// Subjects by key.
+fn subjects_by_key(c: &mut DbConnection, keys: &[&str]) -> Result<Vec<FoundSubject>, ServiceError> {
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(KEYS_PER_QUERY) {
+        // Both kinds named, so that the unique index on (kind, subject_key) serves it.
+        let query = credit_subjects::table
+            .filter(credit_subjects::kind.eq_any([SubjectKind::Person, SubjectKind::Enterprise]))
+            .filter(credit_subjects::subject_key.eq_any(chunk.to_vec()))
+            .select((
+                credit_subjects::id,
+                credit_subjects::kind,
+                credit_subjects::subject_key,
+                credit_subjects::organization_id,
+            ));
+        let rows: Vec<FoundSubject> = on_backend!(&mut *c, |conn| query.load(conn)?);
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// Adds each subject's summed changes under its row lock (in id order) and writes its
+/// scores and level once; for a level that moves, the level change, its audit entry
+/// and its mails, caused by the subject's last record of the batch: what the archive's
+/// `apply` and `level_changed` do for one record, in statements of many rows. Answers
+/// how many levels moved.
+fn apply_changes(
+    c: &mut DbConnection,
+    ctx: &Context,
+    config: &LevelsConfig,
+    changes: &BTreeMap<&str, (DimensionScores, i32, &CreditRecordRow)>,
+    at: NaiveDateTime,
+) -> Result<u64, ServiceError> {
+    let ids: Vec<&str> = changes.keys().copied().collect();
+    let mut subjects: Vec<CreditSubjectRow> = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(KEYS_PER_QUERY) {
+        let query = || {
+            credit_subjects::table
+                .filter(credit_subjects::id.eq_any(chunk.to_vec()))
+                .order(credit_subjects::id.asc())
+        };
+        let rows: Vec<CreditSubjectRow> = match &mut *c {
+            DbConnection::Sqlite(conn) => {
+                query().select(CreditSubjectRow::as_select()).load(conn)?
+            }
+            DbConnection::Pg(conn) => query()
+                .select(CreditSubjectRow::as_select())
+                .for_no_key_update()
+                .load(conn)?,
+        };
+        subjects.extend(rows);
+    }
+    let mut afters = Vec::with_capacity(subjects.len());
+    let mut moved = Vec::new();
+    for before in subjects {
+        let Some((delta, serious_delta, cause)) = changes.get(before.id.as_str()) else {
+            continue;
+        };
+        let mut dims = DimensionScores {
+            identity: before.score_identity,
+            compliance: before.score_compliance,
+            public_interest: before.score_public_interest,
+            history: before.score_history,
+        };
+        for d in Dimension::ALL.iter().copied() {
+            dims.add(d, delta.get(d));
+        }
+        let serious = before.serious_dishonesty_count + serious_delta;
+        if serious < 0 {
+            return Err(ServiceError::Internal(anyhow::anyhow!(
+                "credit subject {}: serious-dishonesty count would go below zero",
+                before.id
+            )));
+        }
+        let standing = config.standing(&dims, serious);
+        let level_moved = standing.level != before.level;
+        let after = CreditSubjectRow {
+            score_identity: dims.identity,
+            score_compliance: dims.compliance,
+            score_public_interest: dims.public_interest,
+            score_history: dims.history,
+            score: standing.score,
+            level: standing.level,
+            level_since: if level_moved { at } else { before.level_since },
+            serious_dishonesty_count: serious,
+            version: before.version + 1,
+            updated_at: at,
+            ..before.clone()
+        };
+        if level_moved {
+            moved.push((after.clone(), before.level, *cause));
+        }
+        afters.push(after);
+    }
+    for chunk in afters.chunks(SUBJECT_ROWS_PER_UPDATE) {
+        update_subjects(c, chunk)?;
+    }
+    levels_moved(c, ctx, &moved, at)?;
+    Ok(moved.len() as u64)
+}
+
+/// Subjects updated per statement (11 parameters each).
+const SUBJECT_ROWS_PER_UPDATE: usize = 1000;
+
+/// Writes the scores, level and version of subjects in one `UPDATE ... FROM (VALUES
+/// ...)` (SQLite 3.33 and PostgreSQL; PostgreSQL needs the parameters' types).
+fn update_subjects(c: &mut DbConnection, rows: &[CreditSubjectRow]) -> Result<(), ServiceError> {
+    use diesel::sql_types::{Integer, Text, Timestamp};
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let pg = matches!(c, DbConnection::Pg(_));
+    let types = [
+        "text",
+        "int4",
+        "int4",
+        "int4",
+        "int4",
+        "int4",
+        "text",
+        "timestamp",
+        "int4",
+        "int4",
+        "timestamp",
+    ];
+    let mut values = String::with_capacity(rows.len() * 80);
+    let mut n = 0;
+    for (i, _) in rows.iter().enumerate() {
+        values.push_str(if i == 0 { "(" } else { ", (" });
+        for (j, ty) in types.iter().enumerate() {
+            if j > 0 {
+                values.push_str(", ");
+            }
+            n += 1;
+            if pg {
+                values.push_str(&format!("${n}::{ty}"));
+            } else {
+                values.push('?');
+            }
+        }
+        values.push(')');
+    }
+    let sql = format!(
+        "UPDATE credit_subjects SET score_identity = v.column2, score_compliance = v.column3, \
+         score_public_interest = v.column4, score_history = v.column5, score = v.column6, \
+         level = v.column7, level_since = v.column8, serious_dishonesty_count = v.column9, \
+         version = v.column10, updated_at = v.column11 \
+         FROM (VALUES {values}) AS v WHERE credit_subjects.id = v.column1"
+    );
+    macro_rules! bound {
+        ($backend:ty) => {{
+            let mut q = diesel::sql_query(sql.clone()).into_boxed::<$backend>();
+            for r in rows {
+                q = q
+                    .bind::<Text, _>(r.id.clone())
+                    .bind::<Integer, _>(r.score_identity)
+                    .bind::<Integer, _>(r.score_compliance)
+                    .bind::<Integer, _>(r.score_public_interest)
+                    .bind::<Integer, _>(r.score_history)
+                    .bind::<Integer, _>(r.score)
+                    .bind::<Text, _>(r.level.as_str())
+                    .bind::<Timestamp, _>(r.level_since)
+                    .bind::<Integer, _>(r.serious_dishonesty_count)
+                    .bind::<Integer, _>(r.version)
+                    .bind::<Timestamp, _>(r.updated_at);
+            }
+            q
+        }};
+    }
+    let updated = match c {
+        DbConnection::Sqlite(conn) => bound!(diesel::sqlite::Sqlite).execute(conn)?,
+        DbConnection::Pg(conn) => bound!(diesel::pg::Pg).execute(conn)?,
+    };
+    if updated != rows.len() {
+        return Err(ServiceError::Internal(anyhow::anyhow!(
+            "updated {updated} of {} credit subjects",
+            rows.len()
+        )));
+    }
+    Ok(())
+}
+
+/// For each subject whose level moved: its level change, its audit entry and its mails
+/// (to whoever the archive knows for it), as the archive's `level_changed` writes them.
+fn levels_moved(
+    c: &mut DbConnection,
+    ctx: &Context,
+    moved: &[(CreditSubjectRow, CreditLevel, &CreditRecordRow)],
+    at: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<CreditLevelChangeRow> = moved
+        .iter()
+        .map(|(subject, from, cause)| CreditLevelChangeRow {
+            id: new_id(),
+            subject_id: subject.id.clone(),
+            from_level: *from,
+            to_level: subject.level,
+            score: subject.score,
+            cause_record_id: Some(cause.id.clone()),
+            changed_at: at,
+        })
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        on_backend!(&mut *c, |conn| diesel::insert_into(
+            credit_level_changes::table
+        )
+        .values(chunk)
+        .execute(conn)?);
+    }
+    let events: Vec<AuditEvent<'_>> = moved
+        .iter()
+        .map(|(subject, from, cause)| AuditEvent {
+            action: "credit_level_changed",
+            entity_kind: "credit_subject",
+            entity_id: &subject.id,
+            from_state: Some(from.as_str()),
+            to_state: Some(subject.level.as_str()),
+            details: serde_json::json!({
+                "score": subject.score,
+                "cause_record": cause.id,
+                "category": cause.category,
+                "cancels": cause.cancels,
+            }),
+            ..Default::default()
+        })
+        .collect();
+    audit::append_all(c, &events, at)?;
+    let recipients = recipients_of(c, moved.iter().map(|(s, _, _)| s))?;
+    if recipients.is_empty() {
+        return Ok(());
+    }
+    let names: HashMap<String, (String, String)> = record_categories::table
+        .select((
+            record_categories::code,
+            (record_categories::name_zh, record_categories::name_en),
+        ))
+        .load(c)?
+        .into_iter()
+        .collect();
+    for (subject, from, cause) in moved {
+        let Some(addresses) = recipients.get(&subject.id) else {
+            continue;
+        };
+        // A record of the import is new and in force: it is what moved the level.
+        let reason = names
+            .get(&cause.category)
+            .map(|(zh, en)| CreditCause::NewRecord.reason(zh, en));
+        notify::credit_level_changed(c, ctx, subject, *from, reason, addresses, at)?;
+    }
+    Ok(())
+}
+
+/// The mail addresses the exchange knows for each subject, as the archive's
+/// `recipients_of` finds them: an enterprise's organization and its active users; a
+/// person's own active resident accounts registered with that resident ID. Each
+/// address once per subject; subjects without any are absent.
+fn recipients_of<'a>(
+    c: &mut DbConnection,
+    subjects: impl Iterator<Item = &'a CreditSubjectRow>,
+) -> Result<HashMap<String, Vec<String>>, ServiceError> {
+    let mut by_key: HashMap<&str, &str> = HashMap::new();
+    let mut by_organization: HashMap<&str, &str> = HashMap::new();
+    for s in subjects {
+        match (s.kind, &s.organization_id) {
+            (SubjectKind::Person, _) => {
+                by_key.insert(&s.subject_key, &s.id);
+            }
+            (SubjectKind::Enterprise, Some(org)) => {
+                by_organization.insert(org, &s.id);
+            }
+            (SubjectKind::Enterprise, None) => {}
+        }
+    }
+    let mut found: HashMap<String, Vec<String>> = HashMap::new();
+    let keys: Vec<&str> = by_key.keys().copied().collect();
+    for chunk in keys.chunks(KEYS_PER_QUERY) {
+        let query = users::table
+            .filter(users::resident_id_hmac.eq_any(chunk.to_vec()))
+            .filter(users::role.eq(Role::Person))
+            .filter(users::active.eq(true))
+            .select((users::resident_id_hmac, users::email));
+        let rows: Vec<(Option<String>, Option<String>)> =
+            on_backend!(&mut *c, |conn| query.load(conn)?);
+        for (key, email) in rows {
+            if let (Some(subject), Some(email)) =
+                (key.and_then(|k| by_key.get(k.as_str()).copied()), email)
+            {
+                found.entry(subject.to_owned()).or_default().push(email);
+            }
+        }
+    }
+    let organizations_: Vec<&str> = by_organization.keys().copied().collect();
+    for chunk in organizations_.chunks(KEYS_PER_QUERY) {
+        let query = organizations::table
+            .filter(organizations::id.eq_any(chunk.to_vec()))
+            .select((organizations::id, organizations::email));
+        let rows: Vec<(String, Option<String>)> = on_backend!(&mut *c, |conn| query.load(conn)?);
+        for (org, email) in rows {
+            if let (Some(subject), Some(email)) = (by_organization.get(org.as_str()), email) {
+                found.entry((*subject).to_owned()).or_default().push(email);
+            }
+        }
+        let query = users::table
+            .filter(users::organization_id.eq_any(chunk.to_vec()))
+            .filter(users::active.eq(true))
+            .select((users::organization_id, users::email));
+        let rows: Vec<(String, Option<String>)> = on_backend!(&mut *c, |conn| query.load(conn)?);
+        for (org, email) in rows {
+            if let (Some(subject), Some(email)) = (by_organization.get(org.as_str()), email) {
+                found.entry((*subject).to_owned()).or_default().push(email);
+            }
+        }
+    }
+    for addresses in found.values_mut() {
+        let mut seen = HashSet::new();
+        addresses.retain(|a| seen.insert(a.to_lowercase()));
+    }
+    Ok(found)
+}
