@@ -610,6 +610,25 @@ async fn the_credit_office_uploads_a_file_and_nobody_else_may(app: TestApp) {
     assert_eq!(summary["rejected_lines"][0]["reason"], "malformed");
     assert_eq!(records_of(&app, &r.source_department).await.len(), 2);
 
+    // A file of several megabytes arrives in many pieces, each spooled in turn: every
+    // line is read back whole.
+    let mut big = String::from(HEADER);
+    big.push('\n');
+    let lines = 40_000;
+    for i in 0..lines {
+        let mut line = NewCreditRecord::enterprise(&enterprise(8), "blood_donation", "x");
+        line.source_ref = format!("BIG-{i:06}");
+        line.source_department = "滨州市献血办公室".into();
+        big.push_str(&csv_line(&line));
+        big.push('\n');
+    }
+    assert!(big.len() > 3 * 1024 * 1024, "{} bytes", big.len());
+    let answer = upload(&office, "text/csv", big).await;
+    assert_eq!(answer.status().as_u16(), 200);
+    let summary: Value = answer.json().await.expect("json");
+    assert_eq!(summary["stored"], lines, "{summary}");
+    assert_eq!(summary["rejected"], 0, "{summary}");
+
     // An unknown column, or a body of another type: 4xx, nothing stored.
     let unknown = upload(
         &office,

@@ -29,6 +29,9 @@ pub const IMPORT_BODY_MAX_BYTES: usize = 256 * 1024 * 1024;
 /// Rejected lines an answer lists at most (the summary counts them all).
 pub const REJECTED_LISTED_MAX: usize = 1000;
 
+/// How much of an upload is gathered before it is written to the spool file.
+const SPOOL_PIECE_BYTES: usize = 1024 * 1024;
+
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(post_import);
 }
@@ -192,22 +195,36 @@ async fn post_import(
         .map_err(internal("a temporary file for the upload"))?
     };
     let mut body = actix_http::encoding::Decoder::from_headers(payload.into_inner(), req.headers());
-    let mut writer = std::io::BufWriter::with_capacity(256 * 1024, spool);
+    // The body is gathered into pieces of SPOOL_PIECE_BYTES, each written to the spool
+    // file off the request thread (a disk write must not stall the other requests).
+    let mut spool = spool;
+    let mut piece: Vec<u8> = Vec::with_capacity(SPOOL_PIECE_BYTES);
     let mut size = 0usize;
-    while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::bad_request(format!("the body could not be read: {e}")))?;
-        size += chunk.len();
-        if size > IMPORT_BODY_MAX_BYTES {
-            return Err(too_large());
+    loop {
+        let next = body.next().await;
+        let done = next.is_none();
+        if let Some(chunk) = next {
+            let chunk = chunk
+                .map_err(|e| ApiError::bad_request(format!("the body could not be read: {e}")))?;
+            size += chunk.len();
+            if size > IMPORT_BODY_MAX_BYTES {
+                return Err(too_large());
+            }
+            piece.extend_from_slice(&chunk);
         }
-        writer
-            .write_all(&chunk)
+        if piece.len() >= SPOOL_PIECE_BYTES || (done && !piece.is_empty()) {
+            let full = std::mem::replace(&mut piece, Vec::with_capacity(SPOOL_PIECE_BYTES));
+            spool = web::block(move || {
+                spool.as_file_mut().write_all(&full)?;
+                Ok::<_, std::io::Error>(spool)
+            })
+            .await?
             .map_err(internal("spooling the upload"))?;
+        }
+        if done {
+            break;
+        }
     }
-    let spool = writer
-        .into_inner()
-        .map_err(|e| internal("spooling the upload")(e.into_error()))?;
     let ctx = who.context(&state);
     let options = Options::new(format);
     let (result, collected) = web::block(move || {
