@@ -134,6 +134,36 @@ async fn the_office_adds_finds_and_repairs_records_from_its_desk(app: TestApp) {
     assert_eq!(count(&desk, "count-subjects"), "1");
     assert_eq!(count(&desk, "count-records"), "0", "the penalty left force");
 
+    // A file imported through the API is listed on the desk with what it stored.
+    assert!(desk.contains("id=\"no-imports\""));
+    let csv = format!(
+        "{}\nenterprise,{},滨州鲁北路桥建设有限公司,tax_grade_a,,,2026-11-01,,市税务局,税A-2026-9,\n",
+        baohan::services::credit_import::COLUMNS.join(","),
+        crate::helpers::demo_uscc("enterprise1"),
+    );
+    let api = app.as_operator().await;
+    let res = api
+        .request(reqwest::Method::POST, "/api/v1/credit/imports")
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(res.status(), 200);
+    let desk = office.ok("/credit/office").await;
+    let imports = desk
+        .split("id=\"imports\"")
+        .nth(1)
+        .expect("the imports table")
+        .split("</table>")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        imports.contains(">1<") && imports.contains("(csv)"),
+        "{imports}"
+    );
+
     // Nobody else opens the desk or posts to it.
     let hotel = Visitor::signed_in(&app, "hotel").await;
     let (status, _) = hotel.page("/credit/office").await;

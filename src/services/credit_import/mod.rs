@@ -564,6 +564,22 @@ fn checkpoint(
 
 /// The categories as shipped, for `baohan import --help`: code, name, polarity, points
 /// and validity, one a line.
+/// The newest import jobs, newest first (the credit office): each file by its SHA-256,
+/// how far its committed batches reached and what they stored and rejected.
+pub fn recent_jobs(
+    ctx: &Context,
+    actor: &Actor,
+    limit: i64,
+) -> Result<Vec<CreditImportRow>, ServiceError> {
+    require_credit_office(actor)?;
+    let mut conn = ctx.conn()?;
+    Ok(credit_imports::table
+        .order((credit_imports::started_at.desc(), credit_imports::id.desc()))
+        .limit(limit)
+        .select(CreditImportRow::as_select())
+        .load(&mut conn)?)
+}
+
 pub fn shipped_categories_help() -> String {
     use crate::domain::catalogue::{seed_categories, RECORD_CATEGORIES_TOML};
     match seed_categories(RECORD_CATEGORIES_TOML) {

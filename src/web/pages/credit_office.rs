@@ -16,7 +16,7 @@ use super::{page, redirect_with_flash, Chrome, Nav};
 use crate::domain::party::Role;
 use crate::services::credit::{self, Archive, NewCancellation, NewRecord};
 use crate::services::credit_office::{self, Dashboard};
-use crate::services::{catalogue, ServiceError};
+use crate::services::{catalogue, credit_import, ServiceError};
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -49,11 +49,27 @@ const LOOKUP_FIELDS: [&str; 2] = ["lookup_type", "lookup_id"];
 /// The longest value a field keeps as typed (the service refuses more).
 const FIELD_MAX_CHARS: usize = 1100;
 
+/// An import job as the desk lists it.
+struct ImportView {
+    /// The first 12 hex digits of the file's SHA-256.
+    file: String,
+    format: String,
+    started_at: String,
+    last_line: i64,
+    stored: i64,
+    rejected: i64,
+    finished: bool,
+}
+
+/// Import jobs the desk lists, newest first.
+const IMPORTS_SHOWN: i64 = 20;
+
 #[derive(Template)]
 #[template(path = "pages/credit/office.html")]
 struct DashboardPage {
     chrome: Chrome,
     counts: Dashboard,
+    imports: Vec<ImportView>,
     categories: Vec<(String, String, bool)>,
     form: Typed,
     errors: FieldErrors,
@@ -67,10 +83,11 @@ async fn render_dashboard(
     errors: FieldErrors,
 ) -> Result<HttpResponse, PageError> {
     let (ctx, actor) = (state.ctx.clone(), visitor.actor.clone());
-    let (counts, categories) = web::block(move || {
+    let (counts, categories, imports) = web::block(move || {
         Ok::<_, ServiceError>((
             credit_office::dashboard(&ctx, &actor)?,
             catalogue::list_categories(&ctx)?,
+            credit_import::recent_jobs(&ctx, &actor, IMPORTS_SHOWN)?,
         ))
     })
     .await??;
@@ -82,6 +99,18 @@ async fn render_dashboard(
     let html = DashboardPage {
         chrome: chrome.clone(),
         counts,
+        imports: imports
+            .into_iter()
+            .map(|j| ImportView {
+                file: j.file_sha256.chars().take(12).collect(),
+                format: j.format,
+                started_at: china_time(j.started_at),
+                last_line: j.last_line,
+                stored: j.lines_stored,
+                rejected: j.lines_rejected,
+                finished: j.status == "finished",
+            })
+            .collect(),
         categories: categories
             .into_iter()
             .map(|e| {
