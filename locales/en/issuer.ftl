@@ -127,3 +127,7 @@ applicant-credit-records = Records in force that lower the score
 applicant-credit-category = Category
 applicant-credit-points = Points
 applicant-credit-occurred = Occurred
+applicant-credit-rule = Our rule
+applicant-credit-discount = { $percent }% premium discount (in the suggested premium)
+applicant-credit-manual = manual review
+applicant-credit-fast = may be fast-tracked

@@ -127,3 +127,7 @@ applicant-credit-records = 有效的扣分记录
 applicant-credit-category = 类别
 applicant-credit-points = 扣分
 applicant-credit-occurred = 发生时间
+applicant-credit-rule = 本机构规则
+applicant-credit-discount = 保费优惠 { $percent }%（已计入建议保费）
+applicant-credit-manual = 需人工审核
+applicant-credit-fast = 可快速审批

@@ -527,6 +527,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    issuer_credit_rules (issuer_id, level) {
+        issuer_id -> Text,
+        level -> Text,
+        discount_percent -> Integer,
+        manual_review -> Bool,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> organizations (organization_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -603,5 +613,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     credit_line_matters,
     credit_rights_codes,
     credit_waivers,
+    issuer_credit_rules,
     credit_imports,
 );

@@ -26,6 +26,7 @@ use diesel::prelude::*;
 
 use super::catalogue::require_credit_office;
 use super::credit_looks::{log_look, looks_at, LookView};
+use super::issuer_rules::LevelRule;
 use super::{new_id, Actor, Context, Listed, OrInternal, ServiceError, Window};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{
@@ -1163,6 +1164,9 @@ pub struct ApplicantCredit {
     pub standing: Standing,
     pub base_score: i32,
     pub lowering: Vec<LoweringRecord>,
+    /// The underwriting issuer's own rule for the applicant's level (its discount and
+    /// whether it reviews by hand).
+    pub rule: LevelRule,
 }
 
 /// The issuer reads the applicant enterprise's standing for one application it
@@ -1195,7 +1199,9 @@ pub fn applicant_credit(
         at,
     )?;
     let rows = named_records(c, &subject.id, true)?;
+    let rule = super::issuer_rules::rule_for(c, &actor.organization_id, subject.level)?;
     Ok(ApplicantCredit {
+        rule,
         standing: Standing {
             score: subject.score,
             level: subject.level,

@@ -15,6 +15,7 @@ pub mod crl_fetch;
 pub mod demo;
 pub mod guarantees;
 pub mod idempotency;
+pub mod issuer_rules;
 pub mod listing;
 pub mod mail;
 pub mod notify;

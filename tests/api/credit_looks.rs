@@ -302,7 +302,122 @@ async fn a_look_by_resident_id_stores_no_resident_id(app: TestApp) {
     assert_eq!(app.credit_look_rows().await, 1);
 }
 
+/// The issuer's own rules by level: the applicant's level picks its discount and whether
+/// it reviews by hand; the page's suggested premium has the discount taken off, and a
+/// paid claim's lower level picks another rule. Only an issuer sets rules, each level
+/// once, 0 to 50 percent.
+async fn the_issuers_rules_by_level_set_the_discount_and_the_review(app: TestApp) {
+    let bank = app.as_issuer("bank").await;
+    let rules = json!([
+        { "level": "AA", "discount_percent": 20, "manual_review": false },
+        { "level": "A", "discount_percent": 10, "manual_review": false },
+        { "level": "B", "discount_percent": 0, "manual_review": true },
+    ]);
+    let set: serde_json::Value = bank
+        .send(Method::PUT, "/api/v1/issuer/credit-rules", Some(&rules))
+        .await;
+    assert_eq!(set.as_array().map(Vec::len), Some(5), "every level: {set}");
+    assert_eq!(
+        set[4],
+        json!({ "level": "D", "discount_percent": 0, "manual_review": true })
+    );
+    for (bad, field) in [
+        (
+            json!([{ "level": "A", "discount_percent": 51, "manual_review": false }]),
+            "discount_percent",
+        ),
+        (
+            json!([
+                { "level": "A", "discount_percent": 5, "manual_review": false },
+                { "level": "A", "discount_percent": 6, "manual_review": true },
+            ]),
+            "level",
+        ),
+    ] {
+        let error = bank
+            .send(Method::PUT, "/api/v1/issuer/credit-rules", Some(&bad))
+            .fails(422, "validation_failed")
+            .await;
+        assert_eq!(error.field(), Some(field));
+    }
+    app.as_enterprise("enterprise1")
+        .await
+        .send(Method::PUT, "/api/v1/issuer/credit-rules", Some(&rules))
+        .fails(403, "forbidden")
+        .await;
+    bank.send(
+        Method::PUT,
+        "/api/v1/issuers/me/premium-terms",
+        Some(&json!({
+            "rate_bp": 15,
+            "minimum_premium": "500.00",
+            "maximum_bond": "1000000.00",
+            "turnaround_days": 3,
+        })),
+    )
+    .await;
+
+    // enterprise1 stands at A: 10 % off, no manual review.
+    let application = application_to(&app, "bank", "BZ-RULE-1").await;
+    let seen = bank
+        .request(Method::GET, &format!("/api/v1/applications/{application}"))
+        .send()
+        .await
+        .expect("send")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json");
+    let credit = &seen["applicant_credit"];
+    assert_eq!(credit["level"], "A", "{seen}");
+    assert_eq!(credit["discount_percent"], 10);
+    assert_eq!(credit["manual_review"], false);
+    let officer = Visitor::signed_in(&app, "bank").await;
+    let page = officer
+        .ok(&format!("/applications/{application}"))
+        .await;
+    let bond: i64 = seen["amount"]
+        .as_str()
+        .expect("amount")
+        .replace('.', "")
+        .parse()
+        .expect("fen");
+    // The quote is 0.15 % of the bond, at least 500.00; 10 % off, in whole fen.
+    let quote = (bond * 15 + 5_000) / 10_000;
+    let quote = quote.max(50_000);
+    let suggested = (quote * 90 + 50) / 100;
+    let suggested = format!("{}.{:02}", suggested / 100, suggested % 100);
+    assert!(
+        page.contains(&format!("value=\"{suggested}\"")),
+        "{suggested}: {page}"
+    );
+    assert!(page.contains("10%"), "the rule is shown");
+
+    // A penalty takes enterprise1 to B: no discount, a manual review.
+    app.as_operator()
+        .await
+        .post_record(&NewCreditRecord::enterprise(
+            &demo_uscc("enterprise1"),
+            "administrative_penalty",
+            "RULE-1",
+        ))
+        .await;
+    let seen = bank.underwriting(&application).await;
+    let credit = seen.applicant_credit.expect("credit");
+    assert_eq!(credit.level, "B");
+    let raw = bank
+        .request(Method::GET, &format!("/api/v1/applications/{application}"))
+        .send()
+        .await
+        .expect("send")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json");
+    assert_eq!(raw["applicant_credit"]["discount_percent"], 0);
+    assert_eq!(raw["applicant_credit"]["manual_review"], true);
+}
+
 crate::on_both_backends!(
+    the_issuers_rules_by_level_set_the_discount_and_the_review,
     the_office_and_the_underwriting_issuer_are_listed_and_the_subjects_own_reads_are_not,
     another_issuer_the_agency_and_the_applicant_see_no_credit_and_log_nothing,
     the_issuer_sees_a_negative_record_with_its_points_and_the_level_move,

@@ -86,6 +86,12 @@ pub struct ApplicantCreditOut {
     base_score: i32,
     /// Newest first; empty for an enterprise with no such record ("no records").
     lowering_records: Vec<LoweringRecordOut>,
+    /// The issuer's own discount for this level, percent of its quote
+    /// (`PUT /api/v1/issuer/credit-rules`).
+    discount_percent: i32,
+    /// Whether the issuer's rules ask a manual review at this level (true without a
+    /// rule).
+    manual_review: bool,
 }
 
 /// A record in force that lowers the applicant's score.
@@ -105,6 +111,8 @@ impl From<ApplicantCredit> for ApplicantCreditOut {
             level: c.standing.level,
             score: c.standing.score,
             base_score: c.base_score,
+            discount_percent: c.rule.discount_percent,
+            manual_review: c.rule.manual_review,
             lowering_records: c
                 .lowering
                 .into_iter()

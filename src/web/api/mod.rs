@@ -9,6 +9,7 @@ pub mod credit_disputes;
 pub mod credit_import;
 pub mod dto;
 pub mod guarantees;
+pub mod issuer_rules;
 pub mod listing;
 pub mod mail;
 pub mod organizations;
@@ -35,6 +36,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .configure(catalogue::routes)
         .configure(credit::routes)
         .configure(credit_disputes::routes)
+        .configure(issuer_rules::routes)
         .configure(waivers::routes)
         .configure(credit_import::routes);
 }

@@ -271,6 +271,8 @@ struct ApplicationPage {
 struct CreditShown {
     level: String,
     score: i32,
+    discount_percent: i32,
+    manual_review: bool,
     /// Records in force that lower the score: category name, points, occurred at.
     lowering: Vec<(String, i32, String)>,
 }
@@ -280,6 +282,8 @@ impl CreditShown {
         CreditShown {
             level: c.standing.level.to_string(),
             score: c.standing.score,
+            discount_percent: c.rule.discount_percent,
+            manual_review: c.rule.manual_review,
             lowering: c
                 .lowering
                 .into_iter()
@@ -341,9 +345,11 @@ async fn application_page(
     let status = view.application.status;
     let allowed = |action| is_issuer && status.transition(action).is_ok();
     // Nothing typed yet: the quote of the issuer's terms for this bond, if they cover it.
+    // Less the issuer's own discount for the applicant's level.
     let quoted = terms
         .and_then(|v| v.terms)
         .and_then(|t| t.quote(Amount::from_fen(view.application.amount_fen)).ok())
+        .map(|q| credit.as_ref().map_or(q, |c| c.rule.discounted(q)))
         .filter(|_| typed.premium.is_empty() && typed.premium_error.is_none());
     let shown = ApplicationPage {
         a: ApplicationRow::of(tr, &view),

@@ -1,0 +1,1 @@
+DROP TABLE issuer_credit_rules;
