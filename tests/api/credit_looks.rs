@@ -372,9 +372,7 @@ async fn the_issuers_rules_by_level_set_the_discount_and_the_review(app: TestApp
     assert_eq!(credit["discount_percent"], 10);
     assert_eq!(credit["manual_review"], false);
     let officer = Visitor::signed_in(&app, "bank").await;
-    let page = officer
-        .ok(&format!("/applications/{application}"))
-        .await;
+    let page = officer.ok(&format!("/applications/{application}")).await;
     let bond: i64 = seen["amount"]
         .as_str()
         .expect("amount")
