@@ -566,6 +566,29 @@ fn apply(
     Ok(after)
 }
 
+/// The audit entry of a subject's level moving from `from`, caused by `cause` (a new,
+/// cancelling or lapsed record): one shape for a record alone and for a bulk import.
+pub(super) fn level_change_event<'a>(
+    subject: &'a CreditSubjectRow,
+    from: CreditLevel,
+    cause: &CreditRecordRow,
+) -> AuditEvent<'a> {
+    AuditEvent {
+        action: "credit_level_changed",
+        entity_kind: "credit_subject",
+        entity_id: &subject.id,
+        from_state: Some(from.as_str()),
+        to_state: Some(subject.level.as_str()),
+        details: serde_json::json!({
+            "score": subject.score,
+            "cause_record": cause.id,
+            "category": cause.category,
+            "cancels": cause.cancels,
+        }),
+        ..Default::default()
+    }
+}
+
 /// Records a level change: its row, its audit entry and a mail to whoever the archive
 /// knows for the subject.
 fn level_changed(
@@ -588,24 +611,7 @@ fn level_changed(
     diesel::insert_into(credit_level_changes::table)
         .values(&change)
         .execute(c)?;
-    audit::append(
-        c,
-        &AuditEvent {
-            action: "credit_level_changed",
-            entity_kind: "credit_subject",
-            entity_id: &subject.id,
-            from_state: Some(from.as_str()),
-            to_state: Some(subject.level.as_str()),
-            details: serde_json::json!({
-                "score": subject.score,
-                "cause_record": cause.id,
-                "category": cause.category,
-                "cancels": cause.cancels,
-            }),
-            ..Default::default()
-        },
-        at,
-    )?;
+    audit::append(c, &level_change_event(subject, from, cause), at)?;
     let category_name: Option<(String, String)> = record_categories::table
         .find(&cause.category)
         .select((record_categories::name_zh, record_categories::name_en))

@@ -18,7 +18,7 @@ use crate::domain::catalogue::{CreditLevel, Dimension, SubjectKind};
 use crate::domain::credit::{signed_points, DimensionScores, LevelsConfig};
 use crate::domain::party::Role;
 use crate::mail::templates::CreditCause;
-use crate::services::credit::SubjectRef;
+use crate::services::credit::{level_change_event, SubjectRef};
 use crate::services::{new_id, notify, Context, ServiceError};
 
 /// Rows per multi-row statement: within SQLite's 32,766 bound parameters at 17 columns.
@@ -534,20 +534,7 @@ fn levels_moved(
     }
     let events: Vec<AuditEvent<'_>> = moved
         .iter()
-        .map(|(subject, from, cause)| AuditEvent {
-            action: "credit_level_changed",
-            entity_kind: "credit_subject",
-            entity_id: &subject.id,
-            from_state: Some(from.as_str()),
-            to_state: Some(subject.level.as_str()),
-            details: serde_json::json!({
-                "score": subject.score,
-                "cause_record": cause.id,
-                "category": cause.category,
-                "cancels": cause.cancels,
-            }),
-            ..Default::default()
-        })
+        .map(|(subject, from, cause)| level_change_event(subject, *from, cause))
         .collect();
     audit::append_all(c, &events, at)?;
     let recipients = recipients_of(c, moved.iter().map(|(s, _, _)| s))?;
