@@ -14,6 +14,13 @@ async fn a_resident_checks_into_a_hotel_without_a_deposit_in_the_browser(app: Te
     let resident = Chromium::start("en").await;
     sign_in_for(&resident, &app, "/credit/rights-code", "resident").await;
     assert!(resident.has("#no-code").await);
+    assert!(
+        !resident
+            .text("header")
+            .await
+            .contains("信用体系建设服务中心"),
+        "a resident is shown as nobody's staff"
+    );
     resident.click("#new-code").await;
     assert!(resident.wait_for("#code-text").await);
     let shown = resident.text("#code-text").await;

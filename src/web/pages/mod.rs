@@ -110,7 +110,12 @@ impl Chrome {
         if let Some(v) = visitor {
             chrome.user = Some(ChromeUser {
                 display_name: v.who.display_name.clone(),
-                organization_name: v.who.organization_name.clone(),
+                // A resident works for nobody: the register its account is kept in is
+                // not its organization.
+                organization_name: match v.role() {
+                    Role::Person => String::new(),
+                    _ => v.who.organization_name.clone(),
+                },
                 role: tr.t(&format!("role-{}", v.role().as_str())),
             });
             chrome.csrf = v.csrf_token.clone();
