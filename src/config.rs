@@ -116,6 +116,9 @@ pub struct Settings {
     /// How long the public statistics are served as computed before they are computed
     /// again (0: every request computes them).
     pub stats_cache_seconds: u32,
+    /// How long a signed-in visitor's page may be served again as rendered, while no
+    /// write has reached the database since (0: never; see `web::page_cache`).
+    pub page_cache_seconds: u32,
     /// A CRL fetched from a distribution point is fetched again once its nextUpdate is
     /// less than this far away.
     pub revocation_fetch_margin_seconds: u64,
@@ -166,6 +169,7 @@ struct Defaults {
     application_limit_waiting: u32,
     application_limit_per_day: u32,
     stats_cache_seconds: u32,
+    page_cache_seconds: u32,
     revocation_fetch_margin_seconds: u64,
     revocation_fetch_interval_seconds: u64,
     revocation_fetch_timeout_ms: u64,
@@ -204,6 +208,7 @@ const DEFAULTS: Defaults = Defaults {
     application_limit_waiting: 20,
     application_limit_per_day: 50,
     stats_cache_seconds: 10,
+    page_cache_seconds: 2,
     revocation_fetch_margin_seconds: 3600,
     revocation_fetch_interval_seconds: 3600,
     revocation_fetch_timeout_ms: 5_000,

@@ -24,6 +24,8 @@ pub struct Application {
     pool: DbPool,
     ctx: services::Context,
     mail_worker: Worker,
+    page_cache: Arc<http::page_cache::PageCache>,
+    database_url: String,
 }
 
 impl Application {
@@ -82,16 +84,22 @@ impl Application {
         let edges = http::http_edges::EdgeSettings::from_settings(&settings);
         let edge_data = web::Data::new(edges.clone());
         let header_read_timeout = Duration::from_secs(settings.header_read_timeout_seconds);
+        let page_cache = Arc::new(http::page_cache::PageCache::new(
+            settings.page_cache_seconds,
+        ));
+        let database_url = settings.database_url();
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             rate_limits: http::rate_limit::RateLimits::from_settings(&settings),
             settings: Arc::new(settings),
             ctx: ctx.clone(),
+            page_cache: page_cache.clone(),
         });
         let server = serve(listener, header_read_timeout, edges, move || {
             // The last wrap is the outermost: the log and request id see every answer,
             // the edges every answer of the app, idempotency what the edges let in.
             App::new()
+                .wrap(actix_web::middleware::from_fn(http::page_cache::middleware))
                 .wrap(actix_web::middleware::from_fn(
                     http::idempotency::middleware,
                 ))
@@ -107,6 +115,8 @@ impl Application {
             pool,
             ctx,
             mail_worker,
+            page_cache,
+            database_url,
         })
     }
 
@@ -129,8 +139,10 @@ impl Application {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let worker = tokio::spawn(self.mail_worker.run(stopped));
         let upkeep = tokio::spawn(upkeep(self.ctx.clone()));
+        let watch = tokio::spawn(http::page_cache::watch(self.page_cache, self.database_url));
         let served = self.server.await;
         upkeep.abort();
+        watch.abort();
         let _ = stop.send(true);
         if let Err(e) = worker.await {
             tracing::error!(error = %e, "mail worker ended abnormally");

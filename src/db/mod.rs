@@ -270,7 +270,10 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<(), DbError> {
         }
         DbConnection::Pg(c) => {
             c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
-            let migrated = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            let migrated = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|_| ())
+                .and_then(|()| ensure_change_notices(c).map_err(Into::into));
             let unlocked =
                 c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"));
             // A failed migration is the cause worth reporting, even if unlocking failed
@@ -280,6 +283,43 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<(), DbError> {
         }
     }
     Ok(())
+}
+
+/// The PostgreSQL channel every committed change of a table is announced on.
+pub const CHANGE_CHANNEL: &str = "baohan_changes";
+
+/// Makes every table of the schema announce its changes on [`CHANGE_CHANNEL`] (a
+/// statement-level trigger; PostgreSQL delivers the notice when the transaction
+/// commits, to listeners of this database only, once per transaction). Run after the
+/// migrations at every start, so a table a later migration adds is covered too. The
+/// instances' page caches listen (`web::page_cache`).
+fn ensure_change_notices(c: &mut PgConnection) -> diesel::QueryResult<()> {
+    c.batch_execute(&format!(
+        r#"
+CREATE OR REPLACE FUNCTION baohan_note_change() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    PERFORM pg_notify('{CHANGE_CHANNEL}', '');
+    RETURN NULL;
+END
+$f$;
+DO $d$
+DECLARE t record;
+BEGIN
+    FOR t IN
+        SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+          AND c.relname <> '__diesel_schema_migrations'
+          AND NOT EXISTS (SELECT 1 FROM pg_trigger g
+                          WHERE g.tgrelid = c.oid AND g.tgname = 'baohan_change_notice')
+    LOOP
+        EXECUTE format('CREATE TRIGGER baohan_change_notice '
+                       'AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION baohan_note_change()', t.relname);
+    END LOOP;
+END
+$d$;
+"#
+    ))
 }
 
 /// Runs `f` in one write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write

@@ -167,32 +167,36 @@ const LAST_USE_PRECISION_SECONDS: i64 = 60;
 
 /// Resolves a bearer token or session cookie value to the actor behind it.
 pub fn authenticate(ctx: &Context, token: &str) -> Result<(Actor, Credential), ServiceError> {
-    let (user, org, credential) = resolve(ctx, token)?;
+    let (user, org, credential, _) = resolve(ctx, token)?;
     Ok((actor_of(&user, &org)?, credential))
 }
 
-/// [`authenticate`], with the names a page's header shows, from the same lookup.
+/// [`authenticate`], with the names a page's header shows and the time the credential
+/// stops working, from the same lookup.
 pub fn authenticate_visitor(
     ctx: &Context,
     token: &str,
-) -> Result<(Actor, Credential, Who), ServiceError> {
-    let (user, org, credential) = resolve(ctx, token)?;
+) -> Result<(Actor, Credential, Who, NaiveDateTime), ServiceError> {
+    let (user, org, credential, expires_at) = resolve(ctx, token)?;
     let actor = actor_of(&user, &org)?;
     let who = Who {
         username: user.username,
         display_name: user.display_name,
         organization_name: org.name,
     };
-    Ok((actor, credential, who))
+    Ok((actor, credential, who, expires_at))
 }
 
 /// The active user and organization behind a token or session (one connection, two
-/// indexed reads), and the credential it is.
-fn resolve(ctx: &Context, token: &str) -> Result<(User, Organization, Credential), ServiceError> {
+/// indexed reads), the credential it is and when it stops working.
+fn resolve(
+    ctx: &Context,
+    token: &str,
+) -> Result<(User, Organization, Credential, NaiveDateTime), ServiceError> {
     let mut conn = ctx.conn()?;
     let hash = token_hash(token);
     let at = ctx.now();
-    let (user_id, credential) = if token.starts_with(SESSION_PREFIX) {
+    let (user_id, credential, expires_at) = if token.starts_with(SESSION_PREFIX) {
         let session: Session = sessions::table
             .filter(sessions::token_hash.eq(&hash))
             .select(Session::as_select())
@@ -206,6 +210,7 @@ fn resolve(ctx: &Context, token: &str) -> Result<(User, Organization, Credential
                 id: session.id,
                 csrf_token: session.csrf_token,
             },
+            session.expires_at,
         )
     } else if token.starts_with(API_TOKEN_PREFIX) {
         let api: ApiToken = api_tokens::table
@@ -228,7 +233,11 @@ fn resolve(ctx: &Context, token: &str) -> Result<(User, Organization, Credential
             .set(api_tokens::last_used_at.eq(at))
             .execute(&mut conn)?;
         }
-        (api.user_id, Credential::ApiToken { id: api.id })
+        (
+            api.user_id,
+            Credential::ApiToken { id: api.id },
+            api.expires_at,
+        )
     } else {
         return Err(ServiceError::Unauthenticated);
     };
@@ -240,7 +249,7 @@ fn resolve(ctx: &Context, token: &str) -> Result<(User, Organization, Credential
         .first(&mut conn)
         .optional()?
         .ok_or(ServiceError::Unauthenticated)?;
-    Ok((user, org, credential))
+    Ok((user, org, credential, expires_at))
 }
 
 fn actor_of(user: &User, org: &Organization) -> Result<Actor, ServiceError> {

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod json;
 pub mod letter;
 pub mod openapi;
+pub mod page_cache;
 pub mod pages;
 pub mod rate_limit;
 
@@ -39,6 +40,8 @@ pub struct AppState {
     pub ctx: crate::services::Context,
     /// The per-client limits, shared by every worker.
     pub rate_limits: rate_limit::RateLimits,
+    /// Signed-in pages kept as rendered, shared by every worker.
+    pub page_cache: Arc<page_cache::PageCache>,
 }
 
 /// Adds every route to `app`, with the extractor settings, the API description the

@@ -389,6 +389,9 @@ async fn spawn(
     settings.mail_digest_seconds = 0;
     // Statistics are computed afresh for every request; the memo has a test of its own.
     settings.stats_cache_seconds = 0;
+    // Pages are rendered for every request: tests write to the database directly and
+    // look at once; the page cache has tests of its own.
+    settings.page_cache_seconds = 0;
     // Tests sign in and verify far more often than a person; the limits have a test
     // of their own.
     settings.rate_limit_login_per_minute = 1_000_000;

@@ -39,6 +39,7 @@ mod matters;
 mod openapi;
 mod openapi_fuzz;
 mod organizations;
+mod page_cache;
 mod pages_agency;
 mod pages_credit;
 mod pages_credit_office;

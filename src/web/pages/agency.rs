@@ -192,6 +192,7 @@ async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
     visitor.require(AGENCY)?;
+    visitor.cacheable(&req);
     let query = query.into_inner();
     let paging = Paging::from_query(&PageQuery {
         page: query.page,

@@ -161,6 +161,7 @@ async fn projects_list(
     paging: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PageError> {
     visitor.require(&[Role::Enterprise])?;
+    visitor.cacheable(&req);
     let tr = Tr::new(super::i18n::Lang::of(&req));
     let chrome = Chrome::titled(&req, &visitor, "projects-title");
     let filters = filters.into_inner();
@@ -501,6 +502,7 @@ async fn my_applications(
     visitor: Visitor,
 ) -> Result<HttpResponse, PageError> {
     visitor.require(&[Role::Enterprise])?;
+    visitor.cacheable(&req);
     let tr = Tr::new(super::i18n::Lang::of(&req));
     let chrome = Chrome::titled(&req, &visitor, "applications-title");
     let (paging, params) = list_request(&req, &["state", "project", "from", "to", "sort"]);

@@ -96,6 +96,7 @@ async fn guarantee_list(
 ) -> Result<HttpResponse, PageError> {
     let for_issuer = visitor.role() == Role::Issuer;
     visitor.require(&[Role::Enterprise, Role::Issuer])?;
+    visitor.cacheable(&req);
     let (path, title) = if for_issuer {
         ("/issuer/guarantees", "issued-title")
     } else {

@@ -180,6 +180,9 @@ async fn counts(
 
 async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let visitor = visitor_of(&req).await?;
+    if let Some(v) = &visitor {
+        v.cacheable(&req);
+    }
     let tr = Tr::new(Lang::of(&req));
     let title = match &visitor {
         Some(v) => tr.t1("home-welcome", "name", &v.who.display_name),

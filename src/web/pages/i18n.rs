@@ -24,7 +24,7 @@ static_loader! {
 pub const LANG_COOKIE: &str = "baohan_lang";
 
 /// A language the pages are written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lang {
     Zh,
     En,

@@ -175,6 +175,7 @@ async fn queue(
     query: web::Query<QueueQuery>,
 ) -> Result<HttpResponse, PageError> {
     visitor.require(&[Role::Issuer])?;
+    visitor.cacheable(&req);
     let tr = Tr::new(Lang::of(&req));
     let chrome = Chrome::titled(&req, &visitor, "queue-title");
     let query = query.into_inner();

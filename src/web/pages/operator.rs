@@ -115,6 +115,7 @@ async fn organizations_list(
     query: web::Query<OrgQuery>,
 ) -> Result<HttpResponse, PageError> {
     visitor.require(OPERATOR)?;
+    visitor.cacheable(&req);
     let query = query.into_inner();
     let paging = Paging::from_query(&PageQuery {
         page: query.page,

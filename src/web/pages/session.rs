@@ -25,6 +25,8 @@ pub struct Visitor {
     pub who: Who,
     pub session_id: String,
     pub csrf_token: String,
+    /// When the session stops working (a page kept for it is not served after).
+    pub session_expires_at: chrono::NaiveDateTime,
 }
 
 impl Visitor {
@@ -50,6 +52,14 @@ impl Visitor {
                 "this page is for another role".into(),
             )))
         }
+    }
+
+    /// Lets this request's page be kept and served again to the same session while
+    /// nothing has been written since ([`crate::web::page_cache`]). Only for pages that
+    /// show what the database holds and nothing else: no flash, no per-request record
+    /// (a look at a credit archive is logged, so its page is never kept).
+    pub fn cacheable(&self, req: &HttpRequest) {
+        crate::web::page_cache::allow(req, self.session_expires_at);
     }
 
     /// The credential the services want (sign-out, tokens).
@@ -84,7 +94,8 @@ pub async fn visitor_of(req: &HttpRequest) -> Result<Option<Visitor>, PageError>
     };
     let ctx: Context = state.ctx.clone();
     let found = web::block(move || -> Result<Option<Visitor>, services::ServiceError> {
-        let (actor, credential, who) = match services::auth::authenticate_visitor(&ctx, &token) {
+        let found = services::auth::authenticate_visitor(&ctx, &token);
+        let (actor, credential, who, session_expires_at) = match found {
             Ok(found) => found,
             Err(services::ServiceError::Unauthenticated) => return Ok(None),
             Err(e) => return Err(e),
@@ -98,6 +109,7 @@ pub async fn visitor_of(req: &HttpRequest) -> Result<Option<Visitor>, PageError>
             who,
             session_id: id,
             csrf_token,
+            session_expires_at,
         }))
     })
     .await

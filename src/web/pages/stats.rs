@@ -69,7 +69,9 @@ struct StatsPage {
 async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let ctx = state.ctx.clone();
     let (figures, catalogue) = web::block(move || {
-        Ok::<_, ServiceError>((stats::exchange_stats(&ctx)?, catalogue::list_matters(&ctx)?))
+        let figures = stats::exchange_stats(&ctx)?;
+        let catalogue = matters_of(&ctx, &figures)?;
+        Ok::<_, ServiceError>((figures, catalogue))
     })
     .await??;
     let visitor = visitor_of(&req).await?;
@@ -156,6 +158,26 @@ async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRespon
     }
     .render()?;
     Ok(page(&chrome, html))
+}
+
+/// The catalogue the figures' matters are named from, read once for each computation of
+/// the figures (a renamed matter shows when the figures are next computed).
+#[allow(clippy::type_complexity)]
+static NAMED: Mutex<Option<(Arc<ExchangeStats>, Arc<Vec<catalogue::MatterEntry>>)>> =
+    Mutex::new(None);
+
+fn matters_of(
+    ctx: &crate::services::Context,
+    figures: &Arc<ExchangeStats>,
+) -> Result<Arc<Vec<catalogue::MatterEntry>>, ServiceError> {
+    if let Some((f, named)) = NAMED.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if Arc::ptr_eq(f, figures) {
+            return Ok(named.clone());
+        }
+    }
+    let named = Arc::new(catalogue::list_matters(ctx)?);
+    *NAMED.lock().unwrap_or_else(|p| p.into_inner()) = Some((figures.clone(), named.clone()));
+    Ok(named)
 }
 
 /// The two charts of the figures in one language, drawn once for each computation of the
