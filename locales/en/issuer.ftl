@@ -130,4 +130,4 @@ applicant-credit-occurred = Occurred
 applicant-credit-rule = Our rule
 applicant-credit-discount = { $percent }% premium discount (in the suggested premium)
 applicant-credit-manual = manual review
-applicant-credit-fast = may be fast-tracked
+applicant-credit-fast = approved on arrival at the published quote less the discount

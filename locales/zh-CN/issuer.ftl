@@ -130,4 +130,4 @@ applicant-credit-occurred = 发生时间
 applicant-credit-rule = 本机构规则
 applicant-credit-discount = 保费优惠 { $percent }%（已计入建议保费）
 applicant-credit-manual = 需人工审核
-applicant-credit-fast = 可快速审批
+applicant-credit-fast = 按公布费率扣除折扣后自动批准

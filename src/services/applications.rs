@@ -182,6 +182,10 @@ pub fn apply(
             .find(&actor.organization_id)
             .select(Organization::as_select())
             .first(c)?;
+        let mut application = application;
+        if open_for_bonds(&project, at, "approval").is_ok() {
+            fast_track(c, &mut application, &issuer, &enterprise, at)?;
+        }
         let view = ApplicationView {
             application,
             section,
@@ -193,6 +197,81 @@ pub fn apply(
         super::notify::applications_waiting(c, ctx, &view.issuer, at)?;
         Ok(view)
     })
+}
+
+/// The issuer's fast track (its own rules by credit level, `issuer_rules`): when the
+/// applicant's archive holds a level for which the issuer set no manual review, and the
+/// issuer has published premium terms that serve this bond, the exchange approves the
+/// application at once at the terms' quote less the level's discount, in the
+/// application's own transaction, audited as the exchange's approval with the rule it
+/// applied. Anything else leaves it submitted for the issuer to review.
+fn fast_track(
+    c: &mut DbConnection,
+    application: &mut Application,
+    issuer: &Organization,
+    enterprise: &Organization,
+    at: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    let Some(level) = credit::enterprise_level(c, enterprise)? else {
+        return Ok(());
+    };
+    let rule = super::issuer_rules::rule_for(c, &issuer.id, level)?;
+    if rule.manual_review {
+        return Ok(());
+    }
+    let terms = super::premium_terms::current_of(c, std::slice::from_ref(&issuer.id))?
+        .remove(&issuer.id)
+        .and_then(|v| v.terms);
+    let Some(quote) = terms.and_then(|t| t.quote(Amount::from_fen(application.amount_fen)).ok())
+    else {
+        return Ok(());
+    };
+    let premium = rule.discounted(quote);
+    if premium.fen() <= 0 {
+        return Ok(());
+    }
+    let from = ApplicationState::Submitted;
+    let next = from.transition(ApplicationAction::Approve)?;
+    let changed = diesel::update(
+        applications::table
+            .filter(applications::id.eq(&application.id))
+            .filter(applications::status.eq(from)),
+    )
+    .set((
+        applications::status.eq(next),
+        applications::premium_fen.eq(premium.fen()),
+        applications::updated_at.eq(at),
+    ))
+    .execute(c)?;
+    if changed != 1 {
+        return Err(ServiceError::Conflict(
+            "the application changed meanwhile; try again".into(),
+        ));
+    }
+    audit::append(
+        c,
+        &AuditEvent {
+            actor_user_id: None,
+            actor_organization_id: None,
+            action: ApplicationAction::Approve.as_str(),
+            entity_kind: "application",
+            entity_id: &application.id,
+            from_state: Some(from.as_str()),
+            to_state: Some(next.as_str()),
+            details: serde_json::json!({
+                "fast_track": true,
+                "issuer_id": issuer.id,
+                "level": level.as_str(),
+                "discount_percent": rule.discount_percent,
+                "quote_fen": quote.fen(),
+                "premium_fen": premium.fen(),
+            }),
+        },
+        at,
+    )?;
+    application.status = next;
+    application.premium_fen = Some(premium.fen());
+    Ok(())
 }
 
 /// The refusal of a second live application for one section.

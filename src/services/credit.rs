@@ -1082,6 +1082,15 @@ pub fn find_archive(
     })
 }
 
+/// The level an enterprise's archive holds now, if it has one (nothing is created and
+/// no look is logged: the exchange reads it for the issuer's fast track).
+pub fn enterprise_level(
+    c: &mut DbConnection,
+    enterprise: &Organization,
+) -> Result<Option<CreditLevel>, ServiceError> {
+    Ok(subject_by_key(c, SubjectKind::Enterprise, &enterprise.uscc)?.map(|s| s.level))
+}
+
 fn subject_by_key(
     c: &mut DbConnection,
     kind: SubjectKind,

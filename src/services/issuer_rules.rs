@@ -27,8 +27,9 @@ pub struct LevelRule {
     pub level: CreditLevel,
     /// Percent off the published quote, 0 to 50.
     pub discount_percent: i32,
-    /// Whether an application at this level needs a manual review (otherwise it may be
-    /// fast-tracked).
+    /// Whether an application at this level needs a manual review (otherwise the
+    /// exchange approves it as it arrives, at the issuer's published quote less the
+    /// discount, when the issuer has terms in force that serve the bond).
     pub manual_review: bool,
 }
 

@@ -303,15 +303,16 @@ async fn a_look_by_resident_id_stores_no_resident_id(app: TestApp) {
 }
 
 /// The issuer's own rules by level: the applicant's level picks its discount and whether
-/// it reviews by hand; the page's suggested premium has the discount taken off, and a
-/// paid claim's lower level picks another rule. Only an issuer sets rules, each level
+/// it reviews by hand; without a review the exchange approves at the published quote
+/// less the discount, with one the page suggests that premium, and a lower level picks
+/// another rule. Only an issuer sets rules, each level
 /// once, 0 to 50 percent.
 async fn the_issuers_rules_by_level_set_the_discount_and_the_review(app: TestApp) {
     let bank = app.as_issuer("bank").await;
     let rules = json!([
         { "level": "AA", "discount_percent": 20, "manual_review": false },
         { "level": "A", "discount_percent": 10, "manual_review": false },
-        { "level": "B", "discount_percent": 0, "manual_review": true },
+        { "level": "B", "discount_percent": 5, "manual_review": true },
     ]);
     let set: serde_json::Value = bank
         .send(Method::PUT, "/api/v1/issuer/credit-rules", Some(&rules))
@@ -345,6 +346,11 @@ async fn the_issuers_rules_by_level_set_the_discount_and_the_review(app: TestApp
         .send(Method::PUT, "/api/v1/issuer/credit-rules", Some(&rules))
         .fails(403, "forbidden")
         .await;
+    // No premium terms yet: even at a level without manual review the application
+    // waits for the bank (the exchange has no quote to approve it at).
+    let waiting = application_to(&app, "bank", "BZ-RULE-0").await;
+    assert_eq!(bank.underwriting(&waiting).await.status, "submitted");
+
     bank.send(
         Method::PUT,
         "/api/v1/issuers/me/premium-terms",
@@ -356,8 +362,17 @@ async fn the_issuers_rules_by_level_set_the_discount_and_the_review(app: TestApp
         })),
     )
     .await;
+    // The quote is 0.15 % of the bond, at least 500.00; the discount off it in whole
+    // fen, rounded half up.
+    let discounted = |amount: &str, percent: i64| {
+        let bond: i64 = amount.replace('.', "").parse().expect("fen");
+        let quote = ((bond * 15 + 5_000) / 10_000).max(50_000);
+        let fen = (quote * (100 - percent) + 50) / 100;
+        format!("{}.{:02}", fen / 100, fen % 100)
+    };
 
-    // enterprise1 stands at A: 10 % off, no manual review.
+    // enterprise1 stands at A: 10 % off and no manual review, so the exchange approves
+    // the application as it arrives, at the published quote less 10 %.
     let application = application_to(&app, "bank", "BZ-RULE-1").await;
     let seen = bank
         .request(Method::GET, &format!("/api/v1/applications/{application}"))
@@ -367,30 +382,16 @@ async fn the_issuers_rules_by_level_set_the_discount_and_the_review(app: TestApp
         .json::<serde_json::Value>()
         .await
         .expect("json");
+    assert_eq!(seen["status"], "approved", "{seen}");
+    let amount = seen["amount"].as_str().expect("amount");
+    assert_eq!(seen["premium"], discounted(amount, 10), "{seen}");
     let credit = &seen["applicant_credit"];
     assert_eq!(credit["level"], "A", "{seen}");
     assert_eq!(credit["discount_percent"], 10);
     assert_eq!(credit["manual_review"], false);
-    let officer = Visitor::signed_in(&app, "bank").await;
-    let page = officer.ok(&format!("/applications/{application}")).await;
-    let bond: i64 = seen["amount"]
-        .as_str()
-        .expect("amount")
-        .replace('.', "")
-        .parse()
-        .expect("fen");
-    // The quote is 0.15 % of the bond, at least 500.00; 10 % off, in whole fen.
-    let quote = (bond * 15 + 5_000) / 10_000;
-    let quote = quote.max(50_000);
-    let suggested = (quote * 90 + 50) / 100;
-    let suggested = format!("{}.{:02}", suggested / 100, suggested % 100);
-    assert!(
-        page.contains(&format!("value=\"{suggested}\"")),
-        "{suggested}: {page}"
-    );
-    assert!(page.contains("10%"), "the rule is shown");
 
-    // A penalty takes enterprise1 to B: no discount, a manual review.
+    // A penalty takes enterprise1 to B: 5 % off, but a manual review; its next
+    // application waits, and the page suggests the quote less 5 %.
     app.as_operator()
         .await
         .post_record(&NewCreditRecord::enterprise(
@@ -399,19 +400,29 @@ async fn the_issuers_rules_by_level_set_the_discount_and_the_review(app: TestApp
             "RULE-1",
         ))
         .await;
-    let seen = bank.underwriting(&application).await;
+    let reviewed = application_to(&app, "bank", "BZ-RULE-2").await;
+    let seen = bank.underwriting(&reviewed).await;
+    assert_eq!(seen.status, "submitted");
     let credit = seen.applicant_credit.expect("credit");
     assert_eq!(credit.level, "B");
     let raw = bank
-        .request(Method::GET, &format!("/api/v1/applications/{application}"))
+        .request(Method::GET, &format!("/api/v1/applications/{reviewed}"))
         .send()
         .await
         .expect("send")
         .json::<serde_json::Value>()
         .await
         .expect("json");
-    assert_eq!(raw["applicant_credit"]["discount_percent"], 0);
+    assert_eq!(raw["applicant_credit"]["discount_percent"], 5);
     assert_eq!(raw["applicant_credit"]["manual_review"], true);
+    let officer = Visitor::signed_in(&app, "bank").await;
+    let page = officer.ok(&format!("/applications/{reviewed}")).await;
+    let suggested = discounted(raw["amount"].as_str().expect("amount"), 5);
+    assert!(
+        page.contains(&format!("value=\"{suggested}\"")),
+        "{suggested}: {page}"
+    );
+    assert!(page.contains("5%"), "the rule is shown");
 }
 
 crate::on_both_backends!(

@@ -39,6 +39,9 @@ async fn my_rules(
 /// published quote (0 to 50 percent) and whether an application at that level needs a
 /// manual review. Levels left out get none. Each underwriting then shows the rule for
 /// the applicant's level, and the page's suggested premium has the discount taken off.
+/// An application from an enterprise whose level needs no manual review is approved by
+/// the exchange as it arrives, at the issuer's published quote less the discount (left
+/// for review when the issuer has no terms in force that serve the bond).
 #[utoipa::path(
     tag = "organizations",
     security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
