@@ -746,30 +746,51 @@ pub struct WaiverView {
     pub overdue: bool,
 }
 
+/// The rows with their matters' and providers' names (two queries for the page, not two
+/// per row).
 fn views(
     c: &mut DbConnection,
     rows: Vec<WaiverRow>,
     now: NaiveDateTime,
 ) -> Result<Vec<WaiverView>, ServiceError> {
-    let mut out = Vec::with_capacity(rows.len());
-    for w in rows {
-        let (zh, en): (String, String) = matters::table
-            .find(&w.matter)
-            .select((matters::name_zh, matters::name_en))
-            .first(c)?;
-        let provider_name: String = organizations::table
-            .find(&w.provider_id)
-            .select(organizations::name)
-            .first(c)?;
-        out.push(WaiverView {
-            overdue: w.state == WaiverState::Billed && overdue(&w, now),
-            waiver: w,
-            matter_name_zh: zh,
-            matter_name_en: en,
-            provider_name,
-        });
-    }
-    Ok(out)
+    use crate::db::any_of::any_of;
+    use std::collections::HashMap;
+    let matter_codes: std::collections::BTreeSet<String> =
+        rows.iter().map(|w| w.matter.clone()).collect();
+    let provider_ids: std::collections::BTreeSet<String> =
+        rows.iter().map(|w| w.provider_id.clone()).collect();
+    let names: HashMap<String, (String, String)> = matters::table
+        .filter(any_of(matters::code, matter_codes))
+        .select((matters::code, matters::name_zh, matters::name_en))
+        .load::<(String, String, String)>(c)?
+        .into_iter()
+        .map(|(code, zh, en)| (code, (zh, en)))
+        .collect();
+    let providers: HashMap<String, String> = organizations::table
+        .filter(any_of(organizations::id, provider_ids))
+        .select((organizations::id, organizations::name))
+        .load::<(String, String)>(c)?
+        .into_iter()
+        .collect();
+    rows.into_iter()
+        .map(|w| {
+            let (zh, en) = names
+                .get(&w.matter)
+                .cloned()
+                .or_internal("waiver's matter")?;
+            let provider_name = providers
+                .get(&w.provider_id)
+                .cloned()
+                .or_internal("waiver's provider")?;
+            Ok(WaiverView {
+                overdue: w.state == WaiverState::Billed && overdue(&w, now),
+                waiver: w,
+                matter_name_zh: zh,
+                matter_name_en: en,
+                provider_name,
+            })
+        })
+        .collect()
 }
 
 /// One page of the signed-in provider's waivers, newest first, and how many it has.
