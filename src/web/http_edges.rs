@@ -207,10 +207,14 @@ pub struct EdgeSettings {
 
 impl EdgeSettings {
     /// The body limit of a request: the configured one, or the bulk import's for its
-    /// upload (which streams its body to a file and never holds it in memory).
+    /// uploads, the API's and the credit office desk's form (which stream the file to
+    /// disk and never hold it in memory).
     pub fn body_limit(&self, method: &actix_web::http::Method, path: &str) -> usize {
         use crate::web::api::credit_import::{IMPORT_BODY_MAX_BYTES, IMPORT_PATH};
-        if method == actix_web::http::Method::POST && path == IMPORT_PATH {
+        use crate::web::pages::credit_office::IMPORT_UPLOAD_PATH;
+        if method == actix_web::http::Method::POST
+            && (path == IMPORT_PATH || path == IMPORT_UPLOAD_PATH)
+        {
             self.max_body_bytes.max(IMPORT_BODY_MAX_BYTES)
         } else {
             self.max_body_bytes

@@ -20,7 +20,7 @@ use crate::fixtures::library::resident_id;
 use crate::fixtures::Session;
 use crate::helpers::{uscc, TestApp};
 
-const HEADER: &str = "subject_type,subject_id,subject_name,category,polarity,points,occurred_at,expires_at,source_department,source_ref,note";
+pub(crate) const HEADER: &str = "subject_type,subject_id,subject_name,category,polarity,points,occurred_at,expires_at,source_department,source_ref,note";
 
 /// A resident ID of the test region, one per `n`.
 fn person(n: u32) -> String {
@@ -89,7 +89,7 @@ fn write(app: &TestApp, name: &str, text: &str) -> PathBuf {
     path
 }
 
-fn csv_line(r: &NewCreditRecord) -> String {
+pub(crate) fn csv_line(r: &NewCreditRecord) -> String {
     csv_line_with_points(r, &r.points.map(|p| p.to_string()).unwrap_or_default())
 }
 

@@ -173,4 +173,109 @@ async fn the_office_adds_finds_and_repairs_records_from_its_desk(app: TestApp) {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
-crate::on_both_backends!(the_office_adds_finds_and_repairs_records_from_its_desk);
+/// Posts the desk's import form: the CSRF token (when given) and a file.
+async fn upload(
+    office: &Visitor<'_>,
+    app: &TestApp,
+    csrf: Option<&str>,
+    name: &str,
+    text: &str,
+) -> (StatusCode, String) {
+    let mut form = reqwest::multipart::Form::new();
+    if let Some(csrf) = csrf {
+        form = form.text("csrf_token", csrf.to_owned());
+    }
+    let file = reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_owned());
+    let res = office
+        .client
+        .post(app.url("/credit/office/imports"))
+        .header(reqwest::header::ACCEPT, "text/html")
+        .multipart(form.part("file", file))
+        .send()
+        .await
+        .expect("upload");
+    (res.status(), res.text().await.expect("body"))
+}
+
+/// The desk imports a file: the good lines are stored, the bad one is listed by its line
+/// number and reason, the same file again stores nothing; a form without its token, a
+/// file of another kind and a visitor of another role store nothing.
+async fn the_office_imports_a_file_from_its_desk(app: TestApp) {
+    use crate::credit_import::{csv_line, HEADER};
+    use crate::fixtures::credit::NewCreditRecord;
+    use crate::helpers::uscc;
+
+    let office = Visitor::signed_in(&app, "operator").await;
+    let desk = office.ok("/credit/office").await;
+    assert!(desk.contains("id=\"import-form\""), "{desk}");
+    let csrf = hidden(&desk, "csrf_token");
+    let good = |reference: &str| {
+        csv_line(&NewCreditRecord::enterprise(
+            &uscc("91330100MA2AAAAA1"),
+            "administrative_penalty",
+            reference,
+        ))
+    };
+    let mut bad =
+        NewCreditRecord::enterprise(&uscc("91330100MA2AAAAA1"), "no_such_category", "UP-3");
+    bad.subject_name = "某公司".into();
+    let file = format!(
+        "{HEADER}\n{}\n{}\n{}\n",
+        good("UP-1"),
+        good("UP-2"),
+        csv_line(&bad)
+    );
+
+    // Without the token: the friendly refusal, nothing stored.
+    let (status, page) = upload(&office, &app, None, "records.csv", &file).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains("<html"), "a page, not JSON: {page}");
+    assert_eq!(
+        count(&office.ok("/credit/office").await, "count-records"),
+        "0"
+    );
+
+    // Another role: refused.
+    let enterprise = Visitor::signed_in(&app, "enterprise1").await;
+    let theirs = hidden(&enterprise.ok("/").await, "csrf_token");
+    let (status, _) = upload(&enterprise, &app, Some(&theirs), "records.csv", &file).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Not a CSV or NDJSON file: said beside the field, nothing stored.
+    let (status, page) = upload(&office, &app, Some(&csrf), "records.txt", &file).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("id=\"file-error\""), "{page}");
+    assert!(page.contains(".csv"), "{page}");
+
+    let (status, page) = upload(&office, &app, Some(&csrf), "records.csv", &file).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(count(&page, "import-read"), "3", "{page}");
+    assert_eq!(count(&page, "import-stored"), "2", "{page}");
+    assert_eq!(count(&page, "import-rejected"), "1", "{page}");
+    assert!(
+        page.contains("<td class=\"num\" data-label=\"行号\">4</td>"),
+        "the bad line's number: {page}"
+    );
+    assert!(
+        page.contains("未知记录类别"),
+        "its reason in the visitor's language: {page}"
+    );
+    let desk = office.ok("/credit/office").await;
+    assert_eq!(count(&desk, "count-records"), "2");
+    assert!(desk.contains("id=\"imports\""), "the run is listed: {desk}");
+
+    // The same file again: nothing stored twice.
+    let (status, page) = upload(&office, &app, Some(&csrf), "records.csv", &file).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("id=\"finished-before\""), "{page}");
+    assert_eq!(count(&page, "import-stored"), "0");
+    assert_eq!(
+        count(&office.ok("/credit/office").await, "count-records"),
+        "2"
+    );
+}
+
+crate::on_both_backends!(
+    the_office_adds_finds_and_repairs_records_from_its_desk,
+    the_office_imports_a_file_from_its_desk,
+);

@@ -109,10 +109,10 @@ impl utoipa::IntoResponses for UploadRefused {
     }
 }
 
-/// Collects what the answer lists.
+/// Collects what the answer lists (the first [`REJECTED_LISTED_MAX`] rejected lines).
 #[derive(Default)]
-struct Collected {
-    rejected: Vec<Rejection>,
+pub(crate) struct Collected {
+    pub(crate) rejected: Vec<Rejection>,
 }
 
 impl Observer for Collected {
@@ -185,46 +185,12 @@ async fn post_import(
     let format = format_of(&req)?;
     crate::web::json::check_content_encoding(req.headers())?;
     let dir = state.settings.data_dir.join("imports");
-    let spool = {
-        let dir = dir.clone();
-        web::block(move || {
-            std::fs::create_dir_all(&dir)?;
-            tempfile::NamedTempFile::new_in(&dir)
-        })
-        .await?
-        .map_err(internal("a temporary file for the upload"))?
-    };
-    let mut body = actix_http::encoding::Decoder::from_headers(payload.into_inner(), req.headers());
-    // The body is gathered into pieces of SPOOL_PIECE_BYTES, each written to the spool
-    // file off the request thread (a disk write must not stall the other requests).
-    let mut spool = spool;
-    let mut piece: Vec<u8> = Vec::with_capacity(SPOOL_PIECE_BYTES);
-    let mut size = 0usize;
-    loop {
-        let next = body.next().await;
-        let done = next.is_none();
-        if let Some(chunk) = next {
-            let chunk = chunk
-                .map_err(|e| ApiError::bad_request(format!("the body could not be read: {e}")))?;
-            size += chunk.len();
-            if size > IMPORT_BODY_MAX_BYTES {
-                return Err(too_large());
-            }
-            piece.extend_from_slice(&chunk);
-        }
-        if piece.len() >= SPOOL_PIECE_BYTES || (done && !piece.is_empty()) {
-            let full = std::mem::replace(&mut piece, Vec::with_capacity(SPOOL_PIECE_BYTES));
-            spool = web::block(move || {
-                spool.as_file_mut().write_all(&full)?;
-                Ok::<_, std::io::Error>(spool)
-            })
-            .await?
-            .map_err(internal("spooling the upload"))?;
-        }
-        if done {
-            break;
-        }
-    }
+    let body = actix_http::encoding::Decoder::from_headers(payload.into_inner(), req.headers());
+    let spool = spool(dir, body).await.map_err(|e| match e {
+        Spooled::TooLarge => too_large(),
+        Spooled::Unreadable(e) => ApiError::bad_request(format!("the body could not be read: {e}")),
+        Spooled::Disk(e) => internal("spooling the upload")(e),
+    })?;
     let ctx = who.context(&state);
     let options = Options::new(format);
     let (result, collected) = web::block(move || {
@@ -270,6 +236,64 @@ async fn post_import(
             })
             .collect(),
     }))
+}
+
+/// Why an upload could not be spooled.
+pub(crate) enum Spooled {
+    /// Over [`IMPORT_BODY_MAX_BYTES`].
+    TooLarge,
+    /// The client's stream broke (or its encoding).
+    Unreadable(String),
+    /// The server's disk.
+    Disk(std::io::Error),
+}
+
+/// Writes an upload to a temporary file in `dir` (created if needed), gathered into
+/// pieces of [`SPOOL_PIECE_BYTES`] each written off the request thread (a disk write
+/// must not stall the other requests), refusing more than [`IMPORT_BODY_MAX_BYTES`].
+/// The file is removed when the value drops.
+pub(crate) async fn spool<S, E>(
+    dir: std::path::PathBuf,
+    mut body: S,
+) -> Result<tempfile::NamedTempFile, Spooled>
+where
+    S: futures_util::Stream<Item = Result<web::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut spool = web::block(move || {
+        std::fs::create_dir_all(&dir)?;
+        tempfile::NamedTempFile::new_in(&dir)
+    })
+    .await
+    .map_err(|e| Spooled::Disk(std::io::Error::other(e.to_string())))?
+    .map_err(Spooled::Disk)?;
+    let mut piece: Vec<u8> = Vec::with_capacity(SPOOL_PIECE_BYTES);
+    let mut size = 0usize;
+    loop {
+        let next = body.next().await;
+        let done = next.is_none();
+        if let Some(chunk) = next {
+            let chunk = chunk.map_err(|e| Spooled::Unreadable(e.to_string()))?;
+            size += chunk.len();
+            if size > IMPORT_BODY_MAX_BYTES {
+                return Err(Spooled::TooLarge);
+            }
+            piece.extend_from_slice(&chunk);
+        }
+        if piece.len() >= SPOOL_PIECE_BYTES || (done && !piece.is_empty()) {
+            let full = std::mem::replace(&mut piece, Vec::with_capacity(SPOOL_PIECE_BYTES));
+            spool = web::block(move || {
+                spool.as_file_mut().write_all(&full)?;
+                Ok::<_, std::io::Error>(spool)
+            })
+            .await
+            .map_err(|e| Spooled::Disk(std::io::Error::other(e.to_string())))?
+            .map_err(Spooled::Disk)?;
+        }
+        if done {
+            return Ok(spool);
+        }
+    }
 }
 
 /// A failure of the server's own (its disk), logged and answered as internal.

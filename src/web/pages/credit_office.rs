@@ -23,6 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/credit/office", web::get().to(dashboard))
         .route("/credit/office/lookup", web::post().to(lookup))
         .route("/credit/office/records", web::post().to(add_record))
+        .route(IMPORT_UPLOAD_PATH, web::post().to(upload_import))
         .route("/credit/office/subjects/{id}", web::get().to(subject))
         .route(
             "/credit/office/records/{id}/cancellation",
@@ -60,6 +61,12 @@ struct ImportView {
     rejected: i64,
     finished: bool,
 }
+
+/// Where the desk's form uploads an import file (its body may be as large as the API's
+/// upload: see `http_edges`).
+pub const IMPORT_UPLOAD_PATH: &str = "/credit/office/imports";
+/// Rejected lines the result page lists at most (the summary counts them all).
+const REJECTED_SHOWN: usize = 200;
 
 /// Import jobs the desk lists, newest first.
 const IMPORTS_SHOWN: i64 = 20;
@@ -347,4 +354,183 @@ mod tests {
     fn every_field_has_its_error_in_both_languages() {
         super::super::forms::checks::error_keys_exist("office-error-", &RECORD_FIELDS);
     }
+}
+
+// ---- Bulk import from the desk ----------------------------------------------------------
+
+/// A rejected line as the result page lists it.
+struct RejectedView {
+    line: u64,
+    reason: String,
+    field: String,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/credit/import_result.html")]
+struct ImportResultPage {
+    chrome: Chrome,
+    file: String,
+    summary: credit_import::Summary,
+    rejected: Vec<RejectedView>,
+    more_rejected: u64,
+}
+
+/// The format of an uploaded file, by its name's extension, else its declared type.
+fn upload_format(name: Option<&str>, declared: Option<&str>) -> Option<credit_import::Format> {
+    let name = name.unwrap_or_default().to_ascii_lowercase();
+    if name.ends_with(".csv") {
+        return Some(credit_import::Format::Csv);
+    }
+    if name.ends_with(".ndjson") || name.ends_with(".jsonl") {
+        return Some(credit_import::Format::Ndjson);
+    }
+    match declared.unwrap_or_default() {
+        "text/csv" => Some(credit_import::Format::Csv),
+        "application/x-ndjson" | "application/jsonl" => Some(credit_import::Format::Ndjson),
+        _ => None,
+    }
+}
+
+/// The desk's import form: a CSV or NDJSON file (multipart, so the CSRF token is read
+/// from the form's fields here), spooled to disk and imported as `baohan import` does;
+/// the answer is the run's summary and its first rejected lines by line number. The
+/// token is checked before anything is imported.
+async fn upload_import(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    mut form: actix_multipart::Multipart,
+) -> Result<HttpResponse, PageError> {
+    use crate::web::api::credit_import::{spool, Collected, Spooled};
+    use futures_util::TryStreamExt;
+    let visitor = super::session::visitor_of(&req)
+        .await?
+        .ok_or_else(|| PageError::SignIn {
+            next: "/credit/office".to_owned(),
+        })?;
+    let dir = state.settings.data_dir.join("imports");
+    let tr = Tr::new(Lang::of(&req));
+    let (mut csrf, mut file, mut format, mut name) = (String::new(), None, None, String::new());
+    while let Some(mut field) = form
+        .try_next()
+        .await
+        .map_err(|e| PageError::BadForm(e.to_string()))?
+    {
+        let field_name = field.name().unwrap_or_default().to_owned();
+        match field_name.as_str() {
+            "file" => {
+                name = field
+                    .content_disposition()
+                    .and_then(|d| d.get_filename())
+                    .unwrap_or_default()
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect();
+                format = upload_format(Some(&name), field.content_type().map(|m| m.essence_str()));
+                let spooled = spool(dir.clone(), &mut field).await.map_err(|e| match e {
+                    Spooled::TooLarge => PageError::BadForm("the file is too large".into()),
+                    Spooled::Unreadable(e) => PageError::BadForm(e),
+                    Spooled::Disk(e) => {
+                        PageError::Service(ServiceError::Internal(anyhow::Error::new(e)))
+                    }
+                })?;
+                file = Some(spooled);
+            }
+            other => {
+                let keep = other == "csrf_token";
+                let mut bytes = Vec::new();
+                while let Some(chunk) = field
+                    .try_next()
+                    .await
+                    .map_err(|e| PageError::BadForm(e.to_string()))?
+                {
+                    if bytes.len() + chunk.len() > 1024 {
+                        return Err(PageError::BadForm(format!("the field {other} is too long")));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                if keep {
+                    csrf = String::from_utf8_lossy(&bytes).into_owned();
+                }
+            }
+        }
+    }
+    visitor.check_csrf(&csrf)?;
+    visitor.require(&[Role::Operator])?;
+    let refused = |key: &str| FieldErrors::one(tr, "file", key, "");
+    let (Some(file), false) = (file, name.is_empty()) else {
+        return render_dashboard(
+            &req,
+            &state,
+            &visitor,
+            Typed::default(),
+            refused("office-import-error-none"),
+        )
+        .await;
+    };
+    let Some(format) = format else {
+        return render_dashboard(
+            &req,
+            &state,
+            &visitor,
+            Typed::default(),
+            refused("office-import-error-format"),
+        )
+        .await;
+    };
+    let (ctx, actor) = (state.ctx.clone(), visitor.actor.clone());
+    let (result, collected) = web::block(move || {
+        let mut collected = Collected::default();
+        let options = credit_import::Options::new(format);
+        let result =
+            credit_import::import_upload(&ctx, &actor, file.path(), &options, &mut collected);
+        drop(file);
+        (result, collected)
+    })
+    .await
+    .map_err(|_| PageError::internal("blocking task"))?;
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(credit_import::ImportError::Format(message)) => {
+            let mut errors = FieldErrors::default();
+            errors.add(
+                "file",
+                tr.t1("office-import-error-header", "detail", message),
+            );
+            return render_dashboard(&req, &state, &visitor, Typed::default(), errors).await;
+        }
+        Err(credit_import::ImportError::Unreadable(e)) => {
+            return Err(PageError::Service(ServiceError::Internal(
+                anyhow::Error::new(e),
+            )))
+        }
+        Err(credit_import::ImportError::Service(e)) => return Err(PageError::Service(e)),
+    };
+    let chrome = Chrome::new(
+        &req,
+        Some(&visitor),
+        &tr.t("office-import-result-title"),
+        Nav::Role,
+    );
+    let shown = collected.rejected.len().min(REJECTED_SHOWN);
+    let html = ImportResultPage {
+        chrome: chrome.clone(),
+        file: name,
+        more_rejected: summary.rejected.saturating_sub(shown as u64),
+        rejected: collected
+            .rejected
+            .into_iter()
+            .take(REJECTED_SHOWN)
+            .map(|r| RejectedView {
+                line: r.line,
+                reason: tr.t(&format!("import-reason-{}", r.reason.as_str())),
+                field: r.field.unwrap_or_default(),
+                message: r.message,
+            })
+            .collect(),
+        summary,
+    }
+    .render()?;
+    Ok(page(&chrome, html))
 }
