@@ -24,6 +24,8 @@ cd "$(dirname "$0")/.."
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(100000 1000000)
 pg_admin=${BAOHAN_BENCH_POSTGRES_URL-postgres://postgres@127.0.0.1:5432/postgres}
+# baohan reads every BAOHAN_ variable as a setting and refuses unknown ones.
+unset BAOHAN_BENCH_POSTGRES_URL
 target=${CARGO_TARGET_DIR:-target}
 work=${BENCH_DIR:-$(mktemp -d)}
 keep_work=${BENCH_DIR:+1}
@@ -99,6 +101,7 @@ for n in "${sizes[@]}"; do
 
     # SQLite: the importer on a migrated database; sqlite3 .import into a bare table.
     data="$work/sqlite-$n"
+    rm -rf "$data" # a kept work directory: the import starts from an empty archive
     mkdir -p "$data"
     export BAOHAN_DATA_DIR="$data" BAOHAN_DATABASE_URL="sqlite://$data/baohan.db" BAOHAN_LOG=warn
     "$baohan" migrate >/dev/null
@@ -113,6 +116,7 @@ for n in "${sizes[@]}"; do
         psql -X -q -d "$pg_admin" -c "CREATE DATABASE $db" >/dev/null
         url="${pg_admin%/*}/$db"
         export BAOHAN_DATA_DIR="$work/pg-$n" BAOHAN_DATABASE_URL="$url"
+        rm -rf "$BAOHAN_DATA_DIR"
         mkdir -p "$BAOHAN_DATA_DIR"
         "$baohan" migrate >/dev/null
         read -r secs rss < <(timed "$baohan" import "$file")

@@ -270,13 +270,31 @@ pub fn import_file(
 ) -> Result<Summary, ImportError> {
     let open = || std::fs::File::open(path).map_err(ImportError::Unreadable);
     let sha256 = read::first_pass(open()?, options)?;
-    let config = levels()?;
-    let categories = categories(ctx)?;
     let mut conn = ctx.conn()?;
     store::tune(&mut conn)?;
+    let result = import_on(ctx, &mut conn, started_by, path, sha256, options, observer);
+    if let Err(e) = store::untune(&mut conn) {
+        tracing::warn!(error = %e, "could not set the import's connection back");
+    }
+    result
+}
+
+/// The import on its tuned connection, after the first pass.
+fn import_on(
+    ctx: &Context,
+    conn: &mut DbConnection,
+    started_by: Option<&str>,
+    path: &Path,
+    sha256: String,
+    options: &Options,
+    observer: &mut dyn Observer,
+) -> Result<Summary, ImportError> {
+    let open = || std::fs::File::open(path).map_err(ImportError::Unreadable);
+    let config = levels()?;
+    let categories = categories(ctx)?;
     let job = {
         let at = ctx.now();
-        ctx.write_tx(&mut conn, |c| {
+        ctx.write_tx(conn, |c| {
             open_job(c, &sha256, options.format, started_by, at)
         })?
     };
@@ -302,13 +320,14 @@ pub fn import_file(
         committed: count(job.last_line),
         summary,
         batch: Batch::default(),
+        analyze_at: 1,
     };
     let file = open()?;
     match options.format {
-        Format::Csv => read::read_csv(file, &mut run, &mut conn, observer)?,
-        Format::Ndjson => read::read_ndjson(file, &mut run, &mut conn, observer)?,
+        Format::Csv => read::read_csv(file, &mut run, conn, observer)?,
+        Format::Ndjson => read::read_ndjson(file, &mut run, conn, observer)?,
     }
-    run.commit(&mut conn, observer, true)?;
+    run.commit(conn, observer, true)?;
     Ok(run.summary)
 }
 
@@ -391,6 +410,10 @@ struct Run<'a> {
     committed: u64,
     summary: Summary,
     batch: Batch,
+    /// Lines stored by this run after which the archive's tables are analyzed next
+    /// ([`store::analyze`]): after the first batch, then each time the run has doubled
+    /// what it stored, a few times for any file.
+    analyze_at: u64,
 }
 
 impl Run<'_> {
@@ -485,6 +508,14 @@ impl Run<'_> {
         self.summary.total_rejected += rejected;
         self.summary.subjects_created += outcome.subjects_created;
         self.summary.level_changes += outcome.level_changes;
+        if !finished && self.summary.stored >= self.analyze_at {
+            // Only the speed of the next batches depends on it: a failure is no reason
+            // to stop.
+            if let Err(e) = store::analyze(conn) {
+                tracing::warn!(error = %e, "could not analyze the archive's tables");
+            }
+            self.analyze_at = self.summary.stored.saturating_mul(2);
+        }
         Ok(())
     }
 }

@@ -19,20 +19,86 @@ use crate::domain::credit::{signed_points, DimensionScores, LevelsConfig};
 use crate::domain::party::Role;
 use crate::mail::templates::CreditCause;
 use crate::services::credit::{level_change_event, SubjectRef};
-use crate::services::{new_id, notify, Context, ServiceError};
+use crate::services::{notify, Context, ServiceError};
 
 /// Rows per multi-row statement: within SQLite's 32,766 bound parameters at 17 columns.
 const ROWS_PER_STATEMENT: usize = 1000;
 /// Keys per `IN (...)` list.
 const KEYS_PER_QUERY: usize = 1000;
 
-/// Keeps SQLite's statement journals in memory on the import's connection: each
-/// multi-row insert may need one (a row may fail a constraint half way), and writing
-/// them to a temporary file took a quarter of an import's time.
+/// Page cache of the import's SQLite connection, in KiB (`PRAGMA cache_size` takes a
+/// negative number for KiB). SQLite's default of 2 MiB held a small part of the pages a
+/// batch touches (the records' indexes by subject, the subjects, the level changes and
+/// the audit log): most of an import's time went to reading pages back from the
+/// operating system and to writing dirty pages out before the commit. A fixed size
+/// keeps the importer's memory the same for any file and archive.
+const SQLITE_IMPORT_CACHE_KIB: i64 = 64 * 1024;
+/// WAL pages after which the import's commits checkpoint (SQLite's default is 1,000):
+/// fewer checkpoints write a page that several batches change once.
+const SQLITE_IMPORT_AUTOCHECKPOINT: i64 = 8192;
+/// SQLite's defaults, restored when the import gives its pooled connection back.
+const SQLITE_DEFAULT_CACHE_KIB: i64 = 2000;
+const SQLITE_DEFAULT_AUTOCHECKPOINT: i64 = 1000;
+
+/// Settings of the import's connection. SQLite: statement journals in memory (each
+/// multi-row insert may need one, as a row may fail a constraint half way, and writing
+/// them to a temporary file took a quarter of an import's time), a larger page cache
+/// and rarer checkpoints. PostgreSQL: a plan for each execution of a statement
+/// (`plan_cache_mode = force_custom_plan`). diesel prepares the import's statements
+/// once per connection, and after five executions PostgreSQL keeps a generic plan made
+/// while the archive's tables were still small: the subject lookup then read every
+/// subject of a kind and compared its key with all 1,000 of the list (a third of a
+/// second per lookup at 20,000 subjects, growing with the archive; 22 of the 39
+/// seconds of 100,000 records). [`untune`] sets them back.
 pub(super) fn tune(c: &mut DbConnection) -> Result<(), ServiceError> {
     use diesel::connection::SimpleConnection;
-    if let DbConnection::Sqlite(c) = c {
-        c.batch_execute("PRAGMA temp_store = MEMORY")?;
+    match c {
+        DbConnection::Sqlite(c) => c.batch_execute(&format!(
+            "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{SQLITE_IMPORT_CACHE_KIB}; \
+             PRAGMA wal_autocheckpoint = {SQLITE_IMPORT_AUTOCHECKPOINT};"
+        ))?,
+        DbConnection::Pg(c) => c.batch_execute("SET plan_cache_mode = force_custom_plan")?,
+    }
+    Ok(())
+}
+
+/// Gives the connection the settings [`tune`] changed back before it returns to the
+/// pool (shrinking SQLite's cache frees its pages).
+pub(super) fn untune(c: &mut DbConnection) -> Result<(), ServiceError> {
+    use diesel::connection::SimpleConnection;
+    match c {
+        DbConnection::Sqlite(c) => c.batch_execute(&format!(
+            "PRAGMA cache_size = -{SQLITE_DEFAULT_CACHE_KIB}; \
+             PRAGMA wal_autocheckpoint = {SQLITE_DEFAULT_AUTOCHECKPOINT};"
+        ))?,
+        DbConnection::Pg(c) => c.batch_execute("RESET plan_cache_mode")?,
+    }
+    Ok(())
+}
+
+/// A time-ordered id (UUIDv7) for the rows the import makes: records, subjects and
+/// level changes. Random ids (v4) put each new row's primary-key entry, and the entries
+/// of the indexes that end in the id, on a random page of a b-tree that outgrows the
+/// page cache, so nearly every insert read and later wrote back a page of its own;
+/// ids that grow with time append at the right edge. Its first 48 bits are the time
+/// of the insert, which `recorded_at` holds anyway.
+fn ordered_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Brings PostgreSQL's statistics of the tables an import grows up to date (`ANALYZE`,
+/// a sample of each table, outside the batches' transactions). The planner estimates
+/// from the statistics of the table's last analysis: for an archive that was empty
+/// when they were taken, it looked the subjects and references of a batch up by the
+/// first column of their indexes alone and compared each row with the whole list
+/// (`subject_key = ANY (...)` as a filter), and wrote the subjects by a scan of the
+/// whole table, slower with each batch; with statistics it chooses by the tables' real
+/// sizes. SQLite has no such statistics unless asked; its plans take the indexes as
+/// they are.
+pub(super) fn analyze(c: &mut DbConnection) -> Result<(), ServiceError> {
+    use diesel::connection::SimpleConnection;
+    if let DbConnection::Pg(c) = c {
+        c.batch_execute("ANALYZE credit_records, credit_subjects, credit_level_changes")?;
     }
     Ok(())
 }
@@ -114,7 +180,7 @@ pub(super) fn store_batch(
         .map(|p| {
             let in_force = p.expires_at > at;
             CreditRecordRow {
-                id: new_id(),
+                id: ordered_id(),
                 subject_id: subject_ids[&(p.subject.kind, p.subject.key.clone())].clone(),
                 category: p.category.clone(),
                 dimension: p.dimension,
@@ -224,7 +290,8 @@ fn subjects_of(
             .entry((p.subject.kind, p.subject.key.clone()))
             .or_insert(&p.subject);
     }
-    let keys: Vec<&str> = wanted.keys().map(|(_, k)| k.as_str()).collect();
+    let keys: Vec<(SubjectKind, &str)> =
+        wanted.keys().map(|(kind, k)| (*kind, k.as_str())).collect();
     let existing = subjects_by_key(c, &keys)?;
     let mut ids: HashMap<SubjectKey, String> = HashMap::with_capacity(wanted.len());
     let mut unlinked: Vec<(String, String)> = Vec::new();
@@ -271,7 +338,7 @@ fn subjects_of(
     let rows: Vec<CreditSubjectRow> = missing
         .iter()
         .map(|s| CreditSubjectRow {
-            id: new_id(),
+            id: ordered_id(),
             kind: s.kind,
             subject_key: s.key.clone(),
             masked_id: s.masked.clone(),
@@ -293,20 +360,34 @@ fn subjects_of(
             updated_at: at,
         })
         .collect();
-    // A concurrent writer may make one of them first: its row is the subject then.
+    // The rows made answer their ids. A concurrent writer may make one of them first:
+    // its row is the subject then, read back by key.
     let mut created = 0;
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let made: Vec<String> =
+        let made: Vec<(String, SubjectKind, String)> =
             on_backend!(&mut *c, |conn| diesel::insert_into(credit_subjects::table)
                 .values(chunk)
                 .on_conflict_do_nothing()
-                .returning(credit_subjects::id)
+                .returning((
+                    credit_subjects::id,
+                    credit_subjects::kind,
+                    credit_subjects::subject_key
+                ))
                 .get_results(conn)?);
         created += made.len() as u64;
+        for (id, kind, key) in made {
+            ids.insert((kind, key), id);
+        }
     }
-    let keys: Vec<&str> = missing.iter().map(|s| s.key.as_str()).collect();
-    for (id, kind, key, _) in subjects_by_key(c, &keys)? {
-        ids.insert((kind, key), id);
+    let raced: Vec<(SubjectKind, &str)> = missing
+        .iter()
+        .filter(|s| !ids.contains_key(&(s.kind, s.key.clone())))
+        .map(|s| (s.kind, s.key.as_str()))
+        .collect();
+    if !raced.is_empty() {
+        for (id, kind, key, _) in subjects_by_key(c, &raced)? {
+            ids.insert((kind, key), id);
+        }
     }
     for p in lines {
         if !ids.contains_key(&(p.subject.kind, p.subject.key.clone())) {
@@ -321,22 +402,32 @@ fn subjects_of(
 /// A subject as the import finds it: id, kind, key and organization.
 type FoundSubject = (String, SubjectKind, String, Option<String>);
 
-/// Subjects by key.
-fn subjects_by_key(c: &mut DbConnection, keys: &[&str]) -> Result<Vec<FoundSubject>, ServiceError> {
+/// Subjects by key, one kind at a time: `kind = ? AND subject_key IN (...)` names both
+/// columns of the unique index, so that either backend looks each key up in it.
+fn subjects_by_key(
+    c: &mut DbConnection,
+    keys: &[(SubjectKind, &str)],
+) -> Result<Vec<FoundSubject>, ServiceError> {
     let mut out = Vec::with_capacity(keys.len());
-    for chunk in keys.chunks(KEYS_PER_QUERY) {
-        // Both kinds named, so that the unique index on (kind, subject_key) serves it.
-        let query = credit_subjects::table
-            .filter(credit_subjects::kind.eq_any([SubjectKind::Person, SubjectKind::Enterprise]))
-            .filter(credit_subjects::subject_key.eq_any(chunk.to_vec()))
-            .select((
-                credit_subjects::id,
-                credit_subjects::kind,
-                credit_subjects::subject_key,
-                credit_subjects::organization_id,
-            ));
-        let rows: Vec<FoundSubject> = on_backend!(&mut *c, |conn| query.load(conn)?);
-        out.extend(rows);
+    for kind in [SubjectKind::Person, SubjectKind::Enterprise] {
+        let of_kind: Vec<&str> = keys
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, key)| *key)
+            .collect();
+        for chunk in of_kind.chunks(KEYS_PER_QUERY) {
+            let query = credit_subjects::table
+                .filter(credit_subjects::kind.eq(kind))
+                .filter(credit_subjects::subject_key.eq_any(chunk.to_vec()))
+                .select((
+                    credit_subjects::id,
+                    credit_subjects::kind,
+                    credit_subjects::subject_key,
+                    credit_subjects::organization_id,
+                ));
+            let rows: Vec<FoundSubject> = on_backend!(&mut *c, |conn| query.load(conn)?);
+            out.extend(rows);
+        }
     }
     Ok(out)
 }
@@ -516,7 +607,7 @@ fn levels_moved(
     let rows: Vec<CreditLevelChangeRow> = moved
         .iter()
         .map(|(subject, from, cause)| CreditLevelChangeRow {
-            id: new_id(),
+            id: ordered_id(),
             subject_id: subject.id.clone(),
             from_level: *from,
             to_level: subject.level,
