@@ -288,9 +288,11 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<(), DbError> {
 /// The PostgreSQL channel every committed change of a table is announced on.
 pub const CHANGE_CHANNEL: &str = "baohan_changes";
 
-/// Makes every table of the schema announce its changes on [`CHANGE_CHANNEL`] (a
-/// statement-level trigger; PostgreSQL delivers the notice when the transaction
-/// commits, to listeners of this database only, once per transaction). Run after the
+/// Makes every table of the schema announce its changes on [`CHANGE_CHANNEL`]:
+/// statement-level triggers, one per kind of statement, that notify when the statement
+/// changed a row (its transition table is not empty: a poll that updates nothing is no
+/// change) or truncated the table. PostgreSQL delivers the notice when the transaction
+/// commits, to listeners of this database only, once per transaction. Run after the
 /// migrations at every start, so a table a later migration adds is covered too. The
 /// instances' page caches listen (`web::page_cache`).
 fn ensure_change_notices(c: &mut PgConnection) -> diesel::QueryResult<()> {
@@ -298,23 +300,43 @@ fn ensure_change_notices(c: &mut PgConnection) -> diesel::QueryResult<()> {
         r#"
 CREATE OR REPLACE FUNCTION baohan_note_change() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
-    PERFORM pg_notify('{CHANGE_CHANNEL}', '');
+    IF TG_OP = 'TRUNCATE' THEN
+        PERFORM pg_notify('{CHANGE_CHANNEL}', '');
+        RETURN NULL;
+    END IF;
+    IF EXISTS (SELECT 1 FROM baohan_changed_rows) THEN
+        PERFORM pg_notify('{CHANGE_CHANNEL}', '');
+    END IF;
     RETURN NULL;
 END
 $f$;
 DO $d$
-DECLARE t record;
+DECLARE
+    t record;
+    kind text[];
 BEGIN
     FOR t IN
-        SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+        SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = current_schema() AND c.relkind = 'r'
           AND c.relname <> '__diesel_schema_migrations'
-          AND NOT EXISTS (SELECT 1 FROM pg_trigger g
-                          WHERE g.tgrelid = c.oid AND g.tgname = 'baohan_change_notice')
     LOOP
-        EXECUTE format('CREATE TRIGGER baohan_change_notice '
-                       'AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION baohan_note_change()', t.relname);
+        -- The first form of this notice: one trigger for every kind of statement,
+        -- which also notified for statements that changed nothing.
+        EXECUTE format('DROP TRIGGER IF EXISTS baohan_change_notice ON %I', t.relname);
+        FOREACH kind SLICE 1 IN ARRAY ARRAY[
+            ['insert', 'INSERT', 'REFERENCING NEW TABLE AS baohan_changed_rows'],
+            ['update', 'UPDATE', 'REFERENCING NEW TABLE AS baohan_changed_rows'],
+            ['delete', 'DELETE', 'REFERENCING OLD TABLE AS baohan_changed_rows'],
+            ['truncate', 'TRUNCATE', '']
+        ]
+        LOOP
+            IF NOT EXISTS (SELECT 1 FROM pg_trigger g
+                           WHERE g.tgrelid = t.oid AND g.tgname = 'baohan_changed_' || kind[1]) THEN
+                EXECUTE format('CREATE TRIGGER %I AFTER %s ON %I %s '
+                               'FOR EACH STATEMENT EXECUTE FUNCTION baohan_note_change()',
+                               'baohan_changed_' || kind[1], kind[2], t.relname, kind[3]);
+            END IF;
+        END LOOP;
     END LOOP;
 END
 $d$;
