@@ -23,6 +23,8 @@ use crate::services::idempotency::Scope;
 use crate::services::{Actor, Context};
 
 pub const SESSION_COOKIE: &str = "baohan_session";
+/// The cookie of the next page's flash message (a catalogue key), set by the pages.
+pub const FLASH_COOKIE: &str = "baohan_flash";
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
 
 /// The signed-in actor of a request, the credential it proved itself with, and the

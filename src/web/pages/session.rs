@@ -198,8 +198,7 @@ pub fn safe_next(next: &str) -> Option<String> {
 
 /// The cookie of the sign-in form's token (no session exists yet to hold one).
 pub const FORM_COOKIE: &str = "baohan_form";
-/// The cookie of the next page's flash message (a catalogue key).
-pub const FLASH_COOKIE: &str = "baohan_flash";
+pub use crate::web::auth::FLASH_COOKIE;
 
 /// A cookie the pages set: HttpOnly, SameSite=Strict, whole site.
 pub fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
