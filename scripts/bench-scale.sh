@@ -94,24 +94,11 @@ done
 TMP=${SCALE_WORK:-$(mktemp -d)}
 KEEP_TMP=${SCALE_WORK:+1}
 mkdir -p "$TMP"
-SERVER_PID=
-PG_DB=
+SCRIPT=bench-scale.sh
+. scripts/lib/server.sh
 cleanup() {
   local rc=$?
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  if [ -n "$PG_DB" ]; then
-    psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null ||
-      echo "bench-scale.sh: could not drop the database $PG_DB" >&2
-  fi
-  if [ "$rc" -ne 0 ] && [ -f "$TMP/server.log" ]; then
-    echo "== last server log lines ==" >&2
-    tail -20 "$TMP/server.log" >&2
-  fi
+  stop_and_drop "$rc" 100
   [ -n "$KEEP_TMP" ] || rm -rf "$TMP"
   exit "$rc"
 }
@@ -146,12 +133,7 @@ mkdir -p "$DATA"
 if [ -n "$PG_ADMIN" ]; then
   psql "$PG_ADMIN" -qtAc 'SELECT 1' >/dev/null ||
     { echo "bench-scale.sh: cannot reach PostgreSQL at SCALE_POSTGRES_URL" >&2; exit 2; }
-  PG_DB="baohan_scale_$(date +%s)_$$"
-  psql "$PG_ADMIN" -qc "CREATE DATABASE \"$PG_DB\"" >/dev/null
-  # The admin URL with the new database as its path (query parameters kept).
-  DATABASE_URL=$(python3 -c 'import sys, urllib.parse as u
-p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' \
-    "$PG_ADMIN" "$PG_DB")
+  make_pg_database baohan_scale
   BACKEND="PostgreSQL $(psql "$PG_ADMIN" -qtAc 'SHOW server_version')"
   CACHE=
 else
@@ -469,25 +451,13 @@ echo "serving after $(( $(date +%s) - started ))s"
 
 echo "== setup through the API: residents, sign-ins, the hotel's API token, one check =="
 python3 - "$BASE" "$TMP" <<'EOF'
-import json, sys, urllib.error, urllib.request
+import json, sys
+
+sys.path.insert(0, "scripts/lib")
+from bench import Api, PASSWORD
 
 base, tmp = sys.argv[1], sys.argv[2]
-PASSWORD = "baohan-demo-2026"
-
-def call(method, path, token=None, body=None, expect=(200, 201)):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method)
-    req.add_header("content-type", "application/json")
-    if token:
-        req.add_header("authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as res:
-            status, text = res.status, res.read().decode()
-    except urllib.error.HTTPError as e:
-        status, text = e.code, e.read().decode()
-    if status not in expect:
-        sys.exit(f"{method} {path}: HTTP {status}: {text[:400]}")
-    return json.loads(text) if text else None
+call = Api(base, timeout=60).call
 
 def login(user, password=PASSWORD):
     return call("POST", "/api/v1/auth/login", body={"username": user, "password": password})["token"]
@@ -720,7 +690,7 @@ echo "$CODES codes issued for the check run"
 [ "$CODES" -gt 0 ] || { echo "no codes were issued" >&2; exit 1; }
 run check check "$DURATION" "$BASE/api/v1/credit/checks" "POST /api/v1/credit/checks (hotel room, 0.01)"
 run healthz_after healthz "$DURATION" "$BASE/healthz" "GET /healthz (after)"
-PEAK_KB=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+PEAK_KB=$(peak_memory_kb)
 echo "== after the run: =="
 others | tee "$TMP/others.after"
 
@@ -735,16 +705,9 @@ echo "machine after:  $(cat "$TMP/others.after")"
 python3 - "$TMP" "$THREADS" "$CONNECTIONS" "$DURATION" "$PEAK_KB" <<'EOF'
 import sys
 tmp, peak_kb = sys.argv[1], int(sys.argv[5] or 0)
-def load(name):
-    with open(f"{tmp}/{name}.result") as f:
-        fields = dict(kv.split("=") for kv in f.read().split()[1:])
-    r = {k: int(v) for k, v in fields.items()}
-    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
-    return r
-with open(f"{tmp}/runs.txt") as f:
-    listed = [line.rstrip("\n").split("|", 1) for line in f if line.strip()]
-runs = {name: (label, load(name)) for name, label in listed}
-ref = (runs["healthz_before"][1]["rps"] + runs["healthz_after"][1]["rps"]) / 2
+sys.path.insert(0, "scripts/lib")
+from bench import wrk_runs
+runs, ref = wrk_runs(tmp)
 ms = lambda us: f"{us / 1000:.2f}"
 print(f"wrk -t{sys.argv[2]} -c{sys.argv[3]} -d{sys.argv[4]}; reference = mean /healthz rate = {ref:.0f} req/s")
 print()

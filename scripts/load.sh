@@ -81,24 +81,11 @@ echo "== cargo build --release =="
 cargo build --release --bin baohan
 
 TMP=$(mktemp -d)
-SERVER_PID=
-PG_DB=
+SCRIPT=load.sh
+. scripts/lib/server.sh
 cleanup() {
   local rc=$?
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  if [ -n "$PG_DB" ]; then
-    psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null ||
-      echo "load.sh: could not drop the database $PG_DB" >&2
-  fi
-  if [ "$rc" -ne 0 ] && [ -f "$TMP/server.log" ]; then
-    echo "== last server log lines ==" >&2
-    tail -20 "$TMP/server.log" >&2
-  fi
+  stop_and_drop "$rc"
   rm -rf "$TMP"
   exit "$rc"
 }
@@ -115,12 +102,7 @@ echo "== demo PKI in a temp dir =="
 mkdir -p "$TMP/data" "$TMP/certs"
 
 if [ -n "$PG_ADMIN" ]; then
-  PG_DB="baohan_load_$(date +%s)_$$"
-  psql "$PG_ADMIN" -qc "CREATE DATABASE \"$PG_DB\"" >/dev/null
-  # The admin URL with the new database as its path (query parameters kept).
-  DATABASE_URL=$(python3 -c 'import sys, urllib.parse as u
-p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' \
-    "$PG_ADMIN" "$PG_DB")
+  make_pg_database baohan_load
   BACKEND="PostgreSQL $(psql "$PG_ADMIN" -qtAc 'SHOW server_version'), database $PG_DB"
 else
   DATABASE_URL="sqlite://$TMP/data/baohan.db"
@@ -146,25 +128,13 @@ curl -sf --max-time 2 -o /dev/null "$BASE/healthz"
 
 echo "== setup through the public API: trust, issuer key, project, $BONDS bonds =="
 python3 - "$BASE" "$TMP" "$BONDS" "$OPEN_SECS" "$BIN" >"$TMP/setup.env" <<'EOF'
-import datetime, json, math, subprocess, sys, time, urllib.error, urllib.request
+import datetime, json, math, subprocess, sys, time
+
+sys.path.insert(0, "scripts/lib")
+from bench import Api, PASSWORD
 
 base, tmp, bonds, open_secs, binary = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-PASSWORD = "baohan-demo-2026"
-
-def call(method, path, token=None, body=None, expect=(200, 201)):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method)
-    req.add_header("content-type", "application/json")
-    if token:
-        req.add_header("authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as res:
-            status, text = res.status, res.read().decode()
-    except urllib.error.HTTPError as e:
-        status, text = e.code, e.read().decode()
-    if status not in expect:
-        sys.exit(f"{method} {path}: HTTP {status}: {text}")
-    return json.loads(text) if text else None
+call = Api(base, timeout=30).call
 
 tokens = {}
 passwords = {}
@@ -410,7 +380,7 @@ else
   fi
 fi
 run healthz_after report.lua "$BASE/healthz" "GET /healthz (after)"
-PEAK_KB=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+PEAK_KB=$(peak_memory_kb)
 
 echo
 echo "== summary =="
@@ -420,16 +390,9 @@ echo "database: $BACKEND; scenario: $SCENARIO; $BONDS bonds"
 python3 - "$TMP" "$BONDS" "$THREADS" "$CONNECTIONS" "$DURATION" "$SCENARIO" "$PEAK_KB" <<'EOF'
 import sys
 tmp, bonds, scenario, peak_kb = sys.argv[1], int(sys.argv[2]), sys.argv[6], int(sys.argv[7] or 0)
-def load(name):
-    with open(f"{tmp}/{name}.result") as f:
-        fields = dict(kv.split("=") for kv in f.read().split()[1:])
-    r = {k: int(v) for k, v in fields.items()}
-    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
-    return r
-with open(f"{tmp}/runs.txt") as f:
-    listed = [line.rstrip("\n").split("|", 1) for line in f if line.strip()]
-runs = {name: (label, load(name)) for name, label in listed}
-ref = (runs["healthz_before"][1]["rps"] + runs["healthz_after"][1]["rps"]) / 2
+sys.path.insert(0, "scripts/lib")
+from bench import wrk_runs
+runs, ref = wrk_runs(tmp)
 ms = lambda us: f"{us / 1000:.2f}"
 print(f"wrk -t{sys.argv[3]} -c{sys.argv[4]} -d{sys.argv[5]}; reference = mean /healthz rate "
       f"= {ref:.0f} req/s")

@@ -391,17 +391,14 @@ mod tests {
             .unwrap()
             .naive_utc();
         let later = t0 + chrono::Duration::seconds(1);
-        let again = |cache: &PageCache| {
+        let keep_until = |cache: &PageCache, session_ends: NaiveDateTime| {
             let stamp = cache.stamp().unwrap();
             cache.copies.insert(
                 key(),
-                copy(
-                    stamp,
-                    t0 + chrono::Duration::seconds(2),
-                    t0 + chrono::Duration::hours(1),
-                ),
+                copy(stamp, t0 + chrono::Duration::seconds(2), session_ends),
             );
         };
+        let again = |cache: &PageCache| keep_until(cache, t0 + chrono::Duration::hours(1));
         // No watcher yet: nothing to stamp, nothing served.
         assert!(cache.stamp().is_none());
         cache.watched(true);
@@ -431,15 +428,7 @@ mod tests {
         );
         cache.watched(false);
         // The session expired before the copy would.
-        let stamp = cache.stamp().unwrap();
-        cache.copies.insert(
-            key(),
-            copy(
-                stamp,
-                t0 + chrono::Duration::seconds(2),
-                t0 + chrono::Duration::milliseconds(500),
-            ),
-        );
+        keep_until(&cache, t0 + chrono::Duration::milliseconds(500));
         assert!(cache.get(&key(), later).is_none(), "the session expired");
     }
 }
