@@ -659,18 +659,7 @@ EOF
 # run NAME LUA DURATION URL LABEL: one bounded wrk run; keeps its RESULT line.
 run() {
   [ -f "$TMP/$2.lua" ] || { echo "no wrk script $2.lua" >&2; exit 1; }
-  local profiler=""
-  if [ -n "$PROFILE_DIR" ]; then
-    mkdir -p "$PROFILE_DIR"
-    perf record -q -F 999 -g -p "$SERVER_PID" -o "$PROFILE_DIR/$1.perf.data" >/dev/null 2>&1 &
-    profiler=$!
-  fi
-  echo "== wrk -t$THREADS -c$CONNECTIONS -d$3 --latency -s $2.lua $4 =="
-  timeout 300 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$3" --timeout 10s --latency \
-    -s "$TMP/$2.lua" "$4" | tee "$TMP/$1.out"
-  if [ -n "$profiler" ]; then kill -INT "$profiler" && wait "$profiler" || true; fi
-  grep '^RESULT ' "$TMP/$1.out" >"$TMP/$1.result"
-  echo "$1|$5" >>"$TMP/runs.txt"
+  wrk_run "$1" "$2.lua" "$3" "$4" "$5"
 }
 
 : >"$TMP/runs.txt"

@@ -267,17 +267,7 @@ run() {
   case "$1" in healthz*) ;; *)
     if [ -n "$ONLY" ] && ! [[ "$1" =~ $ONLY ]]; then return 0; fi ;;
   esac
-  local profiler=""
-  if [ -n "$PROFILE_DIR" ]; then
-    perf record -q -F 999 -g -p "$SERVER_PID" -o "$PROFILE_DIR/$1.perf.data" >/dev/null 2>&1 &
-    profiler=$!
-  fi
-  echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s $2 $3 =="
-  timeout 120 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 10s --latency \
-    -s "$TMP/$2" "$3" | tee "$TMP/$1.out"
-  if [ -n "$profiler" ]; then kill -INT "$profiler" && wait "$profiler" || true; fi
-  grep '^RESULT ' "$TMP/$1.out" >"$TMP/$1.result"
-  echo "$1|$4" >>"$TMP/runs.txt"
+  wrk_run "$1" "$2" "$DURATION" "$3" "$4"
 }
 
 # page NAME TOKEN: a wrk script that GETs as a browser, signed in with TOKEN's session

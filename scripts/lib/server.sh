@@ -43,3 +43,22 @@ p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2
 peak_memory_kb() {
   awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status"
 }
+
+# wrk_run NAME SCRIPT DURATION URL LABEL: one wrk load (THREADS threads, CONNECTIONS
+# connections, the Lua SCRIPT in TMP that prints a RESULT line), recorded by perf into
+# PROFILE_DIR when it is set; its RESULT goes to TMP/NAME.result and "NAME|LABEL" to
+# TMP/runs.txt (read by scripts/lib/bench.py's wrk_runs).
+wrk_run() {
+  local profiler=""
+  if [ -n "${PROFILE_DIR:-}" ]; then
+    mkdir -p "$PROFILE_DIR"
+    perf record -q -F 999 -g -p "$SERVER_PID" -o "$PROFILE_DIR/$1.perf.data" >/dev/null 2>&1 &
+    profiler=$!
+  fi
+  echo "== wrk -t$THREADS -c$CONNECTIONS -d$3 --latency -s $2 $4 =="
+  timeout 300 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$3" --timeout 10s --latency \
+    -s "$TMP/$2" "$4" | tee "$TMP/$1.out"
+  if [ -n "$profiler" ]; then kill -INT "$profiler" && wait "$profiler" || true; fi
+  grep '^RESULT ' "$TMP/$1.out" >"$TMP/$1.result"
+  echo "$1|$5" >>"$TMP/runs.txt"
+}

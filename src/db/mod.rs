@@ -322,7 +322,12 @@ BEGIN
     LOOP
         -- The first form of this notice: one trigger for every kind of statement,
         -- which also notified for statements that changed nothing.
-        EXECUTE format('DROP TRIGGER IF EXISTS baohan_change_notice ON %I', t.relname);
+        -- (dropped only where it exists: a DROP locks the table even when there is
+        -- nothing to drop, and this runs at every start beside serving instances).
+        IF EXISTS (SELECT 1 FROM pg_trigger g
+                   WHERE g.tgrelid = t.oid AND g.tgname = 'baohan_change_notice') THEN
+            EXECUTE format('DROP TRIGGER baohan_change_notice ON %I', t.relname);
+        END IF;
         FOREACH kind SLICE 1 IN ARRAY ARRAY[
             ['insert', 'INSERT', 'REFERENCING NEW TABLE AS baohan_changed_rows'],
             ['update', 'UPDATE', 'REFERENCING NEW TABLE AS baohan_changed_rows'],
