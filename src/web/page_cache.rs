@@ -8,7 +8,8 @@
 //! - the same session, path and query, and language ask for it (the session is part of
 //!   the key: a copy is never shown to anyone else);
 //! - no request other than a `GET` has been answered by this instance since it was made
-//!   (a visitor always sees its own change at once);
+//!   (a visitor always sees its own change at once), unless its handler said it writes
+//!   nothing ([`writes_nothing`]: the public's verifications);
 //! - the database has seen no commit since, by any instance or worker: a watcher asks the
 //!   database every [`POLL_INTERVAL`] (SQLite's `PRAGMA data_version` on a connection of
 //!   its own; on PostgreSQL the notices every committed change sends, see
@@ -21,7 +22,14 @@
 //!
 //! A write by another instance is seen within one poll: the same lag as a read replica.
 //! Flash messages, cookies set by the page and anything but 200 are never kept.
+//!
+//! When a copy is missing, the requests of one session for one page (a browser's
+//! reloads, a client's retries, a load test's connections) do not all render it: the
+//! first renders, the others wait for it and are served its copy, provided nothing
+//! changed since they arrived ([`Stamp`] is part of what they wait on). Only pages
+//! known to be kept are waited on, so a page that is never kept is never held up.
 
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -51,6 +59,10 @@ const WATCH_STALE_AFTER: Duration = Duration::from_millis(1_000);
 /// At most this many bytes of pages are kept (the least used go first).
 const CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 
+/// At most this many paths are remembered as kept (they are the routes of the pages that
+/// opt in, a handful; the bound keeps a flood of odd paths from growing the set).
+const KEPT_PATHS: usize = 256;
+
 /// Answers say whether they came from a copy (`hit`), were kept (`stored`) or neither.
 pub const STATUS_HEADER: &str = "x-page-cache";
 
@@ -63,7 +75,7 @@ struct Key {
 }
 
 /// What the cache had seen when a page was rendered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Stamp {
     local_writes: u64,
     database_changes: u64,
@@ -98,6 +110,10 @@ pub struct PageCache {
     /// When the watcher last answered, in milliseconds since `started` (0: never).
     watched_at_ms: AtomicU64,
     started: Instant,
+    /// The paths (without query) whose pages were kept: only these are waited on.
+    kept_paths: std::sync::RwLock<HashSet<String>>,
+    /// The renders under way, one a page and stamp, that later requests wait on.
+    renders: std::sync::Mutex<HashMap<(Key, Stamp), Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for PageCache {
@@ -115,6 +131,18 @@ struct Keep {
     session_expires_at: NaiveDateTime,
 }
 
+/// The marker of a request other than `GET` that writes nothing.
+#[derive(Debug, Clone, Copy)]
+struct WritesNothing;
+
+/// Tells the cache that `req`, though not a `GET`, writes nothing (a verification
+/// posted by the public): the instance's copies stay good. Only for handlers that never
+/// write to the database; a write they missed would otherwise be seen only by the
+/// watcher, one poll later.
+pub fn writes_nothing(req: &HttpRequest) {
+    req.extensions_mut().insert(WritesNothing);
+}
+
 /// Lets the page answering `req` be kept for its session ([`PageCache`]).
 pub fn allow(req: &HttpRequest, session_expires_at: NaiveDateTime) {
     req.extensions_mut().insert(Keep { session_expires_at });
@@ -130,6 +158,8 @@ impl PageCache {
             database_changes: AtomicU64::new(0),
             watched_at_ms: AtomicU64::new(0),
             started: Instant::now(),
+            kept_paths: Default::default(),
+            renders: Default::default(),
         }
     }
 
@@ -170,6 +200,41 @@ impl PageCache {
         self.watched_at_ms.store(0, Ordering::Release);
     }
 
+    fn remember_kept(&self, path: &str) {
+        let known = self.kept_paths.read().is_ok_and(|p| p.contains(path));
+        if !known {
+            if let Ok(mut paths) = self.kept_paths.write() {
+                if paths.len() < KEPT_PATHS {
+                    paths.insert(path.to_owned());
+                }
+            }
+        }
+    }
+
+    fn is_kept(&self, path: &str) -> bool {
+        self.kept_paths.read().is_ok_and(|p| p.contains(path))
+    }
+
+    /// The lock of the render of `key` as of `stamp`: held by the first request, waited
+    /// on by the others.
+    fn render_lock(&self, key: &Key, stamp: Stamp) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        let mut renders = self.renders.lock().ok()?;
+        Some(
+            renders
+                .entry((key.clone(), stamp))
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+                .clone(),
+        )
+    }
+
+    /// The render of `key` as of `stamp` is over: later requests find its copy, or
+    /// render again.
+    fn rendered(&self, key: &Key, stamp: Stamp) {
+        if let Ok(mut renders) = self.renders.lock() {
+            renders.remove(&(key.clone(), stamp));
+        }
+    }
+
     fn get(&self, key: &Key, now: NaiveDateTime) -> Option<Arc<Copy>> {
         let stamp = self.stamp()?;
         let copy = self.copies.get(key)?;
@@ -197,6 +262,31 @@ fn key_of(req: &ServiceRequest) -> Option<Key> {
     })
 }
 
+/// A kept page's copy as the answer to `req`.
+fn served(req: ServiceRequest, copy: &Copy) -> ServiceResponse<BoxBody> {
+    let mut answer = HttpResponse::Ok();
+    for (name, value) in copy.headers.iter() {
+        answer.append_header((name.clone(), value.clone()));
+    }
+    answer.insert_header((HeaderName::from_static(STATUS_HEADER), "hit"));
+    req.into_response(answer.body(copy.body.clone()))
+}
+
+/// The render of one page as of one stamp, which later requests for it wait on; over
+/// when dropped (the page kept, not kept, or its request gone).
+struct RenderTurn<'a> {
+    cache: &'a PageCache,
+    key: Key,
+    stamp: Stamp,
+    _held: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for RenderTurn<'_> {
+    fn drop(&mut self) {
+        self.cache.rendered(&self.key, self.stamp);
+    }
+}
+
 /// The middleware: serves kept pages, keeps the pages that allow it, and counts every
 /// other request as a possible write.
 pub async fn middleware(
@@ -209,7 +299,12 @@ pub async fn middleware(
     let cache = &state.page_cache;
     if req.method() != Method::GET {
         let answer = next.call(req).await;
-        cache.wrote();
+        let read_only = answer
+            .as_ref()
+            .is_ok_and(|a| a.request().extensions().get::<WritesNothing>().is_some());
+        if !read_only {
+            cache.wrote();
+        }
         return Ok(answer?.map_into_boxed_body());
     }
     let key = if cache.enabled() { key_of(&req) } else { None };
@@ -217,14 +312,27 @@ pub async fn middleware(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     if let Some(copy) = cache.get(&key, state.ctx.now()) {
-        let mut answer = HttpResponse::Ok();
-        for (name, value) in copy.headers.iter() {
-            answer.append_header((name.clone(), value.clone()));
-        }
-        answer.insert_header((HeaderName::from_static(STATUS_HEADER), "hit"));
-        return Ok(req.into_response(answer.body(copy.body.clone())));
+        return Ok(served(req, &copy));
     }
     let stamp = cache.stamp();
+    // A page known to be kept: wait for a render of it under way, or be that render.
+    let mut turn = None;
+    if let Some(stamp) = stamp.filter(|_| cache.is_kept(req.path())) {
+        if let Some(lock) = cache.render_lock(&key, stamp) {
+            let held = lock.lock_owned().await;
+            if let Some(copy) = cache.get(&key, state.ctx.now()) {
+                drop(held);
+                return Ok(served(req, &copy));
+            }
+            turn = Some(RenderTurn {
+                cache,
+                key: key.clone(),
+                stamp,
+                _held: held,
+            });
+        }
+    }
+    let path = req.path().to_owned();
     let res = next.call(req).await?;
     let keep = res.request().extensions().get::<Keep>().copied();
     let (Some(keep), Some(stamp)) = (keep, stamp) else {
@@ -247,6 +355,8 @@ pub async fn middleware(
         body: body.clone(),
     };
     cache.copies.insert(key, Arc::new(copy));
+    cache.remember_kept(&path);
+    drop(turn);
     head.headers_mut().insert(
         HeaderName::from_static(STATUS_HEADER),
         HeaderValue::from_static("stored"),

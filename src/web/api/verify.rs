@@ -1,7 +1,7 @@
 //! Verification: public, by guarantee number and verification code or by the document
 //! and signature someone holds; and in bulk for an agency's project at bid opening.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -61,9 +61,11 @@ fn decode(field: &str, value: &str) -> Result<Vec<u8>, ServiceError> {
 )]
 #[post("/verify", wrap = "RateLimited(Limit::PublicVerification)")]
 async fn verify(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: Json<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    crate::web::page_cache::writes_nothing(&req);
     let request = body.into_inner();
     // Codes guessed for one number from many addresses still meet a limit. A number
     // that does not parse is refused before any lookup, so it is not counted.

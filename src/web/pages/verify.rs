@@ -107,6 +107,7 @@ async fn by_code(
     form: web::Form<ByCode>,
 ) -> Result<HttpResponse, PageError> {
     check_page_request(Limit::PublicVerification, &req).map_err(PageError::TooMany)?;
+    crate::web::page_cache::writes_nothing(&req);
     let ByCode { number, code } = form.into_inner();
     let chrome = chrome(&req, "verify-title").await?;
     let tr = chrome.tr;
@@ -201,6 +202,7 @@ async fn by_upload(
     form: Multipart,
 ) -> Result<HttpResponse, PageError> {
     check_page_request(Limit::PublicVerification, &req).map_err(PageError::TooMany)?;
+    crate::web::page_cache::writes_nothing(&req);
     let limit = state.settings.max_body_bytes;
     match files(form, limit).await {
         Ok((document, signature)) => {
