@@ -99,6 +99,9 @@ impl quick_cache::Weighter<Key, Arc<Copy>> for ByLength {
     }
 }
 
+/// Held by the request rendering a page, waited on by the others asking for it.
+type RenderLock = Arc<tokio::sync::Mutex<()>>;
+
 /// The instance's copies of signed-in pages and what invalidates them.
 pub struct PageCache {
     keep_for: chrono::Duration,
@@ -113,7 +116,7 @@ pub struct PageCache {
     /// The paths (without query) whose pages were kept: only these are waited on.
     kept_paths: std::sync::RwLock<HashSet<String>>,
     /// The renders under way, one a page and stamp, that later requests wait on.
-    renders: std::sync::Mutex<HashMap<(Key, Stamp), Arc<tokio::sync::Mutex<()>>>>,
+    renders: std::sync::Mutex<HashMap<(Key, Stamp), RenderLock>>,
 }
 
 impl std::fmt::Debug for PageCache {
@@ -217,7 +220,7 @@ impl PageCache {
 
     /// The lock of the render of `key` as of `stamp`: held by the first request, waited
     /// on by the others.
-    fn render_lock(&self, key: &Key, stamp: Stamp) -> Option<Arc<tokio::sync::Mutex<()>>> {
+    fn render_lock(&self, key: &Key, stamp: Stamp) -> Option<RenderLock> {
         let mut renders = self.renders.lock().ok()?;
         Some(
             renders
