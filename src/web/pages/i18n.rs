@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::{LazyLock, RwLock};
 
 use actix_web::HttpRequest;
 use fluent_templates::fluent_bundle::FluentValue;
@@ -86,12 +87,31 @@ impl Lang {
         offered.first().map(|(_, lang)| *lang)
     }
 
-    fn id(self) -> LanguageIdentifier {
-        self.tag()
-            .parse()
-            .unwrap_or_else(|_| unreachable!("the tags are valid"))
+    fn id(self) -> &'static LanguageIdentifier {
+        static IDS: LazyLock<[LanguageIdentifier; 2]> = LazyLock::new(|| {
+            Lang::ALL.map(|l| {
+                l.tag()
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!("the tags are valid"))
+            })
+        });
+        &IDS[self.index()]
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Lang::Zh => 0,
+            Lang::En => 1,
+        }
     }
 }
+
+/// The messages without arguments already looked up, per language: the catalogues are
+/// embedded and never change, and a page asks for dozens of them (its navigation, its
+/// labels), each a negotiation of languages and a bundle lookup otherwise. Only keys the
+/// catalogue has are kept, so the memo is bounded by the catalogue.
+static LOOKED_UP: LazyLock<[RwLock<HashMap<String, String>>; 2]> =
+    LazyLock::new(|| Lang::ALL.map(|_| RwLock::new(HashMap::new())));
 
 /// Looks words up in one language, for a page's templates.
 #[derive(Debug, Clone, Copy)]
@@ -107,9 +127,19 @@ impl Tr {
     /// The message `key`. A key missing from the catalogue shows as itself (the
     /// catalogue test keeps that from shipping).
     pub fn t(&self, key: &str) -> String {
-        CATALOGUES
-            .try_lookup(&self.lang.id(), key)
-            .unwrap_or_else(|| key.to_owned())
+        let memo = &LOOKED_UP[self.lang.index()];
+        if let Some(found) = memo.read().ok().and_then(|m| m.get(key).cloned()) {
+            return found;
+        }
+        match CATALOGUES.try_lookup(self.lang.id(), key) {
+            Some(found) => {
+                if let Ok(mut m) = memo.write() {
+                    m.insert(key.to_owned(), found.clone());
+                }
+                found
+            }
+            None => key.to_owned(),
+        }
     }
 
     /// The message `key` with one argument.
@@ -120,7 +150,7 @@ impl Tr {
             FluentValue::from(value.to_string()),
         );
         CATALOGUES
-            .try_lookup_with_args(&self.lang.id(), key, &args)
+            .try_lookup_with_args(self.lang.id(), key, &args)
             .unwrap_or_else(|| key.to_owned())
     }
 
@@ -139,13 +169,13 @@ impl Tr {
             args.insert(Cow::Owned(name.to_owned()), FluentValue::from(value));
         }
         CATALOGUES
-            .try_lookup_with_args(&self.lang.id(), key, &args)
+            .try_lookup_with_args(self.lang.id(), key, &args)
             .unwrap_or_else(|| key.to_owned())
     }
 
     /// Whether the catalogue has `key` in this language.
     pub fn has(&self, key: &str) -> bool {
-        CATALOGUES.try_lookup(&self.lang.id(), key).is_some()
+        CATALOGUES.try_lookup(self.lang.id(), key).is_some()
     }
 }
 
