@@ -45,6 +45,12 @@ string_enum! {
         Parking => "parking",
         /// Rental apartment (租房押金).
         Apartment => "apartment",
+        /// The human resources and social security bureau (农民工工资保证金).
+        WageAuthority => "wage_authority",
+        /// A project owner or tenderee taking performance bonds (履约保证金).
+        ProjectOwner => "project_owner",
+        /// The culture and tourism bureau (旅行社质量保证金).
+        TourismAuthority => "tourism_authority",
     }
 }
 

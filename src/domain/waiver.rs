@@ -137,6 +137,9 @@ pub fn provider_collects(kind: ProviderKind, matter: &str) -> bool {
         ProviderKind::Library => &["library_lending"],
         ProviderKind::Parking => &["parking"],
         ProviderKind::Apartment => &["talent_apartment", "elderly_apartment", "rental_housing"],
+        ProviderKind::WageAuthority => &["migrant_wage_deposit"],
+        ProviderKind::ProjectOwner => &["performance_bond"],
+        ProviderKind::TourismAuthority => &["travel_agency_quality"],
     };
     matters.contains(&matter)
 }
@@ -470,6 +473,27 @@ mod tests {
         ));
         for kind in ProviderKind::ALL {
             assert!(!provider_collects(*kind, "bid_bond"));
+        }
+    }
+
+    #[test]
+    fn every_credit_substituted_matter_but_the_bid_bond_has_a_provider() {
+        use crate::domain::catalogue::{seed_matters, MatterPath, MATTERS_TOML};
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 3).expect("date");
+        let matters = seed_matters(MATTERS_TOML, today).expect("the seeded catalogue");
+        let substituted: Vec<&String> = matters
+            .iter()
+            .filter(|(code, m)| m.path == MatterPath::CreditSubstitution && code != "bid_bond")
+            .map(|(code, _)| code)
+            .collect();
+        assert!(substituted.len() >= 8, "{substituted:?}");
+        for code in substituted {
+            assert!(
+                ProviderKind::ALL
+                    .iter()
+                    .any(|k| provider_collects(*k, code)),
+                "nobody collects {code}"
+            );
         }
     }
 

@@ -143,6 +143,19 @@ pub const DEMO_ACCOUNTS: &[DemoAccount] = &[
         display_name: "市人民医院 住院处",
         role: Role::Provider,
     },
+    // Where an enterprise shows its credit rights code: the migrant-worker wage
+    // guarantee deposit it need not lodge.
+    DemoAccount {
+        kind: OrgKind::Provider,
+        issuer_kind: None,
+        provider_kind: Some(ProviderKind::WageAuthority),
+        resident_body: None,
+        name: "滨州市人力资源和社会保障局",
+        uscc_body: "11371600RH0000010",
+        username: "wages",
+        display_name: "市人社局 农民工工资保证金科",
+        role: Role::Provider,
+    },
     // A resident: its account is kept in the city platform's register (the operator's
     // organization), under the resident ID its credit archive is kept by.
     DemoAccount {

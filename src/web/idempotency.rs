@@ -79,6 +79,16 @@ pub async fn middleware(
         ));
         return Ok(req.into_response(error.error_response()));
     }
+    // A file upload is streamed to disk, never held in memory as a replayed body must
+    // be; it needs no key: the same file sent again is recognised by its digest and
+    // stores nothing twice.
+    if req.path() == super::api::credit_import::IMPORT_PATH {
+        let error = ApiError::bad_request(format!(
+            "{HEADER} is not taken on file uploads: send the same file again without it; \
+             a file already imported is recognised and nothing is stored twice"
+        ));
+        return Ok(req.into_response(error.error_response()));
+    }
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(req.into_response(HttpResponse::InternalServerError().finish()));
     };

@@ -629,6 +629,40 @@ async fn the_credit_office_uploads_a_file_and_nobody_else_may(app: TestApp) {
     assert_eq!(summary["stored"], lines, "{summary}");
     assert_eq!(summary["rejected"], 0, "{summary}");
 
+    // An Idempotency-Key is refused on uploads, small or beyond the usual body limit
+    // (a replayed answer would need the body held in memory): the file's digest already
+    // makes a second sending harmless. Nothing is stored.
+    let mut keyed = String::from(HEADER);
+    keyed.push('\n');
+    for n in 0..2000 {
+        let mut line = r.clone();
+        line.source_ref = format!("KEYED-{n}");
+        keyed.push_str(&csv_line(&line));
+        keyed.push('\n');
+    }
+    assert!(keyed.len() > app.settings.max_body_bytes);
+    let mut one = r.clone();
+    one.source_ref = "KEYED-SMALL".into();
+    for body in [keyed, format!("{HEADER}\n{}\n", csv_line(&one))] {
+        let answer = office
+            .request(Method::POST, "/api/v1/credit/imports")
+            .header("content-type", "text/csv")
+            .header("idempotency-key", "upload-1")
+            .body(body)
+            .send()
+            .await
+            .expect("an answer");
+        let error = crate::helpers::assert_error(answer, 400, "bad_request").await;
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Idempotency-Key"),
+            "{error}"
+        );
+    }
+    assert_eq!(records_of(&app, &r.source_department).await.len(), 2);
+
     // An unknown column, or a body of another type: 4xx, nothing stored.
     let unknown = upload(
         &office,

@@ -459,6 +459,41 @@ async fn sanctions_and_matters_refuse_with_their_reasons(app: TestApp) {
         ),
         "not_for_this_subject"
     );
+    // The enterprise's code where an enterprise's deposit is taken: the wage authority
+    // waives the migrant-worker wage deposit; the hotel does not collect it.
+    let (wages, _) = provider(&app, &city.office, "wage_authority", 6).await;
+    let mut firm_codes = Vec::new();
+    for _ in 0..2 {
+        let code: Value = firm
+            .post("/api/v1/credit/me/rights-codes", &json!({}), 201)
+            .await;
+        firm_codes.push(code["code"].as_str().expect("code").to_owned());
+    }
+    assert_eq!(
+        refused(
+            &check(
+                &city.hotel,
+                &firm_codes[0],
+                "migrant_wage_deposit",
+                "1000.00"
+            )
+            .await
+        ),
+        "not_served_by_provider"
+    );
+    granted(&check(&wages, &firm_codes[1], "migrant_wage_deposit", "1000.00").await);
+    assert_eq!(
+        refused(
+            &check(
+                &wages,
+                &city.code(None).await,
+                "migrant_wage_deposit",
+                "1000.00"
+            )
+            .await
+        ),
+        "not_for_this_subject"
+    );
     // On the serious-dishonesty list (联合惩戒): every matter is refused.
     city.office
         .post_record(&NewCreditRecord::person(
@@ -640,7 +675,7 @@ async fn the_statistics_count_waivers_by_domain_matter_and_month(app: TestApp) {
     assert_eq!(empty["deposit_free"]["usages"], 0, "{empty}");
     assert_eq!(
         empty["deposit_free"]["by_domain"].as_array().map(Vec::len),
-        Some(5)
+        Some(8)
     );
 
     let stay = granted(&check(&city.hotel, &city.code(None).await, "hotel_room", "500.00").await);

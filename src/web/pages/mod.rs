@@ -189,6 +189,7 @@ fn nav_links(tr: Tr, role: Option<Role>, path: &str) -> Vec<NavLink> {
             ("/enterprise/applications", "nav-my-applications"),
             ("/enterprise/guarantees", "nav-my-guarantees"),
             ("/credit", "nav-credit"),
+            ("/credit/rights-code", "nav-rights-code"),
             ("/verify", "nav-verify"),
         ],
         Some(Role::Person) => &[
