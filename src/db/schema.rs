@@ -389,6 +389,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// The credit office's figures over the archive, moved by triggers (migration 45).
+    credit_tallies (name) {
+        name -> Text,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
     credit_subjects (id) {
         id -> Text,
         kind -> Text,
@@ -605,6 +613,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     record_categories,
     record_category_versions,
     credit_subjects,
+    credit_tallies,
     credit_records,
     credit_level_changes,
     credit_looks,

@@ -435,6 +435,7 @@ async fn lapsed_records_leave_force_once_even_with_two_workers_racing(app: TestA
     assert_ne!(staying.subject.level, "A");
 
     assert_eq!(app.expire_credit_records().await, 0, "nothing lapsed yet");
+    let before = crate::fixtures::credit::assert_tallies_match_the_archive(&app).await;
     app.advance_clock(TimeDelta::days(2));
     let (one, two) = tokio::join!(app.expire_credit_records(), app.expire_credit_records());
     assert_eq!(
@@ -443,6 +444,9 @@ async fn lapsed_records_leave_force_once_even_with_two_workers_racing(app: TestA
         "each lapsed record taken once ({one} + {two})"
     );
     assert_eq!(app.expire_credit_records().await, 0);
+    // The dashboard's counters followed the expiry, which is not an API call.
+    let after = crate::fixtures::credit::assert_tallies_match_the_archive(&app).await;
+    assert_eq!(before - after, 30);
 
     // Sessions last 12 hours: sign in again after the days have passed.
     let office = app.as_operator().await;
@@ -486,6 +490,7 @@ async fn a_paid_claim_lowers_the_bidders_level(app: TestApp) {
     let points = category_points("bid_bond_claim_paid");
     assert_eq!(mine.subject.score, base_score() - points);
     assert_eq!(mine.subject.level, "B");
+    crate::fixtures::credit::assert_tallies_match_the_archive(&app).await;
     assert_eq!(mine.explanation.len(), 1);
     assert_eq!(mine.explanation[0].category, "bid_bond_claim_paid");
     assert_eq!(mine.records[0].source_ref, format!("claim:{}", claim.id));

@@ -163,6 +163,7 @@ async fn standing(app: &TestApp, kind: &str, number: &str) -> (i32, String, [i32
 /// Every subject's stored score equals the base score plus the signed points of its
 /// records in force (within the bounds), and its serious-dishonesty count theirs.
 async fn assert_scores_are_the_sums_of_records_in_force(app: &TestApp) -> usize {
+    crate::fixtures::credit::assert_tallies_match_the_archive(app).await;
     app.db(|c| {
         let config = baohan::domain::credit::LevelsConfig::shipped().expect("levels");
         let subjects: Vec<(String, i32, i32)> = credit_subjects::table

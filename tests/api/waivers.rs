@@ -256,6 +256,8 @@ async fn a_default_lowers_the_level_at_once_and_repayment_with_repair_restores_i
         .cancel_record(&default_record, "credit_repair", "修复-2")
         .await;
     assert_eq!(level(&city).await, "A");
+    // The dashboard's counters followed the default, its record and the repair.
+    crate::fixtures::credit::assert_tallies_match_the_archive(&app).await;
     granted(&check(&city.hotel, &city.code(None).await, "hotel_room", "300.00").await);
     let line: Value = city.resident.get("/api/v1/credit/me/line").await;
     assert_eq!(line["defaults_open"], 0);

@@ -1,0 +1,10 @@
+DROP TRIGGER credit_tallies_record_delete ON credit_records;
+DROP TRIGGER credit_tallies_record_update ON credit_records;
+DROP TRIGGER credit_tallies_record_insert ON credit_records;
+DROP TRIGGER credit_tallies_subject_delete ON credit_subjects;
+DROP TRIGGER credit_tallies_subject_update ON credit_subjects;
+DROP TRIGGER credit_tallies_subject_insert ON credit_subjects;
+DROP FUNCTION credit_tallies_records();
+DROP FUNCTION credit_tallies_subjects();
+DROP FUNCTION credit_tallies_add(JSONB);
+DROP TABLE credit_tallies;

@@ -1,0 +1,7 @@
+DROP TRIGGER credit_tallies_record_delete;
+DROP TRIGGER credit_tallies_record_update;
+DROP TRIGGER credit_tallies_record_insert;
+DROP TRIGGER credit_tallies_subject_delete;
+DROP TRIGGER credit_tallies_subject_update;
+DROP TRIGGER credit_tallies_subject_insert;
+DROP TABLE credit_tallies;
