@@ -125,7 +125,16 @@ mod tests {
         let providers: Vec<_> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(
             providers,
-            ["hospital", "hotel", "library", "parking", "apartment"]
+            [
+                "hospital",
+                "hotel",
+                "library",
+                "parking",
+                "apartment",
+                "wage_authority",
+                "project_owner",
+                "tourism_authority"
+            ]
         );
         let roles: Vec<_> = Role::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(

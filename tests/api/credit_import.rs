@@ -554,6 +554,18 @@ async fn a_sigkill_mid_import_then_a_second_run_stores_every_good_line_once(app:
     assert_eq!((last, status.as_str()), (200_001, "finished"));
 }
 
+/// A CSV file of `n` copies of `r`, each with its own reference `PREFIX-i`.
+fn csv_of_copies(r: &NewCreditRecord, prefix: &str, n: usize) -> String {
+    let mut file = format!("{HEADER}\n");
+    for i in 0..n {
+        let mut line = r.clone();
+        line.source_ref = format!("{prefix}-{i}");
+        file.push_str(&csv_line(&line));
+        file.push('\n');
+    }
+    file
+}
+
 async fn upload<R>(
     who: &Session<'_, R>,
     content_type: &str,
@@ -633,14 +645,7 @@ async fn the_credit_office_uploads_a_file_and_nobody_else_may(app: TestApp) {
     // An Idempotency-Key is refused on uploads, small or beyond the usual body limit
     // (a replayed answer would need the body held in memory): the file's digest already
     // makes a second sending harmless. Nothing is stored.
-    let mut keyed = String::from(HEADER);
-    keyed.push('\n');
-    for n in 0..2000 {
-        let mut line = r.clone();
-        line.source_ref = format!("KEYED-{n}");
-        keyed.push_str(&csv_line(&line));
-        keyed.push('\n');
-    }
+    let keyed = csv_of_copies(&r, "KEYED", 2000);
     assert!(keyed.len() > app.settings.max_body_bytes);
     let mut one = r.clone();
     one.source_ref = "KEYED-SMALL".into();
@@ -683,14 +688,7 @@ async fn the_credit_office_uploads_a_file_and_nobody_else_may(app: TestApp) {
     assert_eq!(records_of(&app, &r.source_department).await.len(), 2);
 
     // A body above the server's usual limit is taken on this route.
-    let mut big = String::from(HEADER);
-    big.push('\n');
-    for n in 0..2000 {
-        let mut line = r.clone();
-        line.source_ref = format!("BIG-{n}");
-        big.push_str(&csv_line(&line));
-        big.push('\n');
-    }
+    let big = csv_of_copies(&r, "BIG", 2000);
     assert!(big.len() > app.settings.max_body_bytes);
     let answer = upload(&office, "text/csv", big).await;
     assert_eq!(answer.status().as_u16(), 200);

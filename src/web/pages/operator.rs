@@ -15,7 +15,7 @@ use super::paging::{query_of, PageQuery, Pager, Paging};
 use super::session::{SignedForm, Visitor};
 use super::{page, redirect_with_flash, Chrome, Nav};
 use crate::db::audit::ChainCheck;
-use crate::domain::party::Role;
+use crate::domain::party::{ProviderKind, Role};
 use crate::services;
 use crate::services::organizations::{self, NewOrganization, NewUser};
 use crate::services::trust::{self, NewIssuerCertificate};
@@ -172,8 +172,16 @@ pub(super) const ORG_KINDS: [&str; 6] = [
     "operator",
 ];
 pub(super) const ISSUER_KINDS: [&str; 3] = ["bank", "insurer", "guarantor"];
-pub(super) const PROVIDER_KINDS: [&str; 5] =
-    ["hospital", "hotel", "library", "parking", "apartment"];
+/// Every provider kind the domain knows, in its order (a new kind shows in the form).
+pub(super) const PROVIDER_KINDS: [&str; ProviderKind::ALL.len()] = {
+    let mut kinds = [""; ProviderKind::ALL.len()];
+    let mut i = 0;
+    while i < kinds.len() {
+        kinds[i] = ProviderKind::ALL[i].as_str();
+        i += 1;
+    }
+    kinds
+};
 
 /// (value, label, selected) of a select's options.
 type Options = Vec<(&'static str, String, bool)>;
