@@ -220,8 +220,9 @@ const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Periodic work that any instance may do (every step is safe to repeat or to run on
 /// several instances at once): expire guarantees whose validity ended, take lapsed
-/// credit records out of force, default bills unpaid past their window, tell bidders
-/// whose guarantees run out soon and issuers whose signing certificates do, fetch the
+/// credit records out of force, fold the credit office's counters, default bills unpaid
+/// past their window, tell bidders whose guarantees run out soon and issuers whose
+/// signing certificates do, fetch the
 /// CRLs and OCSP answers that are due from the distribution points and responders
 /// certificates name, forget expired idempotency keys, reload the trust
 /// store so files added to the certificates directory take effect.
@@ -237,6 +238,12 @@ async fn upkeep(ctx: services::Context) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(records = n, "credit records lapsed"),
                 Err(e) => tracing::warn!(error = %e, "expiring credit records failed"),
+            }
+            // The credit office's counters, folded (PostgreSQL appends their changes).
+            if let Err(e) = c.conn().map_err(|e| e.to_string()).and_then(|mut conn| {
+                services::credit_office::fold_tallies(&mut conn).map_err(|e| e.to_string())
+            }) {
+                tracing::warn!(error = %e, "folding the credit office's counters failed");
             }
             // Bills unpaid past their window and its grace become defaults.
             match services::waivers::default_overdue(&c) {

@@ -390,7 +390,8 @@ diesel::table! {
 
 diesel::table! {
     /// The credit office's figures over the archive, moved by triggers (migration 45).
-    credit_tallies (name) {
+    credit_tallies (id) {
+        id -> BigInt,
         name -> Text,
         n -> BigInt,
     }

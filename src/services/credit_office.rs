@@ -30,21 +30,33 @@ pub struct Dashboard {
     pub waivers_defaulted: i64,
 }
 
+/// Folds the rows PostgreSQL's triggers appended to the credit office's counters into
+/// one row per figure (SQLite's triggers keep one row per figure already). Safe to run
+/// on several instances at once.
+pub fn fold_tallies(c: &mut crate::db::DbConnection) -> QueryResult<()> {
+    if let crate::db::DbConnection::Pg(pg) = c {
+        diesel::sql_query("SELECT credit_tallies_fold()").execute(pg)?;
+    }
+    Ok(())
+}
+
+/// The credit office's figures: the archive's from its counters, the rest counted.
 pub fn dashboard(ctx: &Context, actor: &Actor) -> Result<Dashboard, ServiceError> {
     require_credit_office(actor)?;
     let mut conn = ctx.conn()?;
     let c = &mut *conn;
     let now = ctx.now();
-    // Counters the database keeps (migration 45), not scans of the archive.
-    let tallies: Vec<(String, i64)> = credit_tallies::table
+    // Counters the database keeps (migration 45), not scans of the archive: a figure is
+    // the sum of its rows.
+    fold_tallies(c)?;
+    let mut tallies: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for (name, n) in credit_tallies::table
         .select((credit_tallies::name, credit_tallies::n))
-        .load(c)?;
-    let tally = |name: &str| {
-        tallies
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or(0, |(_, n)| *n)
-    };
+        .load::<(String, i64)>(c)?
+    {
+        *tallies.entry(name).or_default() += n;
+    }
+    let tally = |name: &str| tallies.get(name).copied().unwrap_or(0);
     let by_level: Vec<(CreditLevel, i64)> = CreditLevel::ALL
         .iter()
         .map(|l| (*l, tally(&format!("level:{}", l.as_str()))))

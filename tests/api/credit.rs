@@ -559,7 +559,57 @@ async fn only_the_credit_office_posts_and_reads_archives(app: TestApp) {
     );
 }
 
+/// Records posted for many subjects at once (each moving its subject's level, the
+/// counters of two levels and of records in force) all land, none waiting on or
+/// deadlocking over the counters, which then equal a scan of the archive, before and
+/// after the credit office's dashboard folds them.
+async fn the_dashboards_counters_hold_under_concurrent_records(app: TestApp) {
+    let office = app.as_operator().await;
+    let subjects: Vec<String> = (0..24)
+        .map(|n| uscc(&format!("91371600MA3CT{n:04}")))
+        .collect();
+    let requests = subjects.iter().enumerate().flat_map(|(s, subject)| {
+        ["utility_arrears", "administrative_penalty"]
+            .into_iter()
+            .map(move |category| (s, subject.clone(), category))
+    });
+    let answers =
+        all_at_once(requests.map(|(s, subject, category)| {
+            office.request(Method::POST, "/api/v1/credit/records").json(
+                &NewCreditRecord::enterprise(&subject, category, &format!("TALLY-{s}-{category}")),
+            )
+        }))
+        .await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 201, "{body}");
+    }
+    let in_force = crate::fixtures::credit::assert_tallies_match_the_archive(&app).await;
+    assert!(in_force >= 48, "{in_force}");
+    let desk = crate::pages_ei::Visitor::signed_in(&app, "operator")
+        .await
+        .ok("/credit/office")
+        .await;
+    assert!(
+        desk.contains(&format!("id=\"count-records\">{in_force}<")),
+        "{desk}"
+    );
+    assert_eq!(
+        crate::fixtures::credit::assert_tallies_match_the_archive(&app).await,
+        in_force
+    );
+    // Folded: one row per figure again.
+    let rows: i64 = app
+        .db(|c| {
+            use baohan::db::schema::credit_tallies;
+            use diesel::prelude::*;
+            credit_tallies::table.count().get_result(c).expect("rows")
+        })
+        .await;
+    assert_eq!(rows, 7);
+}
+
 crate::on_both_backends!(
+    the_dashboards_counters_hold_under_concurrent_records,
     a_negative_record_lowers_the_level_at_once_and_a_cancellation_restores_it,
     the_same_reference_stores_one_record_however_often_it_is_sent,
     invalid_numbers_and_unknown_categories_are_refused_by_field_and_write_nothing,

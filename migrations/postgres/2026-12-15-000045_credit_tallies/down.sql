@@ -6,5 +6,5 @@ DROP TRIGGER credit_tallies_subject_update ON credit_subjects;
 DROP TRIGGER credit_tallies_subject_insert ON credit_subjects;
 DROP FUNCTION credit_tallies_records();
 DROP FUNCTION credit_tallies_subjects();
-DROP FUNCTION credit_tallies_add(JSONB);
+DROP FUNCTION credit_tallies_fold();
 DROP TABLE credit_tallies;

@@ -1,14 +1,20 @@
 -- The credit office's figures over the whole archive (subjects by level, subjects on the
--- serious-dishonesty list, records in force) kept as counters. Triggers move them in
--- the same transaction as the rows they count, whatever writes those rows (the API,
--- imports, expiry, settlements), so the dashboard reads seven rows instead of scanning
--- a million subjects and ten million records. The triggers are per statement: an
--- import's statement of a thousand rows moves each counter once.
+-- serious-dishonesty list, records in force) kept as counters, moved by triggers in the
+-- same transaction as the rows they count, whatever writes those rows (the API,
+-- imports, expiry, settlements): the dashboard sums a few rows instead of scanning a
+-- million subjects and ten million records.
+--
+-- On PostgreSQL the triggers run once per statement and append the statement's net
+-- change as rows of their own instead of updating one row per figure: concurrent
+-- writers then never wait on, or deadlock over, the same counter row. A figure is the
+-- sum of its rows; `credit_tallies_fold()` (run by the expiry worker and before the
+-- dashboard reads) folds them back into one row per figure.
 CREATE TABLE credit_tallies (
-    name TEXT PRIMARY KEY NOT NULL,
-    n BIGINT NOT NULL,
-    CHECK (n >= 0)
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name TEXT NOT NULL,
+    n BIGINT NOT NULL
 );
+CREATE INDEX credit_tallies_name ON credit_tallies (name);
 
 INSERT INTO credit_tallies (name, n)
 SELECT 'level:' || l.level, (SELECT count(*) FROM credit_subjects s WHERE s.level = l.level)
@@ -18,42 +24,35 @@ SELECT 'dishonest', count(*) FROM credit_subjects WHERE serious_dishonesty_count
 INSERT INTO credit_tallies (name, n)
 SELECT 'records_in_force', count(*) FROM credit_records WHERE in_force;
 
--- Adds the net change of each counter; only counters that move are touched.
-CREATE FUNCTION credit_tallies_add(changes JSONB) RETURNS void LANGUAGE sql AS $f$
-    UPDATE credit_tallies t SET n = t.n + (c.value)::BIGINT
-    FROM jsonb_each_text(changes) c
-    WHERE t.name = c.key AND (c.value)::BIGINT <> 0;
+-- Folds each figure's rows into one. Two folds at once are safe: the second skips the
+-- rows the first deleted and folds only what it deleted itself.
+CREATE FUNCTION credit_tallies_fold() RETURNS void LANGUAGE sql AS $f$
+    WITH gone AS (DELETE FROM credit_tallies RETURNING name, n)
+    INSERT INTO credit_tallies (name, n) SELECT name, sum(n) FROM gone GROUP BY name;
 $f$;
 
 CREATE FUNCTION credit_tallies_subjects() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        PERFORM credit_tallies_add(coalesce((
-            SELECT jsonb_object_agg(name, k) FROM (
-                SELECT name, sum(k) AS k FROM (
-                    SELECT 'level:' || level AS name, 1 AS k FROM tally_new
-                    UNION ALL SELECT 'dishonest', 1 FROM tally_new
-                              WHERE serious_dishonesty_count > 0) d
-                GROUP BY name) s), '{}'));
+        INSERT INTO credit_tallies (name, n)
+        SELECT name, sum(k) FROM (
+            SELECT 'level:' || level AS name, 1 AS k FROM tally_new
+            UNION ALL SELECT 'dishonest', 1 FROM tally_new WHERE serious_dishonesty_count > 0
+        ) d GROUP BY name HAVING sum(k) <> 0;
     ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM credit_tallies_add(coalesce((
-            SELECT jsonb_object_agg(name, k) FROM (
-                SELECT name, sum(k) AS k FROM (
-                    SELECT 'level:' || level AS name, 1 AS k FROM tally_new
-                    UNION ALL SELECT 'dishonest', 1 FROM tally_new
-                              WHERE serious_dishonesty_count > 0
-                    UNION ALL SELECT 'level:' || level, -1 FROM tally_old
-                    UNION ALL SELECT 'dishonest', -1 FROM tally_old
-                              WHERE serious_dishonesty_count > 0) d
-                GROUP BY name) s), '{}'));
+        INSERT INTO credit_tallies (name, n)
+        SELECT name, sum(k) FROM (
+            SELECT 'level:' || level AS name, 1 AS k FROM tally_new
+            UNION ALL SELECT 'dishonest', 1 FROM tally_new WHERE serious_dishonesty_count > 0
+            UNION ALL SELECT 'level:' || level, -1 FROM tally_old
+            UNION ALL SELECT 'dishonest', -1 FROM tally_old WHERE serious_dishonesty_count > 0
+        ) d GROUP BY name HAVING sum(k) <> 0;
     ELSE
-        PERFORM credit_tallies_add(coalesce((
-            SELECT jsonb_object_agg(name, k) FROM (
-                SELECT name, sum(k) AS k FROM (
-                    SELECT 'level:' || level AS name, -1 AS k FROM tally_old
-                    UNION ALL SELECT 'dishonest', -1 FROM tally_old
-                              WHERE serious_dishonesty_count > 0) d
-                GROUP BY name) s), '{}'));
+        INSERT INTO credit_tallies (name, n)
+        SELECT name, sum(k) FROM (
+            SELECT 'level:' || level AS name, -1 AS k FROM tally_old
+            UNION ALL SELECT 'dishonest', -1 FROM tally_old WHERE serious_dishonesty_count > 0
+        ) d GROUP BY name HAVING sum(k) <> 0;
     END IF;
     RETURN NULL;
 END
@@ -72,7 +71,7 @@ BEGIN
         SELECT -count(*) INTO moved FROM tally_old WHERE in_force;
     END IF;
     IF moved <> 0 THEN
-        UPDATE credit_tallies SET n = n + moved WHERE name = 'records_in_force';
+        INSERT INTO credit_tallies (name, n) VALUES ('records_in_force', moved);
     END IF;
     RETURN NULL;
 END

@@ -3,8 +3,12 @@
 -- the same transaction as the rows they count, whatever writes those rows (the API,
 -- imports, expiry, settlements), so the dashboard reads seven rows instead of scanning
 -- a million subjects and ten million records.
+--
+-- One row per figure here: SQLite has one writer at a time, so the triggers update it in
+-- place (PostgreSQL appends rows and folds them, see its migration).
 CREATE TABLE credit_tallies (
-    name TEXT PRIMARY KEY NOT NULL,
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
     n BIGINT NOT NULL,
     CHECK (n >= 0)
 );
