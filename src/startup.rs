@@ -240,9 +240,10 @@ async fn upkeep(ctx: services::Context) {
                 Err(e) => tracing::warn!(error = %e, "expiring credit records failed"),
             }
             // The credit office's counters, folded (PostgreSQL appends their changes).
-            if let Err(e) = c.conn().map_err(|e| e.to_string()).and_then(|mut conn| {
-                services::credit_office::fold_tallies(&mut conn).map_err(|e| e.to_string())
-            }) {
+            let folded = c
+                .conn()
+                .and_then(|mut conn| services::credit_office::fold_tallies(&mut conn));
+            if let Err(e) = folded {
                 tracing::warn!(error = %e, "folding the credit office's counters failed");
             }
             // Bills unpaid past their window and its grace become defaults.

@@ -33,7 +33,7 @@ pub struct Dashboard {
 /// Folds the rows PostgreSQL's triggers appended to the credit office's counters into
 /// one row per figure (SQLite's triggers keep one row per figure already). Safe to run
 /// on several instances at once.
-pub fn fold_tallies(c: &mut crate::db::DbConnection) -> QueryResult<()> {
+pub fn fold_tallies(c: &mut crate::db::DbConnection) -> Result<(), ServiceError> {
     if let crate::db::DbConnection::Pg(pg) = c {
         diesel::sql_query("SELECT credit_tallies_fold()").execute(pg)?;
     }

@@ -205,17 +205,22 @@ pub struct EdgeSettings {
     pub https_base_url: bool,
 }
 
+/// Whether the request is a file upload whose body its handler streams to disk and never
+/// holds in memory: the bulk import's, through the API and the credit office desk's
+/// form.
+pub fn streams_body(method: &actix_web::http::Method, path: &str) -> bool {
+    use crate::web::api::credit_import::IMPORT_PATH;
+    use crate::web::pages::credit_office::IMPORT_UPLOAD_PATH;
+    method == actix_web::http::Method::POST && (path == IMPORT_PATH || path == IMPORT_UPLOAD_PATH)
+}
+
 impl EdgeSettings {
     /// The body limit of a request: the configured one, or the bulk import's for its
-    /// uploads, the API's and the credit office desk's form (which stream the file to
-    /// disk and never hold it in memory).
+    /// uploads ([`streams_body`]).
     pub fn body_limit(&self, method: &actix_web::http::Method, path: &str) -> usize {
-        use crate::web::api::credit_import::{IMPORT_BODY_MAX_BYTES, IMPORT_PATH};
-        use crate::web::pages::credit_office::IMPORT_UPLOAD_PATH;
-        if method == actix_web::http::Method::POST
-            && (path == IMPORT_PATH || path == IMPORT_UPLOAD_PATH)
-        {
-            self.max_body_bytes.max(IMPORT_BODY_MAX_BYTES)
+        if streams_body(method, path) {
+            self.max_body_bytes
+                .max(crate::web::api::credit_import::IMPORT_BODY_MAX_BYTES)
         } else {
             self.max_body_bytes
         }

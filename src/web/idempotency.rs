@@ -82,7 +82,7 @@ pub async fn middleware(
     // A file upload is streamed to disk, never held in memory as a replayed body must
     // be; it needs no key: the same file sent again is recognised by its digest and
     // stores nothing twice.
-    if req.path() == super::api::credit_import::IMPORT_PATH {
+    if super::http_edges::streams_body(req.method(), req.path()) {
         let error = ApiError::bad_request(format!(
             "{HEADER} is not taken on file uploads: send the same file again without it; \
              a file already imported is recognised and nothing is stored twice"

@@ -24,11 +24,17 @@ SELECT 'dishonest', count(*) FROM credit_subjects WHERE serious_dishonesty_count
 INSERT INTO credit_tallies (name, n)
 SELECT 'records_in_force', count(*) FROM credit_records WHERE in_force;
 
--- Folds each figure's rows into one. Two folds at once are safe: the second skips the
--- rows the first deleted and folds only what it deleted itself.
-CREATE FUNCTION credit_tallies_fold() RETURNS void LANGUAGE sql AS $f$
-    WITH gone AS (DELETE FROM credit_tallies RETURNING name, n)
-    INSERT INTO credit_tallies (name, n) SELECT name, sum(n) FROM gone GROUP BY name;
+-- Folds each figure's rows into one, and writes nothing when every figure has one row
+-- already (an idle fold would be a commit, which every instance's page cache notices).
+-- Two folds at once are safe: the second skips the rows the first deleted and folds
+-- only what it deleted itself.
+CREATE FUNCTION credit_tallies_fold() RETURNS void LANGUAGE plpgsql AS $f$
+BEGIN
+    IF EXISTS (SELECT 1 FROM credit_tallies GROUP BY name HAVING count(*) > 1) THEN
+        WITH gone AS (DELETE FROM credit_tallies RETURNING name, n)
+        INSERT INTO credit_tallies (name, n) SELECT name, sum(n) FROM gone GROUP BY name;
+    END IF;
+END
 $f$;
 
 CREATE FUNCTION credit_tallies_subjects() RETURNS trigger LANGUAGE plpgsql AS $f$
