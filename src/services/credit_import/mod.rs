@@ -25,6 +25,7 @@
 //! PostgreSQL `FOR NO KEY UPDATE`, which a record's foreign key check does not wait
 //! for).
 
+mod json_rows;
 mod read;
 mod store;
 

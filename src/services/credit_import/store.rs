@@ -5,24 +5,24 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::NaiveDateTime;
+use diesel::dsl::{sql, AsExprOf};
+use diesel::expression::{SqlLiteral, UncheckedBind};
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Integer, Nullable, Text, Timestamp as SqlTimestamp};
 
+use super::json_rows::{insert_sql, param, rows_of, Column, Timestamp};
 use super::{Prepared, Reason, Rejection};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{CreditLevelChangeRow, CreditRecordRow, CreditSubjectRow};
-use crate::db::schema::{
-    credit_level_changes, credit_records, credit_subjects, organizations, record_categories, users,
-};
+use crate::db::schema::{credit_records, credit_subjects, organizations, record_categories, users};
 use crate::db::DbConnection;
 use crate::domain::catalogue::{CreditLevel, Dimension, SubjectKind};
 use crate::domain::credit::{signed_points, DimensionScores, LevelsConfig};
 use crate::domain::party::Role;
 use crate::mail::templates::CreditCause;
 use crate::services::credit::{level_change_event, SubjectRef};
-use crate::services::{notify, Context, ServiceError};
+use crate::services::{notify, Context, OrInternal, ServiceError};
 
-/// Rows per multi-row statement: within SQLite's 32,766 bound parameters at 17 columns.
-const ROWS_PER_STATEMENT: usize = 1000;
 /// Keys per `IN (...)` list.
 const KEYS_PER_QUERY: usize = 1000;
 
@@ -170,18 +170,20 @@ pub(super) fn store_batch(
     }
 
     // Subjects: found, or made at the base standing.
-    let (subject_ids, created) = subjects_of(c, config, &keep, at)?;
+    let (subjects, created) = subjects_of(c, config, &keep, at)?;
     outcome.subjects_created = created;
 
-    // The records, in statements of many rows; a reference a concurrent writer stored
-    // meanwhile is not inserted (and reported as stored already).
+    // The records, the whole batch in one statement; a reference a concurrent writer
+    // stored meanwhile is not inserted (and reported as stored already).
     let rows: Vec<CreditRecordRow> = keep
         .iter()
         .map(|p| {
             let in_force = p.expires_at > at;
             CreditRecordRow {
                 id: ordered_id(),
-                subject_id: subject_ids[&(p.subject.kind, p.subject.key.clone())].clone(),
+                subject_id: subjects[&(p.subject.kind, p.subject.key.clone())]
+                    .id
+                    .clone(),
                 category: p.category.clone(),
                 dimension: p.dimension,
                 polarity: p.polarity,
@@ -200,21 +202,12 @@ pub(super) fn store_batch(
             }
         })
         .collect();
-    let mut inserted: HashSet<String> = HashSet::with_capacity(rows.len());
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let ids: Vec<String> =
-            on_backend!(&mut *c, |conn| diesel::insert_into(credit_records::table)
-                .values(chunk)
-                .on_conflict_do_nothing()
-                .returning(credit_records::id)
-                .get_results(conn)?);
-        inserted.extend(ids);
-    }
+    let skipped = insert_records(c, &rows, recorded_by, at)?;
     // Per subject, the sum of its new records in force, and the last one (the cause of
     // a level change).
     let mut changes: BTreeMap<&str, (DimensionScores, i32, &CreditRecordRow)> = BTreeMap::new();
     for (p, row) in keep.iter().zip(&rows) {
-        if !inserted.contains(&row.id) {
+        if skipped.contains(&row.id) {
             outcome.rejections.push(already_stored(p.line));
             continue;
         }
@@ -232,7 +225,9 @@ pub(super) fn store_batch(
         entry.1 += i32::from(row.serious_dishonesty);
         entry.2 = row;
     }
-    outcome.level_changes = apply_changes(c, ctx, config, &changes, at)?;
+    let by_id: HashMap<&str, &CreditSubjectRow> =
+        subjects.values().map(|s| (s.id.as_str(), s)).collect();
+    outcome.level_changes = apply_changes(c, ctx, config, &changes, &by_id, at)?;
     outcome.rejections.sort_by_key(|r| r.line);
     Ok(outcome)
 }
@@ -244,6 +239,20 @@ fn already_stored(line: u64) -> Rejection {
         Some("source_ref"),
         "this department's reference is stored already (an earlier line of this file, an \
          earlier import or the API); nothing was stored",
+    )
+}
+
+type InJson = SqlLiteral<Bool, UncheckedBind<SqlLiteral<Bool>, AsExprOf<String, Text>>>;
+
+/// `column IN (the strings of the JSON array bound here)` on SQLite: one statement text
+/// for any number of keys (diesel's `IN (?, ?, ...)` is a new statement to prepare for
+/// each count; on PostgreSQL it binds one array and is the same text anyway).
+fn in_json(column: &'static str, keys: &[&str]) -> Result<InJson, ServiceError> {
+    let json = serde_json::to_string(keys).or_internal("keys as JSON")?;
+    Ok(
+        sql::<Bool>(&format!("{column} IN (SELECT value FROM json_each("))
+            .bind::<Text, _>(json)
+            .sql("))"),
     )
 }
 
@@ -261,29 +270,43 @@ fn stored_references(
     }
     let mut found = HashSet::new();
     for (department, references) in by_department {
-        for chunk in references.chunks(KEYS_PER_QUERY) {
-            let query = credit_records::table
-                .filter(credit_records::source_department.eq(department))
-                .filter(credit_records::source_ref.eq_any(chunk.to_vec()))
-                .select(credit_records::source_ref);
-            let refs: Vec<String> = on_backend!(&mut *c, |conn| query.load(conn)?);
-            found.extend(refs.into_iter().map(|r| (department.to_owned(), r)));
-        }
+        let of_department = credit_records::table
+            .filter(credit_records::source_department.eq(department))
+            .select(credit_records::source_ref);
+        let refs: Vec<String> = match &mut *c {
+            DbConnection::Sqlite(conn) => of_department
+                .filter(in_json("source_ref", &references)?)
+                .load(conn)?,
+            DbConnection::Pg(conn) => {
+                let mut refs = Vec::new();
+                for chunk in references.chunks(KEYS_PER_QUERY) {
+                    refs.extend(
+                        of_department
+                            .filter(credit_records::source_ref.eq_any(chunk))
+                            .load::<String>(conn)?,
+                    );
+                }
+                refs
+            }
+        };
+        found.extend(refs.into_iter().map(|r| (department.to_owned(), r)));
     }
     Ok(found)
 }
 
 type SubjectKey = (SubjectKind, String);
 
-/// The subject id of every line's subject, making the missing ones at the base
-/// standing (an enterprise the exchange knows linked to its organization), and how many
-/// were made. Like `find_or_create_subject` of the archive, for a batch at once.
+/// The subject of every line, making the missing ones at the base standing (an
+/// enterprise the exchange knows linked to its organization), and how many were made.
+/// Like `find_or_create_subject` of the archive, for a batch at once. The rows answered
+/// are as they stood when read (on PostgreSQL, [`apply_changes`] reads them again under
+/// their locks).
 fn subjects_of(
     c: &mut DbConnection,
     config: &LevelsConfig,
     lines: &[&Prepared],
     at: NaiveDateTime,
-) -> Result<(HashMap<SubjectKey, String>, u64), ServiceError> {
+) -> Result<(HashMap<SubjectKey, CreditSubjectRow>, u64), ServiceError> {
     let mut wanted: BTreeMap<SubjectKey, &SubjectRef> = BTreeMap::new();
     for p in lines {
         wanted
@@ -292,21 +315,16 @@ fn subjects_of(
     }
     let keys: Vec<(SubjectKind, &str)> =
         wanted.keys().map(|(kind, k)| (*kind, k.as_str())).collect();
-    let existing = subjects_by_key(c, &keys)?;
-    let mut ids: HashMap<SubjectKey, String> = HashMap::with_capacity(wanted.len());
-    let mut unlinked: Vec<(String, String)> = Vec::new();
-    for (id, kind, key, organization_id) in existing {
-        if !wanted.contains_key(&(kind, key.clone())) {
-            continue;
+    let mut found: HashMap<SubjectKey, CreditSubjectRow> = HashMap::with_capacity(wanted.len());
+    for row in subjects_by_key(c, &keys)? {
+        let key = (row.kind, row.subject_key.clone());
+        if wanted.contains_key(&key) {
+            found.insert(key, row);
         }
-        if kind == SubjectKind::Enterprise && organization_id.is_none() {
-            unlinked.push((id.clone(), key.clone()));
-        }
-        ids.insert((kind, key), id);
     }
     let missing: Vec<&SubjectRef> = wanted
         .iter()
-        .filter(|(k, _)| !ids.contains_key(*k))
+        .filter(|(k, _)| !found.contains_key(*k))
         .map(|(_, s)| *s)
         .collect();
     // The organizations the exchange knows among the enterprises without a link.
@@ -314,25 +332,34 @@ fn subjects_of(
         .iter()
         .filter(|s| s.kind == SubjectKind::Enterprise)
         .map(|s| s.key.as_str())
-        .chain(unlinked.iter().map(|(_, key)| key.as_str()))
+        .chain(
+            found
+                .values()
+                .filter(|s| s.kind == SubjectKind::Enterprise && s.organization_id.is_none())
+                .map(|s| s.subject_key.as_str()),
+        )
         .collect();
     let mut organization_of: HashMap<String, String> = HashMap::new();
     for chunk in usccs.chunks(KEYS_PER_QUERY) {
         let query = organizations::table
             .filter(organizations::uscc.eq_any(chunk.to_vec()))
             .select((organizations::uscc, organizations::id));
-        let found: Vec<(String, String)> = on_backend!(&mut *c, |conn| query.load(conn)?);
-        organization_of.extend(found);
+        let known: Vec<(String, String)> = on_backend!(&mut *c, |conn| query.load(conn)?);
+        organization_of.extend(known);
     }
-    for (id, key) in &unlinked {
-        if let Some(org) = organization_of.get(key) {
-            diesel::update(credit_subjects::table.find(id))
+    for row in found.values_mut() {
+        if row.kind != SubjectKind::Enterprise || row.organization_id.is_some() {
+            continue;
+        }
+        if let Some(org) = organization_of.get(&row.subject_key) {
+            diesel::update(credit_subjects::table.find(&row.id))
                 .set(credit_subjects::organization_id.eq(org))
                 .execute(c)?;
+            row.organization_id = Some(org.clone());
         }
     }
     if missing.is_empty() {
-        return Ok((ids, 0));
+        return Ok((found, 0));
     }
     let fresh = config.standing(&DimensionScores::default(), 0);
     let rows: Vec<CreditSubjectRow> = missing
@@ -360,54 +387,38 @@ fn subjects_of(
             updated_at: at,
         })
         .collect();
-    // The rows made answer their ids. A concurrent writer may make one of them first:
-    // its row is the subject then, read back by key.
-    let mut created = 0;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let made: Vec<(String, SubjectKind, String)> =
-            on_backend!(&mut *c, |conn| diesel::insert_into(credit_subjects::table)
-                .values(chunk)
-                .on_conflict_do_nothing()
-                .returning((
-                    credit_subjects::id,
-                    credit_subjects::kind,
-                    credit_subjects::subject_key
-                ))
-                .get_results(conn)?);
-        created += made.len() as u64;
-        for (id, kind, key) in made {
-            ids.insert((kind, key), id);
-        }
-    }
-    let raced: Vec<(SubjectKind, &str)> = missing
-        .iter()
-        .filter(|s| !ids.contains_key(&(s.kind, s.key.clone())))
-        .map(|s| (s.kind, s.key.as_str()))
-        .collect();
-    if !raced.is_empty() {
-        for (id, kind, key, _) in subjects_by_key(c, &raced)? {
-            ids.insert((kind, key), id);
+    // A concurrent writer (PostgreSQL) may make one of them first: its row is the
+    // subject then, read back by key.
+    let made = insert_subjects(c, &rows, fresh.score, fresh.level, at)?;
+    let created = made as u64;
+    if made == rows.len() {
+        found.extend(
+            rows.into_iter()
+                .map(|r| ((r.kind, r.subject_key.clone()), r)),
+        );
+    } else {
+        let again: Vec<(SubjectKind, &str)> =
+            missing.iter().map(|s| (s.kind, s.key.as_str())).collect();
+        for row in subjects_by_key(c, &again)? {
+            found.insert((row.kind, row.subject_key.clone()), row);
         }
     }
     for p in lines {
-        if !ids.contains_key(&(p.subject.kind, p.subject.key.clone())) {
+        if !found.contains_key(&(p.subject.kind, p.subject.key.clone())) {
             return Err(ServiceError::Internal(anyhow::anyhow!(
                 "a credit subject made by the import is missing"
             )));
         }
     }
-    Ok((ids, created))
+    Ok((found, created))
 }
-
-/// A subject as the import finds it: id, kind, key and organization.
-type FoundSubject = (String, SubjectKind, String, Option<String>);
 
 /// Subjects by key, one kind at a time: `kind = ? AND subject_key IN (...)` names both
 /// columns of the unique index, so that either backend looks each key up in it.
 fn subjects_by_key(
     c: &mut DbConnection,
     keys: &[(SubjectKind, &str)],
-) -> Result<Vec<FoundSubject>, ServiceError> {
+) -> Result<Vec<CreditSubjectRow>, ServiceError> {
     let mut out = Vec::with_capacity(keys.len());
     for kind in [SubjectKind::Person, SubjectKind::Enterprise] {
         let of_kind: Vec<&str> = keys
@@ -415,54 +426,259 @@ fn subjects_by_key(
             .filter(|(k, _)| *k == kind)
             .map(|(_, key)| *key)
             .collect();
-        for chunk in of_kind.chunks(KEYS_PER_QUERY) {
-            let query = credit_subjects::table
-                .filter(credit_subjects::kind.eq(kind))
-                .filter(credit_subjects::subject_key.eq_any(chunk.to_vec()))
-                .select((
-                    credit_subjects::id,
-                    credit_subjects::kind,
-                    credit_subjects::subject_key,
-                    credit_subjects::organization_id,
-                ));
-            let rows: Vec<FoundSubject> = on_backend!(&mut *c, |conn| query.load(conn)?);
-            out.extend(rows);
+        if of_kind.is_empty() {
+            continue;
+        }
+        let of_kind_ = || credit_subjects::table.filter(credit_subjects::kind.eq(kind));
+        match &mut *c {
+            DbConnection::Sqlite(conn) => out.extend(
+                of_kind_()
+                    .filter(in_json("subject_key", &of_kind)?)
+                    .select(CreditSubjectRow::as_select())
+                    .load(conn)?,
+            ),
+            DbConnection::Pg(conn) => {
+                for chunk in of_kind.chunks(KEYS_PER_QUERY) {
+                    out.extend(
+                        of_kind_()
+                            .filter(credit_subjects::subject_key.eq_any(chunk))
+                            .select(CreditSubjectRow::as_select())
+                            .load(conn)?,
+                    );
+                }
+            }
         }
     }
     Ok(out)
+}
+
+/// A parameter of a batch statement after the batch itself.
+enum Param<'a> {
+    Text(Option<&'a str>),
+    Int(i32),
+    Time(NaiveDateTime),
+}
+
+/// Runs `sql`, whose first parameter is `rows` as a JSON array and the next ones
+/// `params`; answers how many rows it inserted or changed.
+fn execute_json(
+    c: &mut DbConnection,
+    sql: &str,
+    rows: &impl serde::Serialize,
+    params: &[Param<'_>],
+) -> Result<usize, ServiceError> {
+    let json = serde_json::to_string(rows).or_internal("a batch as JSON")?;
+    macro_rules! bound {
+        ($backend:ty) => {{
+            let mut q = diesel::sql_query(sql)
+                .into_boxed::<$backend>()
+                .bind::<Text, _>(json);
+            for p in params {
+                q = match *p {
+                    Param::Text(t) => q.bind::<Nullable<Text>, _>(t.map(str::to_owned)),
+                    Param::Int(n) => q.bind::<Integer, _>(n),
+                    Param::Time(t) => q.bind::<SqlTimestamp, _>(t),
+                };
+            }
+            q
+        }};
+    }
+    Ok(match c {
+        DbConnection::Sqlite(conn) => bound!(diesel::sqlite::Sqlite).execute(conn)?,
+        DbConnection::Pg(conn) => bound!(diesel::pg::Pg).execute(conn)?,
+    })
+}
+
+fn is_pg(c: &DbConnection) -> bool {
+    matches!(c, DbConnection::Pg(_))
+}
+
+/// What a new subject's row holds beyond the fields every new subject shares.
+const NEW_SUBJECT_COLUMNS: [Column; 6] = [
+    ("id", "text"),
+    ("kind", "text"),
+    ("subject_key", "text"),
+    ("masked_id", "text"),
+    ("name", "text"),
+    ("organization_id", "text"),
+];
+
+/// Inserts new subjects at the base standing (`score`, `level`) as of `at`, leaving
+/// out any whose key a concurrent writer stored first; answers how many were inserted.
+fn insert_subjects(
+    c: &mut DbConnection,
+    rows: &[CreditSubjectRow],
+    score: i32,
+    level: CreditLevel,
+    at: NaiveDateTime,
+) -> Result<usize, ServiceError> {
+    let pg = is_pg(c);
+    let zero = || "0".to_owned();
+    let constants = [
+        ("score_identity", zero()),
+        ("score_compliance", zero()),
+        ("score_public_interest", zero()),
+        ("score_history", zero()),
+        ("score", param(pg, 2, "int4")),
+        ("level", param(pg, 3, "text")),
+        ("level_since", param(pg, 4, "timestamp")),
+        ("serious_dishonesty_count", zero()),
+        ("version", "1".to_owned()),
+        ("created_at", param(pg, 4, "timestamp")),
+        ("updated_at", param(pg, 4, "timestamp")),
+    ];
+    let sql = insert_sql(
+        pg,
+        "credit_subjects",
+        &NEW_SUBJECT_COLUMNS,
+        &constants,
+        "ON CONFLICT DO NOTHING",
+    );
+    let json: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                &r.id,
+                r.kind.as_str(),
+                &r.subject_key,
+                &r.masked_id,
+                &r.name,
+                &r.organization_id,
+            )
+        })
+        .collect();
+    execute_json(
+        c,
+        &sql,
+        &json,
+        &[
+            Param::Int(score),
+            Param::Text(Some(level.as_str())),
+            Param::Time(at),
+        ],
+    )
+}
+
+/// A record's columns as a batch carries them; `recorded_at` and `recorded_by` are the
+/// batch's, and a record of an import cancels nothing.
+const RECORD_COLUMNS: [Column; 13] = [
+    ("id", "text"),
+    ("subject_id", "text"),
+    ("category", "text"),
+    ("dimension", "text"),
+    ("polarity", "text"),
+    ("points", "int4"),
+    ("serious_dishonesty", "bool"),
+    ("occurred_at", "timestamp"),
+    ("expires_at", "timestamp"),
+    ("source_department", "text"),
+    ("source_ref", "text"),
+    ("note", "text"),
+    ("in_force", "bool"),
+];
+
+/// Inserts the records of a batch (all recorded at `at` by `recorded_by`) in one
+/// statement; answers the ids of those not inserted because a concurrent writer
+/// stored their reference first (PostgreSQL; on SQLite the batch holds the write lock
+/// since it looked the references up).
+fn insert_records(
+    c: &mut DbConnection,
+    rows: &[CreditRecordRow],
+    recorded_by: Option<&str>,
+    at: NaiveDateTime,
+) -> Result<HashSet<String>, ServiceError> {
+    let pg = is_pg(c);
+    let sql = insert_sql(
+        pg,
+        "credit_records",
+        &RECORD_COLUMNS,
+        &[
+            ("recorded_at", param(pg, 2, "timestamp")),
+            ("recorded_by", param(pg, 3, "text")),
+        ],
+        "ON CONFLICT DO NOTHING",
+    );
+    let json: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                &r.id,
+                &r.subject_id,
+                &r.category,
+                r.dimension.as_str(),
+                r.polarity.as_str(),
+                r.points,
+                r.serious_dishonesty,
+                Timestamp(r.occurred_at),
+                r.expires_at.map(Timestamp),
+                &r.source_department,
+                &r.source_ref,
+                &r.note,
+                r.in_force,
+            )
+        })
+        .collect();
+    let inserted = execute_json(c, &sql, &json, &[Param::Time(at), Param::Text(recorded_by)])?;
+    if inserted == rows.len() {
+        return Ok(HashSet::new());
+    }
+    // Which ones: the rare path of a concurrent writer.
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let mut present: HashSet<String> = HashSet::with_capacity(inserted);
+    for chunk in ids.chunks(KEYS_PER_QUERY) {
+        let query = credit_records::table
+            .filter(credit_records::id.eq_any(chunk.to_vec()))
+            .select(credit_records::id);
+        let found: Vec<String> = on_backend!(&mut *c, |conn| query.load(conn)?);
+        present.extend(found);
+    }
+    Ok(ids
+        .into_iter()
+        .filter(|id| !present.contains(*id))
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Adds each subject's summed changes under its row lock (in id order) and writes its
 /// scores and level once; for a level that moves, the level change, its audit entry
 /// and its mails, caused by the subject's last record of the batch: what the archive's
 /// `apply` and `level_changed` do for one record, in statements of many rows. Answers
-/// how many levels moved.
+/// how many levels moved. `known`: the subjects as [`subjects_of`] found or made them,
+/// which on SQLite (one writer, whose transaction read them) are as they stand.
 fn apply_changes(
     c: &mut DbConnection,
     ctx: &Context,
     config: &LevelsConfig,
     changes: &BTreeMap<&str, (DimensionScores, i32, &CreditRecordRow)>,
+    known: &HashMap<&str, &CreditSubjectRow>,
     at: NaiveDateTime,
 ) -> Result<u64, ServiceError> {
     let ids: Vec<&str> = changes.keys().copied().collect();
-    let mut subjects: Vec<CreditSubjectRow> = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(KEYS_PER_QUERY) {
-        let query = || {
-            credit_subjects::table
-                .filter(credit_subjects::id.eq_any(chunk.to_vec()))
-                .order(credit_subjects::id.asc())
-        };
-        let rows: Vec<CreditSubjectRow> = match &mut *c {
-            DbConnection::Sqlite(conn) => {
-                query().select(CreditSubjectRow::as_select()).load(conn)?
+    let subjects: Vec<CreditSubjectRow> = match &mut *c {
+        DbConnection::Sqlite(_) => ids
+            .iter()
+            .map(|id| {
+                known
+                    .get(id)
+                    .map(|s| (*s).clone())
+                    .or_internal("a subject of the batch")
+            })
+            .collect::<Result<_, _>>()?,
+        DbConnection::Pg(conn) => {
+            let mut rows = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(KEYS_PER_QUERY) {
+                rows.extend(
+                    credit_subjects::table
+                        .filter(credit_subjects::id.eq_any(chunk))
+                        .order(credit_subjects::id.asc())
+                        .select(CreditSubjectRow::as_select())
+                        .for_no_key_update()
+                        .load(conn)?,
+                );
             }
-            DbConnection::Pg(conn) => query()
-                .select(CreditSubjectRow::as_select())
-                .for_no_key_update()
-                .load(conn)?,
-        };
-        subjects.extend(rows);
-    }
+            rows
+        }
+    };
     let mut afters = Vec::with_capacity(subjects.len());
     let mut moved = Vec::new();
     for before in subjects {
@@ -505,85 +721,64 @@ fn apply_changes(
         }
         afters.push(after);
     }
-    for chunk in afters.chunks(SUBJECT_ROWS_PER_UPDATE) {
-        update_subjects(c, chunk)?;
-    }
+    update_subjects(c, &afters, at)?;
     levels_moved(c, ctx, &moved, at)?;
     Ok(moved.len() as u64)
 }
 
-/// Subjects updated per statement (11 parameters each).
-const SUBJECT_ROWS_PER_UPDATE: usize = 1000;
+/// The columns [`update_subjects`] writes, with the id that finds the row.
+const SUBJECT_UPDATE_COLUMNS: [Column; 10] = [
+    ("id", "text"),
+    ("score_identity", "int4"),
+    ("score_compliance", "int4"),
+    ("score_public_interest", "int4"),
+    ("score_history", "int4"),
+    ("score", "int4"),
+    ("level", "text"),
+    ("level_since", "timestamp"),
+    ("serious_dishonesty_count", "int4"),
+    ("version", "int4"),
+];
 
-/// Writes the scores, level and version of subjects in one `UPDATE ... FROM (VALUES
-/// ...)` (SQLite 3.33 and PostgreSQL; PostgreSQL needs the parameters' types).
-fn update_subjects(c: &mut DbConnection, rows: &[CreditSubjectRow]) -> Result<(), ServiceError> {
-    use diesel::sql_types::{Integer, Text, Timestamp};
+/// Writes the scores, level and version of subjects, all updated at `at`, in one
+/// `UPDATE ... FROM` the batch.
+fn update_subjects(
+    c: &mut DbConnection,
+    rows: &[CreditSubjectRow],
+    at: NaiveDateTime,
+) -> Result<(), ServiceError> {
     if rows.is_empty() {
         return Ok(());
     }
-    let pg = matches!(c, DbConnection::Pg(_));
-    let types = [
-        "text",
-        "int4",
-        "int4",
-        "int4",
-        "int4",
-        "int4",
-        "text",
-        "timestamp",
-        "int4",
-        "int4",
-        "timestamp",
-    ];
-    let mut values = String::with_capacity(rows.len() * 80);
-    let mut n = 0;
-    for (i, _) in rows.iter().enumerate() {
-        values.push_str(if i == 0 { "(" } else { ", (" });
-        for (j, ty) in types.iter().enumerate() {
-            if j > 0 {
-                values.push_str(", ");
-            }
-            n += 1;
-            if pg {
-                values.push_str(&format!("${n}::{ty}"));
-            } else {
-                values.push('?');
-            }
-        }
-        values.push(')');
-    }
+    let pg = is_pg(c);
+    let mut set: Vec<String> = SUBJECT_UPDATE_COLUMNS[1..]
+        .iter()
+        .map(|(n, _)| format!("{n} = v.{n}"))
+        .collect();
+    set.push(format!("updated_at = {}", param(pg, 2, "timestamp")));
     let sql = format!(
-        "UPDATE credit_subjects SET score_identity = v.column2, score_compliance = v.column3, \
-         score_public_interest = v.column4, score_history = v.column5, score = v.column6, \
-         level = v.column7, level_since = v.column8, serious_dishonesty_count = v.column9, \
-         version = v.column10, updated_at = v.column11 \
-         FROM (VALUES {values}) AS v WHERE credit_subjects.id = v.column1"
+        "UPDATE credit_subjects SET {} FROM {} WHERE credit_subjects.id = v.id",
+        set.join(", "),
+        rows_of(pg, &SUBJECT_UPDATE_COLUMNS)
     );
-    macro_rules! bound {
-        ($backend:ty) => {{
-            let mut q = diesel::sql_query(sql.clone()).into_boxed::<$backend>();
-            for r in rows {
-                q = q
-                    .bind::<Text, _>(r.id.clone())
-                    .bind::<Integer, _>(r.score_identity)
-                    .bind::<Integer, _>(r.score_compliance)
-                    .bind::<Integer, _>(r.score_public_interest)
-                    .bind::<Integer, _>(r.score_history)
-                    .bind::<Integer, _>(r.score)
-                    .bind::<Text, _>(r.level.as_str())
-                    .bind::<Timestamp, _>(r.level_since)
-                    .bind::<Integer, _>(r.serious_dishonesty_count)
-                    .bind::<Integer, _>(r.version)
-                    .bind::<Timestamp, _>(r.updated_at);
-            }
-            q
-        }};
-    }
-    let updated = match c {
-        DbConnection::Sqlite(conn) => bound!(diesel::sqlite::Sqlite).execute(conn)?,
-        DbConnection::Pg(conn) => bound!(diesel::pg::Pg).execute(conn)?,
-    };
+    let json: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                &r.id,
+                r.score_identity,
+                r.score_compliance,
+                r.score_public_interest,
+                r.score_history,
+                r.score,
+                r.level.as_str(),
+                Timestamp(r.level_since),
+                r.serious_dishonesty_count,
+                r.version,
+            )
+        })
+        .collect();
+    let updated = execute_json(c, &sql, &json, &[Param::Time(at)])?;
     if updated != rows.len() {
         return Err(ServiceError::Internal(anyhow::anyhow!(
             "updated {updated} of {} credit subjects",
@@ -592,6 +787,16 @@ fn update_subjects(c: &mut DbConnection, rows: &[CreditSubjectRow]) -> Result<()
     }
     Ok(())
 }
+
+/// A level change's columns as a batch carries them; `changed_at` is the batch's.
+const LEVEL_CHANGE_COLUMNS: [Column; 6] = [
+    ("id", "text"),
+    ("subject_id", "text"),
+    ("from_level", "text"),
+    ("to_level", "text"),
+    ("score", "int4"),
+    ("cause_record_id", "text"),
+];
 
 /// For each subject whose level moved: its level change, its audit entry and its mails
 /// (to whoever the archive knows for it), as the archive's `level_changed` writes them.
@@ -616,13 +821,28 @@ fn levels_moved(
             changed_at: at,
         })
         .collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        on_backend!(&mut *c, |conn| diesel::insert_into(
-            credit_level_changes::table
-        )
-        .values(chunk)
-        .execute(conn)?);
-    }
+    let json: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                &r.id,
+                &r.subject_id,
+                r.from_level.as_str(),
+                r.to_level.as_str(),
+                r.score,
+                &r.cause_record_id,
+            )
+        })
+        .collect();
+    let pg = is_pg(c);
+    let sql = insert_sql(
+        pg,
+        "credit_level_changes",
+        &LEVEL_CHANGE_COLUMNS,
+        &[("changed_at", param(pg, 2, "timestamp"))],
+        "",
+    );
+    execute_json(c, &sql, &json, &[Param::Time(at)])?;
     let events: Vec<AuditEvent<'_>> = moved
         .iter()
         .map(|(subject, from, cause)| level_change_event(subject, *from, cause))
