@@ -10,8 +10,10 @@
 #     file into a bare table of text columns.
 #
 # Each import includes validation, ID hashing, de-duplication and score updates; the
-# bare loads include none. Peak memory (max RSS) of each import comes from
-# /usr/bin/time -v. Printed as a Markdown table: seconds, records/s, and the import's
+# bare loads include none. On SQLite a second row compares the import with the archive's
+# own floor: the same stored subjects and records copied by SQL into a fresh migrated
+# database (foreign keys, indexes and triggers as the import meets them). Peak memory
+# (max RSS) of each import comes from /usr/bin/time -v. Printed as a Markdown table: seconds, records/s, and the import's
 # speed as a ratio of the bare load's (bare seconds / import seconds).
 #
 # Usage: scripts/bench-import.sh [SIZE...]
@@ -109,6 +111,17 @@ for n in "${sizes[@]}"; do
     grep -q " 0 rejected" "$work/out.log" || { cat "$work/out.log" >&2; exit 1; }
     read -r bare _ < <(timed sqlite3 "$data/bare.db" ".mode csv" ".import $file bare")
     row "SQLite" "$n" "$secs" "$rss" "$bare"
+    # The archive's own floor: the rows the import stored, copied by SQL into a fresh
+    # migrated archive (foreign keys on, every index and trigger), nothing else.
+    floor_dir="$work/sqlite-floor-$n"
+    rm -rf "$floor_dir" && mkdir -p "$floor_dir"
+    BAOHAN_DATA_DIR="$floor_dir" BAOHAN_DATABASE_URL="sqlite://$floor_dir/baohan.db" "$baohan" migrate >/dev/null
+    read -r floor _ < <(timed sqlite3 "$floor_dir/baohan.db" "PRAGMA foreign_keys = ON" \
+        "PRAGMA cache_size = -65536" "ATTACH '$data/baohan.db' AS done" "BEGIN" \
+        "INSERT INTO record_categories SELECT * FROM done.record_categories" \
+        "INSERT INTO credit_subjects SELECT * FROM done.credit_subjects" \
+        "INSERT INTO credit_records SELECT * FROM done.credit_records ORDER BY rowid" "COMMIT")
+    row "SQLite, against the archive's floor" "$n" "$secs" "$rss" "$floor"
 
     # PostgreSQL: a fresh database each; psql \copy into a bare table of text columns.
     if [ -n "$pg_admin" ]; then
