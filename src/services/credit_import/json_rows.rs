@@ -1,4 +1,4 @@
-//! A batch bound as one parameter: the rows as a JSON array of objects, unpacked by the
+//! A batch bound as one parameter: the rows as a JSON array of arrays, unpacked by the
 //! database (`json_each` on SQLite, `json_to_recordset` on PostgreSQL).
 //!
 //! A statement of 1,000 rows with a placeholder per value has a different text for
