@@ -1,5 +1,5 @@
 //! A batch bound as one parameter: the rows as a JSON array of arrays, unpacked by the
-//! database (`json_each` on SQLite, `json_to_recordset` on PostgreSQL).
+//! database (`jsonb_each` on SQLite, `jsonb_array_elements` on PostgreSQL).
 //!
 //! A statement of 1,000 rows with a placeholder per value has a different text for
 //! every row count and 17,000 values to bind: SQLite parsed and prepared each one anew
