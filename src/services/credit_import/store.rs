@@ -277,17 +277,10 @@ fn stored_references(
             DbConnection::Sqlite(conn) => of_department
                 .filter(in_json("source_ref", &references)?)
                 .load(conn)?,
-            DbConnection::Pg(conn) => {
-                let mut refs = Vec::new();
-                for chunk in references.chunks(KEYS_PER_QUERY) {
-                    refs.extend(
-                        of_department
-                            .filter(credit_records::source_ref.eq_any(chunk))
-                            .load::<String>(conn)?,
-                    );
-                }
-                refs
-            }
+            // One array parameter, whatever its length.
+            DbConnection::Pg(conn) => of_department
+                .filter(credit_records::source_ref.eq_any(&references))
+                .load(conn)?,
         };
         found.extend(refs.into_iter().map(|r| (department.to_owned(), r)));
     }
@@ -437,16 +430,12 @@ fn subjects_by_key(
                     .select(CreditSubjectRow::as_select())
                     .load(conn)?,
             ),
-            DbConnection::Pg(conn) => {
-                for chunk in of_kind.chunks(KEYS_PER_QUERY) {
-                    out.extend(
-                        of_kind_()
-                            .filter(credit_subjects::subject_key.eq_any(chunk))
-                            .select(CreditSubjectRow::as_select())
-                            .load(conn)?,
-                    );
-                }
-            }
+            DbConnection::Pg(conn) => out.extend(
+                of_kind_()
+                    .filter(credit_subjects::subject_key.eq_any(&of_kind))
+                    .select(CreditSubjectRow::as_select())
+                    .load(conn)?,
+            ),
         }
     }
     Ok(out)
@@ -664,20 +653,12 @@ fn apply_changes(
                     .or_internal("a subject of the batch")
             })
             .collect::<Result<_, _>>()?,
-        DbConnection::Pg(conn) => {
-            let mut rows = Vec::with_capacity(ids.len());
-            for chunk in ids.chunks(KEYS_PER_QUERY) {
-                rows.extend(
-                    credit_subjects::table
-                        .filter(credit_subjects::id.eq_any(chunk))
-                        .order(credit_subjects::id.asc())
-                        .select(CreditSubjectRow::as_select())
-                        .for_no_key_update()
-                        .load(conn)?,
-                );
-            }
-            rows
-        }
+        DbConnection::Pg(conn) => credit_subjects::table
+            .filter(credit_subjects::id.eq_any(&ids))
+            .order(credit_subjects::id.asc())
+            .select(CreditSubjectRow::as_select())
+            .for_no_key_update()
+            .load(conn)?,
     };
     let mut afters = Vec::with_capacity(subjects.len());
     let mut moved = Vec::new();
