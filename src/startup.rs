@@ -76,6 +76,7 @@ impl Application {
                 settings.stats_cache_seconds.into(),
             ))),
             idempotency: None,
+            write_gate: Arc::new(db::write_gate::WriteGate::new()),
         };
         // The configured lists the pages and the API read: whatever the data files hold
         // that the database lacks (several instances may do this at once).

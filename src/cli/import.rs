@@ -104,6 +104,7 @@ fn context(settings: &Settings, pool: db::DbPool) -> anyhow::Result<services::Co
             settings.stats_cache_seconds.into(),
         ))),
         idempotency: None,
+        write_gate: Arc::new(db::write_gate::WriteGate::new()),
     })
 }
 

@@ -7,6 +7,7 @@ pub(crate) mod columns;
 pub mod models;
 pub mod schema;
 pub mod trust_version;
+pub mod write_gate;
 
 use std::time::Duration;
 

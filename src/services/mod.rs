@@ -82,6 +82,8 @@ pub struct Context {
     /// The `Idempotency-Key` claim of the request this context serves, if it has one:
     /// its write transactions record that they changed something ([`Context::write_tx`]).
     pub idempotency: Option<Arc<idempotency::Scope>>,
+    /// The line this instance's writers wait in on SQLite ([`Context::write_tx`]).
+    pub write_gate: Arc<crate::db::write_gate::WriteGate>,
 }
 
 /// Limits and pacing the services apply, from the settings.
@@ -256,12 +258,15 @@ impl Context {
     /// Runs `f` in one write transaction (the db layer's `write_tx`). When this context
     /// serves a request with an `Idempotency-Key`, the key is marked changed in the same
     /// transaction just before it commits, so the change and the mark commit together;
-    /// if a retry took the key over meanwhile, the change rolls back.
+    /// if a retry took the key over meanwhile, the change rolls back. On SQLite the
+    /// transaction waits its turn in this instance's line of writers first
+    /// (`db::write_gate`).
     pub fn write_tx<T>(
         &self,
         conn: &mut DbConnection,
         f: impl FnOnce(&mut DbConnection) -> Result<T, ServiceError>,
     ) -> Result<T, ServiceError> {
+        let _turn = self.write_gate.enter(conn);
         match &self.idempotency {
             None => crate::db::write_tx(conn, f),
             Some(scope) => crate::db::write_tx_with_hook(conn, f, |c| {
