@@ -119,6 +119,11 @@ pub struct Settings {
     /// How long a signed-in visitor's page may be served again as rendered, while no
     /// write has reached the database since (0: never; see `web::page_cache`).
     pub page_cache_seconds: u32,
+    /// How many resolved credentials (sessions, API tokens) an instance on SQLite keeps
+    /// in memory, so that a signed-in request reads one counter instead of its
+    /// credential's rows (0: none; see `services::credential_cache`). A revocation is in
+    /// force at the next request all the same. Nothing is kept on PostgreSQL.
+    pub credential_cache_entries: u32,
     /// A CRL fetched from a distribution point is fetched again once its nextUpdate is
     /// less than this far away.
     pub revocation_fetch_margin_seconds: u64,
@@ -170,6 +175,7 @@ struct Defaults {
     application_limit_per_day: u32,
     stats_cache_seconds: u32,
     page_cache_seconds: u32,
+    credential_cache_entries: u32,
     revocation_fetch_margin_seconds: u64,
     revocation_fetch_interval_seconds: u64,
     revocation_fetch_timeout_ms: u64,
@@ -209,6 +215,7 @@ const DEFAULTS: Defaults = Defaults {
     application_limit_per_day: 50,
     stats_cache_seconds: 10,
     page_cache_seconds: 2,
+    credential_cache_entries: 100_000,
     revocation_fetch_margin_seconds: 3600,
     revocation_fetch_interval_seconds: 3600,
     revocation_fetch_timeout_ms: 5_000,
@@ -548,6 +555,14 @@ impl Settings {
         match &self.database_url {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", self.data_dir.join("baohan.db").display()),
+        }
+    }
+
+    /// The SQLite file in force as diesel opens it, or `None` on PostgreSQL.
+    pub fn sqlite_path(&self) -> Option<String> {
+        match crate::db::Backend::from_url(&self.database_url()) {
+            Ok((crate::db::Backend::Sqlite, path)) => Some(path),
+            _ => None,
         }
     }
 

@@ -77,6 +77,10 @@ impl Application {
             ))),
             idempotency: None,
             write_gate: Arc::new(db::write_gate::WriteGate::new()),
+            credentials: Arc::new(services::auth::Credentials::new(
+                settings.credential_cache_entries as usize,
+                settings.sqlite_path(),
+            )),
         };
         // The configured lists the pages and the API read: whatever the data files hold
         // that the database lacks (several instances may do this at once).

@@ -105,6 +105,8 @@ fn context(settings: &Settings, pool: db::DbPool) -> anyhow::Result<services::Co
         ))),
         idempotency: None,
         write_gate: Arc::new(db::write_gate::WriteGate::new()),
+        // The import signs nobody in.
+        credentials: Arc::new(services::auth::Credentials::none()),
     })
 }
 

@@ -389,6 +389,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// One row: moved by triggers whenever a credential may have ended or changed
+    /// (migration 46), read by every instance's watch (`services::credential_cache`).
+    credential_epoch (id) {
+        id -> Integer,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
     /// The credit office's figures over the archive, moved by triggers (migration 45).
     credit_tallies (id) {
         id -> BigInt,
@@ -615,6 +624,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     record_category_versions,
     credit_subjects,
     credit_tallies,
+    credential_epoch,
     credit_records,
     credit_level_changes,
     credit_looks,

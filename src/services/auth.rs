@@ -10,7 +10,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::{new_id, Actor, Context, OrInternal, ServiceError};
+use super::{credential_cache, new_id, Actor, Context, OrInternal, ServiceError};
 use crate::db::audit::{self, AuditEvent};
 use crate::db::models::{ApiToken, Organization, Session, User};
 use crate::db::schema::{api_tokens, organizations, sessions, users};
@@ -165,63 +165,115 @@ pub enum Credential {
 /// turn every request into a write.
 const LAST_USE_PRECISION_SECONDS: i64 = 60;
 
+/// A resolved credential: who it is, what it is and until when it works.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub actor: Actor,
+    pub credential: Credential,
+    pub who: Who,
+    pub expires_at: NaiveDateTime,
+    /// For an API token, when its last use was written (by the exchange's clock).
+    pub last_used_at: Option<NaiveDateTime>,
+}
+
+impl Resolved {
+    /// Whether a kept copy may still answer at `now`: not expired, and for an API
+    /// token, its last use written less than [`LAST_USE_PRECISION_SECONDS`] ago (else
+    /// the slow path writes it).
+    fn still_answers(&self, now: NaiveDateTime) -> bool {
+        let last_use_fresh = match self.credential {
+            Credential::Session { .. } => true,
+            Credential::ApiToken { .. } => self
+                .last_used_at
+                .is_some_and(|used| now - used < Duration::seconds(LAST_USE_PRECISION_SECONDS)),
+        };
+        self.expires_at > now && last_use_fresh
+    }
+}
+
+/// The credentials an instance keeps (`services::credential_cache`).
+pub type Credentials = credential_cache::CredentialCache<Resolved>;
+
 /// Resolves a bearer token or session cookie value to the actor behind it.
 pub fn authenticate(ctx: &Context, token: &str) -> Result<(Actor, Credential), ServiceError> {
-    let (user, org, credential, _) = resolve(ctx, token)?;
-    Ok((actor_of(&user, &org)?, credential))
+    let resolved = authenticate_visitor(ctx, token)?;
+    Ok((resolved.actor, resolved.credential))
 }
 
 /// [`authenticate`], with the names a page's header shows and the time the credential
-/// stops working, from the same lookup.
-pub fn authenticate_visitor(
-    ctx: &Context,
-    token: &str,
-) -> Result<(Actor, Credential, Who, NaiveDateTime), ServiceError> {
-    let (user, org, credential, expires_at) = resolve(ctx, token)?;
-    let actor = actor_of(&user, &org)?;
-    let who = Who {
-        username: user.username,
-        display_name: user.display_name,
-        organization_name: org.name,
-    };
-    Ok((actor, credential, who, expires_at))
+/// stops working, from the same lookup: from this instance's memory when it holds the
+/// credential ([`kept`]), else from the database (then kept).
+pub fn authenticate_visitor(ctx: &Context, token: &str) -> Result<Resolved, ServiceError> {
+    if let Some(resolved) = kept(ctx, token) {
+        return Ok(resolved);
+    }
+    let digest = credential_cache::digest(token);
+    let (resolved, epoch) = resolve(ctx, token)?;
+    if let Some(epoch) = epoch {
+        ctx.credentials.keep(digest, epoch, resolved.clone());
+    }
+    Ok(resolved)
 }
 
-/// The active user and organization behind a token or session (one connection, two
-/// indexed reads), the credential it is and when it stops working.
-fn resolve(
-    ctx: &Context,
-    token: &str,
-) -> Result<(User, Organization, Credential, NaiveDateTime), ServiceError> {
+/// The credential behind `token` if this instance holds it in memory and it still
+/// answers (`services::credential_cache`): one read of the credential epoch on SQLite,
+/// short enough for the calling thread; no pool, no blocking task. `None` says only
+/// that the database must be asked.
+pub fn kept(ctx: &Context, token: &str) -> Option<Resolved> {
+    let now = ctx.now();
+    ctx.credentials
+        .get(&credential_cache::digest(token), |r| r.still_answers(now))
+}
+
+/// The active user and organization behind a token or session (one indexed read of the
+/// three rows), the credential it is and when it stops working; and, when this
+/// instance keeps credentials, the credential epoch read before them (a change
+/// committed after the reads moves the epoch past it).
+fn resolve(ctx: &Context, token: &str) -> Result<(Resolved, Option<i64>), ServiceError> {
     let mut conn = ctx.conn()?;
+    let epoch = if ctx.credentials.enabled() {
+        Some(credential_cache::epoch(&mut conn)?)
+    } else {
+        None
+    };
     let hash = token_hash(token);
     let at = ctx.now();
-    let (user_id, credential, expires_at) = if token.starts_with(SESSION_PREFIX) {
-        let session: Session = sessions::table
+    let (credential, expires_at, last_used_at, user, org) = if token.starts_with(SESSION_PREFIX) {
+        let (session, user, org): (Session, User, Organization) = sessions::table
+            .inner_join(users::table.inner_join(organizations::table))
             .filter(sessions::token_hash.eq(&hash))
-            .select(Session::as_select())
+            .filter(users::active.eq(true))
+            .select((
+                Session::as_select(),
+                User::as_select(),
+                Organization::as_select(),
+            ))
             .first(&mut conn)
             .optional()?
-            .filter(|s| s.expires_at > at)
+            .filter(|(s, _, _)| s.expires_at > at)
             .ok_or(ServiceError::Unauthenticated)?;
-        (
-            session.user_id,
-            Credential::Session {
-                id: session.id,
-                csrf_token: session.csrf_token,
-            },
-            session.expires_at,
-        )
+        let credential = Credential::Session {
+            id: session.id,
+            csrf_token: session.csrf_token,
+        };
+        (credential, session.expires_at, None, user, org)
     } else if token.starts_with(API_TOKEN_PREFIX) {
-        let api: ApiToken = api_tokens::table
+        let (api, user, org): (ApiToken, User, Organization) = api_tokens::table
+            .inner_join(users::table.inner_join(organizations::table))
             .filter(api_tokens::token_hash.eq(&hash))
             .filter(api_tokens::revoked_at.is_null())
             .filter(api_tokens::expires_at.gt(at))
-            .select(ApiToken::as_select())
+            .filter(users::active.eq(true))
+            .select((
+                ApiToken::as_select(),
+                User::as_select(),
+                Organization::as_select(),
+            ))
             .first(&mut conn)
             .optional()?
             .ok_or(ServiceError::Unauthenticated)?;
         let stale = at - Duration::seconds(LAST_USE_PRECISION_SECONDS);
+        let mut last_used_at = api.last_used_at;
         if api.last_used_at.is_none_or(|used| used < stale) {
             diesel::update(
                 api_tokens::table.filter(api_tokens::id.eq(&api.id)).filter(
@@ -232,24 +284,25 @@ fn resolve(
             )
             .set(api_tokens::last_used_at.eq(at))
             .execute(&mut conn)?;
+            last_used_at = Some(at);
         }
-        (
-            api.user_id,
-            Credential::ApiToken { id: api.id },
-            api.expires_at,
-        )
+        let credential = Credential::ApiToken { id: api.id };
+        (credential, api.expires_at, last_used_at, user, org)
     } else {
         return Err(ServiceError::Unauthenticated);
     };
-    let (user, org): (User, Organization) = users::table
-        .inner_join(organizations::table)
-        .filter(users::id.eq(&user_id))
-        .filter(users::active.eq(true))
-        .select((User::as_select(), Organization::as_select()))
-        .first(&mut conn)
-        .optional()?
-        .ok_or(ServiceError::Unauthenticated)?;
-    Ok((user, org, credential, expires_at))
+    let resolved = Resolved {
+        actor: actor_of(&user, &org)?,
+        credential,
+        who: Who {
+            username: user.username,
+            display_name: user.display_name,
+            organization_name: org.name,
+        },
+        expires_at,
+        last_used_at,
+    };
+    Ok((resolved, epoch))
 }
 
 fn actor_of(user: &User, org: &Organization) -> Result<Actor, ServiceError> {
@@ -404,4 +457,63 @@ pub struct Who {
     pub username: String,
     pub display_name: String,
     pub organization_name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::party::{OrgKind, Role};
+
+    fn resolved(credential: Credential, expires_at: &str, last_used_at: Option<&str>) -> Resolved {
+        Resolved {
+            actor: Actor {
+                user_id: "u".into(),
+                organization_id: "o".into(),
+                organization_kind: OrgKind::Provider,
+                role: Role::Provider,
+            },
+            credential,
+            who: Who {
+                username: "hotel".into(),
+                display_name: "Hotel".into(),
+                organization_name: "Hotel".into(),
+            },
+            expires_at: at(expires_at),
+            last_used_at: last_used_at.map(at),
+        }
+    }
+
+    fn at(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").expect("a time")
+    }
+
+    #[test]
+    fn a_kept_credential_stops_answering_when_it_expires_or_its_last_use_is_due() {
+        let session = resolved(
+            Credential::Session {
+                id: "s".into(),
+                csrf_token: "c".into(),
+            },
+            "2026-12-03 12:00:00",
+            None,
+        );
+        assert!(session.still_answers(at("2026-12-03 11:59:59")));
+        assert!(!session.still_answers(at("2026-12-03 12:00:00")));
+
+        let token = |last_used| {
+            resolved(
+                Credential::ApiToken { id: "t".into() },
+                "2027-01-01 00:00:00",
+                last_used,
+            )
+        };
+        let used = token(Some("2026-12-03 11:00:00"));
+        assert!(used.still_answers(at("2026-12-03 11:00:59")));
+        assert!(
+            !used.still_answers(at("2026-12-03 11:01:00")),
+            "its use is due"
+        );
+        assert!(!token(None).still_answers(at("2026-12-03 11:00:00")));
+        assert!(!used.still_answers(at("2027-01-01 00:00:00")), "expired");
+    }
 }

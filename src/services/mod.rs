@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod catalogue;
 pub mod claims;
+pub mod credential_cache;
 pub mod credit;
 pub mod credit_disputes;
 pub mod credit_import;
@@ -84,6 +85,8 @@ pub struct Context {
     pub idempotency: Option<Arc<idempotency::Scope>>,
     /// The line this instance's writers wait in on SQLite ([`Context::write_tx`]).
     pub write_gate: Arc<crate::db::write_gate::WriteGate>,
+    /// The credentials this instance resolved lately.
+    pub credentials: Arc<auth::Credentials>,
 }
 
 /// Limits and pacing the services apply, from the settings.

@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::services::auth::{authenticate, Credential};
+use crate::services::auth::{authenticate, kept, Credential};
 use crate::services::idempotency::Scope;
 use crate::services::{Actor, Context};
 
@@ -117,8 +117,14 @@ impl FromRequest for Authenticated {
                 Offered::Bearer(token) => (token, false),
                 Offered::Cookie(token) => (token, true),
             };
-            let ctx = state.ctx.clone();
-            let (actor, credential) = web::block(move || authenticate(&ctx, &token)).await??;
+            // A credential this instance holds answers without the database.
+            let (actor, credential) = match kept(&state.ctx, &token) {
+                Some(resolved) => (resolved.actor, resolved.credential),
+                None => {
+                    let ctx = state.ctx.clone();
+                    web::block(move || authenticate(&ctx, &token)).await??
+                }
+            };
             if from_cookie && !is_safe(req.method()) {
                 let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
                 let expected = match &credential {

@@ -1,10 +1,14 @@
 //! Several instances on one database: what one instance changes is in force on the
 //! others at their next request, without waiting for a timer.
 
+use baohan::db::schema::sessions;
 use baohan::pki::demo::{serial_hex, RevokedSerial};
 use chrono::{Duration, Utc};
+use diesel::prelude::*;
+use reqwest::Method;
+use serde_json::json;
 
-use crate::fixtures::{crl_pem, pem, register_hosted_key, DemoCa, IssuerSpec, KeyType};
+use crate::fixtures::{crl_pem, pem, register_hosted_key, ApiToken, DemoCa, IssuerSpec, KeyType};
 use crate::helpers::{demo_uscc, TestApp};
 
 /// A trust anchor registered through one instance lets another register a certificate
@@ -51,4 +55,102 @@ async fn trust_changes_made_through_one_instance_are_in_force_on_another_at_once
     assert_eq!(report.sub_indication.as_deref(), Some("REVOKED"));
 }
 
-crate::on_both_backends!(trust_changes_made_through_one_instance_are_in_force_on_another_at_once);
+/// Each instance keeps the credentials it resolved lately (on SQLite), yet a credential
+/// ended anywhere is refused everywhere at the next request: a sign-out through one
+/// instance, a token revoked through the other, a user deactivated, and a session
+/// ended by SQL straight to the database (another process), with no wait between the
+/// change and the request.
+async fn a_credential_ended_anywhere_is_refused_by_every_instance_at_the_next_request(
+    app: TestApp,
+) {
+    let other = app.another_instance().await;
+    let both = [&app, &other];
+
+    // A session signed in through the first, used through both (and so kept by both).
+    let bank = app.as_issuer("bank").await;
+    for instance in both {
+        for _ in 0..3 {
+            instance.with_token(&bank.token).me().await;
+        }
+    }
+    bank.sign_out().await;
+    for instance in both {
+        instance
+            .with_token(&bank.token)
+            .me()
+            .fails(401, "unauthenticated")
+            .await;
+    }
+
+    // An API token used through both, revoked through the second.
+    let agency = app.as_agency().await;
+    let made: ApiToken = agency
+        .post("/api/v1/auth/tokens", &json!({ "name": "platform" }), 201)
+        .await;
+    for instance in both {
+        for _ in 0..3 {
+            instance.with_token(&made.token).me().await;
+        }
+    }
+    other
+        .with_token(&agency.token)
+        .revoke_api_token(&made.id)
+        .await;
+    for instance in both {
+        instance
+            .with_token(&made.token)
+            .me()
+            .fails(401, "unauthenticated")
+            .await;
+    }
+
+    // A user deactivated through the second: its session ends on the first.
+    let enterprise = app.as_enterprise("enterprise1").await;
+    let user_id = enterprise.me().await.user_id;
+    other.with_token(&enterprise.token).me().await;
+    let operator = other.as_operator().await;
+    let answer = operator
+        .send(
+            Method::POST,
+            &format!("/api/v1/users/{user_id}/deactivate"),
+            None,
+        )
+        .answer()
+        .await;
+    assert_eq!(answer.status, 204, "{answer:?}");
+    for instance in both {
+        instance
+            .with_token(&enterprise.token)
+            .me()
+            .fails(401, "unauthenticated")
+            .await;
+    }
+
+    // A session ended by another process: an UPDATE straight to the database.
+    let other_enterprise = app.as_enterprise("enterprise2").await;
+    for instance in both {
+        instance.with_token(&other_enterprise.token).me().await;
+    }
+    let its_user = other_enterprise.me().await.user_id;
+    let ended = app
+        .db(move |c| {
+            diesel::update(sessions::table.filter(sessions::user_id.eq(its_user)))
+                .set(sessions::expires_at.eq(Utc::now().naive_utc() - Duration::minutes(1)))
+                .execute(c)
+                .expect("the update")
+        })
+        .await;
+    assert_eq!(ended, 1);
+    for instance in both {
+        instance
+            .with_token(&other_enterprise.token)
+            .me()
+            .fails(401, "unauthenticated")
+            .await;
+    }
+}
+
+crate::on_both_backends!(
+    trust_changes_made_through_one_instance_are_in_force_on_another_at_once,
+    a_credential_ended_anywhere_is_refused_by_every_instance_at_the_next_request
+);

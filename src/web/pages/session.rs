@@ -92,29 +92,36 @@ pub async fn visitor_of(req: &HttpRequest) -> Result<Option<Visitor>, PageError>
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Err(PageError::internal("no state"));
     };
+    // A session this instance holds answers without the database.
+    if let Some(resolved) = services::auth::kept(&state.ctx, &token) {
+        return Ok(visitor(resolved));
+    }
     let ctx: Context = state.ctx.clone();
     let found = web::block(move || -> Result<Option<Visitor>, services::ServiceError> {
-        let found = services::auth::authenticate_visitor(&ctx, &token);
-        let (actor, credential, who, session_expires_at) = match found {
-            Ok(found) => found,
-            Err(services::ServiceError::Unauthenticated) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let Credential::Session { id, csrf_token } = credential else {
-            // An API token in the cookie is not a browser session.
-            return Ok(None);
-        };
-        Ok(Some(Visitor {
-            actor,
-            who,
-            session_id: id,
-            csrf_token,
-            session_expires_at,
-        }))
+        match services::auth::authenticate_visitor(&ctx, &token) {
+            Ok(resolved) => Ok(visitor(resolved)),
+            Err(services::ServiceError::Unauthenticated) => Ok(None),
+            Err(e) => Err(e),
+        }
     })
     .await
     .map_err(|_| PageError::internal("blocking task"))??;
     Ok(found)
+}
+
+/// The visitor a resolved credential is, if it is a browser session (an API token in
+/// the cookie is not).
+fn visitor(resolved: services::auth::Resolved) -> Option<Visitor> {
+    let Credential::Session { id, csrf_token } = resolved.credential else {
+        return None;
+    };
+    Some(Visitor {
+        actor: resolved.actor,
+        who: resolved.who,
+        session_id: id,
+        csrf_token,
+        session_expires_at: resolved.expires_at,
+    })
 }
 
 impl FromRequest for Visitor {

@@ -1,0 +1,9 @@
+DROP TRIGGER credential_epoch_organization_gone;
+DROP TRIGGER credential_epoch_organization_changed;
+DROP TRIGGER credential_epoch_user_gone;
+DROP TRIGGER credential_epoch_user_changed;
+DROP TRIGGER credential_epoch_api_token_gone;
+DROP TRIGGER credential_epoch_api_token_changed;
+DROP TRIGGER credential_epoch_session_gone;
+DROP TRIGGER credential_epoch_session_changed;
+DROP TABLE credential_epoch;
