@@ -1040,27 +1040,45 @@ fn archive_of(
 pub fn archive(ctx: &Context, actor: &Actor, subject_id: &str) -> Result<Archive, ServiceError> {
     require_credit_office(actor)?;
     let mut conn = ctx.conn()?;
-    let at = ctx.now();
-    ctx.write_tx(&mut conn, |c| {
-        let subject = credit_subjects::table
+    office_look(ctx, &mut conn, actor, |c| {
+        Ok(credit_subjects::table
             .find(subject_id)
             .select(CreditSubjectRow::as_select())
             .first(c)
-            .optional()?
-            .ok_or_else(|| ServiceError::NotFound("credit subject".into()))?;
-        office_look(c, actor, subject, at)
+            .optional()?)
     })
 }
 
-/// The credit office's read of an archive and its look, in the caller's transaction.
+/// The credit office's read of the archive of the subject `find` finds, and its look.
+/// The archive is read in a read transaction of its own (one snapshot, and on SQLite no
+/// write lock held while up to a thousand records are read); then the look is written,
+/// and the archive is answered only once its look has committed.
 fn office_look(
-    c: &mut DbConnection,
+    ctx: &Context,
+    conn: &mut DbConnection,
     actor: &Actor,
-    subject: CreditSubjectRow,
-    at: NaiveDateTime,
+    find: impl FnOnce(&mut DbConnection) -> Result<Option<CreditSubjectRow>, ServiceError>,
 ) -> Result<Archive, ServiceError> {
-    log_look(c, actor, &subject.id, LookPurpose::CreditOffice, None, at)?;
-    archive_of(c, Some(subject))
+    let archive = conn.transaction(|c| {
+        let subject = find(c)?.ok_or_else(|| ServiceError::NotFound("credit subject".into()))?;
+        archive_of(c, Some(subject))
+    })?;
+    let subject_id = archive
+        .subject
+        .as_ref()
+        .map(|s| s.id.clone())
+        .or_internal("the archive's subject")?;
+    ctx.write_tx(conn, |c| {
+        log_look(
+            c,
+            actor,
+            &subject_id,
+            LookPurpose::CreditOffice,
+            None,
+            ctx.now(),
+        )
+    })?;
+    Ok(archive)
 }
 
 /// A subject's archive by its resident ID or USCC (the credit office): sent in a body,
@@ -1074,12 +1092,7 @@ pub fn find_archive(
     require_credit_office(actor)?;
     let (kind, key, _) = subject_key(ctx, subject_type, subject_id)?;
     let mut conn = ctx.conn()?;
-    let at = ctx.now();
-    ctx.write_tx(&mut conn, |c| {
-        let subject = subject_by_key(c, kind, &key)?
-            .ok_or_else(|| ServiceError::NotFound("credit subject".into()))?;
-        office_look(c, actor, subject, at)
-    })
+    office_look(ctx, &mut conn, actor, |c| subject_by_key(c, kind, &key))
 }
 
 /// The level an enterprise's archive holds now, if it has one (nothing is created and
