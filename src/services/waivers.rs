@@ -41,6 +41,11 @@ const CREDIT_SUBSTITUTION: &str = "credit_substitution";
 pub const PROVIDER_REF_MAX_CHARS: usize = 64;
 /// Bills the default worker takes per run.
 const DEFAULT_BATCH: i64 = 200;
+
+/// The default worker's queue as the partial index `credit_waivers_due` states it: in the
+/// SQL text, not as a bound value, so that SQLite (whose planner makes one plan whatever
+/// is bound, see `.cargo/config.toml`) can read the index (a test in `db` checks it).
+pub const BILLED: &str = "credit_waivers.state = 'billed'";
 /// Waivers a subject's list shows at most, newest first.
 pub const MY_WAIVERS_MAX: i64 = 200;
 
@@ -714,7 +719,7 @@ pub fn default_overdue(ctx: &Context) -> Result<usize, ServiceError> {
     let mut conn = ctx.conn()?;
     let cutoff = ctx.now() - TimeDelta::days(config.default_after_days);
     let due: Vec<WaiverRow> = credit_waivers::table
-        .filter(credit_waivers::state.eq(WaiverState::Billed))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(BILLED))
         .filter(credit_waivers::due_at.lt(cutoff))
         .order((credit_waivers::due_at, credit_waivers::id))
         .limit(DEFAULT_BATCH)
@@ -896,4 +901,78 @@ pub fn providers(ctx: &Context) -> Result<Vec<(String, String)>, ServiceError> {
         .order(organizations::name)
         .select((organizations::id, organizations::name))
         .load(&mut conn)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::sql_types::Text;
+
+    use super::*;
+
+    #[derive(QueryableByName)]
+    struct PlanStep {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+
+    fn plan(conn: &mut DbConnection, sql: &str) -> String {
+        // Unbound parameters are NULL; EXPLAIN runs nothing.
+        diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load::<PlanStep>(conn)
+            .expect("a plan")
+            .into_iter()
+            .map(|s| s.detail)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// SQLite makes each statement's plan once (the build's QPSG, `.cargo/config.toml`):
+    /// a partial index is read only when the query states its condition in the SQL text,
+    /// which the default and dispute workers' queues do.
+    #[test]
+    fn sqlite_plans_do_not_depend_on_bound_values_and_the_queues_read_their_partial_indexes() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let url = format!("sqlite://{}", dir.path().join("plans.db").display());
+        let pool = crate::db::connect(&url, 1).expect("a migrated database");
+        let mut conn = pool.get().expect("a connection");
+
+        #[derive(QueryableByName)]
+        struct Options {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let qpsg = diesel::sql_query(
+            "SELECT count(*) AS n FROM pragma_compile_options WHERE compile_options = 'ENABLE_QPSG'",
+        )
+        .get_result::<Options>(&mut conn)
+        .expect("the compile options");
+        assert_eq!(
+            qpsg.n, 1,
+            "the bundled SQLite is built with SQLITE_ENABLE_QPSG"
+        );
+
+        let due = plan(
+            &mut conn,
+            &format!(
+                "SELECT id FROM credit_waivers WHERE {BILLED} AND due_at < ? \
+                 ORDER BY due_at, id LIMIT ?"
+            ),
+        );
+        assert!(due.contains("credit_waivers_due"), "{due}");
+        let open = plan(
+            &mut conn,
+            &format!(
+                "SELECT id FROM credit_disputes WHERE {} ORDER BY decide_by, id LIMIT ?",
+                super::super::credit_disputes::FILED
+            ),
+        );
+        assert!(open.contains("credit_disputes_open"), "{open}");
+        // Bound, the same condition cannot choose the index: why the queues state it.
+        let bound = plan(
+            &mut conn,
+            "SELECT id FROM credit_waivers WHERE state = ? AND due_at < ? \
+             ORDER BY due_at, id LIMIT ?",
+        );
+        assert!(!bound.contains("credit_waivers_due"), "{bound}");
+    }
 }
