@@ -19,6 +19,11 @@
 #                                         codes, each once, for a hotel room, 0.01 yuan
 #   GET  /healthz                         again; the reference is the mean of the two
 #
+# then, with no server in front, the database's own floor under the check: one granted
+# check's statements, prepared once, on a copy of the database (SQLite, one writer, from
+# Python's sqlite3 module) or on the database itself (PostgreSQL, pgbench -M prepared
+# with as many clients as the server's pool),
+#
 # and prints each rate as a ratio to /healthz, p50/p90/p99/max, errors and non-2xx, how
 # the checks were answered (granted, or refused and why), the server's peak memory
 # (VmHWM), the load from other processes, and the goal of issue 12 (p99 under 10 ms and
@@ -60,6 +65,7 @@
 #                            that copy when DIR holds one instead of filling again
 #   SCALE_WORK=DIR           work directory (default a new temporary one, removed at exit)
 #   SCALE_PROFILE_DIR=DIR    record each load with `perf record -g` into DIR/NAME.perf.data
+#   SCALE_FLOOR_CHECKS=5000  checks of the database's floor (see below)
 #   SCALE_POSTGRES_URL       a PostgreSQL server's admin URL (say
 #                            postgres://postgres@127.0.0.1:5432/postgres): the run makes a
 #                            database of its own there, fills it with generate_series and
@@ -78,6 +84,8 @@ PORT=${SCALE_PORT:-18090}
 LOG=${SCALE_LOG:-warn}
 CACHE=${SCALE_CACHE:-}
 PROFILE_DIR=${SCALE_PROFILE_DIR:-}
+FLOOR_CHECKS=${SCALE_FLOOR_CHECKS:-5000}
+FLOOR_CLIENTS=8
 BIN_SOURCE=${SCALE_BIN:-target/release/baohan}
 PG_ADMIN=${SCALE_POSTGRES_URL:-}
 BASE="http://127.0.0.1:$PORT"
@@ -86,7 +94,7 @@ for n in "$SUBJECTS" "$PER" "$RESIDENTS"; do
   case "$n" in '' | *[!0-9]* | 0) echo "SCALE_SUBJECTS, SCALE_RECORDS_PER_SUBJECT and SCALE_RESIDENTS must be positive numbers" >&2; exit 2 ;; esac
 done
 if [ "$RESIDENTS" -gt 900 ]; then echo "SCALE_RESIDENTS: at most 900" >&2; exit 2; fi
-for tool in wrk curl sqlite3 python3 ${PG_ADMIN:+psql}; do
+for tool in wrk curl sqlite3 python3 ${PG_ADMIN:+psql pgbench}; do
   command -v "$tool" >/dev/null || { echo "bench-scale.sh: $tool is missing" >&2; exit 2; }
 done
 [ -x "$BIN_SOURCE" ] || { echo "bench-scale.sh: no binary at $BIN_SOURCE (build it: cargo build --release)" >&2; exit 2; }
@@ -683,6 +691,27 @@ PEAK_KB=$(peak_memory_kb)
 echo "== after the run: =="
 others | tee "$TMP/others.after"
 
+# The database's own floor under the check, in the same run: one granted check's
+# statements with no server in front (scripts/lib/check_floor.*), on a copy of this
+# database (SQLite, one writer: the Python sqlite3 module with its statements prepared
+# once) or on this database (PostgreSQL: pgbench -M prepared, as many clients as the
+# server's pool has connections).
+echo "== the database's floor under the check: $FLOOR_CHECKS checks, no server =="
+if [ -n "$PG_ADMIN" ]; then
+  read -r provider checker < <(psql "$DATABASE_URL" -qtAF' ' -c "SELECT o.id, u.id
+    FROM organizations o JOIN users u ON u.organization_id = o.id
+    WHERE o.kind = 'provider' AND o.provider_kind = 'hotel' LIMIT 1")
+  psql "$DATABASE_URL" -q -v ON_ERROR_STOP=1 -v n="$FLOOR_CHECKS" -f scripts/lib/check_floor.sql
+  pgbench -n -M prepared -c "$FLOOR_CLIENTS" -j "$THREADS" -t $((FLOOR_CHECKS / FLOOR_CLIENTS)) \
+    -D provider="$provider" -D checker="$checker" -f scripts/lib/check_floor.pgbench \
+    "$DATABASE_URL" | tee "$TMP/floor.out"
+  FLOOR_RATE=$(awk '/^tps = / { printf "%.0f", $3 }' "$TMP/floor.out")
+else
+  sqlite3 "$DB" ".backup '$TMP/floor.db'"
+  python3 scripts/lib/check_floor.py "$TMP/floor.db" "$FLOOR_CHECKS" | tee "$TMP/floor.out"
+  FLOOR_RATE=$(sed -n 's/.*per_second=\([0-9]*\).*/\1/p' "$TMP/floor.out")
+fi
+
 echo
 echo "== summary =="
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); wrk and server on the same machine"
@@ -691,9 +720,9 @@ echo "fill: $FILL_TIMES"
 echo "checks answered: $(sed 's/^CHECKS //' <(grep '^CHECKS ' "$TMP/check.out")) (of $CODES codes issued)"
 echo "machine before: $(cat "$TMP/others.before")"
 echo "machine after:  $(cat "$TMP/others.after")"
-python3 - "$TMP" "$THREADS" "$CONNECTIONS" "$DURATION" "$PEAK_KB" <<'EOF'
+python3 - "$TMP" "$THREADS" "$CONNECTIONS" "$DURATION" "$PEAK_KB" "$FLOOR_RATE" <<'EOF'
 import sys
-tmp, peak_kb = sys.argv[1], int(sys.argv[5] or 0)
+tmp, peak_kb, floor = sys.argv[1], int(sys.argv[5] or 0), float(sys.argv[6] or 0)
 sys.path.insert(0, "scripts/lib")
 from bench import wrk_runs
 runs, ref = wrk_runs(tmp)
@@ -711,6 +740,9 @@ for name in ("check", "me", "office", "lookup"):
     label, r = runs[name]
     p99_ok, rate_ok = r["p99_us"] < 10_000, r["rps"] / ref >= 0.3
     print(f"  {label}: p99 {'met' if p99_ok else 'NOT met'}, rate {'met' if rate_ok else 'NOT met'}")
+check = runs["check"][1]["rps"]
+print(f"the database's floor under the check (its statements alone, no server): {floor:.0f}/s "
+      f"= {floor / ref:.3f}x /healthz; the check through the server: {check / floor:.2f}x that floor")
 print(f"server peak memory (VmHWM): {peak_kb / 1024:.0f} MiB")
 bad = [n for n, (_, r) in runs.items() if r["errors"] or r["non2xx"]]
 if bad:
