@@ -55,6 +55,17 @@ async fn trust_changes_made_through_one_instance_are_in_force_on_another_at_once
     assert_eq!(report.sub_indication.as_deref(), Some("REVOKED"));
 }
 
+/// Asserts that every one of `instances` refuses `token` as a credential.
+async fn refused_by(instances: &[&TestApp], token: &str) {
+    for instance in instances {
+        instance
+            .with_token(token)
+            .me()
+            .fails(401, "unauthenticated")
+            .await;
+    }
+}
+
 /// Each instance keeps the credentials it resolved lately (on SQLite), yet a credential
 /// ended anywhere is refused everywhere at the next request: a sign-out through one
 /// instance, a token revoked through the other, a user deactivated, and a session
@@ -74,13 +85,7 @@ async fn a_credential_ended_anywhere_is_refused_by_every_instance_at_the_next_re
         }
     }
     bank.sign_out().await;
-    for instance in both {
-        instance
-            .with_token(&bank.token)
-            .me()
-            .fails(401, "unauthenticated")
-            .await;
-    }
+    refused_by(&both, &bank.token).await;
 
     // An API token used through both, revoked through the second.
     let agency = app.as_agency().await;
@@ -96,13 +101,7 @@ async fn a_credential_ended_anywhere_is_refused_by_every_instance_at_the_next_re
         .with_token(&agency.token)
         .revoke_api_token(&made.id)
         .await;
-    for instance in both {
-        instance
-            .with_token(&made.token)
-            .me()
-            .fails(401, "unauthenticated")
-            .await;
-    }
+    refused_by(&both, &made.token).await;
 
     // A user deactivated through the second: its session ends on the first.
     let enterprise = app.as_enterprise("enterprise1").await;
@@ -118,13 +117,7 @@ async fn a_credential_ended_anywhere_is_refused_by_every_instance_at_the_next_re
         .answer()
         .await;
     assert_eq!(answer.status, 204, "{answer:?}");
-    for instance in both {
-        instance
-            .with_token(&enterprise.token)
-            .me()
-            .fails(401, "unauthenticated")
-            .await;
-    }
+    refused_by(&both, &enterprise.token).await;
 
     // A session ended by another process: an UPDATE straight to the database.
     let other_enterprise = app.as_enterprise("enterprise2").await;
@@ -141,13 +134,7 @@ async fn a_credential_ended_anywhere_is_refused_by_every_instance_at_the_next_re
         })
         .await;
     assert_eq!(ended, 1);
-    for instance in both {
-        instance
-            .with_token(&other_enterprise.token)
-            .me()
-            .fails(401, "unauthenticated")
-            .await;
-    }
+    refused_by(&both, &other_enterprise.token).await;
 }
 
 crate::on_both_backends!(
