@@ -26,6 +26,8 @@ pub struct Application {
     mail_worker: Worker,
     page_cache: Arc<http::page_cache::PageCache>,
     database_url: String,
+    /// The SQLite file, on SQLite.
+    sqlite_path: Option<String>,
 }
 
 impl Application {
@@ -93,6 +95,7 @@ impl Application {
             settings.page_cache_seconds,
         ));
         let database_url = settings.database_url();
+        let sqlite_path = settings.sqlite_path();
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             rate_limits: http::rate_limit::RateLimits::from_settings(&settings),
@@ -122,6 +125,7 @@ impl Application {
             mail_worker,
             page_cache,
             database_url,
+            sqlite_path,
         })
     }
 
@@ -144,9 +148,16 @@ impl Application {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let worker = tokio::spawn(self.mail_worker.run(stopped));
         let upkeep = tokio::spawn(upkeep(self.ctx.clone()));
+        // SQLite's log is copied back off the writers' path (`db::checkpoint`).
+        let checkpoints = self
+            .sqlite_path
+            .map(|p| tokio::spawn(db::checkpoint::run(p)));
         let watch = tokio::spawn(http::page_cache::watch(self.page_cache, self.database_url));
         let served = self.server.await;
         upkeep.abort();
+        if let Some(checkpoints) = checkpoints {
+            checkpoints.abort();
+        }
         watch.abort();
         let _ = stop.send(true);
         if let Err(e) = worker.await {

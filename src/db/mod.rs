@@ -3,6 +3,7 @@
 
 pub mod any_of;
 pub mod audit;
+pub mod checkpoint;
 pub(crate) mod columns;
 pub mod models;
 pub mod schema;
@@ -147,9 +148,11 @@ struct SqlitePragmas;
 impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(c) = conn {
-            c.batch_execute(
-                "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-            )
+            c.batch_execute(&format!(
+                "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+                 PRAGMA wal_autocheckpoint = {};",
+                checkpoint::AUTOCHECKPOINT_PAGES
+            ))
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
