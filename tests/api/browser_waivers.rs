@@ -3,8 +3,9 @@
 //! code; the hotel's front desk (in Chinese) enters it on the scan page and is granted,
 //! then tries it again and is refused as used, settles the stay from its ledger, and
 //! the resident sees the stay paid. The provider's pages show nothing of the archive;
-//! every page is accessible and free of console errors. Screenshots go to
-//! `target/screenshots`.
+//! every page is accessible and free of console errors. An enterprise gets a code of its
+//! own in English, and the operator registers a provider of a newer kind. Screenshots go
+//! to `target/screenshots`.
 
 use crate::browser_flow::sign_in_for;
 use crate::fixtures::chromium::{decode_qr, Chromium};
@@ -97,4 +98,80 @@ async fn a_resident_checks_into_a_hotel_without_a_deposit_in_the_browser(app: Te
     resident.close().await;
 }
 
-crate::on_both_backends!(a_resident_checks_into_a_hotel_without_a_deposit_in_the_browser);
+/// An enterprise (in English) gets its own rights code and QR code, and the city's
+/// operator (in English) registers a provider of one of the newer kinds, a wage
+/// guarantee authority, through its form: every kind named in words, none as a key.
+async fn an_enterprise_gets_a_code_and_the_operator_registers_a_wage_authority(app: TestApp) {
+    let enterprise = Chromium::start("en").await;
+    sign_in_for(&enterprise, &app, "/credit/rights-code", "enterprise1").await;
+    enterprise.click("#new-code").await;
+    assert!(enterprise.wait_for("#code-text").await);
+    let shown = enterprise.text("#code-text").await;
+    assert!(shown.starts_with("BHQ1 "), "{shown}");
+    let scanned = decode_qr(&enterprise.element_picture("#code-qr svg").await);
+    assert_eq!(scanned, shown.replace(' ', ""), "the QR code is the code");
+    let errors = enterprise.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    enterprise
+        .assert_accessible("an enterprise's rights code page")
+        .await;
+    enterprise.looked_at("enterprise-rights-code-en").await;
+    enterprise.close().await;
+
+    let operator = Chromium::start("en").await;
+    sign_in_for(&operator, &app, "/operator/organizations/new", "operator").await;
+    assert!(operator.wait_for("#provider_kind").await);
+    let kinds = operator.text("#provider_kind").await;
+    for name in [
+        "Hospital",
+        "Hotel",
+        "Library",
+        "Parking",
+        "Talent apartment",
+        "Wage guarantee authority",
+        "Project owner",
+        "Culture and tourism authority",
+    ] {
+        assert!(kinds.contains(name), "{name} missing: {kinds}");
+    }
+    assert!(
+        !kinds.contains("provider-kind"),
+        "a message key shown: {kinds}"
+    );
+    operator
+        .assert_accessible("the new organization form")
+        .await;
+    operator
+        .find("#kind")
+        .await
+        .select_by_value("provider")
+        .await
+        .expect("the provider kind of organization");
+    operator.fill("#name", "Wage Guarantee Office").await;
+    operator
+        .fill("#uscc", &crate::helpers::uscc("11371600MB00000WA"))
+        .await;
+    operator
+        .find("#provider_kind")
+        .await
+        .select_by_value("wage_authority")
+        .await
+        .expect("the wage authority");
+    operator
+        .click("form[action='/operator/organizations/new'] button[type=submit]")
+        .await;
+    let landed = operator.wait_to_leave("/operator/organizations/new").await;
+    assert!(landed.starts_with("/operator/organizations/"), "{landed}");
+    let page = operator.text("main").await;
+    assert!(
+        page.contains("Wage Guarantee Office") && page.contains("Wage guarantee authority"),
+        "{page}"
+    );
+    operator.looked_at("operator-new-wage-authority-en").await;
+    operator.close().await;
+}
+
+crate::on_both_backends!(
+    a_resident_checks_into_a_hotel_without_a_deposit_in_the_browser,
+    an_enterprise_gets_a_code_and_the_operator_registers_a_wage_authority
+);

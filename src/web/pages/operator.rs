@@ -301,6 +301,8 @@ struct OrganizationPage {
     id: String,
     uscc: String,
     kind: String,
+    /// What kind of issuer or provider it is, in words ("" for other kinds).
+    subkind: String,
     whitelisted: bool,
     email: String,
     users: Vec<UserRow>,
@@ -342,6 +344,11 @@ async fn organization_view(
         roles: options(tr, "role-", &ROLES, &form.value("role")),
         chrome: chrome.clone(),
         kind: tr.t(&format!("operator-kind-{}", org.kind.as_str())),
+        subkind: match (org.issuer_kind, org.provider_kind) {
+            (Some(k), _) => tr.t(&format!("operator-issuer-kind-{}", k.as_str())),
+            (None, Some(k)) => tr.t(&format!("operator-provider-kind-{}", k.as_str())),
+            (None, None) => String::new(),
+        },
         id: org.id,
         uscc: org.uscc,
         whitelisted: org.uscc_whitelisted,
