@@ -10,9 +10,10 @@
 #     file into a bare table of text columns.
 #
 # Each import includes validation, ID hashing, de-duplication and score updates; the
-# bare loads include none. On SQLite a second row compares the import with the archive's
-# own floor: the same stored subjects and records copied by SQL into a fresh migrated
-# database (foreign keys, indexes and triggers as the import meets them). Peak memory
+# bare loads include none. A second row per database compares the import with the
+# archive's own floor: the same stored subjects and records copied into a fresh migrated
+# database (foreign keys, indexes and triggers as the import meets them) by SQL on
+# SQLite, by psql's \copy on PostgreSQL. Peak memory
 # (max RSS) of each import comes from /usr/bin/time -v. Printed as a Markdown table: seconds, records/s, and the import's
 # speed as a ratio of the bare load's (bare seconds / import seconds).
 #
@@ -137,6 +138,22 @@ for n in "${sizes[@]}"; do
         psql -X -q -d "$url" -c "CREATE TABLE bare (subject_type text, subject_id text, subject_name text, category text, polarity text, points text, occurred_at text, expires_at text, source_department text, source_ref text, note text)"
         read -r bare _ < <(timed psql -X -q -d "$url" -c "\\copy bare FROM '$file' WITH (FORMAT csv, HEADER true)")
         row "PostgreSQL" "$n" "$secs" "$rss" "$bare"
+        # The archive's own floor: the rows the import stored, copied out and then
+        # \copy'd in one transaction into a fresh migrated archive (foreign keys, every
+        # index and trigger), nothing else.
+        floor_db="bench_import_floor_$$_$n"
+        psql -X -q -d "$pg_admin" -c "CREATE DATABASE $floor_db" >/dev/null
+        floor_url="${pg_admin%/*}/$floor_db"
+        BAOHAN_DATABASE_URL="$floor_url" "$baohan" migrate >/dev/null
+        copies=()
+        for table in record_categories credit_subjects credit_records; do
+            psql -X -q -d "$url" -c "\\copy $table TO '$work/$table.copy'"
+            copies+=(-c "\\copy $table FROM '$work/$table.copy'")
+        done
+        read -r floor _ < <(timed psql -X -q -1 -v ON_ERROR_STOP=1 -d "$floor_url" "${copies[@]}")
+        row "PostgreSQL, against the archive's floor" "$n" "$secs" "$rss" "$floor"
+        rm -f "$work"/*.copy
+        psql -X -q -d "$pg_admin" -c "DROP DATABASE $floor_db WITH (FORCE)" >/dev/null
         psql -X -q -d "$pg_admin" -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
     fi
 done
