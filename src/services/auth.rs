@@ -194,19 +194,20 @@ impl Resolved {
 /// The credentials an instance keeps (`services::credential_cache`).
 pub type Credentials = credential_cache::CredentialCache<Resolved>;
 
-/// Resolves a bearer token or session cookie value to the actor behind it.
+/// Resolves a bearer token or session cookie value to the actor behind it: from this
+/// instance's memory when it holds the credential ([`kept`]), else from the database
+/// (then kept, [`look_up`]).
 pub fn authenticate(ctx: &Context, token: &str) -> Result<(Actor, Credential), ServiceError> {
-    let resolved = authenticate_visitor(ctx, token)?;
+    let resolved = match kept(ctx, token) {
+        Some(resolved) => resolved,
+        None => look_up(ctx, token)?,
+    };
     Ok((resolved.actor, resolved.credential))
 }
 
-/// [`authenticate`], with the names a page's header shows and the time the credential
-/// stops working, from the same lookup: from this instance's memory when it holds the
-/// credential ([`kept`]), else from the database (then kept).
-pub fn authenticate_visitor(ctx: &Context, token: &str) -> Result<Resolved, ServiceError> {
-    if let Some(resolved) = kept(ctx, token) {
-        return Ok(resolved);
-    }
+/// The credential behind `token` from the database, then kept: for a caller that has
+/// asked [`kept`] already.
+pub fn look_up(ctx: &Context, token: &str) -> Result<Resolved, ServiceError> {
     let digest = credential_cache::digest(token);
     let (resolved, epoch) = resolve(ctx, token)?;
     if let Some(epoch) = epoch {

@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::services::auth::{authenticate, kept, Credential};
+use crate::services::auth::{kept, look_up, Credential};
 use crate::services::idempotency::Scope;
 use crate::services::{Actor, Context};
 
@@ -122,7 +122,8 @@ impl FromRequest for Authenticated {
                 Some(resolved) => (resolved.actor, resolved.credential),
                 None => {
                     let ctx = state.ctx.clone();
-                    web::block(move || authenticate(&ctx, &token)).await??
+                    let resolved = web::block(move || look_up(&ctx, &token)).await??;
+                    (resolved.actor, resolved.credential)
                 }
             };
             if from_cookie && !is_safe(req.method()) {

@@ -4,7 +4,7 @@
 
 use crate::browser_flow::sign_in_for;
 use crate::fixtures::chromium::Chromium;
-use crate::fixtures::{NewTender, TestPki};
+use crate::fixtures::{NewTender, Party, TestPki};
 use crate::helpers::TestApp;
 
 /// Opens each page and checks it fits the phone's width.
@@ -39,6 +39,9 @@ async fn every_role_s_main_pages_fit_a_phone(app: TestApp) {
     app.issued_bond("enterprise1", &tender.sections[0]).await;
     app.issued_bond("enterprise2", &tender.sections[1]).await;
 
+    // An organization's page that names a kind of issuer beside the organization's.
+    let bank_id = app.as_issuer("bank").await.org_id().to_owned();
+    let bank_page = format!("/operator/organizations/{bank_id}");
     let roles: [(&str, &str, &[&str]); 6] = [
         (
             "enterprise1",
@@ -49,6 +52,7 @@ async fn every_role_s_main_pages_fit_a_phone(app: TestApp) {
                 "/enterprise/applications",
                 "/enterprise/guarantees",
                 "/credit",
+                "/credit/rights-code",
             ],
         ),
         (
@@ -72,6 +76,7 @@ async fn every_role_s_main_pages_fit_a_phone(app: TestApp) {
             &[
                 "/",
                 "/operator/organizations",
+                &bank_page,
                 "/operator/trust",
                 "/operator/mail",
                 "/operator/audit",

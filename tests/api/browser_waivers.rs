@@ -11,6 +11,18 @@ use crate::browser_flow::sign_in_for;
 use crate::fixtures::chromium::{decode_qr, Chromium};
 use crate::helpers::TestApp;
 
+/// Asks the rights-code page for a new code; returns the code as shown, after checking
+/// that its QR code reads back as the same code.
+async fn new_code(browser: &Chromium) -> String {
+    browser.click("#new-code").await;
+    assert!(browser.wait_for("#code-text").await);
+    let shown = browser.text("#code-text").await;
+    assert!(shown.starts_with("BHQ1 "), "{shown}");
+    let scanned = decode_qr(&browser.element_picture("#code-qr svg").await);
+    assert_eq!(scanned, shown.replace(' ', ""), "the QR code is the code");
+    shown
+}
+
 async fn a_resident_checks_into_a_hotel_without_a_deposit_in_the_browser(app: TestApp) {
     let resident = Chromium::start("en").await;
     sign_in_for(&resident, &app, "/credit/rights-code", "resident").await;
@@ -22,12 +34,7 @@ async fn a_resident_checks_into_a_hotel_without_a_deposit_in_the_browser(app: Te
             .contains("信用体系建设服务中心"),
         "a resident is shown as nobody's staff"
     );
-    resident.click("#new-code").await;
-    assert!(resident.wait_for("#code-text").await);
-    let shown = resident.text("#code-text").await;
-    assert!(shown.starts_with("BHQ1 "), "{shown}");
-    let scanned = decode_qr(&resident.element_picture("#code-qr svg").await);
-    assert_eq!(scanned, shown.replace(' ', ""), "the QR code is the code");
+    let shown = new_code(&resident).await;
     assert!(
         resident.text("main").await.contains("30,000.00"),
         "the A line"
@@ -104,12 +111,7 @@ async fn a_resident_checks_into_a_hotel_without_a_deposit_in_the_browser(app: Te
 async fn an_enterprise_gets_a_code_and_the_operator_registers_a_wage_authority(app: TestApp) {
     let enterprise = Chromium::start("en").await;
     sign_in_for(&enterprise, &app, "/credit/rights-code", "enterprise1").await;
-    enterprise.click("#new-code").await;
-    assert!(enterprise.wait_for("#code-text").await);
-    let shown = enterprise.text("#code-text").await;
-    assert!(shown.starts_with("BHQ1 "), "{shown}");
-    let scanned = decode_qr(&enterprise.element_picture("#code-qr svg").await);
-    assert_eq!(scanned, shown.replace(' ', ""), "the QR code is the code");
+    new_code(&enterprise).await;
     let errors = enterprise.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
     enterprise

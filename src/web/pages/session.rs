@@ -98,7 +98,7 @@ pub async fn visitor_of(req: &HttpRequest) -> Result<Option<Visitor>, PageError>
     }
     let ctx: Context = state.ctx.clone();
     let found = web::block(move || -> Result<Option<Visitor>, services::ServiceError> {
-        match services::auth::authenticate_visitor(&ctx, &token) {
+        match services::auth::look_up(&ctx, &token) {
             Ok(resolved) => Ok(visitor(resolved)),
             Err(services::ServiceError::Unauthenticated) => Ok(None),
             Err(e) => Err(e),
