@@ -65,6 +65,60 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Tools for receivers of the exchange's events.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Check a received event's `Baohan-Signature` header against its body and the
+    /// secret, on this machine's clock: exits 0 when it holds, 1 when it is refused
+    /// (with the reason). Needs no configuration or database.
+    Verify {
+        /// The value of the `Baohan-Signature` header.
+        #[arg(long)]
+        signature: String,
+        /// A file holding the request body exactly as received (`-`: standard input).
+        #[arg(long)]
+        body: std::path::PathBuf,
+        /// The endpoint's secret; by default read from BAOHAN_WEBHOOK_SECRET, so that it
+        /// stays out of the shell's history and the process list.
+        #[arg(long, env = "BAOHAN_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: String,
+    },
+}
+
+/// Runs `baohan webhook verify`: 0 when the signature holds now, 1 otherwise, 2 when
+/// the body cannot be read.
+fn webhook_verify(signature: &str, body: &std::path::Path, secret: &str) -> i32 {
+    use std::io::Read;
+    let read = if body == std::path::Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::stdin().read_to_end(&mut bytes).map(|_| bytes)
+    } else {
+        std::fs::read(body)
+    };
+    let bytes = match read {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            eprintln!("could not read the body {}: {e}", body.display());
+            return 2;
+        }
+    };
+    let now = chrono::Utc::now().timestamp();
+    match crate::services::webhooks::signature::verify(secret, signature, &bytes, now) {
+        Ok(()) => {
+            println!("signature valid");
+            0
+        }
+        Err(e) => {
+            println!("signature refused: {e}");
+            1
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +137,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Pki { command } => {
             return Ok(crate::pki::run_pki_cli(command, &mut std::io::stdout()))
         }
+        Command::Webhook {
+            command:
+                WebhookCommand::Verify {
+                    signature,
+                    body,
+                    secret,
+                },
+        } => return Ok(webhook_verify(&signature, &body, &secret)),
         _ => {}
     }
     let settings = Settings::load(cli.config.as_deref())?;
@@ -105,7 +167,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Import(args) => import::run(settings, args),
-        Command::Verify(_) | Command::Pki { .. } => unreachable!("handled above"),
+        Command::Verify(_) | Command::Pki { .. } | Command::Webhook { .. } => {
+            unreachable!("handled above")
+        }
         Command::Bootstrap {
             name,
             uscc,

@@ -124,6 +124,19 @@ pub struct Settings {
     /// credential's rows (0: none; see `services::credential_cache`). A revocation is in
     /// force at the next request all the same. Nothing is kept on PostgreSQL.
     pub credential_cache_entries: u32,
+    /// Sleep between the webhook worker's looks at its queue when nothing is due.
+    pub webhook_poll_interval_ms: u64,
+    /// Wait before an event's first redelivery; doubled after each further failure, up
+    /// to an hour.
+    pub webhook_retry_base_ms: u64,
+    /// Tries before an event is marked failed (then only a manual redelivery sends it).
+    pub webhook_max_attempts: u32,
+    /// How long one delivery may take, connecting and answering together.
+    pub webhook_timeout_ms: u64,
+    /// Lets an endpoint be plain `http://` and resolve to a loopback or private address
+    /// (tests and closed networks only): by default an endpoint must be `https://` on a
+    /// public address, so that nobody can point the exchange at its own network.
+    pub webhook_allow_private: bool,
     /// A CRL fetched from a distribution point is fetched again once its nextUpdate is
     /// less than this far away.
     pub revocation_fetch_margin_seconds: u64,
@@ -176,6 +189,11 @@ struct Defaults {
     stats_cache_seconds: u32,
     page_cache_seconds: u32,
     credential_cache_entries: u32,
+    webhook_poll_interval_ms: u64,
+    webhook_retry_base_ms: u64,
+    webhook_max_attempts: u32,
+    webhook_timeout_ms: u64,
+    webhook_allow_private: bool,
     revocation_fetch_margin_seconds: u64,
     revocation_fetch_interval_seconds: u64,
     revocation_fetch_timeout_ms: u64,
@@ -216,6 +234,11 @@ const DEFAULTS: Defaults = Defaults {
     stats_cache_seconds: 10,
     page_cache_seconds: 2,
     credential_cache_entries: 100_000,
+    webhook_poll_interval_ms: 2_000,
+    webhook_retry_base_ms: 30_000,
+    webhook_max_attempts: 10,
+    webhook_timeout_ms: 10_000,
+    webhook_allow_private: false,
     revocation_fetch_margin_seconds: 3600,
     revocation_fetch_interval_seconds: 3600,
     revocation_fetch_timeout_ms: 5_000,
@@ -426,6 +449,24 @@ impl Settings {
                 setting: "BAOHAN_MAIL_POLL_INTERVAL_MS",
                 message: "must be at least 1".into(),
             });
+        }
+        for (setting, value) in [
+            (
+                "BAOHAN_WEBHOOK_POLL_INTERVAL_MS",
+                self.webhook_poll_interval_ms,
+            ),
+            ("BAOHAN_WEBHOOK_TIMEOUT_MS", self.webhook_timeout_ms),
+            (
+                "BAOHAN_WEBHOOK_MAX_ATTEMPTS",
+                u64::from(self.webhook_max_attempts),
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Setting {
+                    setting,
+                    message: "must be at least 1".into(),
+                });
+            }
         }
         if self.mail_max_attempts == 0 {
             return Err(ConfigError::Setting {

@@ -24,6 +24,7 @@ pub struct Application {
     pool: DbPool,
     ctx: services::Context,
     mail_worker: Worker,
+    webhook_worker: services::webhooks::worker::Worker,
     page_cache: Arc<http::page_cache::PageCache>,
     database_url: String,
     /// The SQLite file, on SQLite.
@@ -87,6 +88,12 @@ impl Application {
         // The configured lists the pages and the API read: whatever the data files hold
         // that the database lacks (several instances may do this at once).
         services::catalogue::seed(&ctx)?;
+        let webhook_worker = services::webhooks::worker::Worker::new(
+            ctx.clone(),
+            services::webhooks::worker::Pacing::from_settings(&settings),
+            settings.webhook_allow_private,
+        )
+        .map_err(|e| anyhow::anyhow!("webhook client: {e}"))?;
 
         let edges = http::http_edges::EdgeSettings::from_settings(&settings);
         let edge_data = web::Data::new(edges.clone());
@@ -123,6 +130,7 @@ impl Application {
             pool,
             ctx,
             mail_worker,
+            webhook_worker,
             page_cache,
             database_url,
             sqlite_path,
@@ -146,7 +154,8 @@ impl Application {
     /// worker stops after the server, finishing the mail it is sending.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let worker = tokio::spawn(self.mail_worker.run(stopped));
+        let worker = tokio::spawn(self.mail_worker.run(stopped.clone()));
+        let webhooks = tokio::spawn(self.webhook_worker.run(stopped));
         let upkeep = tokio::spawn(upkeep(self.ctx.clone()));
         // SQLite's log is copied back off the writers' path (`db::checkpoint`).
         let checkpoints = self
@@ -162,6 +171,9 @@ impl Application {
         let _ = stop.send(true);
         if let Err(e) = worker.await {
             tracing::error!(error = %e, "mail worker ended abnormally");
+        }
+        if let Err(e) = webhooks.await {
+            tracing::error!(error = %e, "webhook worker ended abnormally");
         }
         served
     }

@@ -555,6 +555,44 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_endpoints (organization_id) {
+        organization_id -> Text,
+        url -> Text,
+        secret_version -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_events (id) {
+        id -> Text,
+        organization_id -> Text,
+        kind -> Text,
+        body -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> Text,
+        event_id -> Text,
+        attempted_at -> Timestamp,
+        url -> Text,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        duration_ms -> Integer,
+    }
+}
+
 diesel::joinable!(users -> organizations (organization_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -593,6 +631,8 @@ diesel::joinable!(credit_lines -> credit_subjects (subject_id));
 diesel::joinable!(credit_waivers -> credit_subjects (subject_id));
 diesel::joinable!(credit_waivers -> organizations (provider_id));
 diesel::joinable!(credit_waivers -> matters (matter));
+diesel::joinable!(webhook_events -> organizations (organization_id));
+diesel::joinable!(webhook_attempts -> webhook_events (event_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     guarantee_number_counters,
@@ -635,4 +675,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     credit_waivers,
     issuer_credit_rules,
     credit_imports,
+    webhook_endpoints,
+    webhook_events,
+    webhook_attempts,
 );

@@ -69,10 +69,7 @@ impl WorkerConfig {
 
     /// The wait after the `failures`-th failed try: base, 2·base, 4·base, ... capped.
     pub fn backoff(&self, failures: u32) -> Duration {
-        let doublings = failures.saturating_sub(1).min(31);
-        self.retry_base
-            .saturating_mul(1u32 << doublings)
-            .min(self.retry_cap)
+        backoff(self.retry_base, self.retry_cap, failures)
     }
 }
 
@@ -329,9 +326,16 @@ impl Worker {
     }
 }
 
+/// The wait after the `failures`-th failed try of an outbox: `base`, 2·`base`,
+/// 4·`base`, ... capped at `cap`.
+pub fn backoff(base: Duration, cap: Duration, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(31);
+    base.saturating_mul(1u32 << doublings).min(cap)
+}
+
 /// `at` plus `wait`, to the millisecond: a claim's end is compared for equality when it
 /// is renewed, and every backend stores milliseconds exactly.
-fn later(at: NaiveDateTime, wait: Duration) -> NaiveDateTime {
+pub fn later(at: NaiveDateTime, wait: Duration) -> NaiveDateTime {
     use chrono::{DurationRound, TimeDelta};
     // A wait too long for chrono is a configuration slip; a day is long enough.
     let t = at + TimeDelta::from_std(wait).unwrap_or_else(|_| TimeDelta::days(1));

@@ -194,6 +194,13 @@ pub fn apply(
             issuer,
             pending_amendment: None,
         };
+        super::webhooks::emit_application(
+            c,
+            super::webhooks::EventKind::ApplicationSubmitted,
+            &view,
+            &view.issuer.id,
+            at,
+        )?;
         super::notify::applications_waiting(c, ctx, &view.issuer, at)?;
         Ok(view)
     })
@@ -799,9 +806,22 @@ pub fn confirm_payment(
     actor: &Actor,
     id: &str,
 ) -> Result<ApplicationView, ServiceError> {
-    act(ctx, actor, id, ApplicationAction::ConfirmPayment, |_, _| {
-        Ok(())
-    })
+    let at = ctx.now();
+    act(
+        ctx,
+        actor,
+        id,
+        ApplicationAction::ConfirmPayment,
+        |c, view| {
+            super::webhooks::emit_application(
+                c,
+                super::webhooks::EventKind::PaymentConfirmed,
+                view,
+                &view.enterprise.id,
+                at,
+            )
+        },
+    )
 }
 
 /// The enterprise withdraws its application (before payment).

@@ -143,6 +143,14 @@ pub fn file_claim(
             .find(&actor.organization_id)
             .select(Organization::as_select())
             .first(c)?;
+        super::webhooks::emit_claim(
+            c,
+            super::webhooks::EventKind::ClaimFiled,
+            view,
+            &claim,
+            &[&view.issuer.id, &view.enterprise.id],
+            at,
+        )?;
         notify::claim_filed(c, ctx, view, &claim, &agency, at)?;
         claim_view(c, claim, at)
     })
@@ -272,6 +280,14 @@ pub fn decide_claim(
             .find(&view.project.agency_id)
             .select(Organization::as_select())
             .first(c)?;
+        super::webhooks::emit_claim(
+            c,
+            super::webhooks::EventKind::ClaimDecided,
+            &view,
+            &fresh,
+            &[&agency.id, &view.enterprise.id],
+            at,
+        )?;
         notify::claim_decided(c, ctx, &view, &fresh, &agency, at)?;
         claim_view(c, fresh, at)
     })

@@ -28,6 +28,7 @@ pub mod stats;
 pub mod trust;
 pub mod views;
 pub mod waivers;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -45,6 +46,8 @@ pub struct Keys {
     pub sealing: pki::MasterKey,
     /// Seals credit rights codes (信用权益码).
     pub rights_code: [u8; 32],
+    /// Derives each organization's webhook signing secret.
+    pub webhook: [u8; 32],
 }
 
 impl Keys {
@@ -57,6 +60,7 @@ impl Keys {
             hosted: key("hosted-issuer-keys")?,
             sealing: key("sealed-secrets")?,
             rights_code: master.derive("credit-rights-code"),
+            webhook: master.derive("webhook-signing"),
         })
     }
 }
@@ -98,6 +102,8 @@ pub struct Limits {
     pub applications_per_day: i64,
     /// How long an issuer's digest of new applications collects before it goes.
     pub mail_digest: chrono::Duration,
+    /// Whether webhook endpoints may be plain HTTP on private addresses.
+    pub webhook_allow_private: bool,
 }
 
 impl Limits {
@@ -106,6 +112,7 @@ impl Limits {
             applications_waiting: settings.application_limit_waiting.into(),
             applications_per_day: settings.application_limit_per_day.into(),
             mail_digest: chrono::Duration::seconds(settings.mail_digest_seconds.into()),
+            webhook_allow_private: settings.webhook_allow_private,
         }
     }
 }

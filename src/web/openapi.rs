@@ -48,6 +48,7 @@ use super::idempotency;
         (name = "claims", description = "Demands on guarantees (索赔) and decisions"),
         (name = "verification", description = "Verifying a guarantee's signature and registration"),
         (name = "mail", description = "The mail outbox (operator)"),
+        (name = "webhooks", description = "Events pushed to an organization's system, signed, with their delivery log"),
         (name = "statistics", description = "The exchange's public figures"),
         (name = "deposit-free", description = "The deposit-free city: the matters catalogue, the record categories and the credit archive"),
     )

@@ -56,4 +56,5 @@ mod timestamps;
 mod tokens;
 mod trust_rules;
 mod waivers;
+mod webhooks;
 mod windows;

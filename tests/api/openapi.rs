@@ -379,6 +379,7 @@ async fn the_description_says_what_clients_rely_on() {
         "claims",
         "verification",
         "mail",
+        "webhooks",
         "statistics",
         "deposit-free",
         "health",

@@ -96,6 +96,13 @@ pub fn offer_amendments(
         )?;
         let to_sign = guarantee_view_by_id(c, &g.id)?;
         let link = format!("/api/v1/guarantees/{}", g.number);
+        crate::services::webhooks::emit_guarantee(
+            c,
+            crate::services::webhooks::EventKind::AmendmentToSign,
+            &to_sign,
+            &[&to_sign.issuer.id],
+            at,
+        )?;
         notify::guarantee_changed(
             c,
             ctx,

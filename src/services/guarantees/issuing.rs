@@ -539,6 +539,13 @@ fn record_signature(
         .execute(c)?;
     let view = guarantee_view_by_id(c, &guarantee_id)?;
     if first_issue {
+        crate::services::webhooks::emit_guarantee(
+            c,
+            crate::services::webhooks::EventKind::GuaranteeIssued,
+            &view,
+            &[&view.enterprise.id],
+            at,
+        )?;
         notify::guarantee_issued(c, ctx, &view, at)?;
     } else {
         notify::guarantee_changed(

@@ -124,7 +124,15 @@ pub fn accept(ctx: &Context, actor: &Actor, number: &str) -> Result<GuaranteeVie
             )));
         }
         transition(c, actor, &view.guarantee, GuaranteeAction::Accept, at)?;
-        guarantee_view_by_id(c, &view.guarantee.id)
+        let accepted = guarantee_view_by_id(c, &view.guarantee.id)?;
+        crate::services::webhooks::emit_guarantee(
+            c,
+            crate::services::webhooks::EventKind::GuaranteeAccepted,
+            &accepted,
+            &[&accepted.enterprise.id, &accepted.issuer.id],
+            at,
+        )?;
+        Ok(accepted)
     })
 }
 
@@ -138,6 +146,13 @@ fn release_one(
 ) -> Result<(), ServiceError> {
     transition(c, actor, g, GuaranteeAction::Release, at)?;
     let view = guarantee_view_by_id(c, &g.id)?;
+    crate::services::webhooks::emit_guarantee(
+        c,
+        crate::services::webhooks::EventKind::GuaranteeReleased,
+        &view,
+        &[&view.enterprise.id, &view.issuer.id],
+        at,
+    )?;
     let agency: Organization = organizations::table
         .find(&view.project.agency_id)
         .select(Organization::as_select())

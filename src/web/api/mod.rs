@@ -18,6 +18,7 @@ pub mod projects;
 pub mod stats;
 pub mod verify;
 pub mod waivers;
+pub mod webhooks;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -38,5 +39,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .configure(credit_disputes::routes)
         .configure(issuer_rules::routes)
         .configure(waivers::routes)
-        .configure(credit_import::routes);
+        .configure(credit_import::routes)
+        .configure(webhooks::routes);
 }
