@@ -124,6 +124,17 @@ pub fn check_timetable(
     if bid_deadline <= now {
         return Err(TenderProblem::DeadlineNotInFuture.at("bid_deadline"));
     }
+    check_schedule(bid_deadline, bid_opening_at, bid_validity_days)
+}
+
+/// The timetable's rules that hold whenever it is sent, new or not: bids open no
+/// earlier than they close, and the bid validity period is 1 to
+/// [`MAX_BID_VALIDITY_DAYS`] days. Checked in that order.
+pub fn check_schedule(
+    bid_deadline: NaiveDateTime,
+    bid_opening_at: NaiveDateTime,
+    bid_validity_days: i32,
+) -> Result<(), TenderError> {
     check_opening(bid_deadline, bid_opening_at)?;
     if !(1..=MAX_BID_VALIDITY_DAYS).contains(&bid_validity_days) {
         return Err(TenderProblem::BidValidityOutOfRange.at("bid_validity_days"));

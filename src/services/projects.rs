@@ -15,6 +15,10 @@ use crate::domain::party::{OrgKind, Role};
 use crate::domain::tender::{self, SectionInput, TenderError};
 use crate::domain::uscc::Uscc;
 
+mod by_code;
+
+pub use by_code::{put_project_by_code, Outcome, PlatformProject, Upserted};
+
 // The tender limits, still reachable where callers have always found them.
 pub use crate::domain::tender::{BID_BOND_CAP_PERCENT, MAX_BID_VALIDITY_DAYS};
 
@@ -75,124 +79,252 @@ pub fn create_project(
 ) -> Result<ProjectView, ServiceError> {
     require_role(actor, &[Role::Agency])?;
     let at = ctx.now();
-    let code = tender::parse_code(&input.code).map_err(|p| invalid(p.at("code")))?;
-    let name = required_text("name", &input.name, 200)?;
-    // A registered code is good whatever the rules say of it (the operator may have
-    // whitelisted it): only its form is checked before it is looked up.
-    let tenderee_problem = Uscc::parse(&input.tenderee_uscc).err();
-    let tenderee_uscc = Uscc::new_unchecked_whitelisted(&input.tenderee_uscc)
-        .map_err(|e| ServiceError::invalid("tenderee_uscc", e))?;
-    let bid_deadline = parse_time("bid_deadline", &input.bid_deadline)?;
-    let bid_opening_at = parse_time("bid_opening_at", &input.bid_opening_at)?;
-    tender::check_timetable(at, bid_deadline, bid_opening_at, input.bid_validity_days)
-        .map_err(invalid)?;
-    let inputs: Vec<SectionInput<'_>> = input
-        .sections
-        .iter()
-        .map(|s| SectionInput {
-            code: &s.code,
-            bond_amount: &s.bond_amount,
-            estimated_price: s.estimated_price.as_deref(),
-        })
-        .collect();
-    let terms = tender::check_sections(&inputs).map_err(invalid)?;
-    let project_id = new_id();
-    let mut section_rows = Vec::with_capacity(terms.len());
-    for (i, (s, t)) in input.sections.iter().zip(terms).enumerate() {
-        section_rows.push(Section {
-            id: new_id(),
-            project_id: project_id.clone(),
-            code: t.code,
-            name: required_text(&format!("sections[{i}].name"), &s.name, 200)?,
-            bond_amount_fen: t.bond_amount.fen(),
-            estimated_price_fen: t.estimated_price.map(|p| p.fen()),
-            awarded_enterprise_id: None,
-            awarded_at: None,
-            contract_signed_at: None,
-        });
-    }
-
+    let checked = CheckedProject::check(&input)?;
+    checked.check_new(at)?;
     let mut conn = ctx.conn()?;
-    let view = ctx.write_tx(&mut conn, |c| -> Result<ProjectView, ServiceError> {
-        let tenderee: Organization = organizations::table
-            .filter(organizations::uscc.eq(tenderee_uscc.as_str()))
-            .select(Organization::as_select())
-            .first(c)
-            .optional()?
-            .ok_or_else(|| match &tenderee_problem {
-                Some(e) => ServiceError::invalid("tenderee_uscc", e),
-                None => ServiceError::invalid(
-                    "tenderee_uscc",
-                    "no organization with this code is registered",
-                ),
-            })?;
-        if tenderee.kind != OrgKind::Tenderee {
-            return Err(ServiceError::invalid(
-                "tenderee_uscc",
-                format!(
-                    "{} is registered as a {}, not a tenderee",
-                    tenderee.name, tenderee.kind
-                ),
-            ));
-        }
+    ctx.write_tx(&mut conn, |c| {
         let taken: i64 = projects::table
-            .filter(projects::code.eq(&code))
+            .filter(projects::code.eq(&checked.code))
             .count()
             .get_result(c)?;
         if taken > 0 {
-            return Err(ServiceError::Conflict(format!(
-                "code: project {code} already exists"
-            )));
+            return Err(code_taken(&checked.code));
         }
-        let agency: Organization = organizations::table
-            .find(&actor.organization_id)
-            .select(Organization::as_select())
-            .first(c)?;
-        let project = Project {
-            id: project_id.clone(),
-            code: code.clone(),
-            name: name.clone(),
-            tenderee_id: tenderee.id.clone(),
-            agency_id: agency.id.clone(),
+        match insert_project(c, actor, &checked, at, Via::Api)? {
+            Inserted::Project(view) => Ok(*view),
+            Inserted::CodeTaken => Err(code_taken(&checked.code)),
+        }
+    })
+}
+
+fn code_taken(code: &str) -> ServiceError {
+    ServiceError::Conflict(format!("code: project {code} already exists"))
+}
+
+/// Who asked for a change, as the audit log records it: people and their programs
+/// through the API, or an agency's trading platform keeping its projects in step by
+/// code (`"via": "platform"` in the entry's details).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    Api,
+    Platform,
+}
+
+impl Via {
+    /// `details`, marked with where the change came from (unmarked through the API, as
+    /// entries always were).
+    fn mark(self, mut details: serde_json::Value) -> serde_json::Value {
+        if let (Via::Platform, Some(fields)) = (self, details.as_object_mut()) {
+            fields.insert("via".into(), "platform".into());
+        }
+        details
+    }
+}
+
+/// A section as the caller typed it, each field checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CheckedSection {
+    pub code: String,
+    pub name: String,
+    pub bond: Amount,
+    pub estimated_price: Option<Amount>,
+}
+
+/// A project as the caller typed it, each field checked on its own and the sections
+/// against each other; nothing looked up yet. Whether the timetable may start now is
+/// [`CheckedProject::check_new`]: a project sent again keeps the times it has.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckedProject {
+    pub code: String,
+    pub name: String,
+    pub tenderee_uscc: Uscc,
+    /// What the full rules say of the tenderee's code, told only when no organization
+    /// is registered under it (the operator may have whitelisted a code they refuse).
+    tenderee_problem: Option<crate::domain::uscc::UsccError>,
+    pub bid_deadline: NaiveDateTime,
+    pub bid_opening_at: NaiveDateTime,
+    pub bid_validity_days: i32,
+    pub sections: Vec<CheckedSection>,
+}
+
+impl CheckedProject {
+    /// Checks every field, in the order the fields come, and the sections together
+    /// (codes unique, bonds within the cap).
+    pub(crate) fn check(input: &NewProject) -> Result<CheckedProject, ServiceError> {
+        let code = tender::parse_code(&input.code).map_err(|p| invalid(p.at("code")))?;
+        let name = required_text("name", &input.name, 200)?;
+        // A registered code is good whatever the rules say of it (the operator may have
+        // whitelisted it): only its form is checked before it is looked up.
+        let tenderee_problem = Uscc::parse(&input.tenderee_uscc).err();
+        let tenderee_uscc = Uscc::new_unchecked_whitelisted(&input.tenderee_uscc)
+            .map_err(|e| ServiceError::invalid("tenderee_uscc", e))?;
+        let bid_deadline = parse_time("bid_deadline", &input.bid_deadline)?;
+        let bid_opening_at = parse_time("bid_opening_at", &input.bid_opening_at)?;
+        tender::check_schedule(bid_deadline, bid_opening_at, input.bid_validity_days)
+            .map_err(invalid)?;
+        let inputs: Vec<SectionInput<'_>> = input
+            .sections
+            .iter()
+            .map(|s| SectionInput {
+                code: &s.code,
+                bond_amount: &s.bond_amount,
+                estimated_price: s.estimated_price.as_deref(),
+            })
+            .collect();
+        let terms = tender::check_sections(&inputs).map_err(invalid)?;
+        let sections = input
+            .sections
+            .iter()
+            .zip(terms)
+            .enumerate()
+            .map(|(i, (s, t))| {
+                Ok(CheckedSection {
+                    code: t.code,
+                    name: required_text(&format!("sections[{i}].name"), &s.name, 200)?,
+                    bond: t.bond_amount,
+                    estimated_price: t.estimated_price,
+                })
+            })
+            .collect::<Result<_, ServiceError>>()?;
+        Ok(CheckedProject {
+            code,
+            name,
+            tenderee_uscc,
+            tenderee_problem,
             bid_deadline,
             bid_opening_at,
             bid_validity_days: input.bid_validity_days,
-            created_at: at,
-            updated_at: at,
-        };
-        diesel::insert_into(projects::table)
-            .values(&project)
-            .execute(c)?;
-        // One row at a time: the multi-backend connection has no batch insert.
-        for section in &section_rows {
-            diesel::insert_into(sections::table)
-                .values(section)
-                .execute(c)?;
-        }
-        audit::append(
-            c,
-            &AuditEvent {
-                actor_user_id: Some(&actor.user_id),
-                actor_organization_id: Some(&actor.organization_id),
-                action: "create_project",
-                entity_kind: "project",
-                entity_id: &project.id,
-                details: serde_json::json!({
-                    "code": project.code,
-                    "sections": section_rows.iter().map(|s| &s.code).collect::<Vec<_>>(),
-                }),
-                ..Default::default()
-            },
-            at,
-        )?;
-        Ok(ProjectView {
-            project,
-            tenderee,
-            agency,
-            sections: section_rows,
+            sections,
         })
-    })?;
-    Ok(view)
+    }
+
+    /// The timetable of a project created at `at`: bids close in the future.
+    pub(crate) fn check_new(&self, at: NaiveDateTime) -> Result<(), ServiceError> {
+        tender::check_timetable(
+            at,
+            self.bid_deadline,
+            self.bid_opening_at,
+            self.bid_validity_days,
+        )
+        .map_err(invalid)
+    }
+}
+
+/// What [`insert_project`] made: the project, or nothing because its code was taken
+/// meanwhile (the transaction must then roll back: on PostgreSQL it is aborted).
+pub(crate) enum Inserted {
+    Project(Box<ProjectView>),
+    CodeTaken,
+}
+
+/// Creates a checked project, with its sections, for the actor's agency, in the
+/// caller's write transaction: the tenderee must be a registered tenderee. Audited as
+/// `create_project`. The caller has checked the timetable ([`CheckedProject::check_new`])
+/// and looked for a project with the code; one inserted since by a concurrent
+/// transaction is [`Inserted::CodeTaken`].
+pub(crate) fn insert_project(
+    c: &mut crate::db::DbConnection,
+    actor: &Actor,
+    checked: &CheckedProject,
+    at: NaiveDateTime,
+    via: Via,
+) -> Result<Inserted, ServiceError> {
+    let tenderee: Organization = organizations::table
+        .filter(organizations::uscc.eq(checked.tenderee_uscc.as_str()))
+        .select(Organization::as_select())
+        .first(c)
+        .optional()?
+        .ok_or_else(|| match &checked.tenderee_problem {
+            Some(e) => ServiceError::invalid("tenderee_uscc", e),
+            None => ServiceError::invalid(
+                "tenderee_uscc",
+                "no organization with this code is registered",
+            ),
+        })?;
+    if tenderee.kind != OrgKind::Tenderee {
+        return Err(ServiceError::invalid(
+            "tenderee_uscc",
+            format!(
+                "{} is registered as a {}, not a tenderee",
+                tenderee.name, tenderee.kind
+            ),
+        ));
+    }
+    let agency: Organization = organizations::table
+        .find(&actor.organization_id)
+        .select(Organization::as_select())
+        .first(c)?;
+    let project = Project {
+        id: new_id(),
+        code: checked.code.clone(),
+        name: checked.name.clone(),
+        tenderee_id: tenderee.id.clone(),
+        agency_id: agency.id.clone(),
+        bid_deadline: checked.bid_deadline,
+        bid_opening_at: checked.bid_opening_at,
+        bid_validity_days: checked.bid_validity_days,
+        created_at: at,
+        updated_at: at,
+    };
+    match diesel::insert_into(projects::table)
+        .values(&project)
+        .execute(c)
+    {
+        Ok(_) => {}
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => return Ok(Inserted::CodeTaken),
+        Err(e) => return Err(e.into()),
+    }
+    let section_rows: Vec<Section> = checked
+        .sections
+        .iter()
+        .map(|s| new_section_row(&project.id, s))
+        .collect();
+    // One row at a time: the multi-backend connection has no batch insert.
+    for section in &section_rows {
+        diesel::insert_into(sections::table)
+            .values(section)
+            .execute(c)?;
+    }
+    audit::append(
+        c,
+        &AuditEvent {
+            actor_user_id: Some(&actor.user_id),
+            actor_organization_id: Some(&actor.organization_id),
+            action: "create_project",
+            entity_kind: "project",
+            entity_id: &project.id,
+            details: via.mark(serde_json::json!({
+                "code": project.code,
+                "sections": section_rows.iter().map(|s| &s.code).collect::<Vec<_>>(),
+            })),
+            ..Default::default()
+        },
+        at,
+    )?;
+    Ok(Inserted::Project(Box::new(ProjectView {
+        project,
+        tenderee,
+        agency,
+        sections: section_rows,
+    })))
+}
+
+/// The row of a new section of project `project_id`.
+pub(crate) fn new_section_row(project_id: &str, s: &CheckedSection) -> Section {
+    Section {
+        id: new_id(),
+        project_id: project_id.to_owned(),
+        code: s.code.clone(),
+        name: s.name.clone(),
+        bond_amount_fen: s.bond.fen(),
+        estimated_price_fen: s.estimated_price.map(|p| p.fen()),
+        awarded_enterprise_id: None,
+        awarded_at: None,
+        contract_signed_at: None,
+    }
 }
 
 /// A broken tender rule, reported on the field it names.
@@ -352,13 +484,39 @@ pub fn search_projects(
 /// One project, if the actor may see it (otherwise it does not exist for them).
 pub fn get_project(ctx: &Context, actor: &Actor, id: &str) -> Result<ProjectView, ServiceError> {
     let mut conn = ctx.conn()?;
-    let project: Project = projects::table
+    let project: Option<Project> = projects::table
         .find(id)
         .select(Project::as_select())
         .first(&mut conn)
-        .optional()?
-        .ok_or_else(|| ServiceError::NotFound("project".into()))?;
-    let visible = match actor.role {
+        .optional()?;
+    visible_view(&mut conn, actor, project)
+}
+
+/// The project with this code (项目编号, the trading platform's own), if the actor may
+/// see it, as [`get_project`]: a project hidden from the actor and one that does not
+/// exist answer alike.
+pub fn get_project_by_code(
+    ctx: &Context,
+    actor: &Actor,
+    code: &str,
+) -> Result<ProjectView, ServiceError> {
+    let mut conn = ctx.conn()?;
+    let project: Option<Project> = projects::table
+        .filter(projects::code.eq(code.trim()))
+        .select(Project::as_select())
+        .first(&mut conn)
+        .optional()?;
+    visible_view(&mut conn, actor, project)
+}
+
+/// The view of `project` when the actor may see it; otherwise, as when there is none,
+/// not found.
+fn visible_view(
+    conn: &mut crate::db::DbConnection,
+    actor: &Actor,
+    project: Option<Project>,
+) -> Result<ProjectView, ServiceError> {
+    let visible = |project: &Project| match actor.role {
         Role::Operator => true,
         Role::Agency => project.agency_id == actor.organization_id,
         Role::Tenderee => project.tenderee_id == actor.organization_id,
@@ -367,13 +525,13 @@ pub fn get_project(ctx: &Context, actor: &Actor, id: &str) -> Result<ProjectView
         Role::Enterprise | Role::Issuer => true,
         _ => false,
     };
-    if !visible {
-        return Err(ServiceError::NotFound("project".into()));
+    match project.filter(visible) {
+        Some(project) => load_view(conn, project),
+        None => Err(ServiceError::NotFound("project".into())),
     }
-    load_view(&mut conn, project)
 }
 
-fn load_view(
+pub(crate) fn load_view(
     conn: &mut crate::db::DbConnection,
     project: Project,
 ) -> Result<ProjectView, ServiceError> {
@@ -463,14 +621,7 @@ pub fn update_project(
             // lower bond leaves every bond already bought sufficient; a higher one would
             // not, so it is refused for everyone alike.
             if bond.fen() > section.bond_amount_fen {
-                return Err(ServiceError::invalid(
-                    &field,
-                    format!(
-                        "a section's bond can be lowered but never raised once the tender is \
-                         published (now {}): bonds bought for it would no longer cover it",
-                        Amount::from_fen(section.bond_amount_fen)
-                    ),
-                ));
+                return Err(bond_raised(&field, &section));
             }
             diesel::update(sections::table.find(&section.id))
                 .set(sections::bond_amount_fen.eq(bond.fen()))
@@ -495,6 +646,18 @@ pub fn update_project(
             .first(c)?;
         load_view(c, fresh)
     })
+}
+
+/// The refusal of a higher bond for `section`, on `field`.
+pub(crate) fn bond_raised(field: &str, section: &Section) -> ServiceError {
+    ServiceError::invalid(
+        field,
+        format!(
+            "a section's bond can be lowered but never raised once the tender is published \
+             (now {}): bonds bought for it would no longer cover it",
+            Amount::from_fen(section.bond_amount_fen)
+        ),
+    )
 }
 
 /// A new bid deadline (延标), as the agency sends it.
@@ -522,52 +685,72 @@ pub fn postpone(
     let mut conn = ctx.conn()?;
     ctx.write_tx(&mut conn, |c| {
         let project = owned_project(c, actor, id)?;
-        if tender::deadline_passed(project.bid_deadline, at) {
-            return Err(ServiceError::Conflict(
-                "the bid deadline has passed; it can no longer be postponed".into(),
-            ));
-        }
-        tender::check_postponement(project.bid_deadline, deadline).map_err(invalid)?;
-        let changed = diesel::update(
-            projects::table
-                .filter(projects::id.eq(&project.id))
-                .filter(projects::bid_deadline.eq(project.bid_deadline)),
-        )
-        .set((
-            projects::bid_deadline.eq(deadline),
-            projects::bid_opening_at.eq(opening),
-            projects::updated_at.eq(at),
-        ))
-        .execute(c)?;
-        if changed != 1 {
-            return Err(ServiceError::Conflict(
-                "the project changed meanwhile; try again".into(),
-            ));
-        }
-        let fresh: Project = projects::table
-            .find(&project.id)
-            .select(Project::as_select())
-            .first(c)?;
-        let offered = super::guarantees::offer_amendments(c, ctx, &fresh, at)?;
-        audit::append(
-            c,
-            &AuditEvent {
-                actor_user_id: Some(&actor.user_id),
-                actor_organization_id: Some(&actor.organization_id),
-                action: "postpone",
-                entity_kind: "project",
-                entity_id: &project.id,
-                details: serde_json::json!({
-                    "from": project.bid_deadline.to_string(),
-                    "to": deadline.to_string(),
-                    "amendments": offered,
-                }),
-                ..Default::default()
-            },
-            at,
-        )?;
+        let fresh = postpone_project(c, ctx, actor, &project, (deadline, opening), at, Via::Api)?;
         load_view(c, fresh)
     })
+}
+
+/// Moves `project`'s bid deadline and opening (checked against each other) later, in
+/// the caller's write transaction, and offers every guarantee in force an amendment
+/// covering the new bid validity period. Audited as `postpone`, with the guarantees
+/// offered an amendment. Returns the project as moved.
+pub(crate) fn postpone_project(
+    c: &mut crate::db::DbConnection,
+    ctx: &Context,
+    actor: &Actor,
+    project: &Project,
+    (deadline, opening): (NaiveDateTime, NaiveDateTime),
+    at: NaiveDateTime,
+    via: Via,
+) -> Result<Project, ServiceError> {
+    if tender::deadline_passed(project.bid_deadline, at) {
+        return Err(ServiceError::Conflict(
+            "the bid deadline has passed; it can no longer be postponed".into(),
+        ));
+    }
+    tender::check_postponement(project.bid_deadline, deadline).map_err(invalid)?;
+    let changed = diesel::update(
+        projects::table
+            .filter(projects::id.eq(&project.id))
+            .filter(projects::bid_deadline.eq(project.bid_deadline)),
+    )
+    .set((
+        projects::bid_deadline.eq(deadline),
+        projects::bid_opening_at.eq(opening),
+        projects::updated_at.eq(at),
+    ))
+    .execute(c)?;
+    if changed != 1 {
+        return Err(changed_meanwhile());
+    }
+    let fresh: Project = projects::table
+        .find(&project.id)
+        .select(Project::as_select())
+        .first(c)?;
+    let offered = super::guarantees::offer_amendments(c, ctx, &fresh, at)?;
+    audit::append(
+        c,
+        &AuditEvent {
+            actor_user_id: Some(&actor.user_id),
+            actor_organization_id: Some(&actor.organization_id),
+            action: "postpone",
+            entity_kind: "project",
+            entity_id: &project.id,
+            details: via.mark(serde_json::json!({
+                "from": project.bid_deadline.to_string(),
+                "to": deadline.to_string(),
+                "amendments": offered,
+            })),
+            ..Default::default()
+        },
+        at,
+    )?;
+    Ok(fresh)
+}
+
+/// A conditional update found the row no longer as read.
+pub(crate) fn changed_meanwhile() -> ServiceError {
+    ServiceError::Conflict("the project changed meanwhile; try again".into())
 }
 
 /// Which projects a list shows, by where they stand in the tender's timetable.

@@ -1,12 +1,13 @@
 //! Tender projects and their sections (the agency).
 
-use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, patch, post, put, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::domain::money::Amount;
 use crate::services::projects::{
-    self, NewProject, Postponement, ProjectChanges, ProjectSearch, ProjectView,
+    self, NewProject, Outcome, PlatformProject, Postponement, ProjectChanges, ProjectSearch,
+    ProjectView,
 };
 use crate::services::ServiceError;
 use crate::web::api::dto::china_time;
@@ -18,8 +19,11 @@ use crate::web::json::Json;
 use crate::web::AppState;
 
 pub fn routes(cfg: &mut ServiceConfig) {
+    // By code before by id: `/projects/by-code/{code}` is no project id's path.
     cfg.service(create_project)
         .service(list_projects)
+        .service(put_project_by_code)
+        .service(get_project_by_code)
         .service(get_project)
         .service(update_project)
         .service(postpone);
@@ -173,6 +177,82 @@ async fn get_project(
     let ctx = state.ctx.clone();
     let view = web::block(move || projects::get_project(&ctx, &who.0, &id)).await??;
     Ok(HttpResponse::Ok().json(ProjectOut::from(view)))
+}
+
+/// The project with this code (项目编号, as its trading platform numbers it), seen as
+/// `GET /projects/{id}` shows it: a project the caller may not see answers as one that
+/// does not exist.
+#[utoipa::path(
+    tag = "projects",
+    params(("code" = String, Path, description = "Project code")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The project", body = ProjectOut),
+        SignedIn,
+        NotFound,
+    )
+)]
+#[get("/projects/by-code/{code}")]
+async fn get_project_by_code(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    code: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let ctx = state.ctx.clone();
+    let view = web::block(move || projects::get_project_by_code(&ctx, &who.0, &code)).await??;
+    Ok(HttpResponse::Ok().json(ProjectOut::from(view)))
+}
+
+/// A project as a platform's PUT left it, and what the PUT did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PutProjectOut {
+    #[serde(flatten)]
+    project: ProjectOut,
+    /// `created`, `updated`, or `unchanged` (the project was already as sent: nothing
+    /// was written).
+    outcome: Outcome,
+}
+
+/// Creates or updates the agency's project with this code, for its trading platform:
+/// the whole project is sent each time, and sending it again is an update. No project
+/// with the code: it is created (201). The agency's own: the name, section names and
+/// estimated prices may change, a bond may be lowered but not raised, new sections may
+/// be added; a later deadline postpones the tender (amendments are offered to the bonds
+/// in force, as `POST /projects/{id}/postpone`); a section left out, an earlier
+/// deadline, another tenderee or bid validity period are refused (422). After the bid
+/// deadline only an identical copy is accepted, as `unchanged`. Another agency's: 409.
+#[utoipa::path(
+    tag = "projects",
+    params(("code" = String, Path, description = "Project code (a code in the body must be the same)")),
+    security(("bearer" = []), ("session_cookie" = [], "csrf_token" = [])),
+    request_body = PlatformProject,
+    responses(
+        (status = 200, description = "The project, updated or already as sent", body = PutProjectOut),
+        (status = 201, description = "The project, created", body = PutProjectOut),
+        SignedIn,
+        JsonBody,
+        Conflict,
+    )
+)]
+#[put("/projects/by-code/{code}")]
+async fn put_project_by_code(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    code: web::Path<String>,
+    body: Json<PlatformProject>,
+) -> Result<HttpResponse, ApiError> {
+    let ctx = who.context(&state);
+    let input = body.into_inner();
+    let done =
+        web::block(move || projects::put_project_by_code(&ctx, &who.0, &code, input)).await??;
+    let mut answer = match done.outcome {
+        Outcome::Created => HttpResponse::Created(),
+        Outcome::Updated | Outcome::Unchanged => HttpResponse::Ok(),
+    };
+    Ok(answer.json(PutProjectOut {
+        project: ProjectOut::from(done.view),
+        outcome: done.outcome,
+    }))
 }
 
 /// Edits a project before its bid deadline: its name, and bond amounts of sections no
