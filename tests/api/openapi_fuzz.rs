@@ -585,6 +585,14 @@ async fn make_world(app: &TestApp) -> World {
         "/api/v1/projects".into(),
         Some(serde_json::to_value(NewTender::two_sections("BZ-FUZZ-EX", 3)).expect("JSON")),
     );
+    // The trading platform sends a project under a new code.
+    example(
+        "put",
+        "/api/v1/projects/by-code/{code}",
+        "agency",
+        "/api/v1/projects/by-code/BZ-FUZZ-PF".into(),
+        Some(serde_json::to_value(NewTender::two_sections("BZ-FUZZ-PF", 3)).expect("JSON")),
+    );
     example(
         "post",
         "/api/v1/organizations",
@@ -668,6 +676,7 @@ async fn make_world(app: &TestApp) -> World {
 
     let mut known: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     known.insert("project", vec![tender.id.clone()]);
+    known.insert("project_code", vec![tender.code.clone()]);
     known.insert(
         "section",
         tender.sections.iter().map(|s| s.id.clone()).collect(),
@@ -717,6 +726,7 @@ fn path_value(world: &World, template: &str, parameter: &str, rng: &mut StdRng) 
     let key = match parameter {
         "number" => "number",
         "section" => "section",
+        _ if template.contains("/projects/by-code/") => "project_code",
         _ if template.contains("/projects/") => "project",
         _ if template.contains("/applications/") => "application",
         _ if template.contains("/organizations/") => "organization",
