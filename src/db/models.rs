@@ -203,6 +203,8 @@ pub struct Guarantee {
     pub issued_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub expiry_notice_at: Option<NaiveDateTime>,
+    /// Paid under claims so far; the amount outstanding is `amount_fen - paid_fen`.
+    pub paid_fen: i64,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -233,6 +235,11 @@ pub struct Claim {
     pub decided_by: Option<String>,
     pub decided_at: Option<NaiveDateTime>,
     pub decision_reason: Option<String>,
+    /// What the issuer paid of it (at most `amount_fen`), once paid.
+    pub paid_fen: Option<i64>,
+    /// For an extend-or-pay demand: the expiry the beneficiary asks for instead of
+    /// payment.
+    pub extend_to: Option<NaiveDateTime>,
 }
 
 /// One version of an issuer's premium terms (保费标准); a withdrawn version has no values.

@@ -163,6 +163,7 @@ diesel::table! {
         issued_at -> Timestamp,
         updated_at -> Timestamp,
         expiry_notice_at -> Nullable<Timestamp>,
+        paid_fen -> BigInt,
     }
 }
 
@@ -207,6 +208,8 @@ diesel::table! {
         decided_by -> Nullable<Text>,
         decided_at -> Nullable<Timestamp>,
         decision_reason -> Nullable<Text>,
+        paid_fen -> Nullable<BigInt>,
+        extend_to -> Nullable<Timestamp>,
     }
 }
 

@@ -142,6 +142,13 @@ string_enum! {
         PayClaim => "pay_claim",
         /// Issuer rejects the demand.
         RejectClaim => "reject_claim",
+        /// Issuer pays the demand and an amount stays outstanding: the guarantee is
+        /// reduced and back in force (URDG 758 art. 17: partial demands).
+        PayPart => "pay_part",
+        /// Issuer extends the guarantee as an extend-or-pay demand asked, by a signed
+        /// amendment: the demand is withdrawn and the guarantee back in force (URDG 758
+        /// art. 23).
+        Extend => "extend",
         /// Cancel (退保).
         Cancel => "cancel",
         /// Issuer revokes.
@@ -172,6 +179,11 @@ string_enum! {
         Paid => "paid",
         /// The issuer rejected it; the guarantee returned to its state before the claim.
         Rejected => "rejected",
+        /// An extend-or-pay demand the issuer chose to meet by extending: the amendment
+        /// waits for its signature, payment is suspended meanwhile.
+        Extending => "extending",
+        /// The extension is signed: the demand is withdrawn, the guarantee back in force.
+        Extended => "extended",
     }
 }
 
@@ -192,6 +204,8 @@ impl GuaranteeAction {
             GuaranteeAction::Claim => "claim on",
             GuaranteeAction::PayClaim => "pay a claim on",
             GuaranteeAction::RejectClaim => "reject a claim on",
+            GuaranteeAction::PayPart => "pay part of a claim on",
+            GuaranteeAction::Extend => "extend",
             GuaranteeAction::Cancel => "cancel",
             GuaranteeAction::Revoke => "revoke",
             GuaranteeAction::Expire => "expire",
@@ -225,7 +239,7 @@ impl GuaranteeState {
             (S::Issued | S::Accepted, A::Release) => Ok(S::Released),
             (S::Issued | S::Accepted, A::Claim) => Ok(S::Claimed),
             (S::Claimed, A::PayClaim) => Ok(S::Paid),
-            (S::Claimed, A::RejectClaim) => claimed_from
+            (S::Claimed, A::RejectClaim | A::PayPart | A::Extend) => claimed_from
                 .map(GuaranteeState::from)
                 .ok_or_else(|| refuse(": the state before the claim is not recorded")),
             (S::Issued, A::Cancel) => Ok(S::Cancelled),
@@ -322,12 +336,14 @@ mod tests {
         use GuaranteeState::*;
         // Every (state, action) pair, written out: None = refused. The claim here was
         // made after acceptance, so a rejected claim returns to Accepted.
-        let expected: [(GuaranteeState, GuaranteeAction, Option<GuaranteeState>); 72] = [
+        let expected: [(GuaranteeState, GuaranteeAction, Option<GuaranteeState>); 88] = [
             (Issued, Accept, Some(Accepted)),
             (Issued, Release, Some(Released)),
             (Issued, Claim, Some(Claimed)),
             (Issued, PayClaim, None),
             (Issued, RejectClaim, None),
+            (Issued, PayPart, None),
+            (Issued, Extend, None),
             (Issued, Cancel, Some(Cancelled)),
             (Issued, Revoke, Some(Revoked)),
             (Issued, Expire, Some(Expired)),
@@ -337,6 +353,8 @@ mod tests {
             (Accepted, Claim, Some(Claimed)),
             (Accepted, PayClaim, None),
             (Accepted, RejectClaim, None),
+            (Accepted, PayPart, None),
+            (Accepted, Extend, None),
             (Accepted, Cancel, None),
             (Accepted, Revoke, None),
             (Accepted, Expire, Some(Expired)),
@@ -346,6 +364,8 @@ mod tests {
             (Claimed, Claim, None),
             (Claimed, PayClaim, Some(Paid)),
             (Claimed, RejectClaim, Some(Accepted)),
+            (Claimed, PayPart, Some(Accepted)),
+            (Claimed, Extend, Some(Accepted)),
             (Claimed, Cancel, None),
             (Claimed, Revoke, None),
             (Claimed, Expire, None),
@@ -355,6 +375,8 @@ mod tests {
             (Released, Claim, None),
             (Released, PayClaim, None),
             (Released, RejectClaim, None),
+            (Released, PayPart, None),
+            (Released, Extend, None),
             (Released, Cancel, None),
             (Released, Revoke, None),
             (Released, Expire, None),
@@ -364,6 +386,8 @@ mod tests {
             (Paid, Claim, None),
             (Paid, PayClaim, None),
             (Paid, RejectClaim, None),
+            (Paid, PayPart, None),
+            (Paid, Extend, None),
             (Paid, Cancel, None),
             (Paid, Revoke, None),
             (Paid, Expire, None),
@@ -373,6 +397,8 @@ mod tests {
             (Cancelled, Claim, None),
             (Cancelled, PayClaim, None),
             (Cancelled, RejectClaim, None),
+            (Cancelled, PayPart, None),
+            (Cancelled, Extend, None),
             (Cancelled, Cancel, None),
             (Cancelled, Revoke, None),
             (Cancelled, Expire, None),
@@ -382,6 +408,8 @@ mod tests {
             (Revoked, Claim, None),
             (Revoked, PayClaim, None),
             (Revoked, RejectClaim, None),
+            (Revoked, PayPart, None),
+            (Revoked, Extend, None),
             (Revoked, Cancel, None),
             (Revoked, Revoke, None),
             (Revoked, Expire, None),
@@ -391,6 +419,8 @@ mod tests {
             (Expired, Claim, None),
             (Expired, PayClaim, None),
             (Expired, RejectClaim, None),
+            (Expired, PayPart, None),
+            (Expired, Extend, None),
             (Expired, Cancel, None),
             (Expired, Revoke, None),
             (Expired, Expire, None),
@@ -404,7 +434,7 @@ mod tests {
             let got = state.transition(action, Some(PreClaimState::Accepted)).ok();
             assert_eq!(got, next, "{state} --{action}-->");
             // Apart from a rejected claim, the stored pre-claim state changes nothing.
-            if (state, action) != (Claimed, RejectClaim) {
+            if !(state == Claimed && matches!(action, RejectClaim | PayPart | Extend)) {
                 for claimed_from in [None, Some(PreClaimState::Issued)] {
                     assert_eq!(state.transition(action, claimed_from).ok(), next);
                 }
@@ -552,6 +582,8 @@ mod tests {
                 "claim",
                 "pay_claim",
                 "reject_claim",
+                "pay_part",
+                "extend",
                 "cancel",
                 "revoke",
                 "expire",
@@ -560,6 +592,8 @@ mod tests {
         );
         let s: Vec<_> = PreClaimState::ALL.iter().map(|v| v.as_str()).collect();
         assert_eq!(s, ["issued", "accepted"]);
+        let s: Vec<_> = ClaimState::ALL.iter().map(|v| v.as_str()).collect();
+        assert_eq!(s, ["filed", "paid", "rejected", "extending", "extended"]);
     }
 
     #[test]

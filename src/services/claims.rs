@@ -30,9 +30,17 @@ pub struct NewClaim {
     #[schema(value_type = crate::domain::claim::ClaimReason)]
     pub reason_code: String,
     pub statement: String,
-    /// Decimal yuan; at most the amount outstanding.
+    /// Decimal yuan; at most the amount outstanding (a part of it is a partial demand:
+    /// once paid, the guarantee stays in force for the rest).
     #[schema(pattern = r"^[0-9]+(\.[0-9]{1,2})?$")]
     pub amount: String,
+    /// Makes it an extend-or-pay demand (URDG 758 art. 23): the expiry (RFC 3339 with
+    /// an offset) the beneficiary accepts instead of payment, later than the current one
+    /// and at most a year after it. The issuer then pays, rejects, or extends by a
+    /// signed amendment, which withdraws the demand.
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub extend_to: Option<String>,
 }
 
 /// A claim with its guarantee.
@@ -78,6 +86,11 @@ pub fn file_claim(
     if amount.fen() <= 0 {
         return Err(ServiceError::invalid("amount", "must be more than zero"));
     }
+    let extend_to = input
+        .extend_to
+        .as_deref()
+        .map(|t| super::projects::parse_time("extend_to", t))
+        .transpose()?;
     with_guarantee(ctx, actor, number, |c, view, at| {
         require_project_agency(actor, view)?;
         if at > view.guarantee.valid_until || at < view.guarantee.valid_from {
@@ -86,12 +99,23 @@ pub fn file_claim(
                 "a demand must be made within the guarantee's validity",
             ));
         }
-        let paid: Vec<i64> = claims::table
-            .filter(claims::guarantee_id.eq(&view.guarantee.id))
-            .filter(claims::status.eq(ClaimState::Paid))
-            .select(claims::amount_fen)
-            .load(c)?;
-        let outstanding = view.guarantee.amount_fen - paid.iter().sum::<i64>();
+        // A guarantee that takes no claim says so before any amount is weighed.
+        view.guarantee
+            .status
+            .transition(GuaranteeAction::Claim, view.guarantee.claimed_from)?;
+        let outstanding = view.guarantee.amount_fen - view.guarantee.paid_fen;
+        if let Some(until) = extend_to {
+            let current = view.guarantee.valid_until;
+            if until <= current || until > current + chrono::Duration::days(366) {
+                return Err(ServiceError::invalid(
+                    "extend_to",
+                    format!(
+                        "must be after the current expiry, {}, and at most a year after it",
+                        crate::domain::time::china_rfc3339(current)
+                    ),
+                ));
+            }
+        }
         if amount.fen() > outstanding {
             return Err(ServiceError::invalid(
                 "amount",
@@ -115,6 +139,8 @@ pub fn file_claim(
             decided_by: None,
             decided_at: None,
             decision_reason: None,
+            paid_fen: None,
+            extend_to,
         };
         diesel::insert_into(claims::table)
             .values(&claim)
@@ -134,6 +160,8 @@ pub fn file_claim(
                     "guarantee_number": view.guarantee.number,
                     "reason_code": reason.as_str(),
                     "amount_fen": claim.amount_fen,
+                    "outstanding_fen": outstanding,
+                    "extend_to": claim.extend_to.map(|t| t.to_string()),
                 }),
                 ..Default::default()
             },
@@ -160,9 +188,23 @@ pub fn file_claim(
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimDecision {
-    /// `pay` or `reject`.
+    /// `pay`, `reject`, or `extend` (an extend-or-pay demand only: an amendment to the
+    /// asked expiry is drafted for the issuer to sign; payment waits meanwhile).
     pub decision: String,
     pub reason: Option<String>,
+    /// For `pay`: decimal yuan paid, at most the amount claimed; the whole claim when
+    /// absent. Whatever stays outstanding of the guarantee keeps it in force, reduced.
+    #[serde(default)]
+    #[schema(pattern = r"^[0-9]+(\.[0-9]{1,2})?$")]
+    pub amount: Option<String>,
+}
+
+/// What the issuer decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Pay,
+    Reject,
+    Extend,
 }
 
 /// The issuer pays or rejects a claim. A paid claim is a negative credit event for the
@@ -174,20 +216,42 @@ pub fn decide_claim(
     input: ClaimDecision,
 ) -> Result<ClaimView, ServiceError> {
     require_role(actor, &[Role::Issuer])?;
-    let pay = match input.decision.as_str() {
-        "pay" => true,
-        "reject" => false,
-        _ => return Err(ServiceError::invalid("decision", "must be pay or reject")),
+    let decision = match input.decision.as_str() {
+        "pay" => Decision::Pay,
+        "reject" => Decision::Reject,
+        "extend" => Decision::Extend,
+        _ => {
+            return Err(ServiceError::invalid(
+                "decision",
+                "must be pay, reject or extend",
+            ))
+        }
     };
-    let reason = match (&input.reason, pay) {
+    let reason = match (&input.reason, decision) {
         (Some(r), _) => Some(required_text("reason", r, 2000)?),
-        (None, false) => {
+        (None, Decision::Reject) => {
             return Err(ServiceError::invalid(
                 "reason",
                 "a rejection needs a reason",
             ))
         }
-        (None, true) => None,
+        (None, _) => None,
+    };
+    let paying = match (&input.amount, decision) {
+        (Some(a), Decision::Pay) => {
+            let a = Amount::parse(a).map_err(|e| ServiceError::invalid("amount", e))?;
+            if a.fen() <= 0 {
+                return Err(ServiceError::invalid("amount", "must be more than zero"));
+            }
+            Some(a.fen())
+        }
+        (Some(_), _) => {
+            return Err(ServiceError::invalid(
+                "amount",
+                "only a payment names an amount",
+            ))
+        }
+        (None, _) => None,
     };
     let at = ctx.now();
     let mut conn = ctx.conn()?;
@@ -205,27 +269,65 @@ pub fn decide_claim(
         if g.issuer_id != actor.organization_id {
             return Err(ServiceError::NotFound("claim".into()));
         }
-        let action = if pay {
-            GuaranteeAction::PayClaim
-        } else {
-            GuaranteeAction::RejectClaim
+        if !matches!(claim.status, ClaimState::Filed | ClaimState::Extending) {
+            return Err(ServiceError::Conflict(
+                "the claim is already decided".into(),
+            ));
+        }
+        if decision == Decision::Extend {
+            return offer_extension(c, ctx, actor, &claim, &g, reason.as_deref(), at);
+        }
+        // Paid or rejected, an extension offered before is off: its draft goes.
+        super::guarantees::drop_unsigned_amendment(c, &g)?;
+        let paid = match decision {
+            Decision::Pay => paying.unwrap_or(claim.amount_fen),
+            _ => 0,
+        };
+        if paid > claim.amount_fen {
+            return Err(ServiceError::invalid(
+                "amount",
+                format!(
+                    "is more than the claim, {}",
+                    Amount::from_fen(claim.amount_fen)
+                ),
+            ));
+        }
+        let action = match decision {
+            Decision::Pay if g.paid_fen + paid >= g.amount_fen => GuaranteeAction::PayClaim,
+            Decision::Pay => GuaranteeAction::PayPart,
+            _ => GuaranteeAction::RejectClaim,
         };
         transition(c, actor, &g, action, at)?;
-        let status = if pay {
-            ClaimState::Paid
-        } else {
-            ClaimState::Rejected
+        if paid > 0 {
+            // The database holds the sum to the guarantee's amount (a CHECK as well).
+            let counted = diesel::update(
+                guarantees::table
+                    .filter(guarantees::id.eq(&g.id))
+                    .filter((guarantees::paid_fen + paid).le(guarantees::amount_fen)),
+            )
+            .set(guarantees::paid_fen.eq(guarantees::paid_fen + paid))
+            .execute(c)?;
+            if counted != 1 {
+                return Err(ServiceError::Conflict(
+                    "the payment exceeds the amount outstanding".into(),
+                ));
+            }
+        }
+        let status = match decision {
+            Decision::Pay => ClaimState::Paid,
+            _ => ClaimState::Rejected,
         };
         let changed = diesel::update(
             claims::table
                 .filter(claims::id.eq(&claim.id))
-                .filter(claims::status.eq(ClaimState::Filed)),
+                .filter(claims::status.eq(claim.status)),
         )
         .set((
             claims::status.eq(status),
             claims::decided_by.eq(&actor.user_id),
             claims::decided_at.eq(at),
             claims::decision_reason.eq(&reason),
+            claims::paid_fen.eq((paid > 0).then_some(paid)),
         ))
         .execute(c)?;
         if changed != 1 {
@@ -233,6 +335,7 @@ pub fn decide_claim(
                 "the claim is already decided".into(),
             ));
         }
+        let pay = decision == Decision::Pay;
         audit::append(
             c,
             &AuditEvent {
@@ -241,11 +344,13 @@ pub fn decide_claim(
                 action: "decide_claim",
                 entity_kind: "claim",
                 entity_id: &claim.id,
-                from_state: Some(ClaimState::Filed.as_str()),
+                from_state: Some(claim.status.as_str()),
                 to_state: Some(status.as_str()),
                 details: serde_json::json!({
                     "guarantee_number": g.number,
                     "reason": reason,
+                    "paid_fen": paid,
+                    "outstanding_fen": g.amount_fen - g.paid_fen - paid,
                 }),
             },
             at,
@@ -265,7 +370,7 @@ pub fn decide_claim(
                 format!(
                     "保函 {} 索赔赔付 ¥{} Bid bond claim paid",
                     g.number,
-                    Amount::from_fen(claim.amount_fen)
+                    Amount::from_fen(paid)
                 ),
                 &actor.user_id,
                 at,
@@ -291,6 +396,135 @@ pub fn decide_claim(
         notify::claim_decided(c, ctx, &view, &fresh, &agency, at)?;
         claim_view(c, fresh, at)
     })
+}
+
+/// The issuer meets an extend-or-pay demand by extending: an amendment to the asked
+/// expiry is drafted for it to sign (hosted or uploaded, as any amendment), and payment
+/// waits. Signing it withdraws the demand ([`extension_signed`]); the issuer may still
+/// pay or reject instead until then.
+fn offer_extension(
+    c: &mut DbConnection,
+    ctx: &Context,
+    actor: &Actor,
+    claim: &Claim,
+    g: &Guarantee,
+    reason: Option<&str>,
+    at: NaiveDateTime,
+) -> Result<ClaimView, ServiceError> {
+    let Some(until) = claim.extend_to else {
+        return Err(ServiceError::invalid(
+            "decision",
+            "only an extend-or-pay demand can be met by an extension",
+        ));
+    };
+    let changed = diesel::update(
+        claims::table
+            .filter(claims::id.eq(&claim.id))
+            .filter(claims::status.eq(ClaimState::Filed)),
+    )
+    .set((
+        claims::status.eq(ClaimState::Extending),
+        claims::decision_reason.eq(reason),
+    ))
+    .execute(c)?;
+    if changed != 1 {
+        return Err(ServiceError::Conflict(
+            "the extension is already offered".into(),
+        ));
+    }
+    super::guarantees::offer_extension(c, ctx, actor, g, until, at)?;
+    audit::append(
+        c,
+        &AuditEvent {
+            actor_user_id: Some(&actor.user_id),
+            actor_organization_id: Some(&actor.organization_id),
+            action: "decide_claim",
+            entity_kind: "claim",
+            entity_id: &claim.id,
+            from_state: Some(ClaimState::Filed.as_str()),
+            to_state: Some(ClaimState::Extending.as_str()),
+            details: serde_json::json!({
+                "guarantee_number": g.number,
+                "extend_to": until.to_string(),
+                "reason": reason,
+            }),
+        },
+        at,
+    )?;
+    let fresh: Claim = claims::table
+        .find(&claim.id)
+        .select(Claim::as_select())
+        .first(c)?;
+    claim_view(c, fresh, at)
+}
+
+/// The extension an extend-or-pay demand asked for is signed: the demand is withdrawn
+/// and the guarantee, claimed until now, is back in force with its new expiry. Called
+/// in the signature's transaction; returns the state the guarantee returns to, or
+/// `None` when no extension was waiting.
+pub fn extension_signed(
+    c: &mut DbConnection,
+    actor: &Actor,
+    g: &Guarantee,
+    at: NaiveDateTime,
+) -> Result<Option<crate::domain::lifecycle::GuaranteeState>, ServiceError> {
+    let waiting: Option<Claim> = claims::table
+        .filter(claims::guarantee_id.eq(&g.id))
+        .filter(claims::status.eq(ClaimState::Extending))
+        .select(Claim::as_select())
+        .first(c)
+        .optional()?;
+    let Some(claim) = waiting else {
+        return Ok(None);
+    };
+    let back = transition(c, actor, g, GuaranteeAction::Extend, at)?;
+    let changed = diesel::update(
+        claims::table
+            .filter(claims::id.eq(&claim.id))
+            .filter(claims::status.eq(ClaimState::Extending)),
+    )
+    .set((
+        claims::status.eq(ClaimState::Extended),
+        claims::decided_by.eq(&actor.user_id),
+        claims::decided_at.eq(at),
+    ))
+    .execute(c)?;
+    if changed != 1 {
+        return Err(ServiceError::Conflict(
+            "the claim changed meanwhile; try again".into(),
+        ));
+    }
+    audit::append(
+        c,
+        &AuditEvent {
+            actor_user_id: Some(&actor.user_id),
+            actor_organization_id: Some(&actor.organization_id),
+            action: "decide_claim",
+            entity_kind: "claim",
+            entity_id: &claim.id,
+            from_state: Some(ClaimState::Extending.as_str()),
+            to_state: Some(ClaimState::Extended.as_str()),
+            details: serde_json::json!({
+                "guarantee_number": g.number,
+                "extend_to": claim.extend_to.map(|t| t.to_string()),
+            }),
+        },
+        at,
+    )?;
+    let fresh: Claim = claims::table
+        .find(&claim.id)
+        .select(Claim::as_select())
+        .first(c)?;
+    let view = guarantee_view_by_id(c, &g.id)?;
+    super::webhooks::emit_claim(
+        c,
+        super::webhooks::EventKind::ClaimDecided,
+        &view,
+        &fresh,
+        &[&view.project.agency_id, &view.enterprise.id],
+        at,
+    )?;
+    Ok(Some(back))
 }
 
 /// A claim list's filters as typed: the API's query parameters. Every one is optional;

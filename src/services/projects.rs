@@ -895,7 +895,7 @@ pub fn agency_counts(ctx: &Context, actor: &Actor) -> Result<AgencyCounts, Servi
     let claims_open: i64 = claims::table
         .inner_join(guarantees::table.inner_join(sections::table.inner_join(projects::table)))
         .filter(projects::agency_id.eq(&mine))
-        .filter(claims::status.eq(ClaimState::Filed))
+        .filter(claims::status.eq_any([ClaimState::Filed, ClaimState::Extending]))
         .count()
         .get_result(&mut conn)?;
     Ok(AgencyCounts {

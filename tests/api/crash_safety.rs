@@ -237,6 +237,20 @@ fn half_written_in(conn: &mut DbConnection) -> Vec<String> {
         .select(mail_outbox::subject)
         .load(conn)
         .expect("outbox");
+    let paid_sums: Vec<(String, i64, i64)> = guarantees::table
+        .select((
+            guarantees::number,
+            guarantees::amount_fen,
+            guarantees::paid_fen,
+        ))
+        .load(conn)
+        .expect("paid sums");
+    let claims_paid: Vec<(String, Option<i64>)> = claims::table
+        .inner_join(guarantees::table)
+        .filter(claims::status.eq("paid"))
+        .select((guarantees::number, claims::paid_fen))
+        .load(conn)
+        .expect("paid claims");
     let open_claims: Vec<(String, String)> = claims::table
         .inner_join(guarantees::table)
         .filter(claims::status.ne("rejected"))
@@ -265,8 +279,24 @@ fn half_written_in(conn: &mut DbConnection) -> Vec<String> {
                 of("filed")
             ));
         }
-        if of("paid") > 0 && status != "paid" {
-            found.push(format!("{number} {status} with a paid claim"));
+        // What the paid claims paid is what the guarantee counts as paid, and only a
+        // guarantee paid in full has ended so.
+        let (_, amount, paid) = paid_sums
+            .iter()
+            .find(|(n, ..)| n == number)
+            .expect("the guarantee's sums");
+        let by_claims: i64 = claims_paid
+            .iter()
+            .filter(|(n, _)| n == number)
+            .map(|(_, p)| p.unwrap_or(0))
+            .sum();
+        if by_claims != *paid {
+            found.push(format!(
+                "{number}: paid {paid}, its paid claims {by_claims}"
+            ));
+        }
+        if (status == "paid") != (paid == amount) {
+            found.push(format!("{number} {status} with {paid} of {amount} paid"));
         }
     }
     match verify_chain(conn) {
@@ -401,13 +431,21 @@ async fn apply_and_issue(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fate {
     Accepted,
+    /// Claimed in full and paid: the guarantee ends.
     ClaimPaid,
     ClaimRejected,
+    /// Claimed in part and paid: the guarantee is reduced and back in force.
+    ClaimPaidInPart,
 }
 
 impl Fate {
     fn of(index: usize) -> Fate {
-        [Fate::Accepted, Fate::ClaimPaid, Fate::ClaimRejected][index % 3]
+        [
+            Fate::Accepted,
+            Fate::ClaimPaid,
+            Fate::ClaimRejected,
+            Fate::ClaimPaidInPart,
+        ][index % 4]
     }
 
     /// The guarantee's state at the end.
@@ -415,7 +453,7 @@ impl Fate {
         match self {
             Fate::Accepted => "accepted",
             Fate::ClaimPaid => "paid",
-            Fate::ClaimRejected => "issued",
+            Fate::ClaimRejected | Fate::ClaimPaidInPart => "issued",
         }
     }
 
@@ -424,7 +462,9 @@ impl Fate {
         match self {
             Fate::Accepted => &[("issued", "accepted")],
             Fate::ClaimPaid => &[("issued", "claimed"), ("claimed", "paid")],
-            Fate::ClaimRejected => &[("issued", "claimed"), ("claimed", "issued")],
+            Fate::ClaimRejected | Fate::ClaimPaidInPart => {
+                &[("issued", "claimed"), ("claimed", "issued")]
+            }
         }
     }
 }
@@ -452,7 +492,12 @@ async fn after_the_deadline(
             .await;
         return None;
     }
-    let demand = NewClaim::new("withdrew_after_deadline", "开标后撤回投标文件", "1000.00");
+    let amount = if fate == Fate::ClaimPaid {
+        "80000.00"
+    } else {
+        "1000.00"
+    };
+    let demand = NewClaim::new("withdrew_after_deadline", "开标后撤回投标文件", amount);
     let claim = client
         .settle(
             agency,
@@ -463,7 +508,7 @@ async fn after_the_deadline(
         .await
         .made("claim");
     tokio::time::sleep(pauses[1]).await;
-    let decision = if fate == Fate::ClaimPaid {
+    let decision = if matches!(fate, Fate::ClaimPaid | Fate::ClaimPaidInPart) {
         json!({ "decision": "pay" })
     } else {
         json!({ "decision": "reject", "reason": "未能证明投标人撤回投标文件" })
@@ -833,6 +878,7 @@ async fn assert_claims_match_their_guarantees(
         assert_eq!(number, &bonds[*i].number);
         let expected = match Fate::of(*i) {
             Fate::ClaimPaid => ("paid", "paid"),
+            Fate::ClaimPaidInPart => ("paid", "issued"),
             _ => ("rejected", "issued"),
         };
         assert_eq!(

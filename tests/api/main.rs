@@ -46,6 +46,7 @@ mod pages_credit_office;
 mod pages_ei;
 mod pages_operator;
 mod pages_queue;
+mod partial_claims;
 mod platform_projects;
 mod premium_terms;
 mod projects;

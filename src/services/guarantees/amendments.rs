@@ -151,3 +151,38 @@ pub fn offer_amendments(
     }
     Ok(offered)
 }
+
+/// Drops an amendment drafted and not signed for `g` (an extension offered for a claim
+/// that was then paid or rejected): nothing can sign it any more.
+pub fn drop_unsigned_amendment(c: &mut DbConnection, g: &Guarantee) -> Result<(), ServiceError> {
+    diesel::delete(
+        guarantee_drafts::table
+            .filter(guarantee_drafts::application_id.eq(&g.application_id))
+            .filter(guarantee_drafts::version.gt(g.current_version)),
+    )
+    .execute(c)?;
+    Ok(())
+}
+
+/// Drafts the amendment that extends `g` to `until`, for its issuer (`actor`) to sign
+/// in answer to an extend-or-pay demand; any earlier unsigned amendment is replaced.
+pub fn offer_extension(
+    c: &mut DbConnection,
+    ctx: &Context,
+    actor: &Actor,
+    g: &Guarantee,
+    until: NaiveDateTime,
+    at: NaiveDateTime,
+) -> Result<(), ServiceError> {
+    drop_unsigned_amendment(c, g)?;
+    let view = applications::load_visible(c, actor, &g.application_id)?;
+    make_draft(c, ctx, &view, g.current_version + 1, Some((g, until)), at)?;
+    let to_sign = guarantee_view_by_id(c, &g.id)?;
+    crate::services::webhooks::emit_guarantee(
+        c,
+        crate::services::webhooks::EventKind::AmendmentToSign,
+        &to_sign,
+        &[&to_sign.issuer.id],
+        at,
+    )
+}

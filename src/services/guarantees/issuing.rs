@@ -58,13 +58,16 @@ fn pending_draft(
     view: &ApplicationView,
     at: NaiveDateTime,
 ) -> Result<GuaranteeDraft, ServiceError> {
-    // Nothing is drafted, issued or amended once bids have closed.
-    applications::open_for_bonds(&view.project, at, "issue or amendment")?;
     let issued: Option<Guarantee> = guarantees::table
         .filter(guarantees::application_id.eq(&view.application.id))
         .select(Guarantee::as_select())
         .first(c)
         .optional()?;
+    // Nothing is drafted, issued or amended once bids have closed, but the extension
+    // an issuer offered in answer to an extend-or-pay demand.
+    if !matches!(&issued, Some(g) if g.status == GuaranteeState::Claimed) {
+        applications::open_for_bonds(&view.project, at, "issue or amendment")?;
+    }
     let latest: Option<GuaranteeDraft> = guarantee_drafts::table
         .filter(guarantee_drafts::application_id.eq(&view.application.id))
         .order(guarantee_drafts::version.desc())
@@ -472,6 +475,7 @@ fn record_signature(
                 issued_at: at,
                 updated_at: at,
                 expiry_notice_at: None,
+                paid_fen: 0,
             };
             diesel::insert_into(guarantees::table)
                 .values(&g)
@@ -490,6 +494,27 @@ fn record_signature(
             g.id
         }
         Some(g) => {
+            // An extension answering an extend-or-pay demand first withdraws the
+            // demand: the guarantee is back in force, then amended.
+            let mut g = g;
+            if g.status == GuaranteeState::Claimed {
+                match crate::services::claims::extension_signed(c, actor, &g, at)? {
+                    Some(back) => {
+                        g.status = back;
+                        g.claimed_from = None;
+                    }
+                    None => {
+                        return Err(ServiceError::InvalidTransition {
+                            message: format!(
+                                "guarantee {} is claimed; only an extension the issuer \
+                                 offered for the claim can be signed now",
+                                g.number
+                            ),
+                            current: g.status.as_str(),
+                        })
+                    }
+                }
+            }
             // An amendment: the state stays; the version and validity move on. The
             // conditional update fails if another signature won the race.
             let state = g.status;

@@ -13,7 +13,7 @@ mod verification;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-pub use amendments::offer_amendments;
+pub use amendments::{drop_unsigned_amendment, offer_amendments, offer_extension};
 pub use expiry::{expire_due, send_expiry_notices, EXPIRY_NOTICE_DAYS};
 pub use issuing::{draft, issue_hosted, open_code, upload_signature, Issued};
 pub use lifecycle::{accept, award, cancel, contract_signed, release, revoke, transition};

@@ -78,6 +78,10 @@ pub struct GuaranteeOut {
     claimed_from: Option<String>,
     amount: String,
     amount_in_words: String,
+    /// Paid under claims so far.
+    paid_amount: String,
+    /// What a further claim may still demand: the amount less what was paid.
+    outstanding_amount: String,
     valid_from: String,
     valid_until: String,
     issued_at: String,
@@ -124,6 +128,8 @@ impl From<&GuaranteeView> for GuaranteeOut {
             claimed_from: g.claimed_from.map(|s| s.to_string()),
             amount: amount.to_string(),
             amount_in_words: amount.to_chinese_capital(),
+            paid_amount: Amount::from_fen(g.paid_fen).to_string(),
+            outstanding_amount: Amount::from_fen(g.amount_fen - g.paid_fen).to_string(),
             valid_from: china_time(g.valid_from),
             valid_until: china_time(g.valid_until),
             issued_at: china_time(g.issued_at),

@@ -327,6 +327,10 @@ pub struct ClaimOut {
     overdue: bool,
     decided_at: Option<String>,
     decision_reason: Option<String>,
+    /// What the issuer paid of it, once paid.
+    paid_amount: Option<String>,
+    /// For an extend-or-pay demand: the expiry asked for instead of payment.
+    extend_to: Option<String>,
 }
 
 impl From<ClaimView> for ClaimOut {
@@ -344,6 +348,8 @@ impl From<ClaimView> for ClaimOut {
             overdue: v.overdue,
             decided_at: c.decided_at.map(china_time),
             decision_reason: c.decision_reason,
+            paid_amount: c.paid_fen.map(|f| Amount::from_fen(f).to_string()),
+            extend_to: c.extend_to.map(china_time),
         }
     }
 }

@@ -1200,6 +1200,7 @@ struct ClaimPage {
     reasons: Vec<(&'static str, String, bool)>,
     statement: String,
     amount: String,
+    extend_to: String,
     errors: FieldErrors,
 }
 
@@ -1245,12 +1246,13 @@ async fn claim_page(
         number: view.guarantee.number.clone(),
         bidder: view.enterprise.name.clone(),
         issuer: view.issuer.name.clone(),
-        outstanding: fen(view.guarantee.amount_fen),
+        outstanding: fen(view.guarantee.amount_fen - view.guarantee.paid_fen),
         amount: if typed.amount.is_empty() && !failed {
-            Amount::from_fen(view.guarantee.amount_fen).to_string()
+            Amount::from_fen(view.guarantee.amount_fen - view.guarantee.paid_fen).to_string()
         } else {
             typed.amount
         },
+        extend_to: typed.extend_to,
         statement: typed.statement,
         errors,
     }
@@ -1269,6 +1271,7 @@ async fn claim_form(
         reason_code: String::new(),
         statement: String::new(),
         amount: String::new(),
+        extend_to: String::new(),
     };
     claim_page(
         &req,
@@ -1289,6 +1292,9 @@ struct ClaimForm {
     statement: String,
     #[serde(default)]
     amount: String,
+    /// A China date: makes the claim an extend-or-pay demand, to the end of that day.
+    #[serde(default)]
+    extend_to: String,
 }
 
 async fn file_claim(
@@ -1304,6 +1310,9 @@ async fn file_claim(
         reason_code: form.reason_code.clone(),
         statement: form.statement.clone(),
         amount: form.amount.trim().to_owned(),
+        extend_to: Some(form.extend_to.trim())
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("{d}T23:59:59+08:00")),
     };
     let ctx = state.ctx.clone();
     let actor = visitor.actor.clone();
@@ -1324,6 +1333,7 @@ async fn file_claim(
             let (id, kind) = match field.as_str() {
                 "reason_code" => ("reason_code", "claim-reason"),
                 "statement" => ("statement", "claim-statement"),
+                "extend_to" => ("extend_to", "claim-extend-to"),
                 _ => ("amount", "claim-amount"),
             };
             errors.refused(tr, id, &format!("agency-error-{kind}"), &message);
@@ -1454,7 +1464,7 @@ mod tests {
         ] {
             keys.push(format!("agency-state-{}", s.as_str()));
         }
-        for s in [ClaimState::Filed, ClaimState::Paid, ClaimState::Rejected] {
+        for s in ClaimState::ALL {
             keys.push(format!("agency-claim-state-{}", s.as_str()));
         }
         for r in CLAIM_REASONS {

@@ -135,6 +135,10 @@ struct ClaimRow {
     overdue: bool,
     state_words: String,
     open: bool,
+    /// For an extend-or-pay demand, the expiry asked for instead of payment.
+    extend_to: Option<String>,
+    /// The issuer may still choose to extend (the demand asks for it, none is offered).
+    can_extend: bool,
 }
 
 impl ClaimRow {
@@ -152,7 +156,9 @@ impl ClaimRow {
             decide_by: when(c.decide_by),
             overdue: v.overdue,
             state_words: state_words(tr, "claim", c.status.as_str()),
-            open: c.status == ClaimState::Filed,
+            open: matches!(c.status, ClaimState::Filed | ClaimState::Extending),
+            extend_to: c.extend_to.map(when),
+            can_extend: c.status == ClaimState::Filed && c.extend_to.is_some(),
         }
     }
 }
@@ -198,7 +204,7 @@ async fn queue(
         let claims = claims::list_claims_in(
             ctx,
             &actor,
-            &[ClaimState::Filed],
+            &[ClaimState::Filed, ClaimState::Extending],
             query.paging(query.claims_page).window(),
         )?;
         Ok((listed, amendments, claims))
@@ -606,6 +612,9 @@ struct DecisionForm {
     decision: String,
     #[serde(default)]
     reason: String,
+    /// Paid of the claim when less than all of it.
+    #[serde(default)]
+    amount: String,
 }
 
 async fn decide(
@@ -621,6 +630,7 @@ async fn decide(
     let input = ClaimDecision {
         decision: form.decision,
         reason: Some(form.reason).filter(|r| !r.trim().is_empty()),
+        amount: Some(form.amount.trim().to_owned()).filter(|a| !a.is_empty()),
     };
     run(&state, move |ctx| {
         claims::decide_claim(ctx, &actor, &id, input)
