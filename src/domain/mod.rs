@@ -5,6 +5,7 @@
 //! enum; the web layer attaches field names when it reports them (tender checks, which
 //! cover several fields at once, name the field themselves).
 
+pub mod attachment;
 pub mod calendar;
 pub mod catalogue;
 pub mod claim;

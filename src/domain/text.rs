@@ -252,6 +252,13 @@ pub fn username(value: &str) -> Result<String, UsernameError> {
 }
 
 /// Why `ch` is refused wherever it appears, if it is.
+/// Whether `ch` is refused wherever it stands in single-line text (a control,
+/// bidirectional or invisible character, a separator, a noncharacter), whatever stands
+/// around it: what is dropped from a name that is cleaned rather than refused.
+pub fn refused_anywhere(ch: char) -> bool {
+    problem_of(ch).is_some()
+}
+
 fn problem_of(ch: char) -> Option<CharProblem> {
     let c = u32::from(ch);
     if ch.is_control() {
