@@ -124,6 +124,10 @@ pub struct Settings {
     /// credential's rows (0: none; see `services::credential_cache`). A revocation is in
     /// force at the next request all the same. Nothing is kept on PostgreSQL.
     pub credential_cache_entries: u32,
+    /// The largest attachment (an application's document, a claim's evidence) taken, in
+    /// bytes; its upload may be this much larger than `max_body_bytes`, streamed to
+    /// disk, never held in memory.
+    pub attachment_max_bytes: u64,
     /// Sleep between the webhook worker's looks at its queue when nothing is due.
     pub webhook_poll_interval_ms: u64,
     /// Wait before an event's first redelivery; doubled after each further failure, up
@@ -189,6 +193,7 @@ struct Defaults {
     stats_cache_seconds: u32,
     page_cache_seconds: u32,
     credential_cache_entries: u32,
+    attachment_max_bytes: u64,
     webhook_poll_interval_ms: u64,
     webhook_retry_base_ms: u64,
     webhook_max_attempts: u32,
@@ -234,6 +239,7 @@ const DEFAULTS: Defaults = Defaults {
     stats_cache_seconds: 10,
     page_cache_seconds: 2,
     credential_cache_entries: 100_000,
+    attachment_max_bytes: 10 * 1024 * 1024,
     webhook_poll_interval_ms: 2_000,
     webhook_retry_base_ms: 30_000,
     webhook_max_attempts: 10,
@@ -456,6 +462,7 @@ impl Settings {
                 self.webhook_poll_interval_ms,
             ),
             ("BAOHAN_WEBHOOK_TIMEOUT_MS", self.webhook_timeout_ms),
+            ("BAOHAN_ATTACHMENT_MAX_BYTES", self.attachment_max_bytes),
             (
                 "BAOHAN_WEBHOOK_MAX_ATTEMPTS",
                 u64::from(self.webhook_max_attempts),
@@ -467,6 +474,12 @@ impl Settings {
                     message: "must be at least 1".into(),
                 });
             }
+        }
+        if self.attachment_max_bytes > 256 * 1024 * 1024 {
+            return Err(ConfigError::Setting {
+                setting: "BAOHAN_ATTACHMENT_MAX_BYTES",
+                message: "must be at most 268435456 (256 MiB): a download is read whole".into(),
+            });
         }
         if self.mail_max_attempts == 0 {
             return Err(ConfigError::Setting {

@@ -84,6 +84,7 @@ impl Application {
                 settings.credential_cache_entries as usize,
                 settings.sqlite_path(),
             )),
+            attachment_dir: Arc::from(settings.data_dir.join("attachments")),
         };
         // The configured lists the pages and the API read: whatever the data files hold
         // that the database lacks (several instances may do this at once).

@@ -107,6 +107,7 @@ fn context(settings: &Settings, pool: db::DbPool) -> anyhow::Result<services::Co
         write_gate: Arc::new(db::write_gate::WriteGate::new()),
         // The import signs nobody in.
         credentials: Arc::new(services::auth::Credentials::none()),
+        attachment_dir: Arc::from(settings.data_dir.join("attachments")),
     })
 }
 

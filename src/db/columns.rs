@@ -5,6 +5,7 @@
 //! The domain stays free of diesel: the impls live here, made for each type by
 //! diesel's own derives in their `foreign_derive` form.
 
+use crate::domain::attachment::{AttachmentKind, FileType, ParentKind};
 use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
 use crate::domain::credit::{CancelReason, LookPurpose};
 use crate::domain::waiver::{RefusalReason, WaiverState};
@@ -58,6 +59,9 @@ macro_rules! text_columns {
 pub(crate) use text_columns;
 
 text_columns!(
+    AttachmentKind,
+    FileType,
+    ParentKind,
     RefusalReason,
     WaiverState,
     ApplicationState,

@@ -9,16 +9,17 @@ use crate::domain::{
     ProviderKind, Role,
 };
 
+use crate::domain::attachment::{AttachmentKind, FileType, ParentKind};
 use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
 use crate::domain::credit::{CancelReason, LookPurpose};
 use crate::domain::waiver::WaiverState;
 
 use super::schema::{
-    api_tokens, applications, claims, credit_disputes, credit_imports, credit_level_changes,
-    credit_looks, credit_records, credit_rights_codes, credit_subjects, credit_waivers, crls,
-    guarantee_drafts, guarantee_versions, guarantees, issuer_certificates, matter_versions,
-    matters, organizations, premium_terms, projects, record_categories, record_category_versions,
-    sections, sessions, trust_anchors, users,
+    api_tokens, applications, attachments, claims, credit_disputes, credit_imports,
+    credit_level_changes, credit_looks, credit_records, credit_rights_codes, credit_subjects,
+    credit_waivers, crls, guarantee_drafts, guarantee_versions, guarantees, issuer_certificates,
+    matter_versions, matters, organizations, premium_terms, projects, record_categories,
+    record_category_versions, sections, sessions, trust_anchors, users,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -494,4 +495,26 @@ pub struct CreditImportRow {
     pub started_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub finished_at: Option<NaiveDateTime>,
+}
+
+/// An application's document or a claim's evidence: what the uploader named and what
+/// the exchange found the file to be. The bytes are kept by their SHA-256 (on disk on
+/// SQLite, in `attachment_blobs` on PostgreSQL).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = attachments)]
+pub struct Attachment {
+    pub id: String,
+    pub parent_kind: ParentKind,
+    pub parent_id: String,
+    pub kind: AttachmentKind,
+    /// Cleaned of paths and control characters (`domain::attachment::file_name`).
+    pub file_name: String,
+    /// The type found from the content, never the client's Content-Type.
+    pub media_type: FileType,
+    pub size_bytes: i64,
+    /// Lower-case hex.
+    pub sha256: String,
+    pub uploaded_by: String,
+    pub uploader_organization_id: String,
+    pub created_at: NaiveDateTime,
 }

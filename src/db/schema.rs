@@ -102,6 +102,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         live -> Bool,
+        attachment_count -> Integer,
     }
 }
 
@@ -208,6 +209,7 @@ diesel::table! {
         decided_by -> Nullable<Text>,
         decided_at -> Nullable<Timestamp>,
         decision_reason -> Nullable<Text>,
+        attachment_count -> Integer,
         paid_fen -> Nullable<BigInt>,
         extend_to -> Nullable<Timestamp>,
     }
@@ -637,6 +639,36 @@ diesel::joinable!(credit_waivers -> matters (matter));
 diesel::joinable!(webhook_events -> organizations (organization_id));
 diesel::joinable!(webhook_attempts -> webhook_events (event_id));
 
+diesel::table! {
+    /// The bytes of attachments on PostgreSQL, by their SHA-256 (migration 48); empty
+    /// on SQLite, where they are files in the data directory.
+    attachment_blobs (sha256) {
+        sha256 -> Text,
+        size_bytes -> BigInt,
+        content -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// An application's documents and a claim's evidence (migration 48).
+    attachments (id) {
+        id -> Text,
+        parent_kind -> Text,
+        parent_id -> Text,
+        kind -> Text,
+        file_name -> Text,
+        media_type -> Text,
+        size_bytes -> BigInt,
+        sha256 -> Text,
+        uploaded_by -> Text,
+        uploader_organization_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(attachments -> organizations (uploader_organization_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     guarantee_number_counters,
     trust_store_version,
@@ -681,4 +713,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_endpoints,
     webhook_events,
     webhook_attempts,
+    attachment_blobs,
+    attachments,
 );

@@ -2,6 +2,7 @@
 //! actor may do, runs in one database transaction, and writes its audit entry there.
 
 pub mod applications;
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod catalogue;
@@ -91,6 +92,9 @@ pub struct Context {
     pub write_gate: Arc<crate::db::write_gate::WriteGate>,
     /// The credentials this instance resolved lately.
     pub credentials: Arc<auth::Credentials>,
+    /// Where attachments are kept on disk on SQLite (`<data_dir>/attachments`; on
+    /// PostgreSQL they are in the database), and where uploads are spooled.
+    pub attachment_dir: Arc<std::path::Path>,
 }
 
 /// Limits and pacing the services apply, from the settings.
@@ -104,6 +108,8 @@ pub struct Limits {
     pub mail_digest: chrono::Duration,
     /// Whether webhook endpoints may be plain HTTP on private addresses.
     pub webhook_allow_private: bool,
+    /// The largest attachment taken, in bytes.
+    pub attachment_max_bytes: u64,
 }
 
 impl Limits {
@@ -113,6 +119,7 @@ impl Limits {
             applications_per_day: settings.application_limit_per_day.into(),
             mail_digest: chrono::Duration::seconds(settings.mail_digest_seconds.into()),
             webhook_allow_private: settings.webhook_allow_private,
+            attachment_max_bytes: settings.attachment_max_bytes,
         }
     }
 }
