@@ -199,6 +199,8 @@ pub async fn no_route(req: HttpRequest, routes: Option<web::Data<Routes>>) -> Ht
 #[derive(Debug, Clone)]
 pub struct EdgeSettings {
     pub max_body_bytes: usize,
+    /// The largest attachment (`BAOHAN_ATTACHMENT_MAX_BYTES`).
+    pub attachment_max_bytes: usize,
     pub body_read_timeout: Duration,
     pub trusted_proxies: TrustedProxies,
     /// The public base URL is `https://`: users reach the exchange over TLS.
@@ -207,20 +209,37 @@ pub struct EdgeSettings {
 
 /// Whether the request is a file upload whose body its handler streams to disk and never
 /// holds in memory: the bulk import's, through the API and the credit office desk's
-/// form.
+/// form, and an attachment's, through the API and the pages.
 pub fn streams_body(method: &actix_web::http::Method, path: &str) -> bool {
+    method == actix_web::http::Method::POST && (is_import(path) || is_attachment_upload(path))
+}
+
+fn is_import(path: &str) -> bool {
     use crate::web::api::credit_import::IMPORT_PATH;
     use crate::web::pages::credit_office::IMPORT_UPLOAD_PATH;
-    method == actix_web::http::Method::POST && (path == IMPORT_PATH || path == IMPORT_UPLOAD_PATH)
+    path == IMPORT_PATH || path == IMPORT_UPLOAD_PATH
+}
+
+fn is_attachment_upload(path: &str) -> bool {
+    crate::web::api::attachments::is_upload_path(path)
 }
 
 impl EdgeSettings {
-    /// The body limit of a request: the configured one, or the bulk import's for its
-    /// uploads ([`streams_body`]).
+    /// The body limit of a request: the configured one, or the bulk import's or an
+    /// attachment's (the file and a multipart form's overhead) for their uploads
+    /// ([`streams_body`]).
     pub fn body_limit(&self, method: &actix_web::http::Method, path: &str) -> usize {
-        if streams_body(method, path) {
+        if method != actix_web::http::Method::POST {
+            return self.max_body_bytes;
+        }
+        if is_import(path) {
             self.max_body_bytes
                 .max(crate::web::api::credit_import::IMPORT_BODY_MAX_BYTES)
+        } else if is_attachment_upload(path) {
+            self.max_body_bytes.max(
+                self.attachment_max_bytes
+                    .saturating_add(crate::web::api::attachments::MULTIPART_OVERHEAD_BYTES),
+            )
         } else {
             self.max_body_bytes
         }
@@ -229,6 +248,8 @@ impl EdgeSettings {
     pub fn from_settings(settings: &Settings) -> EdgeSettings {
         EdgeSettings {
             max_body_bytes: settings.max_body_bytes,
+            attachment_max_bytes: usize::try_from(settings.attachment_max_bytes)
+                .unwrap_or(usize::MAX),
             body_read_timeout: Duration::from_secs(settings.body_read_timeout_seconds),
             trusted_proxies: settings.trusted_proxies.clone(),
             https_base_url: settings.public_base_url.starts_with("https://"),
@@ -758,6 +779,7 @@ mod tests {
 
         let settings = EdgeSettings {
             max_body_bytes: 1024,
+            attachment_max_bytes: 4096,
             body_read_timeout: Duration::from_secs(1),
             trusted_proxies: "10.0.0.0/8".parse().expect("proxies"),
             https_base_url: false,

@@ -79,13 +79,13 @@ pub async fn middleware(
         ));
         return Ok(req.into_response(error.error_response()));
     }
-    // A file upload is streamed to disk, never held in memory as a replayed body must
-    // be; it needs no key: the same file sent again is recognised by its digest and
-    // stores nothing twice.
+    // A file upload (a bulk import, an attachment) is streamed to disk, never held in
+    // memory as a replayed body must be; it needs no key: the same file sent again is
+    // recognised by its digest and stores nothing twice.
     if super::http_edges::streams_body(req.method(), req.path()) {
         let error = ApiError::bad_request(format!(
             "{HEADER} is not taken on file uploads: send the same file again without it; \
-             a file already imported is recognised and nothing is stored twice"
+             a file already imported or attached is recognised and nothing is stored twice"
         ));
         return Ok(req.into_response(error.error_response()));
     }

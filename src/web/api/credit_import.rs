@@ -186,11 +186,15 @@ async fn post_import(
     crate::web::json::check_content_encoding(req.headers())?;
     let dir = state.settings.data_dir.join("imports");
     let body = actix_http::encoding::Decoder::from_headers(payload.into_inner(), req.headers());
-    let spool = spool(dir, body).await.map_err(|e| match e {
-        Spooled::TooLarge => too_large(),
-        Spooled::Unreadable(e) => ApiError::bad_request(format!("the body could not be read: {e}")),
-        Spooled::Disk(e) => internal("spooling the upload")(e),
-    })?;
+    let spool = spool(dir, body, IMPORT_BODY_MAX_BYTES)
+        .await
+        .map_err(|e| match e {
+            Spooled::TooLarge => too_large(),
+            Spooled::Unreadable(e) => {
+                ApiError::bad_request(format!("the body could not be read: {e}"))
+            }
+            Spooled::Disk(e) => internal("spooling the upload")(e),
+        })?;
     let ctx = who.context(&state);
     let options = Options::new(format);
     let (result, collected) = web::block(move || {
@@ -240,7 +244,7 @@ async fn post_import(
 
 /// Why an upload could not be spooled.
 pub(crate) enum Spooled {
-    /// Over [`IMPORT_BODY_MAX_BYTES`].
+    /// Over the limit.
     TooLarge,
     /// The client's stream broke (or its encoding).
     Unreadable(String),
@@ -250,11 +254,12 @@ pub(crate) enum Spooled {
 
 /// Writes an upload to a temporary file in `dir` (created if needed), gathered into
 /// pieces of [`SPOOL_PIECE_BYTES`] each written off the request thread (a disk write
-/// must not stall the other requests), refusing more than [`IMPORT_BODY_MAX_BYTES`].
-/// The file is removed when the value drops.
+/// must not stall the other requests), refusing more than `limit` bytes. The file is
+/// removed when the value drops.
 pub(crate) async fn spool<S, E>(
     dir: std::path::PathBuf,
     mut body: S,
+    limit: usize,
 ) -> Result<tempfile::NamedTempFile, Spooled>
 where
     S: futures_util::Stream<Item = Result<web::Bytes, E>> + Unpin,
@@ -275,7 +280,7 @@ where
         if let Some(chunk) = next {
             let chunk = chunk.map_err(|e| Spooled::Unreadable(e.to_string()))?;
             size += chunk.len();
-            if size > IMPORT_BODY_MAX_BYTES {
+            if size > limit {
                 return Err(Spooled::TooLarge);
             }
             piece.extend_from_slice(&chunk);

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod applications;
+pub mod attachments;
 pub mod auth;
 pub mod catalogue;
 pub mod credit;
@@ -30,6 +31,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .configure(premium_terms::routes)
         .configure(projects::routes)
         .configure(applications::routes)
+        .configure(attachments::routes)
         .configure(guarantees::routes)
         .configure(verify::routes)
         .configure(mail::routes)

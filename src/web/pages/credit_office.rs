@@ -428,7 +428,13 @@ async fn upload_import(
                     .take(200)
                     .collect();
                 format = upload_format(Some(&name), field.content_type().map(|m| m.essence_str()));
-                let spooled = spool(dir.clone(), &mut field).await.map_err(|e| match e {
+                let spooled = spool(
+                    dir.clone(),
+                    &mut field,
+                    crate::web::api::credit_import::IMPORT_BODY_MAX_BYTES,
+                )
+                .await
+                .map_err(|e| match e {
                     Spooled::TooLarge => PageError::BadForm("the file is too large".into()),
                     Spooled::Unreadable(e) => PageError::BadForm(e),
                     Spooled::Disk(e) => {
