@@ -66,6 +66,32 @@ fn claim_view(
     })
 }
 
+/// One claim, if the actor is party to it as [`list`] reckons: the project's agency,
+/// the issuer, the bidder, the operator. Anyone else gets "not found".
+pub fn get(ctx: &Context, actor: &Actor, id: &str) -> Result<ClaimView, ServiceError> {
+    let mut conn = ctx.conn()?;
+    let claim: Claim = claims::table
+        .find(id)
+        .select(Claim::as_select())
+        .first(&mut conn)
+        .optional()?
+        .ok_or_else(|| ServiceError::NotFound("claim".into()))?;
+    let view = claim_view(&mut conn, claim, ctx.now())?;
+    let (g, org) = (&view.guarantee, actor.organization_id.as_str());
+    let party = match actor.role {
+        Role::Operator => true,
+        Role::Agency => g.project.agency_id == org,
+        Role::Issuer => g.guarantee.issuer_id == org,
+        Role::Enterprise => g.guarantee.enterprise_id == org,
+        _ => false,
+    };
+    if party {
+        Ok(view)
+    } else {
+        Err(ServiceError::NotFound("claim".into()))
+    }
+}
+
 /// The agency files a demand on the tenderee's behalf, within validity and up to the
 /// amount outstanding.
 pub fn file_claim(

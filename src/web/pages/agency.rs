@@ -1343,6 +1343,8 @@ async fn file_claim(
 }
 
 struct ClaimRow {
+    /// The claim, for the link to its page.
+    id: String,
     number: String,
     project: String,
     section: String,
@@ -1366,6 +1368,7 @@ struct ClaimsPage {
 
 fn claim_row(tr: Tr, claim: &Claim, view: &GuaranteeView, overdue: bool) -> ClaimRow {
     ClaimRow {
+        id: claim.id.clone(),
         number: view.guarantee.number.clone(),
         project: view.project.code.clone(),
         section: view.section.code.clone(),

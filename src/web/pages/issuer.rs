@@ -272,6 +272,8 @@ struct ApplicationPage {
     /// The applicant's credit, for the issuer while it underwrites (the read is logged
     /// and shown to the applicant).
     credit: Option<CreditShown>,
+    /// The application's documents, and the bidder's upload form while it may add one.
+    attachments: super::attachments::AttachmentsShown,
 }
 
 /// The applicant's credit as the underwriting issuer's page shows it.
@@ -333,15 +335,21 @@ async fn application_page(
 ) -> Result<HttpResponse, PageError> {
     visitor.require(&[Role::Enterprise, Role::Issuer])?;
     let actor = visitor.actor.clone();
-    let (view, credit, terms) = run(state, move |ctx| {
+    let (view, credit, terms, shelf) = run(state, move |ctx| {
         let (view, credit) = applications::get_underwriting(ctx, &actor, &id)?;
+        let shelf = crate::services::attachments::shelf(
+            ctx,
+            &actor,
+            crate::domain::attachment::ParentKind::Application,
+            &id,
+        )?;
         // The issuer's own terms in force, to prefill the premium it quotes.
         let terms = if actor.role == Role::Issuer {
             premium_terms::current(ctx, &actor, &view.application.issuer_id)?
         } else {
             None
         };
-        Ok((view, credit, terms))
+        Ok((view, credit, terms, shelf))
     })
     .await?;
     let lang = Lang::of(req);
@@ -377,6 +385,12 @@ async fn application_page(
         reason_error: typed.reason_error,
         signature_error: typed.signature_error,
         credit: credit.map(|c| CreditShown::of(lang, c)),
+        attachments: super::attachments::AttachmentsShown::of(
+            tr,
+            &shelf,
+            format!("/applications/{}/attachments", view.application.id),
+            state.ctx.limits.attachment_max_bytes,
+        ),
         chrome: chrome.clone(),
     };
     // A form shown again answers 200 (the edge turns a 4xx into an error page).

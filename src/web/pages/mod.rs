@@ -7,7 +7,9 @@
 
 pub mod agency;
 pub mod assets;
+pub mod attachments;
 pub mod charts;
+pub mod claims;
 pub mod credit;
 pub mod credit_office;
 pub mod enterprise;
@@ -41,6 +43,8 @@ pub use errors::PageError;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(assets::routes)
         .configure(agency::routes)
+        .configure(attachments::routes)
+        .configure(claims::routes)
         .configure(home::routes)
         .configure(guarantees::routes)
         .configure(enterprise::routes)

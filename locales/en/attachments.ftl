@@ -1,0 +1,27 @@
+# Attachments: an application's documents and a claim's evidence
+attachments-heading = Attachments
+attachments-none = No attachments yet.
+attachments-col-file = File
+attachments-col-kind = Kind
+attachments-col-type = Format
+attachments-col-size = Size
+attachments-col-uploaded = Uploaded
+attachments-upload-heading = Upload an attachment
+attachments-field-kind = Kind of attachment
+attachments-field-file = File
+attachments-file-hint = PDF, PNG, JPEG or OFD (judged by the file's content), at most { $size } each.
+attachments-submit = Upload
+attachment-kind-business_licence = Business licence
+attachment-kind-qualification_certificate = Qualification certificate
+attachment-kind-tender_file = Tender file
+attachment-kind-claim_evidence = Claim evidence
+attachment-kind-other = Other
+flash-attached = The attachment was uploaded.
+flash-attach-none = Choose a file to upload.
+flash-attach-type = Not uploaded: the file is not a PDF, PNG, JPEG or OFD file.
+flash-attach-size = Not uploaded: the file is too large.
+flash-attach-kind = Not uploaded: that kind of attachment does not belong here.
+flash-attach-full = Not uploaded: the most attachments allowed are there already.
+flash-attach-closed = Not uploaded: no more attachments can be added in the current state.
+claim-page-title = Claim on { $number }
+claim-page-statement = Statement of breach

@@ -1,0 +1,27 @@
+# 附件：申请的材料与索赔的证据
+attachments-heading = 附件
+attachments-none = 暂无附件。
+attachments-col-file = 文件
+attachments-col-kind = 类别
+attachments-col-type = 格式
+attachments-col-size = 大小
+attachments-col-uploaded = 上传时间
+attachments-upload-heading = 上传附件
+attachments-field-kind = 附件类别
+attachments-field-file = 选择文件
+attachments-file-hint = 支持 PDF、PNG、JPEG、OFD 格式（按文件内容识别），单个文件不超过 { $size }。
+attachments-submit = 上传
+attachment-kind-business_licence = 营业执照
+attachment-kind-qualification_certificate = 资质证书
+attachment-kind-tender_file = 投标文件
+attachment-kind-claim_evidence = 索赔证据
+attachment-kind-other = 其他
+flash-attached = 附件已上传。
+flash-attach-none = 请选择要上传的文件。
+flash-attach-type = 未上传：文件不是 PDF、PNG、JPEG 或 OFD 格式。
+flash-attach-size = 未上传：文件过大。
+flash-attach-kind = 未上传：附件类别不适用。
+flash-attach-full = 未上传：附件数量已达上限。
+flash-attach-closed = 未上传：当前状态不能再添加附件。
+claim-page-title = 索赔：{ $number }
+claim-page-statement = 违约事实
