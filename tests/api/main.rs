@@ -7,6 +7,7 @@ mod helpers;
 
 mod amendments;
 mod application_limits;
+mod attachments;
 mod auth;
 mod browser;
 mod browser_catalogue;
