@@ -23,6 +23,7 @@ nav-my-projects = My projects
 nav-organizations = Organizations and users
 nav-trust = Certificates and trust
 nav-mail = Mail
+nav-webhooks = Events
 nav-audit = Audit
 role-operator = Operator
 role-enterprise = Bidder

@@ -23,6 +23,7 @@ nav-my-projects = 我的项目
 nav-organizations = 机构与用户
 nav-trust = 证书与信任
 nav-mail = 邮件
+nav-webhooks = 事件推送
 nav-audit = 审计
 role-operator = 运营方
 role-enterprise = 投标企业

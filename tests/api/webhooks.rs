@@ -413,8 +413,90 @@ async fn the_workers_of_two_instances_deliver_each_event_once(backend: TestBacke
     assert_signed_and_stable(&received);
 }
 
+/// The bank's staff register the endpoint in the browser, see the secret once, read
+/// the log of a failed event and send it again; another organization cannot see it; the
+/// operator sees every organization's events.
+async fn the_pages_register_show_the_secret_once_and_send_an_event_again(backend: TestBackend) {
+    use crate::fixtures::chromium::Chromium;
+    use crate::fixtures::library::DEMO_PASSWORD;
+    let app = backend.spawn_with(webhook_settings(1000, 1)).await;
+    let receiver = Receiver::down(&app).await;
+    let browser = Chromium::start("zh-CN").await;
+    browser.goto(&app.url("/webhooks")).await;
+    browser.fill("#username", "bank").await;
+    browser.fill("#password", DEMO_PASSWORD).await;
+    browser
+        .click("form[action='/login'] button[type=submit]")
+        .await;
+    assert_eq!(browser.wait_to_leave("/login").await, "/webhooks");
+
+    // An address out of shape is refused beside its field; a good one shows the secret.
+    browser.fill("#url", "ftp://127.0.0.1/hook").await;
+    browser
+        .click("form[action='/webhooks/endpoint'] button[type=submit]")
+        .await;
+    assert!(browser.wait_for("#url-error").await);
+    // The browser logs the refusal's 422 itself; nothing else may be logged.
+    let logged = browser.console_errors().await;
+    assert!(
+        logged.iter().all(|e| e.contains("422")),
+        "console errors: {logged:?}"
+    );
+    browser.fill("#url", &receiver.url("/bank")).await;
+    browser
+        .click("form[action='/webhooks/endpoint'] button[type=submit]")
+        .await;
+    assert!(browser.wait_for("#secret").await);
+    let secret = browser.text("#secret").await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    browser.screenshot("webhooks-secret").await;
+    browser.assert_accessible("webhooks-secret").await;
+    // Shown once: the page read again has the address and no secret.
+    browser.goto(&app.url("/webhooks")).await;
+    assert!(browser.wait_for("#current-url").await);
+    assert_eq!(browser.text("#current-url").await, receiver.url("/bank"));
+    assert!(!browser.has("#secret").await);
+
+    // A ping to a receiver that is down fails after its one try and is listed.
+    let bank = app.as_issuer("bank").await;
+    let ping: Value = bank.post("/api/v1/webhook/ping", &json!({}), 202).await;
+    let id = ping["id"].as_str().expect("id").to_owned();
+    assert_eq!(app.deliver_webhooks().await.failed, 1);
+    browser.goto(&app.url("/webhooks?status=failed")).await;
+    assert!(browser.wait_for("tr.event-failed").await);
+    browser
+        .click(&format!("a[href='/webhooks/events/{id}']"))
+        .await;
+    assert!(browser.wait_for("#event-status").await);
+    assert_eq!(browser.text("#event-status").await, "推送失败");
+    assert!(browser.text("main").await.contains(&receiver.url("/bank")));
+    browser.screenshot("webhooks-event").await;
+    browser.assert_accessible("webhooks-event").await;
+    browser
+        .click(&format!(
+            "form[action='/webhooks/events/{id}/redeliver'] button[type=submit]"
+        ))
+        .await;
+    assert!(browser.wait_for(".flash").await);
+    assert_eq!(browser.text("#event-status").await, "待推送");
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    browser.close().await;
+
+    // Nobody else reads it; the operator lists it under the bank.
+    let (other, _) = crate::pages_agency::page_session(&app, "enterprise1").await;
+    let (status, _) =
+        crate::pages_agency::html(&other, &app, &format!("/webhooks/events/{id}")).await;
+    assert_eq!(status, 404);
+    let (operator, _) = crate::pages_agency::page_session(&app, "operator").await;
+    let (status, list) = crate::pages_agency::html(&operator, &app, "/webhooks").await;
+    assert_eq!(status, 200);
+    assert!(list.contains(&id) && list.contains(bank.org_id()), "{list}");
+}
+
 crate::on_both_backends!(
-    configured: every_event_reaches_a_receiver_that_was_down_slow_and_failing,
+    configured: the_pages_register_show_the_secret_once_and_send_an_event_again,
+    every_event_reaches_a_receiver_that_was_down_slow_and_failing,
     forged_tampered_and_replayed_callbacks_fail_the_receivers_check,
     endpoints_logs_and_redelivery_belong_to_their_organization,
     the_workers_of_two_instances_deliver_each_event_once,

@@ -29,6 +29,7 @@ pub mod session;
 pub mod stats;
 pub mod verify;
 pub mod waivers;
+pub mod webhooks;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -53,6 +54,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(credit::routes)
         .configure(credit_office::routes)
         .configure(waivers::routes)
+        .configure(webhooks::routes)
         .configure(matters::routes)
         .configure(record_categories::routes)
         .configure(operator::routes)
@@ -210,11 +212,13 @@ fn nav_links(tr: Tr, role: Option<Role>, path: &str) -> Vec<NavLink> {
             ("/issuer/claims", "nav-claims"),
             ("/issuer/premium-terms", "nav-premium-terms"),
             ("/issuer/certificates", "nav-certificates"),
+            ("/webhooks", "nav-webhooks"),
         ],
         Some(Role::Agency) | Some(Role::Tenderee) => &[
             ("/", "nav-home"),
             ("/agency/projects", "nav-my-projects"),
             ("/agency/claims", "nav-claims"),
+            ("/webhooks", "nav-webhooks"),
             ("/verify", "nav-verify"),
         ],
         Some(Role::Operator) => &[
@@ -222,6 +226,7 @@ fn nav_links(tr: Tr, role: Option<Role>, path: &str) -> Vec<NavLink> {
             ("/operator/organizations", "nav-organizations"),
             ("/operator/trust", "nav-trust"),
             ("/operator/mail", "nav-mail"),
+            ("/webhooks", "nav-webhooks"),
             ("/operator/audit", "nav-audit"),
             ("/credit/office", "nav-credit-office"),
             ("/matters", "nav-matters"),
