@@ -494,8 +494,137 @@ async fn the_pages_register_show_the_secret_once_and_send_an_event_again(backend
     assert!(list.contains(&id) && list.contains(bank.org_id()), "{list}");
 }
 
+/// A postponement asks the issuer to sign an amendment; an award releases the loser's
+/// bond: both parties of each hear of it, the agency of neither.
+async fn amendments_to_sign_and_releases_are_pushed_to_the_parties(backend: TestBackend) {
+    let app = backend.spawn_with(webhook_settings(2000, 10)).await;
+    TestPki::set_up(&app).await;
+    let mut receiver = Receiver::down(&app).await;
+    receiver.serve(Mode::Up).await;
+    let bank = app.as_issuer("bank").await;
+    let agency = app.as_agency().await;
+    receiver.expect("/bank", &bank.webhook_secret(&receiver.url("/bank")).await);
+    receiver.expect(
+        "/agency",
+        &agency.webhook_secret(&receiver.url("/agency")).await,
+    );
+    let loser = app.as_enterprise("enterprise2").await;
+    receiver.expect(
+        "/loser",
+        &loser.webhook_secret(&receiver.url("/loser")).await,
+    );
+    let tender = agency
+        .create_project(&NewTender::two_sections("BZ-HOOK-2", 2))
+        .await;
+    let bond = app.issued_bond("enterprise2", &tender.sections[0]).await;
+    let winners = app.issued_bond("enterprise1", &tender.sections[0]).await;
+    let later = (chrono::Utc::now() + TimeDelta::days(3)).to_rfc3339();
+    agency.postpone(&tender, &later).await;
+    app.deliver_webhooks().await;
+    let received = receiver.received();
+    let amendment: Vec<&Delivery> = received
+        .iter()
+        .filter(|d| d.event_type == "amendment.to_sign")
+        .collect();
+    let numbers: BTreeSet<String> = amendment
+        .iter()
+        .map(|d| {
+            d.json()["data"]["guarantee_number"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        numbers,
+        BTreeSet::from([bond.number.clone(), winners.number.clone()]),
+        "{received:?}"
+    );
+    assert!(amendment.iter().all(|d| d.path == "/bank"), "{amendment:?}");
+
+    app.advance_clock(TimeDelta::days(3) + TimeDelta::hours(1));
+    let agency = app.as_agency().await;
+    let winner = app.as_enterprise("enterprise1").await;
+    agency.award(&tender, &tender.sections[0], &winner).await;
+    app.deliver_webhooks().await;
+    let received = receiver.received();
+    assert_signed_and_stable(&received);
+    let released: Vec<&str> = received
+        .iter()
+        .filter(|d| d.event_type == "guarantee.released")
+        .map(|d| d.path.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(released, ["/bank", "/loser"]);
+    assert_eq!(types_at(&received, "/agency"), Vec::<String>::new());
+}
+
+/// An instance killed while it delivers loses nothing: another instance sends what was
+/// left, and what the dead one had claimed once its lease runs out, under the same ids.
+async fn an_instance_killed_while_delivering_loses_no_event(backend: TestBackend) {
+    use crate::fixtures::server::{ServeOptions, ServeProcess};
+    let app = backend.spawn_with(webhook_settings(1000, 10)).await;
+    let mut receiver = Receiver::down(&app).await;
+    // Each answer takes most of the time allowed: the kill lands mid-delivery.
+    receiver.serve(Mode::Slow(Duration::from_millis(700))).await;
+    let enterprise = app.as_enterprise("enterprise1").await;
+    receiver.expect("/e", &enterprise.webhook_secret(&receiver.url("/e")).await);
+    const EVENTS: usize = 8;
+    let mut ids = BTreeSet::new();
+    for _ in 0..EVENTS {
+        let ping: Value = enterprise
+            .post("/api/v1/webhook/ping", &json!({}), 202)
+            .await;
+        ids.insert(ping["id"].as_str().expect("id").to_owned());
+    }
+    let options = ServeOptions::new()
+        .setting("WEBHOOK_ALLOW_PRIVATE", "true")
+        .setting("WEBHOOK_POLL_INTERVAL_MS", 100)
+        .setting("WEBHOOK_TIMEOUT_MS", 1000)
+        .setting("WEBHOOK_RETRY_BASE_MS", 0);
+    let first = ServeProcess::start(&app, &options).await;
+    let started = std::time::Instant::now();
+    while receiver.arrived() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "nothing arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Killed with a request out and its answer 700 ms away.
+    first.kill();
+    let _second = ServeProcess::start(&app, &options).await;
+    // The dead instance's claim holds for 3 × the timeout + 5 s.
+    let started = std::time::Instant::now();
+    loop {
+        let delivered = enterprise.webhook_events("?status=delivered").await.len();
+        if delivered == EVENTS {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "{delivered} of {EVENTS} delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let received = receiver.received();
+    assert_signed_and_stable(&received);
+    let got: BTreeSet<String> = received
+        .iter()
+        .filter(|d| d.answered == 200)
+        .map(|d| d.event_id.clone())
+        .collect();
+    assert_eq!(got, ids, "every event arrived");
+    // The one in flight at the kill went again, under its id, once the lease ran out.
+    assert!(received.len() > EVENTS, "{} requests", received.len());
+}
+
 crate::on_both_backends!(
-    configured: the_pages_register_show_the_secret_once_and_send_an_event_again,
+    configured: amendments_to_sign_and_releases_are_pushed_to_the_parties,
+    an_instance_killed_while_delivering_loses_no_event,
+    the_pages_register_show_the_secret_once_and_send_an_event_again,
     every_event_reaches_a_receiver_that_was_down_slow_and_failing,
     forged_tampered_and_replayed_callbacks_fail_the_receivers_check,
     endpoints_logs_and_redelivery_belong_to_their_organization,
