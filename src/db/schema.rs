@@ -598,10 +598,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    application_drafts (id) {
+        id -> Text,
+        enterprise_id -> Text,
+        section_id -> Text,
+        issuer_id -> Nullable<Text>,
+        kind -> Nullable<Text>,
+        note -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> organizations (organization_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(sections -> projects (project_id));
+diesel::joinable!(application_drafts -> sections (section_id));
 diesel::joinable!(applications -> sections (section_id));
 diesel::joinable!(guarantees -> sections (section_id));
 diesel::joinable!(guarantee_versions -> guarantees (guarantee_id));
@@ -715,4 +730,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_attempts,
     attachment_blobs,
     attachments,
+    application_drafts,
 );

@@ -51,7 +51,18 @@ pub fn apply(
     require_role(actor, &[Role::Enterprise])?;
     let at = ctx.now();
     let mut conn = ctx.conn()?;
-    ctx.write_tx(&mut conn, |c| {
+    ctx.write_tx(&mut conn, |c| apply_in(c, ctx, actor, &input, at))
+}
+
+/// [`apply`] inside the caller's transaction (a saved draft submitted, say).
+pub(super) fn apply_in(
+    c: &mut DbConnection,
+    ctx: &Context,
+    actor: &Actor,
+    input: &NewApplication,
+    at: NaiveDateTime,
+) -> Result<ApplicationView, ServiceError> {
+    {
         let (section, project) = sections::table
             .inner_join(projects::table)
             .filter(sections::id.eq(&input.section_id))
@@ -203,7 +214,7 @@ pub fn apply(
         )?;
         super::notify::applications_waiting(c, ctx, &view.issuer, at)?;
         Ok(view)
-    })
+    }
 }
 
 /// The issuer's fast track (its own rules by credit level, `issuer_rules`): when the

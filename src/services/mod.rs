@@ -1,6 +1,7 @@
 //! Use cases. Each public function is one operation of one actor: it checks what the
 //! actor may do, runs in one database transaction, and writes its audit entry there.
 
+pub mod application_drafts;
 pub mod applications;
 pub mod attachments;
 pub mod audit;

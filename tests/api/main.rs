@@ -6,6 +6,7 @@ mod fixtures;
 mod helpers;
 
 mod amendments;
+mod application_drafts;
 mod application_limits;
 mod attachments;
 mod auth;

@@ -47,6 +47,17 @@ pub struct ApplicationProject {
     bid_deadline: String,
 }
 
+impl From<&crate::db::models::Project> for ApplicationProject {
+    fn from(p: &crate::db::models::Project) -> Self {
+        ApplicationProject {
+            id: p.id.clone(),
+            code: p.code.clone(),
+            name: p.name.clone(),
+            bid_deadline: china_time(p.bid_deadline),
+        }
+    }
+}
+
 /// An application as the enterprise and the issuer see it.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ApplicationOut {
@@ -142,12 +153,7 @@ impl From<ApplicationView> for ApplicationOut {
             valid_until: china_time(a.valid_until),
             premium: a.premium_fen.map(|p| Amount::from_fen(p).to_string()),
             decline_reason: a.decline_reason,
-            project: ApplicationProject {
-                id: v.project.id,
-                code: v.project.code,
-                name: v.project.name,
-                bid_deadline: china_time(v.project.bid_deadline),
-            },
+            project: ApplicationProject::from(&v.project),
             section: SectionRef::from(&v.section),
             enterprise: NamedParty::from(&v.enterprise),
             issuer: NamedParty::from(&v.issuer),

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`. Handlers parse and shape; the services decide.
 
 pub mod admin;
+pub mod application_drafts;
 pub mod applications;
 pub mod attachments;
 pub mod auth;
@@ -31,6 +32,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .configure(premium_terms::routes)
         .configure(projects::routes)
         .configure(applications::routes)
+        .configure(application_drafts::routes)
         .configure(attachments::routes)
         .configure(guarantees::routes)
         .configure(verify::routes)
