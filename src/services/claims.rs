@@ -362,23 +362,17 @@ pub fn decide_claim(
             ));
         }
         let pay = decision == Decision::Pay;
-        audit::append(
+        audit_decision(
             c,
-            &AuditEvent {
-                actor_user_id: Some(&actor.user_id),
-                actor_organization_id: Some(&actor.organization_id),
-                action: "decide_claim",
-                entity_kind: "claim",
-                entity_id: &claim.id,
-                from_state: Some(claim.status.as_str()),
-                to_state: Some(status.as_str()),
-                details: serde_json::json!({
-                    "guarantee_number": g.number,
-                    "reason": reason,
-                    "paid_fen": paid,
-                    "outstanding_fen": g.amount_fen - g.paid_fen - paid,
-                }),
-            },
+            actor,
+            &claim.id,
+            (claim.status, status),
+            serde_json::json!({
+                "guarantee_number": g.number,
+                "reason": reason,
+                "paid_fen": paid,
+                "outstanding_fen": g.amount_fen - g.paid_fen - paid,
+            }),
             at,
         )?;
         if pay {
@@ -402,10 +396,7 @@ pub fn decide_claim(
                 at,
             )?;
         }
-        let fresh: Claim = claims::table
-            .find(&claim.id)
-            .select(Claim::as_select())
-            .first(c)?;
+        let fresh = reload(c, &claim.id)?;
         let view = guarantee_view_by_id(c, &g.id)?;
         let agency: Organization = organizations::table
             .find(&view.project.agency_id)
@@ -459,6 +450,31 @@ fn offer_extension(
         ));
     }
     super::guarantees::offer_extension(c, ctx, actor, g, until, at)?;
+    audit_decision(
+        c,
+        actor,
+        &claim.id,
+        (ClaimState::Filed, ClaimState::Extending),
+        serde_json::json!({
+            "guarantee_number": g.number,
+            "extend_to": until.to_string(),
+            "reason": reason,
+        }),
+        at,
+    )?;
+    let fresh = reload(c, &claim.id)?;
+    claim_view(c, fresh, at)
+}
+
+/// Audits one step of a claim's decision.
+fn audit_decision(
+    c: &mut DbConnection,
+    actor: &Actor,
+    claim_id: &str,
+    (from, to): (ClaimState, ClaimState),
+    details: serde_json::Value,
+    at: NaiveDateTime,
+) -> Result<(), ServiceError> {
     audit::append(
         c,
         &AuditEvent {
@@ -466,22 +482,22 @@ fn offer_extension(
             actor_organization_id: Some(&actor.organization_id),
             action: "decide_claim",
             entity_kind: "claim",
-            entity_id: &claim.id,
-            from_state: Some(ClaimState::Filed.as_str()),
-            to_state: Some(ClaimState::Extending.as_str()),
-            details: serde_json::json!({
-                "guarantee_number": g.number,
-                "extend_to": until.to_string(),
-                "reason": reason,
-            }),
+            entity_id: claim_id,
+            from_state: Some(from.as_str()),
+            to_state: Some(to.as_str()),
+            details,
         },
         at,
     )?;
-    let fresh: Claim = claims::table
-        .find(&claim.id)
+    Ok(())
+}
+
+/// A claim as stored now.
+fn reload(c: &mut DbConnection, claim_id: &str) -> Result<Claim, ServiceError> {
+    Ok(claims::table
+        .find(claim_id)
         .select(Claim::as_select())
-        .first(c)?;
-    claim_view(c, fresh, at)
+        .first(c)?)
 }
 
 /// The extension an extend-or-pay demand asked for is signed: the demand is withdrawn
@@ -520,27 +536,18 @@ pub fn extension_signed(
             "the claim changed meanwhile; try again".into(),
         ));
     }
-    audit::append(
+    audit_decision(
         c,
-        &AuditEvent {
-            actor_user_id: Some(&actor.user_id),
-            actor_organization_id: Some(&actor.organization_id),
-            action: "decide_claim",
-            entity_kind: "claim",
-            entity_id: &claim.id,
-            from_state: Some(ClaimState::Extending.as_str()),
-            to_state: Some(ClaimState::Extended.as_str()),
-            details: serde_json::json!({
-                "guarantee_number": g.number,
-                "extend_to": claim.extend_to.map(|t| t.to_string()),
-            }),
-        },
+        actor,
+        &claim.id,
+        (ClaimState::Extending, ClaimState::Extended),
+        serde_json::json!({
+            "guarantee_number": g.number,
+            "extend_to": claim.extend_to.map(|t| t.to_string()),
+        }),
         at,
     )?;
-    let fresh: Claim = claims::table
-        .find(&claim.id)
-        .select(Claim::as_select())
-        .first(c)?;
+    let fresh = reload(c, &claim.id)?;
     let view = guarantee_view_by_id(c, &g.id)?;
     super::webhooks::emit_claim(
         c,
