@@ -210,13 +210,25 @@ fn certificates_and_signer_infos<'a>(
 
 /// Parses a DER ContentInfo holding a detached SignedData with exactly one signer.
 pub fn parse_signed_data(der: &[u8]) -> Result<SignedData<'_>, CmsFormatError> {
+    parse_detached_signed_data(der, &[oid::SIGNED_DATA], &[oid::DATA])
+}
+
+/// [`parse_signed_data`] for other content type OIDs: the ContentInfo's content type must
+/// be one of `signed_data_types` and the eContentType one of `data_types` (and the
+/// contentType attribute the eContentType). GM/T 0010 signatures use their own OIDs for
+/// PKCS#7's id-signedData and id-data (see the `gm` module of `pki`).
+pub fn parse_detached_signed_data<'a>(
+    der: &'a [u8],
+    signed_data_types: &[&[u8]],
+    data_types: &[&[u8]],
+) -> Result<SignedData<'a>, CmsFormatError> {
     let mut top = Reader::new(der);
     let content_info = top.expect_universal(SEQUENCE, "ContentInfo")?;
     if top.next()?.is_some() {
         return Err(bad("trailing bytes after ContentInfo"));
     }
     let mut ci = Reader::new(content_info.content);
-    if ci.expect_universal(OBJECT_ID, "contentType")?.content != oid::SIGNED_DATA {
+    if !signed_data_types.contains(&ci.expect_universal(OBJECT_ID, "contentType")?.content) {
         return Err(bad("content type is not signedData"));
     }
     let explicit = ci.expect("SignedData")?;
@@ -236,11 +248,10 @@ pub fn parse_signed_data(der: &[u8]) -> Result<SignedData<'_>, CmsFormatError> {
 
     let encap = sd.expect_universal(SEQUENCE, "encapContentInfo")?;
     let mut encap_reader = Reader::new(encap.content);
-    if encap_reader
+    let econtent_type = encap_reader
         .expect_universal(OBJECT_ID, "eContentType")?
-        .content
-        != oid::DATA
-    {
+        .content;
+    if !data_types.contains(&econtent_type) {
         return Err(bad("encapsulated content type is not id-data"));
     }
     if encap_reader.next()?.is_some() {
@@ -262,7 +273,7 @@ pub fn parse_signed_data(der: &[u8]) -> Result<SignedData<'_>, CmsFormatError> {
     Ok(SignedData {
         digest_algorithms,
         certificates,
-        signer: parse_signer_info(signer.content, oid::DATA)?,
+        signer: parse_signer_info(signer.content, econtent_type)?,
     })
 }
 
