@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cms_parse;
 pub mod demo;
 pub mod document;
+pub mod gm;
 pub mod keys;
 pub mod ocsp;
 pub mod policy;
