@@ -63,12 +63,14 @@ async fn every_role_s_main_pages_fit_a_phone(app: TestApp) {
                 "/issuer/queue",
                 "/issuer/guarantees",
                 "/issuer/premium-terms",
+                "/issuer/claims",
+                "/webhooks",
             ],
         ),
         (
             "agency",
             "/agency/projects",
-            &["/", "/agency/projects", "/agency/claims"],
+            &["/", "/agency/projects", "/agency/claims", "/webhooks"],
         ),
         (
             "operator",
@@ -79,6 +81,7 @@ async fn every_role_s_main_pages_fit_a_phone(app: TestApp) {
                 &bank_page,
                 "/operator/trust",
                 "/operator/mail",
+                "/webhooks",
                 "/operator/audit",
                 "/matters",
                 "/record-categories",

@@ -483,6 +483,27 @@ async fn the_pages_register_show_the_secret_once_and_send_an_event_again(backend
     assert!(errors.is_empty(), "console errors: {errors:?}");
     browser.close().await;
 
+    // The same pages in English.
+    let english = Chromium::start("en").await;
+    english
+        .goto(&app.url(&format!("/webhooks/events/{id}")))
+        .await;
+    english.fill("#username", "bank").await;
+    english.fill("#password", DEMO_PASSWORD).await;
+    english
+        .click("form[action='/login'] button[type=submit]")
+        .await;
+    english.wait_to_leave("/login").await;
+    assert!(english.wait_for("#event-status").await);
+    assert_eq!(english.text("main h1").await, "Pushed event");
+    english.screenshot("webhooks-event-en").await;
+    english.goto(&app.url("/webhooks")).await;
+    assert!(english.wait_for("#current-url").await);
+    assert_eq!(english.text("main h1").await, "Event pushes");
+    english.screenshot("webhooks-en").await;
+    english.assert_accessible("webhooks-en").await;
+    english.close().await;
+
     // Nobody else reads it; the operator lists it under the bank.
     let (other, _) = crate::pages_agency::page_session(&app, "enterprise1").await;
     let (status, _) =
