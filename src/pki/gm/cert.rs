@@ -458,7 +458,7 @@ fn rdn(oid: ObjectIdentifier, value: Any) -> Result<RelativeDistinguishedName, d
     ])?))
 }
 
-fn extension<T: AssociatedOid + Encode>(
+pub(super) fn extension<T: AssociatedOid + Encode>(
     value: &T,
     critical: bool,
 ) -> Result<Extension, der::Error> {

@@ -34,6 +34,9 @@ pub enum Sm2SignError {
     /// A time that a certificate or signingTime cannot carry (before 1970 or after 9999).
     #[error("time {0} cannot be encoded")]
     Time(String),
+    /// A serial number to revoke that is not hex.
+    #[error("{0:?} is not a hex serial number")]
+    Serial(String),
     /// The key failed.
     #[error(transparent)]
     Key(#[from] Sm2KeyError),

@@ -7,6 +7,7 @@
 //!   ([`sm2_sign_raw`], [`sm2_verify_raw`]) with the default distinguishing ID.
 //! - [`cert`]: SM2 certificates: reading them, and a demo CA issuing issuer certificates
 //!   with the same extensions as [`crate::pki::demo`]'s RSA/ECDSA ones.
+//! - [`crl`]: SM2 CRLs, issued by the demo CA and checked with the default ID.
 //! - [`sign`] and [`verify`]: detached CMS SignedData (GM/T 0010) over a document.
 //!
 //! # Identifiers
@@ -34,6 +35,7 @@
 //! messageDigest attribute; such signatures do not verify here (nor anywhere else).
 
 pub mod cert;
+pub mod crl;
 pub mod error;
 pub mod key;
 pub mod sign;
@@ -43,6 +45,7 @@ pub mod verify;
 mod tests;
 
 pub use cert::{Sm2Ca, Sm2Certificate, Sm2IssuedCert, Sm2IssuerSpec};
+pub use crl::verify_crl_signed_by;
 pub use error::{Sm2Error, Sm2KeyError, Sm2SignError};
 pub use key::{sm2_sign_raw, sm2_verify_raw, Sm2PrivateKey, Sm2PublicKey};
 pub use sign::sign_detached;
@@ -87,6 +90,9 @@ pub mod oid {
     /// 1.2.840.113549.1.9.4 messageDigest
     pub const MESSAGE_DIGEST: ObjectIdentifier =
         ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
+    /// 1.2.840.113549.1.9.16.2.47 signingCertificateV2 (CAdES, RFC 5035)
+    pub const SIGNING_CERTIFICATE_V2: ObjectIdentifier =
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.47");
     /// 1.2.840.113549.1.9.5 signingTime
     pub const SIGNING_TIME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.5");
     /// 1.2.840.10045.2.1 id-ecPublicKey (the key algorithm of an SM2 certificate)

@@ -32,9 +32,32 @@ fn attribute(oid: ObjectIdentifier, value: Any) -> Result<Attribute, der::Error>
     })
 }
 
+/// CAdES's signingCertificateV2 (RFC 5035) naming the signer certificate by its SHA-256,
+/// the default hash algorithm, which is therefore left out:
+/// `SEQUENCE { certs SEQUENCE OF ESSCertIDv2 { SEQUENCE { certHash OCTET STRING } } }`.
+fn signing_certificate_v2(cert_der: &[u8]) -> Result<Any, der::Error> {
+    use der::asn1::SequenceOf;
+    use sha2::{Digest, Sha256};
+
+    #[derive(der::Sequence)]
+    struct EssCertIdV2 {
+        cert_hash: OctetString,
+    }
+    #[derive(der::Sequence)]
+    struct SigningCertificateV2 {
+        certs: SequenceOf<EssCertIdV2, 1>,
+    }
+    let mut certs = SequenceOf::new();
+    certs.add(EssCertIdV2 {
+        cert_hash: OctetString::new(Sha256::digest(cert_der).to_vec())?,
+    })?;
+    Any::encode_from(&SigningCertificateV2 { certs })
+}
+
 /// Signs `document` with a detached CMS SignedData, DER: SM3 digest, SM2-with-SM3
 /// signature (default distinguishing ID) over the signed attributes contentType (id-data),
-/// messageDigest (SM3 of the document) and signingTime; the signer identified by
+/// messageDigest (SM3 of the document), signingTime and signingCertificateV2 (the
+/// signer certificate's SHA-256, as CAdES-BES asks); the signer identified by
 /// issuerAndSerialNumber; `signer_cert` and then `extra_certs` (e.g. the CA) in
 /// `certificates`. The OIDs are PKCS#7's, as explained in [`crate::pki::gm`].
 pub fn sign_detached(
@@ -61,7 +84,7 @@ pub fn sign_detached(
 
 /// The identifiers a signer chooses among (tests make the GM/T 0010 variants with it).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Oids {
+pub(crate) struct Oids {
     /// The ContentInfo content type.
     pub signed_data: ObjectIdentifier,
     /// eContentType and the contentType attribute.
@@ -70,7 +93,7 @@ pub(super) struct Oids {
     pub signature: ObjectIdentifier,
 }
 
-pub(super) fn sign_with_oids(
+pub(crate) fn sign_with_oids(
     document: &[u8],
     signer_key: &Sm2PrivateKey,
     signer_cert: &Sm2Certificate,
@@ -97,6 +120,10 @@ pub(super) fn sign_with_oids(
         attribute(
             oid::SIGNING_TIME,
             Any::encode_from(&encode_time(signing_time)?)?,
+        )?,
+        attribute(
+            oid::SIGNING_CERTIFICATE_V2,
+            signing_certificate_v2(signer_cert.der())?,
         )?,
     ])?;
     // RFC 5652 §5.4: the signature covers the DER of the attributes as a SET OF.

@@ -156,7 +156,7 @@ fn matches_sid(cert: &Sm2Certificate, sid: &SignerId<'_>) -> bool {
 /// The path from `signer` to a trust anchor, inclusive: each certificate signed by the
 /// next, each issuer a CA allowed to sign certificates; intermediates come from the
 /// certificates the signature carries.
-fn chain_to_anchor<'c>(
+pub(crate) fn chain_to_anchor<'c>(
     signer: &'c Sm2Certificate,
     carried: &'c [Sm2Certificate],
     trust: &'c [Sm2Certificate],
