@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::pki::demo::{serial_hex, DemoCa, IssuerSpec, KeyType, RevokedSerial, TsaSpec};
 use crate::pki::document::{MAX_DOCUMENT_BYTES, MAX_SIGNATURE_BYTES};
+use crate::pki::gm::{Sm2Ca, Sm2IssuerSpec};
 use crate::pki::timestamp::TsaTrust;
 use crate::pki::trust::TrustStoreBuilder;
 use crate::pki::verify::{format_failure_report, Expectations, VerificationEngine, VerifyOptions};
@@ -278,6 +279,29 @@ fn load_inputs(args: &VerifyArgs) -> Result<Inputs, InputError> {
     Ok((document, signature, trust))
 }
 
+/// The key algorithm of a `baohan pki` key: OpenSSL's P-256 or RSA-2048, or SM2
+/// (GM/T 0003), made and signed with GM/T 0009's default distinguishing ID by
+/// [`crate::pki::gm`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    /// ECDSA P-256 or RSA-2048.
+    OpenSsl(KeyType),
+    /// SM2 with SM3.
+    Sm2,
+}
+
+impl std::str::FromStr for KeyAlgorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("sm2") {
+            return Ok(KeyAlgorithm::Sm2);
+        }
+        s.parse()
+            .map(KeyAlgorithm::OpenSsl)
+            .map_err(|_| format!("unknown key type {s:?} (use p256, rsa2048 or sm2)"))
+    }
+}
+
 /// `baohan pki ca`: make a demo CA in `dir` (`ca.pem`, `ca.key.pem`, and a first CRL
 /// `crl.pem` valid for 7 days).
 #[derive(Debug, Clone, clap::Args)]
@@ -288,9 +312,9 @@ pub struct CaArgs {
     /// CA name (O and CN).
     #[arg(long, default_value = "Baohan Demo CA")]
     pub name: String,
-    /// Key algorithm.
+    /// Key algorithm: p256, rsa2048 or sm2.
     #[arg(long, default_value = "p256")]
-    pub key_type: KeyType,
+    pub key_type: KeyAlgorithm,
 }
 
 /// `baohan pki issuer`: issue an issuer signing key and certificate from the CA in
@@ -309,9 +333,10 @@ pub struct IssuerArgs {
     /// Issuer USCC (goes into organizationIdentifier as `NTRCN-<USCC>`).
     #[arg(long)]
     pub uscc: String,
-    /// Key algorithm.
-    #[arg(long, default_value = "p256")]
-    pub key_type: KeyType,
+    /// Key algorithm: p256 or rsa2048 under an OpenSSL CA; an SM2 CA issues SM2 keys
+    /// only (sm2, the default under it).
+    #[arg(long)]
+    pub key_type: Option<KeyAlgorithm>,
     /// Days of validity from now.
     #[arg(long, default_value_t = 365)]
     pub days: u32,
@@ -416,11 +441,29 @@ fn read_text(path: &Path) -> Result<Vec<u8>, String> {
     read_capped(path, MAX_TRUST_FILE_BYTES).map_err(|e| e.to_string())
 }
 
-fn load_ca(dir: &Path) -> Result<DemoCa, String> {
+/// A CA made by `baohan pki ca`, of either kind.
+enum CliCa {
+    OpenSsl(DemoCa),
+    Sm2(Box<Sm2Ca>),
+}
+
+fn load_ca(dir: &Path) -> Result<CliCa, String> {
     let cert = read_text(&dir.join("ca.pem"))?;
     let key = read_text(&dir.join("ca.key.pem"))?;
+    let cannot = |e: String| format!("cannot load the CA in {}: {e}", dir.display());
+    let is_sm2 = openssl::x509::X509::from_pem(&cert)
+        .ok()
+        .and_then(|c| c.public_key().ok())
+        .is_some_and(|k| crate::pki::policy::key_type(&k) == openssl::pkey::Id::SM2);
+    if is_sm2 {
+        let text = |b: Vec<u8>| String::from_utf8(b).map_err(|_| cannot("not PEM".into()));
+        return Sm2Ca::from_pem(&text(cert)?, &text(key)?)
+            .map(|ca| CliCa::Sm2(Box::new(ca)))
+            .map_err(|e| cannot(e.to_string()));
+    }
     DemoCa::from_pem(&cert, &key)
-        .map_err(|e| format!("cannot load the CA in {}: {e}", dir.display()))
+        .map(CliCa::OpenSsl)
+        .map_err(|e| cannot(e.to_string()))
 }
 
 /// `revoked.txt`: one `serial_hex unix_seconds` per line.
@@ -465,18 +508,25 @@ fn next_crl_number(dir: &Path) -> Result<u64, String> {
     Ok(next)
 }
 
-fn issue_crl(dir: &Path, ca: &DemoCa, days: u32) -> Result<PathBuf, String> {
+fn issue_crl(dir: &Path, ca: &CliCa, days: u32) -> Result<PathBuf, String> {
     let revoked = load_revoked(dir)?;
     let number = next_crl_number(dir)?;
     let now = Utc::now();
-    let crl = ca
-        .crl(
-            &revoked,
-            now - Duration::minutes(5),
-            now + Duration::days(i64::from(days)),
-            number,
-        )
-        .map_err(|e| format!("cannot issue the CRL: {e}"))?;
+    let (this_update, next_update) = (
+        now - Duration::minutes(5),
+        now + Duration::days(i64::from(days)),
+    );
+    let cannot = |e: String| format!("cannot issue the CRL: {e}");
+    let crl = match ca {
+        CliCa::OpenSsl(ca) => ca.crl(&revoked, this_update, next_update, number),
+        CliCa::Sm2(ca) => {
+            let der = ca
+                .crl(&revoked, this_update, next_update, number)
+                .map_err(|e| cannot(e.to_string()))?;
+            openssl::x509::X509Crl::from_der(&der)
+        }
+    }
+    .map_err(|e| cannot(e.to_string()))?;
     let path = dir.join("crl.pem");
     write_file(&path, &crl.to_pem().map_err(|e| e.to_string())?, false)?;
     Ok(path)
@@ -491,17 +541,29 @@ fn run_pki(command: PkiCommand) -> Result<String, String> {
             if a.dir.join("ca.key.pem").exists() {
                 return Err(format!("{} already holds a CA", a.dir.display()));
             }
-            let ca = DemoCa::new(&a.name, a.key_type).map_err(pem_err)?;
-            write_file(
-                &a.dir.join("ca.key.pem"),
-                &ca.key.private_key_to_pem_pkcs8().map_err(pem_err)?,
-                true,
-            )?;
-            write_file(
-                &a.dir.join("ca.pem"),
-                &ca.cert.to_pem().map_err(pem_err)?,
-                false,
-            )?;
+            let ca = match a.key_type {
+                KeyAlgorithm::OpenSsl(key_type) => {
+                    let ca = DemoCa::new(&a.name, key_type).map_err(pem_err)?;
+                    write_file(
+                        &a.dir.join("ca.key.pem"),
+                        &ca.key.private_key_to_pem_pkcs8().map_err(pem_err)?,
+                        true,
+                    )?;
+                    write_file(
+                        &a.dir.join("ca.pem"),
+                        &ca.cert.to_pem().map_err(pem_err)?,
+                        false,
+                    )?;
+                    CliCa::OpenSsl(ca)
+                }
+                KeyAlgorithm::Sm2 => {
+                    let ca = Sm2Ca::new(&a.name).map_err(|e| e.to_string())?;
+                    let key = ca.key.to_pkcs8_pem().map_err(|e| e.to_string())?;
+                    write_file(&a.dir.join("ca.key.pem"), key.as_bytes(), true)?;
+                    write_file(&a.dir.join("ca.pem"), ca.cert.to_pem().as_bytes(), false)?;
+                    CliCa::Sm2(Box::new(ca))
+                }
+            };
             let crl = issue_crl(&a.dir, &ca, 7)?;
             Ok(format!(
                 "CA {} written to {} (ca.pem, ca.key.pem); CRL {}",
@@ -513,36 +575,68 @@ fn run_pki(command: PkiCommand) -> Result<String, String> {
         PkiCommand::Issuer(a) => {
             crate::domain::uscc::Uscc::parse(&a.uscc).map_err(|e| format!("--uscc: {e}"))?;
             let ca = load_ca(&a.ca_dir)?;
-            let mut spec = IssuerSpec::new(&a.name, &a.uscc);
-            spec.key_type = a.key_type;
-            spec.not_before = Utc::now() - Duration::minutes(5);
-            spec.not_after = Utc::now() + Duration::days(i64::from(a.days));
-            let issued = ca.issue(&spec).map_err(pem_err)?;
+            let (not_before, not_after) = (
+                Utc::now() - Duration::minutes(5),
+                Utc::now() + Duration::days(i64::from(a.days)),
+            );
+            // key PEM, certificate PEM, CA certificate PEM, serial
+            let (key, cert, ca_cert, serial) = match (&ca, a.key_type) {
+                (CliCa::OpenSsl(ca), None | Some(KeyAlgorithm::OpenSsl(_))) => {
+                    let mut spec = IssuerSpec::new(&a.name, &a.uscc);
+                    if let Some(KeyAlgorithm::OpenSsl(key_type)) = a.key_type {
+                        spec.key_type = key_type;
+                    }
+                    spec.not_before = not_before;
+                    spec.not_after = not_after;
+                    let issued = ca.issue(&spec).map_err(pem_err)?;
+                    (
+                        issued.key.private_key_to_pem_pkcs8().map_err(pem_err)?,
+                        issued.cert.to_pem().map_err(pem_err)?,
+                        ca.cert.to_pem().map_err(pem_err)?,
+                        serial_hex(&issued.cert).map_err(pem_err)?,
+                    )
+                }
+                (CliCa::Sm2(ca), None | Some(KeyAlgorithm::Sm2)) => {
+                    let mut spec = Sm2IssuerSpec::new(&a.name, &a.uscc);
+                    spec.not_before = not_before;
+                    spec.not_after = not_after;
+                    let issued = ca.issue(&spec).map_err(|e| e.to_string())?;
+                    let key = issued.key.to_pkcs8_pem().map_err(|e| e.to_string())?;
+                    (
+                        key.as_bytes().to_vec(),
+                        issued.cert.to_pem().into_bytes(),
+                        ca.cert.to_pem().into_bytes(),
+                        issued.cert.serial_hex(),
+                    )
+                }
+                (CliCa::Sm2(_), Some(_)) => {
+                    return Err("an SM2 CA issues SM2 keys only (--key-type sm2)".into())
+                }
+                (CliCa::OpenSsl(_), Some(KeyAlgorithm::Sm2)) => {
+                    return Err("SM2 issuers need an SM2 CA (baohan pki ca --key-type sm2)".into())
+                }
+            };
             std::fs::create_dir_all(&a.out_dir)
                 .map_err(|e| format!("cannot create {}: {e}", a.out_dir.display()))?;
-            write_file(
-                &a.out_dir.join("issuer.key.pem"),
-                &issued.key.private_key_to_pem_pkcs8().map_err(pem_err)?,
-                true,
-            )?;
-            write_file(
-                &a.out_dir.join("issuer.pem"),
-                &issued.cert.to_pem().map_err(pem_err)?,
-                false,
-            )?;
-            let mut chain = issued.cert.to_pem().map_err(pem_err)?;
-            chain.extend(ca.cert.to_pem().map_err(pem_err)?);
+            write_file(&a.out_dir.join("issuer.key.pem"), &key, true)?;
+            write_file(&a.out_dir.join("issuer.pem"), &cert, false)?;
+            let mut chain = cert;
+            chain.extend(ca_cert);
             write_file(&a.out_dir.join("chain.pem"), &chain, false)?;
             Ok(format!(
-                "issuer certificate for {} ({}) serial {} written to {}",
+                "issuer certificate for {} ({}) serial {serial} written to {}",
                 a.name,
                 a.uscc,
-                serial_hex(&issued.cert).map_err(pem_err)?,
                 a.out_dir.display()
             ))
         }
         PkiCommand::Tsa(a) => {
-            let ca = load_ca(&a.ca_dir)?;
+            let CliCa::OpenSsl(ca) = load_ca(&a.ca_dir)? else {
+                return Err(
+                    "the time-stamping authority signs with P-256 or RSA: give it a CA of that kind"
+                        .into(),
+                );
+            };
             if a.out_dir.join("tsa.key.pem").exists() {
                 return Err(format!("{} already holds a TSA key", a.out_dir.display()));
             }

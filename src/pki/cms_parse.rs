@@ -33,6 +33,10 @@ pub mod oid {
     pub const RSA_ENCRYPTION: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01];
     /// 1.2.840.113549.1.1.11 sha256WithRSAEncryption
     pub const SHA256_WITH_RSA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x0B];
+    /// 1.2.156.10197.6.1.4.2.1 GM/T 0010 data
+    pub const GM_DATA: &[u8] = &[0x2A, 0x81, 0x1C, 0xCF, 0x55, 0x06, 0x01, 0x04, 0x02, 0x01];
+    /// 1.2.156.10197.6.1.4.2.2 GM/T 0010 signedData
+    pub const GM_SIGNED_DATA: &[u8] = &[0x2A, 0x81, 0x1C, 0xCF, 0x55, 0x06, 0x01, 0x04, 0x02, 0x02];
 }
 
 /// Why the signature bytes are not a CMS SignedData we can read.
@@ -211,6 +215,17 @@ fn certificates_and_signer_infos<'a>(
 /// Parses a DER ContentInfo holding a detached SignedData with exactly one signer.
 pub fn parse_signed_data(der: &[u8]) -> Result<SignedData<'_>, CmsFormatError> {
     parse_detached_signed_data(der, &[oid::SIGNED_DATA], &[oid::DATA])
+}
+
+/// [`parse_signed_data`] that also reads GM/T 0010's content types (signedData and data),
+/// in any combination with PKCS#7's. Whoever accepts these must hold the signer to SM3
+/// and SM2: GM/T 0010 defines them for national-cryptography signatures only.
+pub fn parse_signed_data_gm(der: &[u8]) -> Result<SignedData<'_>, CmsFormatError> {
+    parse_detached_signed_data(
+        der,
+        &[oid::SIGNED_DATA, oid::GM_SIGNED_DATA],
+        &[oid::DATA, oid::GM_DATA],
+    )
 }
 
 /// [`parse_signed_data`] for other content type OIDs: the ContentInfo's content type must
@@ -499,7 +514,7 @@ pub fn signer_info_layout(der: &[u8]) -> Result<SignerInfoLayout<'_>, CmsFormatE
     }
     let mut ci = Reader::new(content_info.content);
     let content_type = ci.expect_universal(OBJECT_ID, "contentType")?;
-    if content_type.content != oid::SIGNED_DATA {
+    if content_type.content != oid::SIGNED_DATA && content_type.content != oid::GM_SIGNED_DATA {
         return Err(bad("content type is not signedData"));
     }
     let explicit = ci.expect("SignedData")?;

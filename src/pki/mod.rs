@@ -21,11 +21,13 @@ pub mod trust;
 pub mod verify;
 
 #[cfg(test)]
+mod sm2_tests;
+#[cfg(test)]
 mod tests;
 
 pub use cli::{
-    run_pki_cli, run_verify_cli, CaArgs, CrlArgs, IssuerArgs, PkiCommand, RevokeArgs, TsaArgs,
-    VerifyArgs, EXIT_USAGE,
+    run_pki_cli, run_verify_cli, CaArgs, CrlArgs, IssuerArgs, KeyAlgorithm, PkiCommand, RevokeArgs,
+    TsaArgs, VerifyArgs, EXIT_USAGE,
 };
 pub use document::{DocumentError, GuaranteeDocument, MAX_DOCUMENT_BYTES, MAX_SIGNATURE_BYTES};
 pub use keys::{

@@ -141,6 +141,9 @@ pub enum DigestAlgorithm {
     /// SHA-512 (2.16.840.1.101.3.4.2.3).
     #[serde(rename = "SHA-512")]
     Sha512,
+    /// SM3 (GM/T 0004, 1.2.156.10197.1.401): with SM2 keys only.
+    #[serde(rename = "SM3")]
+    Sm3,
 }
 
 /// DER contents of the algorithm identifiers the policy speaks about, beyond the ones
@@ -154,13 +157,22 @@ mod alg {
     pub const ECDSA_WITH_SHA512: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x04];
     pub const SHA384_WITH_RSA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x0C];
     pub const SHA512_WITH_RSA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x0D];
+    /// 1.2.156.10197.1.401 SM3
+    pub const SM3: &[u8] = &[0x2A, 0x81, 0x1C, 0xCF, 0x55, 0x01, 0x83, 0x11];
+    /// 1.2.156.10197.1.501 SM2-with-SM3
+    pub const SM2_WITH_SM3: &[u8] = &[0x2A, 0x81, 0x1C, 0xCF, 0x55, 0x01, 0x83, 0x75];
+    /// 1.2.156.10197.1.301.1 sm2-1 (GM/T 0006 and GM/T 0010's SM2 signature)
+    pub const SM2_SIGN: &[u8] = &[0x2A, 0x81, 0x1C, 0xCF, 0x55, 0x01, 0x82, 0x2D, 0x01];
+    /// 1.2.156.10197.1.301 the SM2 curve (some signers put the key's OID here)
+    pub const SM2: &[u8] = &[0x2A, 0x81, 0x1C, 0xCF, 0x55, 0x01, 0x82, 0x2D];
 }
 
 impl DigestAlgorithm {
-    const ALL: [DigestAlgorithm; 3] = [
+    const ALL: [DigestAlgorithm; 4] = [
         DigestAlgorithm::Sha256,
         DigestAlgorithm::Sha384,
         DigestAlgorithm::Sha512,
+        DigestAlgorithm::Sm3,
     ];
 
     /// The algorithm an OID (DER content octets) names, if the engine can compute it.
@@ -174,6 +186,7 @@ impl DigestAlgorithm {
             DigestAlgorithm::Sha256 => oid::SHA256,
             DigestAlgorithm::Sha384 => alg::SHA384,
             DigestAlgorithm::Sha512 => alg::SHA512,
+            DigestAlgorithm::Sm3 => alg::SM3,
         }
     }
 
@@ -183,6 +196,7 @@ impl DigestAlgorithm {
             DigestAlgorithm::Sha256 => "SHA-256",
             DigestAlgorithm::Sha384 => "SHA-384",
             DigestAlgorithm::Sha512 => "SHA-512",
+            DigestAlgorithm::Sm3 => "SM3",
         }
     }
 
@@ -192,6 +206,7 @@ impl DigestAlgorithm {
             DigestAlgorithm::Sha256 => MessageDigest::sha256(),
             DigestAlgorithm::Sha384 => MessageDigest::sha384(),
             DigestAlgorithm::Sha512 => MessageDigest::sha512(),
+            DigestAlgorithm::Sm3 => MessageDigest::sm3(),
         }
     }
 
@@ -200,6 +215,8 @@ impl DigestAlgorithm {
             DigestAlgorithm::Sha256 => oid::ECDSA_WITH_SHA256,
             DigestAlgorithm::Sha384 => alg::ECDSA_WITH_SHA384,
             DigestAlgorithm::Sha512 => alg::ECDSA_WITH_SHA512,
+            // No ECDSA with SM3: SM3 goes with SM2 keys only.
+            DigestAlgorithm::Sm3 => &[],
         }
     }
 
@@ -208,6 +225,7 @@ impl DigestAlgorithm {
             DigestAlgorithm::Sha256 => oid::SHA256_WITH_RSA,
             DigestAlgorithm::Sha384 => alg::SHA384_WITH_RSA,
             DigestAlgorithm::Sha512 => alg::SHA512_WITH_RSA,
+            DigestAlgorithm::Sm3 => &[],
         }
     }
 }
@@ -217,7 +235,7 @@ pub fn algorithm_name(oid_content: &[u8]) -> String {
     if let Some(d) = DigestAlgorithm::from_oid(oid_content) {
         return d.name().to_owned();
     }
-    let named: [(&[u8], &str); 9] = [
+    let named: [(&[u8], &str); 12] = [
         (alg::SHA1, "SHA-1"),
         (oid::ECDSA_WITH_SHA256, "ecdsa-with-SHA256"),
         (alg::ECDSA_WITH_SHA384, "ecdsa-with-SHA384"),
@@ -227,6 +245,9 @@ pub fn algorithm_name(oid_content: &[u8]) -> String {
         (oid::SHA256_WITH_RSA, "sha256WithRSAEncryption"),
         (alg::SHA384_WITH_RSA, "sha384WithRSAEncryption"),
         (alg::SHA512_WITH_RSA, "sha512WithRSAEncryption"),
+        (alg::SM2_WITH_SM3, "SM2-with-SM3"),
+        (alg::SM2_SIGN, "sm2-1 (SM2 signature)"),
+        (alg::SM2, "SM2"),
     ];
     named
         .iter()
@@ -312,8 +333,8 @@ fn eku_name(dotted: &str) -> String {
         .unwrap_or_else(|| dotted.to_owned())
 }
 
-/// The signature policy. `Default` is the exchange's policy: SHA-256/384/512; RSA of at
-/// least 2048 bits or ECDSA on P-256/P-384; keyUsage digitalSignature or
+/// The signature policy. `Default` is the exchange's policy: SHA-256/384/512 and SM3; RSA
+/// of at least 2048 bits, ECDSA on P-256/P-384, or SM2 with SM3; keyUsage digitalSignature or
 /// nonRepudiation; no extendedKeyUsage, or one allowing any purpose, document signing or
 /// e-mail protection; a claimed signing time within five minutes of the exchange's time
 /// at acceptance. A configuration file may override any field; missing fields keep
@@ -329,6 +350,9 @@ pub struct SignaturePolicy {
     pub rsa_min_bits: Option<u32>,
     /// Accepted curves for ECDSA keys; empty refuses ECDSA keys.
     pub ec_curves: Vec<EcCurve>,
+    /// Whether SM2 keys (GM/T 0003, 国密) are accepted, signing SM2-with-SM3 with the
+    /// default distinguishing ID (GM/T 0009) over an SM3 digest.
+    pub sm2_keys: bool,
     /// The signer certificate's keyUsage must include one of these.
     pub signer_key_usage: Vec<SigningKeyUsage>,
     /// When the signer certificate has an extendedKeyUsage, it must include one of these
@@ -349,6 +373,7 @@ impl Default for SignaturePolicy {
             digest_algorithms: DigestAlgorithm::ALL.to_vec(),
             rsa_min_bits: Some(2048),
             ec_curves: vec![EcCurve::P256, EcCurve::P384],
+            sm2_keys: true,
             signer_key_usage: vec![
                 SigningKeyUsage::DigitalSignature,
                 SigningKeyUsage::NonRepudiation,
@@ -392,7 +417,7 @@ impl std::fmt::Display for SignaturePolicy {
         )?;
         writeln!(
             f,
-            "  Signature algorithm: ECDSA or RSA PKCS#1 v1.5 matching the key and digest [{}]",
+            "  Signature algorithm: ECDSA or RSA PKCS#1 v1.5 matching the key and digest, or SM2-with-SM3 for an SM2 key [{}]",
             rule(PolicyRule::SignatureAlgorithm)
         )?;
         let rsa = match self.rsa_min_bits {
@@ -407,9 +432,14 @@ impl std::fmt::Display for SignaturePolicy {
                 list(self.ec_curves.iter().map(|c| c.name().into()).collect())
             )
         };
+        let sm2 = if self.sm2_keys {
+            "SM2 (GM/T 0003) with SM3"
+        } else {
+            "no SM2"
+        };
         writeln!(
             f,
-            "  Keys: {rsa}; {ec}; nothing else [{}, {}, {}]",
+            "  Keys: {rsa}; {ec}; {sm2}; nothing else [{}, {}, {}]",
             rule(PolicyRule::KeyType),
             rule(PolicyRule::RsaMinBits),
             rule(PolicyRule::EcCurve),
@@ -451,6 +481,34 @@ impl std::fmt::Display for SignaturePolicy {
             rule(PolicyRule::SigningTimeBeforeDraft)
         )
     }
+}
+
+/// The key's type, with a key on the SM2 curve named [`Id::SM2`]: OpenSSL 3.0 gives such
+/// a key read from a certificate no legacy type (-1), so its SubjectPublicKeyInfo decides.
+pub(crate) fn key_type<T: openssl::pkey::HasPublic>(key: &PKeyRef<T>) -> Id {
+    match key.id() {
+        Id::RSA => Id::RSA,
+        _ if is_sm2_key(key) => Id::SM2,
+        other => other,
+    }
+}
+
+/// Whether the key's SubjectPublicKeyInfo is id-ecPublicKey on the SM2 curve.
+fn is_sm2_key<T: openssl::pkey::HasPublic>(key: &PKeyRef<T>) -> bool {
+    use der::Decode;
+    use x509_cert::spki::SubjectPublicKeyInfoRef;
+    let Ok(der) = key.public_key_to_der() else {
+        return false;
+    };
+    let Ok(spki) = SubjectPublicKeyInfoRef::from_der(&der) else {
+        return false;
+    };
+    spki.algorithm.oid == crate::pki::gm::oid::EC_PUBLIC_KEY
+        && spki
+            .algorithm
+            .parameters
+            .and_then(|p| p.decode_as::<der::oid::ObjectIdentifier>().ok())
+            == Some(crate::pki::gm::oid::SM2)
 }
 
 fn parse_der(der: &[u8]) -> Result<x509_parser::certificate::X509Certificate<'_>, PolicyViolation> {
@@ -540,7 +598,12 @@ impl SignaturePolicy {
 
     /// Key type and size; on success a description such as `ECDSA P-256`.
     pub fn check_key(&self, key: &PKeyRef<Public>) -> Result<String, PolicyViolation> {
-        match key.id() {
+        match key_type(key) {
+            Id::SM2 if self.sm2_keys => Ok("SM2 (GM/T 0003)".to_owned()),
+            Id::SM2 => Err(violation(
+                PolicyRule::KeyType,
+                "SM2 keys are not accepted by this policy",
+            )),
             Id::RSA => {
                 let bits = key.bits();
                 match self.rsa_min_bits {
@@ -581,7 +644,7 @@ impl SignaturePolicy {
             }
             _ => Err(violation(
                 PolicyRule::KeyType,
-                "the key is neither RSA nor ECDSA",
+                "the key is neither RSA, ECDSA nor SM2",
             )),
         }
     }
@@ -724,13 +787,20 @@ impl SignaturePolicy {
         digest: DigestAlgorithm,
     ) -> Result<(), PolicyViolation> {
         let matches = match key {
+            // SM3 goes with SM2 keys only, also under the bare key algorithm.
             Id::EC => {
-                signature_algorithm == digest.ecdsa_signature_oid()
-                    || signature_algorithm == oid::EC_PUBLIC_KEY
+                digest != DigestAlgorithm::Sm3
+                    && (signature_algorithm == digest.ecdsa_signature_oid()
+                        || signature_algorithm == oid::EC_PUBLIC_KEY)
             }
             Id::RSA => {
-                signature_algorithm == digest.rsa_signature_oid()
-                    || signature_algorithm == oid::RSA_ENCRYPTION
+                digest != DigestAlgorithm::Sm3
+                    && (signature_algorithm == digest.rsa_signature_oid()
+                        || signature_algorithm == oid::RSA_ENCRYPTION)
+            }
+            Id::SM2 => {
+                digest == DigestAlgorithm::Sm3
+                    && [alg::SM2_WITH_SM3, alg::SM2_SIGN, alg::SM2].contains(&signature_algorithm)
             }
             _ => false,
         };
@@ -740,6 +810,7 @@ impl SignaturePolicy {
             let key_name = match key {
                 Id::EC => "an ECDSA key",
                 Id::RSA => "an RSA key",
+                Id::SM2 => "an SM2 key",
                 _ => "a key of another type",
             };
             Err(violation(

@@ -1,13 +1,16 @@
 //! Detached CAdES-BES signing (DESIGN.md §4).
 
+use chrono::Utc;
 use openssl::cms::{CMSOptions, CmsContentInfo};
-use openssl::pkey::{PKeyRef, Private};
+use openssl::pkey::{Id, PKeyRef, Private};
 use openssl::stack::Stack;
 use openssl::x509::X509;
 use thiserror::Error;
 
 use crate::pki::cms_parse::{oid, parse_signed_data};
 use crate::pki::document::MAX_DOCUMENT_BYTES;
+use crate::pki::gm::{self, Sm2Certificate, Sm2PrivateKey, Sm2SignError};
+use crate::pki::policy::key_type;
 
 /// OpenSSL's `CMS_CADES` flag: adds the signingCertificateV2 attribute. rust-openssl 0.10
 /// has no named constant for it.
@@ -26,11 +29,15 @@ pub enum SignError {
     /// OpenSSL failed (e.g. key does not match certificate).
     #[error("openssl: {0}")]
     OpenSsl(#[from] openssl::error::ErrorStack),
+    /// An SM2 signature could not be made (e.g. key does not match certificate).
+    #[error("SM2: {0}")]
+    Sm2(#[from] Sm2SignError),
 }
 
 /// Signs `document` with a detached CMS SignedData: CAdES-BES (signingCertificateV2 and
 /// signingTime), SHA-256, binary mode (no CRLF translation), DER, carrying `cert` and any
-/// `chain` certificates.
+/// `chain` certificates. An SM2 key signs SM2-with-SM3 over an SM3 digest instead
+/// ([`gm::sign_detached`]: OpenSSL 3.0's CMS cannot), with the same attributes.
 pub fn sign_detached(
     document: &[u8],
     cert: &X509,
@@ -39,6 +46,9 @@ pub fn sign_detached(
 ) -> Result<Vec<u8>, SignError> {
     if document.len() > MAX_DOCUMENT_BYTES {
         return Err(SignError::TooLarge(document.len()));
+    }
+    if key_type(key) == Id::SM2 {
+        return sign_sm2(document, cert, key, chain);
     }
     let mut extra = Stack::new()?;
     for c in chain {
@@ -59,4 +69,28 @@ pub fn sign_detached(
         return Err(SignError::UnsupportedKey);
     }
     Ok(der)
+}
+
+fn sign_sm2(
+    document: &[u8],
+    cert: &X509,
+    key: &PKeyRef<Private>,
+    chain: &[X509],
+) -> Result<Vec<u8>, SignError> {
+    let read = |c: &X509| -> Result<Sm2Certificate, SignError> {
+        Sm2Certificate::from_der(&c.to_der()?)
+            .map_err(|e| Sm2SignError::NotSm2Certificate(e.to_string()).into())
+    };
+    let mut pkcs8 = key.private_key_to_pkcs8()?;
+    let sm2_key = Sm2PrivateKey::from_pkcs8_der(&pkcs8).map_err(Sm2SignError::from);
+    pkcs8.fill(0);
+    let extra = chain.iter().map(read).collect::<Result<Vec<_>, _>>()?;
+    // The signer's claimed signing time, from the system clock as OpenSSL's CMS takes it.
+    Ok(gm::sign_detached(
+        document,
+        &sm2_key?,
+        &read(cert)?,
+        &extra,
+        Utc::now(),
+    )?)
 }

@@ -1227,7 +1227,7 @@ fn cli_demo_pki_and_offline_verify() {
             PkiCommand::Ca(CaArgs {
                 dir: ca_dir.clone(),
                 name: "Demo CA".into(),
-                key_type: KeyType::EcP256
+                key_type: crate::pki::KeyAlgorithm::OpenSsl(KeyType::EcP256)
             }),
             &mut out
         ),
@@ -1238,7 +1238,7 @@ fn cli_demo_pki_and_offline_verify() {
         out_dir: issuer_dir.clone(),
         name: "示例银行股份有限公司".into(),
         uscc: ISSUER_USCC.into(),
-        key_type: KeyType::Rsa2048,
+        key_type: Some(crate::pki::KeyAlgorithm::OpenSsl(KeyType::Rsa2048)),
         days: 30,
     };
     assert_eq!(run_pki_cli(PkiCommand::Issuer(issuer), &mut out), 0);
@@ -2381,8 +2381,9 @@ fn the_policy_serializes_describes_itself_and_takes_partial_configuration() {
     assert_eq!(json["ec_curves"], serde_json::json!(["P-256", "P-384"]));
     assert_eq!(
         json["digest_algorithms"],
-        serde_json::json!(["SHA-256", "SHA-384", "SHA-512"])
+        serde_json::json!(["SHA-256", "SHA-384", "SHA-512", "SM3"])
     );
+    assert_eq!(json["sm2_keys"], true);
     let back: SignaturePolicy = serde_json::from_value(json).expect("back");
     assert_eq!(back, policy);
 
@@ -2410,7 +2411,14 @@ fn the_policy_serializes_describes_itself_and_takes_partial_configuration() {
             serde_json::json!(rule.id())
         );
     }
-    assert!(text.contains("2048") && text.contains("P-256"), "{text}");
+    assert!(
+        text.contains("2048")
+            && text.contains("P-256")
+            && text.contains("SM2 (GM/T 0003) with SM3"),
+        "{text}"
+    );
+    let no_sm2: SignaturePolicy = serde_json::from_str(r#"{"sm2_keys": false}"#).expect("partial");
+    assert!(no_sm2.to_string().contains("no SM2"));
 }
 
 #[test]

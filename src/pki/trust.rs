@@ -14,15 +14,20 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use openssl::hash::MessageDigest;
+use openssl::pkey::Id;
 use openssl::stack::Stack;
 use openssl::x509::store::{X509Store, X509StoreBuilder, X509StoreRef};
 use openssl::x509::verify::X509VerifyFlags;
-use openssl::x509::{X509Crl, X509CrlRef, X509NameRef, X509PurposeId, X509StoreContext, X509};
+use openssl::x509::{
+    X509Crl, X509CrlRef, X509NameRef, X509PurposeId, X509Ref, X509StoreContext, X509,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::pki::certs::{asn1_to_unix, name_to_string, unix_to_rfc3339};
+use crate::pki::gm::{self, Sm2Certificate, Sm2PublicKey};
+use crate::pki::policy::key_type;
 
 /// Largest trust file read from a directory.
 const MAX_TRUST_FILE_BYTES: u64 = 4 * 1024 * 1024;
@@ -127,6 +132,9 @@ pub struct CaCrlStatus {
 pub struct TrustStore {
     store: X509Store,
     anchors: Vec<X509>,
+    /// The anchors with SM2 keys, read for the SM2 chain builder (OpenSSL 3.0 checks SM2
+    /// certificate signatures with an empty distinguishing ID, not GM/T 0009's default).
+    sm2_anchors: Vec<Sm2Certificate>,
     crls: Vec<StoredCrl>,
     /// Verified OCSP answers by the SHA-256 of the certificate they speak of.
     ocsp: Vec<([u8; 32], OcspAnswer)>,
@@ -321,14 +329,54 @@ impl TrustStoreBuilder {
             hasher.update(item);
         }
         let version = hex::encode(&hasher.finalize()[..16]);
+        let sm2_anchors = anchors.iter().filter_map(sm2_certificate).collect();
         Ok(TrustStore {
             store: builder.build(),
+            sm2_anchors,
             anchors,
             crls,
             ocsp: self.ocsp,
             version,
         })
     }
+}
+
+/// `cert` read as an SM2 certificate, when it carries an SM2 key.
+fn sm2_certificate(cert: &X509) -> Option<Sm2Certificate> {
+    let parsed = Sm2Certificate::from_der(&cert.to_der().ok()?).ok()?;
+    parsed.public_key().ok()?;
+    Some(parsed)
+}
+
+/// The SM2 key of `cert`, if it has one.
+fn sm2_key(cert: &X509Ref) -> Option<Sm2PublicKey> {
+    Sm2Certificate::from_der(&cert.to_der().ok()?)
+        .ok()?
+        .public_key()
+        .ok()
+}
+
+/// Whether `cert` is signed SM2-with-SM3 (so its chain is built by [`gm`], not OpenSSL).
+fn is_sm2_signed(cert: &X509Ref) -> bool {
+    cert.to_der()
+        .ok()
+        .and_then(|der| Sm2Certificate::from_der(&der).ok())
+        .is_some_and(|c| c.certificate().signature_algorithm.oid == gm::oid::SM2_WITH_SM3)
+}
+
+/// Whether the key of `issuer` validly signed `crl`: an SM2 key with GM/T 0009's default
+/// distinguishing ID (which OpenSSL 3.0 does not use for CRLs), any other by OpenSSL.
+pub(crate) fn crl_signed_by(crl: &X509CrlRef, issuer: &X509Ref) -> bool {
+    let Ok(key) = issuer.public_key() else {
+        return false;
+    };
+    if key_type(&key) == Id::SM2 {
+        return match (sm2_key(issuer), crl.to_der()) {
+            (Some(key), Ok(der)) => gm::verify_crl_signed_by(&der, &key).is_ok(),
+            _ => false,
+        };
+    }
+    crl.verify(&key).unwrap_or(false)
 }
 
 fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -385,6 +433,9 @@ impl TrustStore {
         cert: &X509,
         untrusted: &Stack<X509>,
     ) -> Result<Result<Vec<X509>, String>, openssl::error::ErrorStack> {
+        if is_sm2_signed(cert) {
+            return Ok(self.build_sm2_chain(cert, untrusted));
+        }
         let mut ctx = X509StoreContext::new()?;
         ctx.init(&self.store, cert, untrusted, |ctx| {
             if ctx.verify_cert()? {
@@ -397,6 +448,28 @@ impl TrustStore {
                 Ok(Err(ctx.error().error_string().to_owned()))
             }
         })
+    }
+
+    /// [`build_chain`](Self::build_chain) for a certificate signed SM2-with-SM3: the same
+    /// rules (each issuer a CA allowed to sign certificates whose key verifies the
+    /// signature, intermediates from `untrusted`, no time checks), with the default
+    /// distinguishing ID.
+    fn build_sm2_chain(&self, cert: &X509, untrusted: &Stack<X509>) -> Result<Vec<X509>, String> {
+        let leaf = cert
+            .to_der()
+            .map_err(|e| e.to_string())
+            .and_then(|der| Sm2Certificate::from_der(&der).map_err(|e| e.to_string()))?;
+        let carried: Vec<Sm2Certificate> = untrusted
+            .iter()
+            .filter_map(|c| c.to_der().ok())
+            .filter_map(|der| Sm2Certificate::from_der(&der).ok())
+            .collect();
+        let chain = gm::verify::chain_to_anchor(&leaf, &carried, &self.sm2_anchors)
+            .map_err(|e| e.to_string())?;
+        chain
+            .iter()
+            .map(|c| X509::from_der(c.der()).map_err(|e| e.to_string()))
+            .collect()
     }
 
     /// Whether `cert` may be registered as a signing certificate at `at`: it chains to a
@@ -413,12 +486,11 @@ impl TrustStore {
         let Some(issuer) = chain.get(1) else {
             return Err("is a trust anchor itself, not a certificate issued by one".into());
         };
-        let key = issuer.public_key().map_err(|e| e.to_string())?;
         let now = at.timestamp();
         let current: Vec<&StoredCrl> = self
             .crls_named(issuer.subject_name())
             .into_iter()
-            .filter(|c| c.crl.verify(&key).unwrap_or(false))
+            .filter(|c| crl_signed_by(&c.crl, issuer))
             .filter(|c| c.this_update <= now && c.next_update.is_some_and(|n| now < n))
             .collect();
         if current.is_empty() {
@@ -444,9 +516,7 @@ impl TrustStore {
         let issuer = crl.issuer_name().to_der().ok()?;
         self.anchors.iter().find(|anchor| {
             anchor.subject_name().to_der().ok().as_deref() == Some(&issuer[..])
-                && anchor
-                    .public_key()
-                    .is_ok_and(|key| crl.verify(&key).unwrap_or(false))
+                && crl_signed_by(crl, anchor)
         })
     }
 
@@ -464,14 +534,10 @@ impl TrustStore {
         self.anchors
             .iter()
             .map(|anchor| {
-                let key = anchor.public_key().ok();
                 let own: Vec<&StoredCrl> = self
                     .crls_named(anchor.subject_name())
                     .into_iter()
-                    .filter(|c| {
-                        key.as_ref()
-                            .is_some_and(|k| c.crl.verify(k).unwrap_or(false))
-                    })
+                    .filter(|c| crl_signed_by(&c.crl, anchor))
                     .collect();
                 let has_current_crl = own
                     .iter()

@@ -41,6 +41,17 @@
 //! costs one public-key operation, two hashes and a DER walk, and the cold and warm paths
 //! produce the same report by construction (and a test checks it).
 //!
+//! # SM2 (国密)
+//!
+//! An SM2 signature (SM3 digest, SM2-with-SM3, GM/T 0010) goes through the same steps and
+//! the same cache; only three primitives differ, because OpenSSL 3.0 applies an empty
+//! distinguishing ID to SM2 where GM/T 0009 says `1234567812345678`: the signature value
+//! is checked by [`crate::pki::gm`], the chain is built by it against the store's SM2
+//! anchors ([`TrustStore`] picks the builder by the certificate's signature algorithm),
+//! and an SM2 CA's CRLs are checked by it too. The policy names SM3 and SM2 like any
+//! other algorithm and key. GM/T 0010's own content-type OIDs are read when the digest
+//! is SM3.
+//!
 //! Caveats. Without a proof of existence the trusted time is the validation time: a
 //! certificate that has expired or been revoked by then fails, even if the signature was
 //! made while it was valid (ETSI EN 319 102-1 would call that INDETERMINATE /
@@ -62,17 +73,20 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::money::Amount;
 use crate::pki::certs::{asn1_to_unix, name_to_string, unix_to_rfc3339};
-use crate::pki::cms_parse::{parse_signed_data, SignedData, SignerId, SignerInfo};
+use crate::pki::cms_parse::{
+    parse_signed_data, parse_signed_data_gm, SignedData, SignerId, SignerInfo,
+};
 use crate::pki::document::{GuaranteeDocument, MAX_SIGNATURE_BYTES};
+use crate::pki::gm::{self, Sm2Certificate, Sm2PublicKey};
 use crate::pki::policy::{
-    algorithm_name, DigestAlgorithm, PolicyRule, PolicyViolation, SignaturePolicy,
+    algorithm_name, key_type, DigestAlgorithm, PolicyRule, PolicyViolation, SignaturePolicy,
 };
 use crate::pki::report::{
     Check, CheckId, CheckResult, SignatureTimeStamp, SignerDetails, SubIndication,
     VerificationReport,
 };
 use crate::pki::timestamp::{verify_signature_timestamp, TsaTrust};
-use crate::pki::trust::TrustStore;
+use crate::pki::trust::{crl_signed_by, TrustStore};
 
 /// Default bound on cached signer entries (a few hundred issuers, a few certs each).
 const DEFAULT_CACHE_CAPACITY: usize = 4096;
@@ -223,6 +237,11 @@ struct SignerFacts {
     not_before: i64,
     not_after: i64,
     public_key: PKey<Public>,
+    /// Its type ([`key_type`]: SM2 keys named as such).
+    key_type: openssl::pkey::Id,
+    /// The same key read as SM2 when it is one: its signatures are checked with GM/T
+    /// 0009's default distinguishing ID, which OpenSSL 3.0 does not apply.
+    sm2_key: Option<Sm2PublicKey>,
     /// The policy's verdict on the signer's key and any intermediate CA's key.
     keys: Result<String, PolicyViolation>,
     /// The policy's verdict on keyUsage / extendedKeyUsage.
@@ -557,7 +576,17 @@ fn parse_inputs<'a>(
     }
     let doc = GuaranteeDocument::parse(document)
         .map_err(|e| format!("The document is not a valid guarantee document: {e}."))?;
-    let sd = parse_signed_data(signature).map_err(|e| format!("The {e}."))?;
+    let sd = match parse_signed_data(signature) {
+        Ok(sd) => sd,
+        // GM/T 0010's content types, for SM3 with SM2 only.
+        Err(e) => match parse_signed_data_gm(signature) {
+            Ok(sd) if sd.signer.digest_algorithm == gm::oid::SM3.as_bytes() => sd,
+            Ok(_) => {
+                return Err("The signature uses GM/T 0010's content types with a digest algorithm other than SM3.".into())
+            }
+            Err(_) => return Err(format!("The {e}.")),
+        },
+    };
     Ok((doc, sd))
 }
 
@@ -650,6 +679,10 @@ fn compute_signer_facts(
     let der = cert.to_der().ok()?;
     let fingerprint: [u8; 32] = Sha256::digest(&der).into();
     let public_key = cert.public_key().ok()?;
+    let key_kind = key_type(&public_key);
+    let sm2_key = (key_kind == openssl::pkey::Id::SM2)
+        .then(|| Sm2Certificate::from_der(&der).ok()?.public_key().ok())
+        .flatten();
     let not_before = asn1_to_unix(cert.not_before()).ok()?;
     let not_after = asn1_to_unix(cert.not_after()).ok()?;
     let details = certificate_details(cert)?;
@@ -705,6 +738,8 @@ fn compute_signer_facts(
         not_before,
         not_after,
         public_key,
+        key_type: key_kind,
+        sm2_key,
         keys,
         key_usage,
         chain,
@@ -727,7 +762,6 @@ fn revocation_facts(chain: &[X509], trust: &TrustStore) -> Vec<CertRevocation> {
         .windows(2)
         .map(|pair| {
             let (cert, issuer) = (&pair[0], &pair[1]);
-            let issuer_key = issuer.public_key().ok();
             let mut facts = CertRevocation {
                 subject: name_to_string(cert.subject_name()),
                 issuer: name_to_string(issuer.subject_name()),
@@ -735,10 +769,7 @@ fn revocation_facts(chain: &[X509], trust: &TrustStore) -> Vec<CertRevocation> {
                 crl_windows: Vec::new(),
             };
             for stored in trust.crls_named(cert.issuer_name()) {
-                let valid = issuer_key
-                    .as_ref()
-                    .is_some_and(|k| stored.crl.verify(k).unwrap_or(false));
-                if !valid {
+                if !crl_signed_by(&stored.crl, issuer) {
                     continue;
                 }
                 let source = stored.source.to_string();
@@ -862,7 +893,7 @@ fn evaluate(call: &Call<'_>) -> VerificationReport {
     checks.push(match (signer, digest) {
         (None, _) => check(CheckId::SignatureValue, Indeterminate, Some(S::NoSigningCertificateFound), format!("{no_signer} The signature value cannot be checked without it.")),
         (Some(_), None) => check(CheckId::SignatureValue, Skipped, None, format!("Not run: the digest algorithm {digest_name} is not one this engine computes (see the signature policy).")),
-        (Some(s), Some(d)) => match policy.check_signature_algorithm(info.signature_algorithm, s.public_key.id(), d) {
+        (Some(s), Some(d)) => match policy.check_signature_algorithm(info.signature_algorithm, s.key_type, d) {
             Err(_) => check(CheckId::SignatureValue, Skipped, None, format!("Not run: the signature algorithm {} does not match the signer's key (see the signature policy).", algorithm_name(info.signature_algorithm))),
             Ok(()) => match verify_signature_value(s, info, d) {
                 Ok(()) => check(CheckId::SignatureValue, Passed, None, "The signature value verifies over the signed attributes with the signer's public key.".into()),
@@ -1060,7 +1091,7 @@ fn signature_policy_check(call: &Call<'_>, digest: Option<DigestAlgorithm>) -> C
     if let Some(s) = signer {
         if let Some(d) = digest {
             if let Err(v) =
-                policy.check_signature_algorithm(info.signature_algorithm, s.public_key.id(), d)
+                policy.check_signature_algorithm(info.signature_algorithm, s.key_type, d)
             {
                 violations.push(v);
             }
@@ -1140,9 +1171,13 @@ fn verify_signature_value(
     digest: DigestAlgorithm,
 ) -> Result<(), String> {
     let attrs = info.signed_attrs_to_verify();
-    let ok = Verifier::new(digest.message_digest(), &s.public_key)
-        .and_then(|mut v| v.verify_oneshot(info.signature, &attrs))
-        .unwrap_or(false);
+    let ok = if let Some(key) = &s.sm2_key {
+        gm::sm2_verify_raw(key, &attrs, info.signature).is_ok()
+    } else {
+        Verifier::new(digest.message_digest(), &s.public_key)
+            .and_then(|mut v| v.verify_oneshot(info.signature, &attrs))
+            .unwrap_or(false)
+    };
     if ok {
         Ok(())
     } else {

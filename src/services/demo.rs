@@ -370,7 +370,7 @@ pub fn seed_pki(
 ) -> Result<Vec<String>, ServiceError> {
     use crate::db::schema::{crls, issuer_certificates, trust_anchors};
     use crate::pki::demo::KeyType;
-    use crate::pki::{CaArgs, CrlArgs, IssuerArgs, PkiCommand};
+    use crate::pki::{CaArgs, CrlArgs, IssuerArgs, KeyAlgorithm, PkiCommand};
 
     let pki_dir = data_dir.join(DEMO_PKI_DIR);
     let ca_dir = pki_dir.join("ca");
@@ -378,7 +378,7 @@ pub fn seed_pki(
         run_pki(PkiCommand::Ca(CaArgs {
             dir: ca_dir.clone(),
             name: "Baohan Demo CA".into(),
-            key_type: KeyType::EcP256,
+            key_type: KeyAlgorithm::OpenSsl(KeyType::EcP256),
         }))?;
     }
     let mut conn = ctx.conn()?;
@@ -424,7 +424,7 @@ pub fn seed_pki(
                 out_dir: dir.clone(),
                 name: account.name.into(),
                 uscc: uscc.as_str().into(),
-                key_type: KeyType::EcP256,
+                key_type: Some(KeyAlgorithm::OpenSsl(KeyType::EcP256)),
                 days: 365,
             }))?;
         }

@@ -100,7 +100,7 @@ impl TimeStamping {
                 pki::PkiCommand::Ca(pki::CaArgs {
                     dir: root.to_path_buf(),
                     name: "Baohan Exchange Time-Stamping Root".into(),
-                    key_type: pki::demo::KeyType::EcP256,
+                    key_type: pki::KeyAlgorithm::OpenSsl(pki::demo::KeyType::EcP256),
                 }),
                 &mut out,
             );

@@ -7,13 +7,13 @@ use der::Encode;
 use super::error::{TimeStampError, TokenError};
 use super::token::read_token;
 use super::{is_oid, oid, Hash};
-use crate::pki::cms_parse::{parse_signed_data, signer_info_layout, CmsFormatError};
+use crate::pki::cms_parse::{parse_signed_data_gm, signer_info_layout, CmsFormatError};
 
 /// The signature value of a detached single-signer CMS signature: the content octets of
 /// its SignerInfo's `signature` field, which the signature time-stamp's message imprint
 /// covers.
 pub fn signature_value(cms_der: &[u8]) -> Result<&[u8], CmsFormatError> {
-    Ok(parse_signed_data(cms_der)?.signer.signature)
+    Ok(parse_signed_data_gm(cms_der)?.signer.signature)
 }
 
 /// The signature time-stamp token carried by `cms_der`, if any (borrowed from it).
@@ -40,7 +40,7 @@ pub fn timestamp_of(cms_der: &[u8]) -> Result<Option<&[u8]>, TimeStampError> {
 /// signature already carries a signature time-stamp, or when `token` is not a
 /// time-stamp token over this signature's value.
 pub fn add_signature_timestamp(cms_der: &[u8], token: &[u8]) -> Result<Vec<u8>, TimeStampError> {
-    let signature = parse_signed_data(cms_der)?.signer.signature;
+    let signature = parse_signed_data_gm(cms_der)?.signer.signature;
     let layout = signer_info_layout(cms_der)?;
     let existing = layout.unsigned_attributes()?;
     if existing
@@ -79,7 +79,7 @@ pub fn add_signature_timestamp(cms_der: &[u8], token: &[u8]) -> Result<Vec<u8>, 
     let stamped = tlv(0x30, &[layout.content_type, &tlv(0xA0, &[&signed_data])]);
 
     // The result must read back as the same signature with this token.
-    let reread = parse_signed_data(&stamped)?;
+    let reread = parse_signed_data_gm(&stamped)?;
     if reread.signer.signature != signature || timestamp_of(&stamped)? != Some(token) {
         return Err(CmsFormatError("the time-stamped signature does not read back".into()).into());
     }

@@ -781,7 +781,7 @@ fn pki_tsa_makes_a_tsa_under_a_ca_of_its_own() {
     let ca = PkiCommand::Ca(CaArgs {
         dir: ca_dir.clone(),
         name: "Baohan TSA Root".into(),
-        key_type: KeyType::EcP256,
+        key_type: crate::pki::KeyAlgorithm::OpenSsl(KeyType::EcP256),
     });
     assert_eq!(run_pki_cli(ca, &mut out), 0);
     let tsa = || {
