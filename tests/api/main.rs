@@ -54,6 +54,7 @@ mod premium_terms;
 mod projects;
 mod revocation;
 mod security;
+mod sm2;
 mod stats;
 mod three_instances;
 mod timestamps;
