@@ -77,3 +77,17 @@ quote-no-terms = no published terms
 quote-not-serving = does not guarantee a bond this large
 project-terms = Issuers' premium terms
 project-terms-lede = What each issuer publishes it charges: the rate of the bond amount, never less than its minimum. The premium is confirmed when the issuer approves your application.
+
+# Saved applications (暂存)
+apply-save-draft = Save for later
+drafts-title = Saved applications
+drafts-link = Saved applications
+drafts-lede = Only your organization sees a saved application, and it holds no place; send it to the issuer when it is ready.
+drafts-none = No saved application.
+drafts-col-saved = Saved
+drafts-no-issuer = No issuer chosen
+drafts-submit = Send application
+drafts-discard = Discard
+drafts-error-send = Cannot send
+flash-draft-saved = Saved; you can send it later.
+flash-draft-discarded = The saved application was discarded.

@@ -76,3 +76,17 @@ quote-no-terms = 未公布保费标准
 quote-not-serving = 不承保此金额的保函
 project-terms = 各出函机构的保费标准
 project-terms-lede = 各出函机构公布的收费：按保证金额的费率计算，不低于其最低保费。保费以出函机构审核申请时报出的为准。
+
+# Saved applications (暂存)
+apply-save-draft = 暂存
+drafts-title = 暂存的申请
+drafts-link = 暂存的申请
+drafts-lede = 暂存的申请只有贵单位自己看得到，不占用任何名额；确认无误后再提交给出函机构。
+drafts-none = 没有暂存的申请。
+drafts-col-saved = 暂存时间
+drafts-no-issuer = 未选出函机构
+drafts-submit = 提交申请
+drafts-discard = 删除
+drafts-error-send = 无法提交
+flash-draft-saved = 已暂存，可稍后提交。
+flash-draft-discarded = 暂存的申请已删除。

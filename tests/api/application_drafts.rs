@@ -176,7 +176,139 @@ async fn a_refused_submission_leaves_the_draft_as_it_was(app: TestApp) {
     assert_eq!(drafts.len(), 1);
 }
 
+async fn the_pages_save_list_send_and_discard_drafts_with_errors_beside_the_row(app: TestApp) {
+    use crate::pages_agency::{html, page_session, post_form};
+    // Issuers are offered once they can sign.
+    crate::fixtures::TestPki::set_up(&app).await;
+    let tender = app
+        .as_agency()
+        .await
+        .create_project(&NewTender::two_sections("BZ-DRAFT-P", 3))
+        .await;
+    let (a, b) = (&tender.sections[0].id, &tender.sections[1].id);
+    let bank = app.as_issuer("bank").await;
+    let (client, csrf) = page_session(&app, "enterprise1").await;
+
+    // The project page offers "暂存" beside "apply", posting the same form elsewhere.
+    let project = format!("/projects/{}", tender.id);
+    let (status, page) = html(&client, &app, &project).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&format!("formaction=\"{project}/save-draft\"")),
+        "{page}"
+    );
+    let saved = post_form(
+        &client,
+        &app,
+        &format!("{project}/save-draft"),
+        &[("csrf_token", &csrf), ("section_id", a), ("issuer_id", "")],
+    )
+    .await;
+    assert_eq!(saved.status(), 303);
+    assert_eq!(saved.headers()["location"], "/enterprise/drafts");
+    let saved = post_form(
+        &client,
+        &app,
+        &format!("{project}/save-draft"),
+        &[
+            ("csrf_token", &csrf),
+            ("section_id", b),
+            ("issuer_id", bank.org_id()),
+        ],
+    )
+    .await;
+    assert_eq!(saved.status(), 303);
+    // Without the CSRF token nothing is saved.
+    let forged = post_form(
+        &client,
+        &app,
+        &format!("{project}/save-draft"),
+        &[("section_id", a), ("issuer_id", bank.org_id())],
+    )
+    .await;
+    assert_eq!(forged.status(), 403);
+
+    let (status, list) = html(&client, &app, "/enterprise/drafts").await;
+    assert_eq!(status, 200);
+    assert!(list.contains("BZ-DRAFT-P"), "{list}");
+    assert!(
+        list.contains("未选出函机构"),
+        "section A has no issuer: {list}"
+    );
+    assert!(list.contains(&format!("/enterprise/drafts/{b}/submit")));
+    // The applications page links to them.
+    let (_, applications) = html(&client, &app, "/enterprise/applications").await;
+    assert!(applications.contains("href=\"/enterprise/drafts\""));
+
+    // Sending A (no issuer) is refused beside its row; the draft stays.
+    let refused = post_form(
+        &client,
+        &app,
+        &format!("/enterprise/drafts/{a}/submit"),
+        &[("csrf_token", &csrf)],
+    )
+    .await;
+    assert_eq!(refused.status(), 200);
+    let page = refused.text().await.expect("page");
+    assert!(page.contains("error-summary"), "{page}");
+    assert!(page.contains(&format!("id=\"draft-{a}-error\"")), "{page}");
+    assert!(!page.contains(&format!("id=\"draft-{b}-error\"")), "{page}");
+    let drafts: Vec<Value> = app
+        .as_enterprise("enterprise1")
+        .await
+        .get("/api/v1/application-drafts")
+        .await;
+    assert_eq!(drafts.len(), 2);
+
+    // Sending B makes the application; discarding A leaves none.
+    let sent = post_form(
+        &client,
+        &app,
+        &format!("/enterprise/drafts/{b}/submit"),
+        &[("csrf_token", &csrf)],
+    )
+    .await;
+    assert_eq!(sent.status(), 303);
+    assert_eq!(sent.headers()["location"], "/enterprise/applications");
+    let queue: Vec<Value> = bank.get("/api/v1/applications").await;
+    assert!(
+        queue.iter().any(|q| q["section"]["id"] == b.as_str()),
+        "{queue:?}"
+    );
+    // Another enterprise cannot send or discard this one's draft.
+    let (other, other_csrf) = page_session(&app, "enterprise2").await;
+    let theirs = post_form(
+        &other,
+        &app,
+        &format!("/enterprise/drafts/{a}/discard"),
+        &[("csrf_token", &other_csrf)],
+    )
+    .await;
+    assert_eq!(theirs.status(), 404);
+    let discarded = post_form(
+        &client,
+        &app,
+        &format!("/enterprise/drafts/{a}/discard"),
+        &[("csrf_token", &csrf)],
+    )
+    .await;
+    assert_eq!(discarded.status(), 303);
+    let (_, list) = html(&client, &app, "/enterprise/drafts").await;
+    assert!(list.contains("没有暂存的申请"), "{list}");
+
+    // The enterprise's own claims page is in its navigation.
+    assert!(list.contains("href=\"/enterprise/claims\""), "{list}");
+    let (status, claims) = html(&client, &app, "/enterprise/claims").await;
+    assert_eq!(status, 200, "{claims}");
+    let (status, _) = html(&client, &app, "/enterprise/drafts").await;
+    assert_eq!(status, 200);
+    let (agency, _) = page_session(&app, "agency").await;
+    let (status, _) = html(&agency, &app, "/enterprise/drafts").await;
+    assert_eq!(status, 403);
+}
+
 crate::on_both_backends!(
     a_saved_application_is_the_enterprises_alone_until_submitted,
     a_refused_submission_leaves_the_draft_as_it_was,
+    the_pages_save_list_send_and_discard_drafts_with_errors_beside_the_row,
 );

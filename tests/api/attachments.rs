@@ -512,6 +512,28 @@ async fn the_bidder_attaches_on_its_page_and_the_issuer_downloads_it(app: TestAp
     );
     assert!(bidder.text("#attachments").await.contains("营业执照.png"));
     bidder.looked_at("attachments-bidder").await;
+
+    // A file that is not a PDF, PNG, JPEG or OFD: refused, and said beside the file
+    // field (not as a passing notice), the list unchanged.
+    let notes = dir.path().join("说明.txt");
+    std::fs::write(&notes, "not a document").expect("file");
+    bidder
+        .find("#attachment-file")
+        .await
+        .send_keys(&notes.to_string_lossy())
+        .await
+        .expect("choose the file");
+    bidder.click("form.attach button[type=submit]").await;
+    assert!(
+        bidder.wait_for("#attachment-file-error").await,
+        "{}",
+        bidder.text("main").await
+    );
+    let said = bidder.text("#attachment-file-error").await;
+    assert!(said.contains("PDF"), "{said}");
+    assert!(!bidder.has(".flash").await, "a refusal is not a notice");
+    assert!(!bidder.text("#attachments").await.contains("说明.txt"));
+    bidder.looked_at("attachments-refused").await;
     bidder.close().await;
 
     let attached = app

@@ -74,7 +74,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(claim_form))
                 .route(web::post().to(file_claim)),
         )
-        .route("/agency/claims", web::get().to(claims_list));
+        .route("/agency/claims", web::get().to(claims_list))
+        .route("/enterprise/claims", web::get().to(enterprise_claims_list));
 }
 
 /// The roles these pages serve: the agency runs the tender.
@@ -1393,6 +1394,28 @@ async fn claims_list(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PageError> {
     visitor.require(AGENCY)?;
+    claims_of(req, state, visitor, query, "/agency/claims").await
+}
+
+/// The claims on the bidder's own bonds, each linking to its page (evidence, decision).
+async fn enterprise_claims_list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, PageError> {
+    visitor.require(&[Role::Enterprise])?;
+    claims_of(req, state, visitor, query, "/enterprise/claims").await
+}
+
+/// One page of the claims the visitor is party to, listed at `path`.
+async fn claims_of(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    query: web::Query<PageQuery>,
+    path: &str,
+) -> Result<HttpResponse, PageError> {
     let paging = Paging::from_query(&query);
     let ctx = state.ctx.clone();
     let actor = visitor.actor.clone();
@@ -1407,7 +1430,7 @@ async fn claims_list(
     let html = ClaimsPage {
         chrome: chrome.clone(),
         rows,
-        pager: Pager::new("/agency/claims", paging, total),
+        pager: Pager::new(path, paging, total),
     }
     .render()?;
     Ok(page(&chrome, html))

@@ -1,8 +1,9 @@
 //! Attachments on the pages: the list a parent's page shows (with download links to
 //! the API, which the session cookie opens) and the upload form for whoever may add a
 //! file, posted as multipart (the CSRF token read from the form's fields), streamed to
-//! disk like the API's, then redirected back with a flash message saying what
-//! happened (post/redirect/get).
+//! disk like the API's, then redirected back (post/redirect/get): with a flash message
+//! when it was stored, with the reason in the query (`?attach_error=size`) when it was
+//! refused, which the parent's page shows beside the field it concerns.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -46,7 +47,27 @@ pub struct AttachmentsShown {
     pub kinds: Vec<(String, String)>,
     /// The largest file, in words.
     pub max_size: String,
+    /// Why the last upload was refused, shown beside the field it concerns.
+    pub error: Option<Refusal>,
 }
+
+/// A refused upload as the form shows it: the field and the words.
+pub struct Refusal {
+    /// `kind` or `file`.
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// The reasons an upload is refused for, as they travel in `?attach_error=`, with the
+/// field each concerns and the words' key.
+const REFUSALS: [(&str, &str, &str); 6] = [
+    ("none", "file", "flash-attach-none"),
+    ("type", "file", "flash-attach-type"),
+    ("size", "file", "flash-attach-size"),
+    ("kind", "kind", "flash-attach-kind"),
+    ("full", "file", "flash-attach-full"),
+    ("closed", "file", "flash-attach-closed"),
+];
 
 impl AttachmentsShown {
     pub fn of(tr: Tr, shelf: &Shelf, action: String, max_bytes: u64) -> AttachmentsShown {
@@ -54,6 +75,7 @@ impl AttachmentsShown {
             rows: shelf.rows.iter().map(|a| row(tr, a)).collect(),
             may_upload: shelf.may_upload,
             action,
+            error: None,
             kinds: shelf
                 .kinds
                 .iter()
@@ -62,6 +84,46 @@ impl AttachmentsShown {
             max_size: size_words(max_bytes),
         }
     }
+}
+
+impl AttachmentsShown {
+    /// The words of the refusal when it concerns `field` (`kind` or `file`).
+    pub fn error_on(&self, field: &str) -> Option<&str> {
+        self.error
+            .as_ref()
+            .filter(|e| e.field == field)
+            .map(|e| e.message.as_str())
+    }
+
+    /// With the refusal the upload's redirect named in the query, if any (an unknown code
+    /// is ignored: the query is the visitor's to type).
+    pub fn refused(mut self, tr: Tr, req: &HttpRequest) -> AttachmentsShown {
+        let code =
+            web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+                .ok()
+                .and_then(|q| q.get("attach_error").cloned());
+        self.error = code.and_then(|code| {
+            REFUSALS
+                .iter()
+                .find(|(c, _, _)| *c == code)
+                .map(|(_, field, key)| Refusal {
+                    field,
+                    message: tr.t(key),
+                })
+        });
+        self
+    }
+}
+
+/// Back to the parent's page, at its files, saying why the upload was refused.
+fn refused(back: &str, code: &'static str) -> HttpResponse {
+    debug_assert!(REFUSALS.iter().any(|(c, _, _)| *c == code));
+    HttpResponse::SeeOther()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("{back}?attach_error={code}#attachments"),
+        ))
+        .finish()
 }
 
 fn row(tr: Tr, a: &Attachment) -> AttachmentRow {
@@ -130,9 +192,7 @@ async fn upload(
     let limit = state.ctx.limits.attachment_max_bytes;
     let read = match read_form(form, state.ctx.attachment_dir.join("incoming"), limit).await {
         Ok(read) => read,
-        Err(FormRefused::TooLarge) => {
-            return Ok(redirect_with_flash(&req, &back, "flash-attach-size"));
-        }
+        Err(FormRefused::TooLarge) => return Ok(refused(&back, "size")),
         Err(FormRefused::Unreadable(m)) => return Err(PageError::BadForm(m)),
         Err(FormRefused::Disk(e)) => {
             return Err(PageError::Service(ServiceError::Internal(
@@ -142,7 +202,7 @@ async fn upload(
     };
     visitor.check_csrf(&read.csrf_token)?;
     let Some((spooled, file_name)) = read.file.filter(|(_, name)| !name.is_empty()) else {
-        return Ok(redirect_with_flash(&req, &back, "flash-attach-none"));
+        return Ok(refused(&back, "none"));
     };
     let upload = Upload {
         parent,
@@ -158,19 +218,19 @@ async fn upload(
         done
     })
     .await?;
-    let flash = match done {
-        Ok(_) => "flash-attached",
+    let code = match done {
+        Ok(_) => return Ok(redirect_with_flash(&req, &back, "flash-attached")),
         Err(ServiceError::Invalid { field, message }) => match field.as_str() {
-            "kind" => "flash-attach-kind",
-            _ if message == "is empty" => "flash-attach-none",
-            _ if message.starts_with("must be at most") => "flash-attach-size",
-            _ => "flash-attach-type",
+            "kind" => "kind",
+            _ if message == "is empty" => "none",
+            _ if message.starts_with("must be at most") => "size",
+            _ => "type",
         },
-        Err(ServiceError::InvalidTransition { .. }) => "flash-attach-closed",
-        Err(ServiceError::Conflict(_)) => "flash-attach-full",
+        Err(ServiceError::InvalidTransition { .. }) => "closed",
+        Err(ServiceError::Conflict(_)) => "full",
         Err(e) => return Err(PageError::Service(e)),
     };
-    Ok(redirect_with_flash(&req, &back, flash))
+    Ok(refused(&back, code))
 }
 
 /// The words of the kinds, for tests of the catalogues.

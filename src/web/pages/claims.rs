@@ -75,7 +75,8 @@ async fn show(
             &shelf,
             format!("/claims/{id}/attachments"),
             state.ctx.limits.attachment_max_bytes,
-        ),
+        )
+        .refused(tr, &req),
         chrome: chrome.clone(),
     }
     .render()?;

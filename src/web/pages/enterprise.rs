@@ -34,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/projects", web::get().to(projects_list))
         .route("/projects/{id}", web::get().to(project))
         .route("/projects/{id}/apply", web::post().to(apply))
+        .route("/projects/{id}/save-draft", web::post().to(save_draft))
         .route("/enterprise/applications", web::get().to(my_applications))
         .route(
             "/enterprise/applications/{id}/withdraw",
@@ -396,6 +397,53 @@ async fn apply(
             &req,
             "/enterprise/applications",
             "flash-applied",
+        )),
+        Err(PageError::Service(ServiceError::Invalid { field, .. })) => {
+            let message = match field.as_str() {
+                "issuer_id" | "kind" => tr.t("apply-error-issuer"),
+                _ => tr.t("apply-error-section"),
+            };
+            let shown = project_page(
+                &req,
+                &state,
+                &visitor,
+                id.into_inner(),
+                Some((form, message)),
+            )
+            .await?;
+            let html = shown.render()?;
+            Ok(page(&shown.chrome, html))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Keeps the section's choice as a saved application (暂存) to send later; the same
+/// form as applying, sent by its second button.
+async fn save_draft(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    posted: SignedForm<ApplyForm>,
+) -> Result<HttpResponse, PageError> {
+    let SignedForm { visitor, form } = posted;
+    visitor.require(&[Role::Enterprise])?;
+    let tr = Tr::new(super::i18n::Lang::of(&req));
+    let actor = visitor.actor.clone();
+    let section_id = form.section_id.clone();
+    let input = crate::services::application_drafts::DraftInput {
+        issuer_id: Some(form.issuer_id.trim().to_owned()).filter(|i| !i.is_empty()),
+        ..Default::default()
+    };
+    let saved = run(&state, move |ctx| {
+        crate::services::application_drafts::save(ctx, &actor, &section_id, input)
+    })
+    .await;
+    match saved {
+        Ok(_) => Ok(redirect_with_flash(
+            &req,
+            "/enterprise/drafts",
+            "flash-draft-saved",
         )),
         Err(PageError::Service(ServiceError::Invalid { field, .. })) => {
             let message = match field.as_str() {

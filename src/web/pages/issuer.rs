@@ -390,7 +390,8 @@ async fn application_page(
             &shelf,
             format!("/applications/{}/attachments", view.application.id),
             state.ctx.limits.attachment_max_bytes,
-        ),
+        )
+        .refused(tr, req),
         chrome: chrome.clone(),
     };
     // A form shown again answers 200 (the edge turns a 4xx into an error page).

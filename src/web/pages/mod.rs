@@ -6,6 +6,7 @@
 //! (post/redirect/get) with a flash message saying what happened.
 
 pub mod agency;
+pub mod application_drafts;
 pub mod assets;
 pub mod attachments;
 pub mod charts;
@@ -44,6 +45,7 @@ pub use errors::PageError;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(assets::routes)
         .configure(agency::routes)
+        .configure(application_drafts::routes)
         .configure(attachments::routes)
         .configure(claims::routes)
         .configure(home::routes)
@@ -194,6 +196,7 @@ fn nav_links(tr: Tr, role: Option<Role>, path: &str) -> Vec<NavLink> {
             ("/projects", "nav-projects"),
             ("/enterprise/applications", "nav-my-applications"),
             ("/enterprise/guarantees", "nav-my-guarantees"),
+            ("/enterprise/claims", "nav-claims"),
             ("/credit", "nav-credit"),
             ("/credit/rights-code", "nav-rights-code"),
             ("/verify", "nav-verify"),
