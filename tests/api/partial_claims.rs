@@ -343,6 +343,35 @@ async fn the_pages_file_an_extend_or_pay_demand_and_pay_part_of_a_claim(app: Tes
     assert!(claims.contains(&asked), "{claims}");
     assert!(claims.contains("value=\"extend\""), "{claims}");
     assert!(claims.contains("name=\"amount\""), "{claims}");
+    // In the officer's browser, at a desk and on a phone: the row offers an amount to
+    // pay in part and the extension asked for, and fits the phone's width.
+    let browser = crate::fixtures::chromium::Chromium::start("zh-CN").await;
+    crate::browser_flow::sign_in_for(&browser, &app, "/issuer/claims", "bank").await;
+    assert!(
+        browser.wait_for("input[name=amount]").await,
+        "{}",
+        browser.text("main").await
+    );
+    assert!(browser.has("button[value=extend]").await);
+    assert!(browser.text("main").await.contains(&asked));
+    browser.looked_at("issuer-claim-extend-or-pay").await;
+    browser
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("phone-sized window");
+    browser.goto(&app.url("/issuer/claims")).await;
+    assert!(browser.wait_for("input[name=amount]").await);
+    let overflow = browser
+        .eval("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        .await;
+    assert!(
+        overflow.as_i64().is_some_and(|o| o <= 0),
+        "wider than a phone by {overflow} px"
+    );
+    browser.screenshot("phone-issuer-claim-extend-or-pay").await;
+    browser.close().await;
+
     let listed: Vec<Value> = app.as_issuer("bank").await.get("/api/v1/claims").await;
     let id = listed[0]["id"].as_str().expect("id").to_owned();
     let paid = post_form(
