@@ -10,6 +10,7 @@ use crate::pki::demo::{sample_document, DemoCa, KeyType, RevokedSerial, TsaSpec}
 use crate::pki::gm::{self, Sm2Ca, Sm2IssuedCert, Sm2IssuerSpec};
 use crate::pki::policy::{DigestAlgorithm, PolicyRule, SignaturePolicy};
 use crate::pki::report::{CheckId, CheckResult, Indication, SubIndication, VerificationReport};
+use crate::pki::tests::{assert_outcome, assert_refused_by};
 use crate::pki::timestamp::{TimeStampAuthority, TsaTrust};
 use crate::pki::trust::{TrustStore, TrustStoreBuilder};
 use crate::pki::verify::{
@@ -73,29 +74,6 @@ fn fixture() -> Sm2Fixture {
 
 fn verify(fx: &Sm2Fixture, options: &VerifyOptions) -> VerificationReport {
     VerificationEngine::new().verify(&fx.doc, &fx.sig, &fx.trust, options)
-}
-
-fn assert_outcome(
-    report: &VerificationReport,
-    indication: Indication,
-    sub: Option<SubIndication>,
-    decided_by: CheckId,
-) {
-    assert_eq!(report.indication, indication, "{}", report.to_text());
-    assert_eq!(report.sub_indication, sub, "{}", report.to_text());
-    if let Some(sub) = sub {
-        let check = report.check(decided_by).expect("check present");
-        assert_eq!(check.sub_indication, Some(sub), "{}", report.to_text());
-    }
-}
-
-fn assert_refused_by(report: &VerificationReport, id: CheckId, rule: PolicyRule) {
-    let check = report.check(id).expect("check present");
-    assert!(
-        check.violated_rules.contains(&rule) && check.explanation.contains(rule.id()),
-        "{rule} not named by {id:?}:\n{}",
-        report.to_text()
-    );
 }
 
 fn full_options(fx: &Sm2Fixture) -> VerifyOptions {

@@ -71,7 +71,7 @@ fn fingerprint(cert: &X509) -> String {
 }
 
 /// Asserts the indication, the sub-indication and which check decided it.
-fn assert_outcome(
+pub(super) fn assert_outcome(
     report: &VerificationReport,
     indication: Indication,
     sub: Option<SubIndication>,
@@ -86,7 +86,7 @@ fn assert_outcome(
 }
 
 /// Asserts that check `id` names `rule`, as a violated rule and in its explanation.
-fn assert_refused_by(report: &VerificationReport, id: CheckId, rule: PolicyRule) {
+pub(super) fn assert_refused_by(report: &VerificationReport, id: CheckId, rule: PolicyRule) {
     let check = report.check(id).expect("check present");
     assert!(
         check.violated_rules.contains(&rule) && check.explanation.contains(rule.id()),

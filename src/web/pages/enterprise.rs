@@ -385,19 +385,31 @@ async fn apply(
 ) -> Result<HttpResponse, PageError> {
     let SignedForm { visitor, form } = posted;
     visitor.require(&[Role::Enterprise])?;
-    let tr = Tr::new(super::i18n::Lang::of(&req));
     let actor = visitor.actor.clone();
     let input = NewApplication {
         section_id: form.section_id.clone(),
         issuer_id: form.issuer_id.clone(),
         kind: None,
     };
-    match run(&state, move |ctx| applications::apply(ctx, &actor, input)).await {
-        Ok(_) => Ok(redirect_with_flash(
-            &req,
-            "/enterprise/applications",
-            "flash-applied",
-        )),
+    let done = run(&state, move |ctx| applications::apply(ctx, &actor, input)).await;
+    let next = ("/enterprise/applications", "flash-applied");
+    answer_project_form(req, state, visitor, id, form, done, next).await
+}
+
+/// After a project page's form was sent: on to `next` (a path and a flash) when it was
+/// taken, the page again with the refusal beside the section's choice when it was not.
+async fn answer_project_form<T>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    id: web::Path<String>,
+    form: ApplyForm,
+    done: Result<T, PageError>,
+    (to, flash): (&str, &'static str),
+) -> Result<HttpResponse, PageError> {
+    let tr = Tr::new(super::i18n::Lang::of(&req));
+    match done {
+        Ok(_) => Ok(redirect_with_flash(&req, to, flash)),
         Err(PageError::Service(ServiceError::Invalid { field, .. })) => {
             let message = match field.as_str() {
                 "issuer_id" | "kind" => tr.t("apply-error-issuer"),
@@ -428,7 +440,6 @@ async fn save_draft(
 ) -> Result<HttpResponse, PageError> {
     let SignedForm { visitor, form } = posted;
     visitor.require(&[Role::Enterprise])?;
-    let tr = Tr::new(super::i18n::Lang::of(&req));
     let actor = visitor.actor.clone();
     let section_id = form.section_id.clone();
     let input = crate::services::application_drafts::DraftInput {
@@ -439,30 +450,8 @@ async fn save_draft(
         crate::services::application_drafts::save(ctx, &actor, &section_id, input)
     })
     .await;
-    match saved {
-        Ok(_) => Ok(redirect_with_flash(
-            &req,
-            "/enterprise/drafts",
-            "flash-draft-saved",
-        )),
-        Err(PageError::Service(ServiceError::Invalid { field, .. })) => {
-            let message = match field.as_str() {
-                "issuer_id" | "kind" => tr.t("apply-error-issuer"),
-                _ => tr.t("apply-error-section"),
-            };
-            let shown = project_page(
-                &req,
-                &state,
-                &visitor,
-                id.into_inner(),
-                Some((form, message)),
-            )
-            .await?;
-            let html = shown.render()?;
-            Ok(page(&shown.chrome, html))
-        }
-        Err(e) => Err(e),
-    }
+    let next = ("/enterprise/drafts", "flash-draft-saved");
+    answer_project_form(req, state, visitor, id, form, saved, next).await
 }
 
 // ---- My applications --------------------------------------------------------------
