@@ -339,9 +339,14 @@ fn record(
 /// Where `baohan demo` keeps its PKI, under the data directory.
 pub const DEMO_PKI_DIR: &str = "pki";
 
-/// Demo issuers and whether the exchange holds their key (hosted signing) or the
-/// issuer signs in its own system (external signing, e.g. with `openssl cms -sign`).
-const DEMO_SIGNERS: &[(&str, bool)] = &[("bank", true), ("guarantor", true), ("insurer", false)];
+/// Demo issuers, whether the exchange holds their key (hosted signing) or the issuer
+/// signs in its own system (external signing, e.g. with `openssl cms -sign`), and
+/// whether their key is SM2 (国密, under the demo SM2 CA) rather than P-256.
+const DEMO_SIGNERS: &[(&str, bool, bool)] = &[
+    ("bank", true, false),
+    ("guarantor", true, true),
+    ("insurer", false, false),
+];
 
 fn run_pki(command: crate::pki::PkiCommand) -> Result<(), ServiceError> {
     let mut out = Vec::new();
@@ -374,44 +379,61 @@ pub fn seed_pki(
 
     let pki_dir = data_dir.join(DEMO_PKI_DIR);
     let ca_dir = pki_dir.join("ca");
-    if !ca_dir.join("ca.pem").exists() {
-        run_pki(PkiCommand::Ca(CaArgs {
-            dir: ca_dir.clone(),
-            name: "Baohan Demo CA".into(),
-            key_type: KeyAlgorithm::OpenSsl(KeyType::EcP256),
-        }))?;
-    }
+    let sm2_ca_dir = pki_dir.join("sm2-ca");
     let mut conn = ctx.conn()?;
     let operator = operator_actor(&mut conn)?;
     let at = ctx.now();
-    let anchors: i64 = trust_anchors::table.count().get_result(&mut conn)?;
-    if anchors == 0 {
-        super::trust::register_trust_anchor(
-            ctx,
-            &operator,
+    let cas = [
+        (
+            &ca_dir,
             "Baohan Demo CA",
-            &read(&ca_dir.join("ca.pem"))?,
-        )?;
+            KeyAlgorithm::OpenSsl(KeyType::EcP256),
+        ),
+        (&sm2_ca_dir, "Baohan Demo SM2 CA", KeyAlgorithm::Sm2),
+    ];
+    for (dir, name, key_type) in cas {
+        if !dir.join("ca.pem").exists() {
+            run_pki(PkiCommand::Ca(CaArgs {
+                dir: dir.clone(),
+                name: name.into(),
+                key_type,
+            }))?;
+        }
+        let pem = read(&dir.join("ca.pem"))?;
+        let cert = openssl::x509::X509::from_pem(pem.as_bytes()).or_internal("demo CA")?;
+        let der = cert.to_der().or_internal("demo CA")?;
+        let trusted: i64 = trust_anchors::table
+            .filter(trust_anchors::fingerprint_sha256.eq(crate::pki::sha256_hex(&der)))
+            .count()
+            .get_result(&mut conn)?;
+        if trusted == 0 {
+            super::trust::register_trust_anchor(ctx, &operator, name, &pem)?;
+        }
+        // A fresh CRL of each CA whenever its newest one runs out within a week.
+        let newest: Option<Option<chrono::NaiveDateTime>> = crls::table
+            .filter(crls::issuer_name.eq(crate::pki::certs::name_to_string(cert.subject_name())))
+            .order(crls::next_update.desc())
+            .select(crls::next_update)
+            .first(&mut conn)
+            .optional()?;
+        if newest
+            .flatten()
+            .is_none_or(|next| next < at + Duration::days(7))
+        {
+            run_pki(PkiCommand::Crl(CrlArgs {
+                ca_dir: dir.clone(),
+                days: 30,
+            }))?;
+            let crl = read(&dir.join("crl.pem"))?;
+            super::trust::register_crl(ctx, &operator, crl.as_bytes())?;
+        }
     }
-    // A fresh CRL whenever the newest one runs out within a week.
-    let newest: Option<Option<chrono::NaiveDateTime>> = crls::table
-        .order(crls::next_update.desc())
-        .select(crls::next_update)
-        .first(&mut conn)
-        .optional()?;
-    if newest
-        .flatten()
-        .is_none_or(|next| next < at + Duration::days(7))
-    {
-        run_pki(PkiCommand::Crl(CrlArgs {
-            ca_dir: ca_dir.clone(),
-            days: 30,
-        }))?;
-        let crl = read(&ca_dir.join("crl.pem"))?;
-        super::trust::register_crl(ctx, &operator, crl.as_bytes())?;
-    }
-    let mut lines = vec![format!("demo CA and CRL: {}", ca_dir.display())];
-    for (username, hosted) in DEMO_SIGNERS {
+    let mut lines = vec![format!(
+        "demo CAs and CRLs: {} (P-256), {} (SM2)",
+        ca_dir.display(),
+        sm2_ca_dir.display()
+    )];
+    for (username, hosted, sm2) in DEMO_SIGNERS {
         let account = DEMO_ACCOUNTS
             .iter()
             .find(|a| a.username == *username)
@@ -419,12 +441,17 @@ pub fn seed_pki(
         let uscc = Uscc::from_body(account.uscc_body).or_internal("demo USCC")?;
         let dir = pki_dir.join(username);
         if !dir.join("issuer.pem").exists() {
+            let (ca_dir, key_type) = if *sm2 {
+                (&sm2_ca_dir, KeyAlgorithm::Sm2)
+            } else {
+                (&ca_dir, KeyAlgorithm::OpenSsl(KeyType::EcP256))
+            };
             run_pki(PkiCommand::Issuer(IssuerArgs {
                 ca_dir: ca_dir.clone(),
                 out_dir: dir.clone(),
                 name: account.name.into(),
                 uscc: uscc.as_str().into(),
-                key_type: Some(KeyAlgorithm::OpenSsl(KeyType::EcP256)),
+                key_type: Some(key_type),
                 days: 365,
             }))?;
         }
@@ -456,8 +483,9 @@ pub fn seed_pki(
                 },
             )?;
         }
+        let key = if *sm2 { "an SM2 key" } else { "a P-256 key" };
         lines.push(if *hosted {
-            format!("{username:<10} signs with a hosted key (POST /api/v1/applications/{{id}}/issue)")
+            format!("{username:<10} signs with {key} held by the exchange (POST /api/v1/applications/{{id}}/issue)")
         } else {
             format!(
                 "{username:<10} signs externally: openssl cms -sign -binary -outform DER -md sha256 -cades \

@@ -54,6 +54,29 @@ async fn the_demo_pki_lets_demo_issuers_sign(app: TestApp) {
     let bond = app.issued_bond("enterprise1", &tender.sections[0]).await;
     let report = app.verify(&bond, &bond.code).await;
     assert_eq!(report.indication, "PASSED", "{report:?}");
+    // The demo guarantee company signs with an SM2 key under the demo SM2 CA.
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.starts_with("guarantor") && l.contains("SM2")),
+        "{printed:?}"
+    );
+    let application = app
+        .paid_application("enterprise2", "guarantor", &tender.sections[0])
+        .await;
+    let sm2_bond = app.as_issuer("guarantor").await.issue(&application).await;
+    let signature = app
+        .as_enterprise("enterprise2")
+        .await
+        .download(&sm2_bond, "signature")
+        .await;
+    let signed = baohan::pki::cms_parse::parse_signed_data(&signature).expect("CMS");
+    assert_eq!(
+        signed.signer.digest_algorithm,
+        baohan::pki::gm::oid::SM3.as_bytes()
+    );
+    let report = app.verify(&sm2_bond, &sm2_bond.code).await;
+    assert_eq!(report.indication, "PASSED", "{report:?}");
 }
 
 /// `/readyz` asks the database for a write, not only an answer: a database that takes
