@@ -38,6 +38,19 @@ async fn every_role_s_main_pages_fit_a_phone(app: TestApp) {
     // Something in every list: an issued bond and an application waiting.
     app.issued_bond("enterprise1", &tender.sections[0]).await;
     app.issued_bond("enterprise2", &tender.sections[1]).await;
+    // A saved application for the bidder's list of them.
+    let bank_org = app.as_issuer("bank").await.org_id().to_owned();
+    let saved = app
+        .as_enterprise("enterprise1")
+        .await
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/v1/application-drafts/{}", tender.sections[1].id),
+            Some(&serde_json::json!({ "issuer_id": bank_org, "note": "待补资质" })),
+        )
+        .answer()
+        .await;
+    assert_eq!(saved.status, 201);
 
     // An organization's page that names a kind of issuer beside the organization's.
     let bank_id = app.as_issuer("bank").await.org_id().to_owned();
@@ -50,7 +63,9 @@ async fn every_role_s_main_pages_fit_a_phone(app: TestApp) {
                 "/",
                 "/projects",
                 "/enterprise/applications",
+                "/enterprise/drafts",
                 "/enterprise/guarantees",
+                "/enterprise/claims",
                 "/credit",
                 "/credit/rights-code",
             ],
