@@ -27,6 +27,27 @@ pub struct TransitionError {
     reason: &'static str,
 }
 
+impl TransitionError {
+    /// A refusal of `action` (its snake_case text, done as `verb`) on an `entity` that
+    /// is `current`, for the other transition tables of the domain (reductions).
+    pub(crate) const fn refused(
+        entity: &'static str,
+        action: &'static str,
+        current: &'static str,
+        verb: &'static str,
+        article: &'static str,
+    ) -> TransitionError {
+        TransitionError {
+            entity,
+            action,
+            current,
+            verb,
+            article,
+            reason: "",
+        }
+    }
+}
+
 string_enum! {
     /// State of a guarantee application.
     pub enum ApplicationState ("application state") {
