@@ -8,6 +8,8 @@
 use crate::domain::attachment::{AttachmentKind, FileType, ParentKind};
 use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
 use crate::domain::credit::{CancelReason, LookPurpose};
+use crate::domain::letter::LetterKind;
+use crate::domain::reduction::ReductionState;
 use crate::domain::waiver::{RefusalReason, WaiverState};
 use crate::domain::{
     ApplicationState, ClaimReason, ClaimState, GuaranteeState, IssuerKind, OrgKind, PreClaimState,
@@ -59,6 +61,8 @@ macro_rules! text_columns {
 pub(crate) use text_columns;
 
 text_columns!(
+    LetterKind,
+    ReductionState,
     AttachmentKind,
     FileType,
     ParentKind,

@@ -12,14 +12,17 @@ use crate::domain::{
 use crate::domain::attachment::{AttachmentKind, FileType, ParentKind};
 use crate::domain::catalogue::{CreditLevel, Dimension, Polarity, SubjectKind};
 use crate::domain::credit::{CancelReason, LookPurpose};
+use crate::domain::letter::LetterKind;
+use crate::domain::reduction::ReductionState;
 use crate::domain::waiver::WaiverState;
 
 use super::schema::{
     api_tokens, applications, attachments, claims, credit_disputes, credit_imports,
     credit_level_changes, credit_looks, credit_records, credit_rights_codes, credit_subjects,
-    credit_waivers, crls, guarantee_drafts, guarantee_versions, guarantees, issuer_certificates,
-    matter_versions, matters, organizations, premium_terms, projects, record_categories,
-    record_category_versions, sections, sessions, trust_anchors, users,
+    credit_waivers, crls, guarantee_drafts, guarantee_letters, guarantee_reductions,
+    guarantee_versions, guarantees, issuer_certificates, matter_versions, matters, organizations,
+    premium_terms, projects, record_categories, record_category_versions, sections, sessions,
+    trust_anchors, users,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -218,6 +221,51 @@ pub struct GuaranteeVersion {
     pub document_sha256: String,
     pub signature: Option<Vec<u8>>,
     pub signer_certificate_id: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// A reduction of a guarantee's amount (URDG 758 art. 11): proposed and signed by the
+/// issuer, in force only once the beneficiary's side accepts it.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = guarantee_reductions)]
+pub struct GuaranteeReduction {
+    pub id: String,
+    pub guarantee_id: String,
+    /// The version of the guarantee document the amendment is.
+    pub version: i32,
+    /// The version in force when it was proposed, which it reduces.
+    pub base_version: i32,
+    pub amount_before_fen: i64,
+    pub amount_fen: i64,
+    pub reason: String,
+    pub status: ReductionState,
+    pub proposed_by: String,
+    pub proposed_at: NaiveDateTime,
+    /// The signed bytes, once signed.
+    pub document: Option<Vec<u8>>,
+    pub document_sha256: Option<String>,
+    /// The issuer's signature with the exchange's time-stamp token, once signed.
+    pub signature: Option<Vec<u8>>,
+    pub signer_certificate_id: Option<String>,
+    pub signed_at: Option<NaiveDateTime>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<NaiveDateTime>,
+    pub decision_reason: Option<String>,
+}
+
+/// A release or reduction letter: canonical JSON bytes and the exchange's RFC 3161
+/// time-stamp token over them.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = guarantee_letters)]
+pub struct GuaranteeLetter {
+    pub id: String,
+    pub guarantee_id: String,
+    pub kind: LetterKind,
+    pub reduction_id: Option<String>,
+    pub document: Vec<u8>,
+    pub document_sha256: String,
+    /// DER TimeStampToken (a CMS SignedData over a TSTInfo with the document's SHA-256).
+    pub timestamp_token: Vec<u8>,
     pub created_at: NaiveDateTime,
 }
 

@@ -612,6 +612,48 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Reductions of a guarantee's amount awaiting, or past, the beneficiary's
+    /// acceptance (migration 51).
+    guarantee_reductions (id) {
+        id -> Text,
+        guarantee_id -> Text,
+        version -> Integer,
+        base_version -> Integer,
+        amount_before_fen -> BigInt,
+        amount_fen -> BigInt,
+        reason -> Text,
+        status -> Text,
+        proposed_by -> Text,
+        proposed_at -> Timestamp,
+        document -> Nullable<Binary>,
+        document_sha256 -> Nullable<Text>,
+        signature -> Nullable<Binary>,
+        signer_certificate_id -> Nullable<Text>,
+        signed_at -> Nullable<Timestamp>,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        decision_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Release and reduction letters with the exchange's time-stamp tokens
+    /// (migration 51).
+    guarantee_letters (id) {
+        id -> Text,
+        guarantee_id -> Text,
+        kind -> Text,
+        reduction_id -> Nullable<Text>,
+        document -> Binary,
+        document_sha256 -> Text,
+        timestamp_token -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(guarantee_reductions -> guarantees (guarantee_id));
+diesel::joinable!(guarantee_letters -> guarantees (guarantee_id));
 diesel::joinable!(users -> organizations (organization_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -731,4 +773,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     attachment_blobs,
     attachments,
     application_drafts,
+    guarantee_reductions,
+    guarantee_letters,
 );

@@ -1,0 +1,2 @@
+DROP TABLE guarantee_letters;
+DROP TABLE guarantee_reductions;
