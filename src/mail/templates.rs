@@ -210,6 +210,12 @@ pub enum GuaranteeChange {
     AmendmentSigned,
     /// The issuer revoked the bond, to the bidder.
     Revoked,
+    /// The issuer signed a reduction of the amount: the agency accepts or refuses it.
+    ReductionToAccept,
+    /// The agency accepted a reduction: it is in force (to the issuer and the bidder).
+    ReductionAccepted,
+    /// The agency refused a reduction: the amount stays (to the issuer).
+    ReductionRefused,
 }
 
 impl GuaranteeChange {
@@ -219,6 +225,9 @@ impl GuaranteeChange {
             GuaranteeChange::AmendmentToSign => "保函待修改 Amendment to sign",
             GuaranteeChange::AmendmentSigned => "保函已修改 Amendment signed",
             GuaranteeChange::Revoked => "保函已撤销 Guarantee revoked",
+            GuaranteeChange::ReductionToAccept => "保函减额待确认 Reduction to accept",
+            GuaranteeChange::ReductionAccepted => "保函减额已生效 Reduction accepted",
+            GuaranteeChange::ReductionRefused => "保函减额被拒绝 Reduction refused",
         }
     }
 
@@ -232,6 +241,15 @@ impl GuaranteeChange {
             }
             GuaranteeChange::AmendmentSigned => "出具机构已签署保函修改版本，有效期已延长。",
             GuaranteeChange::Revoked => "出具机构已撤销该保函，保函不再有效。",
+            GuaranteeChange::ReductionToAccept => {
+                "出具机构提出并签署了降低担保金额的保函修改，须经受益人一方接受方生效，请接受或拒绝。"
+            }
+            GuaranteeChange::ReductionAccepted => {
+                "受益人一方已接受保函减额修改，新的担保金额自即日起生效，减额函可下载。"
+            }
+            GuaranteeChange::ReductionRefused => {
+                "受益人一方拒绝了保函减额修改，保函仍按原金额有效。"
+            }
         }
     }
 
@@ -249,6 +267,19 @@ impl GuaranteeChange {
                 "The issuer signed the amendment: the guarantee's validity is extended."
             }
             GuaranteeChange::Revoked => "The issuer revoked this guarantee: it is no longer valid.",
+            GuaranteeChange::ReductionToAccept => {
+                "The issuer proposed and signed an amendment reducing the amount of this \
+                 guarantee; it takes effect only if you accept it for the beneficiary. \
+                 Accept or refuse it."
+            }
+            GuaranteeChange::ReductionAccepted => {
+                "The beneficiary's side accepted the reduction: the new amount is in force, \
+                 and the reduction letter can be downloaded."
+            }
+            GuaranteeChange::ReductionRefused => {
+                "The beneficiary's side refused the reduction: the guarantee stays in force \
+                 for its amount."
+            }
         }
     }
 }

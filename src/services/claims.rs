@@ -152,6 +152,22 @@ pub fn file_claim(
             ));
         }
         transition(c, actor, &view.guarantee, GuaranteeAction::Claim, at)?;
+        // The guarantee's row is held now: weigh the demand again against the amount as
+        // it stands, which a reduction accepted meanwhile may have lowered.
+        let (amount_fen, paid_fen): (i64, i64) = guarantees::table
+            .find(&view.guarantee.id)
+            .select((guarantees::amount_fen, guarantees::paid_fen))
+            .first(c)?;
+        let outstanding = amount_fen - paid_fen;
+        if amount.fen() > outstanding {
+            return Err(ServiceError::invalid(
+                "amount",
+                format!(
+                    "exceeds the amount outstanding, {}",
+                    Amount::from_fen(outstanding)
+                ),
+            ));
+        }
         let claim = Claim {
             id: new_id(),
             guarantee_id: view.guarantee.id.clone(),

@@ -406,11 +406,20 @@ pub fn rebuild_issue(
     actor: &Actor,
     entity: &Entity,
 ) -> Result<Option<Issued>, ServiceError> {
-    if entity.kind != "guarantee" || !matches!(entity.action.as_str(), "issue" | "amend") {
-        return Ok(None);
-    }
     let mut conn = ctx.conn()?;
-    let view = guarantee_view_by_id(&mut conn, &entity.id)?;
+    let guarantee_id = match (entity.kind.as_str(), entity.action.as_str()) {
+        ("guarantee", "issue" | "amend") => entity.id.clone(),
+        // The signature of a reduction, kept with it until the beneficiary accepts.
+        ("guarantee_reduction", "sign_reduction") => {
+            use crate::db::schema::guarantee_reductions;
+            guarantee_reductions::table
+                .find(&entity.id)
+                .select(guarantee_reductions::guarantee_id)
+                .first(&mut conn)?
+        }
+        _ => return Ok(None),
+    };
+    let view = guarantee_view_by_id(&mut conn, &guarantee_id)?;
     if view.guarantee.issuer_id != actor.organization_id {
         return Err(ServiceError::NotFound("guarantee".into()));
     }

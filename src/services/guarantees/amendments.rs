@@ -1,7 +1,11 @@
-//! Amendments after a postponement (延标): every bond in force is offered a new version
-//! with the longer validity, for its issuer to sign.
+//! Amendments: after a postponement (延标) every bond in force is offered a new version
+//! with the longer validity, for its issuer to sign; an extend-or-pay demand met by an
+//! extension drafts one too; and an issuer proposes a reduction of the amount (URDG 758
+//! art. 11), drafted here, signed like the others, in force only once the beneficiary's
+//! side accepts it ([`super::reductions`]).
 
-use super::issuing::make_draft;
+use super::issuing::{make_draft, Amendment};
+use super::reductions::{self, ReductionView};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -86,12 +90,13 @@ pub fn offer_amendments(
             role: Role::Issuer,
         };
         let view = applications::load_visible(c, &system, &g.application_id)?;
+        let version = reductions::next_version(c, &g)?;
         make_draft(
             c,
             ctx,
             &view,
-            g.current_version + 1,
-            Some((&g, valid_until)),
+            version,
+            Some(Amendment::extending(&g, valid_until)),
             at,
         )?;
         let to_sign = guarantee_view_by_id(c, &g.id)?;
@@ -176,7 +181,15 @@ pub fn offer_extension(
 ) -> Result<(), ServiceError> {
     drop_unsigned_amendment(c, g)?;
     let view = applications::load_visible(c, actor, &g.application_id)?;
-    make_draft(c, ctx, &view, g.current_version + 1, Some((g, until)), at)?;
+    let version = reductions::next_version(c, g)?;
+    make_draft(
+        c,
+        ctx,
+        &view,
+        version,
+        Some(Amendment::extending(g, until)),
+        at,
+    )?;
     let to_sign = guarantee_view_by_id(c, &g.id)?;
     crate::services::webhooks::emit_guarantee(
         c,
@@ -185,4 +198,118 @@ pub fn offer_extension(
         &[&to_sign.issuer.id],
         at,
     )
+}
+
+/// A reduction as the issuer proposes it.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReduction {
+    /// The new amount, decimal yuan: below the current amount, not below what has been
+    /// paid under the guarantee.
+    #[schema(pattern = r"^[0-9]+(\.[0-9]{1,2})?$")]
+    pub amount: String,
+    /// Why, for the beneficiary (e.g. the section's bond was lowered).
+    pub reason: String,
+}
+
+/// The issuer proposes to reduce the amount of a guarantee in force (URDG 758 art. 11):
+/// a new version with the new amount is drafted for it to sign (hosted or uploaded, as
+/// any amendment). Unlike a postponement's or an extension's, a reduction is against
+/// the beneficiary's interest: once signed it waits for the tender agency to accept it
+/// for the tenderee, and only then is it the version in force.
+///
+/// Refused with 409 while a claim is open or the guarantee has ended (naming its
+/// state), before bid opening (the beneficiary's side cannot see the bond yet, so could
+/// not decide), and while another amendment waits; an amount not strictly below the
+/// current one, or below what was paid, is a 422 on `amount`.
+pub fn propose_reduction(
+    ctx: &Context,
+    actor: &Actor,
+    number: &str,
+    input: NewReduction,
+) -> Result<ReductionView, ServiceError> {
+    use crate::domain::lifecycle::GuaranteeAction;
+    use crate::domain::money::Amount;
+    use crate::domain::reduction::check_reduced_amount;
+    let amount = Amount::parse(&input.amount).map_err(|e| ServiceError::invalid("amount", e))?;
+    let reason = crate::services::organizations::required_text("reason", &input.reason, 500)?;
+    super::with_guarantee(ctx, actor, number, |c, view, at| {
+        crate::services::require_role(actor, &[Role::Issuer])?;
+        let g = &view.guarantee;
+        g.status
+            .transition(GuaranteeAction::Amend, g.claimed_from)?;
+        // Hold the guarantee's row (a no-op update, still in force) for the transaction:
+        // a claim filed at the same time either comes first, and this sees it, or waits
+        // and then withdraws what this drafts.
+        let held = diesel::update(
+            guarantees::table
+                .filter(guarantees::id.eq(&g.id))
+                .filter(guarantees::status.eq(g.status)),
+        )
+        .set(guarantees::status.eq(g.status))
+        .execute(c)?;
+        if held != 1 {
+            return Err(ServiceError::Conflict(format!(
+                "guarantee {} changed meanwhile; reload it and try again",
+                g.number
+            )));
+        }
+        if !tender::opened(view.project.bid_opening_at, at) {
+            return Err(ServiceError::Conflict(format!(
+                "a reduction takes effect only when the beneficiary's side accepts it, and \
+                 the agency sees bonds only after bid opening at {}: propose it after that",
+                china_rfc3339(view.project.bid_opening_at)
+            )));
+        }
+        check_reduced_amount(
+            Amount::from_fen(g.amount_fen),
+            Amount::from_fen(g.paid_fen),
+            amount,
+        )
+        .map_err(|e| ServiceError::invalid("amount", e))?;
+        if let Some(pending) = reductions::pending(c, &g.id)? {
+            return Err(ServiceError::Conflict(format!(
+                "reduction version {} of guarantee {} is {}; it must be decided first",
+                pending.version,
+                g.number,
+                pending.status.as_str().replace('_', " ")
+            )));
+        }
+        if let Some(waiting) = &view.pending_amendment {
+            return Err(ServiceError::Conflict(format!(
+                "amendment version {} of guarantee {} waits for its signature; sign it first",
+                waiting.version, g.number
+            )));
+        }
+        let version = reductions::next_version(c, g)?;
+        let application = applications::load_visible(c, actor, &g.application_id)?;
+        let term = format!(
+            "Amendment version {version}: the amount is reduced from CNY {before} to CNY \
+             {after} (URDG 758 art. 11). It takes effect only when the beneficiary accepts \
+             it at the exchange; until then version {current} stays in force. Reason: \
+             {reason}",
+            before = Amount::from_fen(g.amount_fen),
+            after = amount,
+            current = g.current_version,
+        );
+        make_draft(
+            c,
+            ctx,
+            &application,
+            version,
+            Some(Amendment {
+                guarantee: g,
+                valid_until: g.valid_until,
+                amount_fen: amount.fen(),
+                terms: vec![term],
+            }),
+            at,
+        )?;
+        let reduction =
+            reductions::record_proposal(c, actor, g, version, amount.fen(), reason.clone(), at)?;
+        Ok(ReductionView {
+            reduction,
+            guarantee: guarantee_view_by_id(c, &g.id)?,
+        })
+    })
 }

@@ -63,17 +63,25 @@ fn pending_draft(
         .select(Guarantee::as_select())
         .first(c)
         .optional()?;
-    // Nothing is drafted, issued or amended once bids have closed, but the extension
-    // an issuer offered in answer to an extend-or-pay demand.
-    if !matches!(&issued, Some(g) if g.status == GuaranteeState::Claimed) {
-        applications::open_for_bonds(&view.project, at, "issue or amendment")?;
-    }
     let latest: Option<GuaranteeDraft> = guarantee_drafts::table
         .filter(guarantee_drafts::application_id.eq(&view.application.id))
         .order(guarantee_drafts::version.desc())
         .select(GuaranteeDraft::as_select())
         .first(c)
         .optional()?;
+    // Nothing is drafted, issued or amended once bids have closed, but the extension
+    // an issuer offered in answer to an extend-or-pay demand, and a reduction, which
+    // takes effect only when the beneficiary accepts it.
+    let after_bids_close = match (&issued, &latest) {
+        (Some(g), _) if g.status == GuaranteeState::Claimed => true,
+        (Some(g), Some(d)) if d.version > g.current_version => {
+            super::reductions::drafted(c, &g.id, d.version)?.is_some()
+        }
+        _ => false,
+    };
+    if !after_bids_close {
+        applications::open_for_bonds(&view.project, at, "issue or amendment")?;
+    }
     match (issued, latest) {
         (Some(g), Some(d)) if d.version > g.current_version => Ok(d),
         (Some(g), _) => Err(ServiceError::InvalidTransition {
@@ -95,21 +103,57 @@ fn pending_draft(
     }
 }
 
+/// What an amendment changes of the guarantee in force: the validity's end, the
+/// amount (the guarantee's own unless a reduction lowers it), and clauses it adds to
+/// the terms.
+pub(super) struct Amendment<'a> {
+    pub guarantee: &'a Guarantee,
+    pub valid_until: NaiveDateTime,
+    pub amount_fen: i64,
+    pub terms: Vec<String>,
+}
+
+impl<'a> Amendment<'a> {
+    /// The guarantee as it is, valid until `valid_until`.
+    pub fn extending(guarantee: &'a Guarantee, valid_until: NaiveDateTime) -> Self {
+        Amendment {
+            guarantee,
+            valid_until,
+            amount_fen: guarantee.amount_fen,
+            terms: Vec::new(),
+        }
+    }
+}
+
 /// Writes a new draft version. `number` and `code` are kept across amendments.
 pub(super) fn make_draft(
     c: &mut DbConnection,
     ctx: &Context,
     view: &ApplicationView,
     version: i32,
-    existing: Option<(&Guarantee, NaiveDateTime)>,
+    existing: Option<Amendment<'_>>,
     at: NaiveDateTime,
 ) -> Result<GuaranteeDraft, ServiceError> {
     let tenderee: Organization = organizations::table
         .find(&view.project.tenderee_id)
         .select(Organization::as_select())
         .first(c)?;
+    let amount_fen = existing
+        .as_ref()
+        .map_or(view.application.amount_fen, |a| a.amount_fen);
+    let extra_terms = existing
+        .as_ref()
+        .map(|a| a.terms.clone())
+        .unwrap_or_default();
+    // An amendment changes a guarantee issued earlier; it does not issue it again (a bid
+    // bond issued after bids closed would not meet the tender's expectations).
+    let issued_at = existing.as_ref().map_or(at, |a| a.guarantee.issued_at);
     let (number, code_hash, code_sealed, valid_until) = match existing {
-        Some((g, valid_until)) => (
+        Some(Amendment {
+            guarantee: g,
+            valid_until,
+            ..
+        }) => (
             g.number.clone(),
             g.verification_code_hash.clone(),
             g.verification_code_sealed.clone(),
@@ -129,7 +173,7 @@ pub(super) fn make_draft(
         }
     };
     let kind = view.application.kind;
-    let amount = Amount::from_fen(view.application.amount_fen);
+    let amount = Amount::from_fen(amount_fen);
     let document = GuaranteeDocument {
         schema: SCHEMA_V1.into(),
         guarantee_number: number.clone(),
@@ -164,7 +208,7 @@ pub(super) fn make_draft(
         amount_in_words: amount.to_chinese_capital(),
         valid_from: china_rfc3339(view.application.valid_from),
         valid_until: china_rfc3339(valid_until),
-        issued_at: china_rfc3339(at),
+        issued_at: china_rfc3339(issued_at),
         governing_rules: "URDG 758 (ICC Uniform Rules for Demand Guarantees, 2010 revision); \
                           laws of the People's Republic of China"
             .into(),
@@ -173,12 +217,15 @@ pub(super) fn make_draft(
                            refused to sign the contract or to furnish the performance security after \
                            award, submitted false materials, or colluded with other bidders."
             .into(),
-        terms: vec![
+        terms: [
             "This guarantee replaces the cash bid bond (投标保证金) for the named section.".into(),
             "It is irrevocable within its validity, except by the issuer before acceptance for error or fraud."
                 .into(),
             "Verify it at the verification URL with the guarantee number and verification code.".into(),
-        ],
+        ]
+        .into_iter()
+        .chain(extra_terms)
+        .collect(),
         verification_url: format!("{}/verify?number={number}", ctx.public_base_url),
     };
     let bytes = document.to_canonical_bytes().or_internal("document")?;
@@ -494,6 +541,16 @@ fn record_signature(
             g.id
         }
         Some(g) => {
+            // A reduction's signature: kept with the reduction until the beneficiary
+            // accepts it; the version in force stays.
+            if let Some(r) = super::reductions::drafted(c, &g.id, draft.version)? {
+                let view = super::reductions::signed(c, ctx, actor, &g, &r, &version, at)?;
+                let code = open_code(ctx, &view.guarantee)?;
+                return Ok(Issued {
+                    view,
+                    verification_code: code,
+                });
+            }
             // An extension answering an extend-or-pay demand first withdraws the
             // demand: the guarantee is back in force, then amended.
             let mut g = g;
@@ -522,7 +579,7 @@ fn record_signature(
             let changed = diesel::update(
                 guarantees::table
                     .filter(guarantees::id.eq(&g.id))
-                    .filter(guarantees::current_version.eq(draft.version - 1))
+                    .filter(guarantees::current_version.eq(g.current_version))
                     .filter(guarantees::status.eq(state)),
             )
             .set((

@@ -84,6 +84,11 @@ pub fn transition(
             Ok(_) => ServiceError::Conflict("the guarantee changed meanwhile; try again".into()),
         });
     }
+    if !matches!(next, GuaranteeState::Issued | GuaranteeState::Accepted) {
+        // Claimed or ended: a reduction the beneficiary had not accepted never will be
+        // (a claim runs against the version in force).
+        super::reductions::withdraw_pending(c, actor, g, action.as_str(), at)?;
+    }
     if next.is_terminal() {
         // The guarantee ended: its application no longer holds the enterprise's place
         // for the section, so it may apply again.
@@ -136,14 +141,42 @@ pub fn accept(ctx: &Context, actor: &Actor, number: &str) -> Result<GuaranteeVie
     })
 }
 
-/// Releases one guarantee and tells its bidder.
+/// Why a guarantee is released, as its release letter says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReleaseGrounds {
+    /// The agency released it.
+    Released,
+    /// Another bidder won the section.
+    AwardLost,
+    /// The winner signed the contract.
+    ContractSigned,
+}
+
+impl ReleaseGrounds {
+    fn words(self) -> &'static str {
+        match self {
+            ReleaseGrounds::Released => "招标代理解除保函 Released by the tender agency",
+            ReleaseGrounds::AwardLost => "未中标 The section was awarded to another bidder",
+            ReleaseGrounds::ContractSigned => "中标人已签订合同 The winner signed the contract",
+        }
+    }
+}
+
+/// Releases one guarantee, writes its release letter and tells its bidder.
 fn release_one(
     c: &mut DbConnection,
     ctx: &Context,
     actor: &Actor,
     g: &Guarantee,
+    grounds: ReleaseGrounds,
     at: NaiveDateTime,
 ) -> Result<(), ServiceError> {
+    // The letter names the version in force as it was released; it is written first so
+    // that the release is the last thing the transaction audits for the guarantee.
+    let before = guarantee_view_by_id(c, &g.id)?;
+    let state = before.guarantee.status;
+    state.transition(GuaranteeAction::Release, before.guarantee.claimed_from)?;
+    super::letters::write_release_letter(c, ctx, actor, &before, grounds.words(), at)?;
     transition(c, actor, g, GuaranteeAction::Release, at)?;
     let view = guarantee_view_by_id(c, &g.id)?;
     crate::services::webhooks::emit_guarantee(
@@ -164,7 +197,7 @@ fn release_one(
 pub fn release(ctx: &Context, actor: &Actor, number: &str) -> Result<GuaranteeView, ServiceError> {
     with_guarantee(ctx, actor, number, |c, view, at| {
         require_project_agency(actor, view)?;
-        release_one(c, ctx, actor, &view.guarantee, at)?;
+        release_one(c, ctx, actor, &view.guarantee, ReleaseGrounds::Released, at)?;
         guarantee_view_by_id(c, &view.guarantee.id)
     })
 }
@@ -312,7 +345,7 @@ pub fn award(
             .iter()
             .filter(|g| g.enterprise_id != winner_enterprise_id)
         {
-            release_one(c, ctx, actor, g, at)?;
+            release_one(c, ctx, actor, g, ReleaseGrounds::AwardLost, at)?;
             released.push(g.number.clone());
         }
         audit::append(
@@ -381,7 +414,7 @@ pub fn contract_signed(
         }
         let mut released = Vec::new();
         for g in &winners {
-            release_one(c, ctx, actor, g, at)?;
+            release_one(c, ctx, actor, g, ReleaseGrounds::ContractSigned, at)?;
             released.push(g.number.clone());
         }
         audit::append(

@@ -6,18 +6,27 @@
 mod amendments;
 mod expiry;
 mod issuing;
+mod letters;
 mod lifecycle;
 mod list;
+mod reductions;
 mod verification;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-pub use amendments::{drop_unsigned_amendment, offer_amendments, offer_extension};
+pub use amendments::{
+    drop_unsigned_amendment, offer_amendments, offer_extension, propose_reduction, NewReduction,
+};
 pub use expiry::{expire_due, send_expiry_notices, EXPIRY_NOTICE_DAYS};
 pub use issuing::{draft, issue_hosted, open_code, upload_signature, Issued};
+pub use letters::{get_letter, list_letters, timestamp_response};
 pub use lifecycle::{accept, award, cancel, contract_signed, release, revoke, transition};
 pub use list::{list, GuaranteeFilter, GuaranteeQuery, GuaranteeSort};
+pub use reductions::{
+    accept as accept_reduction, get as get_reduction, list as list_reductions,
+    refuse as refuse_reduction, ReductionView,
+};
 pub use verification::{
     bonds_at_opening, verify_by_number, verify_by_number_with_document, verify_documents,
     ExpectationsInput, OpeningReport,

@@ -15,8 +15,8 @@ use crate::domain::tender;
 use crate::domain::time::{china, china_rfc3339};
 use crate::domain::verification_code::VerificationCode;
 use crate::pki::{
-    Expectations, GuaranteeDocument, Registration, RegistryCheck, Supersession, VerificationReport,
-    VerifyOptions,
+    CheckId, Expectations, GuaranteeDocument, Registration, RegistryCheck, SubIndication,
+    Supersession, VerificationReport, VerifyOptions,
 };
 use crate::services::views::{guarantee_view, GuaranteeView};
 use crate::services::{require_role, Actor, Context, OrInternal, ServiceError};
@@ -216,7 +216,7 @@ pub fn verify_documents(
         .ok()
         .map(|d| d.guarantee_number);
     let sha256 = hex::encode(sha2::Sha256::digest(document));
-    let found: Option<(Guarantee, i32)> = match number {
+    let found: Option<(Guarantee, i32)> = match &number {
         Some(n) => guarantees::table
             .inner_join(guarantee_versions::table)
             .filter(guarantees::number.eq(n))
@@ -226,22 +226,42 @@ pub fn verify_documents(
             .optional()?,
         None => None,
     };
+    // Bytes that are no version but a reduction's signed amendment (awaiting the
+    // beneficiary, refused, withdrawn) are not registered either; the report says why,
+    // to whoever holds those exact bytes, as it does for a superseded version.
+    let unregistered_reduction = match (&found, &number) {
+        (None, Some(n)) => {
+            let id: Option<String> = guarantees::table
+                .filter(guarantees::number.eq(n))
+                .select(guarantees::id)
+                .first(&mut conn)
+                .optional()?;
+            match id {
+                Some(id) => super::reductions::explain_unregistered(&mut conn, &id, n, &sha256)?,
+                None => None,
+            }
+        }
+        _ => None,
+    };
     let (registry, fingerprints) = match found {
         Some((g, version)) => {
             let view = guarantee_view(&mut conn, g)?;
             let mut registered = registration(&view)?;
             if version < view.guarantee.current_version {
-                // A genuine earlier version: say what replaced it and when.
-                let replaced_on: chrono::NaiveDateTime = guarantee_versions::table
-                    .filter(guarantee_versions::guarantee_id.eq(&view.guarantee.id))
-                    .filter(guarantee_versions::version.eq(version + 1))
-                    .select(guarantee_versions::created_at)
-                    .first(&mut conn)?;
+                // A genuine earlier version: say what replaced it and when (the next
+                // version in force; a refused reduction's number is no version).
+                let (by_version, replaced_on): (i32, chrono::NaiveDateTime) =
+                    guarantee_versions::table
+                        .filter(guarantee_versions::guarantee_id.eq(&view.guarantee.id))
+                        .filter(guarantee_versions::version.gt(version))
+                        .order(guarantee_versions::version.asc())
+                        .select((guarantee_versions::version, guarantee_versions::created_at))
+                        .first(&mut conn)?;
                 let number = |v: i32| u32::try_from(v).or_internal("version");
                 registered.document_sha256 = sha256.clone();
                 registered.superseded = Some(Supersession {
                     version: number(version)?,
-                    by_version: number(version + 1)?,
+                    by_version: number(by_version)?,
                     on: china_rfc3339(replaced_on),
                     current_version: number(view.guarantee.current_version)?,
                 });
@@ -257,7 +277,7 @@ pub fn verify_documents(
         None => (RegistryCheck::Online(None), None),
     };
     let store = ctx.verifier.current(&mut conn)?;
-    Ok(ctx.verifier.engine().verify_cades(
+    let mut report = ctx.verifier.engine().verify_cades(
         document,
         signature,
         &store,
@@ -269,7 +289,15 @@ pub fn verify_documents(
             validation_time: Some(ctx.now().and_utc()),
         },
         None,
-    ))
+    );
+    if let Some(why) = unregistered_reduction {
+        if let Some(check) = report.checks.iter_mut().find(|k| {
+            k.id == CheckId::Registration && k.sub_indication == Some(SubIndication::NotRegistered)
+        }) {
+            check.explanation = why;
+        }
+    }
+    Ok(report)
 }
 
 /// The bonds of a project at bid opening.

@@ -44,6 +44,12 @@ string_enum! {
         GuaranteeIssued => "guarantee.issued",
         /// An amendment waits for the issuer's signature (to the issuer).
         AmendmentToSign => "amendment.to_sign",
+        /// A signed reduction waits for the beneficiary's side (to the agency).
+        AmendmentToAccept => "amendment.to_accept",
+        /// The agency accepted a reduction: it is in force (to the issuer).
+        AmendmentAccepted => "amendment.accepted",
+        /// The agency refused a reduction (to the issuer).
+        AmendmentRefused => "amendment.refused",
         /// The agency accepted the bond in place of cash (to the enterprise and issuer).
         GuaranteeAccepted => "guarantee.accepted",
         /// The guarantee was released (to the enterprise and issuer).
