@@ -292,6 +292,24 @@ async fn the_description_says_what_clients_rely_on() {
         "application/x-pem-file",
     );
     download("/api/v1/guarantees/{number}/letter", "text/html");
+    // A reduction's signed version, and the release and reduction letters with the
+    // exchange's time-stamp response.
+    download(
+        "/api/v1/guarantees/{number}/amendments/{version}/document",
+        "application/json",
+    );
+    download(
+        "/api/v1/guarantees/{number}/amendments/{version}/signature",
+        "application/pkcs7-signature",
+    );
+    download(
+        "/api/v1/guarantees/{number}/letters/{id}/document",
+        "application/json",
+    );
+    download(
+        "/api/v1/guarantees/{number}/letters/{id}/timestamp",
+        "application/timestamp-reply",
+    );
     let upload = operation(&spec, "post", "/api/v1/applications/{id}/signature");
     let content = &upload["requestBody"]["content"];
     assert!(content["application/pkcs7-signature"].is_object());

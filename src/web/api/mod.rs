@@ -12,11 +12,13 @@ pub mod credit_import;
 pub mod dto;
 pub mod guarantees;
 pub mod issuer_rules;
+pub mod letters;
 pub mod listing;
 pub mod mail;
 pub mod organizations;
 pub mod premium_terms;
 pub mod projects;
+pub mod reductions;
 pub mod stats;
 pub mod verify;
 pub mod waivers;
@@ -35,6 +37,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .configure(application_drafts::routes)
         .configure(attachments::routes)
         .configure(guarantees::routes)
+        .configure(reductions::routes)
+        .configure(letters::routes)
         .configure(verify::routes)
         .configure(mail::routes)
         .configure(stats::routes)

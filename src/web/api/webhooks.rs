@@ -155,7 +155,9 @@ async fn get_endpoint(
 /// Registers the organization's endpoint, or moves it to another address (the secret
 /// stays). Events are pushed from then on: `application.submitted` (issuer),
 /// `payment.confirmed` and `guarantee.issued` (enterprise), `amendment.to_sign`
-/// (issuer), `guarantee.accepted` and `guarantee.released` (enterprise and issuer),
+/// (issuer), `amendment.to_accept` (agency), `amendment.accepted` and
+/// `amendment.refused` (issuer), `guarantee.accepted` and `guarantee.released`
+/// (enterprise and issuer),
 /// `claim.filed` (issuer and enterprise), `claim.decided` (agency and enterprise). Each
 /// is a POST of `{"id", "type", "created_at", "data"}` with the headers
 /// `Baohan-Event-Id`, `Baohan-Event-Type` and `Baohan-Signature: t=<unix>,v1=<hex>`,
