@@ -149,8 +149,23 @@ async fn the_agency_opens_the_bids_and_exports_them(app: TestApp) {
     let status = app.as_agency().await.guarantee(&first).await;
     assert_eq!(status.status, "accepted");
 
+    // A reduction the bank proposed for the second bond shows on its page.
+    app.as_issuer("bank")
+        .await
+        .post::<serde_json::Value>(
+            &format!("/api/v1/guarantees/{}/reduction", second.number),
+            &serde_json::json!({ "amount": "60000.00", "reason": "标段保证金调低" }),
+            201,
+        )
+        .await;
+
     // The agency's other main pages, as they look.
     for (path, ready, name) in [
+        (
+            format!("/guarantees/{}", second.number),
+            "#pending-reduction",
+            "agency-guarantee",
+        ),
         (
             format!("/agency/projects/{}", tender.id),
             "table.list",

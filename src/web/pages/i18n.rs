@@ -333,6 +333,17 @@ mod catalogue_tests {
                     .map(|s| format!("matter-subject-{s}")),
             );
         }
+        // A guarantee's page: its reductions' states and its letters' kinds.
+        wanted.extend(
+            crate::domain::reduction::ReductionState::ALL
+                .iter()
+                .map(|s| format!("reduction-state-{s}")),
+        );
+        wanted.extend(
+            crate::domain::letter::LetterKind::ALL
+                .iter()
+                .map(|k| format!("letter-kind-{k}")),
+        );
         let missing: Vec<_> = wanted.iter().filter(|k| !zh.contains(*k)).collect();
         assert!(missing.is_empty(), "{missing:?}");
     }

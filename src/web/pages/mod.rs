@@ -16,6 +16,7 @@ pub mod credit_office;
 pub mod enterprise;
 pub mod errors;
 pub mod forms;
+pub mod guarantee_detail;
 pub mod guarantees;
 pub mod home;
 pub mod i18n;
@@ -50,6 +51,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(claims::routes)
         .configure(home::routes)
         .configure(guarantees::routes)
+        .configure(guarantee_detail::routes)
         .configure(enterprise::routes)
         .configure(issuer::routes)
         .configure(login::routes)
