@@ -28,6 +28,7 @@ mod credit_looks;
 mod database;
 mod errors;
 mod exchange;
+mod guarantee_reductions;
 mod health;
 mod http;
 mod idempotency;
