@@ -171,13 +171,13 @@ fn release_one(
     grounds: ReleaseGrounds,
     at: NaiveDateTime,
 ) -> Result<(), ServiceError> {
-    // The letter names the version in force as it was released; it is written first so
-    // that the release is the last thing the transaction audits for the guarantee.
+    // The letter names the version in force as it was released. It is written after
+    // the conditional update that makes this request the one that releases: a release
+    // racing it waits on the row and is refused naming the state, rather than meeting
+    // the one-letter-per-guarantee index.
     let before = guarantee_view_by_id(c, &g.id)?;
-    let state = before.guarantee.status;
-    state.transition(GuaranteeAction::Release, before.guarantee.claimed_from)?;
-    super::letters::write_release_letter(c, ctx, actor, &before, grounds.words(), at)?;
     transition(c, actor, g, GuaranteeAction::Release, at)?;
+    super::letters::write_release_letter(c, ctx, actor, &before, grounds.words(), at)?;
     let view = guarantee_view_by_id(c, &g.id)?;
     crate::services::webhooks::emit_guarantee(
         c,
