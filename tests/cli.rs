@@ -473,7 +473,10 @@ fn the_demo_runs_on_postgresql_and_a_second_run_adds_nothing() {
     let tmp = tempfile::tempdir().expect("dir");
     let data = tmp.path().join("data");
     let first = run_demo_until_listening(&db.url, &data);
-    assert!(first.contains("demo CA and CRL"), "{first}");
+    assert!(
+        first.contains("demo CAs and CRLs") && first.contains("(SM2)"),
+        "{first}"
+    );
     assert!(!first.contains("added now: 0 organizations"), "{first}");
     let seeded = demo_rows(&db.url);
     assert!(seeded.iter().all(|(_, n)| *n > 0), "{seeded:?}");
