@@ -997,6 +997,40 @@ async fn the_pages_propose_and_decide_a_reduction_and_list_letters(backend: Test
         )),
         "{page}"
     );
+    // As the agency's officer sees it: in Chinese at a desk, in English on a phone.
+    for (lang, phone) in [("zh-CN", false), ("en", true)] {
+        let browser = crate::fixtures::chromium::Chromium::start(lang).await;
+        if phone {
+            browser
+                .client
+                .set_window_size(390, 844)
+                .await
+                .expect("phone-sized window");
+        }
+        crate::browser_flow::sign_in_for(&browser, &app, &page_path, "agency").await;
+        let accept_form = format!("form[action='/guarantees/{number}/amendments/2/accept']");
+        assert!(
+            browser.wait_for(&accept_form).await,
+            "{}",
+            browser.text("main").await
+        );
+        assert!(browser.has("#pending-reduction").await);
+        let name = if phone {
+            "phone-agency-pending-reduction-en"
+        } else {
+            "agency-pending-reduction"
+        };
+        browser.screenshot(name).await;
+        let overflow = browser
+            .eval("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            .await;
+        assert!(
+            overflow.as_i64().is_some_and(|o| o <= 0),
+            "wider than the window by {overflow} px"
+        );
+        browser.looked_at(name).await;
+        browser.close().await;
+    }
     let (bidder, _) = page_session(&app, "enterprise1").await;
     let (status, page) = html(&bidder, &app, &page_path).await;
     assert_eq!(status, 200);
